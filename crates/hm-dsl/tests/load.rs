@@ -1,0 +1,101 @@
+use std::path::Path;
+
+use hm_dsl::{LoadError, Project};
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".hm")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(".hm").join(name), text).unwrap();
+    }
+    dir
+}
+
+fn envelope(slug: &str, keys: &[&str]) -> String {
+    let nodes: Vec<_> = keys
+        .iter()
+        .map(|k| serde_json::json!({"step": {"key": k, "cmd": "true"}, "env": {}}))
+        .collect();
+    serde_json::json!({"schema_version": "1", "pipelines": [{
+        "slug": slug, "name": slug, "allow_manual": true, "triggers": [],
+        "definition": {"version": "0", "nodes": nodes, "node_holes": [],
+                       "edge_property": "directed", "edges": []}}]})
+    .to_string()
+}
+
+fn load_err(dir: &Path) -> String {
+    Project::find(dir).unwrap().load().unwrap_err().to_string()
+}
+
+#[test]
+fn finds_the_nearest_project_and_merges_files() {
+    let dir = project(&[
+        ("a.json", &envelope("one", &["x"])),
+        ("b.json", &envelope("two", &["y"])),
+    ]);
+    let sub = dir.path().join("src/deep");
+    std::fs::create_dir_all(&sub).unwrap();
+    let project = Project::find(&sub).unwrap();
+    assert_eq!(project.root, dir.path().canonicalize().unwrap());
+    let loaded = project.load().unwrap();
+    let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
+    assert_eq!(slugs, ["one", "two"]);
+    assert_eq!(loaded.pipeline("two").unwrap().1, Path::new(".hm/b.json"));
+}
+
+#[test]
+fn no_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Project::find(dir.path()).unwrap_err();
+    assert!(matches!(err, LoadError::NoProject { .. }));
+    assert!(err.to_string().contains("hm init"));
+}
+
+#[test]
+fn malformed_json_names_file_and_position() {
+    let dir = project(&[("ci.json", "{\"schema_version\": \"1\",\n \"pipelines\": [}")]);
+    let err = load_err(dir.path());
+    assert!(err.starts_with("`.hm/ci.json`:2:"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let text = envelope("ci", &["a"]).replace("\"cmd\":\"true\"", "\"cmd\":\"true\",\"timeout_seconds\":\"soon\"");
+    let dir = project(&[("ci.json", &text)]);
+    let err = load_err(dir.path());
+    assert!(
+        err.contains("pipelines[0].definition.nodes[0].step.timeout_seconds"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_field_is_an_error() {
+    let text = envelope("ci", &["a"]).replace("\"cmd\":\"true\"", "\"cmd\":\"true\",\"cmd\":\"false\"");
+    let dir = project(&[("ci.json", &text)]);
+    assert!(load_err(dir.path()).contains("duplicate field `cmd`"));
+}
+
+#[test]
+fn duplicate_slug_names_both_files() {
+    let dir = project(&[("a.json", &envelope("ci", &["x"])), ("b.json", &envelope("ci", &["y"]))]);
+    assert_eq!(
+        load_err(dir.path()),
+        "pipeline `ci` is defined twice: in `.hm/a.json` and in `.hm/b.json`"
+    );
+}
+
+#[test]
+fn invalid_pipeline_names_file_and_step() {
+    let dir = project(&[("ci.json", &envelope("ci", &["x", "x"]))]);
+    assert_eq!(
+        load_err(dir.path()),
+        "`.hm/ci.json`: pipeline `ci`, step `x`: duplicate step key (nodes 0 and 1)"
+    );
+}
+
+#[test]
+fn other_languages_are_named() {
+    let dir = project(&[("pipeline.py", "import harmont")]);
+    assert!(load_err(dir.path()).contains("`.hm/pipeline.py`: Python pipeline files"));
+}

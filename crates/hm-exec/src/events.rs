@@ -1,0 +1,162 @@
+//! The event stream of a build: plain data, the only path from execution
+//! to output (DESIGN.md §7).
+//!
+//! `--format json` prints each [`Event`] as one JSON object per line, with
+//! the variant name in `kind`:
+//!
+//! | kind | fields |
+//! |---|---|
+//! | `build_start` | `run_id`, `pipeline`, `plan {step_count, chain_count, default_runner}`, `started_at` |
+//! | `step_queued` | `step_id`, `key`, `chain_idx`, `parent_key?`, `display_name` |
+//! | `step_start` | `step_id`, `runner`, `image?` |
+//! | `step_log` | `step_id`, `stream` (`stdout`/`stderr`), `line`, `ts` |
+//! | `step_cache_hit` | `step_id`, `key`, `tag` |
+//! | `step_end` | `step_id`, `exit_code`, `duration_ms`, `snapshot?`, `status`, `message?` |
+//! | `step_skipped` | `step_id`, `key`, `reason` |
+//! | `chain_failed` | `chain_idx`, `failed_step_id`, `failed_step_key`, `exit_code`, `message`, `ts` |
+//! | `build_end` | `exit_code`, `duration_ms`, `status` |
+//!
+//! Times are RFC 3339 UTC with milliseconds. `step_id` is the step's index
+//! in the pipeline, as a string, unique within a run. `exit_code` is the
+//! command's exit status; a step ended by a signal has 128 + the signal
+//! (a cancelled step: 137), a timed-out step 124, and a step whose VM
+//! failed before or around its command -1, with the reason in `message`.
+//! Every queued step ends with exactly one `step_end` or `step_skipped`.
+
+use serde::{Deserialize, Serialize};
+
+pub use hm_vm::LogStream;
+
+/// One event of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    BuildStart {
+        run_id: String,
+        pipeline: String,
+        plan: PlanSummary,
+        started_at: String,
+    },
+    StepQueued {
+        step_id: String,
+        key: String,
+        chain_idx: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_key: Option<String>,
+        display_name: String,
+    },
+    StepStart {
+        step_id: String,
+        runner: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
+    },
+    StepLog {
+        step_id: String,
+        stream: LogStream,
+        line: String,
+        ts: String,
+    },
+    StepCacheHit {
+        step_id: String,
+        key: String,
+        tag: String,
+    },
+    StepEnd {
+        step_id: String,
+        exit_code: i32,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<String>,
+        status: StepStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    StepSkipped {
+        step_id: String,
+        key: String,
+        reason: String,
+    },
+    ChainFailed {
+        chain_idx: usize,
+        failed_step_id: String,
+        failed_step_key: String,
+        exit_code: i32,
+        message: String,
+        ts: String,
+    },
+    BuildEnd {
+        exit_code: i32,
+        duration_ms: u64,
+        status: BuildStatus,
+    },
+}
+
+/// The shape of the plan, announced at `build_start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub step_count: usize,
+    pub chain_count: usize,
+    pub default_runner: String,
+}
+
+/// How a step that started ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Passed,
+    Failed,
+    TimedOut,
+    Canceled,
+    CacheHit,
+}
+
+impl StepStatus {
+    /// Whether its successors may build on it.
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Passed | Self::CacheHit)
+    }
+}
+
+/// How the build ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildStatus {
+    Passed,
+    Failed,
+    TimedOut,
+    Interrupted,
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_with_kind_tags() {
+        let event = Event::StepEnd {
+            step_id: "3".into(),
+            exit_code: 0,
+            duration_ms: 12,
+            snapshot: None,
+            status: StepStatus::Passed,
+            message: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"kind":"step_end","step_id":"3","exit_code":0,"duration_ms":12,"status":"passed"}"#
+        );
+        let log = Event::StepLog {
+            step_id: "0".into(),
+            stream: LogStream::Stderr,
+            line: "x".into(),
+            ts: "t".into(),
+        };
+        assert!(serde_json::to_string(&log).unwrap().contains(r#""stream":"stderr""#));
+    }
+}

@@ -1,0 +1,21 @@
+//! Executing a planned pipeline: the scheduler, the runner, the workspace
+//! source, and the event stream that is the only path to output.
+//!
+//! The main type is [`LocalBackend`], an [`ExecutionBackend`] built once
+//! with a parallelism and an injected [`hm_vm::VmBackend`]; `start` returns
+//! a [`BackendHandle`] with the build's [`Event`]s and a [`RunControl`] to
+//! interrupt and await it. Scheduling decisions live in the synchronous
+//! [`scheduler`], tested without a runtime.
+
+pub mod events;
+mod local;
+mod outcome;
+mod runner;
+pub mod scheduler;
+pub mod workspace;
+
+pub use events::{BuildStatus, Event, StepStatus};
+pub use local::{
+    BackendHandle, Capabilities, ExecutionBackend, Interrupter, LocalBackend, RunControl, RunError, RunRequest,
+};
+pub use outcome::{exit_codes, BuildOutcome};

@@ -1,0 +1,435 @@
+//! The scheduling decisions of a build, as a plain state machine (DESIGN.md
+//! §3): fed what happened, it answers with what to do. No runtime, no VMs,
+//! no clocks; the run loop in [`crate::local`] carries the actions out.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use hm_ir::{Plan, StepIdx};
+
+use crate::events::StepStatus;
+
+/// Why a build stops early; later variants override earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopReason {
+    /// A step failed and `--keep-going` was not given.
+    FailFast,
+    /// The pipeline's timeout expired.
+    PipelineTimeout,
+    /// SIGINT or SIGTERM.
+    Interrupted,
+}
+
+/// Why a step never started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// An ancestor it builds on or waits for did not succeed.
+    Upstream { key: String, status: UpstreamStatus },
+    /// The build stopped before the step could start.
+    Stopped(StopReason),
+}
+
+/// What became of the ancestor a step was skipped for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamStatus {
+    Failed(StepStatus),
+    Skipped,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Upstream { key, status } => {
+                let what = match status {
+                    UpstreamStatus::Failed(StepStatus::TimedOut) => "timed out",
+                    UpstreamStatus::Failed(StepStatus::Canceled) => "was canceled",
+                    UpstreamStatus::Failed(_) => "failed",
+                    UpstreamStatus::Skipped => "was skipped",
+                };
+                write!(f, "`{key}` {what}")
+            }
+            SkipReason::Stopped(StopReason::FailFast) => {
+                f.write_str("the build failed (use -k/--keep-going to run independent steps)")
+            }
+            SkipReason::Stopped(StopReason::PipelineTimeout) => f.write_str("the pipeline timed out"),
+            SkipReason::Stopped(StopReason::Interrupted) => f.write_str("the build was interrupted"),
+        }
+    }
+}
+
+/// What the run loop must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Start(StepIdx),
+    Cancel(StepIdx),
+    Skip(StepIdx, SkipReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Ready,
+    Running,
+    Done(StepStatus),
+    Skipped,
+}
+
+impl State {
+    fn is_terminal(self) -> bool {
+        matches!(self, State::Done(_) | State::Skipped)
+    }
+}
+
+/// The scheduler of one build.
+#[derive(Debug)]
+pub struct Scheduler<'p> {
+    plan: &'p Plan,
+    states: Vec<State>,
+    parallelism: usize,
+    keep_going: bool,
+    running: usize,
+    ready: BinaryHeap<(usize, Reverse<StepIdx>)>,
+    stop: Option<StopReason>,
+}
+
+impl<'p> Scheduler<'p> {
+    pub fn new(plan: &'p Plan, parallelism: usize, keep_going: bool) -> Self {
+        Scheduler {
+            plan,
+            states: vec![State::Waiting; plan.steps.len()],
+            parallelism: parallelism.max(1),
+            keep_going,
+            running: 0,
+            ready: BinaryHeap::new(),
+            stop: None,
+        }
+    }
+
+    /// The first steps to start.
+    pub fn start(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for idx in 0..self.states.len() {
+            self.consider(idx, &mut actions);
+        }
+        self.fill(&mut actions);
+        actions
+    }
+
+    /// A started step ended with `status`.
+    pub fn finished(&mut self, idx: StepIdx, status: StepStatus) -> Vec<Action> {
+        debug_assert_eq!(self.states[idx], State::Running);
+        self.states[idx] = State::Done(status);
+        self.running -= 1;
+        let mut actions = Vec::new();
+        // Descendants first, so that they are skipped for this step's sake.
+        for next in self.plan.successors(idx).collect::<Vec<_>>() {
+            self.consider(next, &mut actions);
+        }
+        if !status.is_success() && self.stop.is_none() && !self.keep_going {
+            self.halt(StopReason::FailFast, &mut actions);
+        }
+        self.fill(&mut actions);
+        actions
+    }
+
+    /// The build must stop (timeout, interrupt).
+    pub fn stop(&mut self, reason: StopReason) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.halt(reason, &mut actions);
+        self.fill(&mut actions);
+        actions
+    }
+
+    /// Nothing runs and nothing more will start.
+    pub fn is_done(&self) -> bool {
+        self.running == 0 && self.ready.is_empty() && self.states.iter().all(|s| s.is_terminal())
+    }
+
+    /// Whether the step has ended (or will never start).
+    pub fn is_finished(&self, idx: StepIdx) -> bool {
+        self.states[idx].is_terminal()
+    }
+
+    /// Why the build stopped early, if it did.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
+    }
+
+    /// Whether any step ended without success.
+    pub fn any_failed(&self) -> bool {
+        self.states
+            .iter()
+            .any(|s| matches!(s, State::Done(st) if !st.is_success()))
+    }
+
+    /// Stops the build: in-flight steps are cancelled and waiting ones
+    /// skipped, except (on fail-fast) the steps behind a
+    /// `continue_on_failure` wait, which still run.
+    fn halt(&mut self, reason: StopReason, actions: &mut Vec<Action>) {
+        if self.stop.is_some_and(|s| s >= reason) {
+            return;
+        }
+        self.stop = Some(reason);
+        let spares =
+            |idx: StepIdx| reason == StopReason::FailFast && self.plan.steps[idx].node.step.continue_on_failure;
+        let mut spared = BinaryHeap::new();
+        for (remaining, Reverse(idx)) in std::mem::take(&mut self.ready) {
+            if spares(idx) {
+                spared.push((remaining, Reverse(idx)));
+            } else {
+                self.states[idx] = State::Skipped;
+                actions.push(Action::Skip(idx, SkipReason::Stopped(reason)));
+            }
+        }
+        self.ready = spared;
+        for idx in 0..self.states.len() {
+            match self.states[idx] {
+                State::Running if !spares(idx) => actions.push(Action::Cancel(idx)),
+                State::Waiting if !spares(idx) && !self.behind_spared(idx) => {
+                    self.states[idx] = State::Skipped;
+                    actions.push(Action::Skip(idx, SkipReason::Stopped(reason)));
+                }
+                _ => {}
+            }
+        }
+        // Spared steps may have been waiting only for steps skipped just now.
+        for idx in 0..self.states.len() {
+            self.consider(idx, actions);
+        }
+    }
+
+    /// Whether a waiting step descends (by `builds_in`) from a step that a
+    /// fail-fast stop spares; it belongs to the same group of steps.
+    fn behind_spared(&self, idx: StepIdx) -> bool {
+        let mut ancestor = self.plan.steps[idx].parent;
+        while let Some(a) = ancestor {
+            if self.plan.steps[a].node.step.continue_on_failure {
+                return true;
+            }
+            ancestor = self.plan.steps[a].parent;
+        }
+        false
+    }
+
+    /// Moves a waiting step on if everything before it has ended: to ready,
+    /// or to skipped (and then its successors too).
+    fn consider(&mut self, idx: StepIdx, actions: &mut Vec<Action>) {
+        if self.states[idx] != State::Waiting {
+            return;
+        }
+        let step = &self.plan.steps[idx];
+        let lenient = step.node.step.continue_on_failure;
+        let mut blocker = None;
+        for (pred, ordering_only) in step
+            .parent
+            .map(|p| (p, false))
+            .into_iter()
+            .chain(step.depends_on.iter().map(|&p| (p, lenient)))
+        {
+            match self.states[pred] {
+                State::Done(status) if status.is_success() || ordering_only => {}
+                State::Skipped if ordering_only => {}
+                State::Done(status) => blocker = blocker.or(Some((pred, UpstreamStatus::Failed(status)))),
+                State::Skipped => blocker = blocker.or(Some((pred, UpstreamStatus::Skipped))),
+                _ => return,
+            }
+        }
+        match blocker {
+            Some((pred, status)) => {
+                self.states[idx] = State::Skipped;
+                let key = self.plan.steps[pred].key().to_owned();
+                actions.push(Action::Skip(idx, SkipReason::Upstream { key, status }));
+                for next in self.plan.successors(idx).collect::<Vec<_>>() {
+                    self.consider(next, actions);
+                }
+            }
+            None => {
+                self.states[idx] = State::Ready;
+                self.ready.push((step.remaining, Reverse(idx)));
+            }
+        }
+    }
+
+    /// Starts ready steps, longest remaining path first, up to the
+    /// parallelism.
+    fn fill(&mut self, actions: &mut Vec<Action>) {
+        while self.running < self.parallelism {
+            let Some((_, Reverse(idx))) = self.ready.pop() else {
+                break;
+            };
+            self.states[idx] = State::Running;
+            self.running += 1;
+            actions.push(Action::Start(idx));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hm_ir::Pipeline;
+    use serde_json::json;
+
+    /// A plan from `(key, cof)` nodes and `(src, dst, kind)` edges.
+    fn plan(nodes: &[(&str, bool)], edges: &[(u32, u32, &str)]) -> Plan {
+        let nodes: Vec<_> = nodes
+            .iter()
+            .map(|(k, cof)| json!({"step": {"key": k, "cmd": "true", "continue_on_failure": cof}}))
+            .collect();
+        let edges: Vec<_> = edges.iter().map(|(s, d, k)| json!([s, d, k])).collect();
+        let pipeline: Pipeline = serde_json::from_value(json!({
+            "slug": "t", "definition": {"version": "0", "nodes": nodes, "edge_property": "directed", "edges": edges}
+        }))
+        .unwrap();
+        Plan::new(&pipeline).unwrap()
+    }
+
+    fn starts(actions: &[Action]) -> Vec<StepIdx> {
+        actions
+            .iter()
+            .filter_map(|a| if let Action::Start(i) = a { Some(*i) } else { None })
+            .collect()
+    }
+
+    fn skips(actions: &[Action]) -> Vec<StepIdx> {
+        actions
+            .iter()
+            .filter_map(|a| if let Action::Skip(i, _) = a { Some(*i) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn chain_runs_in_order() {
+        let p = plan(
+            &[("a", false), ("b", false), ("c", false)],
+            &[(0, 1, "builds_in"), (1, 2, "builds_in")],
+        );
+        let mut s = Scheduler::new(&p, 4, false);
+        assert_eq!(starts(&s.start()), [0]);
+        assert_eq!(starts(&s.finished(0, StepStatus::Passed)), [1]);
+        assert_eq!(starts(&s.finished(1, StepStatus::CacheHit)), [2]);
+        assert!(s.finished(2, StepStatus::Passed).is_empty());
+        assert!(s.is_done());
+        assert!(!s.any_failed());
+    }
+
+    #[test]
+    fn longest_remaining_path_first_within_parallelism() {
+        // x alone; a -> b -> c
+        let p = plan(
+            &[("x", false), ("a", false), ("b", false), ("c", false)],
+            &[(1, 2, "builds_in"), (2, 3, "builds_in")],
+        );
+        let mut s = Scheduler::new(&p, 1, false);
+        assert_eq!(starts(&s.start()), [1]);
+        assert_eq!(starts(&s.finished(1, StepStatus::Passed)), [2]);
+    }
+
+    #[test]
+    fn fail_fast_cancels_siblings_and_skips_the_rest() {
+        // a and b independent; c after a
+        let p = plan(
+            &[("a", false), ("b", false), ("c", false), ("d", false)],
+            &[(0, 2, "builds_in")],
+        );
+        let mut s = Scheduler::new(&p, 2, false);
+        assert_eq!(starts(&s.start()), [0, 1]);
+        let actions = s.finished(0, StepStatus::Failed);
+        assert!(actions.contains(&Action::Cancel(1)));
+        let mut skipped = skips(&actions);
+        skipped.sort();
+        assert_eq!(skipped, [2, 3]);
+        assert!(!s.is_done());
+        assert!(s.finished(1, StepStatus::Canceled).is_empty());
+        assert!(s.is_done());
+        assert_eq!(s.stop_reason(), Some(StopReason::FailFast));
+    }
+
+    #[test]
+    fn keep_going_runs_independent_steps() {
+        let p = plan(
+            &[("a", false), ("b", false), ("c", false), ("d", false)],
+            &[(0, 1, "builds_in"), (1, 2, "builds_in")],
+        );
+        let mut s = Scheduler::new(&p, 1, true);
+        assert_eq!(starts(&s.start()), [0]);
+        let actions = s.finished(0, StepStatus::TimedOut);
+        assert_eq!(skips(&actions), [1, 2], "every descendant is skipped");
+        assert_eq!(starts(&actions), [3]);
+        match &actions[1] {
+            Action::Skip(
+                2,
+                SkipReason::Upstream {
+                    key,
+                    status: UpstreamStatus::Skipped,
+                },
+            ) => assert_eq!(key, "b"),
+            other => panic!("{other:?}"),
+        }
+        s.finished(3, StepStatus::Passed);
+        assert!(s.is_done());
+        assert!(s.any_failed());
+    }
+
+    #[test]
+    fn wait_joins_and_continue_on_failure_orders_only() {
+        // a, b -> wait -> c (strict); a, b -> wait(cof) -> d
+        let p = plan(
+            &[("a", false), ("b", false), ("c", false), ("d", true)],
+            &[
+                (0, 2, "depends_on"),
+                (1, 2, "depends_on"),
+                (0, 3, "depends_on"),
+                (1, 3, "depends_on"),
+            ],
+        );
+        let mut s = Scheduler::new(&p, 4, false);
+        assert_eq!(starts(&s.start()), [0, 1]);
+        let actions = s.finished(0, StepStatus::Failed);
+        assert!(actions.contains(&Action::Cancel(1)));
+        assert_eq!(skips(&actions), [2]);
+        let actions = s.finished(1, StepStatus::Canceled);
+        assert_eq!(
+            starts(&actions),
+            [3],
+            "the step behind a continue_on_failure wait still runs"
+        );
+        s.finished(3, StepStatus::Passed);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn fail_fast_spares_steps_waiting_on_skipped_ones() {
+        // a fails; x (waiting on r) is skipped by the stop; d waits (cof) on x.
+        let p = plan(
+            &[("a", false), ("r", false), ("x", false), ("d", true)],
+            &[(1, 2, "builds_in"), (2, 3, "depends_on")],
+        );
+        let mut s = Scheduler::new(&p, 1, false);
+        assert_eq!(starts(&s.start()), [1]);
+        let actions = s.finished(1, StepStatus::Failed);
+        assert!(skips(&actions).contains(&2));
+        assert!(skips(&actions).contains(&0));
+        assert_eq!(starts(&actions), [3]);
+        s.finished(3, StepStatus::Passed);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn interrupt_stops_everything() {
+        let p = plan(&[("a", false), ("b", true)], &[(0, 1, "depends_on")]);
+        let mut s = Scheduler::new(&p, 4, false);
+        s.start();
+        let actions = s.stop(StopReason::Interrupted);
+        assert_eq!(
+            actions,
+            [
+                Action::Cancel(0),
+                Action::Skip(1, SkipReason::Stopped(StopReason::Interrupted))
+            ]
+        );
+        s.finished(0, StepStatus::Canceled);
+        assert!(s.is_done());
+        assert_eq!(s.stop_reason(), Some(StopReason::Interrupted));
+    }
+}

@@ -1,0 +1,19 @@
+//! The pipeline envelope and its IR, as Harmont's SDKs emit them, plus the
+//! checks and the planned DAG that execution works from.
+//!
+//! The main types are [`Envelope`] (what pipeline files evaluate to), its
+//! [`Pipeline`]s whose [`Definition`] is the IR graph, and [`Plan`], the
+//! validated, index-compacted DAG built by [`Plan::new`]. Nothing here knows
+//! about files, processes or VMs: validation errors name the pipeline and the
+//! step, and the caller adds the file.
+
+mod envelope;
+mod plan;
+mod validate;
+
+pub use envelope::{
+    CachePolicy, Definition, EdgeKind, Envelope, Node, Pipeline, Step, DEFAULT_IMAGE, ENVELOPE_SCHEMA_VERSION,
+    IR_VERSION,
+};
+pub use plan::{Plan, PlannedStep, StepIdx};
+pub use validate::{validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};

@@ -1,0 +1,153 @@
+//! The checks every pipeline passes before anything runs (DESIGN.md §2).
+
+use crate::envelope::{CachePolicy, Pipeline, IR_VERSION};
+
+/// A pipeline that cannot run, with the pipeline and (where there is one)
+/// the step it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pipeline `{slug}`{}: {kind}", step.as_ref().map(|s| format!(", step `{s}`")).unwrap_or_default())]
+pub struct ValidationError {
+    pub slug: String,
+    pub step: Option<String>,
+    pub kind: ValidationErrorKind,
+}
+
+/// What is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationErrorKind {
+    #[error("unsupported IR `version` `{0}` (this hm reads `{IR_VERSION}`)")]
+    IrVersion(String),
+    #[error("`edge_property` must be `directed`, not `{0}`")]
+    EdgeProperty(String),
+    #[error("invalid slug: it must match ^[a-z][a-z0-9-]{{0,63}}$")]
+    Slug,
+    #[error("`node_holes` entry {0} is out of order or repeated")]
+    NodeHoles(u32),
+    #[error("empty step `key`")]
+    EmptyKey,
+    #[error("duplicate step key (nodes {first} and {second})")]
+    DuplicateKey { first: usize, second: usize },
+    #[error("edge {edge} points at node {node}, which does not exist")]
+    DanglingEdge { edge: usize, node: u32 },
+    #[error("edge {edge} connects the step to itself")]
+    SelfEdge { edge: usize },
+    #[error("two `builds_in` parents: `{first}` and `{second}` (a step boots from one snapshot)")]
+    TwoParents { first: String, second: String },
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error("`{field}` must be greater than 0")]
+    ZeroTimeout { field: &'static str },
+    #[error("unknown cache policy `{0}` (known: none, forever, ttl, on_change, compose)")]
+    UnknownPolicy(String),
+    #[error("cache policy `ttl` needs `duration_seconds` greater than 0")]
+    TtlDuration,
+    #[error("cache policy `on_change` needs at least one path in `paths`")]
+    OnChangePaths,
+    #[error("cache policy `compose` needs at least one entry in `sub_policies`")]
+    ComposeEmpty,
+    #[error(
+        "is cached but its `builds_in` ancestor `{0}` is not; a cached snapshot must not depend on an uncached one"
+    )]
+    UncachedAncestor(String),
+    #[error("unknown runner `{0}` (this hm runs steps with `vm`)")]
+    UnknownRunner(String),
+}
+
+/// Whether `slug` matches `^[a-z][a-z0-9-]{0,63}$`.
+pub fn validate_slug(slug: &str) -> bool {
+    let bytes = slug.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_lowercase()
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// Checks one pipeline completely; the same checks [`crate::Plan::new`] runs.
+pub fn validate_pipeline(pipeline: &Pipeline) -> Result<(), ValidationError> {
+    crate::Plan::new(pipeline).map(|_| ())
+}
+
+/// Checks that apply to the pipeline as a whole, before the graph is built.
+pub(crate) fn check_header(pipeline: &Pipeline) -> Result<(), ValidationError> {
+    let fail = |kind| Err(error(pipeline, None, kind));
+    if !validate_slug(&pipeline.slug) {
+        return fail(ValidationErrorKind::Slug);
+    }
+    let def = &pipeline.definition;
+    if def.version != IR_VERSION {
+        return fail(ValidationErrorKind::IrVersion(def.version.clone()));
+    }
+    if def.edge_property != "directed" {
+        return fail(ValidationErrorKind::EdgeProperty(def.edge_property.clone()));
+    }
+    if def.timeout_seconds == Some(0) {
+        return fail(ValidationErrorKind::ZeroTimeout {
+            field: "timeout_seconds",
+        });
+    }
+    Ok(())
+}
+
+/// Checks that concern a single step on its own.
+pub(crate) fn check_step(pipeline: &Pipeline, node: &crate::Node) -> Result<(), ValidationError> {
+    let step = &node.step;
+    let fail = |kind| Err(error(pipeline, Some(&step.key), kind));
+    if step.key.is_empty() {
+        return fail(ValidationErrorKind::EmptyKey);
+    }
+    if step.timeout_seconds == Some(0) {
+        return fail(ValidationErrorKind::ZeroTimeout {
+            field: "timeout_seconds",
+        });
+    }
+    if let Some(runner) = step.runner.as_deref() {
+        if runner != "vm" {
+            return fail(ValidationErrorKind::UnknownRunner(runner.to_owned()));
+        }
+    }
+    if let Some(policy) = &step.cache {
+        check_policy(policy).map_err(|kind| error(pipeline, Some(&step.key), kind))?;
+    }
+    Ok(())
+}
+
+fn check_policy(policy: &CachePolicy) -> Result<(), ValidationErrorKind> {
+    match policy.policy.as_str() {
+        "none" | "forever" => Ok(()),
+        "ttl" => match policy.duration_seconds {
+            Some(d) if d > 0 => Ok(()),
+            _ => Err(ValidationErrorKind::TtlDuration),
+        },
+        "on_change" if policy.paths.is_empty() => Err(ValidationErrorKind::OnChangePaths),
+        "on_change" => Ok(()),
+        "compose" if policy.sub_policies.is_empty() => Err(ValidationErrorKind::ComposeEmpty),
+        "compose" => policy.sub_policies.iter().try_for_each(check_policy),
+        other => Err(ValidationErrorKind::UnknownPolicy(other.to_owned())),
+    }
+}
+
+pub(crate) fn error(pipeline: &Pipeline, step: Option<&str>, kind: ValidationErrorKind) -> ValidationError {
+    ValidationError {
+        slug: pipeline.slug.clone(),
+        step: step.map(str::to_owned),
+        kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["a", "ci", "build-and-test", "a0-9"] {
+            assert!(validate_slug(ok), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in ["", "A", "0a", "-a", "a_b", "a b", long.as_str()] {
+            assert!(!validate_slug(bad), "{bad}");
+        }
+    }
+}

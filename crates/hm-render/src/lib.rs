@@ -1,0 +1,23 @@
+//! Turns a build's [`Event`]s into output. A renderer is a fold over the
+//! stream: it never sees anything but events.
+//!
+//! [`JsonRenderer`] prints NDJSON (the format is documented in
+//! [`hm_exec::events`]); [`LogsRenderer`] prints one prefixed line per log
+//! line, a line when a step starts and ends, and a summary with the tail of
+//! every failed step's log.
+
+mod json;
+mod logs;
+mod style;
+
+use hm_exec::Event;
+
+pub use json::JsonRenderer;
+pub use logs::LogsRenderer;
+pub use style::Style;
+
+/// Something that shows a build.
+pub trait Renderer {
+    /// Shows one event; events arrive in build order.
+    fn event(&mut self, event: &Event) -> std::io::Result<()>;
+}

@@ -1,0 +1,180 @@
+//! The contract between execution and a VM backend.
+//!
+//! A backend boots a [`Vm`] from an image or from one of its own snapshots,
+//! syncs `/workspace` into it, runs one command with its output streamed
+//! line by line, and either commits the result as a new snapshot or throws
+//! it away. Backends know nothing of pipelines: the caller decides what to
+//! boot from, what to sync and what to keep.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BackendUnavailable, VmError};
+
+/// An opaque handle to a snapshot kept by a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SnapshotId(pub String);
+
+impl std::fmt::Display for SnapshotId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An image resolved by a backend: its name and content identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// The name the pipeline used (`host`, `debian:bookworm`).
+    pub name: String,
+    /// Content identity (a digest), independent of the name.
+    pub id: String,
+}
+
+/// What a VM boots from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootFrom {
+    Image(ImageRef),
+    Snapshot(SnapshotId),
+}
+
+/// How a VM should be booted.
+#[derive(Debug, Clone)]
+pub struct BootRequest {
+    pub from: BootFrom,
+    /// A short name for the VM, used in paths and labels (the step key).
+    pub name: String,
+}
+
+/// One entry the workspace sync writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncEntry {
+    /// Path relative to the source root and to the target.
+    pub path: PathBuf,
+    pub kind: SyncKind,
+}
+
+/// The kind of a [`SyncEntry`], with its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncKind {
+    Dir { mode: u32 },
+    File { mode: u32 },
+    Symlink,
+}
+
+/// Brings a directory inside the VM in line with a directory on the host.
+///
+/// Removals run first (deepest paths first; a directory is only removed
+/// when it is empty), then `write` in order (parents before children). A
+/// written path that exists with another kind is replaced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPlan {
+    /// The host directory files are copied from.
+    pub source_root: PathBuf,
+    /// The directory inside the VM (absolute, e.g. `/workspace`).
+    pub target: PathBuf,
+    pub remove: Vec<PathBuf>,
+    pub write: Vec<SyncEntry>,
+}
+
+impl SyncPlan {
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.write.is_empty()
+    }
+}
+
+/// The command a VM runs.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// Passed to `sh -c`.
+    pub cmd: String,
+    /// Set on top of the image's own environment, in order.
+    pub env: Vec<(String, String)>,
+    /// The working directory inside the VM.
+    pub cwd: PathBuf,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of output, without its line terminator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: LogStream,
+    pub line: String,
+}
+
+/// Where a VM sends its output; lines of one stream arrive in order.
+pub type LogSink = tokio::sync::mpsc::Sender<LogLine>;
+
+/// Resolves when the command must be killed (cancel or timeout).
+pub type KillSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// It exited with this status.
+    Exited(i32),
+    /// It was ended by this signal, not by us.
+    Signaled(i32),
+    /// We killed it because the [`KillSignal`] fired.
+    Killed,
+}
+
+impl ExecOutcome {
+    /// The shell-style exit code: the status, or 128 + the signal.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Exited(code) => code,
+            Self::Signaled(sig) => 128 + sig,
+            Self::Killed => 128 + libc::SIGKILL,
+        }
+    }
+}
+
+/// A VM backend (DESIGN.md §6).
+#[async_trait::async_trait]
+pub trait VmBackend: Send + Sync {
+    /// The name users select it by (`sandbox`, `docker`).
+    fn name(&self) -> &'static str;
+
+    /// Checks, before any step starts, that this backend can run VMs here.
+    async fn check(&self) -> Result<(), BackendUnavailable>;
+
+    /// Resolves an image name; an unknown image is an error that says how to
+    /// get it.
+    async fn resolve_image(&self, name: &str) -> Result<ImageRef, BackendUnavailable>;
+
+    /// Prepares a VM. Backends may defer the actual boot until `exec`.
+    async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError>;
+
+    /// Deletes a snapshot this backend made; its storage is gone once no
+    /// other snapshot builds on it.
+    async fn release(&self, snapshot: &SnapshotId) -> Result<(), VmError>;
+
+    /// Tears down everything this backend still holds for this process.
+    async fn shutdown(&self) -> Result<(), VmError>;
+}
+
+/// One VM, used for one command.
+#[async_trait::async_trait]
+pub trait Vm: Send {
+    /// Records or performs the workspace sync; it happens before `exec`.
+    async fn sync(&mut self, plan: SyncPlan) -> Result<(), VmError>;
+
+    /// Runs the command to its end, or until `kill` fires.
+    async fn exec(&mut self, request: ExecRequest, logs: LogSink, kill: KillSignal) -> Result<ExecOutcome, VmError>;
+
+    /// Keeps the VM's filesystem as a snapshot and tears the VM down.
+    async fn commit(self: Box<Self>) -> Result<SnapshotId, VmError>;
+
+    /// Tears the VM down and throws its changes away.
+    async fn destroy(self: Box<Self>) -> Result<(), VmError>;
+}

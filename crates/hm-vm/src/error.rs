@@ -1,0 +1,86 @@
+use std::path::PathBuf;
+
+use crate::backend::SnapshotId;
+
+/// The backend cannot run anything here; `hm run` exits 4 before any step
+/// starts.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendUnavailable {
+    #[error("image `{name}` not found; import a root filesystem with `hm image import {name} PATH` (a directory or a tarball, e.g. from `debootstrap` or `docker export`), or use the `host` image")]
+    ImageNotFound { name: String },
+    #[error("image `{name}` is damaged; import it again with `hm image import {name} PATH`")]
+    ImageDamaged {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the sandbox backend cannot run here: {what} failed; it needs Linux user and mount namespaces and overlayfs (kernel 5.11 or newer for unprivileged use)")]
+    Namespaces {
+        what: String,
+        #[source]
+        source: Option<VmError>,
+    },
+    #[error("cache directory `{}` is not usable", path.display())]
+    CacheDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A VM operation failed; for a step this is an infrastructure error, not a
+/// failure of its command.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("cannot {op} `{}`", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the sandbox helper `{}`", helper.display())]
+    Spawn {
+        helper: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sandbox setup failed at `{stage}`: {message}")]
+    Setup { stage: String, message: String },
+    #[error("the sandbox helper ended ({status}) without reporting a result")]
+    NoResult { status: String },
+    #[error("snapshot `{0}` does not exist")]
+    UnknownSnapshot(SnapshotId),
+}
+
+impl VmError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { op, path, source }
+    }
+}
+
+/// Why an image could not be imported, listed or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("invalid image name `{0}`: use letters, digits and `.-_:/@`, and not `host`")]
+    InvalidName(String),
+    #[error("image `{0}` not found (see `hm image ls`)")]
+    NotFound(String),
+    #[error("`{}` is neither a directory nor a tar archive", .0.display())]
+    NotARootfs(PathBuf),
+    #[error("cannot {op} `{}`", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ImageError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { op, path, source }
+    }
+}

@@ -1,0 +1,238 @@
+//! Filesystem helpers shared by the image store, the layer store and the
+//! sandbox: removal that copes with read-only directories, copies that keep
+//! links, modes and (as root) owners, and extended attributes.
+
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// Removes `path` and everything below it. Directories a step made
+/// unreadable or unwritable are opened up first; a missing path is fine.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(meta) if !meta.is_dir() => return ignore_missing(fs::remove_file(path)),
+        Ok(_) => {}
+    }
+    if fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    open_up(path)?;
+    ignore_missing(fs::remove_dir_all(path))
+}
+
+fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Gives the owner full access to every directory below `dir`.
+fn open_up(dir: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    if meta.mode() & 0o700 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(meta.mode() | 0o700))?;
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            open_up(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the current process runs as real root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// How [`copy_tree`] treats what only root may create.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyOptions {
+    /// Copy owners and create device nodes (needs root).
+    pub privileged: bool,
+}
+
+/// What [`copy_tree`] left out.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CopySummary {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Device nodes and sockets skipped because they need root.
+    pub skipped_special: u64,
+}
+
+/// Copies the tree at `src` to `dst` (which must not exist), keeping
+/// symlinks as links, modes and modification times, and owners and device
+/// nodes when privileged.
+pub fn copy_tree(src: &Path, dst: &Path, options: CopyOptions) -> io::Result<CopySummary> {
+    let mut summary = CopySummary::default();
+    copy_entry(src, dst, options, &mut summary)?;
+    Ok(summary)
+}
+
+fn copy_entry(src: &Path, dst: &Path, options: CopyOptions, summary: &mut CopySummary) -> io::Result<()> {
+    let meta = fs::symlink_metadata(src)?;
+    let ft = meta.file_type();
+    summary.entries += 1;
+    if ft.is_dir() {
+        fs::create_dir(dst)?;
+        // Writable while we fill it; its own mode is set afterwards.
+        fs::set_permissions(dst, fs::Permissions::from_mode(0o700))?;
+        let mut names: Vec<_> = fs::read_dir(src)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            copy_entry(&src.join(&name), &dst.join(&name), options, summary)?;
+        }
+    } else if ft.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
+    } else if ft.is_file() {
+        summary.bytes += fs::copy(src, dst)?;
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        let is_fifo = ft.is_fifo();
+        if !options.privileged && !is_fifo {
+            summary.skipped_special += 1;
+            return Ok(());
+        }
+        let kind = if is_fifo {
+            nix::sys::stat::SFlag::S_IFIFO
+        } else if ft.is_char_device() {
+            nix::sys::stat::SFlag::S_IFCHR
+        } else if ft.is_block_device() {
+            nix::sys::stat::SFlag::S_IFBLK
+        } else {
+            summary.skipped_special += 1;
+            return Ok(());
+        };
+        nix::sys::stat::mknod(dst, kind, nix::sys::stat::Mode::from_bits_truncate(0o600), meta.rdev())?;
+    }
+    apply_metadata(dst, &meta, options.privileged)
+}
+
+/// Sets owner (when privileged), mode and times of `dst` from `meta`.
+pub fn apply_metadata(dst: &Path, meta: &fs::Metadata, privileged: bool) -> io::Result<()> {
+    if privileged {
+        std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    if !meta.file_type().is_symlink() {
+        fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    set_times(dst, meta)?;
+    Ok(())
+}
+
+/// Sets the access and modification times of `path` itself from `meta`.
+pub fn set_times(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    let atime = nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec());
+    let mtime = nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &atime,
+        &mtime,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Reads an extended attribute of `path` itself (not following links);
+/// `None` when it is not set.
+pub fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+    let (p, n) = (c_path(path)?, c_name(OsStr::new(name))?);
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: both strings are NUL-terminated and `buf` is valid for its length.
+        let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if len >= 0 {
+            buf.truncate(len as usize);
+            return Ok(Some(buf));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Sets an extended attribute of `path` itself (not following links).
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    let (p, n) = (c_path(path)?, c_name(OsStr::new(name))?);
+    // SAFETY: both strings are NUL-terminated and `value` is valid for its length.
+    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A random identifier of `bytes` bytes, hex-encoded.
+pub fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Err(err) = fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut buf)) {
+        // /dev/urandom is always there on Linux; fall back to time and pid.
+        let seed = format!("{err}{:?}{}", std::time::SystemTime::now(), std::process::id());
+        buf.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..bytes]);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_tree_opens_locked_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let locked = dir.path().join("a/b");
+        fs::create_dir_all(&locked).unwrap();
+        fs::write(locked.join("f"), "x").unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(dir.path().join("a"), fs::Permissions::from_mode(0o500)).unwrap();
+        remove_tree(&dir.path().join("a")).unwrap();
+        assert!(!dir.path().join("a").exists());
+        remove_tree(&dir.path().join("missing")).unwrap();
+    }
+
+    #[test]
+    fn copy_tree_keeps_links_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("bin")).unwrap();
+        fs::write(src.join("bin/tool"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(src.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+        fs::set_permissions(src.join("bin"), fs::Permissions::from_mode(0o555)).unwrap();
+        let dst = dir.path().join("dst");
+        let summary = copy_tree(&src, &dst, CopyOptions { privileged: false }).unwrap();
+        assert_eq!(summary.entries, 4);
+        assert_eq!(fs::read_link(dst.join("link")).unwrap(), Path::new("/etc/passwd"));
+        let mode = |p: &str| fs::symlink_metadata(dst.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("bin/tool"), 0o755);
+        assert_eq!(mode("bin"), 0o555);
+        fs::set_permissions(src.join("bin"), fs::Permissions::from_mode(0o755)).unwrap();
+        remove_tree(&dst).unwrap();
+    }
+}

@@ -1,0 +1,393 @@
+//! Local images: `host` (the machine's own root filesystem) and root
+//! filesystems imported by name from a directory or a tarball.
+//!
+//! Layout: `images/<dir>/image.json` and `images/<dir>/rootfs/`, where
+//! `<dir>` is derived from the name. An import unpacks into a `.tmp-`
+//! directory and renames it into place, so a reader never sees half an
+//! image.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::ImageRef;
+use crate::error::ImageError;
+use crate::fsutil::{self, random_id, remove_tree, CopyOptions};
+
+/// The name of the image that is the host's own root filesystem.
+pub const HOST_IMAGE: &str = "host";
+
+/// The default environment of an imported image that brings none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What `image.json` records about an imported image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub name: String,
+    /// `blake3:<hex>` over the tree's paths, kinds, modes and contents.
+    pub id: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub source: String,
+    pub size_bytes: u64,
+    pub files: u64,
+    /// `KEY=VALUE` entries of the image's own environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// Imported images under `<cache>/images`.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    dir: PathBuf,
+}
+
+/// What an import did, for the user.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    pub info: ImageInfo,
+    /// Device nodes and similar entries left out (they need root).
+    pub skipped_special: u64,
+}
+
+impl ImageStore {
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            dir: cache_dir.join("images"),
+        }
+    }
+
+    fn image_dir(&self, name: &str) -> PathBuf {
+        let readable: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let hash = blake3::hash(name.as_bytes()).to_hex();
+        self.dir.join(format!("{readable}-{}", &hash[..8]))
+    }
+
+    /// The root filesystem directory of an imported image.
+    pub fn rootfs(&self, name: &str) -> PathBuf {
+        self.image_dir(name).join("rootfs")
+    }
+
+    /// The record of an imported image, or `None` if there is none.
+    pub fn get(&self, name: &str) -> io::Result<Option<ImageInfo>> {
+        let path = self.image_dir(name).join("image.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves a name to an image reference (`host` included).
+    pub fn resolve(&self, name: &str) -> io::Result<Option<ImageRef>> {
+        if name == HOST_IMAGE {
+            return Ok(Some(ImageRef {
+                name: HOST_IMAGE.to_owned(),
+                id: HOST_IMAGE.to_owned(),
+            }));
+        }
+        Ok(self.get(name)?.map(|info| ImageRef {
+            name: info.name,
+            id: info.id,
+        }))
+    }
+
+    /// Every imported image, sorted by name.
+    pub fn list(&self) -> Result<Vec<ImageInfo>, ImageError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ImageError::io("read", &self.dir)(e)),
+        };
+        let mut images = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path().join("image.json");
+            if let Ok(bytes) = fs::read(&path) {
+                if let Ok(info) = serde_json::from_slice::<ImageInfo>(&bytes) {
+                    images.push(info);
+                }
+            }
+        }
+        images.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(images)
+    }
+
+    /// Removes an imported image.
+    pub fn remove(&self, name: &str) -> Result<(), ImageError> {
+        if self.get(name).ok().flatten().is_none() {
+            return Err(ImageError::NotFound(name.to_owned()));
+        }
+        let dir = self.image_dir(name);
+        let doomed = self.dir.join(format!(".rm-{}", random_id(6)));
+        fs::rename(&dir, &doomed).map_err(ImageError::io("remove", &dir))?;
+        remove_tree(&doomed).map_err(ImageError::io("remove", &doomed))
+    }
+
+    /// Imports a root filesystem from a directory or a tar archive
+    /// (optionally gzip-compressed) under `name`, replacing any image of
+    /// that name.
+    pub fn import(&self, name: &str, source: &Path) -> Result<ImportSummary, ImageError> {
+        validate_name(name)?;
+        let meta = fs::metadata(source).map_err(ImageError::io("read", source))?;
+        fs::create_dir_all(&self.dir).map_err(ImageError::io("create", &self.dir))?;
+        self.collect_abandoned();
+        let staging = self.dir.join(format!(".tmp-{}", random_id(6)));
+        let result = self.import_into(name, source, &meta, &staging);
+        if result.is_err() {
+            let _ = remove_tree(&staging);
+        }
+        result
+    }
+
+    fn import_into(
+        &self,
+        name: &str,
+        source: &Path,
+        meta: &fs::Metadata,
+        staging: &Path,
+    ) -> Result<ImportSummary, ImageError> {
+        fs::create_dir(staging).map_err(ImageError::io("create", staging))?;
+        let rootfs = staging.join("rootfs");
+        let privileged = fsutil::is_root();
+        let skipped_special = if meta.is_dir() {
+            fsutil::copy_tree(source, &rootfs, CopyOptions { privileged })
+                .map_err(ImageError::io("copy", source))?
+                .skipped_special
+        } else if meta.is_file() {
+            unpack_tar(source, &rootfs, privileged)?
+        } else {
+            return Err(ImageError::NotARootfs(source.to_owned()));
+        };
+        let (id, size_bytes, files) = tree_digest(&rootfs).map_err(ImageError::io("read", &rootfs))?;
+        let info = ImageInfo {
+            name: name.to_owned(),
+            id,
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            source: source.display().to_string(),
+            size_bytes,
+            files,
+            env: vec![format!("PATH={DEFAULT_PATH}")],
+        };
+        let record = staging.join("image.json");
+        let json =
+            serde_json::to_vec_pretty(&info).map_err(|e| ImageError::io("write", &record)(io::Error::other(e)))?;
+        fs::write(&record, json).map_err(ImageError::io("write", &record))?;
+
+        let target = self.image_dir(name);
+        let old = self.dir.join(format!(".rm-{}", random_id(6)));
+        let had_old = fs::rename(&target, &old).is_ok();
+        fs::rename(staging, &target).map_err(ImageError::io("rename", &target))?;
+        if had_old {
+            let _ = remove_tree(&old);
+        }
+        Ok(ImportSummary { info, skipped_special })
+    }
+
+    /// Removes staging and removal leftovers of killed imports that are
+    /// older than a day (a concurrent import may still be writing newer
+    /// ones).
+    fn collect_abandoned(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age.as_secs() > 24 * 3600);
+            if (name.starts_with(".tmp-") && stale) || name.starts_with(".rm-") {
+                let _ = remove_tree(&entry.path());
+            }
+        }
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), ImageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name != HOST_IMAGE
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:/@".contains(c))
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ImageError::InvalidName(name.to_owned()))
+    }
+}
+
+/// Unpacks a tar (or tar.gz) archive; returns the number of special files
+/// left out because they need root.
+fn unpack_tar(archive: &Path, dest: &Path, privileged: bool) -> Result<u64, ImageError> {
+    let io_err = |e| ImageError::io("unpack", archive)(e);
+    let mut file = fs::File::open(archive).map_err(io_err)?;
+    let mut magic = [0u8; 2];
+    let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let file = fs::File::open(archive).map_err(io_err)?;
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(io::BufReader::new(file)))
+    } else {
+        Box::new(io::BufReader::new(file))
+    };
+    let mut tar = tar::Archive::new(reader);
+    tar.set_preserve_permissions(true);
+    tar.set_preserve_ownerships(privileged);
+    tar.set_preserve_mtime(true);
+    tar.set_overwrite(true);
+    fs::create_dir(dest).map_err(ImageError::io("create", dest))?;
+    let mut skipped = 0;
+    let mut dir_modes = Vec::new();
+    let mut entries = 0u64;
+    for entry in tar.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        entries += 1;
+        let kind = entry.header().entry_type();
+        if !privileged && (kind.is_character_special() || kind.is_block_special()) {
+            skipped += 1;
+            continue;
+        }
+        let unpacked = entry.unpack_in(dest).map_err(io_err)?;
+        if kind.is_dir() && !privileged && unpacked {
+            // Keep directories writable until every entry is in.
+            let path = dest.join(entry.path().map_err(io_err)?);
+            let mode = entry.header().mode().map_err(io_err)?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o700)).map_err(io_err)?;
+            dir_modes.push((path, mode));
+        }
+    }
+    if entries == 0 {
+        return Err(ImageError::NotARootfs(archive.to_owned()));
+    }
+    for (path, mode) in dir_modes.into_iter().rev() {
+        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777));
+    }
+    Ok(skipped)
+}
+
+/// The content identity of a tree, its size and its number of entries.
+fn tree_digest(root: &Path) -> io::Result<(String, u64, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let (mut bytes, mut files) = (0, 0);
+    digest_entry(root, Path::new(""), &mut hasher, &mut bytes, &mut files)?;
+    Ok((format!("blake3:{}", hasher.finalize().to_hex()), bytes, files))
+}
+
+fn digest_entry(
+    root: &Path,
+    rel: &Path,
+    hasher: &mut blake3::Hasher,
+    bytes: &mut u64,
+    files: &mut u64,
+) -> io::Result<()> {
+    let path = root.join(rel);
+    let meta = fs::symlink_metadata(&path)?;
+    *files += 1;
+    let header = format!("{}\0{:o}\0{}\0{}\0", rel.display(), meta.mode(), meta.uid(), meta.gid());
+    hasher.update(header.as_bytes());
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(&path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            digest_entry(root, &rel.join(name), hasher, bytes, files)?;
+        }
+    } else if ft.is_symlink() {
+        hasher.update(fs::read_link(&path)?.as_os_str().as_encoded_bytes());
+    } else if ft.is_file() {
+        *bytes += meta.len();
+        hasher.update_reader(fs::File::open(&path)?)?;
+    } else {
+        hasher.update(&meta.rdev().to_le_bytes());
+    }
+    hasher.update(b"\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_rootfs(dir: &Path) -> PathBuf {
+        let root = dir.join("rootfs-src");
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/hello"), "#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(root.join("bin/hello"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("hello", root.join("bin/hi")).unwrap();
+        root
+    }
+
+    #[test]
+    fn import_list_resolve_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(&dir.path().join("cache"));
+        let src = sample_rootfs(dir.path());
+        let summary = store.import("local/tiny:1", &src).unwrap();
+        assert!(summary.info.id.starts_with("blake3:"));
+        assert_eq!(store.list().unwrap().len(), 1);
+        let image = store.resolve("local/tiny:1").unwrap().unwrap();
+        assert_eq!(image.id, summary.info.id);
+        assert!(store.rootfs("local/tiny:1").join("bin/hello").is_file());
+        // Same content, same identity.
+        assert_eq!(store.import("other", &src).unwrap().info.id, image.id);
+        store.remove("local/tiny:1").unwrap();
+        assert!(store.resolve("local/tiny:1").unwrap().is_none());
+        assert!(matches!(store.remove("local/tiny:1"), Err(ImageError::NotFound(_))));
+    }
+
+    #[test]
+    fn import_from_tarball() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = sample_rootfs(dir.path());
+        let tarball = dir.path().join("root.tar");
+        let mut builder = tar::Builder::new(fs::File::create(&tarball).unwrap());
+        builder.follow_symlinks(false);
+        builder.append_dir_all(".", &src).unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        let store = ImageStore::new(&dir.path().join("cache"));
+        let from_tar = store.import("t", &tarball).unwrap();
+        assert_eq!(
+            fs::read_link(store.rootfs("t").join("bin/hi")).unwrap(),
+            Path::new("hello")
+        );
+        let from_dir = store.import("d", &src).unwrap();
+        assert_eq!(from_tar.info.files, from_dir.info.files);
+    }
+
+    #[test]
+    fn bad_names_and_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(dir.path());
+        assert!(matches!(
+            store.import("host", dir.path()),
+            Err(ImageError::InvalidName(_))
+        ));
+        assert!(matches!(
+            store.import("a b", dir.path()),
+            Err(ImageError::InvalidName(_))
+        ));
+        let empty = dir.path().join("empty.tar");
+        fs::write(&empty, []).unwrap();
+        assert!(store.import("e", &empty).is_err());
+        assert!(store.list().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,27 @@
+//! VM backends and the storage they run on.
+//!
+//! The main type is the [`VmBackend`] trait: boot a [`Vm`] from an image
+//! or a snapshot, sync `/workspace`, run one command with its output
+//! streamed, commit or destroy. [`SandboxBackend`] implements it with Linux
+//! namespaces and overlayfs, without a daemon and without root.
+//! [`ImageStore`] holds imported images, and [`Session`] a process's
+//! scratch space in the cache. Nothing here knows about pipelines.
+
+mod backend;
+mod cache_dir;
+mod error;
+mod flatten;
+pub mod fsutil;
+mod images;
+pub mod sandbox;
+mod session;
+
+pub use backend::{
+    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, SnapshotId,
+    SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
+};
+pub use cache_dir::hm_cache_dir;
+pub use error::{BackendUnavailable, ImageError, VmError};
+pub use images::{ImageInfo, ImageStore, ImportSummary, DEFAULT_PATH, HOST_IMAGE};
+pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};
+pub use session::{live_sessions, Session};

@@ -1,0 +1,88 @@
+//! What the sandbox backend hands its helper process: everything decided
+//! up front, so the helper only carries it out (and reports which stage
+//! failed).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::SyncPlan;
+
+/// The helper's whole job, written as JSON into the step directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Spec {
+    /// The helper works here, so mount options can use short relative paths.
+    pub step_dir: PathBuf,
+    /// Where the new root is assembled (absolute).
+    pub root: PathBuf,
+    /// The pid of `hm`; the helper exits at once if its parent is another.
+    pub parent_pid: u32,
+    /// Set when running unprivileged: map root inside to this uid and gid.
+    pub id_map: Option<IdMap>,
+    /// Filesystems making up the root, mounted in order.
+    pub rootfs: Vec<MountOp>,
+    /// Give the sandbox a fresh tmpfs on `/run` (for the host image).
+    pub fresh_run: bool,
+    /// The host file bound (read-only) onto `/etc/resolv.conf`.
+    pub resolv_conf: Option<PathBuf>,
+    /// Paths inside the root hidden under an empty read-only tmpfs (the
+    /// cache directory, when the root shows the host's filesystem).
+    pub masked: Vec<PathBuf>,
+    pub sync: SyncPlan,
+    pub exec: ExecSpec,
+    /// Where the helper writes its [`Report`].
+    pub report: PathBuf,
+}
+
+/// Root inside the user namespace is this user outside.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct IdMap {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One filesystem of the root. Every path is relative to the step
+/// directory, except host paths (`lower` of a view, `source` of a bind).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum MountOp {
+    /// An empty read-only tmpfs (the second lower a view needs).
+    EmptyTmpfs { target: PathBuf },
+    /// A read-only overlay showing the host directory `lower` over the empty
+    /// tmpfs `empty`: the same files on another superblock, so that layers
+    /// stored below `lower` may still be stacked above it.
+    View {
+        target: PathBuf,
+        empty: PathBuf,
+        lower: PathBuf,
+    },
+    /// A writable overlay; `lowers` are top first.
+    Overlay {
+        target: PathBuf,
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+    /// A read-only bind mount of a host file or directory.
+    BindReadOnly { source: PathBuf, target: PathBuf },
+}
+
+/// The command and its environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ExecSpec {
+    pub cmd: String,
+    /// The complete environment, in order (later entries win).
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// What the helper reports back, written once when it is done.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Report {
+    /// The command exited with this status.
+    Exited(i32),
+    /// The command was ended by this signal.
+    Signaled(i32),
+    /// The sandbox could not be set up; the command never ran.
+    SetupFailed { stage: String, message: String },
+}

@@ -1,0 +1,107 @@
+//! The command line as typed: nothing here is resolved or checked beyond
+//! what clap does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hm",
+    version,
+    about = "Run CI pipelines locally, every step in an isolated sandbox"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline
+    Run(RunArgs),
+    /// Print every pipeline of the project as an envelope (JSON)
+    Pipelines(ProjectArgs),
+    /// Print one pipeline's IR (JSON)
+    Render {
+        /// The pipeline's slug
+        slug: String,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Manage local images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Print the version
+    Version,
+    /// Hosted runs (not supported by this hm)
+    #[command(hide = true, disable_help_flag = true)]
+    Cloud {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Project directory (default: the nearest directory upwards with a `.hm/` folder)
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline's slug (may be left out when there is only one)
+    pub pipeline: Option<String>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Steps executing at once (default: the number of CPUs)
+    #[arg(short = 'j', long, value_name = "N", env = "HM_PARALLELISM")]
+    pub parallelism: Option<usize>,
+    /// Keep running independent steps after a failure
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Print every log line, prefixed with its step
+    #[arg(long)]
+    pub logs: bool,
+    /// Set KEY=VALUE in every step's environment (after the pipeline's own)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The VM backend
+    #[arg(long, value_enum, default_value_t = BackendName::Sandbox, env = "HM_BACKEND")]
+    pub backend: BackendName,
+    /// Execute every step, even cached ones, and refresh their entries
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run on the hosted service (not supported)
+    #[arg(long, hide = true)]
+    pub cloud: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendName {
+    Sandbox,
+    Docker,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import a root filesystem (a directory, or a tar archive such as `docker export` makes) as NAME
+    Import { name: String, path: PathBuf },
+    /// List imported images
+    Ls {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Remove an imported image
+    Rm { name: String },
+}

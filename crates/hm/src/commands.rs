@@ -1,0 +1,50 @@
+//! One function per subcommand.
+
+mod image;
+mod pipelines;
+mod run;
+
+use std::path::PathBuf;
+
+use hm_exec::exit_codes;
+
+use crate::cli::{Command, ProjectArgs};
+use crate::error::CliError;
+
+/// Runs a subcommand; returns the exit code of a command that did its job.
+pub async fn dispatch(command: Command) -> Result<i32, CliError> {
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::Pipelines(project) => pipelines::pipelines(&project),
+        Command::Render { slug, project } => pipelines::render(&slug, &project),
+        Command::Image(command) => image::image(command),
+        Command::Version => {
+            println!("hm {}", env!("CARGO_PKG_VERSION"));
+            Ok(exit_codes::PASSED)
+        }
+        Command::Cloud { .. } => Err(CliError::Cloud),
+    }
+}
+
+/// Finds and loads the project.
+fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliError> {
+    let start = match &project.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    let project = hm_dsl::Project::find(&start)?;
+    let loaded = project.load()?;
+    Ok((project, loaded))
+}
+
+/// The cache root, or an error saying how to set one.
+fn cache_dir() -> Result<PathBuf, CliError> {
+    hm_vm::hm_cache_dir().ok_or(CliError::NoCacheDir)
+}
+
+/// Prints JSON, pretty, with a final newline.
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Output(e.into()))?;
+    println!("{text}");
+    Ok(())
+}

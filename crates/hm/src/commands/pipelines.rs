@@ -1,0 +1,37 @@
+use hm_exec::exit_codes;
+
+use super::{load, print_json};
+use crate::cli::ProjectArgs;
+use crate::error::CliError;
+
+/// `hm pipelines`: the envelope of every pipeline.
+pub fn pipelines(project: &ProjectArgs) -> Result<i32, CliError> {
+    let (_, loaded) = load(project)?;
+    print_json(&loaded.envelope)?;
+    Ok(exit_codes::PASSED)
+}
+
+/// `hm render SLUG`: one pipeline's IR.
+pub fn render(slug: &str, project: &ProjectArgs) -> Result<i32, CliError> {
+    let (_, loaded) = load(project)?;
+    let pipeline = select(&loaded, Some(slug))?;
+    print_json(&pipeline.definition)?;
+    Ok(exit_codes::PASSED)
+}
+
+/// The pipeline named `slug`, or the only one.
+pub fn select<'a>(loaded: &'a hm_dsl::Loaded, slug: Option<&str>) -> Result<&'a hm_ir::Pipeline, CliError> {
+    let pipelines = &loaded.envelope.pipelines;
+    let slugs = || pipelines.iter().map(|p| p.slug.clone()).collect::<Vec<_>>();
+    match slug {
+        Some(slug) => loaded.envelope.pipeline(slug).ok_or_else(|| CliError::UnknownPipeline {
+            slug: slug.to_owned(),
+            available: slugs(),
+        }),
+        None => match pipelines.as_slice() {
+            [] => Err(CliError::NoPipelines),
+            [only] => Ok(only),
+            _ => Err(CliError::AmbiguousPipeline(slugs())),
+        },
+    }
+}

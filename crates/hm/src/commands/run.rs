@@ -1,0 +1,113 @@
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use hm_exec::{ExecutionBackend, LocalBackend, RunRequest};
+use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
+use hm_vm::{SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::pipelines::select;
+use super::{cache_dir, load};
+use crate::cli::{BackendName, Format, RunArgs};
+use crate::error::CliError;
+
+/// `hm run`.
+pub async fn run(args: RunArgs) -> Result<i32, CliError> {
+    if args.cloud {
+        return Err(CliError::Cloud);
+    }
+    let env = args
+        .env
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(CliError::BadEnv(kv.clone())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (project, loaded) = load(&args.project)?;
+    let pipeline = select(&loaded, args.pipeline.as_deref())?;
+    let plan = hm_ir::Plan::new(pipeline).map_err(|source| {
+        let file = loaded
+            .pipeline(&pipeline.slug)
+            .map(|(_, f)| f.to_owned())
+            .unwrap_or_default();
+        CliError::Load(hm_dsl::LoadError::Invalid { file, source })
+    })?;
+
+    let vm: Arc<dyn VmBackend> = match args.backend {
+        BackendName::Sandbox => Arc::new(SandboxBackend::new(SandboxConfig {
+            cache_dir: cache_dir()?,
+            helper: std::env::current_exe().map_err(CliError::NoExe)?,
+            max_layers: max_layers(),
+        })),
+        BackendName::Docker => return Err(CliError::DockerBackend),
+    };
+    let parallelism = args
+        .parallelism
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let backend = LocalBackend::new(parallelism, vm.clone());
+    let handle = backend.start(RunRequest {
+        plan,
+        source_root: project.root.clone(),
+        env,
+        keep_going: args.keep_going,
+        run_id: hm_vm::fsutil::random_id(8),
+    });
+
+    let interrupter = handle.control.interrupter();
+    let signals = tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            count += 1;
+            interrupter.interrupt();
+            if count == 1 {
+                eprintln!("hm: interrupted; stopping every step and cleaning up...");
+            } else {
+                eprintln!("hm: still cleaning up (mounts, processes, snapshots); this takes a moment");
+            }
+        }
+    });
+
+    let stdout = std::io::stdout();
+    let mut renderer: Box<dyn Renderer> = match args.format {
+        Format::Json => Box::new(JsonRenderer::new(stdout.lock())),
+        Format::Human => {
+            let style = Style::detect(stdout.is_terminal());
+            Box::new(LogsRenderer::new(stdout.lock(), style))
+        }
+    };
+    let mut events = handle.events;
+    let mut output_error = None;
+    while let Some(event) = events.recv().await {
+        if output_error.is_none() {
+            // Keep draining after a broken pipe so the build can finish and clean up.
+            output_error = renderer.event(&event).err();
+        }
+    }
+    let outcome = handle.control.wait().await;
+    signals.abort();
+    let _ = vm.shutdown().await;
+    let outcome = outcome?;
+    if let Some(err) = output_error.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
+        return Err(CliError::Output(err));
+    }
+    Ok(outcome.exit_code)
+}
+
+/// `HM_SANDBOX_MAX_LAYERS` overrides how deep a snapshot may get before it
+/// is flattened (for tests of the flattening).
+fn max_layers() -> usize {
+    std::env::var("HM_SANDBOX_MAX_LAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_LAYERS)
+}

@@ -1,0 +1,79 @@
+//! Errors of the CLI, each mapped to its exit code in one place.
+
+use hm_exec::exit_codes;
+
+/// Why a command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Load(#[from] hm_dsl::LoadError),
+    #[error("unknown pipeline `{slug}`; the project has: {}", list(available))]
+    UnknownPipeline { slug: String, available: Vec<String> },
+    #[error("the project has several pipelines; name one: {}", list(.0))]
+    AmbiguousPipeline(Vec<String>),
+    #[error("the project has no pipelines; add a file to `.hm/`")]
+    NoPipelines,
+    #[error("invalid `-e {0}`: expected KEY=VALUE")]
+    BadEnv(String),
+    #[error("the cache directory is unknown: set HM_CACHE_DIR, XDG_CACHE_HOME or HOME")]
+    NoCacheDir,
+    #[error("cannot find the hm executable for the sandbox helper")]
+    NoExe(#[source] std::io::Error),
+    #[error("hosted runs (`--cloud`, `hm cloud`) are not supported by this hm; everything runs locally")]
+    Cloud,
+    #[error("the `docker` backend is not available in this build of hm; use `--backend sandbox`")]
+    DockerBackend,
+    #[error(transparent)]
+    Unavailable(#[from] hm_vm::BackendUnavailable),
+    #[error(transparent)]
+    Image(#[from] hm_vm::ImageError),
+    #[error("the build failed to run")]
+    Run(#[source] hm_exec::RunError),
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+}
+
+fn list(items: &[String]) -> String {
+    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+}
+
+impl CliError {
+    /// The exit code this error ends `hm` with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Load(_)
+            | CliError::UnknownPipeline { .. }
+            | CliError::AmbiguousPipeline(_)
+            | CliError::NoPipelines
+            | CliError::BadEnv(_)
+            | CliError::NoCacheDir
+            | CliError::Cloud => exit_codes::USAGE,
+            CliError::Image(
+                hm_vm::ImageError::InvalidName(_) | hm_vm::ImageError::NotFound(_) | hm_vm::ImageError::NotARootfs(_),
+            ) => exit_codes::USAGE,
+            CliError::Unavailable(_) | CliError::DockerBackend => exit_codes::UNAVAILABLE,
+            CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,
+            CliError::NoExe(_) | CliError::Image(_) | CliError::Run(_) | CliError::Output(_) => exit_codes::FAILED,
+        }
+    }
+}
+
+impl From<hm_exec::RunError> for CliError {
+    fn from(err: hm_exec::RunError) -> Self {
+        match err {
+            hm_exec::RunError::Unavailable(e) => CliError::Unavailable(e),
+            other => CliError::Run(other),
+        }
+    }
+}
+
+/// Prints `error: ...` and each cause on its own line.
+pub fn report(err: &CliError) {
+    let mut text = format!("error: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{text}");
+}

@@ -1,0 +1,38 @@
+//! `hm`: the command line. Parses flags, resolves them once into what the
+//! crates below need, wires backend, build and renderer together, and maps
+//! the result to an exit code. No business logic lives here.
+
+mod cli;
+mod commands;
+mod error;
+
+use clap::Parser;
+
+fn main() {
+    // The sandbox helper must start before anything creates a thread.
+    let mut args = std::env::args_os().skip(1);
+    if let (Some(first), Some(spec)) = (args.next(), args.next()) {
+        if hm_vm::sandbox::is_helper_invocation(&first) {
+            hm_vm::sandbox::helper_main(std::path::Path::new(&spec));
+        }
+    }
+
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            std::process::exit(hm_exec::exit_codes::FAILED);
+        }
+    };
+    let code = match runtime.block_on(commands::dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            error::report(&err);
+            err.exit_code()
+        }
+    };
+    // Steps' tasks are done; don't wait for idle blocking threads.
+    runtime.shutdown_background();
+    std::process::exit(code);
+}
