@@ -67,12 +67,16 @@ impl From<hm_exec::RunError> for CliError {
     }
 }
 
-/// Prints `error: ...` and each cause on its own line.
+/// Prints `error: ...` and each cause on its own line, leaving out causes
+/// the message already quotes.
 pub fn report(err: &CliError) {
     let mut text = format!("error: {err}");
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!("\n  caused by: {cause_text}"));
+        }
         source = cause.source();
     }
     eprintln!("{text}");

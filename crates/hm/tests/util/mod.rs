@@ -1,0 +1,291 @@
+//! Helpers for end-to-end tests through the real `hm` binary: fixture
+//! projects, runs with a private cache, the event stream, and checks that
+//! nothing was left behind.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+pub fn hm_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_hm")
+}
+
+/// One step of a fixture pipeline.
+#[derive(Clone)]
+pub struct Step {
+    pub key: String,
+    pub cmd: String,
+    pub image: Option<String>,
+    pub timeout: Option<u64>,
+    pub continue_on_failure: bool,
+}
+
+pub fn step(key: &str, cmd: &str) -> Step {
+    Step {
+        key: key.to_owned(),
+        cmd: cmd.to_owned(),
+        image: Some("host".to_owned()),
+        timeout: None,
+        continue_on_failure: false,
+    }
+}
+
+impl Step {
+    pub fn timeout(mut self, secs: u64) -> Self {
+        self.timeout = Some(secs);
+        self
+    }
+
+    pub fn image(mut self, image: Option<&str>) -> Self {
+        self.image = image.map(str::to_owned);
+        self
+    }
+
+    pub fn continue_on_failure(mut self) -> Self {
+        self.continue_on_failure = true;
+        self
+    }
+}
+
+/// A pipeline envelope from steps and `(src, dst, kind)` edges by key.
+pub fn envelope(slug: &str, steps: &[Step], edges: &[(&str, &str, &str)], timeout: Option<u64>) -> Value {
+    let index = |key: &str| steps.iter().position(|s| s.key == key).expect("edge names a step");
+    let nodes: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            let mut step = json!({"key": s.key, "cmd": s.cmd});
+            if let Some(image) = &s.image {
+                step["image"] = json!(image);
+            }
+            if let Some(t) = s.timeout {
+                step["timeout_seconds"] = json!(t);
+            }
+            if s.continue_on_failure {
+                step["continue_on_failure"] = json!(true);
+            }
+            json!({"step": step, "env": {"TERM": "dumb"}})
+        })
+        .collect();
+    let edges: Vec<Value> = edges.iter().map(|(s, d, k)| json!([index(s), index(d), k])).collect();
+    let mut definition =
+        json!({"version": "0", "nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges});
+    if let Some(t) = timeout {
+        definition["timeout_seconds"] = json!(t);
+    }
+    json!({"schema_version": "1", "pipelines": [{"slug": slug, "name": slug, "allow_manual": true, "triggers": [], "definition": definition}]})
+}
+
+/// A temporary project and cache.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("hm-test-").tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all(dir.path().join("project/.hm")).unwrap();
+        fs::create_dir_all(dir.path().join("cache")).unwrap();
+        Fixture { dir }
+    }
+
+    /// A fixture whose pipeline is `envelope`.
+    pub fn with(envelope: &Value) -> Self {
+        let fixture = Self::new();
+        fixture.write(".hm/pipeline.json", &serde_json::to_string_pretty(envelope).unwrap());
+        fixture
+    }
+
+    pub fn project(&self) -> PathBuf {
+        self.dir.path().join("project")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Writes a file of the project.
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.project().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    /// `hm ARGS` in the project, with the fixture's cache.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(hm_bin());
+        cmd.args(args)
+            .current_dir(self.project())
+            .env("HM_CACHE_DIR", self.cache())
+            .env_remove("HM_BACKEND")
+            .env_remove("HM_PARALLELISM")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn hm(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `hm run --format json ARGS`, parsed.
+    pub fn run_json(&self, args: &[&str]) -> Run {
+        let mut all = vec!["run", "--format", "json"];
+        all.extend_from_slice(args);
+        Run::from(self.hm(&all))
+    }
+
+    /// Asserts that no process, mount or session of `hm` is left.
+    pub fn assert_clean(&self) {
+        assert_nothing_left(&self.cache());
+    }
+}
+
+/// The result of `hm run --format json`.
+pub struct Run {
+    pub code: i32,
+    pub events: Vec<Value>,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let events = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            events,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The `step_id` of a key.
+    pub fn id(&self, key: &str) -> String {
+        self.events
+            .iter()
+            .find(|e| e["kind"] == "step_queued" && e["key"] == key)
+            .unwrap_or_else(|| panic!("no step `{key}` in {:#?}", self.events))["step_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The `step_end` or `step_skipped` of a key.
+    pub fn end(&self, key: &str) -> &Value {
+        let id = self.id(key);
+        self.events
+            .iter()
+            .find(|e| (e["kind"] == "step_end" || e["kind"] == "step_skipped") && e["step_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("`{key}` never ended: {}", self.dump()))
+    }
+
+    /// `passed`, `failed`, ..., or `skipped`.
+    pub fn status(&self, key: &str) -> String {
+        let end = self.end(key);
+        if end["kind"] == "step_skipped" {
+            "skipped".to_owned()
+        } else {
+            end["status"].as_str().unwrap().to_owned()
+        }
+    }
+
+    /// A step's stdout and stderr lines.
+    pub fn logs(&self, key: &str) -> Vec<String> {
+        let id = self.id(key);
+        self.events
+            .iter()
+            .filter(|e| e["kind"] == "step_log" && e["step_id"] == id.as_str())
+            .map(|e| e["line"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Position of the first event of `kind` for a key.
+    pub fn position(&self, kind: &str, key: &str) -> usize {
+        let id = self.id(key);
+        self.events
+            .iter()
+            .position(|e| e["kind"] == kind && e["step_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no `{kind}` for `{key}`"))
+    }
+
+    pub fn dump(&self) -> String {
+        format!(
+            "exit {}\nstderr: {}\nevents:\n{}",
+            self.code,
+            self.stderr,
+            self.events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        )
+    }
+}
+
+/// Fails the test when `hm` left a live session, a mount or a process
+/// behind for this cache.
+pub fn assert_nothing_left(cache: &Path) {
+    let runs = cache.join("runs");
+    let left: Vec<_> = fs::read_dir(&runs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "session directories left behind: {left:?}");
+    let cache_str = cache.to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&cache_str), "mounts left behind:\n{mounts}");
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!cmdline.contains(&cache_str), "process left behind: {cmdline}");
+    }
+}
+
+/// Processes whose program name (`argv[0]`) contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if String::from_utf8_lossy(argv0).contains(marker) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Whether these tests can create namespaces here; outside CI a machine
+/// without them skips with a reason, in CI (`CI=true`) that is a failure.
+pub fn sandbox_available() -> bool {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        let out = Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "true"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    match probe {
+        Ok(()) => true,
+        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but the sandbox cannot run here: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipping: user and mount namespaces are unavailable here ({reason})");
+            false
+        }
+    }
+}
+
+/// Whether the tests run as root (needed to act as another user).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
