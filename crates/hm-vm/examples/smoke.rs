@@ -3,8 +3,8 @@ use hm_vm::*;
 
 fn main() {
     let args: Vec<_> = std::env::args_os().collect();
-    if args.len() > 2 && sandbox::is_helper_invocation(&args[1]) {
-        sandbox::helper_main(std::path::Path::new(&args[2]));
+    if args.len() > 1 && sandbox::is_helper_invocation(&args[1]) {
+        sandbox::helper_main();
     }
     let cmd = args
         .get(1)

@@ -69,6 +69,8 @@ pub enum ImageError {
     NotFound(String),
     #[error("`{}` is neither a directory nor a tar archive", .0.display())]
     NotARootfs(PathBuf),
+    #[error("`{}` does not exist", .0.display())]
+    Missing(PathBuf),
     #[error("cannot {op} `{}`", path.display())]
     Io {
         op: &'static str,

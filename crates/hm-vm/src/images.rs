@@ -141,7 +141,10 @@ impl ImageStore {
     /// that name.
     pub fn import(&self, name: &str, source: &Path) -> Result<ImportSummary, ImageError> {
         validate_name(name)?;
-        let meta = fs::metadata(source).map_err(ImageError::io("read", source))?;
+        let meta = fs::metadata(source).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => ImageError::Missing(source.to_owned()),
+            _ => ImageError::io("read", source)(e),
+        })?;
         fs::create_dir_all(&self.dir).map_err(ImageError::io("create", &self.dir))?;
         self.collect_abandoned();
         let staging = self.dir.join(format!(".tmp-{}", random_id(6)));
@@ -256,7 +259,12 @@ fn unpack_tar(archive: &Path, dest: &Path, privileged: bool) -> Result<u64, Imag
     let mut dir_modes = Vec::new();
     let mut entries = 0u64;
     for entry in tar.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            // Garbage from the first byte on: not an archive at all.
+            Err(_) if entries == 0 => return Err(ImageError::NotARootfs(archive.to_owned())),
+            Err(e) => return Err(io_err(e)),
+        };
         entries += 1;
         let kind = entry.header().entry_type();
         if !privileged && (kind.is_character_special() || kind.is_block_special()) {

@@ -49,7 +49,10 @@ impl CliError {
             | CliError::NoCacheDir
             | CliError::Cloud => exit_codes::USAGE,
             CliError::Image(
-                hm_vm::ImageError::InvalidName(_) | hm_vm::ImageError::NotFound(_) | hm_vm::ImageError::NotARootfs(_),
+                hm_vm::ImageError::InvalidName(_)
+                | hm_vm::ImageError::NotFound(_)
+                | hm_vm::ImageError::NotARootfs(_)
+                | hm_vm::ImageError::Missing(_),
             ) => exit_codes::USAGE,
             CliError::Unavailable(_) | CliError::DockerBackend => exit_codes::UNAVAILABLE,
             CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,

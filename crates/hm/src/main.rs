@@ -10,11 +10,11 @@ use clap::Parser;
 
 fn main() {
     // The sandbox helper must start before anything creates a thread.
-    let mut args = std::env::args_os().skip(1);
-    if let (Some(first), Some(spec)) = (args.next(), args.next()) {
-        if hm_vm::sandbox::is_helper_invocation(&first) {
-            hm_vm::sandbox::helper_main(std::path::Path::new(&spec));
-        }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| hm_vm::sandbox::is_helper_invocation(&arg))
+    {
+        hm_vm::sandbox::helper_main();
     }
 
     let cli = cli::Cli::parse();

@@ -11,19 +11,22 @@
 //! waits for it, so that when the helper has exited the step's processes
 //! and mounts are gone.
 //!
-//! The helper reports through a [`Report`] file; it never writes to the
-//! step's stdout or stderr.
+//! The helper's standard input is a socket: `hm` sends the [`Spec`] and
+//! shuts its side for writing; the helper answers with one [`Report`] on
+//! the same socket. It never writes to the step's stdout or stderr, and the
+//! shell's standard input is `/dev/null`.
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{self, SigHandler, Signal};
@@ -110,14 +113,13 @@ fn fail<T>(stage: Stage, message: impl Into<String>) -> Staged<T> {
     })
 }
 
-/// Writes the one report of this run.
+/// Writes the one report of this run to the socket on standard input.
 struct Reporter(File);
 
 impl Reporter {
     fn send(&mut self, report: &Report) {
         if let Ok(json) = serde_json::to_vec(report) {
             let _ = self.0.write_all(&json);
-            let _ = self.0.sync_data();
         }
     }
 }
@@ -133,22 +135,23 @@ extern "C" fn kill_init(_: libc::c_int) {
     }
 }
 
-/// Runs the helper for the spec at `spec_path`; never returns.
-pub fn helper_main(spec_path: &Path) -> ! {
-    let spec: Spec = match fs::read(spec_path)
+/// Runs the helper on the spec read from standard input; never returns.
+pub fn helper_main() -> ! {
+    // SAFETY: fd 0 is the socket `hm` gave us; nothing else owns it.
+    let mut socket = unsafe { File::from_raw_fd(0) };
+    let mut bytes = Vec::new();
+    let spec = socket
+        .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+        .and_then(|_| serde_json::from_slice::<Spec>(&bytes).map_err(|e| e.to_string()));
+    let mut reporter = Reporter(socket);
+    let spec = match spec {
         Ok(spec) => spec,
-        Err(err) => {
-            eprintln!("hm sandbox helper: cannot read `{}`: {err}", spec_path.display());
-            std::process::exit(125);
-        }
-    };
-    let mut reporter = match File::create(&spec.report) {
-        Ok(file) => Reporter(file),
-        Err(err) => {
-            eprintln!("hm sandbox helper: cannot write `{}`: {err}", spec.report.display());
+        Err(message) => {
+            reporter.send(&Report::SetupFailed {
+                stage: "reading the spec".to_owned(),
+                message,
+            });
             std::process::exit(125);
         }
     };
@@ -183,7 +186,6 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     if let Some(map) = spec.id_map {
         write_id_map(map).at(Stage::IdMap)?;
     }
-    unistd::chdir(&spec.step_dir).at(Stage::Namespaces)?;
 
     let (lifeline_read, lifeline_write) = unistd::pipe().at(Stage::Fork)?;
     // SAFETY: the helper is single-threaded, so the child may do anything.
@@ -251,7 +253,7 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     )
     .at(Stage::PrivateMounts)?;
     for op in &spec.rootfs {
-        mount_op(op).at(Stage::Rootfs)?;
+        mount_op(root, op).at(Stage::Rootfs)?;
     }
     mount_proc(root).at(Stage::Proc)?;
     mount_sys(root).at(Stage::Sys)?;
@@ -308,14 +310,11 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     })
 }
 
-/// Carries out one [`MountOp`]; relative paths are relative to the step
-/// directory, the current directory.
-fn mount_op(op: &MountOp) -> io::Result<()> {
-    let shown = |target: &Path| {
-        target
-            .strip_prefix("root")
-            .map(|t| Path::new("/").join(t))
-            .unwrap_or(target.to_owned())
+/// Carries out one [`MountOp`].
+fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
+    let shown = |target: &Path| match target.strip_prefix(root) {
+        Ok(inside) => Path::new("/").join(inside),
+        Err(_) => target.to_owned(),
     };
     match op {
         MountOp::EmptyTmpfs { target } => mount_tmpfs(
@@ -340,32 +339,64 @@ fn mount_op(op: &MountOp) -> io::Result<()> {
             upper,
             work,
         } => {
-            let lowers: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+            // Named by descriptor, so the options stay short at any depth.
+            let fds = lowers
+                .iter()
+                .map(|l| {
+                    nix::fcntl::open(l, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                        .map_err(|e| io::Error::other(format!("layer `{}`: {e}", l.display())))
+                })
+                .collect::<io::Result<Vec<OwnedFd>>>()?;
+            let lowerdir: Vec<String> = fds
+                .iter()
+                .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .collect();
             let options = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
-                lowers.join(":"),
+                lowerdir.join(":"),
                 upper.display(),
                 work.display()
             );
-            mount(
-                Some("overlay"),
-                target,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(options.as_str()),
-            )
-            .map_err(|e| io::Error::other(format!("overlay on `{}`: {e}", shown(target).display())))
+            // `volatile` skips syncing the upper directory on unmount (a
+            // commit makes a layer durable when it must be); kernels
+            // before 5.10 do not know it.
+            let mount_with = |options: &str| {
+                mount(
+                    Some("overlay"),
+                    target,
+                    Some("overlay"),
+                    MsFlags::empty(),
+                    Some(options),
+                )
+            };
+            mount_with(&format!("{options},volatile"))
+                .or_else(|e| {
+                    if e == Errno::EINVAL {
+                        mount_with(&options)
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| io::Error::other(format!("overlay on `{}`: {e}", shown(target).display())))
         }
-        MountOp::BindReadOnly { source, target } => bind_read_only(source, target, false)
+        MountOp::BindReadOnly {
+            source,
+            target,
+            recursive,
+        } => bind_read_only(source, target, *recursive)
             .map_err(|e| io::Error::other(format!("bind `{}`: {e}", source.display()))),
     }
 }
 
-/// Bind-mounts `source` on `target` and makes the bind read-only, keeping
-/// the flags a user namespace may not drop.
+/// Bind-mounts `source` on `target` and makes the bind read-only (with the
+/// mounts below it when `recursive`), keeping the flags a user namespace
+/// may not drop.
 fn bind_read_only(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     let rec = if recursive { MsFlags::MS_REC } else { MsFlags::empty() };
     mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)?;
+    if recursive && set_read_only_recursively(target).is_ok() {
+        return Ok(());
+    }
     let locked = locked_flags(target);
     mount(
         None::<&str>,
@@ -375,6 +406,43 @@ fn bind_read_only(source: &Path, target: &Path, recursive: bool) -> io::Result<(
         None::<&str>,
     )?;
     Ok(())
+}
+
+/// `mount_setattr(2)` (Linux 5.12) with `MOUNT_ATTR_RDONLY` on a whole
+/// tree of mounts.
+fn set_read_only_recursively(target: &Path) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let path = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is NUL-terminated and `attr` lives across the call,
+    // whose size argument matches it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The mount flags of the mount at `path` that a remount must keep.
@@ -693,6 +761,10 @@ fn spawn_shell(spec: &Spec) -> Staged<Pid> {
                 let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
             }
             let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&signal::SigSet::empty()), None);
+            // The socket to `hm` stays with init; the shell reads nothing.
+            if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+                let _ = unistd::dup2_stdin(&null);
+            }
             umask(Mode::from_bits_truncate(0o022));
             let err = unistd::execve(&sh, &argv, &env).unwrap_err();
             let _ = unistd::write(&err_write, &(err as i32).to_ne_bytes());

@@ -1,136 +1,121 @@
-//! The `host` image: the host's root filesystem, read-only under the
-//! step's writable layer.
+//! The `host` image: the host's root filesystem under the step's writable
+//! layer.
 //!
-//! Inside a user namespace overlayfs refuses a lower directory that has
-//! mounts below it (they are locked), and `/` always has some. So the host
-//! is split: every directory with no mount below it becomes a *leaf*, an
-//! overlay of its own with the host directory as the bottom layer, and the
-//! directories above the leaves are recreated as a *skeleton* (empty
-//! directories, the same symlinks, placeholders for files that are bound
-//! read-only from the host). `/proc`, `/sys`, `/dev`, `/tmp` and `/run`
-//! are never taken from the host.
+//! As root, `/` itself is the bottom layer of the root overlay (through a
+//! view, see `rootfs`), and the other filesystems mounted below it are
+//! bound read-only on top, one bind per mount point.
 //!
-//! Running as root nothing is locked, so `/` itself is the bottom layer and
-//! only the other filesystems mounted below it get overlays of their own:
-//! the same tree with far fewer mounts (each overlay costs about half a
-//! millisecond to mount and to tear down).
+//! Unprivileged, overlayfs refuses `/` as a lower directory inside a user
+//! namespace (its submounts are locked), and host files owned by real root
+//! could not be written there anyway. So the bottom layer is a *skeleton*
+//! of `/`'s top level (empty directories, the same symlinks, empty
+//! placeholders for files), and every top-level directory and file of the
+//! host is bound read-only over it, recursively with whatever is mounted
+//! below. New top-level entries, `/root` (the caller cannot read the host's)
+//! and `/workspace` are writable; the host's own directories are not.
+//!
+//! `/proc`, `/sys`, `/dev`, `/tmp` and `/run` are never taken from the host.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Top-level directories the sandbox always mounts afresh.
 pub(crate) const FRESH_DIRS: [&str; 5] = ["proc", "sys", "dev", "tmp", "run"];
 
-/// How the host's root is split into overlays.
+/// How the host's root is put together.
 #[derive(Debug, Clone)]
 pub(crate) struct HostLayout {
     /// The bottom layer of the root overlay: `/` (as root) or the skeleton.
     pub bottom: PathBuf,
-    /// Directories mounted as overlays over the host directory, relative to
-    /// `/`, sorted.
-    pub leaves: Vec<PathBuf>,
-    /// Files above the leaves, bound read-only from the host, relative to
-    /// `/`.
-    pub files: Vec<PathBuf>,
+    /// Host paths bound read-only over it, relative to `/`, parents before
+    /// children.
+    pub binds: Vec<PathBuf>,
+    /// Whether each bind also takes the mounts below its source.
+    pub recursive: bool,
 }
 
 impl HostLayout {
     /// Reads the host's mounts and, when `rootless`, builds the skeleton in
-    /// `skeleton` (which must not exist yet), leaving out directories the
-    /// caller cannot read, which would only fail later.
+    /// `skeleton` (which must not exist yet).
     pub fn build(skeleton: &Path, rootless: bool) -> io::Result<Self> {
-        let mounts = mount_points()?;
-        if !rootless {
-            return Ok(Self::privileged(&mounts));
+        if rootless {
+            Self::unprivileged(skeleton)
+        } else {
+            Ok(Self::privileged(&mount_points()?))
         }
-        let mut layout = HostLayout {
-            bottom: skeleton.to_owned(),
-            leaves: Vec::new(),
-            files: Vec::new(),
-        };
-        fs::create_dir_all(skeleton)?;
-        fs::set_permissions(skeleton, fs::Permissions::from_mode(0o755))?;
-        layout.split(Path::new(""), &mounts, rootless)?;
-        Ok(layout)
     }
 
     /// As root: `/` at the bottom, every other mounted filesystem (outside
-    /// the fresh directories) as a leaf, parents before children.
+    /// the fresh directories) bound read-only.
     fn privileged(mounts: &BTreeSet<PathBuf>) -> Self {
         let mut layout = HostLayout {
             bottom: PathBuf::from("/"),
-            leaves: Vec::new(),
-            files: Vec::new(),
+            binds: Vec::new(),
+            recursive: false,
         };
         for mount in mounts {
             let Ok(rel) = mount.strip_prefix("/") else { continue };
-            let fresh = rel
-                .components()
-                .next()
-                .is_some_and(|c| FRESH_DIRS.iter().any(|d| c.as_os_str() == *d));
-            if rel.as_os_str().is_empty() || fresh {
+            if rel.as_os_str().is_empty() || is_fresh(rel) {
                 continue;
             }
-            match fs::metadata(mount) {
-                Ok(meta) if meta.is_dir() => layout.leaves.push(rel.to_owned()),
-                Ok(meta) if meta.is_file() => layout.files.push(rel.to_owned()),
-                _ => {}
+            if fs::metadata(mount).is_ok_and(|m| m.is_dir() || m.is_file()) {
+                layout.binds.push(rel.to_owned());
             }
         }
         layout
     }
 
-    fn split(&mut self, rel: &Path, mounts: &BTreeSet<PathBuf>, rootless: bool) -> io::Result<()> {
-        let host_dir = Path::new("/").join(rel);
-        let mut entries: Vec<_> = fs::read_dir(&host_dir)?
+    /// Unprivileged: the skeleton at the bottom, the host's top-level
+    /// directories and files bound read-only over it.
+    fn unprivileged(skeleton: &Path) -> io::Result<Self> {
+        let mut layout = HostLayout {
+            bottom: skeleton.to_owned(),
+            binds: Vec::new(),
+            recursive: true,
+        };
+        fs::create_dir_all(skeleton)?;
+        fs::set_permissions(skeleton, fs::Permissions::from_mode(0o755))?;
+        let mut names: Vec<_> = fs::read_dir("/")?
             .filter_map(Result::ok)
             .map(|e| e.file_name())
             .collect();
-        entries.sort();
-        for name in entries {
-            let rel = rel.join(&name);
-            let host = Path::new("/").join(&rel);
-            let skel = self.bottom.join(&rel);
+        names.sort();
+        for name in names {
+            let rel = PathBuf::from(&name);
+            let host = Path::new("/").join(&name);
+            let skel = skeleton.join(&name);
             let Ok(meta) = fs::symlink_metadata(&host) else {
                 continue;
             };
-            let top_level = rel.components().count() == 1;
+            let mode = fs::Permissions::from_mode(meta.permissions().mode() & 0o7777);
             if meta.file_type().is_symlink() {
                 std::os::unix::fs::symlink(fs::read_link(&host)?, &skel)?;
-                copy_owner(&skel, &meta, rootless)?;
             } else if meta.is_dir() {
                 fs::create_dir(&skel)?;
-                fs::set_permissions(&skel, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-                copy_owner(&skel, &meta, rootless)?;
-                let fresh = top_level && FRESH_DIRS.iter().any(|d| name == *d);
-                if fresh || (rootless && !readable(&host)) {
-                    continue;
-                }
-                if mounts.iter().any(|m| m.starts_with(&host) && m != &host) {
-                    self.split(&rel, mounts, rootless)?;
-                } else {
-                    self.leaves.push(rel);
+                fs::set_permissions(&skel, mode)?;
+                // A directory the caller cannot read stays an empty, writable
+                // one (the host's `/root`, typically).
+                if !is_fresh(&rel) && readable(&host) {
+                    layout.binds.push(rel);
                 }
             } else if meta.is_file() {
                 fs::write(&skel, [])?;
-                fs::set_permissions(&skel, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-                copy_owner(&skel, &meta, rootless)?;
-                self.files.push(rel);
+                fs::set_permissions(&skel, mode)?;
+                layout.binds.push(rel);
             }
         }
-        Ok(())
+        Ok(layout)
     }
 }
 
-fn copy_owner(path: &Path, meta: &fs::Metadata, rootless: bool) -> io::Result<()> {
-    if rootless {
-        Ok(())
-    } else {
-        std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))
-    }
+/// Whether `rel` is, or is inside, one of the directories mounted afresh.
+fn is_fresh(rel: &Path) -> bool {
+    rel.components()
+        .next()
+        .is_some_and(|c| FRESH_DIRS.iter().any(|d| c.as_os_str() == *d))
 }
 
 fn readable(dir: &Path) -> bool {
@@ -179,36 +164,28 @@ mod tests {
     }
 
     #[test]
-    fn splits_the_host_root() {
+    fn unprivileged_binds_the_top_level_over_a_skeleton() {
         let dir = tempfile::tempdir().unwrap();
         let layout = HostLayout::build(&dir.path().join("skel"), true).unwrap();
-        assert!(layout
-            .leaves
-            .iter()
-            .any(|l| l == Path::new("usr") || l.starts_with("usr")));
+        assert!(layout.recursive);
+        assert!(layout.binds.iter().any(|l| l == Path::new("usr")));
         for fresh in FRESH_DIRS {
             assert!(layout.bottom.join(fresh).is_dir() || !Path::new("/").join(fresh).exists());
-            assert!(!layout.leaves.iter().any(|l| l.starts_with(fresh)));
+            assert!(!layout.binds.iter().any(|l| l.starts_with(fresh)));
         }
-        let mounts = mount_points().unwrap();
-        for leaf in &layout.leaves {
-            let host = Path::new("/").join(leaf);
-            assert!(
-                !mounts.iter().any(|m| m.starts_with(&host) && m != &host),
-                "{leaf:?} has mounts below"
-            );
-        }
+        assert!(layout.binds.iter().all(|b| b.components().count() == 1));
     }
 
     #[test]
-    fn as_root_only_other_filesystems_are_leaves() {
+    fn as_root_other_filesystems_are_bound() {
         let mounts: BTreeSet<PathBuf> = ["/", "/proc", "/dev/pts", "/home", "/home/data", "/run/user/1"]
             .into_iter()
             .map(PathBuf::from)
             .collect();
         let layout = HostLayout::privileged(&mounts);
         assert_eq!(layout.bottom, Path::new("/"));
+        assert!(!layout.recursive);
         // Only paths that exist on this machine are kept.
-        assert!(layout.leaves.iter().all(|l| l.starts_with("home")));
+        assert!(layout.binds.iter().all(|l| l.starts_with("home")));
     }
 }

@@ -1,10 +1,13 @@
-//! Plans the root filesystem of one sandboxed step: which overlays to
-//! mount, over which layers, with which upper and work directories.
+//! Plans the root filesystem of one sandboxed step: which overlays and
+//! binds to mount, over which layers, with which upper and work
+//! directories.
 //!
-//! Every path handed to the kernel is a short name inside the step
-//! directory (a symlink to the real layer), because the overlay mount
-//! options must fit in one page however deep the stack and however long the
-//! cache path.
+//! Creating a directory costs a fraction of a millisecond on some disks, so
+//! a step creates as few as possible: its upper and work directories. Mount
+//! points are shared by every step of the session (each step mounts in its
+//! own namespace), and lower layers are handed to the kernel as
+//! `/proc/self/fd/N` of directories the helper opens, which keeps the mount
+//! options short however deep the stack and however long the cache path.
 
 use std::fs;
 use std::io;
@@ -14,16 +17,6 @@ use std::path::{Path, PathBuf};
 use super::host::HostLayout;
 use super::spec::MountOp;
 use crate::fsutil::get_xattr;
-
-/// The upper directory, relative to the step directory; it becomes the
-/// step's layer on commit.
-pub(crate) const UPPER: &str = "u";
-const WORK: &str = "w";
-const LINKS: &str = "l";
-/// Where the root is assembled, relative to the step directory.
-pub(crate) const ROOT: &str = "root";
-const EMPTY: &str = "e";
-const VIEWS: &str = "v";
 
 /// The extended attribute overlayfs (with `userxattr`) marks opaque
 /// directories with.
@@ -38,69 +31,98 @@ pub(crate) enum Base<'a> {
     Rootfs(&'a Path),
 }
 
-/// The mounts of a step's root, and the upper directories created for the
-/// host's leaves (removed again at commit when the step left them empty).
+/// Mount points shared by every step of a session.
+#[derive(Debug, Clone)]
+pub(crate) struct MountPoints {
+    /// Where each step's root is assembled.
+    pub root: PathBuf,
+    /// Where the empty tmpfs under views is mounted.
+    pub empty: PathBuf,
+    /// Views are mounted on `<views>/<n>`.
+    pub views: PathBuf,
+}
+
+impl MountPoints {
+    /// Creates the shared mount points under `dir`.
+    pub fn create(dir: &Path) -> io::Result<Self> {
+        let points = MountPoints {
+            root: dir.join("root"),
+            empty: dir.join("empty"),
+            views: dir.join("views"),
+        };
+        for path in [&points.root, &points.empty, &points.views] {
+            fs::create_dir_all(path)?;
+        }
+        Ok(points)
+    }
+}
+
+/// A step's own directories: `upper` becomes its layer on commit; `work`
+/// is removed after it ran.
 #[derive(Debug, Clone)]
 pub(crate) struct RootfsPlan {
     pub mounts: Vec<MountOp>,
-    pub leaf_uppers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }
 
-/// Prepares `step_dir` (upper, work and link directories) and returns the
-/// mounts for a root made of `layers` (top first) over `base`. `store` is
-/// the directory the layers live in: overlayfs refuses a lower directory
-/// inside another, so a host directory that contains it is stacked through
-/// a view.
-pub(crate) fn plan(step_dir: &Path, layers: &[PathBuf], base: &Base<'_>, store: &Path) -> io::Result<RootfsPlan> {
-    for dir in [UPPER, WORK, LINKS, ROOT] {
-        fs::create_dir(step_dir.join(dir))?;
-    }
+/// Creates the step's upper and work directories as `<scratch>/u<n>` and
+/// `<scratch>/w<n>`, and returns the mounts for a root made of `layers`
+/// (top first) over `base`. `store` is the directory the layers live in:
+/// overlayfs refuses a lower directory inside another, so a host directory
+/// that contains it is stacked through a view.
+pub(crate) fn plan(
+    points: &MountPoints,
+    scratch: &Path,
+    n: u64,
+    layers: &[PathBuf],
+    base: &Base<'_>,
+    store: &Path,
+) -> io::Result<RootfsPlan> {
+    let upper = scratch.join(format!("u{n}"));
+    let work = scratch.join(format!("w{n}"));
+    fs::create_dir(&upper)?;
+    fs::create_dir(&work)?;
     let mut planner = Planner {
-        step_dir,
+        points,
         store,
-        mounts: Vec::new(),
         views: 0,
+        mounts: Vec::new(),
     };
-    let mut leaf_uppers = Vec::new();
-
     let bottom = match base {
         Base::Host(layout) => planner.host_lower(&layout.bottom)?,
         Base::Rootfs(rootfs) => rootfs.to_path_buf(),
     };
-    let lowers: Vec<PathBuf> = layers.iter().cloned().chain([bottom]).collect();
-    planner.overlay(0, Path::new(ROOT), &lowers, Path::new(UPPER))?;
-
+    planner.mounts.push(MountOp::Overlay {
+        target: points.root.clone(),
+        lowers: layers.iter().cloned().chain([bottom]).collect(),
+        upper: upper.clone(),
+        work: work.clone(),
+    });
     if let Base::Host(layout) = base {
-        for (n, leaf) in layout.leaves.iter().enumerate() {
-            let Some(mut lowers) = host_visible(layers, leaf)? else {
-                continue;
-            };
-            lowers.push(planner.host_lower(&Path::new("/").join(leaf))?);
-            let upper = Path::new(UPPER).join(leaf);
-            fs::create_dir_all(step_dir.join(&upper))?;
-            planner.overlay(n + 1, &Path::new(ROOT).join(leaf), &lowers, &upper)?;
-            leaf_uppers.push(upper);
-        }
-        for file in &layout.files {
-            if host_visible(layers, file)?.is_some_and(|l| l.is_empty()) {
+        for bind in &layout.binds {
+            // A layer that deleted or replaced the path wins over the host.
+            if host_visible(layers, bind)?.is_some_and(|l| l.is_empty()) {
                 planner.mounts.push(MountOp::BindReadOnly {
-                    source: Path::new("/").join(file),
-                    target: Path::new(ROOT).join(file),
+                    source: Path::new("/").join(bind),
+                    target: points.root.join(bind),
+                    recursive: layout.recursive,
                 });
             }
         }
     }
     Ok(RootfsPlan {
         mounts: planner.mounts,
-        leaf_uppers,
+        upper,
+        work,
     })
 }
 
 struct Planner<'a> {
-    step_dir: &'a Path,
+    points: &'a MountPoints,
     store: &'a Path,
-    mounts: Vec<MountOp>,
     views: usize,
+    mounts: Vec<MountOp>,
 }
 
 impl Planner<'_> {
@@ -111,46 +133,22 @@ impl Planner<'_> {
             return Ok(dir.to_owned());
         }
         if self.views == 0 {
-            fs::create_dir(self.step_dir.join(EMPTY))?;
-            fs::create_dir(self.step_dir.join(VIEWS))?;
             self.mounts.push(MountOp::EmptyTmpfs {
-                target: PathBuf::from(EMPTY),
+                target: self.points.empty.clone(),
             });
         }
-        let target = Path::new(VIEWS).join(self.views.to_string());
+        let target = self.points.views.join(self.views.to_string());
         self.views += 1;
-        fs::create_dir(self.step_dir.join(&target))?;
+        match fs::create_dir(&target) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
         self.mounts.push(MountOp::View {
             target: target.clone(),
-            empty: PathBuf::from(EMPTY),
+            empty: self.points.empty.clone(),
             lower: dir.to_owned(),
         });
-        Ok(self.step_dir.join(target))
-    }
-
-    /// Adds overlay number `n`: symlinks `l/<n>/<i>` to each lower and
-    /// `l/<n>/u` to the upper, and a work directory `w/<n>`.
-    fn overlay(&mut self, n: usize, target: &Path, lowers: &[PathBuf], upper: &Path) -> io::Result<()> {
-        let step_dir = self.step_dir;
-        let links = Path::new(LINKS).join(n.to_string());
-        fs::create_dir(step_dir.join(&links))?;
-        let mut short = Vec::with_capacity(lowers.len());
-        for (i, lower) in lowers.iter().enumerate() {
-            let link = links.join(i.to_string());
-            std::os::unix::fs::symlink(lower, step_dir.join(&link))?;
-            short.push(link);
-        }
-        let upper_link = links.join("u");
-        std::os::unix::fs::symlink(step_dir.join(upper), step_dir.join(&upper_link))?;
-        let work = Path::new(WORK).join(n.to_string());
-        fs::create_dir(step_dir.join(&work))?;
-        self.mounts.push(MountOp::Overlay {
-            target: target.to_owned(),
-            lowers: short,
-            upper: upper_link,
-            work,
-        });
-        Ok(())
+        Ok(target)
     }
 }
 

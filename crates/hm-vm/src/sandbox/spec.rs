@@ -8,12 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::SyncPlan;
 
-/// The helper's whole job, written as JSON into the step directory.
+/// The helper's whole job, sent as JSON on its standard input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Spec {
-    /// The helper works here, so mount options can use short relative paths.
-    pub step_dir: PathBuf,
-    /// Where the new root is assembled (absolute).
+    /// Where the new root is assembled.
     pub root: PathBuf,
     /// The pid of `hm`; the helper exits at once if its parent is another.
     pub parent_pid: u32,
@@ -30,8 +28,6 @@ pub(crate) struct Spec {
     pub masked: Vec<PathBuf>,
     pub sync: SyncPlan,
     pub exec: ExecSpec,
-    /// Where the helper writes its [`Report`].
-    pub report: PathBuf,
 }
 
 /// Root inside the user namespace is this user outside.
@@ -41,8 +37,7 @@ pub(crate) struct IdMap {
     pub gid: u32,
 }
 
-/// One filesystem of the root. Every path is relative to the step
-/// directory, except host paths (`lower` of a view, `source` of a bind).
+/// One filesystem of the root; all paths are absolute.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum MountOp {
     /// An empty read-only tmpfs (the second lower a view needs).
@@ -55,15 +50,21 @@ pub(crate) enum MountOp {
         empty: PathBuf,
         lower: PathBuf,
     },
-    /// A writable overlay; `lowers` are top first.
+    /// A writable overlay; `lowers` are top first (the helper opens them and
+    /// names them by file descriptor).
     Overlay {
         target: PathBuf,
         lowers: Vec<PathBuf>,
         upper: PathBuf,
         work: PathBuf,
     },
-    /// A read-only bind mount of a host file or directory.
-    BindReadOnly { source: PathBuf, target: PathBuf },
+    /// A read-only bind mount of a host file or directory, with the mounts
+    /// below it when `recursive`.
+    BindReadOnly {
+        source: PathBuf,
+        target: PathBuf,
+        recursive: bool,
+    },
 }
 
 /// The command and its environment.
@@ -75,7 +76,8 @@ pub(crate) struct ExecSpec {
     pub cwd: PathBuf,
 }
 
-/// What the helper reports back, written once when it is done.
+/// What the helper reports back on its standard input (a socket), once,
+/// when it is done.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Report {

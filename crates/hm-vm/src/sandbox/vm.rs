@@ -1,0 +1,266 @@
+//! One sandboxed step: the parent's side of the helper protocol.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use super::helper::HELPER_ARG;
+use super::rootfs::{self, Base, RootfsPlan};
+use super::spec::{ExecSpec, IdMap, Report, Spec};
+use super::{Inner, Snapshot, SnapshotBase, Workspace};
+use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, SyncPlan, Vm};
+use crate::error::VmError;
+use crate::fsutil::remove_tree;
+use crate::images::DEFAULT_PATH;
+
+/// How long a cancelled helper gets to take its namespace down before it is
+/// killed outright.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// One sandboxed step.
+pub(super) struct SandboxVm {
+    inner: Arc<Inner>,
+    workspace: Arc<Workspace>,
+    n: u64,
+    snapshot: Snapshot,
+    sync: SyncPlan,
+    /// The step's own directories, once `exec` made them.
+    dirs: Option<RootfsPlan>,
+}
+
+impl SandboxVm {
+    pub(super) fn new(inner: Arc<Inner>, workspace: Arc<Workspace>, n: u64, snapshot: Snapshot) -> Self {
+        SandboxVm {
+            inner,
+            workspace,
+            n,
+            snapshot,
+            sync: SyncPlan::default(),
+            dirs: None,
+        }
+    }
+
+    fn build_spec(&mut self, request: &ExecRequest) -> Result<Spec, VmError> {
+        let host;
+        let base = match &self.snapshot.base {
+            SnapshotBase::Host => {
+                host = self.inner.host_layout()?;
+                Base::Host(&host)
+            }
+            SnapshotBase::Rootfs(rootfs) => Base::Rootfs(rootfs),
+        };
+        let ws = &self.workspace;
+        let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &self.snapshot.layers, &base, &ws.store)
+            .map_err(VmError::io("prepare a root filesystem in", &ws.scratch))?;
+        let mounts = plan.mounts.clone();
+        self.dirs = Some(plan);
+        let is_host = self.snapshot.base == SnapshotBase::Host;
+        let mut env = vec![
+            ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
+            ("HOME".to_owned(), "/root".to_owned()),
+        ];
+        if let SnapshotBase::Rootfs(rootfs) = &self.snapshot.base {
+            env.extend(image_env(rootfs));
+        }
+        env.extend(request.env.iter().cloned());
+        Ok(Spec {
+            root: ws.points.root.clone(),
+            parent_pid: std::process::id(),
+            id_map: self.inner.rootless.then(|| IdMap {
+                uid: nix::unistd::geteuid().as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            }),
+            rootfs: mounts,
+            fresh_run: is_host,
+            resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
+            masked: if is_host { vec![ws.store.clone()] } else { Vec::new() },
+            sync: std::mem::take(&mut self.sync),
+            exec: ExecSpec {
+                cmd: request.cmd.clone(),
+                env: dedup_env(env),
+                cwd: request.cwd.clone(),
+            },
+        })
+    }
+
+    /// Removes the step's work directories (and, unless it was committed,
+    /// its upper directory) in the background: nothing waits for them, and
+    /// the session collects whatever is left.
+    fn discard(&mut self, keep_upper: bool) {
+        let Some(dirs) = self.dirs.take() else { return };
+        self.inner.in_background(move || {
+            let _ = remove_tree(&dirs.work);
+            if !keep_upper {
+                let _ = remove_tree(&dirs.upper);
+            }
+        });
+    }
+}
+
+/// The environment an imported image brings (`image.json`'s `env`).
+fn image_env(rootfs: &Path) -> Vec<(String, String)> {
+    let Some(dir) = rootfs.parent() else { return Vec::new() };
+    let Ok(bytes) = std::fs::read(dir.join("image.json")) else {
+        return Vec::new();
+    };
+    let Ok(info) = serde_json::from_slice::<crate::images::ImageInfo>(&bytes) else {
+        return Vec::new();
+    };
+    info.env
+        .iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+/// Keeps the last value of every name, in the order names first appeared.
+fn dedup_env(env: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(env.len());
+    for (key, value) in env {
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => out.push((key, value)),
+        }
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl Vm for SandboxVm {
+    async fn sync(&mut self, plan: SyncPlan) -> Result<(), VmError> {
+        self.sync = plan;
+        Ok(())
+    }
+
+    async fn exec(
+        &mut self,
+        request: ExecRequest,
+        logs: LogSink,
+        mut kill: KillSignal,
+    ) -> Result<ExecOutcome, VmError> {
+        if self.dirs.is_some() {
+            return Err(VmError::Setup {
+                stage: "exec".to_owned(),
+                message: "a sandbox runs one command".to_owned(),
+            });
+        }
+        let spec = self.build_spec(&request)?;
+        let helper = &self.inner.config.helper;
+        let spawn_err = |source| VmError::Spawn {
+            helper: helper.clone(),
+            source,
+        };
+        let json = serde_json::to_vec(&spec).map_err(|e| spawn_err(std::io::Error::other(e)))?;
+        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
+        // Spawned from a runtime worker thread, which lives as long as the
+        // process: the helper's parent-death signal follows the spawning
+        // thread, not the process.
+        let mut child = tokio::process::Command::new(helper)
+            .arg(HELPER_ARG)
+            .env_clear()
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_err)?;
+        // The spec is small; the socket's buffer takes it whole.
+        ours.write_all(&json)
+            .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
+            .map_err(spawn_err)?;
+        ours.set_nonblocking(true).map_err(spawn_err)?;
+        let mut socket = tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?;
+        let report = tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = socket.read_to_end(&mut bytes).await;
+            serde_json::from_slice::<Report>(&bytes).ok()
+        });
+        let stdout = forward_lines(child.stdout.take(), LogStream::Stdout, logs.clone());
+        let stderr = forward_lines(child.stderr.take(), LogStream::Stderr, logs);
+        let mut killed = false;
+        let status = tokio::select! {
+            biased;
+            status = child.wait() => status,
+            () = &mut kill => {
+                killed = true;
+                if let Some(pid) = child.id() {
+                    // The helper kills init and waits for the namespace to go.
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+                }
+                match tokio::time::timeout(KILL_GRACE, child.wait()).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        let _ = child.start_kill();
+                        child.wait().await
+                    }
+                }
+            }
+        };
+        let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
+        let _ = tokio::join!(stdout, stderr);
+        let report = report.await.ok().flatten();
+        match report {
+            _ if killed => Ok(ExecOutcome::Killed),
+            Some(Report::Exited(code)) => Ok(ExecOutcome::Exited(code)),
+            Some(Report::Signaled(sig)) => Ok(ExecOutcome::Signaled(sig)),
+            Some(Report::SetupFailed { stage, message }) => Err(VmError::Setup { stage, message }),
+            None => Err(VmError::NoResult {
+                status: status.to_string(),
+            }),
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<SnapshotId, VmError> {
+        let Some(dirs) = &self.dirs else {
+            return Err(VmError::Setup {
+                stage: "commit".to_owned(),
+                message: "nothing ran in this sandbox".to_owned(),
+            });
+        };
+        let layer = self.workspace.layers.join(crate::fsutil::random_id(8));
+        std::fs::rename(&dirs.upper, &layer).map_err(VmError::io("commit", &dirs.upper))?;
+        let mut layers = vec![layer];
+        layers.extend(self.snapshot.layers.iter().cloned());
+        let id = self.inner.add_snapshot(Snapshot {
+            layers,
+            base: self.snapshot.base.clone(),
+        });
+        self.discard(true);
+        Ok(id)
+    }
+
+    async fn destroy(mut self: Box<Self>) -> Result<(), VmError> {
+        self.discard(false);
+        Ok(())
+    }
+}
+
+/// Reads `pipe` line by line into `logs`; runs until the pipe closes.
+fn forward_lines(
+    pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
+    stream: LogStream,
+    logs: LogSink,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(pipe) = pipe else { return };
+        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    if buf.last() == Some(&b'\n') {
+                        buf.pop();
+                    }
+                    let line = String::from_utf8_lossy(&buf).into_owned();
+                    // A closed sink still drains the pipe, so the step never blocks.
+                    let _ = logs.send(LogLine { stream, line }).await;
+                }
+            }
+        }
+    })
+}
