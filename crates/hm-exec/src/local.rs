@@ -25,6 +25,8 @@ pub struct RunRequest {
     pub plan: Plan,
     /// The project root: the workspace source.
     pub source_root: PathBuf,
+    /// Directories under the project root that are not source (the cache).
+    pub source_exclude: Vec<PathBuf>,
     /// `-e KEY=VALUE` overrides, applied over every step's environment.
     pub env: Vec<(String, String)>,
     pub keep_going: bool,
@@ -192,7 +194,7 @@ impl Build {
         let ctx = Arc::new(RunContext {
             plan: request.plan.clone(),
             vm: self.vm.clone(),
-            source: Source::new(request.source_root.clone()),
+            source: Source::new(request.source_root.clone()).excluding(request.source_exclude.clone()),
             env_overrides: request.env.clone(),
             events: self.events.clone(),
             images,

@@ -70,6 +70,9 @@ pub struct SourceError {
 #[derive(Debug)]
 pub struct Source {
     root: PathBuf,
+    /// Directories inside the tree that are never source (hm's own cache,
+    /// when it lives in the project).
+    excluded: Vec<PathBuf>,
     hashes: Mutex<HashMap<PathBuf, (FileStamp, [u8; 32])>>,
 }
 
@@ -97,8 +100,15 @@ impl Source {
     pub fn new(root: PathBuf) -> Self {
         Source {
             root,
+            excluded: Vec::new(),
             hashes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Leaves `dirs` (absolute paths) out of the source.
+    pub fn excluding(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.excluded = dirs;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -110,6 +120,7 @@ impl Source {
     /// `.hm/`, keeping symlinks as links.
     pub fn scan(&self) -> Result<Manifest, SourceError> {
         let root = self.root.clone();
+        let excluded = self.excluded.clone();
         let walker = ignore::WalkBuilder::new(&root)
             .hidden(false)
             .parents(true)
@@ -121,7 +132,7 @@ impl Source {
             .follow_links(false)
             .filter_entry(move |entry| {
                 let name = entry.file_name();
-                if name == ".git" {
+                if name == ".git" || excluded.iter().any(|x| x == entry.path()) {
                     return false;
                 }
                 !(entry.depth() == 1 && EXCLUDED_AT_ROOT.iter().any(|x| name == *x))
@@ -275,6 +286,14 @@ mod tests {
         );
         assert_eq!(m.entries[Path::new("link")].kind, EntryKind::Symlink);
         assert_eq!(m.entries[Path::new("src/deep/run.sh")].mode, 0o755);
+    }
+
+    #[test]
+    fn excluded_directories_are_not_source() {
+        let dir = tree();
+        fs::create_dir_all(dir.path().join("cache/runs")).unwrap();
+        let source = Source::new(dir.path().to_owned()).excluding(vec![dir.path().join("cache")]);
+        assert!(!paths(&source.scan().unwrap()).iter().any(|p| p.starts_with("cache")));
     }
 
     #[test]

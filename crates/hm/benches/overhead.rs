@@ -39,10 +39,26 @@ fn chain_project(root: &Path, steps: usize, image: &str) -> PathBuf {
     dir
 }
 
-/// Wall time of `hm run` on a project (whole process).
-fn time_hm(project: &Path, cache: &Path) -> Duration {
+/// An unprivileged uid to measure rootless mode with, when running as root.
+const NOBODY: &str = "65534";
+
+/// Wall time of `hm run` on a project (whole process), as `user` if given.
+fn time_hm(project: &Path, cache: &Path, user: Option<&str>) -> Duration {
+    let mut command = match user {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={uid}"),
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_hm"),
+            ]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_hm")),
+    };
     let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_hm"))
+    let status = command
         .args(["run", "--format", "json"])
         .current_dir(project)
         .env("HM_CACHE_DIR", cache)
@@ -109,14 +125,19 @@ fn main() {
         .unwrap();
     assert!(import.success());
 
+    let rootless = !Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false);
     let mut rows: Vec<(String, String, String)> = Vec::new();
     let mut per_step_host = Duration::ZERO;
     for image in ["host", "bench-tiny"] {
         let chain = chain_project(root.path(), steps, image);
         let single = chain_project(root.path(), 1, image);
-        time_hm(&chain, &cache); // warm-up
-        let total = median((0..runs).map(|_| time_hm(&chain, &cache)).collect());
-        let one = median((0..runs).map(|_| time_hm(&single, &cache)).collect());
+        time_hm(&chain, &cache, None); // warm-up
+        let total = median((0..runs).map(|_| time_hm(&chain, &cache, None)).collect());
+        let one = median((0..runs).map(|_| time_hm(&single, &cache, None)).collect());
         let marginal = total.saturating_sub(one) / (steps as u32 - 1);
         if image == "host" {
             per_step_host = total / steps as u32;
@@ -138,11 +159,27 @@ fn main() {
         ));
     }
 
-    let rootless = !Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false);
+    if !rootless {
+        // The same chain as an unprivileged user, with a cache of its own.
+        let chain = chain_project(root.path(), steps, "host");
+        let user_cache = root.path().join("user-cache");
+        std::fs::create_dir_all(&user_cache).unwrap();
+        let owned = Command::new("chown")
+            .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+            .arg(&user_cache)
+            .arg(&chain)
+            .status();
+        if owned.is_ok_and(|s| s.success()) {
+            time_hm(&chain, &user_cache, Some(NOBODY));
+            let total = median((0..runs).map(|_| time_hm(&chain, &user_cache, Some(NOBODY))).collect());
+            rows.push((
+                format!("`hm run` as an unprivileged user, {steps}-step chain, image `host`"),
+                ms(total),
+                ms(total / steps as u32),
+            ));
+        }
+    }
+
     let rootfs_str = rootfs.to_str().unwrap();
     let mut floor_args = vec!["--mount", "--pid", "--fork"];
     if rootless {

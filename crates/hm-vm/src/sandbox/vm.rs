@@ -167,7 +167,7 @@ impl Vm for SandboxVm {
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn_err)?;
-        // The spec is small; the socket's buffer takes it whole.
+        // The helper reads its spec before anything else.
         ours.write_all(&json)
             .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
             .map_err(spawn_err)?;

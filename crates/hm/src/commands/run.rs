@@ -34,9 +34,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         CliError::Load(hm_dsl::LoadError::Invalid { file, source })
     })?;
 
+    let cache = cache_dir()?;
     let vm: Arc<dyn VmBackend> = match args.backend {
         BackendName::Sandbox => Arc::new(SandboxBackend::new(SandboxConfig {
-            cache_dir: cache_dir()?,
+            cache_dir: cache.clone(),
             helper: std::env::current_exe().map_err(CliError::NoExe)?,
             max_layers: max_layers(),
         })),
@@ -50,6 +51,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let handle = backend.start(RunRequest {
         plan,
         source_root: project.root.clone(),
+        source_exclude: std::fs::canonicalize(&cache).into_iter().collect(),
         env,
         keep_going: args.keep_going,
         run_id: hm_vm::fsutil::random_id(8),
