@@ -10,6 +10,41 @@ use util::{envelope, sandbox_available, step, Fixture, Run};
 /// An unprivileged uid for the test (nobody).
 const UID: u32 = 65534;
 
+/// `hm ARGS` in `project` as the unprivileged user (when root) or as
+/// ourselves (already unprivileged), with the fixture's cache.
+fn run_unprivileged(fx: &Fixture, project: &std::path::Path, args: &[&str]) -> Run {
+    let mut command = Command::new(util::hm_bin());
+    if util::is_root() {
+        let status = Command::new("chown").arg("-R").arg(format!("{UID}:{UID}")).arg(fx.dir.path()).status().unwrap();
+        assert!(status.success());
+        command = Command::new("setpriv");
+        command.args([&format!("--reuid={UID}"), &format!("--regid={UID}"), "--clear-groups", util::hm_bin()]);
+    }
+    let output = command
+        .args(args)
+        .current_dir(project)
+        .env("HM_CACHE_DIR", fx.cache())
+        .env("HOME", fx.dir.path())
+        .output()
+        .unwrap();
+    Run::from(output)
+}
+
+#[test]
+fn the_sample_pipeline_runs_as_an_unprivileged_user() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
+    let copy = Command::new("cp").arg("-a").arg(sample.join(".")).arg(fx.project()).status().unwrap();
+    assert!(copy.success());
+    let run = run_unprivileged(&fx, &fx.project(), &["run", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("test"), ["greeting ok"]);
+    fx.assert_clean();
+}
+
 #[test]
 fn a_pipeline_runs_as_an_unprivileged_user() {
     if !sandbox_available() {
@@ -29,31 +64,7 @@ fn a_pipeline_runs_as_an_unprivileged_user() {
     let edges = [("build", "test", "builds_in"), ("build", "other", "builds_in")];
     let fx = Fixture::with(&envelope("rootless", &steps, &edges, None));
     fx.write("src.txt", "source\n");
-    let mut command = fx.command(&["run", "--format", "json"]);
-    if util::is_root() {
-        // Hand the fixture to the unprivileged user and drop to it.
-        let status = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{UID}:{UID}"))
-            .arg(fx.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut args = vec![
-            format!("--reuid={UID}"),
-            format!("--regid={UID}"),
-            "--clear-groups".to_owned(),
-            util::hm_bin().to_owned(),
-        ];
-        args.extend(["run", "--format", "json"].map(str::to_owned));
-        command = Command::new("setpriv");
-        command
-            .args(args)
-            .current_dir(fx.project())
-            .env("HM_CACHE_DIR", fx.cache())
-            .env("HOME", fx.dir.path());
-    }
-    let run = Run::from(command.output().unwrap());
+    let run = run_unprivileged(&fx, &fx.project(), &["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("build"), ["0"], "the caller is root inside");
     assert_eq!(run.logs("test")[..2], ["built", "source"]);
