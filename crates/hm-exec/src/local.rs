@@ -206,9 +206,10 @@ impl Build {
         let mut tasks: JoinSet<(StepIdx, StepReport)> = JoinSet::new();
         let mut cancels: HashMap<StepIdx, watch::Sender<bool>> = HashMap::new();
         let mut held: BTreeSet<StepIdx> = BTreeSet::new();
+        // A timeout too far away to represent is no timeout.
         let deadline = plan
             .timeout_seconds
-            .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+            .and_then(|s| tokio::time::Instant::now().checked_add(Duration::from_secs(s)));
         let mut deadline_passed = deadline.is_none();
 
         let mut actions = if *self.interrupted.borrow() {

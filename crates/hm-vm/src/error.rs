@@ -51,6 +51,8 @@ pub enum VmError {
     NoResult { status: String },
     #[error("snapshot `{0}` does not exist")]
     UnknownSnapshot(SnapshotId),
+    #[error("image `{name}` was removed or replaced while the build ran")]
+    ImageChanged { name: String },
 }
 
 impl VmError {

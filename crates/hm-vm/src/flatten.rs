@@ -12,13 +12,16 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use crate::fsutil::{apply_metadata, is_root, remove_tree, set_xattr};
+use crate::fsutil::{apply_metadata, remove_tree, set_xattr};
 use crate::sandbox::{is_opaque, OPAQUE_XATTR};
 
-/// Flattens `layers` (top first) into the new directory `dest`.
-pub fn flatten(layers: &[std::path::PathBuf], dest: &Path) -> io::Result<()> {
+/// Flattens `layers` (top first) into the new directory `dest`, copying
+/// owners when `privileged` (real root). Unprivileged, run it as root of a
+/// user namespace (the sandbox helper does), so that directories a step
+/// made unreadable or read-only are no obstacle.
+pub fn flatten(layers: &[std::path::PathBuf], dest: &Path, privileged: bool) -> io::Result<()> {
     fs::create_dir_all(dest)?;
-    let result = layers.iter().rev().try_for_each(|layer| apply(layer, dest));
+    let result = layers.iter().rev().try_for_each(|layer| apply(layer, dest, privileged));
     if result.is_err() {
         let _ = remove_tree(dest);
     }
@@ -30,7 +33,7 @@ fn is_whiteout(meta: &fs::Metadata) -> bool {
 }
 
 /// Lays the directory `src` of one layer over `dst`.
-fn apply(src: &Path, dst: &Path) -> io::Result<()> {
+fn apply(src: &Path, dst: &Path, privileged: bool) -> io::Result<()> {
     let mut names: Vec<_> = fs::read_dir(src)?
         .map(|e| e.map(|e| e.file_name()))
         .collect::<io::Result<_>>()?;
@@ -51,8 +54,8 @@ fn apply(src: &Path, dst: &Path) -> io::Result<()> {
             if opaque || replaces {
                 set_xattr(&to, OPAQUE_XATTR, b"y")?;
             }
-            apply(&from, &to)?;
-            apply_metadata(&to, &meta, is_root())?;
+            apply(&from, &to, privileged)?;
+            apply_metadata(&to, &meta, privileged)?;
         } else {
             if below.is_some() {
                 remove_tree(&to)?;
@@ -99,7 +102,7 @@ mod tests {
         fs::write(top.join("w/sub/y"), "y").unwrap();
 
         let flat = dir.path().join("flat");
-        flatten(&[top, middle, bottom], &flat).unwrap();
+        flatten(&[top, middle, bottom], &flat, crate::fsutil::is_root()).unwrap();
         assert_eq!(fs::read_to_string(flat.join("w/a")).unwrap(), "a2");
         assert!(is_whiteout(&fs::symlink_metadata(flat.join("gone")).unwrap()));
         assert!(!flat.join("w/sub/x").exists());

@@ -11,12 +11,15 @@
 
 mod helper;
 mod host;
+mod layers;
+mod mounts;
 mod rootfs;
 mod spec;
+mod sync;
 mod vm;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,12 +27,14 @@ pub use helper::{helper_main, is_helper_invocation, HELPER_ARG};
 
 use crate::backend::{BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, SnapshotId, Vm, VmBackend};
 use crate::error::{BackendUnavailable, VmError};
-use crate::fsutil::{self, random_id, remove_tree};
+use crate::fsutil::{self, random_id};
 use crate::images::{ImageStore, HOST_IMAGE};
 use crate::session::Session;
 use host::HostLayout;
+use layers::{Layer, Trash};
 use rootfs::MountPoints;
 pub(crate) use rootfs::{is_opaque, OPAQUE_XATTR};
+use spec::{FlattenSpec, IdMap, Job, Report};
 use vm::SandboxVm;
 
 /// Layers a snapshot may stack before it is flattened into one.
@@ -58,8 +63,11 @@ struct Inner {
     rootless: bool,
     state: Mutex<State>,
     steps: AtomicU64,
-    /// Clean-up running in the background, awaited by `shutdown`.
-    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Removals running in the background, awaited by `shutdown`.
+    trash: Arc<Trash>,
+    /// One flattening at a time, so that steps forking from one deep
+    /// snapshot flatten it once.
+    flattening: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -83,8 +91,14 @@ struct Workspace {
 /// A committed filesystem: layers (top first) over a base.
 #[derive(Debug, Clone)]
 struct Snapshot {
-    layers: Vec<PathBuf>,
+    layers: Vec<Arc<Layer>>,
     base: SnapshotBase,
+}
+
+impl Snapshot {
+    fn layer_paths(&self) -> Vec<PathBuf> {
+        self.layers.iter().map(|l| l.path().to_owned()).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +117,8 @@ impl SandboxBackend {
                 rootless: !fsutil::is_root(),
                 state: Mutex::new(State::default()),
                 steps: AtomicU64::new(0),
-                background: Mutex::new(Vec::new()),
+                trash: Arc::new(Trash::default()),
+                flattening: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -150,28 +165,24 @@ impl Inner {
             return Ok(host.clone());
         }
         let skeleton = workspace.session.dir().join("host");
-        let layout = Arc::new(
-            HostLayout::build(&skeleton, self.rootless)
-                .map_err(VmError::io("map the host filesystem into", &skeleton))?,
-        );
+        let layout = HostLayout::build(&skeleton, self.rootless)
+            .map_err(VmError::io("map the host filesystem into", &skeleton))?;
+        let layout = Arc::new(layout);
         state.host = Some(layout.clone());
         Ok(layout)
     }
 
-    /// Runs blocking clean-up off the step's path; `shutdown` waits for it.
-    fn in_background(&self, work: impl FnOnce() + Send + 'static) {
-        let handle = tokio::task::spawn_blocking(work);
-        let mut background = self.background.lock().unwrap_or_else(|p| p.into_inner());
-        background.retain(|h| !h.is_finished());
-        background.push(handle);
+    /// The user namespace mapping of a step or helper job, when not root.
+    fn id_map(&self) -> Option<IdMap> {
+        self.rootless.then(|| IdMap {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        })
     }
 
     fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot, VmError> {
-        self.state()
-            .snapshots
-            .get(id)
-            .cloned()
-            .ok_or_else(|| VmError::UnknownSnapshot(id.clone()))
+        let snapshot = self.state().snapshots.get(id).cloned();
+        snapshot.ok_or_else(|| VmError::UnknownSnapshot(id.clone()))
     }
 
     /// Records a new snapshot.
@@ -181,34 +192,47 @@ impl Inner {
         id
     }
 
-    /// Replaces a snapshot's layers by one equivalent layer.
-    fn flatten(&self, id: &SnapshotId, snapshot: &Snapshot) -> Result<Snapshot, VmError> {
+    /// The snapshot `id`, its layers replaced by one equivalent layer when
+    /// the stack is deeper than the limit. The old layers go once no running
+    /// step stacks them any more.
+    async fn flattened(&self, id: &SnapshotId) -> Result<Snapshot, VmError> {
+        let _one_at_a_time = self.flattening.lock().await;
+        let snapshot = self.snapshot(id)?;
+        if snapshot.layers.len() <= self.config.max_layers {
+            return Ok(snapshot);
+        }
         let workspace = self.workspace()?;
         let dest = workspace.layers.join(random_id(8));
-        crate::flatten::flatten(&snapshot.layers, &dest).map_err(VmError::io("flatten layers into", &dest))?;
+        let job = Job::Flatten(FlattenSpec {
+            id_map: self.id_map(),
+            layers: snapshot.layer_paths(),
+            dest: dest.clone(),
+        });
+        let helper = &self.config.helper;
+        let (mut child, report) = vm::spawn_helper(helper, &job, false)?;
+        let status = child
+            .wait()
+            .await
+            .map_err(VmError::io("wait for the sandbox helper", helper))?;
+        match report.await.ok().flatten() {
+            Some(Report::Exited(0)) => {}
+            other => {
+                self.trash.discard(dest);
+                return Err(match other {
+                    Some(Report::SetupFailed { stage, message }) => VmError::Setup { stage, message },
+                    _ => VmError::NoResult {
+                        status: status.to_string(),
+                    },
+                });
+            }
+        }
         let flat = Snapshot {
-            layers: vec![dest],
+            layers: vec![Layer::new(dest, &self.trash)],
             base: snapshot.base.clone(),
         };
-        let mut state = self.state();
-        state.snapshots.insert(id.clone(), flat.clone());
-        let unused = unused_layers(&state.snapshots, &snapshot.layers, &workspace.layers);
-        drop(state);
-        for layer in unused {
-            let _ = remove_tree(&layer);
-        }
+        self.state().snapshots.insert(id.clone(), flat.clone());
         Ok(flat)
     }
-}
-
-/// Of `candidates`, the layers inside `layers_dir` that no snapshot uses.
-fn unused_layers(snapshots: &HashMap<SnapshotId, Snapshot>, candidates: &[PathBuf], layers_dir: &Path) -> Vec<PathBuf> {
-    candidates
-        .iter()
-        .filter(|layer| layer.starts_with(layers_dir))
-        .filter(|layer| !snapshots.values().any(|s| s.layers.contains(layer)))
-        .cloned()
-        .collect()
 }
 
 #[async_trait::async_trait]
@@ -222,8 +246,9 @@ impl VmBackend for SandboxBackend {
             what: what.to_owned(),
             source,
         };
-        std::fs::create_dir_all(&self.inner.config.cache_dir).map_err(|source| BackendUnavailable::CacheDir {
-            path: self.inner.config.cache_dir.clone(),
+        let cache = &self.inner.config.cache_dir;
+        std::fs::create_dir_all(cache).map_err(|source| BackendUnavailable::CacheDir {
+            path: cache.clone(),
             source,
         })?;
         // A real step on the host image, the cheapest complete proof.
@@ -231,11 +256,12 @@ impl VmBackend for SandboxBackend {
             name: HOST_IMAGE.to_owned(),
             id: HOST_IMAGE.to_owned(),
         };
+        let request = BootRequest {
+            from: BootFrom::Image(image),
+            name: "probe".to_owned(),
+        };
         let mut vm = self
-            .boot(BootRequest {
-                from: BootFrom::Image(image),
-                name: "probe".to_owned(),
-            })
+            .boot(request)
             .await
             .map_err(|e| unavailable("preparing a sandbox", Some(e)))?;
         let (logs, _rx) = tokio::sync::mpsc::channel(1);
@@ -271,21 +297,20 @@ impl VmBackend for SandboxBackend {
                 layers: Vec::new(),
                 base: SnapshotBase::Host,
             },
-            BootFrom::Image(image) => Snapshot {
-                layers: Vec::new(),
-                base: SnapshotBase::Rootfs(inner.images.rootfs(&image.name)),
-            },
-            BootFrom::Snapshot(id) => {
-                let snapshot = inner.snapshot(id)?;
-                if snapshot.layers.len() > inner.config.max_layers {
-                    let (id, flattener) = (id.clone(), inner.clone());
-                    tokio::task::spawn_blocking(move || flattener.flatten(&id, &snapshot))
-                        .await
-                        .map_err(|e| VmError::io("flatten", PathBuf::new())(std::io::Error::other(e)))??
-                } else {
-                    snapshot
+            BootFrom::Image(image) => {
+                // The image must still be the one resolved for this build.
+                let current = inner.images.get(&image.name).ok().flatten();
+                if current.is_none_or(|info| info.id != image.id) {
+                    return Err(VmError::ImageChanged {
+                        name: image.name.clone(),
+                    });
+                }
+                Snapshot {
+                    layers: Vec::new(),
+                    base: SnapshotBase::Rootfs(inner.images.rootfs(&image.name)),
                 }
             }
+            BootFrom::Snapshot(id) => inner.flattened(id).await?,
         };
         let workspace = inner.workspace()?;
         let n = inner.steps.fetch_add(1, Ordering::Relaxed);
@@ -293,37 +318,21 @@ impl VmBackend for SandboxBackend {
     }
 
     async fn release(&self, id: &SnapshotId) -> Result<(), VmError> {
-        let unused = {
-            let mut state = self.inner.state();
-            let Some(snapshot) = state.snapshots.remove(id) else {
-                return Err(VmError::UnknownSnapshot(id.clone()));
-            };
-            let Some(workspace) = state.session.clone() else {
-                return Ok(());
-            };
-            unused_layers(&state.snapshots, &snapshot.layers, &workspace.layers)
-        };
-        tokio::task::spawn_blocking(move || {
-            for layer in unused {
-                remove_tree(&layer).map_err(VmError::io("remove", &layer))?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| VmError::io("remove layers", PathBuf::new())(std::io::Error::other(e)))?
+        // Its layers go with the last snapshot or step that stacks them.
+        match self.inner.state().snapshots.remove(id) {
+            Some(_) => Ok(()),
+            None => Err(VmError::UnknownSnapshot(id.clone())),
+        }
     }
 
     async fn shutdown(&self) -> Result<(), VmError> {
-        let pending = std::mem::take(&mut *self.inner.background.lock().unwrap_or_else(|p| p.into_inner()));
-        for handle in pending {
-            let _ = handle.await;
-        }
         let workspace = {
             let mut state = self.inner.state();
             state.snapshots.clear();
             state.host = None;
             state.session.take()
         };
+        self.inner.trash.drain().await;
         // The session directory goes with the last reference to it.
         if let Some(workspace) = workspace {
             tokio::task::spawn_blocking(move || drop(workspace))

@@ -69,16 +69,18 @@ pub fn collect_dead(runs: &Path) {
 }
 
 fn is_dead(dir: &Path) -> bool {
+    let is_tmp = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(TMP_PREFIX));
+    if is_tmp {
+        // Being created: its lock may be about to be taken, so only age
+        // tells.
+        return older_than(dir, TMP_GRACE);
+    }
     match File::open(dir.join(LOCK_FILE)) {
         Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok(),
-        Err(_) => {
-            let is_tmp = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(TMP_PREFIX));
-            // A fresh `.tmp-` directory may be about to take its lock.
-            !is_tmp || older_than(dir, TMP_GRACE)
-        }
+        Err(_) => true,
     }
 }
 

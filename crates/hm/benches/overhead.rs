@@ -70,32 +70,8 @@ fn time_hm(project: &Path, cache: &Path, user: Option<&str>) -> Duration {
     elapsed
 }
 
-/// A root filesystem with `/bin/sh` and `true` and their libraries.
-fn tiny_rootfs(dir: &Path) {
-    for tool in ["/bin/sh", "/bin/true"] {
-        let real = std::fs::canonicalize(tool).unwrap();
-        let ldd = Command::new("ldd").arg(&real).output().unwrap();
-        let mut files = vec![real.clone()];
-        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-            if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
-                files.push(path.into());
-            }
-        }
-        for file in files {
-            let target = dir.join(file.strip_prefix("/").unwrap());
-            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            std::fs::copy(&file, &target).unwrap();
-        }
-        let link = dir.join(Path::new(tool).strip_prefix("/").unwrap());
-        if !link.exists() {
-            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(&real, &link).unwrap();
-        }
-    }
-    for d in ["proc", "dev", "sys", "tmp"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-}
+#[path = "../tests/util/rootfs.rs"]
+mod rootfs;
 
 fn time_command(program: &str, args: &[&str]) -> Option<Duration> {
     let started = Instant::now();
@@ -115,7 +91,10 @@ fn main() {
     let root = tempfile::Builder::new().prefix("hm-bench-").tempdir().unwrap();
     let cache = root.path().join("cache");
     let rootfs = root.path().join("rootfs");
-    tiny_rootfs(&rootfs);
+    rootfs::tiny_rootfs(&rootfs, &["/bin/sh", "/bin/true"]);
+    for dir in ["proc", "dev", "sys", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
     let import = Command::new(env!("CARGO_BIN_EXE_hm"))
         .args(["image", "import", "bench-tiny"])
         .arg(&rootfs)

@@ -2,34 +2,9 @@
 
 mod util;
 
-use std::path::Path;
 use std::process::Command;
 
-use util::{envelope, sandbox_available, step, Fixture};
-
-/// A tiny root filesystem: the host's `/bin/sh` and the libraries it
-/// needs, nothing else (no /proc, /dev or /tmp: the sandbox adds them).
-fn tiny_rootfs(dir: &Path) {
-    let sh = std::fs::canonicalize("/bin/sh").unwrap();
-    let ldd = Command::new("ldd").arg(&sh).output().unwrap();
-    let mut files = vec![sh.clone()];
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        let path = line.split_whitespace().find(|w| w.starts_with('/'));
-        if let Some(path) = path {
-            files.push(path.into());
-        }
-    }
-    for file in files {
-        let target = dir.join(file.strip_prefix("/").unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
-    std::fs::create_dir_all(dir.join("bin")).unwrap();
-    let rel = Path::new("..").join(sh.strip_prefix("/").unwrap());
-    if !dir.join("bin/sh").exists() {
-        std::os::unix::fs::symlink(rel, dir.join("bin/sh")).unwrap();
-    }
-}
+use util::{envelope, sandbox_available, step, tiny_rootfs, Fixture};
 
 #[test]
 fn import_run_list_remove() {
@@ -50,7 +25,8 @@ fn import_run_list_remove() {
     let fx = Fixture::with(&envelope("img", &steps, &[("root", "child", "builds_in")], None));
     fx.write("src.txt", "source\n");
     let rootfs = fx.dir.path().join("rootfs");
-    tiny_rootfs(&rootfs);
+    // No /proc, /dev or /tmp in it: the sandbox adds them.
+    tiny_rootfs(&rootfs, &["/bin/sh"]);
     let tarball = fx.dir.path().join("rootfs.tar");
     assert!(Command::new("tar")
         .arg("-C")

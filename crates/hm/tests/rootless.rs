@@ -15,10 +15,20 @@ const UID: u32 = 65534;
 fn run_unprivileged(fx: &Fixture, project: &std::path::Path, args: &[&str]) -> Run {
     let mut command = Command::new(util::hm_bin());
     if util::is_root() {
-        let status = Command::new("chown").arg("-R").arg(format!("{UID}:{UID}")).arg(fx.dir.path()).status().unwrap();
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{UID}:{UID}"))
+            .arg(fx.dir.path())
+            .status()
+            .unwrap();
         assert!(status.success());
         command = Command::new("setpriv");
-        command.args([&format!("--reuid={UID}"), &format!("--regid={UID}"), "--clear-groups", util::hm_bin()]);
+        command.args([
+            &format!("--reuid={UID}"),
+            &format!("--regid={UID}"),
+            "--clear-groups",
+            util::hm_bin(),
+        ]);
     }
     let output = command
         .args(args)
@@ -37,7 +47,12 @@ fn the_sample_pipeline_runs_as_an_unprivileged_user() {
     }
     let fx = Fixture::new();
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
-    let copy = Command::new("cp").arg("-a").arg(sample.join(".")).arg(fx.project()).status().unwrap();
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(sample.join("."))
+        .arg(fx.project())
+        .status()
+        .unwrap();
     assert!(copy.success());
     let run = run_unprivileged(&fx, &fx.project(), &["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.dump());

@@ -366,33 +366,14 @@ fn workspace_follows_the_source() {
         &envelope("ws", &steps, &[("first", "second", "builds_in")], None).to_string(),
     );
 
-    let mut child = fx
-        .command(&["run", "--format", "json"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut events = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let started = line.contains("\"line\":\"started\"");
-        events.push(line);
-        if started {
-            break;
-        }
-    }
     // The source changes while `first` runs.
-    std::fs::remove_file(fx.project().join("host-deletes.txt")).unwrap();
-    fx.write("host-edits.txt", "v2\n");
-    fx.write("host-adds.txt", "new\n");
-    std::fs::remove_dir_all(fx.project().join("dir")).unwrap();
-    events.extend(lines.map(|l| l.unwrap()));
-    assert!(child.wait().unwrap().success(), "{events:#?}");
-    let run = util::Run {
-        code: 0,
-        events: events.iter().map(|l| serde_json::from_str(l).unwrap()).collect(),
-        stderr: String::new(),
-    };
+    let run = fx.run_json_when(&[], "started", || {
+        std::fs::remove_file(fx.project().join("host-deletes.txt")).unwrap();
+        fx.write("host-edits.txt", "v2\n");
+        fx.write("host-adds.txt", "new\n");
+        std::fs::remove_dir_all(fx.project().join("dir")).unwrap();
+    });
+    assert_eq!(run.code, 0, "{}", run.dump());
     let first_logs = run.logs("first");
     assert_eq!(
         &first_logs[..9],

@@ -22,8 +22,9 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Top-level directories the sandbox always mounts afresh.
-pub(crate) const FRESH_DIRS: [&str; 5] = ["proc", "sys", "dev", "tmp", "run"];
+/// Top-level directories never taken from the host: those the sandbox
+/// mounts afresh, and `/workspace`, which starts empty (see `rootfs`).
+const RESERVED: [&str; 6] = ["proc", "sys", "dev", "tmp", "run", "workspace"];
 
 /// How the host's root is put together.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ impl HostLayout {
         };
         for mount in mounts {
             let Ok(rel) = mount.strip_prefix("/") else { continue };
-            if rel.as_os_str().is_empty() || is_fresh(rel) {
+            if rel.as_os_str().is_empty() || is_reserved(rel) {
                 continue;
             }
             if fs::metadata(mount).is_ok_and(|m| m.is_dir() || m.is_file()) {
@@ -98,7 +99,7 @@ impl HostLayout {
                 fs::set_permissions(&skel, mode)?;
                 // A directory the caller cannot read stays an empty, writable
                 // one (the host's `/root`, typically).
-                if !is_fresh(&rel) && readable(&host) {
+                if !is_reserved(&rel) && readable(&host) {
                     layout.binds.push(rel);
                 }
             } else if meta.is_file() {
@@ -111,11 +112,11 @@ impl HostLayout {
     }
 }
 
-/// Whether `rel` is, or is inside, one of the directories mounted afresh.
-fn is_fresh(rel: &Path) -> bool {
+/// Whether `rel` is, or is inside, a directory never taken from the host.
+fn is_reserved(rel: &Path) -> bool {
     rel.components()
         .next()
-        .is_some_and(|c| FRESH_DIRS.iter().any(|d| c.as_os_str() == *d))
+        .is_some_and(|c| RESERVED.iter().any(|d| c.as_os_str() == *d))
 }
 
 fn readable(dir: &Path) -> bool {
@@ -169,7 +170,7 @@ mod tests {
         let layout = HostLayout::build(&dir.path().join("skel"), true).unwrap();
         assert!(layout.recursive);
         assert!(layout.binds.iter().any(|l| l == Path::new("usr")));
-        for fresh in FRESH_DIRS {
+        for fresh in RESERVED {
             assert!(layout.bottom.join(fresh).is_dir() || !Path::new("/").join(fresh).exists());
             assert!(!layout.binds.iter().any(|l| l.starts_with(fresh)));
         }

@@ -83,6 +83,13 @@ pub(crate) fn plan(
     let work = scratch.join(format!("w{n}"));
     fs::create_dir(&upper)?;
     fs::create_dir(&work)?;
+    if matches!(base, Base::Host(_)) && layers.is_empty() && fs::symlink_metadata("/workspace").is_ok() {
+        // The host has a `/workspace` of its own: hide it under an opaque
+        // directory, so the step's starts empty.
+        let workspace = upper.join("workspace");
+        fs::create_dir(&workspace)?;
+        crate::fsutil::set_xattr(&workspace, OPAQUE_XATTR, b"y")?;
+    }
     let mut planner = Planner {
         points,
         store,

@@ -8,7 +8,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::SyncPlan;
 
-/// The helper's whole job, sent as JSON on its standard input.
+/// What the helper is asked to do, sent as JSON on its standard input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Job {
+    Step(Box<Spec>),
+    Flatten(FlattenSpec),
+}
+
+/// Merge `layers` (top first) into the new directory `dest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FlattenSpec {
+    /// Set when not root: flatten as root of a user namespace.
+    pub id_map: Option<IdMap>,
+    pub layers: Vec<PathBuf>,
+    pub dest: PathBuf,
+}
+
+/// A step to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Spec {
     /// Where the new root is assembled.

@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use super::helper::HELPER_ARG;
+use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
-use super::spec::{ExecSpec, IdMap, Report, Spec};
+use super::spec::{ExecSpec, Job, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
 use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, SyncPlan, Vm};
 use crate::error::VmError;
-use crate::fsutil::remove_tree;
 use crate::images::DEFAULT_PATH;
 
 /// How long a cancelled helper gets to take its namespace down before it is
@@ -54,7 +54,8 @@ impl SandboxVm {
             SnapshotBase::Rootfs(rootfs) => Base::Rootfs(rootfs),
         };
         let ws = &self.workspace;
-        let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &self.snapshot.layers, &base, &ws.store)
+        let layers = self.snapshot.layer_paths();
+        let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &layers, &base, &ws.store)
             .map_err(VmError::io("prepare a root filesystem in", &ws.scratch))?;
         let mounts = plan.mounts.clone();
         self.dirs = Some(plan);
@@ -70,10 +71,7 @@ impl SandboxVm {
         Ok(Spec {
             root: ws.points.root.clone(),
             parent_pid: std::process::id(),
-            id_map: self.inner.rootless.then(|| IdMap {
-                uid: nix::unistd::geteuid().as_raw(),
-                gid: nix::unistd::getegid().as_raw(),
-            }),
+            id_map: self.inner.id_map(),
             rootfs: mounts,
             fresh_run: is_host,
             resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
@@ -92,12 +90,10 @@ impl SandboxVm {
     /// the session collects whatever is left.
     fn discard(&mut self, keep_upper: bool) {
         let Some(dirs) = self.dirs.take() else { return };
-        self.inner.in_background(move || {
-            let _ = remove_tree(&dirs.work);
-            if !keep_upper {
-                let _ = remove_tree(&dirs.upper);
-            }
-        });
+        self.inner.trash.discard(dirs.work);
+        if !keep_upper {
+            self.inner.trash.discard(dirs.upper);
+        }
     }
 }
 
@@ -149,35 +145,7 @@ impl Vm for SandboxVm {
         }
         let spec = self.build_spec(&request)?;
         let helper = &self.inner.config.helper;
-        let spawn_err = |source| VmError::Spawn {
-            helper: helper.clone(),
-            source,
-        };
-        let json = serde_json::to_vec(&spec).map_err(|e| spawn_err(std::io::Error::other(e)))?;
-        let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
-        // Spawned from a runtime worker thread, which lives as long as the
-        // process: the helper's parent-death signal follows the spawning
-        // thread, not the process.
-        let mut child = tokio::process::Command::new(helper)
-            .arg(HELPER_ARG)
-            .env_clear()
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_err)?;
-        // The helper reads its spec before anything else.
-        ours.write_all(&json)
-            .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
-            .map_err(spawn_err)?;
-        ours.set_nonblocking(true).map_err(spawn_err)?;
-        let mut socket = tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?;
-        let report = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = socket.read_to_end(&mut bytes).await;
-            serde_json::from_slice::<Report>(&bytes).ok()
-        });
+        let (mut child, report) = spawn_helper(helper, &Job::Step(Box::new(spec)), true)?;
         let stdout = forward_lines(child.stdout.take(), LogStream::Stdout, logs.clone());
         let stderr = forward_lines(child.stderr.take(), LogStream::Stderr, logs);
         let mut killed = false;
@@ -222,7 +190,7 @@ impl Vm for SandboxVm {
         };
         let layer = self.workspace.layers.join(crate::fsutil::random_id(8));
         std::fs::rename(&dirs.upper, &layer).map_err(VmError::io("commit", &dirs.upper))?;
-        let mut layers = vec![layer];
+        let mut layers = vec![Layer::new(layer, &self.inner.trash)];
         layers.extend(self.snapshot.layers.iter().cloned());
         let id = self.inner.add_snapshot(Snapshot {
             layers,
@@ -236,6 +204,48 @@ impl Vm for SandboxVm {
         self.discard(false);
         Ok(())
     }
+}
+
+/// Starts the helper on `job`: the job goes out on its standard input (a
+/// socket) and the returned task reads the report coming back on it. With
+/// `logs`, its stdout and stderr are pipes to read; otherwise they are
+/// discarded.
+pub(super) fn spawn_helper(
+    helper: &Path,
+    job: &Job,
+    logs: bool,
+) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Option<Report>>), VmError> {
+    let spawn_err = |source| VmError::Spawn {
+        helper: helper.to_owned(),
+        source,
+    };
+    let json = serde_json::to_vec(job).map_err(|e| spawn_err(std::io::Error::other(e)))?;
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
+    let output = || if logs { Stdio::piped() } else { Stdio::null() };
+    // Spawned from a runtime worker thread, which lives as long as the
+    // process: the helper's parent-death signal follows the spawning
+    // thread, not the process.
+    let child = tokio::process::Command::new(helper)
+        .arg(HELPER_ARG)
+        .env_clear()
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stdout(output())
+        .stderr(output())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_err)?;
+    // The helper reads its job before anything else.
+    ours.write_all(&json)
+        .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
+        .map_err(spawn_err)?;
+    ours.set_nonblocking(true).map_err(spawn_err)?;
+    let mut socket = tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?;
+    let report = tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = socket.read_to_end(&mut bytes).await;
+        serde_json::from_slice::<Report>(&bytes).ok()
+    });
+    Ok((child, report))
 }
 
 /// Reads `pipe` line by line into `logs`; runs until the pipe closes.

@@ -3,6 +3,11 @@
 //! nothing was left behind.
 #![allow(dead_code)]
 
+mod rootfs;
+
+#[allow(unused_imports)]
+pub use rootfs::tiny_rootfs;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -136,6 +141,40 @@ impl Fixture {
         let mut all = vec!["run", "--format", "json"];
         all.extend_from_slice(args);
         Run::from(self.hm(&all))
+    }
+
+    /// `hm run --format json ARGS`; when a step prints the line `trigger`,
+    /// runs `action` while the build goes on.
+    pub fn run_json_when(&self, args: &[&str], trigger: &str, action: impl FnOnce()) -> Run {
+        use std::io::{BufRead, BufReader};
+        let mut all = vec!["run", "--format", "json"];
+        all.extend_from_slice(args);
+        let mut child = self
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let needle = format!("\"line\":{}", serde_json::to_string(trigger).unwrap());
+        let mut lines = Vec::new();
+        let mut action = Some(action);
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let hit = line.contains(&needle);
+            lines.push(line);
+            if hit {
+                if let Some(action) = action.take() {
+                    action();
+                }
+            }
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(action.is_none(), "no step printed `{trigger}`: {lines:#?}");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            events: lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 
     /// Asserts that no process, mount or session of `hm` is left.
