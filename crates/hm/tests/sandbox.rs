@@ -492,3 +492,88 @@ fn env_layers_and_overrides() {
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("env"), ["dumb /root yes", "/workspace"]);
 }
+
+#[test]
+fn logs_are_lossless_ordered_and_line_exact() {
+    if !sandbox_available() {
+        return;
+    }
+    let steps = [
+        step("many", "seq 1 20000"),
+        step(
+            "split",
+            "printf 'abc'; sleep 0.2; printf 'def\\nlast line without newline'",
+        ),
+    ];
+    let fx = Fixture::with(&envelope("logs", &steps, &[], None));
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let lines = run.logs("many");
+    assert_eq!(lines.len(), 20000);
+    assert!(lines.iter().enumerate().all(|(i, l)| *l == (i + 1).to_string()));
+    assert_eq!(run.logs("split"), ["abcdef", "last line without newline"]);
+    // Every log line of a step comes between its start and its end.
+    let end = run.position("step_end", "many");
+    let last_log = run
+        .events
+        .iter()
+        .rposition(|e| e["kind"] == "step_log" && e["step_id"] == run.id("many").as_str());
+    assert!(last_log.unwrap() < end);
+}
+
+#[test]
+fn parallelism_one_runs_one_step_at_a_time() {
+    if !sandbox_available() {
+        return;
+    }
+    let steps = [step("a", "sleep 0.3"), step("b", "sleep 0.3")];
+    let fx = Fixture::with(&envelope("serial", &steps, &[], None));
+    let run = fx.run_json(&["-j", "1"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let (first, second) = if run.position("step_start", "a") < run.position("step_start", "b") {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+    assert!(run.position("step_end", first) < run.position("step_start", second));
+}
+
+#[test]
+fn the_network_is_the_hosts() {
+    if !sandbox_available() {
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // /proc/net/tcp lists the sockets of the reader's network namespace.
+    let steps = [step(
+        "net",
+        &format!("grep -qi ':{port:04X} ' /proc/net/tcp && echo shared"),
+    )];
+    let fx = Fixture::with(&envelope("net", &steps, &[], None));
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("net"), ["shared"]);
+}
+
+#[test]
+fn a_timed_out_step_leaves_no_process() {
+    if !sandbox_available() {
+        return;
+    }
+    let marker = format!("hm-timeout-{}", std::process::id());
+    let steps = [step(
+        "hang",
+        &format!("{} & {}", marked_sleep(&marker), marked_sleep(&marker)),
+    )
+    .timeout(1)];
+    let fx = Fixture::with(&envelope("to", &steps, &[], None));
+    let run = fx.run_json(&[]);
+    assert_eq!(run.status("hang"), "timed_out", "{}", run.dump());
+    assert!(
+        processes_with(&marker).is_empty(),
+        "left: {:?}",
+        processes_with(&marker)
+    );
+    fx.assert_clean();
+}

@@ -1,0 +1,60 @@
+//! `hm pipelines`, `hm render` and `hm version`: the IR printed back in
+//! the format it was read in.
+
+mod util;
+
+use util::{envelope, step, Fixture};
+
+#[test]
+fn pipelines_and_render_print_the_ir_back() {
+    let steps = [
+        step("build", "make").timeout(60),
+        step("test", "make test").continue_on_failure(),
+    ];
+    let input = envelope("ci", &steps, &[("build", "test", "builds_in")], Some(600));
+    let fx = Fixture::with(&input);
+    let out = fx.hm(&["pipelines"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, input, "`hm pipelines` prints the envelope as read");
+
+    let out = fx.hm(&["render", "ci"]);
+    assert!(out.status.success());
+    let definition: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(definition, input["pipelines"][0]["definition"]);
+}
+
+#[test]
+fn pipelines_merge_across_files_and_holes_survive() {
+    let fx = Fixture::new();
+    let mut with_hole = envelope("two", &[step("x", "true"), step("y", "true")], &[], None);
+    let def = &mut with_hole["pipelines"][0]["definition"];
+    def["node_holes"] = serde_json::json!([1]);
+    def["edges"] = serde_json::json!([[0, 2, "depends_on"], null]);
+    fx.write(
+        ".hm/a.json",
+        &envelope("one", &[step("a", "true")], &[], None).to_string(),
+    );
+    fx.write(".hm/b.json", &with_hole.to_string());
+    let out = fx.hm(&["pipelines"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["pipelines"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        printed["pipelines"][1]["definition"]["node_holes"],
+        serde_json::json!([1])
+    );
+    assert_eq!(
+        printed["pipelines"][1]["definition"]["edges"],
+        serde_json::json!([[0, 2, "depends_on"], null])
+    );
+}
+
+#[test]
+fn version_and_cloud() {
+    let fx = Fixture::new();
+    let out = fx.hm(&["version"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hm "));
+    let out = fx.hm(&["cloud", "login"]);
+    assert_eq!(out.status.code(), Some(2));
+}
