@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `build_start` | `run_id`, `pipeline`, `plan {step_count, chain_count, default_runner}`, `started_at` |
 //! | `step_queued` | `step_id`, `key`, `chain_idx`, `parent_key?`, `display_name` |
-//! | `step_start` | `step_id`, `runner`, `image?` |
+//! | `step_start` | `step_id`, `runner`, `image?`, `cache_miss?` |
 //! | `step_log` | `step_id`, `stream` (`stdout`/`stderr`), `line`, `ts` |
 //! | `step_cache_hit` | `step_id`, `key`, `tag` |
 //! | `step_end` | `step_id`, `exit_code`, `duration_ms`, `snapshot?`, `status`, `message?` |
@@ -22,6 +22,13 @@
 //! (a cancelled step: 137), a timed-out step 124, and a step whose VM
 //! failed before or around its command -1, with the reason in `message`.
 //! Every queued step ends with exactly one `step_end` or `step_skipped`.
+//! A cache hit has no `step_start`: `step_cache_hit` (`key` is the cache
+//! key, `tag` the stored snapshot's top layer), then `step_end` with status
+//! `cache_hit`. A cached step that missed says why in `step_start`'s
+//! `cache_miss` when an earlier entry of the same step exists (`command
+//! changed`, `env changed: NAME`, `env_keys changed: NAME`, `image
+//! changed`, `parent changed`, `files changed: PATH, ...`, `ttl window
+//! passed`).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +57,9 @@ pub enum Event {
         runner: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image: Option<String>,
+        /// Why a cached step missed, when an earlier entry of it exists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cache_miss: Option<String>,
     },
     StepLog {
         step_id: String,

@@ -7,6 +7,7 @@
 //! interrupt and await it. Scheduling decisions live in the synchronous
 //! [`scheduler`], tested without a runtime.
 
+pub mod cache;
 pub mod events;
 mod local;
 mod outcome;
@@ -14,6 +15,7 @@ mod runner;
 pub mod scheduler;
 pub mod workspace;
 
+pub use cache::CacheSettings;
 pub use events::{BuildStatus, Event, StepStatus};
 pub use local::{
     BackendHandle, Capabilities, ExecutionBackend, Interrupter, LocalBackend, RunControl, RunError, RunRequest,

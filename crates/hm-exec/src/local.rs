@@ -13,14 +13,15 @@ use hm_vm::{BackendUnavailable, VmBackend};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::cache::CacheSettings;
 use crate::events::{now_rfc3339, Event, PlanSummary, StepStatus};
 use crate::outcome::{build_status, BuildOutcome};
-use crate::runner::{RunContext, RunnerRegistry, StepReport, DEFAULT_RUNNER};
+use crate::runner::{delete_doomed, prefetch, RunContext, RunnerRegistry, StepReport, DEFAULT_RUNNER};
 use crate::scheduler::{Action, Scheduler, StopReason};
 use crate::workspace::Source;
 
 /// What a build needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunRequest {
     pub plan: Plan,
     /// The project root: the workspace source.
@@ -31,6 +32,8 @@ pub struct RunRequest {
     pub env: Vec<(String, String)>,
     pub keep_going: bool,
     pub run_id: String,
+    /// The snapshot cache, when the build uses one.
+    pub cache: Option<CacheSettings>,
 }
 
 /// What an execution backend offers.
@@ -142,6 +145,32 @@ impl ExecutionBackend for LocalBackend {
     }
 }
 
+/// Lets go of the cache entries this build held, brings the cache within
+/// its bounds (entries this build held could not go before), deletes what
+/// nothing needs any more, and collects stored parts no entry knows (left
+/// by a killed process). Failures only leave work for a later run.
+async fn release_cache(vm: &dyn VmBackend, cache: &CacheSettings, stored: bool) {
+    let registry = cache.registry.clone();
+    let backend = vm.name().to_owned();
+    let bounds = cache.bounds;
+    let released = tokio::task::spawn_blocking(move || {
+        let released = registry.release()?;
+        let evicted = if stored {
+            registry.evict(bounds)?
+        } else {
+            hm_vm::Doomed::default()
+        };
+        let known = registry.known_parts(&backend)?;
+        Ok::<_, hm_vm::RegistryError>((released, evicted, known))
+    })
+    .await;
+    if let Ok(Ok((released, evicted, known))) = released {
+        delete_doomed(vm, &released).await;
+        delete_doomed(vm, &evicted).await;
+        let _ = vm.collect_orphans(&known).await;
+    }
+}
+
 struct Build {
     vm: Arc<dyn VmBackend>,
     parallelism: usize,
@@ -157,8 +186,8 @@ impl Build {
 
     async fn run(mut self, request: RunRequest) -> Result<BuildOutcome, RunError> {
         let started = Instant::now();
-        // Everything that can make the build impossible, before any event.
-        self.vm.check().await?;
+        // Images that do not exist make the build impossible: say so before
+        // any event. The backend itself is checked before the first boot.
         let mut images = HashMap::new();
         for step in request.plan.steps.iter().filter(|s| s.parent.is_none()) {
             if !images.contains_key(&step.base_image) {
@@ -199,7 +228,16 @@ impl Build {
             events: self.events.clone(),
             images,
             snapshots: Mutex::new(HashMap::new()),
+            cache: request.cache.clone(),
+            keys: Mutex::new(HashMap::new()),
+            checked: tokio::sync::OnceCell::new(),
+            unavailable: Mutex::new(None),
+            prefetched: Mutex::new(HashMap::new()),
+            unheld: Mutex::new(HashMap::new()),
+            stored: std::sync::atomic::AtomicBool::new(false),
         });
+        // A registry that cannot be read now is read step by step instead.
+        let _ = prefetch(&ctx).await;
         let plan = &ctx.plan;
         let runners = RunnerRegistry::new();
         let mut scheduler = Scheduler::new(plan, self.parallelism, request.keep_going);
@@ -222,17 +260,6 @@ impl Build {
                 match action {
                     Action::Start(idx) => {
                         let step = &plan.steps[idx];
-                        self.emit(Event::StepStart {
-                            step_id: idx.to_string(),
-                            runner: step
-                                .node
-                                .step
-                                .runner
-                                .clone()
-                                .unwrap_or_else(|| DEFAULT_RUNNER.to_owned()),
-                            image: step.parent.is_none().then(|| step.base_image.clone()),
-                        })
-                        .await;
                         let (cancel, cancelled) = watch::channel(false);
                         cancels.insert(idx, cancel);
                         let runner = runners.get(step.node.step.runner.as_deref());
@@ -276,6 +303,9 @@ impl Build {
                     }
                     self.step_ended(plan, idx, &report).await;
                     actions = scheduler.finished(idx, report.status);
+                    if report.unavailable {
+                        actions.extend(scheduler.stop(StopReason::Unavailable));
+                    }
                 }
                 Ok(()) = self.interrupted.changed() => {
                     actions = scheduler.stop(StopReason::Interrupted);
@@ -289,6 +319,10 @@ impl Build {
         for idx in std::mem::take(&mut held) {
             self.release(&ctx, idx).await;
         }
+        if let Some(cache) = &ctx.cache {
+            let stored = ctx.stored.load(std::sync::atomic::Ordering::SeqCst);
+            release_cache(self.vm.as_ref(), cache, stored).await;
+        }
 
         let (status, exit_code) = build_status(scheduler.stop_reason(), scheduler.any_failed());
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -298,6 +332,9 @@ impl Build {
             status,
         })
         .await;
+        if let Some(unavailable) = ctx.unavailable.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(RunError::Unavailable(unavailable));
+        }
         Ok(BuildOutcome {
             status,
             exit_code,

@@ -32,6 +32,7 @@ pub(crate) fn build_status(stop: Option<StopReason>, any_failed: bool) -> (Build
     match stop {
         Some(StopReason::Interrupted) => (BuildStatus::Interrupted, exit_codes::INTERRUPTED),
         Some(StopReason::PipelineTimeout) => (BuildStatus::TimedOut, exit_codes::TIMEOUT),
+        Some(StopReason::Unavailable) => (BuildStatus::Failed, exit_codes::UNAVAILABLE),
         _ if any_failed => (BuildStatus::Failed, exit_codes::FAILED),
         _ => (BuildStatus::Passed, exit_codes::PASSED),
     }

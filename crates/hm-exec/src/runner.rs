@@ -1,20 +1,25 @@
-//! Runs one step: boot its VM from the parent's snapshot or its image, sync
-//! `/workspace`, run the command with its output streamed as events, keep a
-//! snapshot when children will build on it.
+//! Runs one step: look it up in the cache, or boot its VM from the
+//! parent's snapshot or its image, sync `/workspace`, run the command with
+//! its output streamed as events, keep a snapshot when children will build
+//! on it, and store it in the cache when its policy says so.
 //!
 //! [`RunnerRegistry`] maps a step's `runner` to a [`StepRunner`];
 //! [`VmRunner`] is the default.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hm_ir::{Plan, StepIdx};
-use hm_vm::{BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, LogLine, SnapshotId, VmBackend, VmError};
+use hm_ir::{CachePolicy, Plan, StepIdx};
+use hm_vm::{
+    BootFrom, BootRequest, CacheEntry, ExecOutcome, ExecRequest, ImageRef, LogLine, NewEntry, SnapshotId,
+    StoredSnapshot, VmBackend, VmError,
+};
 use tokio::sync::{mpsc, watch};
 
+use crate::cache::{CacheSettings, KeyContext, KeyInputs};
 use crate::events::{now_rfc3339, Event, StepStatus};
 use crate::workspace::{sync_plan, Manifest, Source, SourceError, WORKSPACE};
 
@@ -33,6 +38,23 @@ pub(crate) struct RunContext {
     pub images: HashMap<String, ImageRef>,
     /// Snapshots of this build's steps, with the source they saw.
     pub snapshots: Mutex<HashMap<StepIdx, (SnapshotId, Arc<Manifest>)>>,
+    pub cache: Option<CacheSettings>,
+    /// Cache keys of the cached steps that passed or hit.
+    pub keys: Mutex<HashMap<StepIdx, String>>,
+    /// The backend's check, made before the first boot (a build whose
+    /// steps are all cache hits boots nothing and needs none).
+    pub checked: tokio::sync::OnceCell<Result<(), String>>,
+    /// Why the backend cannot run here, once the check failed.
+    pub unavailable: Mutex<Option<hm_vm::BackendUnavailable>>,
+    /// Cache entries looked up before the build started, by step, with the
+    /// key they were found under.
+    pub prefetched: Mutex<HashMap<StepIdx, (String, hm_vm::Found)>>,
+    /// Hits looked up without a hold (no child was expected to boot from
+    /// them), by step, with their key: held once a child does.
+    pub unheld: Mutex<HashMap<StepIdx, String>>,
+    /// Whether this build stored an entry (and the cache may be over its
+    /// bounds once the build lets go of what it held).
+    pub stored: AtomicBool,
 }
 
 impl RunContext {
@@ -42,6 +64,10 @@ impl RunContext {
             .unwrap_or_else(|p| p.into_inner())
             .get(&idx)
             .cloned()
+    }
+
+    async fn emit(&self, event: Event) {
+        let _ = self.events.send(event).await;
     }
 }
 
@@ -54,6 +80,8 @@ pub(crate) struct StepReport {
     pub snapshot: Option<SnapshotId>,
     /// Why it failed, when the command's exit status does not say it.
     pub message: Option<String>,
+    /// The backend turned out to be unavailable: the build must stop.
+    pub unavailable: bool,
 }
 
 /// Runs steps of one kind.
@@ -89,23 +117,103 @@ impl RunnerRegistry {
 pub(crate) struct VmRunner;
 
 #[derive(Debug, thiserror::Error)]
-enum StepError {
+pub(crate) enum StepError {
     #[error(transparent)]
     Vm(#[from] VmError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error("cache registry")]
+    Registry(#[from] hm_vm::RegistryError),
+    #[error("the task failed")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A cached step's key and what it was made of.
+struct Keyed {
+    key: String,
+    inputs: KeyInputs,
 }
 
 #[async_trait::async_trait]
 impl StepRunner for VmRunner {
     async fn run(&self, ctx: Arc<RunContext>, idx: StepIdx, cancel: watch::Receiver<bool>) -> StepReport {
         let started = Instant::now();
+        let planned = &ctx.plan.steps[idx];
+        let env = step_env(&ctx, idx);
+        let mut source = None;
+        let mut keyed = None;
+        let mut cache_miss = None;
+        if let (Some(cache), Some(policy)) = (&ctx.cache, planned.node.step.cache.as_ref().filter(|p| p.is_cached())) {
+            if uses_files(policy) {
+                source = match scan(&ctx).await {
+                    Ok(manifest) => Some(manifest),
+                    Err(err) => return failed(started, err),
+                };
+            }
+            let inputs = key_inputs(&ctx, idx, cache, policy, &env, source.as_ref());
+            let key = inputs.key();
+            if !cache.refresh {
+                let prefetched = ctx.prefetched.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
+                let looked_up = match prefetched {
+                    // Still the same key (the source or the ttl window may
+                    // have moved since the build started).
+                    Some((prefetched_key, found)) if prefetched_key == key => {
+                        use_found(&ctx, idx, cache, Some(found)).await
+                    }
+                    _ => lookup(&ctx, idx, cache, &key).await,
+                };
+                match looked_up {
+                    Ok(Lookup::Hit { tag }) => {
+                        ctx.keys
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(idx, key.clone());
+                        ctx.emit(Event::StepCacheHit {
+                            step_id: idx.to_string(),
+                            key,
+                            tag,
+                        })
+                        .await;
+                        return StepReport {
+                            status: StepStatus::CacheHit,
+                            exit_code: 0,
+                            duration: started.elapsed(),
+                            snapshot: ctx.snapshot_of(idx).map(|(s, _)| s),
+                            message: None,
+                            unavailable: false,
+                        };
+                    }
+                    Ok(Lookup::Miss { reason }) => {
+                        cache_miss = explain_miss(&ctx, idx, cache, &inputs).await.or(reason)
+                    }
+                    Err(err) => cache_miss = Some(format!("the cache could not be read: {}", error_chain(&err))),
+                }
+            }
+            keyed = Some(Keyed { key, inputs });
+        }
+
+        ctx.emit(Event::StepStart {
+            step_id: idx.to_string(),
+            runner: planned
+                .node
+                .step
+                .runner
+                .clone()
+                .unwrap_or_else(|| DEFAULT_RUNNER.to_owned()),
+            image: planned.parent.is_none().then(|| planned.base_image.clone()),
+            cache_miss,
+        })
+        .await;
         let timed_out = Arc::new(AtomicBool::new(false));
-        let result = run_in_vm(&ctx, idx, cancel, timed_out.clone()).await;
-        let (status, exit_code, snapshot, message) = match result {
+        let keep = keyed.is_some() || !planned.children.is_empty();
+        let result = run_in_vm(&ctx, idx, cancel, timed_out.clone(), source, env, keep).await;
+        let unavailable = matches!(result, Err(StepError::Unavailable(_)));
+        let (status, exit_code, snapshot, mut message) = match result {
             Ok((ExecOutcome::Exited(0), snapshot)) => (StepStatus::Passed, 0, snapshot, None),
             Ok((ExecOutcome::Killed, _)) if timed_out.load(Ordering::SeqCst) => {
-                let secs = ctx.plan.steps[idx].node.step.timeout_seconds.unwrap_or(0);
+                let secs = planned.node.step.timeout_seconds.unwrap_or(0);
                 (
                     StepStatus::TimedOut,
                     124,
@@ -122,13 +230,54 @@ impl StepRunner for VmRunner {
             Ok((outcome, _)) => (StepStatus::Failed, outcome.exit_code(), None, None),
             Err(err) => (StepStatus::Failed, -1, None, Some(error_chain(&err))),
         };
+        if let (StepStatus::Passed, Some(keyed), Some((snapshot, manifest))) = (status, keyed, snapshot.clone()) {
+            ctx.keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(idx, keyed.key.clone());
+            if let Err(err) = store(&ctx, idx, keyed, &snapshot, &manifest).await {
+                // The step passed; only its cache entry is lost.
+                message = Some(format!("passed, but could not be cached: {}", error_chain(&err)));
+            }
+            if planned.children.is_empty() {
+                ctx.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
+                let _ = ctx.vm.release(&snapshot).await;
+            }
+        }
         StepReport {
             status,
             exit_code,
             duration: started.elapsed(),
-            snapshot,
+            snapshot: snapshot.map(|(s, _)| s),
             message,
+            unavailable,
         }
+    }
+}
+
+/// Checks the backend once, before the first step boots.
+async fn ensure_backend(ctx: &RunContext) -> Result<(), StepError> {
+    let checked = ctx
+        .checked
+        .get_or_init(|| async {
+            ctx.vm.check().await.map_err(|err| {
+                let message = error_chain(&err);
+                *ctx.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+                message
+            })
+        })
+        .await;
+    checked.clone().map_err(StepError::Unavailable)
+}
+
+fn failed(started: Instant, err: impl Into<StepError>) -> StepReport {
+    StepReport {
+        status: StepStatus::Failed,
+        exit_code: -1,
+        duration: started.elapsed(),
+        snapshot: None,
+        message: Some(error_chain(&err.into())),
+        unavailable: false,
     }
 }
 
@@ -137,25 +286,335 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
 }
 
+/// The step's environment: the node's, its own, then `-e` overrides.
+fn step_env(ctx: &RunContext, idx: StepIdx) -> BTreeMap<String, String> {
+    let node = &ctx.plan.steps[idx].node;
+    let mut env = node.env.clone();
+    if let Some(own) = &node.step.env {
+        env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    env.extend(ctx.env_overrides.iter().cloned());
+    env
+}
+
+fn uses_files(policy: &CachePolicy) -> bool {
+    policy.policy == "on_change" || policy.sub_policies.iter().any(uses_files)
+}
+
+async fn scan(ctx: &Arc<RunContext>) -> Result<Manifest, SourceError> {
+    let scan_ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || scan_ctx.source.scan())
+        .await
+        .map_err(|e| SourceError {
+            path: ctx.source.root().to_owned(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn key_inputs(
+    ctx: &RunContext,
+    idx: StepIdx,
+    cache: &CacheSettings,
+    policy: &CachePolicy,
+    env: &BTreeMap<String, String>,
+    source: Option<&Manifest>,
+) -> KeyInputs {
+    let planned = &ctx.plan.steps[idx];
+    let parent = planned
+        .parent
+        .and_then(|p| ctx.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&p).cloned());
+    key_inputs_with_parent(ctx, idx, cache, policy, env, source, parent)
+}
+
+fn key_inputs_with_parent(
+    ctx: &RunContext,
+    idx: StepIdx,
+    cache: &CacheSettings,
+    policy: &CachePolicy,
+    env: &BTreeMap<String, String>,
+    source: Option<&Manifest>,
+    parent: Option<String>,
+) -> KeyInputs {
+    let planned = &ctx.plan.steps[idx];
+    let base = match planned.parent {
+        Some(_) => None,
+        None => ctx
+            .images
+            .get(&planned.base_image)
+            .map(|i| format!("{}:{}", ctx.vm.name(), i.id)),
+    };
+    let context = KeyContext {
+        scope: &cache.scope,
+        parent,
+        base,
+        env: env.clone(),
+        source,
+        now: now(),
+    };
+    KeyInputs::new(planned, policy, context)
+}
+
+enum Lookup {
+    Hit { tag: String },
+    Miss { reason: Option<String> },
+}
+
+/// Computes the key of every cached step up front and looks them all up in
+/// one transaction, so that a build of cache hits reads the registry once.
+/// Each step still checks its key when it is its turn.
+pub(crate) async fn prefetch(ctx: &Arc<RunContext>) -> Result<(), StepError> {
+    let Some(cache) = ctx.cache.as_ref().filter(|c| !c.refresh) else {
+        return Ok(());
+    };
+    let cached = |idx: StepIdx| ctx.plan.steps[idx].node.step.cache.as_ref().filter(|p| p.is_cached());
+    let needs_source = (0..ctx.plan.steps.len()).any(|idx| cached(idx).is_some_and(uses_files));
+    let source = if needs_source { Some(scan(ctx).await?) } else { None };
+    let mut keys: HashMap<StepIdx, String> = HashMap::new();
+    for &idx in &ctx.plan.topo_order {
+        let Some(policy) = cached(idx) else { continue };
+        let parent = match ctx.plan.steps[idx].parent {
+            Some(p) => match keys.get(&p) {
+                Some(key) => Some(key.clone()),
+                None => continue,
+            },
+            None => None,
+        };
+        let env = step_env(ctx, idx);
+        let inputs = key_inputs_with_parent(ctx, idx, cache, policy, &env, source.as_ref(), parent);
+        keys.insert(idx, inputs.key());
+    }
+    let registry = cache.registry.clone();
+    let wanted: Vec<(String, bool)> = keys.values().map(|k| (k.clone(), false)).collect();
+    let mut found = tokio::task::spawn_blocking(move || registry.lookup_many(&wanted)).await??;
+    // A hit needs holding only if a child of it will boot: one that is not
+    // a hit itself.
+    let hit = |idx: &StepIdx| keys.get(idx).is_some_and(|k| found.contains_key(k));
+    let to_hold: Vec<(StepIdx, String)> = keys
+        .iter()
+        .filter(|(idx, _)| hit(idx) && !ctx.plan.steps[**idx].children.iter().all(&hit))
+        .map(|(idx, key)| (*idx, key.clone()))
+        .collect();
+    let registry = cache.registry.clone();
+    let holding = to_hold.clone();
+    let held = tokio::task::spawn_blocking(move || {
+        holding
+            .into_iter()
+            .map(|(_, key)| registry.hold(&key))
+            .collect::<Result<Vec<bool>, _>>()
+    })
+    .await??;
+    for ((_, key), still_there) in to_hold.iter().zip(held) {
+        if !still_there {
+            found.remove(key);
+        }
+    }
+    let held: std::collections::HashSet<StepIdx> = to_hold.iter().map(|(idx, _)| *idx).collect();
+    let mut prefetched = ctx.prefetched.lock().unwrap_or_else(|p| p.into_inner());
+    let mut unheld = ctx.unheld.lock().unwrap_or_else(|p| p.into_inner());
+    for (idx, key) in keys {
+        if let Some(entry) = found.remove(&key) {
+            if !held.contains(&idx) {
+                unheld.insert(idx, key.clone());
+            }
+            prefetched.insert(idx, (key, entry));
+        }
+    }
+    Ok(())
+}
+
+/// Holds the cache entry a step is about to boot from, if it was looked up
+/// without a hold; an entry evicted meanwhile cannot be booted from.
+async fn hold_parent(ctx: &RunContext, parent: StepIdx) -> Result<(), StepError> {
+    let key = ctx.unheld.lock().unwrap_or_else(|p| p.into_inner()).remove(&parent);
+    let (Some(key), Some(cache)) = (key, &ctx.cache) else {
+        return Ok(());
+    };
+    let registry = cache.registry.clone();
+    if tokio::task::spawn_blocking(move || registry.hold(&key)).await?? {
+        Ok(())
+    } else {
+        Err(VmError::StoredMissing(format!(
+            "the cached snapshot of `{}` was evicted by another process while this build used it; run again",
+            ctx.plan.steps[parent].key()
+        ))
+        .into())
+    }
+}
+
+/// Looks `key` up (see [`use_found`]).
+async fn lookup(ctx: &RunContext, idx: StepIdx, cache: &CacheSettings, key: &str) -> Result<Lookup, StepError> {
+    let registry = cache.registry.clone();
+    let owned_key = key.to_owned();
+    let found = tokio::task::spawn_blocking(move || registry.lookup(&owned_key)).await??;
+    use_found(ctx, idx, cache, found).await
+}
+
+/// A found entry's snapshot is restored (when children will boot from it)
+/// with the source it saw. An entry whose storage is gone or damaged is
+/// dropped and the step runs.
+async fn use_found(
+    ctx: &RunContext,
+    idx: StepIdx,
+    cache: &CacheSettings,
+    found: Option<hm_vm::Found>,
+) -> Result<Lookup, StepError> {
+    let Some(hm_vm::Found { entry, manifest }) = found.filter(|f| f.entry.backend == ctx.vm.name()) else {
+        return Ok(Lookup::Miss { reason: None });
+    };
+    let stored = StoredSnapshot {
+        parts: entry.parts.clone(),
+        base: entry.base.clone(),
+    };
+    let restored = match manifest.as_deref().and_then(Manifest::from_bytes) {
+        Some(manifest) => ctx.vm.restore(&stored).await.map(|snapshot| (snapshot, manifest)),
+        None => Err(VmError::StoredMissing("its source manifest is gone".to_owned())),
+    };
+    match restored {
+        Ok((snapshot, manifest)) => {
+            if ctx.plan.steps[idx].children.is_empty() {
+                let _ = ctx.vm.release(&snapshot).await;
+            } else {
+                ctx.snapshots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(idx, (snapshot, Arc::new(manifest)));
+            }
+            let tag = entry.parts.first().cloned().unwrap_or_default();
+            Ok(Lookup::Hit { tag })
+        }
+        Err(VmError::StoredMissing(why)) => {
+            forget(ctx, cache, vec![entry.key.clone()]).await?;
+            Ok(Lookup::Miss {
+                reason: Some(format!("the stored snapshot was incomplete ({why}); it was dropped")),
+            })
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Removes entries and deletes the storage nothing needs any more.
+async fn forget(ctx: &RunContext, cache: &CacheSettings, keys: Vec<String>) -> Result<(), StepError> {
+    let registry = cache.registry.clone();
+    let doomed = tokio::task::spawn_blocking(move || registry.remove(&keys)).await??;
+    delete_doomed(ctx.vm.as_ref(), &doomed).await;
+    Ok(())
+}
+
+/// Deletes the parts of this backend in `doomed`; a part that cannot be
+/// deleted now becomes an orphan that a later run collects.
+pub(crate) async fn delete_doomed(vm: &dyn VmBackend, doomed: &hm_vm::Doomed) {
+    let parts: Vec<String> = doomed
+        .parts
+        .iter()
+        .filter(|(b, _)| b == vm.name())
+        .map(|(_, p)| p.clone())
+        .collect();
+    if !parts.is_empty() {
+        let _ = vm.delete_parts(&parts).await;
+    }
+}
+
+/// Why a cached step missed, from the step's latest entry.
+async fn explain_miss(ctx: &RunContext, idx: StepIdx, cache: &CacheSettings, now: &KeyInputs) -> Option<String> {
+    let registry = cache.registry.clone();
+    let (scope, pipeline, step) = (
+        cache.scope.clone(),
+        ctx.plan.slug.clone(),
+        ctx.plan.steps[idx].key().to_owned(),
+    );
+    let latest = tokio::task::spawn_blocking(move || registry.latest_for_step(&scope, &pipeline, &step)).await;
+    let previous: KeyInputs = serde_json::from_value(latest.ok()?.ok()??.inputs).ok()?;
+    previous.explain_change(now)
+}
+
+/// Stores a passed step's snapshot under its key, then keeps the cache
+/// within its bounds.
+async fn store(
+    ctx: &RunContext,
+    idx: StepIdx,
+    keyed: Keyed,
+    snapshot: &SnapshotId,
+    manifest: &Manifest,
+) -> Result<(), StepError> {
+    let Some(cache) = &ctx.cache else { return Ok(()) };
+    let persisted = ctx.vm.persist(snapshot).await?;
+    let top = persisted.stored.parts.first().cloned().unwrap_or_default();
+    let size = persisted
+        .new_parts
+        .iter()
+        .find(|(p, _)| *p == top)
+        .map(|(_, s)| *s)
+        .unwrap_or(0);
+    let at = now();
+    let new = NewEntry {
+        entry: CacheEntry {
+            key: keyed.key,
+            backend: ctx.vm.name().to_owned(),
+            parts: persisted.stored.parts,
+            base: persisted.stored.base,
+            manifest: Some(manifest.digest().to_hex().to_string()),
+            size,
+            step: ctx.plan.steps[idx].key().to_owned(),
+            pipeline: ctx.plan.slug.clone(),
+            project: cache.scope.clone(),
+            created: at,
+            last_used: at,
+            inputs: serde_json::to_value(&keyed.inputs).unwrap_or_default(),
+        },
+        part_sizes: persisted.new_parts,
+        manifest_bytes: Some(manifest.to_bytes()),
+    };
+    let registry = cache.registry.clone();
+    let bounds = cache.bounds;
+    // Children about to boot from it need it kept until they are done.
+    let hold = !ctx.plan.steps[idx].children.is_empty();
+    let (replaced, evicted) = tokio::task::spawn_blocking(move || {
+        let replaced = registry.insert(&new, hold)?;
+        let evicted = registry.evict(bounds)?;
+        Ok::<_, hm_vm::RegistryError>((replaced, evicted))
+    })
+    .await??;
+    ctx.stored.store(true, Ordering::SeqCst);
+    delete_doomed(ctx.vm.as_ref(), &replaced).await;
+    delete_doomed(ctx.vm.as_ref(), &evicted).await;
+    Ok(())
+}
+
+/// Boots, syncs, runs and (when `keep`) commits; returns how the command
+/// ended and, if committed, the snapshot with the source it was synced to.
 async fn run_in_vm(
     ctx: &Arc<RunContext>,
     idx: StepIdx,
     mut cancel: watch::Receiver<bool>,
     timed_out: Arc<AtomicBool>,
-) -> Result<(ExecOutcome, Option<SnapshotId>), StepError> {
+    source: Option<Manifest>,
+    env: BTreeMap<String, String>,
+    keep: bool,
+) -> Result<(ExecOutcome, Option<(SnapshotId, Arc<Manifest>)>), StepError> {
     let planned = &ctx.plan.steps[idx];
     let step = &planned.node.step;
     let step_id = idx.to_string();
 
     let (from, before) = match planned.parent {
         Some(parent) => {
+            hold_parent(ctx, parent).await?;
             let (snapshot, manifest) = ctx.snapshot_of(parent).ok_or_else(|| VmError::Setup {
                 stage: "boot".to_owned(),
                 message: format!("the snapshot of `{}` is gone", ctx.plan.steps[parent].key()),
@@ -164,14 +623,12 @@ async fn run_in_vm(
         }
         None => (BootFrom::Image(ctx.images[&planned.base_image].clone()), None),
     };
-    let scan_ctx = ctx.clone();
-    let manifest = tokio::task::spawn_blocking(move || scan_ctx.source.scan())
-        .await
-        .map_err(|e| SourceError {
-            path: ctx.source.root().to_owned(),
-            source: std::io::Error::other(e),
-        })??;
+    let manifest = match source {
+        Some(manifest) => manifest,
+        None => scan(ctx).await?,
+    };
     let sync = sync_plan(ctx.source.root(), before.as_deref(), &manifest);
+    ensure_backend(ctx).await?;
 
     let mut vm = ctx
         .vm
@@ -181,12 +638,6 @@ async fn run_in_vm(
         })
         .await?;
     vm.sync(sync).await?;
-
-    let mut env: Vec<(String, String)> = planned.node.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    if let Some(own) = &step.env {
-        env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    env.extend(ctx.env_overrides.iter().cloned());
 
     let timeout = step.timeout_seconds.map(Duration::from_secs);
     let kill = Box::pin(async move {
@@ -214,15 +665,13 @@ async fn run_in_vm(
                 line,
                 ts: now_rfc3339(),
             };
-            if events.send(event).await.is_err() {
-                // Nobody listens any more; keep draining so the step never blocks.
-                continue;
-            }
+            // Nobody listening any more does not stop the step.
+            let _ = events.send(event).await;
         }
     });
     let request = ExecRequest {
         cmd: step.cmd.clone(),
-        env,
+        env: env.into_iter().collect(),
         cwd: PathBuf::from(WORKSPACE),
     };
     let outcome = vm.exec(request, logs, kill).await;
@@ -235,13 +684,16 @@ async fn run_in_vm(
         }
     };
 
-    if outcome == ExecOutcome::Exited(0) && !planned.children.is_empty() {
+    if outcome == ExecOutcome::Exited(0) && keep {
         let snapshot = vm.commit().await?;
-        ctx.snapshots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(idx, (snapshot.clone(), Arc::new(manifest)));
-        Ok((outcome, Some(snapshot)))
+        let manifest = Arc::new(manifest);
+        if !planned.children.is_empty() {
+            ctx.snapshots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(idx, (snapshot.clone(), manifest.clone()));
+        }
+        Ok((outcome, Some((snapshot, manifest))))
     } else {
         vm.destroy().await?;
         Ok((outcome, None))

@@ -14,6 +14,9 @@ use crate::events::StepStatus;
 pub enum StopReason {
     /// A step failed and `--keep-going` was not given.
     FailFast,
+    /// The backend cannot run steps here (found when the first step was
+    /// about to boot).
+    Unavailable,
     /// The pipeline's timeout expired.
     PipelineTimeout,
     /// SIGINT or SIGTERM.
@@ -51,6 +54,7 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Stopped(StopReason::FailFast) => {
                 f.write_str("the build failed (use -k/--keep-going to run independent steps)")
             }
+            SkipReason::Stopped(StopReason::Unavailable) => f.write_str("the backend is unavailable"),
             SkipReason::Stopped(StopReason::PipelineTimeout) => f.write_str("the pipeline timed out"),
             SkipReason::Stopped(StopReason::Interrupted) => f.write_str("the build was interrupted"),
         }

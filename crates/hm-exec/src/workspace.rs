@@ -29,9 +29,9 @@ pub struct ManifestEntry {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
-    Dir,
-    File,
-    Symlink,
+    Dir = 0,
+    File = 1,
+    Symlink = 2,
 }
 
 /// The source as one snapshot saw it: every path (relative to the project
@@ -43,6 +43,43 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest as bytes, to store with a snapshot.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let rows: Vec<(String, u8, u32, String)> = self
+            .entries
+            .iter()
+            .map(|(path, e)| (path.display().to_string(), e.kind as u8, e.mode, hex(&e.hash)))
+            .collect();
+        serde_json::to_vec(&rows).unwrap_or_default()
+    }
+
+    /// A manifest stored with [`Manifest::to_bytes`]; `None` if damaged.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let rows: Vec<(String, u8, u32, String)> = serde_json::from_slice(bytes).ok()?;
+        let mut manifest = Manifest::default();
+        for (path, kind, mode, hash) in rows {
+            let kind = match kind {
+                0 => EntryKind::Dir,
+                1 => EntryKind::File,
+                2 => EntryKind::Symlink,
+                _ => return None,
+            };
+            let mut bytes = [0u8; 32];
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(hash.get(i * 2..i * 2 + 2)?, 16).ok()?;
+            }
+            manifest.entries.insert(
+                PathBuf::from(path),
+                ManifestEntry {
+                    kind,
+                    mode,
+                    hash: bytes,
+                },
+            );
+        }
+        Some(manifest)
+    }
+
     /// A content hash of the whole manifest.
     pub fn digest(&self) -> blake3::Hash {
         let mut hasher = blake3::Hasher::new();
@@ -54,6 +91,10 @@ impl Manifest {
         }
         hasher.finalize()
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why the source could not be read.
@@ -315,5 +356,6 @@ mod tests {
         let written: Vec<_> = plan.write.iter().map(|e| e.path.display().to_string()).collect();
         assert_eq!(written, ["new.txt", "src/main.rs"]);
         assert_ne!(first.digest(), now.digest());
+        assert_eq!(Manifest::from_bytes(&now.to_bytes()).unwrap(), now);
     }
 }

@@ -127,7 +127,7 @@ impl Step {
 
 /// A cache policy as the SDKs emit it; which fields matter depends on
 /// `policy`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachePolicy {
     pub policy: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,8 +4,7 @@ use hm_exec::Event;
 
 use crate::Renderer;
 
-/// One JSON object per event and line; every line is flushed at once so a
-/// consumer sees events as they happen.
+/// One JSON object per event and line.
 pub struct JsonRenderer<W: Write> {
     out: W,
 }
@@ -19,7 +18,10 @@ impl<W: Write> JsonRenderer<W> {
 impl<W: Write> Renderer for JsonRenderer<W> {
     fn event(&mut self, event: &Event) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n")?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 }

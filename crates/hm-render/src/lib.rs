@@ -18,6 +18,11 @@ pub use style::Style;
 
 /// Something that shows a build.
 pub trait Renderer {
-    /// Shows one event; events arrive in build order.
+    /// Shows one event; events arrive in build order. Output may be
+    /// buffered until [`Renderer::flush`].
     fn event(&mut self, event: &Event) -> std::io::Result<()>;
+
+    /// Writes out everything shown so far (called whenever no further
+    /// event is waiting, so output is never late).
+    fn flush(&mut self) -> std::io::Result<()>;
 }

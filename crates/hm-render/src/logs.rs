@@ -153,9 +153,15 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                     tail: VecDeque::new(),
                 });
             }
-            Event::StepStart { step_id, .. } => {
+            Event::StepStart {
+                step_id, cache_miss, ..
+            } => {
                 let key = self.key(step_id);
-                writeln!(self.out, "{} {}", self.prefix(&key), s.dim("started"))?;
+                let started = match cache_miss {
+                    Some(why) => format!("started (cache miss: {why})"),
+                    None => "started".to_owned(),
+                };
+                writeln!(self.out, "{} {}", self.prefix(&key), s.dim(&started))?;
             }
             Event::StepLog { step_id, line, .. } => {
                 let key = self.key(step_id);
@@ -167,10 +173,8 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                     view.tail.push_back(line.clone());
                 }
             }
-            Event::StepCacheHit { step_id, .. } => {
-                let key = self.key(step_id);
-                writeln!(self.out, "{} {}", self.prefix(&key), s.green("cache hit"))?;
-            }
+            // Shown with the step's end, `cached`.
+            Event::StepCacheHit { .. } => {}
             Event::StepEnd {
                 step_id,
                 exit_code,
@@ -212,6 +216,10 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 status, duration_ms, ..
             } => self.summary(*status, *duration_ms)?,
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
 }
@@ -249,10 +257,25 @@ mod tests {
             queued("0", "build"),
             queued("1", "test"),
             queued("2", "deploy"),
+            queued("3", "lint"),
+            Event::StepCacheHit {
+                step_id: "3".into(),
+                key: "k".into(),
+                tag: "t".into(),
+            },
+            Event::StepEnd {
+                step_id: "3".into(),
+                exit_code: 0,
+                duration_ms: 3,
+                snapshot: None,
+                status: StepStatus::CacheHit,
+                message: None,
+            },
             Event::StepStart {
                 step_id: "0".into(),
                 runner: "vm".into(),
                 image: Some("host".into()),
+                cache_miss: Some("command changed".into()),
             },
             log("0", "compiling"),
             Event::StepEnd {
@@ -267,6 +290,7 @@ mod tests {
                 step_id: "1".into(),
                 runner: "vm".into(),
                 image: None,
+                cache_miss: None,
             },
             log("1", "assertion failed"),
             Event::StepEnd {
@@ -305,6 +329,7 @@ mod tests {
         for event in events() {
             renderer.event(&event).unwrap();
         }
+        renderer.flush().unwrap();
         insta::assert_snapshot!(String::from_utf8(out).unwrap());
     }
 
@@ -315,6 +340,7 @@ mod tests {
         for event in events() {
             renderer.event(&event).unwrap();
         }
+        renderer.flush().unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), events().len());
         for (line, event) in text.lines().zip(events()) {

@@ -33,6 +33,24 @@ pub struct ImageRef {
     pub id: String,
 }
 
+/// A snapshot made durable, as the registry records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSnapshot {
+    /// The backend's storage units, top first (the sandbox's layers).
+    pub parts: Vec<String>,
+    /// What the parts lie on (backend-specific: an image and its identity).
+    pub base: String,
+}
+
+/// The result of [`VmBackend::persist`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persisted {
+    pub stored: StoredSnapshot,
+    /// Sizes in bytes of the parts this call made durable (parts that
+    /// already were are left out).
+    pub new_parts: Vec<(String, u64)>,
+}
+
 /// What a VM boots from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootFrom {
@@ -161,6 +179,22 @@ pub trait VmBackend: Send + Sync {
 
     /// Tears down everything this backend still holds for this process.
     async fn shutdown(&self) -> Result<(), VmError>;
+
+    /// Makes a snapshot durable beyond this process. Its parts then belong
+    /// to the registry: only [`VmBackend::delete_parts`] removes them.
+    async fn persist(&self, snapshot: &SnapshotId) -> Result<Persisted, VmError>;
+
+    /// Makes a stored snapshot bootable in this process. A part or base that
+    /// is gone or changed is [`VmError::StoredMissing`]: the entry must go.
+    async fn restore(&self, stored: &StoredSnapshot) -> Result<SnapshotId, VmError>;
+
+    /// Deletes the storage of parts the registry no longer needs.
+    async fn delete_parts(&self, parts: &[String]) -> Result<(), VmError>;
+
+    /// Deletes stored parts the registry does not know (left by a process
+    /// killed between storing a part and registering it) once they are old
+    /// enough that no live process can be about to register them.
+    async fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError>;
 }
 
 /// One VM, used for one command.

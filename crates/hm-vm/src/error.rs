@@ -53,6 +53,8 @@ pub enum VmError {
     UnknownSnapshot(SnapshotId),
     #[error("image `{name}` was removed or replaced while the build ran")]
     ImageChanged { name: String },
+    #[error("the stored snapshot is incomplete: {0}")]
+    StoredMissing(String),
 }
 
 impl VmError {

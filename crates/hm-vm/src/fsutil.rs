@@ -188,6 +188,32 @@ pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Bytes `path` and everything below it take on disk (hard links counted
+/// once per name).
+pub fn disk_usage(path: &Path) -> io::Result<u64> {
+    let meta = fs::symlink_metadata(path)?;
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            total += disk_usage(&entry?.path())?;
+        }
+    }
+    Ok(total)
+}
+
+/// Whether `path`'s status last changed (a rename counts) longer than `age`
+/// ago.
+pub fn changed_before(path: &Path, age: std::time::Duration) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    let changed =
+        std::time::UNIX_EPOCH + std::time::Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+    std::time::SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|d| d > age)
+}
+
 /// A random identifier of `bytes` bytes, hex-encoded.
 pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

@@ -96,7 +96,7 @@ impl ImageStore {
         if name == HOST_IMAGE {
             return Ok(Some(ImageRef {
                 name: HOST_IMAGE.to_owned(),
-                id: HOST_IMAGE.to_owned(),
+                id: host_identity(),
             }));
         }
         Ok(self.get(name)?.map(|info| ImageRef {
@@ -221,6 +221,19 @@ impl ImageStore {
             }
         }
     }
+}
+
+/// The identity of the `host` image: the machine and its operating system
+/// release. A cache key built on it changes when either does; what else on
+/// the host a step depends on, its cache policy must say (`env_keys`,
+/// `on_change`).
+pub fn host_identity() -> String {
+    let mut hasher = blake3::Hasher::new();
+    for file in ["/etc/machine-id", "/etc/os-release", "/usr/lib/os-release"] {
+        hasher.update(file.as_bytes());
+        hasher.update(&fs::read(file).unwrap_or_default());
+    }
+    format!("host:{}", &hasher.finalize().to_hex()[..16])
 }
 
 fn validate_name(name: &str) -> Result<(), ImageError> {

@@ -13,15 +13,17 @@ mod error;
 mod flatten;
 pub mod fsutil;
 mod images;
+pub mod registry;
 pub mod sandbox;
 mod session;
 
 pub use backend::{
-    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, SnapshotId,
-    SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
+    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Persisted,
+    SnapshotId, StoredSnapshot, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
 };
 pub use cache_dir::hm_cache_dir;
 pub use error::{BackendUnavailable, ImageError, VmError};
 pub use images::{ImageInfo, ImageStore, ImportSummary, DEFAULT_PATH, HOST_IMAGE};
+pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError};
 pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};
 pub use session::{live_sessions, Session};

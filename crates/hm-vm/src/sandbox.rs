@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 
 pub use helper::{helper_main, is_helper_invocation, HELPER_ARG};
 
-use crate::backend::{BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, SnapshotId, Vm, VmBackend};
+use crate::backend::{
+    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
+};
 use crate::error::{BackendUnavailable, VmError};
 use crate::fsutil::{self, random_id};
 use crate::images::{ImageStore, HOST_IMAGE};
@@ -68,6 +70,9 @@ struct Inner {
     /// One flattening at a time, so that steps forking from one deep
     /// snapshot flatten it once.
     flattening: tokio::sync::Mutex<()>,
+    /// Stored layers already found intact by this process (a chain of hits
+    /// checks each layer once, not once per descendant).
+    verified: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -104,8 +109,30 @@ impl Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SnapshotBase {
     Host,
-    Rootfs(PathBuf),
+    Image { name: String, id: String, rootfs: PathBuf },
 }
+
+/// A snapshot's base as the registry stores it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredBase {
+    Host,
+    Image { name: String, id: String },
+}
+
+/// Stored layers unknown to the registry are collected after this long
+/// (`HM_CACHE_ORPHAN_GRACE`, in seconds, overrides it for tests): a live
+/// process registers a layer within moments of storing it.
+fn orphan_grace() -> std::time::Duration {
+    let secs = std::env::var("HM_CACHE_ORPHAN_GRACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
+/// Where stored layers live, under the cache directory.
+const STORE_DIR: &str = "layers";
 
 impl SandboxBackend {
     pub fn new(config: SandboxConfig) -> Self {
@@ -119,6 +146,7 @@ impl SandboxBackend {
                 steps: AtomicU64::new(0),
                 trash: Arc::new(Trash::default()),
                 flattening: tokio::sync::Mutex::new(()),
+                verified: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -170,6 +198,11 @@ impl Inner {
         let layout = Arc::new(layout);
         state.host = Some(layout.clone());
         Ok(layout)
+    }
+
+    /// The directory of stored layers.
+    fn store_dir(&self) -> PathBuf {
+        self.config.cache_dir.join(STORE_DIR)
     }
 
     /// The user namespace mapping of a step or helper job, when not root.
@@ -307,7 +340,11 @@ impl VmBackend for SandboxBackend {
                 }
                 Snapshot {
                     layers: Vec::new(),
-                    base: SnapshotBase::Rootfs(inner.images.rootfs(&image.name)),
+                    base: SnapshotBase::Image {
+                        name: image.name.clone(),
+                        id: image.id.clone(),
+                        rootfs: inner.images.rootfs(&image.name),
+                    },
                 }
             }
             BootFrom::Snapshot(id) => inner.flattened(id).await?,
@@ -340,5 +377,117 @@ impl VmBackend for SandboxBackend {
                 .map_err(|e| VmError::io("remove the session", PathBuf::new())(std::io::Error::other(e)))?;
         }
         Ok(())
+    }
+
+    async fn persist(&self, id: &SnapshotId) -> Result<Persisted, VmError> {
+        let snapshot = self.inner.snapshot(id)?;
+        let store = self.inner.store_dir();
+        let inner = self.inner.clone();
+        let (layers, new_parts) = tokio::task::spawn_blocking(move || -> Result<_, VmError> {
+            std::fs::create_dir_all(&store).map_err(VmError::io("create", &store))?;
+            let mut layers = Vec::with_capacity(snapshot.layers.len());
+            let mut new_parts = Vec::new();
+            for layer in &snapshot.layers {
+                if layer.is_stored() {
+                    layers.push(layer.clone());
+                    continue;
+                }
+                let size = fsutil::disk_usage(layer.path()).map_err(VmError::io("measure", layer.path()))?;
+                let dest = store.join(layer.name());
+                // The move is atomic: the store never holds half a layer.
+                std::fs::rename(layer.path(), &dest).map_err(VmError::io("store", layer.path()))?;
+                new_parts.push((layer.name(), size));
+                layers.push(Layer::stored(dest));
+            }
+            Ok((layers, new_parts))
+        })
+        .await
+        .map_err(|e| VmError::io("store layers", PathBuf::new())(std::io::Error::other(e)))??;
+        let base = match &inner.snapshot(id)?.base {
+            SnapshotBase::Host => StoredBase::Host,
+            SnapshotBase::Image { name, id, .. } => StoredBase::Image {
+                name: name.clone(),
+                id: id.clone(),
+            },
+        };
+        let stored = StoredSnapshot {
+            parts: layers.iter().map(|l| l.name()).collect(),
+            base: serde_json::to_string(&base).unwrap_or_default(),
+        };
+        let mut state = inner.state();
+        if let Some(snapshot) = state.snapshots.get_mut(id) {
+            snapshot.layers = layers;
+        }
+        Ok(Persisted { stored, new_parts })
+    }
+
+    async fn restore(&self, stored: &StoredSnapshot) -> Result<SnapshotId, VmError> {
+        let inner = &self.inner;
+        let base: StoredBase = serde_json::from_str(&stored.base)
+            .map_err(|e| VmError::StoredMissing(format!("unreadable base `{}`: {e}", stored.base)))?;
+        let base = match base {
+            StoredBase::Host => SnapshotBase::Host,
+            StoredBase::Image { name, id } => {
+                let current = inner.images.get(&name).ok().flatten();
+                if current.is_none_or(|info| info.id != id) {
+                    return Err(VmError::StoredMissing(format!(
+                        "image `{name}` is no longer the one it was built on"
+                    )));
+                }
+                let rootfs = inner.images.rootfs(&name);
+                SnapshotBase::Image { name, id, rootfs }
+            }
+        };
+        let store = inner.store_dir();
+        let mut layers = Vec::with_capacity(stored.parts.len());
+        for part in &stored.parts {
+            let path = store.join(part);
+            let known = inner.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(part);
+            if !known {
+                if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    return Err(VmError::StoredMissing(format!("layer `{part}` is gone")));
+                }
+                inner
+                    .verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(part.clone());
+            }
+            layers.push(Layer::stored(path));
+        }
+        Ok(inner.add_snapshot(Snapshot { layers, base }))
+    }
+
+    async fn delete_parts(&self, parts: &[String]) -> Result<(), VmError> {
+        let paths: Vec<PathBuf> = parts.iter().map(|p| self.inner.store_dir().join(p)).collect();
+        tokio::task::spawn_blocking(move || {
+            for path in paths {
+                fsutil::remove_tree(&path).map_err(VmError::io("remove", &path))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| VmError::io("remove layers", PathBuf::new())(std::io::Error::other(e)))?
+    }
+
+    async fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError> {
+        let store = self.inner.store_dir();
+        let known = known.clone();
+        let grace = orphan_grace();
+        tokio::task::spawn_blocking(move || {
+            let Ok(entries) = std::fs::read_dir(&store) else {
+                return Ok(());
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if known.contains(&name) || !fsutil::changed_before(&entry.path(), grace) {
+                    continue;
+                }
+                fsutil::remove_tree(&entry.path()).map_err(VmError::io("remove", entry.path()))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| VmError::io("collect layers", PathBuf::new())(std::io::Error::other(e)))?
     }
 }

@@ -49,6 +49,11 @@ impl Session {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The session's identifier (its directory's name).
+    pub fn id(&self) -> &str {
+        self.dir.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    }
 }
 
 impl Drop for Session {
@@ -92,8 +97,14 @@ fn older_than(path: &Path, age: Duration) -> bool {
         .is_some_and(|d| d > age)
 }
 
-/// Whether any live session exists under `cache_dir` (used by tests and
-/// `hm` itself to check that nothing is left behind).
+/// Whether the session `id` under `cache_dir` still has a live process.
+pub fn is_alive(cache_dir: &Path, id: &str) -> bool {
+    let dir = cache_dir.join(RUNS_DIR).join(id);
+    dir.is_dir() && !is_dead(&dir)
+}
+
+/// The live sessions under `cache_dir` (used by tests and `hm` itself to
+/// check that nothing is left behind).
 pub fn live_sessions(cache_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(cache_dir.join(RUNS_DIR)) else {
         return Vec::new();

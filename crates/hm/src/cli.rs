@@ -32,6 +32,9 @@ pub enum Command {
     /// Manage local images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Inspect and trim the snapshot cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Print the version
     Version,
     /// Hosted runs (not supported by this hm)
@@ -70,9 +73,9 @@ pub struct RunArgs {
     /// Set KEY=VALUE in every step's environment (after the pipeline's own)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// The VM backend
-    #[arg(long, value_enum, default_value_t = BackendName::Sandbox, env = "HM_BACKEND")]
-    pub backend: BackendName,
+    /// The VM backend (default: sandbox)
+    #[arg(long, value_enum, env = "HM_BACKEND")]
+    pub backend: Option<BackendName>,
     /// Execute every step, even cached ones, and refresh their entries
     #[arg(long)]
     pub no_cache: bool,
@@ -87,7 +90,8 @@ pub enum Format {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendName {
     Sandbox,
     Docker,
@@ -104,4 +108,36 @@ pub enum ImageCommand {
     },
     /// Remove an imported image
     Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cache entries
+    Ls {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Show the space the cache takes, in total and by pipeline
+    Du {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Evict least-recently-used entries until the cache is within bounds
+    Prune {
+        /// Keep at most N entries (default: the configured bound)
+        #[arg(long, value_name = "N")]
+        max_entries: Option<u64>,
+        /// Keep at most SIZE bytes, e.g. `5GiB` (default: the configured bound)
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+        /// Also evict entries not used for DURATION, e.g. `7d`, `12h`
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+    },
+    /// Remove every entry
+    Clean {
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }

@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+mod cache;
 mod image;
 mod pipelines;
 mod run;
@@ -18,6 +19,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Pipelines(project) => pipelines::pipelines(&project),
         Command::Render { slug, project } => pipelines::render(&slug, &project),
         Command::Image(command) => image::image(command),
+        Command::Cache(command) => cache::cache(command).await,
         Command::Version => {
             println!("hm {}", env!("CARGO_PKG_VERSION"));
             Ok(exit_codes::PASSED)

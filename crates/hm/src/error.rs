@@ -27,6 +27,12 @@ pub enum CliError {
     Unavailable(#[from] hm_vm::BackendUnavailable),
     #[error(transparent)]
     Image(#[from] hm_vm::ImageError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("invalid `{flag}`: {message}")]
+    BadArgument { flag: &'static str, message: String },
+    #[error(transparent)]
+    Registry(#[from] hm_vm::RegistryError),
     #[error("the build failed to run")]
     Run(#[source] hm_exec::RunError),
     #[error("cannot write output")]
@@ -47,6 +53,8 @@ impl CliError {
             | CliError::NoPipelines
             | CliError::BadEnv(_)
             | CliError::NoCacheDir
+            | CliError::Config(_)
+            | CliError::BadArgument { .. }
             | CliError::Cloud => exit_codes::USAGE,
             CliError::Image(
                 hm_vm::ImageError::InvalidName(_)
@@ -56,7 +64,11 @@ impl CliError {
             ) => exit_codes::USAGE,
             CliError::Unavailable(_) | CliError::DockerBackend => exit_codes::UNAVAILABLE,
             CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,
-            CliError::NoExe(_) | CliError::Image(_) | CliError::Run(_) | CliError::Output(_) => exit_codes::FAILED,
+            CliError::NoExe(_)
+            | CliError::Image(_)
+            | CliError::Run(_)
+            | CliError::Output(_)
+            | CliError::Registry(_) => exit_codes::FAILED,
         }
     }
 }
@@ -70,10 +82,15 @@ impl From<hm_exec::RunError> for CliError {
     }
 }
 
-/// Prints `error: ...` and each cause on its own line, leaving out causes
-/// the message already quotes.
+/// Prints `error: ...` and each cause on its own line.
 pub fn report(err: &CliError) {
-    let mut text = format!("error: {err}");
+    eprintln!("error: {}", chain(err));
+}
+
+/// The message and each cause on its own line, leaving out causes the
+/// message already quotes.
+pub fn chain(err: &CliError) -> String {
+    let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         let cause_text = cause.to_string();
@@ -82,5 +99,5 @@ pub fn report(err: &CliError) {
         }
         source = cause.source();
     }
-    eprintln!("{text}");
+    text
 }

@@ -192,6 +192,7 @@ fn flattening_read_only_directories_failed_unprivileged() {
             ])
             .current_dir(fx.project())
             .env("HM_CACHE_DIR", fx.cache())
+            .env("HOME", fx.dir.path())
             .env("HM_SANDBOX_MAX_LAYERS", "1")
             .output()
             .unwrap();

@@ -48,28 +48,49 @@ impl Trash {
     }
 }
 
-/// A committed layer directory, removed when dropped.
+/// A committed layer directory. A layer of this process is removed when
+/// dropped; a stored one belongs to the registry and stays.
 pub(super) struct Layer {
     path: PathBuf,
-    trash: Arc<Trash>,
+    trash: Option<Arc<Trash>>,
 }
 
 impl Layer {
+    /// A layer of this process.
     pub(super) fn new(path: PathBuf, trash: &Arc<Trash>) -> Arc<Self> {
         Arc::new(Layer {
             path,
-            trash: trash.clone(),
+            trash: Some(trash.clone()),
         })
+    }
+
+    /// A layer in the persistent store.
+    pub(super) fn stored(path: PathBuf) -> Arc<Self> {
+        Arc::new(Layer { path, trash: None })
     }
 
     pub(super) fn path(&self) -> &Path {
         &self.path
     }
+
+    pub(super) fn is_stored(&self) -> bool {
+        self.trash.is_none()
+    }
+
+    /// The layer's name: its directory's.
+    pub(super) fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Layer {
     fn drop(&mut self) {
-        self.trash.discard(std::mem::take(&mut self.path));
+        if let Some(trash) = &self.trash {
+            trash.discard(std::mem::take(&mut self.path));
+        }
     }
 }
 

@@ -51,7 +51,7 @@ impl SandboxVm {
                 host = self.inner.host_layout()?;
                 Base::Host(&host)
             }
-            SnapshotBase::Rootfs(rootfs) => Base::Rootfs(rootfs),
+            SnapshotBase::Image { rootfs, .. } => Base::Rootfs(rootfs),
         };
         let ws = &self.workspace;
         let layers = self.snapshot.layer_paths();
@@ -64,7 +64,7 @@ impl SandboxVm {
             ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
             ("HOME".to_owned(), "/root".to_owned()),
         ];
-        if let SnapshotBase::Rootfs(rootfs) = &self.snapshot.base {
+        if let SnapshotBase::Image { rootfs, .. } = &self.snapshot.base {
             env.extend(image_env(rootfs));
         }
         env.extend(request.env.iter().cloned());

@@ -1,14 +1,15 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use hm_exec::{ExecutionBackend, LocalBackend, RunRequest};
+use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
-use hm_vm::{SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+use hm_vm::{Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::pipelines::select;
 use super::{cache_dir, load};
 use crate::cli::{BackendName, Format, RunArgs};
+use crate::config::Config;
 use crate::error::CliError;
 
 /// `hm run`.
@@ -34,8 +35,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         CliError::Load(hm_dsl::LoadError::Invalid { file, source })
     })?;
 
+    let config = Config::load(Some(&project.root))?;
     let cache = cache_dir()?;
-    let vm: Arc<dyn VmBackend> = match args.backend {
+    let vm: Arc<dyn VmBackend> = match args.backend.unwrap_or(config.backend) {
         BackendName::Sandbox => Arc::new(SandboxBackend::new(SandboxConfig {
             cache_dir: cache.clone(),
             helper: std::env::current_exe().map_err(CliError::NoExe)?,
@@ -45,9 +47,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     let parallelism = args
         .parallelism
+        .or(config.parallelism)
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let backend = LocalBackend::new(parallelism, vm.clone());
+    let cache_settings = open_cache(&cache, &project, &config, args.no_cache);
     let handle = backend.start(RunRequest {
         plan,
         source_root: project.root.clone(),
@@ -55,6 +59,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         env,
         keep_going: args.keep_going,
         run_id: hm_vm::fsutil::random_id(8),
+        cache: cache_settings,
     });
 
     let interrupter = handle.control.interrupter();
@@ -79,12 +84,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     });
 
     let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut renderer: Box<dyn Renderer> = match args.format {
-        Format::Json => Box::new(JsonRenderer::new(stdout.lock())),
-        Format::Human => {
-            let style = Style::detect(stdout.is_terminal());
-            Box::new(LogsRenderer::new(stdout.lock(), style))
-        }
+        Format::Json => Box::new(JsonRenderer::new(out)),
+        Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal))),
     };
     let mut events = handle.events;
     let mut output_error = None;
@@ -92,6 +96,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         if output_error.is_none() {
             // Keep draining after a broken pipe so the build can finish and clean up.
             output_error = renderer.event(&event).err();
+            if events.is_empty() && output_error.is_none() {
+                output_error = renderer.flush().err();
+            }
         }
     }
     let outcome = handle.control.wait().await;
@@ -102,6 +109,40 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         return Err(CliError::Output(err));
     }
     Ok(outcome.exit_code)
+}
+
+/// The snapshot cache of this run; without a usable registry the build
+/// runs uncached and says so.
+fn open_cache(
+    dir: &std::path::Path,
+    project: &hm_dsl::Project,
+    config: &Config,
+    no_cache: bool,
+) -> Option<CacheSettings> {
+    let registry = match Registry::open(dir) {
+        Ok(registry) => registry,
+        Err(err) => {
+            eprintln!(
+                "warning: running without the cache: {}",
+                crate::error::chain(&CliError::from(err))
+            );
+            return None;
+        }
+    };
+    if registry.rebuilt() {
+        eprintln!(
+            "warning: the cache registry was damaged (or written by another version of hm) and has been reset; every step runs again"
+        );
+    }
+    Some(CacheSettings {
+        registry: Arc::new(registry),
+        bounds: config.bounds(),
+        scope: config
+            .cache_scope
+            .clone()
+            .unwrap_or_else(|| project.root.display().to_string()),
+        refresh: no_cache,
+    })
 }
 
 /// `HM_SANDBOX_MAX_LAYERS` overrides how deep a snapshot may get before it

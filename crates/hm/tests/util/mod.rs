@@ -27,6 +27,8 @@ pub struct Step {
     pub image: Option<String>,
     pub timeout: Option<u64>,
     pub continue_on_failure: bool,
+    pub cache: Option<Value>,
+    pub env: Vec<(String, String)>,
 }
 
 pub fn step(key: &str, cmd: &str) -> Step {
@@ -36,6 +38,8 @@ pub fn step(key: &str, cmd: &str) -> Step {
         image: Some("host".to_owned()),
         timeout: None,
         continue_on_failure: false,
+        cache: None,
+        env: Vec::new(),
     }
 }
 
@@ -52,6 +56,17 @@ impl Step {
 
     pub fn continue_on_failure(mut self) -> Self {
         self.continue_on_failure = true;
+        self
+    }
+
+    /// A cache policy, as the IR writes it.
+    pub fn cache(mut self, policy: Value) -> Self {
+        self.cache = Some(policy);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 }
@@ -72,7 +87,14 @@ pub fn envelope(slug: &str, steps: &[Step], edges: &[(&str, &str, &str)], timeou
             if s.continue_on_failure {
                 step["continue_on_failure"] = json!(true);
             }
-            json!({"step": step, "env": {"TERM": "dumb"}})
+            if let Some(cache) = &s.cache {
+                step["cache"] = cache.clone();
+            }
+            let mut env = json!({"TERM": "dumb"});
+            for (k, v) in &s.env {
+                env[k] = json!(v);
+            }
+            json!({"step": step, "env": env})
         })
         .collect();
     let edges: Vec<Value> = edges.iter().map(|(s, d, k)| json!([index(s), index(d), k])).collect();
@@ -206,6 +228,32 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// The keys of the steps that executed (not cache hits, not skipped).
+    pub fn executed(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .events
+            .iter()
+            .filter(|e| e["kind"] == "step_start")
+            .map(|e| {
+                let id = e["step_id"].as_str().unwrap();
+                let queued = self
+                    .events
+                    .iter()
+                    .find(|q| q["kind"] == "step_queued" && q["step_id"] == id)
+                    .unwrap();
+                queued["key"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The `cache_miss` reason a step started with.
+    pub fn miss_reason(&self, key: &str) -> Option<String> {
+        let start = &self.events[self.position("step_start", key)];
+        start["cache_miss"].as_str().map(str::to_owned)
+    }
+
     /// The `step_id` of a key.
     pub fn id(&self, key: &str) -> String {
         self.events

@@ -1,0 +1,371 @@
+//! Cache keys (DESIGN.md §5): computed by the runner from everything a
+//! step's result depends on, hashed with BLAKE3 over a canonical, versioned
+//! encoding, and kept with the entry so that a later miss can say what
+//! changed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use hm_ir::{CachePolicy, PlannedStep};
+use hm_vm::{Bounds, Registry};
+use serde::{Deserialize, Serialize};
+
+use crate::workspace::{EntryKind, Manifest};
+
+/// The version of the key encoding; changing it invalidates every entry.
+const KEY_VERSION: &str = "hm-cache-key-v1";
+
+/// How a build uses the cache.
+#[derive(Clone)]
+pub struct CacheSettings {
+    pub registry: Arc<Registry>,
+    pub bounds: Bounds,
+    /// The project scope: the project root's canonical path, or a name
+    /// from configuration to share entries across clones.
+    pub scope: String,
+    /// `--no-cache`: execute every step and refresh its entry.
+    pub refresh: bool,
+}
+
+/// What a key depends on besides the step itself.
+pub struct KeyContext<'a> {
+    pub scope: &'a str,
+    /// The `builds_in` parent's key.
+    pub parent: Option<String>,
+    /// The base image's content identity (roots only).
+    pub base: Option<String>,
+    /// The full environment the command runs with.
+    pub env: BTreeMap<String, String>,
+    /// The source now, for `on_change`.
+    pub source: Option<&'a Manifest>,
+    /// Seconds since the epoch, for `ttl`.
+    pub now: u64,
+}
+
+/// Everything a step's cache key is made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInputs {
+    pub scope: String,
+    /// The `builds_in` parent's key; a root has its base image instead.
+    pub parent: Option<String>,
+    /// The base image's content identity (roots only).
+    pub base: Option<String>,
+    pub image: Option<String>,
+    pub cmd: String,
+    /// The full environment the command runs with.
+    pub env: BTreeMap<String, String>,
+    /// `env_keys` read from the host: the hash of each value, or `unset`.
+    pub env_keys: BTreeMap<String, String>,
+    /// `ttl` windows: duration in seconds and `floor(now / duration)`.
+    pub ttl: Vec<(u64, u64)>,
+    /// `on_change` files: path and content hash, or `missing` for a path or
+    /// pattern that matches nothing.
+    pub files: BTreeMap<String, String>,
+    /// `cache.key` from the DSL: one more input, never trusted alone.
+    pub dsl_key: Option<String>,
+    /// The policy as written.
+    pub policy: CachePolicy,
+}
+
+impl KeyInputs {
+    /// The cache key: BLAKE3 of the versioned, canonical encoding.
+    pub fn key(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(KEY_VERSION.as_bytes());
+        hasher.update(&[0]);
+        // Struct fields in declaration order, maps sorted: canonical.
+        hasher.update(&serde_json::to_vec(self).unwrap_or_default());
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// The inputs of `step` with `policy` in `context`.
+    pub fn new(step: &PlannedStep, policy: &CachePolicy, context: KeyContext<'_>) -> Self {
+        let mut inputs = KeyInputs {
+            scope: context.scope.to_owned(),
+            parent: context.parent,
+            base: context.base,
+            image: step.node.step.image.clone(),
+            cmd: step.node.step.cmd.clone(),
+            env: context.env,
+            env_keys: BTreeMap::new(),
+            ttl: Vec::new(),
+            files: BTreeMap::new(),
+            dsl_key: None,
+            policy: policy.clone(),
+        };
+        inputs.add_policy(policy, context.source, context.now);
+        inputs
+    }
+
+    fn add_policy(&mut self, policy: &CachePolicy, source: Option<&Manifest>, now: u64) {
+        for name in &policy.env_keys {
+            let value = match std::env::var_os(name) {
+                Some(v) => blake3::hash(v.as_encoded_bytes()).to_hex().to_string(),
+                None => "unset".to_owned(),
+            };
+            self.env_keys.insert(name.clone(), value);
+        }
+        if let Some(key) = &policy.key {
+            self.dsl_key = Some(match self.dsl_key.take() {
+                Some(previous) => format!("{previous}\n{key}"),
+                None => key.clone(),
+            });
+        }
+        match policy.policy.as_str() {
+            "ttl" => {
+                let duration = policy.duration_seconds.unwrap_or(1).max(1);
+                self.ttl.push((duration, now / duration));
+            }
+            "on_change" => {
+                let empty = Manifest::default();
+                self.files
+                    .extend(matching_files(&policy.paths, source.unwrap_or(&empty)));
+            }
+            "compose" => {
+                for sub in &policy.sub_policies {
+                    self.add_policy(sub, source, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Why `self` (an earlier entry's inputs) differs from `now`, as one
+    /// line naming the inputs that changed, or `None` if they are the same.
+    pub fn explain_change(&self, now: &KeyInputs) -> Option<String> {
+        let mut reasons = Vec::new();
+        if self.scope != now.scope {
+            reasons.push("project scope changed".to_owned());
+        }
+        if self.cmd != now.cmd {
+            reasons.push("command changed".to_owned());
+        }
+        let env = changed_names(&self.env, &now.env);
+        if !env.is_empty() {
+            reasons.push(format!("env changed: {}", first_few(&env)));
+        }
+        let env_keys = changed_names(&self.env_keys, &now.env_keys);
+        if !env_keys.is_empty() {
+            reasons.push(format!("env_keys changed: {}", first_few(&env_keys)));
+        }
+        if self.image != now.image || self.base != now.base {
+            let show = |i: &Option<String>| i.clone().unwrap_or_else(|| "none".to_owned());
+            if self.image != now.image {
+                reasons.push(format!("image changed: {} -> {}", show(&self.image), show(&now.image)));
+            } else {
+                reasons.push(format!("image `{}` changed", show(&now.image)));
+            }
+        }
+        if self.parent != now.parent {
+            reasons.push("parent changed".to_owned());
+        }
+        let files = changed_names(&self.files, &now.files);
+        if !files.is_empty() {
+            reasons.push(format!("files changed: {}", first_few(&files)));
+        }
+        if self.ttl != now.ttl {
+            reasons.push("ttl window passed".to_owned());
+        }
+        if self.dsl_key != now.dsl_key {
+            reasons.push("cache key changed".to_owned());
+        }
+        if self.policy != now.policy && reasons.is_empty() {
+            reasons.push("cache policy changed".to_owned());
+        }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}
+
+/// Names whose values differ between two maps (added, removed or changed).
+fn changed_names(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    let mut names: Vec<String> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(old.keys().filter(|k| !new.contains_key(*k)).cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `a, b, c and 4 more`.
+fn first_few(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let shown = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    match names.len().saturating_sub(SHOWN) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// Whether a pattern is a glob rather than a plain path.
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+/// The source files `patterns` select (paths relative to the project root:
+/// a file, a directory and everything below it, or a glob), each with the
+/// hash of its kind, mode and content; a pattern that selects nothing is
+/// recorded as `missing`.
+fn matching_files(patterns: &[String], source: &Manifest) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for pattern in patterns {
+        let trimmed = pattern.trim_start_matches("./").trim_end_matches('/');
+        let matcher = is_glob(trimmed).then(|| {
+            globset::GlobBuilder::new(trimmed)
+                .literal_separator(true)
+                .build()
+                .map(|g| g.compile_matcher())
+        });
+        let mut matched = false;
+        for (path, entry) in &source.entries {
+            if entry.kind == EntryKind::Dir {
+                continue;
+            }
+            let selected = match &matcher {
+                Some(Ok(glob)) => glob.is_match(path),
+                // An invalid glob selects what its literal text names.
+                Some(Err(_)) | None => path == Path::new(trimmed) || path.starts_with(trimmed),
+            };
+            if selected {
+                matched = true;
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&[entry.kind as u8]);
+                hasher.update(&entry.mode.to_le_bytes());
+                hasher.update(&entry.hash);
+                files.insert(path.display().to_string(), hasher.finalize().to_hex()[..32].to_owned());
+            }
+        }
+        if !matched {
+            files.insert(pattern.clone(), "missing".to_owned());
+        }
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::ManifestEntry;
+    use serde_json::json;
+
+    fn manifest(files: &[(&str, u8)]) -> Manifest {
+        let mut m = Manifest::default();
+        for (path, content) in files {
+            m.entries.insert(
+                path.into(),
+                ManifestEntry {
+                    kind: EntryKind::File,
+                    mode: 0o644,
+                    hash: [*content; 32],
+                },
+            );
+        }
+        m
+    }
+
+    fn step(policy: serde_json::Value) -> (PlannedStep, CachePolicy) {
+        let pipeline: hm_ir::Pipeline = serde_json::from_value(json!({
+            "slug": "p", "definition": {"version": "0", "edge_property": "directed", "edges": [],
+            "nodes": [{"step": {"key": "s", "cmd": "make", "cache": policy}}]}
+        }))
+        .unwrap();
+        let plan = hm_ir::Plan::new(&pipeline).unwrap();
+        let step = plan.steps[0].clone();
+        let policy = step.node.step.cache.clone().unwrap();
+        (step, policy)
+    }
+
+    fn inputs(policy: serde_json::Value, source: &Manifest, now: u64) -> KeyInputs {
+        let (step, policy) = step(policy);
+        let context = KeyContext {
+            scope: "/p",
+            parent: None,
+            base: Some("host:x".into()),
+            env: BTreeMap::new(),
+            source: Some(source),
+            now,
+        };
+        KeyInputs::new(&step, &policy, context)
+    }
+
+    #[test]
+    fn on_change_selects_files_dirs_and_globs() {
+        let src = manifest(&[("src/a.rs", 1), ("src/sub/b.rs", 2), ("Cargo.lock", 3), ("README", 4)]);
+        let files = matching_files(&["Cargo.lock".into(), "src".into(), "*.md".into()], &src);
+        let keys: Vec<_> = files.keys().cloned().collect();
+        assert_eq!(keys, ["*.md", "Cargo.lock", "src/a.rs", "src/sub/b.rs"]);
+        assert_eq!(files["*.md"], "missing");
+        let globbed = matching_files(&["src/*.rs".into()], &src);
+        assert_eq!(
+            globbed.keys().collect::<Vec<_>>(),
+            ["src/a.rs"],
+            "`*` does not cross directories"
+        );
+        let deep = matching_files(&["src/**/*.rs".into()], &src);
+        assert_eq!(deep.len(), 2);
+    }
+
+    #[test]
+    fn keys_change_with_what_they_cover_and_nothing_else() {
+        let src = manifest(&[("lock", 1), ("other", 2)]);
+        let policy = json!({"policy": "on_change", "paths": ["lock"]});
+        let base = inputs(policy.clone(), &src, 0);
+        let edited_other = manifest(&[("lock", 1), ("other", 9)]);
+        assert_eq!(base.key(), inputs(policy.clone(), &edited_other, 0).key());
+        let edited_lock = manifest(&[("lock", 7), ("other", 2)]);
+        let changed = inputs(policy.clone(), &edited_lock, 0);
+        assert_ne!(base.key(), changed.key());
+        assert_eq!(base.explain_change(&changed).unwrap(), "files changed: lock");
+
+        let ttl = json!({"policy": "ttl", "duration_seconds": 60});
+        assert_eq!(
+            inputs(ttl.clone(), &src, 60).key(),
+            inputs(ttl.clone(), &src, 119).key()
+        );
+        let later = inputs(ttl.clone(), &src, 120);
+        assert_ne!(inputs(ttl.clone(), &src, 60).key(), later.key());
+        assert_eq!(
+            inputs(ttl, &src, 60).explain_change(&later).unwrap(),
+            "ttl window passed"
+        );
+    }
+
+    #[test]
+    fn env_keys_are_read_from_the_host_and_never_stored_in_clear() {
+        let src = Manifest::default();
+        let policy = json!({"policy": "forever", "env_keys": ["HM_TEST_SECRET_FOR_KEYS"]});
+        std::env::set_var("HM_TEST_SECRET_FOR_KEYS", "s3cret");
+        let a = inputs(policy.clone(), &src, 0);
+        assert!(!serde_json::to_string(&a).unwrap().contains("s3cret"));
+        std::env::set_var("HM_TEST_SECRET_FOR_KEYS", "other");
+        let b = inputs(policy, &src, 0);
+        std::env::remove_var("HM_TEST_SECRET_FOR_KEYS");
+        assert_ne!(a.key(), b.key());
+        assert_eq!(
+            a.explain_change(&b).unwrap(),
+            "env_keys changed: HM_TEST_SECRET_FOR_KEYS"
+        );
+    }
+
+    #[test]
+    fn explanations_name_what_changed() {
+        let src = Manifest::default();
+        let a = inputs(json!({"policy": "forever"}), &src, 0);
+        let mut b = a.clone();
+        b.cmd = "make all".into();
+        b.env.insert("CC".into(), "clang".into());
+        b.parent = Some("p".into());
+        assert_eq!(
+            a.explain_change(&b).unwrap(),
+            "command changed; env changed: CC; parent changed"
+        );
+        assert_eq!(a.explain_change(&a), None);
+        assert_eq!(
+            first_few(&["a".into(), "b".into(), "c".into(), "d".into(), "e".into()]),
+            "a, b, c and 2 more"
+        );
+    }
+}

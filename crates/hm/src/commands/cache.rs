@@ -1,0 +1,183 @@
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hm_exec::exit_codes;
+use hm_vm::{Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+
+use super::image::{format_age, format_size};
+use super::{cache_dir, print_json};
+use crate::cli::{CacheCommand, Format};
+use crate::config::{parse_size, Config};
+use crate::error::CliError;
+
+/// `hm cache ...`.
+pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
+    let dir = cache_dir()?;
+    let registry = Registry::open(&dir)?;
+    match command {
+        CacheCommand::Ls { format } => ls(&registry, format),
+        CacheCommand::Du { format } => du(&registry, format),
+        CacheCommand::Prune {
+            max_entries,
+            max_size,
+            older_than,
+        } => {
+            let project = std::env::current_dir()
+                .ok()
+                .and_then(|d| hm_dsl::Project::find(&d).ok());
+            let config = Config::load(project.as_ref().map(|p| p.root.as_path()))?;
+            let mut bounds = config.bounds();
+            if let Some(n) = max_entries {
+                bounds.max_entries = n;
+            }
+            if let Some(size) = max_size {
+                bounds.max_bytes = parse_size(&size).map_err(|message| CliError::BadArgument {
+                    flag: "--max-size",
+                    message,
+                })?;
+            }
+            let older_than = older_than
+                .map(|text| {
+                    humantime::parse_duration(&text)
+                        .map(|d| d.as_secs())
+                        .map_err(|e| CliError::BadArgument {
+                            flag: "--older-than",
+                            message: format!("`{text}`: {e} (try `7d` or `12h`)"),
+                        })
+                })
+                .transpose()?;
+            let (before_entries, before_bytes) = registry.totals()?;
+            let doomed = registry.evict_where(bounds, older_than)?;
+            delete(&dir, &registry, &doomed).await;
+            let (entries, bytes) = registry.totals()?;
+            eprintln!(
+                "pruned {} entries, freed {}; {entries} entries, {} left",
+                before_entries - entries,
+                format_size(before_bytes.saturating_sub(bytes)),
+                format_size(bytes)
+            );
+            Ok(exit_codes::PASSED)
+        }
+        CacheCommand::Clean { yes } => {
+            let entries = registry.list()?;
+            let (count, bytes) = registry.totals()?;
+            if count == 0 {
+                eprintln!("the cache is empty");
+                return Ok(exit_codes::PASSED);
+            }
+            if !yes && std::io::stdin().is_terminal() && !confirm(count, bytes) {
+                eprintln!("nothing removed");
+                return Ok(exit_codes::PASSED);
+            }
+            let keys: Vec<String> = entries.into_iter().map(|e| e.key).collect();
+            let doomed = registry.remove(&keys)?;
+            delete(&dir, &registry, &doomed).await;
+            eprintln!("removed {count} entries, freed {}", format_size(bytes));
+            Ok(exit_codes::PASSED)
+        }
+    }
+}
+
+fn confirm(count: u64, bytes: u64) -> bool {
+    eprint!("remove all {count} cache entries ({})? [y/N] ", format_size(bytes));
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+/// Deletes the storage evicted entries leave, and stored parts no entry
+/// knows.
+async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doomed) {
+    let backend = SandboxBackend::new(SandboxConfig {
+        cache_dir: dir.to_owned(),
+        helper: std::env::current_exe().unwrap_or_default(),
+        max_layers: DEFAULT_MAX_LAYERS,
+    });
+    let parts: Vec<String> = doomed
+        .parts
+        .iter()
+        .filter(|(b, _)| b == backend.name())
+        .map(|(_, p)| p.clone())
+        .collect();
+    let _ = backend.delete_parts(&parts).await;
+    if let Ok(known) = registry.known_parts(backend.name()) {
+        let _ = backend.collect_orphans(&known).await;
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
+    let entries = registry.list()?;
+    if format == Format::Json {
+        print_json(&entries)?;
+        return Ok(exit_codes::PASSED);
+    }
+    let now = now();
+    let rows: Vec<[String; 6]> = entries
+        .iter()
+        .map(|e| {
+            [
+                e.step.clone(),
+                e.pipeline.clone(),
+                e.key[..12.min(e.key.len())].to_owned(),
+                format_size(e.size),
+                format!("{} ago", format_age(now.saturating_sub(e.created))),
+                format!("{} ago", format_age(now.saturating_sub(e.last_used))),
+            ]
+        })
+        .collect();
+    let header = ["STEP", "PIPELINE", "KEY", "SIZE", "AGE", "LAST USED"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 3 {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(exit_codes::PASSED)
+}
+
+fn du(registry: &Registry, format: Format) -> Result<i32, CliError> {
+    let (entries, bytes) = registry.totals()?;
+    let mut by_pipeline: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for entry in registry.list()? {
+        let slot = by_pipeline.entry(entry.pipeline).or_default();
+        slot.0 += 1;
+        slot.1 += entry.size;
+    }
+    if format == Format::Json {
+        let pipelines: Vec<_> = by_pipeline
+            .iter()
+            .map(|(p, (n, b))| serde_json::json!({"pipeline": p, "entries": n, "bytes": b}))
+            .collect();
+        print_json(&serde_json::json!({"entries": entries, "bytes": bytes, "pipelines": pipelines}))?;
+        return Ok(exit_codes::PASSED);
+    }
+    println!("total: {entries} entries, {}", format_size(bytes));
+    for (pipeline, (n, b)) in by_pipeline {
+        println!("  {pipeline}: {n} entries, {}", format_size(b));
+    }
+    Ok(exit_codes::PASSED)
+}

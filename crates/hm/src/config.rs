@@ -1,0 +1,230 @@
+//! Configuration, resolved once: `~/.config/hm/config.toml` (respecting
+//! `XDG_CONFIG_HOME`), then the project's `.hm/config.toml`, then `HM_*`
+//! environment variables, then flags (DESIGN.md §5).
+//!
+//! ```toml
+//! backend = "sandbox"     # HM_BACKEND
+//! parallelism = 4         # HM_PARALLELISM
+//!
+//! [cache]
+//! max_entries = 256       # HM_CACHE_MAX_ENTRIES
+//! max_size = "20GiB"      # HM_CACHE_MAX_SIZE
+//! scope = "my-project"    # HM_CACHE_SCOPE: share entries across clones
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::BackendName;
+
+/// One configuration file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    backend: Option<BackendName>,
+    parallelism: Option<usize>,
+    #[serde(default)]
+    cache: CacheFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    max_entries: Option<u64>,
+    max_size: Option<Size>,
+    scope: Option<String>,
+}
+
+/// A size written as a number of bytes or a string such as `20GiB`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub backend: BackendName,
+    pub parallelism: Option<usize>,
+    pub cache_max_entries: u64,
+    pub cache_max_bytes: u64,
+    pub cache_scope: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let bounds = hm_vm::Bounds::default();
+        Config {
+            backend: BackendName::Sandbox,
+            parallelism: None,
+            cache_max_entries: bounds.max_entries,
+            cache_max_bytes: bounds.max_bytes,
+            cache_scope: None,
+        }
+    }
+}
+
+/// A configuration file or variable that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("`{name}`: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+impl Config {
+    /// The configuration for a project (or none), before flags.
+    pub fn load(project_root: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        let user = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .map(|dir| dir.join("hm").join("config.toml"));
+        let project = project_root.map(|root| root.join(hm_dsl::HM_DIR).join("config.toml"));
+        for path in [user, project].into_iter().flatten() {
+            config.apply_file(&path)?;
+        }
+        config.apply_env()?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        let parse_err = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let file: File = toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim().replace('\n', " ")))?;
+        if let Some(backend) = file.backend {
+            self.backend = backend;
+        }
+        if let Some(n) = file.parallelism {
+            self.parallelism = Some(n);
+        }
+        if let Some(n) = file.cache.max_entries {
+            self.cache_max_entries = n;
+        }
+        match file.cache.max_size {
+            Some(Size::Bytes(n)) => self.cache_max_bytes = n,
+            Some(Size::Text(text)) => {
+                self.cache_max_bytes = parse_size(&text).map_err(|m| parse_err(format!("cache.max_size: {m}")))?
+            }
+            None => {}
+        }
+        if let Some(scope) = file.cache.scope {
+            self.cache_scope = Some(scope);
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self) -> Result<(), ConfigError> {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(value) = var("HM_CACHE_MAX_ENTRIES") {
+            self.cache_max_entries = value.parse().map_err(|_| ConfigError::Env {
+                name: "HM_CACHE_MAX_ENTRIES",
+                message: format!("`{value}` is not a number"),
+            })?;
+        }
+        if let Some(value) = var("HM_CACHE_MAX_SIZE") {
+            self.cache_max_bytes = parse_size(&value).map_err(|message| ConfigError::Env {
+                name: "HM_CACHE_MAX_SIZE",
+                message,
+            })?;
+        }
+        if let Some(value) = var("HM_CACHE_SCOPE") {
+            self.cache_scope = Some(value);
+        }
+        Ok(())
+    }
+
+    pub fn bounds(&self) -> hm_vm::Bounds {
+        hm_vm::Bounds {
+            max_entries: self.cache_max_entries,
+            max_bytes: self.cache_max_bytes,
+        }
+    }
+}
+
+/// `1024`, `500MB`, `20GiB`, `1.5G` (decimal units: kB, MB, GB, TB; binary:
+/// KiB, MiB, GiB, TiB; K, M, G, T are binary).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as `20GiB`"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{text}` has an unknown unit (use B, kB, MB, GB, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    Ok((number * factor as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
+        assert_eq!(parse_size("1.5 G"), Ok(3 << 29));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn files_layer_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "parallelism = 3\n[cache]\nmax_size = \"1GiB\"\nscope = \"shared\"\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.parallelism, Some(3));
+        assert_eq!(config.cache_max_bytes, 1 << 30);
+        assert_eq!(config.cache_scope.as_deref(), Some("shared"));
+        std::fs::write(&path, "[cache]\nmax_entrees = 3\n").unwrap();
+        let err = config.apply_file(&path).unwrap_err().to_string();
+        assert!(err.contains("config.toml") && err.contains("max_entrees"), "{err}");
+    }
+}

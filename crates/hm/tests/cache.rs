@@ -1,0 +1,452 @@
+//! The persistent snapshot cache on the real sandbox: what hits, what
+//! misses and why, what children see, concurrency, crashes and bounds.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use util::{envelope, sandbox_available, step, Fixture, Run, Step};
+
+fn write(fx: &Fixture, steps: &[Step], edges: &[(&str, &str, &str)]) {
+    fx.write(".hm/pipeline.json", &envelope("ci", steps, edges, None).to_string());
+}
+
+fn run(fx: &Fixture) -> Run {
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    run
+}
+
+/// Runs and asserts whether the single step `s` hit, and why it missed.
+fn expect(fx: &Fixture, hit: bool, reason: Option<&str>) {
+    let run = run(fx);
+    assert_eq!(run.status("s") == "cache_hit", hit, "{}", run.dump());
+    if let Some(reason) = reason {
+        assert_eq!(run.miss_reason("s").as_deref(), Some(reason), "{}", run.dump());
+    }
+}
+
+#[test]
+fn forever_misses_on_its_inputs_and_nothing_else() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("src.txt", "v1\n");
+    let forever = json!({"policy": "forever", "env_keys": ["HM_TEST_TOOL_VERSION"]});
+    let base = step("s", "echo run").cache(forever.clone());
+    write(&fx, std::slice::from_ref(&base), &[]);
+    expect(&fx, false, None);
+    expect(&fx, true, None);
+    fx.write("src.txt", "v2\n");
+    expect(&fx, true, None);
+    write(&fx, &[step("s", "echo run again").cache(forever.clone())], &[]);
+    expect(&fx, false, Some("command changed"));
+    write(
+        &fx,
+        &[step("s", "echo run again").cache(forever.clone()).env("CC", "clang")],
+        &[],
+    );
+    expect(&fx, false, Some("env changed: CC"));
+    expect(&fx, true, None);
+    let with_tool = fx
+        .command(&["run", "--format", "json"])
+        .env("HM_TEST_TOOL_VERSION", "2")
+        .output()
+        .unwrap();
+    let with_tool = Run::from(with_tool);
+    assert_eq!(with_tool.status("s"), "passed");
+    assert_eq!(
+        with_tool.miss_reason("s").as_deref(),
+        Some("env_keys changed: HM_TEST_TOOL_VERSION")
+    );
+    // -e overrides are part of the environment too (the explanation
+    // compares with the latest entry, made with the variable set).
+    let run = fx.run_json(&["-e", "CC=gcc"]);
+    assert_eq!(
+        run.miss_reason("s").as_deref(),
+        Some("env changed: CC; env_keys changed: HM_TEST_TOOL_VERSION")
+    );
+    // A key from the DSL is one more input.
+    let keyed = json!({"policy": "forever", "key": "v2"});
+    write(&fx, &[step("s", "echo run again").cache(keyed).env("CC", "clang")], &[]);
+    expect(&fx, false, None);
+    // `--no-cache` executes and refreshes.
+    let run = fx.run_json(&["--no-cache"]);
+    assert_eq!(run.status("s"), "passed");
+    expect(&fx, true, None);
+    fx.assert_clean();
+}
+
+#[test]
+fn a_changed_parent_or_image_invalidates() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let forever = json!({"policy": "forever"});
+    let chain = |parent_cmd: &str, image: Option<&str>| {
+        write(
+            &fx,
+            &[
+                step("p", parent_cmd).cache(forever.clone()).image(image),
+                step("s", "echo child").cache(forever.clone()),
+            ],
+            &[("p", "s", "builds_in")],
+        )
+    };
+    chain("echo parent", Some("host"));
+    expect(&fx, false, None);
+    expect(&fx, true, None);
+    chain("echo parent 2", Some("host"));
+    expect(&fx, false, Some("parent changed"));
+    let rootfs = fx.dir.path().join("rootfs");
+    util::tiny_rootfs(&rootfs, &["/bin/sh"]);
+    assert!(fx
+        .hm(&["image", "import", "tiny", rootfs.to_str().unwrap()])
+        .status
+        .success());
+    chain("echo parent 2", Some("tiny"));
+    let run = run(&fx);
+    assert_eq!(run.miss_reason("p").as_deref(), Some("image changed: host -> tiny"));
+    assert_eq!(run.status("s"), "passed");
+}
+
+#[test]
+fn ttl_windows() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    write(
+        &fx,
+        &[step("s", "true").cache(json!({"policy": "ttl", "duration_seconds": 3600}))],
+        &[],
+    );
+    expect(&fx, false, None);
+    expect(&fx, true, None);
+    write(
+        &fx,
+        &[step("s", "true").cache(json!({"policy": "ttl", "duration_seconds": 1}))],
+        &[],
+    );
+    expect(&fx, false, None);
+    // The next second is the next window.
+    std::thread::sleep(Duration::from_millis(1100));
+    expect(&fx, false, Some("ttl window passed"));
+}
+
+#[test]
+fn on_change_follows_its_files() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("Cargo.lock", "v1\n");
+    fx.write("src/a.rs", "a\n");
+    fx.write("README", "r\n");
+    let policy = json!({"policy": "on_change", "paths": ["Cargo.lock", "src/*.rs", "build.rs"]});
+    write(&fx, &[step("s", "true").cache(policy)], &[]);
+    expect(&fx, false, None);
+    expect(&fx, true, None);
+    fx.write("README", "edited\n");
+    fx.write("src/notes.txt", "not rust\n");
+    expect(&fx, true, None);
+    fx.write("src/a.rs", "edited\n");
+    expect(&fx, false, Some("files changed: src/a.rs"));
+    fx.write("Cargo.lock", "v2\n");
+    fx.write("src/b.rs", "b\n");
+    expect(&fx, false, Some("files changed: Cargo.lock, src/b.rs"));
+    // A missing path is an input too: creating it invalidates.
+    fx.write("build.rs", "fn main() {}\n");
+    expect(&fx, false, Some("files changed: build.rs"));
+    std::fs::remove_file(fx.project().join("src/b.rs")).unwrap();
+    expect(&fx, false, Some("files changed: src/b.rs"));
+    // Ignored files are not source.
+    fx.write(".gitignore", "src/generated.rs\n");
+    expect(&fx, true, None);
+    fx.write("src/generated.rs", "ignored\n");
+    expect(&fx, true, None);
+}
+
+#[test]
+fn compose_and_none() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("lock", "1\n");
+    fx.write("other", "1\n");
+    let compose = json!({"policy": "compose", "sub_policies": [
+        {"policy": "forever", "env_keys": ["HM_TEST_COMPOSE"]},
+        {"policy": "on_change", "paths": ["lock"]}]});
+    write(
+        &fx,
+        &[
+            step("s", "true").cache(compose),
+            step("n", "true").cache(json!({"policy": "none"})),
+        ],
+        &[],
+    );
+    let first = run(&fx);
+    assert_eq!(first.executed(), ["n", "s"]);
+    fx.write("other", "2\n");
+    let second = run(&fx);
+    assert_eq!(second.executed(), ["n"], "`none` always runs; the composed policy hit");
+    fx.write("lock", "2\n");
+    assert_eq!(run(&fx).miss_reason("s").as_deref(), Some("files changed: lock"));
+    let with_var = Run::from(
+        fx.command(&["run", "--format", "json"])
+            .env("HM_TEST_COMPOSE", "x")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        with_var.miss_reason("s").as_deref(),
+        Some("env_keys changed: HM_TEST_COMPOSE")
+    );
+}
+
+#[test]
+fn a_child_of_a_hit_sees_todays_source() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("keep.txt", "keep\n");
+    fx.write("gone.txt", "gone\n");
+    fx.write("edit.txt", "v1\n");
+    let steps = [
+        step("root", "echo built > /workspace/artifact; echo built-root").cache(json!({"policy": "forever"})),
+        step("child", "ls; cat edit.txt artifact"),
+    ];
+    write(&fx, &steps, &[("root", "child", "builds_in")]);
+    let first = run(&fx);
+    assert_eq!(
+        first.logs("child"),
+        ["artifact", "edit.txt", "gone.txt", "keep.txt", "v1", "built"]
+    );
+    std::fs::remove_file(fx.project().join("gone.txt")).unwrap();
+    fx.write("edit.txt", "v2\n");
+    fx.write("new.txt", "new\n");
+    let second = run(&fx);
+    assert_eq!(second.status("root"), "cache_hit");
+    assert_eq!(
+        second.logs("child"),
+        ["artifact", "edit.txt", "keep.txt", "new.txt", "v2", "built"]
+    );
+    fx.assert_clean();
+}
+
+#[test]
+fn a_cached_chain_reruns_from_the_changed_step() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("lock", "1\n");
+    fx.write("main.c", "int main;\n");
+    let steps = [
+        step("toolchain", "echo tools > /opt/tools").cache(json!({"policy": "forever"})),
+        step("deps", "cat lock > /opt/deps").cache(json!({"policy": "on_change", "paths": ["lock"]})),
+        step("build", "cat /opt/tools /opt/deps > /opt/built").cache(json!({"policy": "forever"})),
+        step("test", "cat /opt/built main.c"),
+    ];
+    let edges = [
+        ("toolchain", "deps", "builds_in"),
+        ("deps", "build", "builds_in"),
+        ("build", "test", "builds_in"),
+    ];
+    write(&fx, &steps, &edges);
+    assert_eq!(run(&fx).executed(), ["build", "deps", "test", "toolchain"]);
+    fx.write("main.c", "int main(void);\n");
+    let second = run(&fx);
+    assert_eq!(second.executed(), ["test"]);
+    assert_eq!(second.logs("test"), ["tools", "1", "int main(void);"]);
+    fx.write("lock", "2\n");
+    let third = run(&fx);
+    assert_eq!(third.executed(), ["build", "deps", "test"]);
+    assert_eq!(third.miss_reason("build").as_deref(), Some("parent changed"));
+    assert_eq!(third.logs("test"), ["tools", "2", "int main(void);"]);
+    fx.assert_clean();
+}
+
+/// `hm cache ls --format json`.
+fn entries(fx: &Fixture) -> Vec<Value> {
+    let out = fx.hm(&["cache", "ls", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Every entry's layers are on disk, and every stored layer belongs to an
+/// entry.
+fn assert_consistent(fx: &Fixture) {
+    let referenced: BTreeSet<String> = entries(fx)
+        .iter()
+        .flat_map(|e| {
+            e["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_owned())
+        })
+        .collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(fx.cache().join("layers"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(referenced, on_disk, "the registry and the layer store disagree");
+}
+
+fn chain_of_cached_steps(n: usize) -> (Vec<Step>, Vec<(String, String)>) {
+    let steps: Vec<Step> = (0..n)
+        .map(|i| {
+            let cmd = format!("head -c 200000 /dev/urandom > /opt/blob{i}; cat v.txt");
+            step(&format!("s{i}"), &cmd).cache(json!({"policy": "on_change", "paths": ["v.txt"]}))
+        })
+        .collect();
+    let edges = (1..n).map(|i| (format!("s{}", i - 1), format!("s{i}"))).collect();
+    (steps, edges)
+}
+
+fn write_chain(fx: &Fixture, n: usize) {
+    let (steps, edges) = chain_of_cached_steps(n);
+    let edges: Vec<(&str, &str, &str)> = edges
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str(), "builds_in"))
+        .collect();
+    write(fx, &steps, &edges);
+}
+
+#[test]
+fn two_runs_at_once_share_one_cache() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write("v.txt", "1\n");
+    write_chain(&fx, 4);
+    let a = fx
+        .command(&["run", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = fx
+        .command(&["run", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for child in [a, b] {
+        let run = Run::from(child.wait_with_output().unwrap());
+        assert_eq!(run.code, 0, "{}", run.dump());
+        assert!(
+            !run.stderr.contains("warning"),
+            "both runs use the cache: {}",
+            run.stderr
+        );
+    }
+    let third = run(&fx);
+    assert!(third.executed().is_empty(), "{}", third.dump());
+    assert_eq!(entries(&fx).len(), 4);
+    assert_consistent(&fx);
+    fx.assert_clean();
+}
+
+#[test]
+fn a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    write_chain(&fx, 5);
+    for round in 0..8u64 {
+        fx.write("v.txt", &format!("{round}\n"));
+        // Tight bounds: every run commits and evicts.
+        let mut child = fx
+            .command(&["run", "--format", "json"])
+            .env("HM_CACHE_MAX_ENTRIES", "3")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // A different instant each round: during boots, commits, evictions.
+        std::thread::sleep(Duration::from_millis(40 + round * 47 % 300));
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &child.id().to_string()])
+            .status();
+        child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !util::processes_with("hm __sandbox").is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let next = fx
+            .command(&["run", "--format", "json"])
+            .env("HM_CACHE_MAX_ENTRIES", "3")
+            .env("HM_CACHE_ORPHAN_GRACE", "0")
+            .output()
+            .unwrap();
+        let next = Run::from(next);
+        assert_eq!(next.code, 0, "round {round}: {}", next.dump());
+        assert_eq!(next.logs("s4"), [round.to_string()], "round {round}");
+        assert!(entries(&fx).len() <= 3);
+        assert_consistent(&fx);
+        fx.assert_clean();
+    }
+}
+
+#[test]
+fn eviction_spares_what_another_run_holds() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let held = [
+        step("held", "head -c 300000 /dev/urandom > /opt/big; echo made").cache(json!({"policy": "forever"})),
+        step("user", "echo started; sleep 3; test -s /opt/big && echo still-there"),
+    ];
+    write(&fx, &held, &[("held", "user", "builds_in")]);
+    run(&fx);
+    // Another project on the same cache fills it while `user` runs on `held`.
+    let other = Fixture::new();
+    let filler: Vec<Step> = (0..3)
+        .map(|i| {
+            step(&format!("f{i}"), &format!("head -c 100000 /dev/urandom > /opt/f{i}"))
+                .cache(json!({"policy": "forever"}))
+        })
+        .collect();
+    other.write(".hm/pipeline.json", &envelope("filler", &filler, &[], None).to_string());
+    let mut other_output = None;
+    let run = fx.run_json_when(&[], "started", || {
+        let out = other
+            .command(&["run", "--format", "json"])
+            .env("HM_CACHE_DIR", fx.cache())
+            .env("HM_CACHE_MAX_SIZE", "1")
+            .output()
+            .unwrap();
+        other_output = Some(Run::from(out));
+    });
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.status("held"), "cache_hit");
+    assert_eq!(run.logs("user"), ["started", "still-there"]);
+    let other_run = other_output.unwrap();
+    assert_eq!(other_run.code, 0, "{}", other_run.dump());
+    // The bound was applied to everything but the held entry...
+    let left: Vec<String> = entries(&fx)
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, ["held"]);
+    // ...which goes once nobody holds it.
+    let pruned = fx.hm(&["cache", "prune", "--max-size", "1"]);
+    assert!(pruned.status.success());
+    assert!(entries(&fx).is_empty());
+    assert_consistent(&fx);
+}
