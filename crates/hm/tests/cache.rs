@@ -450,3 +450,138 @@ fn eviction_spares_what_another_run_holds() {
     assert!(entries(&fx).is_empty());
     assert_consistent(&fx);
 }
+
+#[test]
+fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let steps = [
+        step("root", "echo root > /opt/root").cache(json!({"policy": "forever"})),
+        step("child", "cat /opt/root"),
+    ];
+    write(&fx, &steps, &[("root", "child", "builds_in")]);
+    run(&fx);
+    // Someone deletes a stored layer.
+    let layer = entries(&fx)[0]["parts"][0].as_str().unwrap().to_owned();
+    std::fs::remove_dir_all(fx.cache().join("layers").join(&layer)).unwrap();
+    let again = run(&fx);
+    assert_eq!(again.status("root"), "passed", "never a wrong hit: {}", again.dump());
+    assert!(
+        again.miss_reason("root").unwrap().contains("incomplete"),
+        "{}",
+        again.dump()
+    );
+    assert_eq!(again.logs("child"), ["root"]);
+    assert_eq!(run(&fx).status("root"), "cache_hit");
+    assert_consistent(&fx);
+
+    // Someone scribbles over the registry.
+    std::fs::write(fx.cache().join("registry.db"), vec![0x42; 8192]).unwrap();
+    let _ = std::fs::remove_file(fx.cache().join("registry.db-wal"));
+    let _ = std::fs::remove_file(fx.cache().join("registry.db-shm"));
+    let rebuilt = fx.run_json(&[]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.dump());
+    assert_eq!(rebuilt.status("root"), "passed");
+    assert!(rebuilt.stderr.contains("has been reset"), "{}", rebuilt.stderr);
+    assert_eq!(run(&fx).status("root"), "cache_hit");
+}
+
+#[test]
+fn cache_commands() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let steps = [
+        step("a", "head -c 50000 /dev/urandom > /opt/a").cache(json!({"policy": "forever"})),
+        step("b", "true").cache(json!({"policy": "forever"})),
+    ];
+    write(&fx, &steps, &[("a", "b", "builds_in")]);
+    run(&fx);
+    let ls = fx.hm(&["cache", "ls"]);
+    let table = String::from_utf8_lossy(&ls.stdout).into_owned();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(header, ["STEP", "PIPELINE", "KEY", "SIZE", "AGE", "LAST USED"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.contains(" ci "), "{table}");
+    let du = fx.hm(&["cache", "du", "--format", "json"]);
+    let du: Value = serde_json::from_slice(&du.stdout).unwrap();
+    assert_eq!(du["entries"], 2);
+    assert!(du["bytes"].as_u64().unwrap() >= 50000);
+    assert_eq!(du["pipelines"][0]["pipeline"], "ci");
+    let human = String::from_utf8_lossy(&fx.hm(&["cache", "du"]).stdout).into_owned();
+    assert!(human.starts_with("total: 2 entries"), "{human}");
+
+    // Entries used just now are not older than a day.
+    assert!(fx.hm(&["cache", "prune", "--older-than", "1d"]).status.success());
+    assert_eq!(entries(&fx).len(), 2);
+    let bad = fx.hm(&["cache", "prune", "--older-than", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--older-than"));
+    assert!(fx.hm(&["cache", "prune", "--max-entries", "1"]).status.success());
+    assert_eq!(entries(&fx).len(), 1);
+    assert_consistent(&fx);
+
+    // Not a terminal: `clean` does not ask.
+    let clean = fx.hm(&["cache", "clean"]);
+    assert!(clean.status.success());
+    assert!(String::from_utf8_lossy(&clean.stderr).contains("removed 1 entries"));
+    assert!(entries(&fx).is_empty());
+    assert_consistent(&fx);
+    assert_eq!(run(&fx).executed(), ["a", "b"]);
+    fx.assert_clean();
+}
+
+#[test]
+fn configuration_sets_the_bounds_and_the_scope() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    // Different commands: identical steps would share one entry.
+    let steps: Vec<Step> = (0..3)
+        .map(|i| step(&format!("s{i}"), &format!("echo {i}")).cache(json!({"policy": "forever"})))
+        .collect();
+    write(&fx, &steps, &[]);
+    fx.write(
+        ".hm/config.toml",
+        "[cache]\nmax_entries = 2\nscope = \"shared-scope\"\n",
+    );
+    run(&fx);
+    let left = entries(&fx);
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|e| e["project"] == "shared-scope"));
+    // A clone elsewhere with the same scope shares the entries.
+    let clone = Fixture::new();
+    write(&clone, &steps, &[]);
+    clone.write(
+        ".hm/config.toml",
+        "[cache]\nmax_entries = 2\nscope = \"shared-scope\"\n",
+    );
+    let shared = Run::from(
+        clone
+            .command(&["run", "--format", "json"])
+            .env("HM_CACHE_DIR", fx.cache())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(shared.executed().len(), 1, "{}", shared.dump());
+    // A bad configuration is exit 2, naming the file and the field.
+    fx.write(".hm/config.toml", "[cache]\nmax_size = \"lots\"\n");
+    let bad = fx.hm(&["run"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(".hm/config.toml") && err.contains("cache.max_size"),
+        "{err}"
+    );
+}
