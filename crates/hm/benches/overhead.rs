@@ -62,6 +62,7 @@ fn time_hm(project: &Path, cache: &Path, user: Option<&str>) -> Duration {
         .args(["run", "--format", "json"])
         .current_dir(project)
         .env("HM_CACHE_DIR", cache)
+        .env("HOME", cache)
         .stdout(Stdio::null())
         .status()
         .unwrap();

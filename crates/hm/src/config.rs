@@ -92,7 +92,15 @@ impl Config {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
             .map(|dir| dir.join("hm").join("config.toml"));
         let project = project_root.map(|root| root.join(hm_dsl::HM_DIR).join("config.toml"));
-        for path in [user, project].into_iter().flatten() {
+        if let Some(path) = user {
+            match config.apply_file(&path) {
+                // A home directory this user may not enter (`sudo -u`,
+                // `setpriv` keep `HOME`) has no configuration for it.
+                Err(ConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {}
+                other => other?,
+            }
+        }
+        if let Some(path) = project {
             config.apply_file(&path)?;
         }
         config.apply_env()?;

@@ -585,3 +585,38 @@ fn configuration_sets_the_bounds_and_the_scope() {
         "{err}"
     );
 }
+
+#[test]
+fn clean_asks_on_a_terminal() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    write(&fx, &[step("s", "true").cache(json!({"policy": "forever"}))], &[]);
+    run(&fx);
+    // `script` gives `hm` a terminal; the answer comes through it.
+    let clean = |answer: &str, args: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &format!("{} cache clean {args}", util::hm_bin()), "/dev/null"])
+            .env("HM_CACHE_DIR", fx.cache())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    };
+    let declined = clean("n\n", "");
+    assert!(
+        declined.contains("remove all 1 cache entries") && declined.contains("nothing removed"),
+        "{declined}"
+    );
+    assert_eq!(entries(&fx).len(), 1);
+    let forced = clean("", "--yes");
+    assert!(
+        !forced.contains("[y/N]") && forced.contains("removed 1 entries"),
+        "{forced}"
+    );
+    assert!(entries(&fx).is_empty());
+}
