@@ -410,7 +410,7 @@ fn eviction_spares_what_another_run_holds() {
     let fx = Fixture::new();
     let held = [
         step("held", "head -c 300000 /dev/urandom > /opt/big; echo made").cache(json!({"policy": "forever"})),
-        step("user", "echo started; sleep 3; test -s /opt/big && echo still-there"),
+        step("user", "echo started; sleep 8; test -s /opt/big && echo still-there"),
     ];
     write(&fx, &held, &[("held", "user", "builds_in")]);
     run(&fx);

@@ -562,11 +562,8 @@ fn a_timed_out_step_leaves_no_process() {
         return;
     }
     let marker = format!("hm-timeout-{}", std::process::id());
-    let steps = [step(
-        "hang",
-        &format!("{} & {}", marked_sleep(&marker), marked_sleep(&marker)),
-    )
-    .timeout(1)];
+    let cmd = format!("cp /bin/sleep /tmp/{marker}; /tmp/{marker} 300 & /tmp/{marker} 300");
+    let steps = [step("hang", &cmd).timeout(1)];
     let fx = Fixture::with(&envelope("to", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.status("hang"), "timed_out", "{}", run.dump());
