@@ -24,6 +24,29 @@ pub enum LoadError {
     SchemaVersion { file: PathBuf, found: String },
     #[error("`{}`: {language} pipeline files are not supported by this hm yet; use a `.json` envelope", file.display())]
     Unsupported { file: PathBuf, language: &'static str },
+    #[error("`{}`: evaluating Python pipelines needs `python3` {}.{} or newer, and `{}` was not found; install Python or set HM_PYTHON to an interpreter", file.display(), crate::MIN_PYTHON.0, crate::MIN_PYTHON.1, python.display())]
+    NoPython { file: PathBuf, python: PathBuf },
+    #[error("`{}`: evaluating Python pipelines needs Python {}.{} or newer, and `{}` is Python {version}; install a newer one or set HM_PYTHON to it", file.display(), crate::MIN_PYTHON.0, crate::MIN_PYTHON.1, python.display())]
+    PythonTooOld {
+        file: PathBuf,
+        python: PathBuf,
+        version: String,
+    },
+    #[error("`{}`: {what}\n{traceback}", file.display())]
+    Python {
+        file: PathBuf,
+        /// "has a syntax error" or "raised an error".
+        what: &'static str,
+        traceback: String,
+    },
+    #[error("`{}`: `{}` could not evaluate the pipeline files: {detail}", file.display(), python.display())]
+    PythonFailed {
+        file: PathBuf,
+        python: PathBuf,
+        detail: String,
+    },
+    #[error("`{}`: evaluating Python pipelines needs a cache directory for the SDK: set HM_CACHE_DIR, XDG_CACHE_HOME or HOME", file.display())]
+    NoSdkDir { file: PathBuf },
     #[error("pipeline `{slug}` is defined twice: in `{}` and in `{}`", first.display(), second.display())]
     DuplicateSlug {
         slug: String,

@@ -4,17 +4,20 @@
 //! The entry points are [`Project::find`] and [`Project::load`], which
 //! returns a [`Loaded`] envelope that remembers which file every pipeline
 //! came from. Every pipeline is validated here, so a caller never sees an
-//! envelope that cannot be planned. Only JSON files are evaluated so far;
-//! Python and TypeScript files are reported as not yet supported.
+//! envelope that cannot be planned. JSON files are read directly, Python
+//! files are evaluated by the system `python3` with the SDK this crate
+//! embeds ([`python`]); TypeScript files are reported as not yet supported.
 
 mod error;
 mod json;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 
 use hm_ir::{Envelope, Pipeline};
 
 pub use error::LoadError;
+pub use python::{PythonOptions, MIN_PYTHON};
 
 /// The folder, under a project root, that holds pipeline files.
 pub const HM_DIR: &str = ".hm";
@@ -111,40 +114,73 @@ impl Project {
     }
 
     /// Evaluates every pipeline file, merges their pipelines and validates
-    /// each one.
-    pub fn load(&self) -> Result<Loaded, LoadError> {
+    /// each one. Pipelines come in file-name order; the Python files are
+    /// evaluated together, in one interpreter.
+    pub fn load(&self, python: &PythonOptions) -> Result<Loaded, LoadError> {
+        let files = self.pipeline_files()?;
+        let rel = |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).to_owned();
+        let py_files: Vec<PathBuf> = files
+            .iter()
+            .filter(|f| Language::of(f) == Some(Language::Python))
+            .cloned()
+            .collect();
+        let mut from_python = match py_files.first() {
+            Some(first) => python::evaluate(&self.root, &py_files, &rel(first), python)?,
+            None => Vec::new(),
+        };
         let mut loaded = Loaded {
             envelope: Envelope::new(),
             sources: Vec::new(),
         };
-        for path in self.pipeline_files()? {
-            let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_owned();
-            let envelope = match Language::of(&path) {
-                Some(Language::Json) => json::evaluate(&path, &rel)?,
+        for path in &files {
+            let rel = rel(path);
+            match Language::of(path) {
+                Some(Language::Json) => {
+                    for pipeline in json::evaluate(path, &rel)?.pipelines {
+                        loaded.add(pipeline, rel.clone())?;
+                    }
+                }
+                Some(Language::Python) => {
+                    let (mine, rest) = from_python.into_iter().partition(|(_, source)| *source == rel);
+                    from_python = rest;
+                    for (pipeline, source) in mine {
+                        loaded.add(pipeline, source)?;
+                    }
+                }
                 Some(lang) => {
                     return Err(LoadError::Unsupported {
                         file: rel,
                         language: lang.name(),
                     })
                 }
-                None => continue,
-            };
-            for pipeline in envelope.pipelines {
-                if let Some((_, first)) = loaded.pipeline(&pipeline.slug) {
-                    return Err(LoadError::DuplicateSlug {
-                        slug: pipeline.slug,
-                        first: first.to_owned(),
-                        second: rel,
-                    });
-                }
-                hm_ir::validate_pipeline(&pipeline).map_err(|source| LoadError::Invalid {
-                    file: rel.clone(),
-                    source,
-                })?;
-                loaded.envelope.pipelines.push(pipeline);
-                loaded.sources.push(rel.clone());
+                None => {}
             }
         }
+        // Pipelines defined in modules that the pipeline files import.
+        for (pipeline, source) in from_python {
+            loaded.add(pipeline, source)?;
+        }
         Ok(loaded)
+    }
+}
+
+impl Loaded {
+    /// Adds a pipeline of `file` after checking that its slug is new and
+    /// that it is valid.
+    fn add(&mut self, pipeline: Pipeline, file: PathBuf) -> Result<(), LoadError> {
+        if let Some((_, first)) = self.pipeline(&pipeline.slug) {
+            return Err(LoadError::DuplicateSlug {
+                slug: pipeline.slug,
+                first: first.to_owned(),
+                second: file,
+            });
+        }
+        hm_ir::validate_pipeline(&pipeline).map_err(|source| LoadError::Invalid {
+            file: file.clone(),
+            source,
+        })?;
+        self.envelope.pipelines.push(pipeline);
+        self.sources.push(file);
+        Ok(())
     }
 }

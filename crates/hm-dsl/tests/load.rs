@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use hm_dsl::{LoadError, Project};
+use hm_dsl::{LoadError, Project, PythonOptions};
 
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -23,8 +23,17 @@ fn envelope(slug: &str, keys: &[&str]) -> String {
     .to_string()
 }
 
+/// Evaluation options with the SDK unpacked under the project's own
+/// temporary directory.
+fn options(dir: &Path) -> PythonOptions {
+    PythonOptions {
+        interpreter: "python3".into(),
+        sdk_root: Some(dir.join("cache/sdk")),
+    }
+}
+
 fn load_err(dir: &Path) -> String {
-    Project::find(dir).unwrap().load().unwrap_err().to_string()
+    Project::find(dir).unwrap().load(&options(dir)).unwrap_err().to_string()
 }
 
 #[test]
@@ -37,7 +46,7 @@ fn finds_the_nearest_project_and_merges_files() {
     std::fs::create_dir_all(&sub).unwrap();
     let project = Project::find(&sub).unwrap();
     assert_eq!(project.root, dir.path().canonicalize().unwrap());
-    let loaded = project.load().unwrap();
+    let loaded = project.load(&options(dir.path())).unwrap();
     let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
     assert_eq!(slugs, ["one", "two"]);
     assert_eq!(loaded.pipeline("two").unwrap().1, Path::new(".hm/b.json"));
@@ -95,7 +104,40 @@ fn invalid_pipeline_names_file_and_step() {
 }
 
 #[test]
-fn other_languages_are_named() {
-    let dir = project(&[("pipeline.py", "import harmont")]);
-    assert!(load_err(dir.path()).contains("`.hm/pipeline.py`: Python pipeline files"));
+fn typescript_is_named_as_not_supported_yet() {
+    let dir = project(&[("pipeline.ts", "export default []")]);
+    assert!(load_err(dir.path()).contains("`.hm/pipeline.ts`: TypeScript pipeline files"));
+}
+
+/// Python files are evaluated by the real `python3` and merged with JSON
+/// files in file-name order.
+#[test]
+fn python_files_merge_with_json_in_file_order() {
+    let dir = project(&[
+        ("a.json", &envelope("one", &["x"])),
+        (
+            "b.py",
+            "import harmont as hm\n\n@hm.pipeline\ndef two():\n    return hm.sh('true', key='k')\n",
+        ),
+        ("c.json", &envelope("three", &["y"])),
+    ]);
+    let project = Project::find(dir.path()).unwrap();
+    let loaded = project.load(&options(dir.path())).unwrap();
+    let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
+    assert_eq!(slugs, ["one", "two", "three"]);
+    assert_eq!(loaded.pipeline("two").unwrap().1, Path::new(".hm/b.py"));
+    let two = &loaded.envelope.pipelines[1].definition.nodes[0];
+    assert_eq!(two.step.image.as_deref(), Some("ubuntu:24.04"));
+    assert_eq!(two.env["DEBIAN_FRONTEND"], "noninteractive");
+}
+
+/// A Python pipeline that fails validation is reported against its file.
+#[test]
+fn invalid_python_pipelines_name_their_file() {
+    let dir = project(&[(
+        "ci.py",
+        "import harmont as hm\n\n@hm.pipeline\ndef ci():\n    return hm.sh('true', cache=hm.forever()).sh('x').sh('y', cache=hm.forever())\n",
+    )]);
+    let err = load_err(dir.path());
+    assert!(err.starts_with("`.hm/ci.py`: pipeline `ci`"), "{err}");
 }

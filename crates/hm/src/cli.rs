@@ -35,6 +35,8 @@ pub enum Command {
     /// Inspect and trim the snapshot cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Write a starting `.hm/pipeline.py` for the project's stack
+    Init(InitArgs),
     /// Print the version
     Version,
     /// Hosted runs (not supported by this hm)
@@ -82,6 +84,39 @@ pub struct RunArgs {
     /// Run on the hosted service (not supported)
     #[arg(long, hide = true)]
     pub cloud: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The stack (default: detected from the project's files, else `shell`)
+    #[arg(short = 't', long, value_enum, value_name = "TEMPLATE")]
+    pub template: Option<Template>,
+    /// Overwrite an existing `.hm/pipeline.py`
+    #[arg(long)]
+    pub force: bool,
+    /// Project directory (default: the current directory)
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The stacks `hm init` writes pipelines for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    Rust,
+    Go,
+    /// Python with pip (`hm.python`)
+    Python,
+    /// Python with uv (`hm.py.uv`)
+    Uv,
+    /// JavaScript: node, bun or deno, picked from the lock files
+    Js,
+    /// TypeScript: as `js`
+    Ts,
+    Cmake,
+    Zig,
+    Elixir,
+    /// Plain shell commands on the host's root filesystem
+    Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

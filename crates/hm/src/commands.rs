@@ -2,6 +2,7 @@
 
 mod cache;
 mod image;
+mod init;
 mod pipelines;
 mod run;
 
@@ -20,6 +21,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Render { slug, project } => pipelines::render(&slug, &project),
         Command::Image(command) => image::image(command),
         Command::Cache(command) => cache::cache(command).await,
+        Command::Init(args) => init::init(args),
         Command::Version => {
             println!("hm {}", env!("CARGO_PKG_VERSION"));
             Ok(exit_codes::PASSED)
@@ -35,7 +37,8 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let project = hm_dsl::Project::find(&start)?;
-    let loaded = project.load()?;
+    let python = hm_dsl::PythonOptions::from_env(hm_vm::hm_cache_dir().as_deref());
+    let loaded = project.load(&python)?;
     Ok((project, loaded))
 }
 

@@ -35,6 +35,14 @@ pub enum CliError {
     Registry(#[from] hm_vm::RegistryError),
     #[error("the build failed to run")]
     Run(#[source] hm_exec::RunError),
+    #[error("`{}` exists; pass --force to overwrite it", .0.display())]
+    Exists(std::path::PathBuf),
+    #[error("cannot write `{}`", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot write output")]
     Output(#[source] std::io::Error),
 }
@@ -55,6 +63,7 @@ impl CliError {
             | CliError::NoCacheDir
             | CliError::Config(_)
             | CliError::BadArgument { .. }
+            | CliError::Exists(_)
             | CliError::Cloud => exit_codes::USAGE,
             CliError::Image(
                 hm_vm::ImageError::InvalidName(_)
@@ -68,6 +77,7 @@ impl CliError {
             | CliError::Image(_)
             | CliError::Run(_)
             | CliError::Output(_)
+            | CliError::Io { .. }
             | CliError::Registry(_) => exit_codes::FAILED,
         }
     }

@@ -371,6 +371,25 @@ pub fn sandbox_available() -> bool {
     }
 }
 
+/// Whether `python3` 3.10 or newer is here for Python pipeline files;
+/// outside CI a machine without it skips with a reason, in CI that is a
+/// failure.
+pub fn python_available() -> bool {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; sys.exit(sys.version_info < (3, 10))"])
+        .output();
+    let reason = match out {
+        Ok(o) if o.status.success() => return true,
+        Ok(_) => "python3 is older than 3.10".to_owned(),
+        Err(e) => format!("python3: {e}"),
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but Python pipelines cannot be evaluated here: {reason}");
+    }
+    eprintln!("skipping: {reason}");
+    false
+}
+
 /// Whether the tests run as root (needed to act as another user).
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;

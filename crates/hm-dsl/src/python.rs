@@ -1,0 +1,332 @@
+//! `.hm/*.py`: evaluated by the system `python3` with the `harmont` SDK
+//! that this binary carries.
+//!
+//! The SDK is unpacked once per content into `<cache>/sdk/python-<hash>/`
+//! (written to a temporary directory and renamed, so concurrent runs never
+//! see half a package). One interpreter imports every Python file of the
+//! project and prints one JSON object: the envelope and the file of each
+//! pipeline, or an error with the traceback already trimmed to the user's
+//! frames.
+
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hm_ir::Pipeline;
+use serde::Deserialize;
+
+use crate::LoadError;
+
+include!(concat!(env!("OUT_DIR"), "/python_sdk.rs"));
+
+/// The oldest Python the SDK runs on.
+pub const MIN_PYTHON: (u32, u32) = (3, 10);
+
+/// Checks the version, points the import system at the SDK and hands over
+/// to the engine. It must parse on any Python 3, so the check comes first.
+/// The interpreter starts without `site` (`-S`): site-packages are added
+/// only when a pipeline file imports a module found nowhere else, since
+/// `.pth` files can cost more than the whole evaluation.
+const BOOTSTRAP: &str = r#"import sys
+if sys.version_info < (3, 10):
+    sys.stdout.write('{"error":{"kind":"python_version","version":"%d.%d.%d"}}\n' % tuple(sys.version_info[:3]))
+    sys.exit(0)
+sys.pycache_prefix = sys.argv[2]
+sys.path.insert(0, sys.argv[1])
+from harmont._engine import main
+sys.exit(main(sys.argv[3:]))
+"#;
+
+/// The interpreter's flags: isolated from `PYTHON*` variables and the user's
+/// site directory, and without `site` at start-up (see [`BOOTSTRAP`]).
+const FLAGS: &[&str] = &["-I", "-S"];
+
+/// How Python pipeline files are evaluated.
+#[derive(Debug, Clone)]
+pub struct PythonOptions {
+    /// The interpreter: `HM_PYTHON`, else `python3` from `PATH`.
+    pub interpreter: OsString,
+    /// Where the SDK and the bytecode cache go (`<cache>/sdk`); `None` when
+    /// no cache directory is known.
+    pub sdk_root: Option<PathBuf>,
+}
+
+impl PythonOptions {
+    /// `HM_PYTHON` or `python3`, with the SDK under `cache_dir/sdk`.
+    pub fn from_env(cache_dir: Option<&Path>) -> Self {
+        PythonOptions {
+            interpreter: std::env::var_os("HM_PYTHON")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "python3".into()),
+            sdk_root: cache_dir.map(|d| d.join("sdk")),
+        }
+    }
+}
+
+/// A pipeline and the file (relative to the project root) that defined it.
+pub(crate) type Sourced = (Pipeline, PathBuf);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Reply {
+    Ok {
+        envelope: hm_ir::Envelope,
+        sources: Vec<PathBuf>,
+    },
+    Err {
+        error: Failure,
+    },
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    kind: String,
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    traceback: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Imports `files` (absolute, in order) in one interpreter and returns their
+/// pipelines. `first` names the file errors fall back to.
+pub(crate) fn evaluate(
+    root: &Path,
+    files: &[PathBuf],
+    first: &Path,
+    options: &PythonOptions,
+) -> Result<Vec<Sourced>, LoadError> {
+    let python = PathBuf::from(&options.interpreter);
+    let sdk_root = options
+        .sdk_root
+        .as_deref()
+        .ok_or_else(|| LoadError::NoSdkDir { file: first.to_owned() })?;
+    let sdk = unpack(sdk_root)?;
+    let output = Command::new(&options.interpreter)
+        .args(FLAGS)
+        .arg("-c")
+        .arg(BOOTSTRAP)
+        .arg(&sdk)
+        .arg(sdk_root.join("pycache"))
+        .arg(root)
+        .args(files)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|source| match source.kind() {
+            ErrorKind::NotFound => LoadError::NoPython {
+                file: first.to_owned(),
+                python: python.clone(),
+            },
+            _ => LoadError::PythonFailed {
+                file: first.to_owned(),
+                python: python.clone(),
+                detail: source.to_string(),
+            },
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    if !output.status.success() {
+        return Err(LoadError::PythonFailed {
+            file: first.to_owned(),
+            python,
+            detail: format!("it exited with {}", output.status),
+        });
+    }
+    let reply: Reply = serde_json::from_str(last).map_err(|err| LoadError::PythonFailed {
+        file: first.to_owned(),
+        python: python.clone(),
+        detail: format!("its reply is not an envelope: {err}"),
+    })?;
+    match reply {
+        Reply::Ok { envelope, sources } => {
+            if sources.len() != envelope.pipelines.len() {
+                return Err(LoadError::PythonFailed {
+                    file: first.to_owned(),
+                    python,
+                    detail: "its reply names a file for some pipelines only".into(),
+                });
+            }
+            Ok(envelope.pipelines.into_iter().zip(sources).collect())
+        }
+        Reply::Err { error } => Err(failure(error, first, python)),
+    }
+}
+
+fn failure(error: Failure, first: &Path, python: PathBuf) -> LoadError {
+    let file = error.file.unwrap_or_else(|| first.to_owned());
+    match error.kind.as_str() {
+        "python_version" => LoadError::PythonTooOld {
+            file,
+            python,
+            version: error.version.unwrap_or_else(|| "unknown".into()),
+        },
+        kind => LoadError::Python {
+            file,
+            what: if kind == "syntax" {
+                "the pipeline file has a syntax error"
+            } else {
+                "the pipeline file raised an error"
+            },
+            traceback: error
+                .traceback
+                .or(error.message)
+                .unwrap_or_else(|| format!("{} error", error.kind)),
+        },
+    }
+}
+
+/// The SDK's content hash: names and bytes of every file.
+fn sdk_hash() -> String {
+    let mut hasher = blake3::Hasher::new();
+    for (path, bytes) in SDK_FILES {
+        hasher.update(&(path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    hasher.finalize().to_hex()[..16].to_owned()
+}
+
+/// The unpacked SDK for this binary, written if it is not there yet.
+pub fn unpack(sdk_root: &Path) -> Result<PathBuf, LoadError> {
+    let dir = sdk_root.join(format!("python-{}", sdk_hash()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| LoadError::Io { path, source }
+    };
+    std::fs::create_dir_all(sdk_root).map_err(io(sdk_root))?;
+    remove_stale_copies(sdk_root, &dir);
+    let tmp = tempfile::Builder::new()
+        .prefix(".python-")
+        .tempdir_in(sdk_root)
+        .map_err(io(sdk_root))?;
+    for (rel, bytes) in SDK_FILES {
+        let path = tmp.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    match std::fs::rename(tmp.path(), &dir) {
+        Ok(()) => {
+            // The directory is now `dir`; nothing is left to remove.
+            let _ = tmp.keep();
+            Ok(dir)
+        }
+        // Another process renamed its copy first: the same content.
+        Err(_) if dir.is_dir() => Ok(dir),
+        Err(source) => Err(LoadError::Io { path: dir, source }),
+    }
+}
+
+/// Removes the temporary copies of processes killed while unpacking, and
+/// the SDKs of other `hm` versions (with their bytecode) unused for a day;
+/// an older `hm` still in use unpacks its own again.
+fn remove_stale_copies(sdk_root: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(sdk_root) else {
+        return;
+    };
+    let age = |entry: &std::fs::DirEntry| {
+        entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default()
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with(".python-") && age(&entry) > Duration::from_secs(600) {
+            let _ = std::fs::remove_dir_all(&path);
+        } else if name.starts_with("python-") && path != keep && age(&entry) > Duration::from_secs(86400) {
+            let _ = std::fs::remove_dir_all(&path);
+            // `sys.pycache_prefix` mirrors the source's absolute path.
+            if let Ok(rel) = path.strip_prefix("/") {
+                let _ = std::fs::remove_dir_all(sdk_root.join("pycache").join(rel));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every source file of `sdk/python/harmont` is embedded, byte for byte.
+    #[test]
+    fn embeds_the_whole_package() {
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/python");
+        let mut on_disk = Vec::new();
+        let mut stack = vec![sdk.join("harmont")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+                if path.is_dir() && name != "__pycache__" {
+                    stack.push(path);
+                } else if name.ends_with(".py") || name == "py.typed" {
+                    let rel = path.strip_prefix(&sdk).unwrap().to_str().unwrap().to_owned();
+                    on_disk.push((rel, std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        on_disk.sort();
+        let embedded: Vec<_> = SDK_FILES.iter().map(|(p, b)| (p.to_string(), b.to_vec())).collect();
+        assert_eq!(embedded, on_disk);
+        assert!(SDK_FILES.iter().any(|(p, _)| *p == "harmont/_engine.py"));
+    }
+
+    /// Unpacking a new SDK removes old SDKs and their bytecode after a day,
+    /// and interrupted copies after ten minutes; recent ones stay.
+    #[test]
+    fn unpacking_removes_stale_copies() {
+        let root = tempfile::tempdir().unwrap();
+        let make = |name: &str, age_secs: u64| {
+            let dir = root.path().join(name);
+            std::fs::create_dir_all(dir.join("harmont")).unwrap();
+            let when = std::time::SystemTime::now() - Duration::from_secs(age_secs);
+            std::fs::File::open(&dir).unwrap().set_modified(when).unwrap();
+            dir
+        };
+        let old = make("python-0123456789abcdef", 2 * 86400);
+        let bytecode = root.path().join("pycache").join(old.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&bytecode).unwrap();
+        let recent = make("python-fedcba9876543210", 60);
+        let interrupted = make(".python-abc", 3600);
+        let running = make(".python-def", 5);
+        unpack(root.path()).unwrap();
+        assert!(!old.exists() && !bytecode.exists() && !interrupted.exists());
+        assert!(recent.exists() && running.exists());
+    }
+
+    /// Unpacking twice, or into a root where another copy already landed,
+    /// gives the same complete directory.
+    #[test]
+    fn unpacks_once_by_content() {
+        let root = tempfile::tempdir().unwrap();
+        let first = unpack(root.path()).unwrap();
+        let second = unpack(root.path()).unwrap();
+        assert_eq!(first, second);
+        for (rel, bytes) in SDK_FILES {
+            assert_eq!(&std::fs::read(first.join(rel)).unwrap(), bytes);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary directories left: {leftovers:?}");
+    }
+}

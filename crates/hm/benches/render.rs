@@ -1,0 +1,147 @@
+//! Evaluating a Python pipeline: `hm render` of a 500-step pipeline, whole
+//! process, beside the interpreter's own start-up, a 1-step pipeline (start-up
+//! and the SDK's import) and the same 500 steps read from JSON. Prints a
+//! Markdown table.
+//!
+//! `hm` runs the interpreter named by `HM_PYTHON`; the benchmark sets it to
+//! the real executable behind `python3` (a version manager's shim, such as
+//! pyenv's, costs a shell script per run) and times the shim once too.
+//!
+//! `cargo bench -p hm --bench render`; `HM_BENCH_RUNS` (default 20) and
+//! `HM_BENCH_STEPS` (default 500).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A pipeline of `steps` steps as users write them: chains of ten off
+/// shared roots, labelled, some cached, with env, joined by a wait.
+fn python_pipeline(steps: usize) -> String {
+    format!(
+        r#"import harmont as hm
+
+@hm.target
+def base() -> hm.Step:
+    return hm.sh("apt-get update", label="base", image="host", cache=hm.ttl("1d"))
+
+@hm.pipeline("big", env={{"CI": "1"}})
+def big(base: hm.Target[hm.Step]):
+    tails = []
+    chains, rest = divmod({steps} - 1, 10)
+    for c in range(chains + (1 if rest else 0)):
+        step = base
+        for s in range(10 if c < chains else rest):
+            cache = hm.on_change(f"src/{{c}}/**") if s == 0 else None
+            step = step.sh(f"make -C src/{{c}} part{{s}}", label=f"chain {{c}} step {{s}}", cache=cache, env={{"PART": str(s)}})
+        tails.append(step)
+    return [tails[:-1], hm.wait(), tails[-1]]
+"#
+    )
+}
+
+fn write_project(dir: &Path, file: &str, text: &str) {
+    std::fs::create_dir_all(dir.join(".hm")).unwrap();
+    std::fs::write(dir.join(".hm").join(file), text).unwrap();
+}
+
+fn time(mut command: Command) -> Duration {
+    let started = Instant::now();
+    let output = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(output.status.success(), "{command:?} failed");
+    elapsed
+}
+
+fn hm_render(project: &Path, cache: &Path, slug: &str, python: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hm"));
+    command
+        .args(["render", slug])
+        .current_dir(project)
+        .env("HM_CACHE_DIR", cache)
+        .env("HM_PYTHON", python);
+    command
+}
+
+fn main() {
+    let runs = env_usize("HM_BENCH_RUNS", 20).max(1);
+    let steps = env_usize("HM_BENCH_STEPS", 500).max(2);
+    let root = tempfile::Builder::new().prefix("hm-bench-render-").tempdir().unwrap();
+    let cache = root.path().join("cache");
+    let (big, small, json) = (
+        root.path().join("big"),
+        root.path().join("small"),
+        root.path().join("json"),
+    );
+    write_project(&big, "pipeline.py", &python_pipeline(steps));
+    write_project(
+        &small,
+        "pipeline.py",
+        "import harmont as hm\n\n@hm.pipeline\ndef small():\n    return hm.sh('true')\n",
+    );
+    // The same pipeline as JSON, as `hm pipelines` prints it.
+    let envelope = Command::new(env!("CARGO_BIN_EXE_hm"))
+        .arg("pipelines")
+        .current_dir(&big)
+        .env("HM_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    assert!(envelope.status.success(), "hm pipelines failed");
+    write_project(&json, "pipeline.json", &String::from_utf8(envelope.stdout).unwrap());
+
+    let sample = |make: &dyn Fn() -> Command| {
+        time(make()); // warm: page cache, the SDK unpacked, bytecode written
+        median((0..runs).map(|_| time(make())).collect())
+    };
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(python.stdout).unwrap().trim().to_owned();
+    let interpreter = sample(&|| {
+        let mut c = Command::new(&python);
+        c.args(["-I", "-S", "-c", "pass"]);
+        c
+    });
+    let small_t = sample(&|| hm_render(&small, &cache, "small", &python));
+    let big_t = sample(&|| hm_render(&big, &cache, "big", &python));
+    let shim_t = sample(&|| hm_render(&big, &cache, "big", "python3"));
+    let json_t = sample(&|| hm_render(&json, &cache, "big", &python));
+    let share = |d: Duration| format!("{:.0}%", 100.0 * d.as_secs_f64() / big_t.as_secs_f64());
+
+    println!("\nrendering a {steps}-step Python pipeline, whole process (median of {runs} runs, {python})\n");
+    let rows = [
+        ("`python3 -I -S -c pass` (interpreter start-up)".to_owned(), interpreter),
+        (
+            "`hm render` of a 1-step Python pipeline (start-up, SDK import, hm)".to_owned(),
+            small_t,
+        ),
+        (format!("`hm render` of the {steps}-step Python pipeline"), big_t),
+        ("the same, with `python3` looked up on `PATH`".to_owned(), shim_t),
+        (
+            format!("`hm render` of the same {steps} steps from JSON (no Python)"),
+            json_t,
+        ),
+    ];
+    println!("| measurement | wall time | share of the {steps}-step render |");
+    println!("|---|---:|---:|");
+    for (what, time) in rows {
+        println!("| {what} | {} | {} |", ms(time), share(time));
+    }
+}

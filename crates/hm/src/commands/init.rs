@@ -1,0 +1,141 @@
+//! `hm init`: writes a starting `.hm/pipeline.py` for the project's stack.
+
+use std::path::{Path, PathBuf};
+
+use hm_exec::exit_codes;
+
+use crate::cli::{InitArgs, Template};
+use crate::error::CliError;
+
+/// What a file in the project says about its stack, in the order checked.
+const MARKERS: &[(&str, Template)] = &[
+    ("Cargo.toml", Template::Rust),
+    ("go.mod", Template::Go),
+    ("uv.lock", Template::Uv),
+    ("pyproject.toml", Template::Python),
+    ("requirements.txt", Template::Python),
+    ("setup.py", Template::Python),
+    ("package.json", Template::Js),
+    ("deno.json", Template::Js),
+    ("deno.jsonc", Template::Js),
+    ("CMakeLists.txt", Template::Cmake),
+    ("build.zig", Template::Zig),
+    ("mix.exs", Template::Elixir),
+];
+
+/// `hm init`.
+pub fn init(args: InitArgs) -> Result<i32, CliError> {
+    let root = match args.dir {
+        Some(dir) => dir,
+        None => std::env::current_dir().map_err(|source| CliError::Io {
+            path: PathBuf::from("."),
+            source,
+        })?,
+    };
+    if !root.is_dir() {
+        return Err(CliError::BadArgument {
+            flag: "--dir",
+            message: format!("`{}` is not a directory", root.display()),
+        });
+    }
+    let (template, why) = match args.template {
+        Some(template) => (template, None),
+        None => match detect(&root) {
+            Some((template, marker)) => (template, Some(marker)),
+            None => (Template::Shell, None),
+        },
+    };
+    let hm_dir = root.join(hm_dsl::HM_DIR);
+    let file = hm_dir.join("pipeline.py");
+    if file.exists() && !args.force {
+        return Err(CliError::Exists(file));
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CliError::Io { path, source }
+    };
+    std::fs::create_dir_all(&hm_dir).map_err(io(&hm_dir))?;
+    std::fs::write(&file, text(template, &root)).map_err(io(&file))?;
+    let name = template_name(template);
+    match why {
+        Some(marker) => eprintln!("wrote {} (the {name} template, for `{marker}`)", file.display()),
+        None => eprintln!("wrote {} (the {name} template)", file.display()),
+    }
+    eprintln!("run it with `hm run` from {}", root.display());
+    Ok(exit_codes::PASSED)
+}
+
+/// The stack the project's files point to, and the file that says so.
+fn detect(root: &Path) -> Option<(Template, &'static str)> {
+    MARKERS
+        .iter()
+        .find(|(marker, _)| root.join(marker).exists())
+        .map(|&(marker, template)| (template, marker))
+}
+
+fn template_name(template: Template) -> &'static str {
+    match template {
+        Template::Rust => "rust",
+        Template::Go => "go",
+        Template::Python => "python",
+        Template::Uv => "uv",
+        Template::Js | Template::Ts => "js",
+        Template::Cmake => "cmake",
+        Template::Zig => "zig",
+        Template::Elixir => "elixir",
+        Template::Shell => "shell",
+    }
+}
+
+/// The pipeline file of `template`, fitted to the project in `root`.
+fn text(template: Template, root: &Path) -> String {
+    match template {
+        Template::Rust => include_str!("../../templates/python/rust.py").into(),
+        Template::Go => include_str!("../../templates/python/go.py").into(),
+        Template::Python => include_str!("../../templates/python/python.py").into(),
+        Template::Uv => include_str!("../../templates/python/uv.py").into(),
+        Template::Js | Template::Ts => {
+            let (runtime, manager) = js_flavour(root);
+            include_str!("../../templates/python/js.py")
+                .replace("{runtime}", runtime)
+                .replace("{package_manager}", manager)
+        }
+        Template::Cmake => include_str!("../../templates/python/cmake.py").into(),
+        Template::Zig => include_str!("../../templates/python/zig.py").into(),
+        Template::Elixir => include_str!("../../templates/python/elixir.py").into(),
+        Template::Shell => include_str!("../../templates/python/shell.py").into(),
+    }
+}
+
+/// The runtime and package manager a JavaScript project's lock files name.
+fn js_flavour(root: &Path) -> (&'static str, &'static str) {
+    let has = |name: &str| root.join(name).exists();
+    if has("bun.lock") || has("bun.lockb") {
+        ("bun", "bun")
+    } else if has("deno.json") || has("deno.jsonc") || has("deno.lock") {
+        ("deno", "deno")
+    } else if has("pnpm-lock.yaml") {
+        ("node", "pnpm")
+    } else if has("yarn.lock") {
+        ("node", "yarn")
+    } else {
+        ("node", "npm")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_stack_and_the_package_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(detect(dir.path()), None);
+        std::fs::write(dir.path().join("package.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("pnpm-lock.yaml"), "").unwrap();
+        assert_eq!(detect(dir.path()), Some((Template::Js, "package.json")));
+        assert!(text(Template::Js, dir.path()).contains(r#"runtime="node", package_manager="pnpm""#));
+        std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        assert_eq!(detect(dir.path()), Some((Template::Rust, "Cargo.toml")));
+    }
+}
