@@ -150,7 +150,7 @@ class SiteOnDemand:
 
 def _defined_in(module: ModuleType, path: str) -> bool:
     file = getattr(module, "__file__", None)
-    return bool(file) and os.path.realpath(file) == os.path.realpath(path)
+    return isinstance(file, str) and os.path.realpath(file) == os.path.realpath(path)
 
 
 def main(argv: list[str]) -> int:
