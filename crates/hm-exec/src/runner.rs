@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hm_ir::{CachePolicy, Plan, StepIdx};
 use hm_vm::{
     BootFrom, BootRequest, CacheEntry, ExecOutcome, ExecRequest, ImageRef, LogLine, NewEntry, SnapshotId,
-    StoredSnapshot, VmBackend, VmError,
+    StoredSnapshot, Successors, VmBackend, VmError,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -207,7 +207,13 @@ impl StepRunner for VmRunner {
         })
         .await;
         let timed_out = Arc::new(AtomicBool::new(false));
-        let keep = keyed.is_some() || !planned.children.is_empty();
+        // A snapshot is kept for children and the cache; only an uncached
+        // step with one child may hand its VM over.
+        let keep = match (keyed.is_some(), planned.children.len()) {
+            (false, 0) => None,
+            (false, 1) => Some(Successors::One),
+            _ => Some(Successors::Many),
+        };
         let result = run_in_vm(&ctx, idx, cancel, timed_out.clone(), source, env, keep).await;
         let unavailable = matches!(result, Err(StepError::Unavailable(_)));
         let (status, exit_code, snapshot, mut message) = match result {
@@ -597,7 +603,8 @@ async fn store(
     Ok(())
 }
 
-/// Boots, syncs, runs and (when `keep`) commits; returns how the command
+/// Boots, syncs, runs and (when `keep`, for those successors) commits;
+/// returns how the command
 /// ended and, if committed, the snapshot with the source it was synced to.
 async fn run_in_vm(
     ctx: &Arc<RunContext>,
@@ -606,7 +613,7 @@ async fn run_in_vm(
     timed_out: Arc<AtomicBool>,
     source: Option<Manifest>,
     env: BTreeMap<String, String>,
-    keep: bool,
+    keep: Option<Successors>,
 ) -> Result<(ExecOutcome, Option<(SnapshotId, Arc<Manifest>)>), StepError> {
     let planned = &ctx.plan.steps[idx];
     let step = &planned.node.step;
@@ -684,8 +691,8 @@ async fn run_in_vm(
         }
     };
 
-    if outcome == ExecOutcome::Exited(0) && keep {
-        let snapshot = vm.commit().await?;
+    if let (ExecOutcome::Exited(0), Some(successors)) = (outcome, keep) {
+        let snapshot = vm.commit(successors).await?;
         let manifest = Arc::new(manifest);
         if !planned.children.is_empty() {
             ctx.snapshots

@@ -14,6 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{BackendUnavailable, VmError};
 
+/// Stored parts unknown to the registry are collected after this long
+/// (`HM_CACHE_ORPHAN_GRACE`, in seconds, overrides it for tests): a live
+/// process registers a part within moments of storing it.
+pub(crate) fn orphan_grace() -> std::time::Duration {
+    let secs = std::env::var("HM_CACHE_ORPHAN_GRACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
 /// An opaque handle to a snapshot kept by a backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SnapshotId(pub String);
@@ -56,6 +67,17 @@ pub struct Persisted {
 pub enum BootFrom {
     Image(ImageRef),
     Snapshot(SnapshotId),
+}
+
+/// Who will boot from a committed snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Successors {
+    /// Exactly one child, and nothing else keeps the snapshot: a backend may
+    /// hand the VM itself to that child instead of copying its filesystem
+    /// (the child then runs where this step ran).
+    One,
+    /// Several children, or the cache keeps it.
+    Many,
 }
 
 /// How a VM should be booted.
@@ -206,8 +228,9 @@ pub trait Vm: Send {
     /// Runs the command to its end, or until `kill` fires.
     async fn exec(&mut self, request: ExecRequest, logs: LogSink, kill: KillSignal) -> Result<ExecOutcome, VmError>;
 
-    /// Keeps the VM's filesystem as a snapshot and tears the VM down.
-    async fn commit(self: Box<Self>) -> Result<SnapshotId, VmError>;
+    /// Keeps the VM's filesystem as a snapshot for `successors` and tears
+    /// the VM down (or hands it over, see [`Successors::One`]).
+    async fn commit(self: Box<Self>, successors: Successors) -> Result<SnapshotId, VmError>;
 
     /// Tears the VM down and throws its changes away.
     async fn destroy(self: Box<Self>) -> Result<(), VmError>;

@@ -20,6 +20,12 @@ pub enum BackendUnavailable {
         #[source]
         source: Option<VmError>,
     },
+    #[error("the docker backend cannot reach a Docker daemon: {detail}; start Docker (or Podman's API socket), or set DOCKER_HOST")]
+    Docker { detail: String },
+    #[error("image `{name}` is not in the Docker daemon and could not be pulled: {detail}; pull it (`docker pull {name}`) or import one (`docker import ROOTFS.tar {name}`)")]
+    DockerImage { name: String, detail: String },
+    #[error("the `host` image is only for the sandbox backend; name an image for the docker backend")]
+    DockerHost,
     #[error("cache directory `{}` is not usable", path.display())]
     CacheDir {
         path: PathBuf,
@@ -55,6 +61,8 @@ pub enum VmError {
     ImageChanged { name: String },
     #[error("the stored snapshot is incomplete: {0}")]
     StoredMissing(String),
+    #[error("the Docker daemon failed to {op}: {message}")]
+    Docker { op: &'static str, message: String },
 }
 
 impl VmError {

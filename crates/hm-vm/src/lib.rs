@@ -9,6 +9,7 @@
 
 mod backend;
 mod cache_dir;
+pub mod docker;
 mod error;
 mod flatten;
 pub mod fsutil;
@@ -19,9 +20,10 @@ mod session;
 
 pub use backend::{
     BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Persisted,
-    SnapshotId, StoredSnapshot, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
+    SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
 };
 pub use cache_dir::hm_cache_dir;
+pub use docker::{DockerBackend, DockerConfig};
 pub use error::{BackendUnavailable, ImageError, VmError};
 pub use images::{ImageInfo, ImageStore, ImportSummary, DEFAULT_PATH, HOST_IMAGE};
 pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError};

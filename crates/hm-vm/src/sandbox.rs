@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 pub use helper::{helper_main, is_helper_invocation, HELPER_ARG};
 
 use crate::backend::{
-    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
+    orphan_grace, BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Persisted, SnapshotId, StoredSnapshot, Vm,
+    VmBackend,
 };
 use crate::error::{BackendUnavailable, VmError};
 use crate::fsutil::{self, random_id};
@@ -118,17 +119,6 @@ enum SnapshotBase {
 enum StoredBase {
     Host,
     Image { name: String, id: String },
-}
-
-/// Stored layers unknown to the registry are collected after this long
-/// (`HM_CACHE_ORPHAN_GRACE`, in seconds, overrides it for tests): a live
-/// process registers a layer within moments of storing it.
-fn orphan_grace() -> std::time::Duration {
-    let secs = std::env::var("HM_CACHE_ORPHAN_GRACE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
-    std::time::Duration::from_secs(secs)
 }
 
 /// Where stored layers live, under the cache directory.

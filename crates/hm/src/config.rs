@@ -10,6 +10,10 @@
 //! max_entries = 256       # HM_CACHE_MAX_ENTRIES
 //! max_size = "20GiB"      # HM_CACHE_MAX_SIZE
 //! scope = "my-project"    # HM_CACHE_SCOPE: share entries across clones
+//!
+//! [resources]             # limits of each step (docker backend)
+//! memory = "4GiB"         # HM_MEMORY
+//! cpus = 2.5              # HM_CPUS
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -26,6 +30,15 @@ struct File {
     parallelism: Option<usize>,
     #[serde(default)]
     cache: CacheFile,
+    #[serde(default)]
+    resources: ResourcesFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourcesFile {
+    memory: Option<Size>,
+    cpus: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +65,10 @@ pub struct Config {
     pub cache_max_entries: u64,
     pub cache_max_bytes: u64,
     pub cache_scope: Option<String>,
+    /// Memory limit of each step, in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit of each step, in thousandths of a CPU.
+    pub millicpus: Option<u64>,
 }
 
 impl Default for Config {
@@ -63,7 +80,18 @@ impl Default for Config {
             cache_max_entries: bounds.max_entries,
             cache_max_bytes: bounds.max_bytes,
             cache_scope: None,
+            memory: None,
+            millicpus: None,
         }
+    }
+}
+
+/// A CPU count as thousandths of a CPU; it must be positive.
+fn millicpus(cpus: f64) -> Result<u64, String> {
+    if cpus.is_finite() && cpus > 0.0 {
+        Ok((cpus * 1000.0).round().max(1.0) as u64)
+    } else {
+        Err(format!("`{cpus}` is not a positive number of CPUs"))
     }
 }
 
@@ -142,6 +170,16 @@ impl Config {
         if let Some(scope) = file.cache.scope {
             self.cache_scope = Some(scope);
         }
+        match file.resources.memory {
+            Some(Size::Bytes(n)) => self.memory = Some(n),
+            Some(Size::Text(text)) => {
+                self.memory = Some(parse_size(&text).map_err(|m| parse_err(format!("resources.memory: {m}")))?)
+            }
+            None => {}
+        }
+        if let Some(cpus) = file.resources.cpus {
+            self.millicpus = Some(millicpus(cpus).map_err(|m| parse_err(format!("resources.cpus: {m}")))?);
+        }
         Ok(())
     }
 
@@ -161,6 +199,24 @@ impl Config {
         }
         if let Some(value) = var("HM_CACHE_SCOPE") {
             self.cache_scope = Some(value);
+        }
+        if let Some(value) = var("HM_MEMORY") {
+            let bytes = parse_size(&value).map_err(|message| ConfigError::Env {
+                name: "HM_MEMORY",
+                message,
+            })?;
+            self.memory = Some(bytes);
+        }
+        if let Some(value) = var("HM_CPUS") {
+            let cpus = value
+                .parse::<f64>()
+                .map_err(|_| format!("`{value}` is not a number"))
+                .and_then(millicpus)
+                .map_err(|message| ConfigError::Env {
+                    name: "HM_CPUS",
+                    message,
+                })?;
+            self.millicpus = Some(cpus);
         }
         Ok(())
     }
@@ -234,5 +290,19 @@ mod tests {
         std::fs::write(&path, "[cache]\nmax_entrees = 3\n").unwrap();
         let err = config.apply_file(&path).unwrap_err().to_string();
         assert!(err.contains("config.toml") && err.contains("max_entrees"), "{err}");
+    }
+
+    #[test]
+    fn resources_are_sizes_and_positive_cpu_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[resources]\nmemory = \"512MiB\"\ncpus = 1.5\n").unwrap();
+        let mut config = Config::default();
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.memory, Some(512 << 20));
+        assert_eq!(config.millicpus, Some(1500));
+        std::fs::write(&path, "[resources]\ncpus = 0\n").unwrap();
+        let err = config.apply_file(&path).unwrap_err().to_string();
+        assert!(err.contains("resources.cpus"), "{err}");
     }
 }

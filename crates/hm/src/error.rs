@@ -21,8 +21,6 @@ pub enum CliError {
     NoExe(#[source] std::io::Error),
     #[error("hosted runs (`--cloud`, `hm cloud`) are not supported by this hm; everything runs locally")]
     Cloud,
-    #[error("the `docker` backend is not available in this build of hm; use `--backend sandbox`")]
-    DockerBackend,
     #[error(transparent)]
     Unavailable(#[from] hm_vm::BackendUnavailable),
     #[error(transparent)]
@@ -71,7 +69,7 @@ impl CliError {
                 | hm_vm::ImageError::NotARootfs(_)
                 | hm_vm::ImageError::Missing(_),
             ) => exit_codes::USAGE,
-            CliError::Unavailable(_) | CliError::DockerBackend => exit_codes::UNAVAILABLE,
+            CliError::Unavailable(_) => exit_codes::UNAVAILABLE,
             CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,
             CliError::NoExe(_)
             | CliError::Image(_)

@@ -1,4 +1,6 @@
-//! Real pipelines in the real sandbox, through the `hm` binary.
+//! Real pipelines through the `hm` binary: the backend contract, run on the
+//! sandbox and on docker (`sandbox::NAME`, `docker::NAME`), and what only
+//! the sandbox does.
 
 mod util;
 
@@ -6,11 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use util::{envelope, processes_with, sandbox_available, step, Fixture};
+use util::{envelope, processes_with, sandbox_available, step, Backend, Fixture};
 
-#[test]
-fn chain_sees_each_previous_step() {
-    if !sandbox_available() {
+fn chain_sees_each_previous_step(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [
@@ -21,12 +22,15 @@ fn chain_sees_each_previous_step() {
             "cat /workspace/log && test \"$(cat /workspace/log)\" = \"$(printf 'one\\ntwo')\"",
         ),
     ];
-    let fx = Fixture::with(&envelope(
-        "chain",
-        &steps,
-        &[("one", "two", "builds_in"), ("two", "three", "builds_in")],
-        None,
-    ));
+    let fx = Fixture::with_on(
+        b,
+        &envelope(
+            "chain",
+            &steps,
+            &[("one", "two", "builds_in"), ("two", "three", "builds_in")],
+            None,
+        ),
+    );
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("two"), ["1"]);
@@ -34,9 +38,8 @@ fn chain_sees_each_previous_step() {
     fx.assert_clean();
 }
 
-#[test]
-fn fork_branches_do_not_see_each_other() {
-    if !sandbox_available() {
+fn fork_branches_do_not_see_each_other(b: Backend) {
+    if !b.available() {
         return;
     }
     let branch = |name: &str| {
@@ -48,7 +51,7 @@ fn fork_branches_do_not_see_each_other() {
         branch("right"),
     ];
     let edges = [("base", "left", "builds_in"), ("base", "right", "builds_in")];
-    let fx = Fixture::with(&envelope("fork", &steps, &edges, None));
+    let fx = Fixture::with_on(b, &envelope("fork", &steps, &edges, None));
     let run = fx.run_json(&["-j", "2"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("left"), ["left", "1"]);
@@ -58,14 +61,13 @@ fn fork_branches_do_not_see_each_other() {
     fx.assert_clean();
 }
 
-#[test]
-fn wait_joins_both_sides() {
-    if !sandbox_available() {
+fn wait_joins_both_sides(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [step("a", "sleep 0.3"), step("b", "true"), step("after", "echo joined")];
     let edges = [("a", "after", "depends_on"), ("b", "after", "depends_on")];
-    let fx = Fixture::with(&envelope("wait", &steps, &edges, None));
+    let fx = Fixture::with_on(b, &envelope("wait", &steps, &edges, None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let start = run.position("step_start", "after");
@@ -73,9 +75,8 @@ fn wait_joins_both_sides() {
     assert_eq!(run.logs("after"), ["joined"]);
 }
 
-#[test]
-fn keep_going_finishes_the_independent_branch() {
-    if !sandbox_available() {
+fn keep_going_finishes_the_independent_branch(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [
@@ -85,7 +86,7 @@ fn keep_going_finishes_the_independent_branch() {
         step("good-child", "echo still fine"),
     ];
     let edges = [("bad", "bad-child", "builds_in"), ("good", "good-child", "builds_in")];
-    let fx = Fixture::with(&envelope("kg", &steps, &edges, None));
+    let fx = Fixture::with_on(b, &envelope("kg", &steps, &edges, None));
     let run = fx.run_json(&["-k"]);
     assert_eq!(run.code, 1, "{}", run.dump());
     assert_eq!(run.status("bad"), "failed");
@@ -100,9 +101,8 @@ fn keep_going_finishes_the_independent_branch() {
     fx.assert_clean();
 }
 
-#[test]
-fn fail_fast_cancels_the_sibling() {
-    if !sandbox_available() {
+fn fail_fast_cancels_the_sibling(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [
@@ -112,7 +112,7 @@ fn fail_fast_cancels_the_sibling() {
         step("later", "true"),
     ];
     let edges = [("slow", "slow-child", "builds_in"), ("bad", "later", "depends_on")];
-    let fx = Fixture::with(&envelope("ff", &steps, &edges, None));
+    let fx = Fixture::with_on(b, &envelope("ff", &steps, &edges, None));
     let started = Instant::now();
     let run = fx.run_json(&["-j", "2"]);
     assert_eq!(run.code, 1, "a plain step failure is exit 1: {}", run.dump());
@@ -128,13 +128,12 @@ fn fail_fast_cancels_the_sibling() {
     fx.assert_clean();
 }
 
-#[test]
-fn step_timeout_is_exit_124_in_its_event() {
-    if !sandbox_available() {
+fn step_timeout_is_exit_124_in_its_event(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [step("hang", "echo waiting; sleep 60").timeout(1), step("after", "true")];
-    let fx = Fixture::with(&envelope("to", &steps, &[("hang", "after", "builds_in")], None));
+    let fx = Fixture::with_on(b, &envelope("to", &steps, &[("hang", "after", "builds_in")], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 1, "{}", run.dump());
     assert_eq!(run.status("hang"), "timed_out");
@@ -144,13 +143,12 @@ fn step_timeout_is_exit_124_in_its_event() {
     fx.assert_clean();
 }
 
-#[test]
-fn pipeline_timeout_is_exit_124() {
-    if !sandbox_available() {
+fn pipeline_timeout_is_exit_124(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [step("hang", "sleep 60"), step("after", "true")];
-    let fx = Fixture::with(&envelope("pto", &steps, &[("hang", "after", "depends_on")], Some(1)));
+    let fx = Fixture::with_on(b, &envelope("pto", &steps, &[("hang", "after", "depends_on")], Some(1)));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 124, "{}", run.dump());
     assert_eq!(run.status("hang"), "canceled");
@@ -159,17 +157,16 @@ fn pipeline_timeout_is_exit_124() {
     fx.assert_clean();
 }
 
-#[test]
-fn the_whole_process_tree_dies_with_the_step() {
-    if !sandbox_available() {
+fn the_whole_process_tree_dies_with_the_step(b: Backend) {
+    if !b.available() {
         return;
     }
-    let marker = format!("hm-orphan-{}", std::process::id());
+    let marker = format!("hm-orphan-{}-{}", b.name(), std::process::id());
     let steps = [step(
         "spawner",
         &format!("{} & sleep 0.2; echo spawned", marked_sleep(&marker)),
     )];
-    let fx = Fixture::with(&envelope("tree", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("tree", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("spawner"), ["spawned"]);
@@ -181,14 +178,12 @@ fn the_whole_process_tree_dies_with_the_step() {
     fx.assert_clean();
 }
 
-#[test]
-fn sigint_stops_everything_and_exits_130() {
-    interrupt_with(2);
+fn sigint_stops_everything_and_exits_130(b: Backend) {
+    interrupt_with(b, 2);
 }
 
-#[test]
-fn sigterm_stops_everything_and_exits_130() {
-    interrupt_with(15);
+fn sigterm_stops_everything_and_exits_130(b: Backend) {
+    interrupt_with(b, 15);
 }
 
 /// Starts a run whose steps hang, waits until they are up, sends `signal`
@@ -227,12 +222,12 @@ fn start_hanging_run(fx: &Fixture, marker: &str) -> (std::process::Child, Vec<St
     (child, events, lines)
 }
 
-fn interrupt_with(signal: i32) {
-    if !sandbox_available() {
+fn interrupt_with(b: Backend, signal: i32) {
+    if !b.available() {
         return;
     }
-    let marker = format!("hm-signal{signal}-{}", std::process::id());
-    let fx = Fixture::new();
+    let marker = format!("hm-signal{signal}-{}-{}", b.name(), std::process::id());
+    let fx = Fixture::on(b);
     let (mut child, mut events, lines) = start_hanging_run(&fx, &marker);
     nix_kill(child.id(), signal);
     events.extend(lines);
@@ -250,39 +245,48 @@ fn interrupt_with(signal: i32) {
     fx.assert_clean();
 }
 
-#[test]
-fn a_killed_hm_leaves_nothing_the_next_run_does_not_remove() {
-    if !sandbox_available() {
+fn a_killed_hm_leaves_nothing_the_next_run_does_not_remove(b: Backend) {
+    if !b.available() {
         return;
     }
-    let marker = format!("hm-sigkill-{}", std::process::id());
-    let fx = Fixture::new();
+    let marker = format!("hm-sigkill-{}-{}", b.name(), std::process::id());
+    let fx = Fixture::on(b);
     let (mut child, _, _) = start_hanging_run(&fx, &marker);
     nix_kill(child.id(), 9);
     child.wait().unwrap();
-    // The steps die with hm (parent-death signal), their mounts with them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&marker).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    if b == Backend::Sandbox {
+        // The steps die with hm (parent-death signal), their mounts with them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !processes_with(&marker).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            processes_with(&marker).is_empty(),
+            "left: {:?}",
+            processes_with(&marker)
+        );
+    } else {
+        // The daemon keeps the containers running until someone removes them.
+        assert_eq!(processes_with(&marker).len(), 2, "the steps of the killed run");
     }
-    assert!(
-        processes_with(&marker).is_empty(),
-        "left: {:?}",
-        processes_with(&marker)
-    );
     let runs = fx.cache().join("runs");
     assert_eq!(
         std::fs::read_dir(&runs).unwrap().count(),
         1,
         "the dead run's directory is still there"
     );
-    // The next run collects it.
+    // The next run collects it (and on docker its containers).
     fx.write(
         ".hm/pipeline.json",
         &envelope("next", &[step("ok", "true")], &[], None).to_string(),
     );
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
+    assert!(
+        processes_with(&marker).is_empty(),
+        "left: {:?}",
+        processes_with(&marker)
+    );
     fx.assert_clean();
 }
 
@@ -301,24 +305,24 @@ fn nix_kill(pid: u32, signal: i32) {
     assert!(status.success());
 }
 
-#[test]
-fn isolation_from_the_host() {
-    if !sandbox_available() {
+fn isolation_from_the_host(b: Backend) {
+    if !b.available() {
         return;
     }
-    let cmd = "test \"$(cat /proc/1/cmdline | tr '\\0' ' ')\" != \"$(cat /proc/$$/cmdline | tr '\\0' ' ')\"; \
-               echo pid=$$; ps -e --no-headers | wc -l; \
+    let cmd = "echo pid=$$; ls /proc | grep -c '^[0-9]'; \
                test -c /dev/null && test -w /tmp && test -r /etc/resolv.conf && echo ok; \
                touch /usr/hm-sandbox-probe && echo wrote-usr; \
                ls /dev";
     let steps = [step("probe", cmd)];
-    let fx = Fixture::with(&envelope("iso", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("iso", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let logs = run.logs("probe");
-    assert_eq!(logs[0], "pid=2", "the shell is the first process after init: {logs:?}");
+    if b == Backend::Sandbox {
+        assert_eq!(logs[0], "pid=2", "the shell is the first process after init: {logs:?}");
+    }
     let count: usize = logs[1].trim().parse().unwrap();
-    assert!(count <= 4, "only the step's own processes are visible: {logs:?}");
+    assert!(count <= 8, "only the step's own processes are visible: {logs:?}");
     assert_eq!(logs[2], "ok");
     assert_eq!(logs[3], "wrote-usr");
     assert!(
@@ -327,21 +331,20 @@ fn isolation_from_the_host() {
     );
     assert!(logs.contains(&"null".to_owned()) && logs.contains(&"pts".to_owned()));
     // The cache itself is hidden from steps.
-    let steps = [step(
-        "peek",
-        &format!("ls -A {} | wc -l", fx.cache().canonicalize().unwrap().display()),
-    )];
-    let fx2 = Fixture::with(&envelope("peek", &steps, &[], None));
+    let cache = fx.cache().canonicalize().unwrap();
+    let steps = [step("peek", &format!("test ! -e {} && echo hidden", cache.display()))];
+    let fx2 = Fixture::with_on(b, &envelope("peek", &steps, &[], None));
     let run = fx2.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("peek"), ["hidden"]);
+    fx.assert_clean();
 }
 
-#[test]
-fn workspace_follows_the_source() {
-    if !sandbox_available() {
+fn workspace_follows_the_source(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("keep.txt", "keep\n");
     fx.write("step-deletes.txt", "x\n");
     fx.write("step-edits.txt", "original\n");
@@ -455,13 +458,12 @@ fn deep_chains_are_flattened() {
     fx.assert_clean();
 }
 
-#[test]
-fn a_command_that_fails_reports_its_exit_code() {
-    if !sandbox_available() {
+fn a_command_that_fails_reports_its_exit_code(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [step("fails", "echo out; echo err >&2; exit 42")];
-    let fx = Fixture::with(&envelope("f", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("f", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 1);
     assert_eq!(run.end("fails")["exit_code"], 42);
@@ -481,21 +483,19 @@ fn a_command_that_fails_reports_its_exit_code() {
     assert_eq!(human.status.code(), Some(1));
 }
 
-#[test]
-fn env_layers_and_overrides() {
-    if !sandbox_available() {
+fn env_layers_and_overrides(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [step("env", "echo $TERM $HOME $FROM_CLI; pwd")];
-    let fx = Fixture::with(&envelope("env", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("env", &steps, &[], None));
     let run = fx.run_json(&["-e", "FROM_CLI=yes"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("env"), ["dumb /root yes", "/workspace"]);
 }
 
-#[test]
-fn logs_are_lossless_ordered_and_line_exact() {
-    if !sandbox_available() {
+fn logs_are_lossless_ordered_and_line_exact(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [
@@ -505,7 +505,7 @@ fn logs_are_lossless_ordered_and_line_exact() {
             "printf 'abc'; sleep 0.2; printf 'def\\nlast line without newline'",
         ),
     ];
-    let fx = Fixture::with(&envelope("logs", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("logs", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let lines = run.logs("many");
@@ -521,13 +521,12 @@ fn logs_are_lossless_ordered_and_line_exact() {
     assert!(last_log.unwrap() < end);
 }
 
-#[test]
-fn parallelism_one_runs_one_step_at_a_time() {
-    if !sandbox_available() {
+fn parallelism_one_runs_one_step_at_a_time(b: Backend) {
+    if !b.available() {
         return;
     }
     let steps = [step("a", "sleep 0.3"), step("b", "sleep 0.3")];
-    let fx = Fixture::with(&envelope("serial", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("serial", &steps, &[], None));
     let run = fx.run_json(&["-j", "1"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let (first, second) = if run.position("step_start", "a") < run.position("step_start", "b") {
@@ -538,9 +537,8 @@ fn parallelism_one_runs_one_step_at_a_time() {
     assert!(run.position("step_end", first) < run.position("step_start", second));
 }
 
-#[test]
-fn the_network_is_the_hosts() {
-    if !sandbox_available() {
+fn the_network_is_the_hosts(b: Backend) {
+    if !b.available() {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -550,21 +548,20 @@ fn the_network_is_the_hosts() {
         "net",
         &format!("grep -qi ':{port:04X} ' /proc/net/tcp && echo shared"),
     )];
-    let fx = Fixture::with(&envelope("net", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("net", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("net"), ["shared"]);
 }
 
-#[test]
-fn a_timed_out_step_leaves_no_process() {
-    if !sandbox_available() {
+fn a_timed_out_step_leaves_no_process(b: Backend) {
+    if !b.available() {
         return;
     }
-    let marker = format!("hm-timeout-{}", std::process::id());
+    let marker = format!("hm-timeout-{}-{}", b.name(), std::process::id());
     let cmd = format!("cp /bin/sleep /tmp/{marker}; /tmp/{marker} 300 & /tmp/{marker} 300");
     let steps = [step("hang", &cmd).timeout(1)];
-    let fx = Fixture::with(&envelope("to", &steps, &[], None));
+    let fx = Fixture::with_on(b, &envelope("to", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.status("hang"), "timed_out", "{}", run.dump());
     assert!(
@@ -574,3 +571,25 @@ fn a_timed_out_step_leaves_no_process() {
     );
     fx.assert_clean();
 }
+
+contract!(
+    chain_sees_each_previous_step,
+    fork_branches_do_not_see_each_other,
+    wait_joins_both_sides,
+    keep_going_finishes_the_independent_branch,
+    fail_fast_cancels_the_sibling,
+    step_timeout_is_exit_124_in_its_event,
+    pipeline_timeout_is_exit_124,
+    the_whole_process_tree_dies_with_the_step,
+    sigint_stops_everything_and_exits_130,
+    sigterm_stops_everything_and_exits_130,
+    a_killed_hm_leaves_nothing_the_next_run_does_not_remove,
+    isolation_from_the_host,
+    workspace_follows_the_source,
+    a_command_that_fails_reports_its_exit_code,
+    env_layers_and_overrides,
+    logs_are_lossless_ordered_and_line_exact,
+    parallelism_one_runs_one_step_at_a_time,
+    the_network_is_the_hosts,
+    a_timed_out_step_leaves_no_process,
+);

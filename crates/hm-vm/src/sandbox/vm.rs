@@ -13,7 +13,9 @@ use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
 use super::spec::{ExecSpec, Job, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
-use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, SyncPlan, Vm};
+use crate::backend::{
+    ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
+};
 use crate::error::VmError;
 use crate::images::DEFAULT_PATH;
 
@@ -181,7 +183,8 @@ impl Vm for SandboxVm {
         }
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<SnapshotId, VmError> {
+    /// Layers are shared by every child, so `successors` changes nothing.
+    async fn commit(mut self: Box<Self>, _successors: Successors) -> Result<SnapshotId, VmError> {
         let Some(dirs) = &self.dirs else {
             return Err(VmError::Setup {
                 stage: "commit".to_owned(),

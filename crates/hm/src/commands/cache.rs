@@ -3,7 +3,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hm_exec::exit_codes;
-use hm_vm::{Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+use hm_vm::{DockerBackend, DockerConfig, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
 
 use super::image::{format_age, format_size};
 use super::{cache_dir, print_json};
@@ -88,13 +88,36 @@ fn confirm(count: u64, bytes: u64) -> bool {
 }
 
 /// Deletes the storage evicted entries leave, and stored parts no entry
-/// knows.
+/// knows, for each backend that has some. Docker images stay when the
+/// daemon is down; the docker backend collects them on its next run.
 async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doomed) {
-    let backend = SandboxBackend::new(SandboxConfig {
+    let sandbox = SandboxBackend::new(SandboxConfig {
         cache_dir: dir.to_owned(),
         helper: std::env::current_exe().unwrap_or_default(),
         max_layers: DEFAULT_MAX_LAYERS,
     });
+    delete_with(&sandbox, registry, doomed).await;
+    let docker_parts = doomed.parts.iter().any(|(b, _)| b == "docker");
+    let docker_known = registry.known_parts("docker").is_ok_and(|k| !k.is_empty());
+    if docker_parts || docker_known {
+        let docker = DockerBackend::new(DockerConfig {
+            cache_dir: dir.to_owned(),
+            project: String::new(),
+            memory: None,
+            cpus: None,
+        });
+        match docker.check().await {
+            Ok(()) => delete_with(&docker, registry, doomed).await,
+            Err(err) if docker_parts => eprintln!(
+                "warning: the docker images of removed entries stay until the next docker run: {}",
+                crate::error::chain(&CliError::Unavailable(err))
+            ),
+            Err(_) => {}
+        }
+    }
+}
+
+async fn delete_with(backend: &dyn VmBackend, registry: &Registry, doomed: &hm_vm::Doomed) {
     let parts: Vec<String> = doomed
         .parts
         .iter()
@@ -105,6 +128,7 @@ async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doom
     if let Ok(known) = registry.known_parts(backend.name()) {
         let _ = backend.collect_orphans(&known).await;
     }
+    let _ = backend.shutdown().await;
 }
 
 fn now() -> u64 {

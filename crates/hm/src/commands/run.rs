@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
-use hm_vm::{Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+use hm_vm::{DockerBackend, DockerConfig, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::pipelines::select;
@@ -43,8 +43,21 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             helper: std::env::current_exe().map_err(CliError::NoExe)?,
             max_layers: max_layers(),
         })),
-        BackendName::Docker => return Err(CliError::DockerBackend),
+        BackendName::Docker => Arc::new(DockerBackend::new(DockerConfig {
+            cache_dir: cache.clone(),
+            project: config
+                .cache_scope
+                .clone()
+                .unwrap_or_else(|| project.root.display().to_string()),
+            memory: config.memory,
+            cpus: config.millicpus.map(|m| m as f64 / 1000.0),
+        })),
     };
+    if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
+        eprintln!(
+            "warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them"
+        );
+    }
     let parallelism = args
         .parallelism
         .or(config.parallelism)

@@ -106,23 +106,126 @@ pub fn envelope(slug: &str, steps: &[Step], edges: &[(&str, &str, &str)], timeou
     json!({"schema_version": "1", "pipelines": [{"slug": slug, "name": slug, "allow_manual": true, "triggers": [], "definition": definition}]})
 }
 
+/// The backend a contract test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sandbox,
+    Docker,
+}
+
+/// The image docker tests run on: a local import of a Debian root
+/// filesystem (`.ci/run` makes it; no registry is reachable here).
+pub fn docker_image() -> String {
+    std::env::var("HM_TEST_DOCKER_IMAGE").unwrap_or_else(|_| "hm-test/bookworm".to_owned())
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sandbox => "sandbox",
+            Backend::Docker => "docker",
+        }
+    }
+
+    /// The image fixture steps written for `host` run on.
+    pub fn image(self) -> String {
+        match self {
+            Backend::Sandbox => "host".to_owned(),
+            Backend::Docker => docker_image(),
+        }
+    }
+
+    /// Whether this backend can run here; in CI it must.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Sandbox => sandbox_available(),
+            Backend::Docker => docker_available(),
+        }
+    }
+}
+
+/// Whether a Docker daemon with the test image answers; outside CI a
+/// machine without one skips with a reason, in CI that is a failure.
+pub fn docker_available() -> bool {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", &docker_image()])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+            Err(e) => Err(format!("docker: {e}")),
+        }
+    });
+    match probe {
+        Ok(()) => true,
+        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but the docker backend cannot be tested here: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipping: no Docker daemon with `{}` ({reason})", docker_image());
+            false
+        }
+    }
+}
+
+/// Runs `docker ARGS` and returns its stdout lines.
+pub fn docker(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Generates `#[test]`s running each named `fn(Backend)` on both backends:
+/// `sandbox::NAME` and `docker::NAME`.
+#[macro_export]
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sandbox {
+            $(#[test] fn $name() { super::$name($crate::util::Backend::Sandbox) })*
+        }
+        mod docker {
+            $(#[test] fn $name() { super::$name($crate::util::Backend::Docker) })*
+        }
+    };
+}
+
 /// A temporary project and cache.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
 }
 
 impl Fixture {
     pub fn new() -> Self {
+        Self::on(Backend::Sandbox)
+    }
+
+    /// A fixture whose runs use `backend`.
+    pub fn on(backend: Backend) -> Self {
         let dir = tempfile::Builder::new().prefix("hm-test-").tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         fs::create_dir_all(dir.path().join("project/.hm")).unwrap();
         fs::create_dir_all(dir.path().join("cache")).unwrap();
-        Fixture { dir }
+        Fixture { dir, backend }
     }
 
     /// A fixture whose pipeline is `envelope`.
     pub fn with(envelope: &Value) -> Self {
-        let fixture = Self::new();
+        Self::with_on(Backend::Sandbox, envelope)
+    }
+
+    /// A fixture on `backend` whose pipeline is `envelope`.
+    pub fn with_on(backend: Backend, envelope: &Value) -> Self {
+        let fixture = Self::on(backend);
         fixture.write(".hm/pipeline.json", &serde_json::to_string_pretty(envelope).unwrap());
         fixture
     }
@@ -135,10 +238,19 @@ impl Fixture {
         self.dir.path().join("cache")
     }
 
-    /// Writes a file of the project.
+    /// Writes a file of the project; in a pipeline file, steps on the
+    /// `host` image get the backend's test image.
     pub fn write(&self, rel: &str, text: &str) {
         let path = self.project().join(rel);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let text = if rel.starts_with(".hm/") && self.backend != Backend::Sandbox {
+            let image = format!("\"{}\"", self.backend.image());
+            text.replace("\"image\":\"host\"", &format!("\"image\":{image}"))
+                .replace("\"image\": \"host\"", &format!("\"image\": {image}"))
+                .replace("image=\"host\"", &format!("image={image}"))
+        } else {
+            text.to_owned()
+        };
         fs::write(path, text).unwrap();
     }
 
@@ -148,7 +260,7 @@ impl Fixture {
         cmd.args(args)
             .current_dir(self.project())
             .env("HM_CACHE_DIR", self.cache())
-            .env_remove("HM_BACKEND")
+            .env("HM_BACKEND", self.backend.name())
             .env_remove("HM_PARALLELISM")
             .stdin(Stdio::null());
         cmd
@@ -199,9 +311,48 @@ impl Fixture {
         }
     }
 
-    /// Asserts that no process, mount or session of `hm` is left.
+    /// Asserts that no process, mount or session of `hm` is left, and on
+    /// docker no container and no snapshot image of this cache.
     pub fn assert_clean(&self) {
         assert_nothing_left(&self.cache());
+        if self.backend == Backend::Docker {
+            let label = format!("label=dev.hm.cache={}", self.cache().canonicalize().unwrap().display());
+            let containers = docker(&["ps", "-a", "--format", "{{.ID}} {{.Labels}}", "--filter", &label]);
+            assert!(containers.is_empty(), "containers left behind: {containers:?}");
+            let snapshots: Vec<String> = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+                .into_iter()
+                .filter(|r| r.starts_with(&format!("{}:", self.snapshot_repository())))
+                .collect();
+            assert!(snapshots.is_empty(), "snapshot images left behind: {snapshots:?}");
+        }
+    }
+
+    /// The docker repositories of this fixture's cache.
+    pub fn cache_repository(&self) -> String {
+        hm_vm::DockerBackend::new(hm_vm::DockerConfig {
+            cache_dir: self.cache(),
+            project: String::new(),
+            memory: None,
+            cpus: None,
+        })
+        .cache_repository()
+    }
+
+    pub fn snapshot_repository(&self) -> String {
+        self.cache_repository().replacen("hm-cache-", "hm-snapshot-", 1)
+    }
+
+    /// The docker cache images of this fixture: `repo:tag` and image id.
+    pub fn cache_images(&self) -> Vec<(String, String)> {
+        let repo = self.cache_repository();
+        docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("{repo}:")))
+            .map(|l| {
+                let (tag, id) = l.split_once(' ').unwrap();
+                (tag.to_owned(), id.to_owned())
+            })
+            .collect()
     }
 }
 

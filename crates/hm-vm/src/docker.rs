@@ -1,0 +1,602 @@
+//! The `docker` backend: each step in a container of a Docker-compatible
+//! daemon (Docker, or Podman's API socket), through its Engine API.
+//!
+//! A root step boots a container from its image; the step runs in it with
+//! `docker exec`. Snapshots are made only where one is needed: a step with
+//! one uncached child hands its container over (a linear chain runs in one
+//! container), other snapshots are `docker commit`s tagged
+//! `hm-snapshot-<cache>:<run>-<n>`, and the cache keeps its entries under
+//! `hm-cache-<cache>:<image id>`. Every container and image carries labels
+//! (cache directory, run, project, step); the run's [`Session`] tells a live
+//! run from a killed one, whose leftovers the next run removes.
+
+mod archive;
+mod auth;
+mod connect;
+mod vm;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CommitContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::backend::{
+    orphan_grace, BootFrom, BootRequest, ImageRef, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
+};
+use crate::error::{BackendUnavailable, VmError};
+use crate::images::HOST_IMAGE;
+use crate::session::{is_alive, Session};
+use vm::DockerVm;
+
+/// Labels on everything `hm` makes.
+const LABEL_CACHE: &str = "dev.hm.cache";
+const LABEL_RUN: &str = "dev.hm.run";
+const LABEL_PROJECT: &str = "dev.hm.project";
+const LABEL_STEP: &str = "dev.hm.step";
+
+/// What a container runs so that steps can `exec` into it: a shell as PID 1
+/// (it reaps orphans, and `kill -1` in a step cannot reach it).
+const KEEPALIVE: &str = "while :; do sleep 86400; done";
+
+/// Settings of the docker backend.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// The cache directory: its sessions tell live runs from dead ones.
+    pub cache_dir: PathBuf,
+    /// The project, for labels.
+    pub project: String,
+    /// Memory limit of each container, in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit of each container, in CPUs.
+    pub cpus: Option<f64>,
+}
+
+/// The docker backend.
+#[derive(Clone)]
+pub struct DockerBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DockerConfig,
+    /// `hm-snapshot-<id>` and `hm-cache-<id>`: this cache directory's
+    /// repositories, so that caches sharing a daemon never touch each
+    /// other's images.
+    cache_id: String,
+    client: tokio::sync::OnceCell<Docker>,
+    /// Made on first use; dead runs are cleaned up at the same time.
+    session: tokio::sync::OnceCell<Session>,
+    snapshots: Mutex<HashMap<SnapshotId, Snap>>,
+    counter: AtomicU64,
+}
+
+/// A snapshot this process holds.
+#[derive(Debug, Clone)]
+enum Snap {
+    /// A container handed from a step to its only child.
+    Container { id: String, origin: String, base: String },
+    /// A committed image; `tag` is this run's own reference to it (none for
+    /// a snapshot restored from the cache, whose tag is the cache's).
+    Image {
+        id: String,
+        tag: Option<String>,
+        base: String,
+        size: u64,
+    },
+}
+
+/// Maps a bollard error to a [`VmError`] for `op`.
+pub(crate) fn docker_error(op: &'static str) -> impl FnOnce(bollard::errors::Error) -> VmError {
+    move |err| VmError::Docker {
+        op,
+        message: err.to_string(),
+    }
+}
+
+fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
+    )
+}
+
+impl DockerBackend {
+    pub fn new(config: DockerConfig) -> Self {
+        let canonical = std::fs::canonicalize(&config.cache_dir).unwrap_or_else(|_| config.cache_dir.clone());
+        let cache_id = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_owned();
+        DockerBackend {
+            inner: Arc::new(Inner {
+                config: DockerConfig {
+                    cache_dir: canonical,
+                    ..config
+                },
+                cache_id,
+                client: tokio::sync::OnceCell::new(),
+                session: tokio::sync::OnceCell::new(),
+                snapshots: Mutex::new(HashMap::new()),
+                counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The repository this cache directory's cache entries are tagged in.
+    pub fn cache_repository(&self) -> String {
+        self.inner.cache_repo()
+    }
+}
+
+impl Inner {
+    fn snapshot_repo(&self) -> String {
+        format!("hm-snapshot-{}", self.cache_id)
+    }
+
+    fn cache_repo(&self) -> String {
+        format!("hm-cache-{}", self.cache_id)
+    }
+
+    /// The cache tag of a stored image id.
+    fn cache_tag(&self, image: &str) -> String {
+        format!("{}:{}", self.cache_repo(), image.trim_start_matches("sha256:"))
+    }
+
+    fn cache_label(&self) -> String {
+        self.config.cache_dir.display().to_string()
+    }
+
+    fn docker(&self) -> Result<&Docker, VmError> {
+        self.client.get().ok_or(VmError::Docker {
+            op: "be reached",
+            message: "the backend was not checked before use".to_owned(),
+        })
+    }
+
+    async fn connect(&self) -> Result<&Docker, BackendUnavailable> {
+        self.client.get_or_try_init(connect::connect).await
+    }
+
+    /// This process's session, made (and the leftovers of dead runs
+    /// removed) on first use.
+    async fn session(&self) -> Result<&Session, VmError> {
+        self.session
+            .get_or_try_init(|| async {
+                let cache = self.config.cache_dir.clone();
+                let session = tokio::task::spawn_blocking(move || Session::create(&cache))
+                    .await
+                    .map_err(|e| VmError::io("create a session in", &self.config.cache_dir)(std::io::Error::other(e)))?
+                    .map_err(VmError::io("create a session in", &self.config.cache_dir))?;
+                self.remove_dead_runs().await;
+                Ok(session)
+            })
+            .await
+    }
+
+    fn labels(&self, run: &str, step: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_CACHE.to_owned(), self.cache_label()),
+            (LABEL_RUN.to_owned(), run.to_owned()),
+            (LABEL_PROJECT.to_owned(), self.config.project.clone()),
+            (LABEL_STEP.to_owned(), step.to_owned()),
+        ])
+    }
+
+    fn add_snapshot(&self, snap: Snap) -> SnapshotId {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = SnapshotId(format!("docker-{n}"));
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), snap);
+        id
+    }
+
+    fn snapshot(&self, id: &SnapshotId) -> Result<Snap, VmError> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| VmError::UnknownSnapshot(id.clone()))
+    }
+
+    /// Creates and starts a container from `image` for the step `name`.
+    async fn create_container(&self, image: &str, name: &str) -> Result<String, VmError> {
+        let docker = self.docker()?;
+        let run = self.session().await?.id().to_owned();
+        let host = HostConfig {
+            network_mode: Some("host".to_owned()),
+            memory: self.config.memory.and_then(|m| i64::try_from(m).ok()),
+            nano_cpus: self.config.cpus.map(|c| (c * 1e9) as i64),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            entrypoint: Some(vec![String::new()]),
+            cmd: Some(vec!["sh".to_owned(), "-c".to_owned(), KEEPALIVE.to_owned()]),
+            working_dir: Some("/workspace".to_owned()),
+            user: Some("0".to_owned()),
+            labels: Some(self.labels(&run, name)),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let created = docker
+            .create_container(None, body)
+            .await
+            .map_err(docker_error("create a container"))?;
+        if let Err(err) = docker.start_container(&created.id, None).await {
+            self.remove_container(&created.id).await;
+            return Err(docker_error("start a container")(err));
+        }
+        Ok(created.id)
+    }
+
+    /// Removes a container and everything in it; a container already gone
+    /// is fine.
+    async fn remove_container(&self, id: &str) {
+        let Ok(docker) = self.docker() else { return };
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let _ = docker.remove_container(id, Some(options)).await;
+    }
+
+    /// Removes an image reference (a tag); the image goes with its last
+    /// reference, its layers with the last image using them.
+    async fn remove_tag(&self, tag: &str) {
+        let Ok(docker) = self.docker() else { return };
+        let options = RemoveImageOptionsBuilder::new().force(false).noprune(false).build();
+        let _ = docker.remove_image(tag, Some(options), None).await;
+    }
+
+    /// The size in bytes of an image with all its layers.
+    async fn image_size(&self, image: &str) -> u64 {
+        let Ok(docker) = self.docker() else { return 0 };
+        match docker.inspect_image(image).await {
+            Ok(inspect) => inspect.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Commits `container` as this run's snapshot image.
+    async fn commit(&self, container: &str, origin: &str, base: &str) -> Result<Snap, VmError> {
+        let docker = self.docker()?;
+        let run = self.session().await?.id().to_owned();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{run}-{n}");
+        let options = CommitContainerOptionsBuilder::new()
+            .container(container)
+            .repo(&self.snapshot_repo())
+            .tag(&tag)
+            .pause(false)
+            .build();
+        let config = ContainerConfig {
+            labels: Some(self.labels(&run, "")),
+            ..Default::default()
+        };
+        let committed = docker
+            .commit_container(options, config)
+            .await
+            .map_err(docker_error("commit a snapshot"))?;
+        let id = committed.id;
+        let size = self.image_size(&id).await.saturating_sub(self.image_size(origin).await);
+        Ok(Snap::Image {
+            id,
+            tag: Some(format!("{}:{tag}", self.snapshot_repo())),
+            base: base.to_owned(),
+            size,
+        })
+    }
+
+    /// Removes the containers and snapshot images of this cache's runs
+    /// whose process is gone (killed before it could clean up).
+    async fn remove_dead_runs(&self) {
+        let Ok(docker) = self.docker() else { return };
+        let filters = HashMap::from([("label", vec![format!("{LABEL_CACHE}={}", self.cache_label())])]);
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let cache = self.config.cache_dir.clone();
+        if let Ok(containers) = docker.list_containers(Some(options)).await {
+            for container in containers {
+                let run = container
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_RUN))
+                    .cloned()
+                    .unwrap_or_default();
+                if !is_alive(&cache, &run) {
+                    if let Some(id) = &container.id {
+                        self.remove_container(id).await;
+                    }
+                }
+            }
+        }
+        let repo = self.snapshot_repo();
+        for tag in self.tags_of(&repo).await {
+            let run = tag
+                .rsplit_once(':')
+                .and_then(|(_, t)| t.split_once('-'))
+                .map(|(run, _)| run);
+            if run.is_some_and(|run| !is_alive(&cache, run)) {
+                self.remove_tag(&tag).await;
+            }
+        }
+    }
+
+    /// Every `repo:tag` reference in `repo`, with the image's creation time.
+    async fn tags_of(&self, repo: &str) -> Vec<String> {
+        self.tags_with_age(repo)
+            .await
+            .into_iter()
+            .map(|(tag, _, _)| tag)
+            .collect()
+    }
+
+    /// `(repo:tag, image id, created)` for every tag in `repo`.
+    async fn tags_with_age(&self, repo: &str) -> Vec<(String, String, i64)> {
+        let Ok(docker) = self.docker() else { return Vec::new() };
+        let filters = HashMap::from([("reference", vec![format!("{repo}:*")])]);
+        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+        let Ok(images) = docker.list_images(Some(options)).await else {
+            return Vec::new();
+        };
+        images
+            .into_iter()
+            .flat_map(|image| {
+                let (id, created) = (image.id.clone(), image.created);
+                image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t.starts_with(&format!("{repo}:")))
+                    .map(move |t| (t, id.clone(), created))
+            })
+            .collect()
+    }
+
+    /// Pulls `name` with the credentials the Docker configuration has for
+    /// its registry.
+    async fn pull(&self, docker: &Docker, name: &str) -> Result<(), String> {
+        let credentials = auth::credentials(name)?;
+        let (image, tag) = split_tag(name);
+        let options = CreateImageOptionsBuilder::new().from_image(image).tag(tag).build();
+        eprintln!("pulling image `{name}`...");
+        let mut progress = docker.create_image(Some(options), None, credentials);
+        while let Some(item) = progress.next().await {
+            item.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// `repo:tag` split at the tag (`latest` when there is none); a digest
+/// reference stays whole.
+fn split_tag(name: &str) -> (&str, &str) {
+    if name.contains('@') {
+        return (name, "");
+    }
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "latest"),
+    }
+}
+
+#[async_trait::async_trait]
+impl VmBackend for DockerBackend {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn check(&self) -> Result<(), BackendUnavailable> {
+        self.inner.connect().await?;
+        self.inner.session().await.map_err(|err| BackendUnavailable::Docker {
+            detail: format!("cannot start a session: {err}"),
+        })?;
+        Ok(())
+    }
+
+    async fn resolve_image(&self, name: &str) -> Result<ImageRef, BackendUnavailable> {
+        if name == HOST_IMAGE {
+            return Err(BackendUnavailable::DockerHost);
+        }
+        let docker = self.inner.connect().await?;
+        let inspect = match docker.inspect_image(name).await {
+            Ok(inspect) => inspect,
+            Err(err) if is_not_found(&err) => {
+                self.inner
+                    .pull(docker, name)
+                    .await
+                    .map_err(|detail| BackendUnavailable::DockerImage {
+                        name: name.to_owned(),
+                        detail,
+                    })?;
+                docker
+                    .inspect_image(name)
+                    .await
+                    .map_err(|err| BackendUnavailable::DockerImage {
+                        name: name.to_owned(),
+                        detail: err.to_string(),
+                    })?
+            }
+            Err(err) => {
+                return Err(BackendUnavailable::Docker {
+                    detail: err.to_string(),
+                })
+            }
+        };
+        let id = inspect.id.ok_or_else(|| BackendUnavailable::DockerImage {
+            name: name.to_owned(),
+            detail: "the daemon reports no id for it".to_owned(),
+        })?;
+        Ok(ImageRef {
+            name: name.to_owned(),
+            id,
+        })
+    }
+
+    async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError> {
+        let inner = self.inner.clone();
+        let (container, origin, base) = match &request.from {
+            BootFrom::Image(image) => {
+                let container = inner.create_container(&image.id, &request.name).await?;
+                (container, image.id.clone(), image.id.clone())
+            }
+            BootFrom::Snapshot(id) => match inner.snapshot(id)? {
+                // The only child takes the container over.
+                Snap::Container {
+                    id: container,
+                    origin,
+                    base,
+                } => {
+                    inner.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+                    (container, origin, base)
+                }
+                Snap::Image { id: image, base, .. } => {
+                    let container = inner.create_container(&image, &request.name).await?;
+                    (container, image, base)
+                }
+            },
+        };
+        Ok(Box::new(DockerVm {
+            inner,
+            container,
+            origin,
+            base,
+            done: false,
+        }))
+    }
+
+    async fn release(&self, snapshot: &SnapshotId) -> Result<(), VmError> {
+        let snap = self
+            .inner
+            .snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(snapshot);
+        match snap {
+            Some(Snap::Container { id, .. }) => self.inner.remove_container(&id).await,
+            Some(Snap::Image { tag: Some(tag), .. }) => self.inner.remove_tag(&tag).await,
+            Some(Snap::Image { tag: None, .. }) | None => {}
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), VmError> {
+        let snaps: Vec<Snap> = self
+            .inner
+            .snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for snap in snaps {
+            match snap {
+                Snap::Container { id, .. } => self.inner.remove_container(&id).await,
+                Snap::Image { tag: Some(tag), .. } => self.inner.remove_tag(&tag).await,
+                Snap::Image { tag: None, .. } => {}
+            }
+        }
+        // Anything of this run still there (a VM dropped mid-step).
+        if let (Ok(docker), Some(session)) = (self.inner.docker(), self.inner.session.get()) {
+            let filters = HashMap::from([("label", vec![format!("{LABEL_RUN}={}", session.id())])]);
+            let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+            if let Ok(containers) = docker.list_containers(Some(options)).await {
+                for id in containers.into_iter().filter_map(|c| c.id) {
+                    self.inner.remove_container(&id).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn persist(&self, snapshot: &SnapshotId) -> Result<Persisted, VmError> {
+        let (id, base, size) = match self.inner.snapshot(snapshot)? {
+            Snap::Image { id, base, size, .. } => (id, base, size),
+            Snap::Container { .. } => {
+                return Err(VmError::Docker {
+                    op: "store a snapshot",
+                    message: "a handed-over container cannot be stored".to_owned(),
+                })
+            }
+        };
+        let docker = self.inner.docker()?;
+        let repo = self.inner.cache_repo();
+        let tag = self.inner.cache_tag(&id);
+        let options = TagImageOptionsBuilder::new()
+            .repo(&repo)
+            .tag(tag.rsplit_once(':').map_or("", |(_, t)| t))
+            .build();
+        docker
+            .tag_image(&id, Some(options))
+            .await
+            .map_err(docker_error("tag a cache entry"))?;
+        Ok(Persisted {
+            stored: StoredSnapshot {
+                parts: vec![id.clone()],
+                base,
+            },
+            new_parts: vec![(id, size)],
+        })
+    }
+
+    async fn restore(&self, stored: &StoredSnapshot) -> Result<SnapshotId, VmError> {
+        let docker = self.inner.docker()?;
+        let Some(id) = stored.parts.first() else {
+            return Err(VmError::StoredMissing("the entry names no image".to_owned()));
+        };
+        let tag = self.inner.cache_tag(id);
+        match docker.inspect_image(&tag).await {
+            Ok(inspect) if inspect.id.as_deref() == Some(id.as_str()) => {}
+            Ok(_) => return Err(VmError::StoredMissing(format!("`{tag}` names another image"))),
+            Err(err) if is_not_found(&err) => return Err(VmError::StoredMissing(format!("`{tag}` is gone"))),
+            Err(err) => return Err(docker_error("inspect a cache entry")(err)),
+        }
+        Ok(self.inner.add_snapshot(Snap::Image {
+            id: id.clone(),
+            tag: None,
+            base: stored.base.clone(),
+            size: 0,
+        }))
+    }
+
+    async fn delete_parts(&self, parts: &[String]) -> Result<(), VmError> {
+        for part in parts {
+            self.inner.remove_tag(&self.inner.cache_tag(part)).await;
+        }
+        Ok(())
+    }
+
+    async fn collect_orphans(&self, known: &HashSet<String>) -> Result<(), VmError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let grace = orphan_grace().as_secs() as i64;
+        for (tag, id, created) in self.inner.tags_with_age(&self.inner.cache_repo()).await {
+            // An image is created when committed, before it is registered.
+            if !known.contains(&id) && now - created > grace {
+                self.inner.remove_tag(&tag).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn tags_are_split_off_references() {
+        assert_eq!(split_tag("debian:bookworm"), ("debian", "bookworm"));
+        assert_eq!(
+            split_tag("127.0.0.1:5000/team/app"),
+            ("127.0.0.1:5000/team/app", "latest")
+        );
+        assert_eq!(split_tag("127.0.0.1:5000/team/app:1"), ("127.0.0.1:5000/team/app", "1"));
+        assert_eq!(split_tag("ubuntu"), ("ubuntu", "latest"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The workspace sync as the Docker API takes it: the written entries as a
+//! tar stream (extracted by the daemon, which replaces a path whose kind
+//! changed), and the removals as arguments of a shell command.
+
+use std::io::{self, Write};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::backend::{SyncKind, SyncPlan};
+
+/// Bytes of tar handed to the upload at a time.
+const CHUNK: usize = 256 * 1024;
+/// Bytes of paths given to one removal command (well under `ARG_MAX`).
+const REMOVE_BATCH: usize = 64 * 1024;
+
+/// Removes each argument relative to the current directory: a directory
+/// only when it is empty (build outputs in it stay), anything else always.
+pub(crate) const REMOVE_SCRIPT: &str =
+    r#"for p do if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir -- "$p" 2>/dev/null || :; else rm -f -- "$p"; fi; done"#;
+
+/// The removal commands for `plan` (`sh -c REMOVE_SCRIPT sh PATH...`),
+/// deepest paths first as the plan lists them.
+pub(crate) fn removals(plan: &SyncPlan) -> Vec<Vec<String>> {
+    let mut batches = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
+    let mut size = 0;
+    for path in &plan.remove {
+        let path = path.to_string_lossy().into_owned();
+        if size + path.len() > REMOVE_BATCH && !batch.is_empty() {
+            batches.push(std::mem::take(&mut batch));
+            size = 0;
+        }
+        size += path.len() + 1;
+        batch.push(path);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
+        .into_iter()
+        .map(|paths| {
+            let mut argv = vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                REMOVE_SCRIPT.to_owned(),
+                "sh".to_owned(),
+            ];
+            argv.extend(paths);
+            argv
+        })
+        .collect()
+}
+
+/// Sends written bytes on as chunks; a closed receiver is an error, which
+/// stops the tar writer.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    out: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.out
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// The written entries of `plan` as a tar stream, built on a blocking
+/// thread; an error reading the source ends the stream with that error.
+pub(crate) fn tar_stream(plan: &SyncPlan) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(4);
+    let plan = plan.clone();
+    tokio::task::spawn_blocking(move || {
+        let errors = tx.clone();
+        let writer = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            out: tx,
+        };
+        if let Err(err) = write_tar(&plan, writer) {
+            let _ = errors.blocking_send(Err(err));
+        }
+    });
+    rx
+}
+
+fn write_tar(plan: &SyncPlan, writer: impl Write) -> io::Result<()> {
+    let mut tar = tar::Builder::new(writer);
+    for entry in &plan.write {
+        let source = plan.source_root.join(&entry.path);
+        let context = |err: io::Error| io::Error::new(err.kind(), format!("`{}`: {err}", source.display()));
+        let meta = std::fs::symlink_metadata(&source).map_err(context)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        header.set_uid(0);
+        header.set_gid(0);
+        let path = &entry.path;
+        match entry.kind {
+            SyncKind::Dir { mode } => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(mode);
+                header.set_size(0);
+                tar.append_data(&mut header, path, io::empty())?;
+            }
+            SyncKind::File { mode } => {
+                let file = std::fs::File::open(&source).map_err(context)?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(mode);
+                header.set_size(meta.len());
+                tar.append_data(&mut header, path, file)?;
+            }
+            SyncKind::Symlink => {
+                let target = std::fs::read_link(&source).map_err(context)?;
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                tar.append_link(&mut header, path, target)?;
+            }
+        }
+    }
+    tar.into_inner()?.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::SyncEntry;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    #[tokio::test]
+    async fn the_stream_is_the_written_entries_with_their_kinds_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.path().join("src/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("src/run.sh", dir.path().join("link")).unwrap();
+        let plan = SyncPlan {
+            source_root: dir.path().to_owned(),
+            target: "/workspace".into(),
+            remove: vec!["old/file".into(), "old".into()],
+            write: vec![
+                SyncEntry {
+                    path: "src".into(),
+                    kind: SyncKind::Dir { mode: 0o755 },
+                },
+                SyncEntry {
+                    path: "src/run.sh".into(),
+                    kind: SyncKind::File { mode: 0o755 },
+                },
+                SyncEntry {
+                    path: "link".into(),
+                    kind: SyncKind::Symlink,
+                },
+            ],
+        };
+        let mut rx = tar_stream(&plan);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let entries: Vec<_> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.entry_type(),
+                    h.mode().unwrap(),
+                    h.uid().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("src".to_owned(), tar::EntryType::Directory, 0o755, 0),
+                ("src/run.sh".to_owned(), tar::EntryType::Regular, 0o755, 0),
+                ("link".to_owned(), tar::EntryType::Symlink, 0o777, 0),
+            ]
+        );
+        let removals = removals(&plan);
+        assert_eq!(removals.len(), 1);
+        assert_eq!(&removals[0][4..], ["old/file", "old"]);
+    }
+
+    #[test]
+    fn long_removal_lists_are_split() {
+        let plan = SyncPlan {
+            remove: (0..20_000).map(|i| PathBuf::from(format!("dir/file-{i:05}"))).collect(),
+            ..Default::default()
+        };
+        let batches = removals(&plan);
+        assert!(batches.len() > 1);
+        let total: usize = batches.iter().map(|b| b.len() - 4).sum();
+        assert_eq!(total, 20_000);
+        assert!(batches
+            .iter()
+            .all(|b| b[4..].iter().map(|p| p.len() + 1).sum::<usize>() <= REMOVE_BATCH + 64));
+    }
+}

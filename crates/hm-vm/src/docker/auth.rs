@@ -1,0 +1,170 @@
+//! Registry credentials for pulling an image, read from the Docker client's
+//! configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
+//! a credential helper for the registry, the default credential store, or
+//! the `auths` entry.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+use bollard::auth::DockerCredentials;
+use serde::Deserialize;
+
+/// The key Docker Hub's credentials are stored under.
+const DOCKER_HUB: &str = "https://index.docker.io/v1/";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigFile {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    #[serde(default)]
+    creds_store: Option<String>,
+    #[serde(default)]
+    cred_helpers: HashMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HelperReply {
+    username: String,
+    secret: String,
+}
+
+/// The registry an image reference names: its first component when that
+/// looks like a host (`localhost`, a dot or a port), else Docker Hub.
+pub(crate) fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first == "localhost" || first.contains('.') || first.contains(':') => first,
+        _ => "docker.io",
+    }
+}
+
+/// The config file's directory.
+fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+}
+
+/// The credentials to pull `image` with, if the configuration has any.
+pub(crate) fn credentials(image: &str) -> Result<Option<DockerCredentials>, String> {
+    let Some(path) = config_dir().map(|d| d.join("config.json")) else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("cannot read `{}`: {err}", path.display())),
+    };
+    let config: ConfigFile =
+        serde_json::from_str(&text).map_err(|err| format!("`{}` is not valid: {err}", path.display()))?;
+    let registry = registry_of(image);
+    let server = if registry == "docker.io" { DOCKER_HUB } else { registry };
+    if let Some(helper) = config.cred_helpers.get(registry).or(config.creds_store.as_ref()) {
+        if let Some(found) = from_helper(helper, server)? {
+            return Ok(Some(found));
+        }
+    }
+    let entry = config.auths.iter().find(|(key, _)| normalize(key) == normalize(server));
+    let Some((_, entry)) = entry else { return Ok(None) };
+    let mut credentials = DockerCredentials {
+        serveraddress: Some(server.to_owned()),
+        ..Default::default()
+    };
+    if let Some(auth) = &entry.auth {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|err| format!("the `auth` of `{server}` in `{}` is not base64: {err}", path.display()))?;
+        let decoded = String::from_utf8_lossy(&decoded).into_owned();
+        let (user, password) = decoded.split_once(':').ok_or_else(|| {
+            format!(
+                "the `auth` of `{server}` in `{}` is not `user:password`",
+                path.display()
+            )
+        })?;
+        credentials.username = Some(user.to_owned());
+        credentials.password = Some(password.to_owned());
+    }
+    credentials.identitytoken = entry.identitytoken.clone();
+    Ok(Some(credentials))
+}
+
+/// A registry key without scheme and path: `https://r.io/v1/` is `r.io`.
+fn normalize(key: &str) -> &str {
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = key.split('/').next().unwrap_or(key);
+    if host == "index.docker.io" || host == "registry-1.docker.io" {
+        "docker.io"
+    } else {
+        host
+    }
+}
+
+/// Asks `docker-credential-HELPER get` for `server`'s credentials.
+fn from_helper(helper: &str, server: &str) -> Result<Option<DockerCredentials>, String> {
+    let program = format!("docker-credential-{helper}");
+    let child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(err) => return Err(format!("cannot run the credential helper `{program}`: {err}")),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|err| format!("the credential helper `{program}` failed: {err}"))?;
+    if !output.status.success() {
+        // Helpers answer "credentials not found" with a failure.
+        return Ok(None);
+    }
+    let reply: HelperReply = serde_json::from_slice(&output.stdout)
+        .map_err(|err| format!("the credential helper `{program}` answered something else: {err}"))?;
+    let mut credentials = DockerCredentials {
+        serveraddress: Some(server.to_owned()),
+        ..Default::default()
+    };
+    if reply.username == "<token>" {
+        credentials.identitytoken = Some(reply.secret);
+    } else {
+        credentials.username = Some(reply.username);
+        credentials.password = Some(reply.secret);
+    }
+    Ok(Some(credentials))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_are_read_off_references() {
+        assert_eq!(registry_of("ubuntu:24.04"), "docker.io");
+        assert_eq!(registry_of("library/ubuntu"), "docker.io");
+        assert_eq!(registry_of("127.0.0.1:5000/team/app:1"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/o/r"), "ghcr.io");
+        assert_eq!(registry_of("localhost/x"), "localhost");
+        assert_eq!(normalize("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(normalize("http://127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+}

@@ -1,0 +1,285 @@
+//! One step in a container: sync, one `docker exec` with its output split
+//! into lines, then a commit or a hand-over to the single child.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use futures_util::StreamExt;
+
+use super::archive::{removals, tar_stream};
+use super::{docker_error, Inner, Snap};
+use crate::backend::{
+    ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
+};
+use crate::error::VmError;
+
+/// Runs the step's command, then kills every process it left (all but the
+/// container's init: `kill -1` spares it and the caller), so a container
+/// handed to the next step holds nothing of this one but files.
+const STEP_WRAPPER: &str = r#"sh -c "$1"; status=$?; kill -9 -1 2>/dev/null; exit $status"#;
+
+/// A running container holding one step.
+pub(super) struct DockerVm {
+    pub(super) inner: Arc<Inner>,
+    pub(super) container: String,
+    /// The image the container's chain started from (for the size of a
+    /// committed snapshot) and the base image of the whole snapshot.
+    pub(super) origin: String,
+    pub(super) base: String,
+    /// Set once `destroy`, `commit` or a hand-over took the container.
+    pub(super) done: bool,
+}
+
+impl DockerVm {
+    /// Runs `argv` to its end and returns its exit code; its output is
+    /// only kept for an error message.
+    async fn run_quiet(&self, argv: Vec<String>, cwd: &str) -> Result<(i64, String), VmError> {
+        let docker = self.inner.docker()?;
+        let exec = docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    cmd: Some(argv),
+                    working_dir: Some(cwd.to_owned()),
+                    user: Some("0".to_owned()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_error("create an exec"))?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(docker_error("start an exec"))?
+        {
+            while let Some(chunk) = output.next().await {
+                if let Ok(chunk) = chunk {
+                    if text.len() < 4096 {
+                        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+                    }
+                }
+            }
+        }
+        Ok((self.exit_code(&exec.id).await?, text))
+    }
+
+    /// The exit code of a finished exec; Docker may report it a moment
+    /// after the output ends, and it is never guessed.
+    async fn exit_code(&self, exec: &str) -> Result<i64, VmError> {
+        let docker = self.inner.docker()?;
+        for _ in 0..500 {
+            let inspect = docker
+                .inspect_exec(exec)
+                .await
+                .map_err(docker_error("inspect an exec"))?;
+            if inspect.running != Some(true) {
+                return inspect.exit_code.ok_or_else(|| VmError::Docker {
+                    op: "report an exit code",
+                    message: "the exec ended without one".to_owned(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(VmError::Docker {
+            op: "finish an exec",
+            message: "its output ended but it still runs".to_owned(),
+        })
+    }
+}
+
+/// Assembles the chunks of one stream into whole lines.
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    /// The complete lines `chunk` finishes, without their `\n`.
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut rest = chunk;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&rest[..end]);
+            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
+            self.partial.clear();
+            rest = &rest[end + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        lines
+    }
+
+    /// The last line, when the output did not end with `\n`.
+    fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
+    }
+}
+
+#[async_trait::async_trait]
+impl Vm for DockerVm {
+    async fn sync(&mut self, plan: SyncPlan) -> Result<(), VmError> {
+        let target = plan.target.to_string_lossy().into_owned();
+        for argv in removals(&plan) {
+            let (code, output) = self.run_quiet(argv, &target).await?;
+            if code != 0 {
+                return Err(VmError::Docker {
+                    op: "remove deleted files from /workspace",
+                    message: format!("exit code {code}: {}", output.trim()),
+                });
+            }
+        }
+        if plan.write.is_empty() {
+            return Ok(());
+        }
+        let chunks = tar_stream(&plan);
+        let body = futures_util::stream::unfold(chunks, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+            .path(&target)
+            .build();
+        self.inner
+            .docker()?
+            .upload_to_container(&self.container, Some(options), bollard::body_try_stream(body))
+            .await
+            .map_err(docker_error("copy the workspace into the container"))
+    }
+
+    async fn exec(
+        &mut self,
+        request: ExecRequest,
+        logs: LogSink,
+        mut kill: KillSignal,
+    ) -> Result<ExecOutcome, VmError> {
+        let docker = self.inner.docker()?;
+        let env = request.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let exec = docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    cmd: Some(vec![
+                        "sh".to_owned(),
+                        "-c".to_owned(),
+                        STEP_WRAPPER.to_owned(),
+                        "sh".to_owned(),
+                        request.cmd.clone(),
+                    ]),
+                    env: Some(env),
+                    working_dir: Some(request.cwd.to_string_lossy().into_owned()),
+                    user: Some("0".to_owned()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_error("create the step's exec"))?;
+        let StartExecResults::Attached { mut output, .. } = docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(docker_error("start the step's exec"))?
+        else {
+            return Err(VmError::Docker {
+                op: "attach to the step's exec",
+                message: "it started detached".to_owned(),
+            });
+        };
+        let (mut stdout, mut stderr) = (Lines::default(), Lines::default());
+        let mut killed = false;
+        loop {
+            let chunk = tokio::select! {
+                chunk = output.next() => chunk,
+                () = &mut kill, if !killed => {
+                    killed = true;
+                    // The container goes with the step: nothing of it is kept.
+                    let options = bollard::query_parameters::KillContainerOptionsBuilder::new().signal("KILL").build();
+                    let _ = docker.kill_container(&self.container, Some(options)).await;
+                    continue;
+                }
+            };
+            let Some(chunk) = chunk else { break };
+            let (stream, lines) = match chunk.map_err(docker_error("read the step's output"))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (LogStream::Stdout, stdout.push(&message))
+                }
+                LogOutput::StdErr { message } => (LogStream::Stderr, stderr.push(&message)),
+                LogOutput::StdIn { .. } => continue,
+            };
+            for line in lines {
+                // A closed sink still drains the output, so the step never blocks.
+                let _ = logs.send(LogLine { stream, line }).await;
+            }
+        }
+        for (stream, lines) in [(LogStream::Stdout, &mut stdout), (LogStream::Stderr, &mut stderr)] {
+            if let Some(line) = lines.finish() {
+                let _ = logs.send(LogLine { stream, line }).await;
+            }
+        }
+        if killed {
+            return Ok(ExecOutcome::Killed);
+        }
+        let code = self.exit_code(&exec.id).await?;
+        Ok(ExecOutcome::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
+    }
+
+    async fn commit(mut self: Box<Self>, successors: Successors) -> Result<SnapshotId, VmError> {
+        self.done = true;
+        let container = std::mem::take(&mut self.container);
+        let snap = match successors {
+            Successors::One => Snap::Container {
+                id: container,
+                origin: self.origin.clone(),
+                base: self.base.clone(),
+            },
+            Successors::Many => {
+                let committed = self.inner.commit(&container, &self.origin, &self.base).await;
+                self.inner.remove_container(&container).await;
+                committed?
+            }
+        };
+        Ok(self.inner.add_snapshot(snap))
+    }
+
+    async fn destroy(mut self: Box<Self>) -> Result<(), VmError> {
+        self.done = true;
+        self.inner.remove_container(&self.container).await;
+        Ok(())
+    }
+}
+
+impl Drop for DockerVm {
+    /// A VM dropped without `commit` or `destroy` (a panic, a cancelled
+    /// task) still goes; `shutdown` removes whatever this misses.
+    fn drop(&mut self) {
+        if !self.done && !self.container.is_empty() {
+            let inner = self.inner.clone();
+            let container = std::mem::take(&mut self.container);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { inner.remove_container(&container).await });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lines;
+
+    #[test]
+    fn lines_split_across_chunks_arrive_whole() {
+        let mut lines = Lines::default();
+        assert!(lines.push(b"hel").is_empty());
+        assert_eq!(lines.push(b"lo\nwor"), ["hello"]);
+        assert_eq!(lines.push(b"ld\n\nlast"), ["world", ""]);
+        assert_eq!(lines.finish().as_deref(), Some("last"));
+        assert_eq!(lines.finish(), None);
+        // A character split between chunks is not mangled.
+        let snowman = "☃".as_bytes();
+        assert!(lines.push(&snowman[..1]).is_empty());
+        let mut rest = snowman[1..].to_vec();
+        rest.push(b'\n');
+        assert_eq!(lines.push(&rest), ["☃"]);
+    }
+}
