@@ -499,6 +499,9 @@ impl VmBackend for DockerBackend {
                 Snap::Image { tag: None, .. } => {}
             }
         }
+        // What a run killed moments before this one started may have
+        // finished making meanwhile (a commit the daemon completed).
+        self.inner.remove_dead_runs().await;
         // Anything of this run still there (a VM dropped mid-step).
         if let (Ok(docker), Some(session)) = (self.inner.docker(), self.inner.session.get()) {
             let filters = HashMap::from([("label", vec![format!("{LABEL_RUN}={}", session.id())])]);

@@ -1,5 +1,6 @@
-//! The persistent snapshot cache on the real sandbox: what hits, what
-//! misses and why, what children see, concurrency, crashes and bounds.
+//! The persistent snapshot cache on both backends (`sandbox::NAME`,
+//! `docker::NAME`): what hits, what misses and why, what children see,
+//! concurrency, crashes and bounds.
 
 mod util;
 
@@ -7,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use util::{envelope, sandbox_available, step, Fixture, Run, Step};
+use util::{envelope, sandbox_available, step, Backend, Fixture, Run, Step};
 
 fn write(fx: &Fixture, steps: &[Step], edges: &[(&str, &str, &str)]) {
     fx.write(".hm/pipeline.json", &envelope("ci", steps, edges, None).to_string());
@@ -28,12 +29,11 @@ fn expect(fx: &Fixture, hit: bool, reason: Option<&str>) {
     }
 }
 
-#[test]
-fn forever_misses_on_its_inputs_and_nothing_else() {
-    if !sandbox_available() {
+fn forever_misses_on_its_inputs_and_nothing_else(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("src.txt", "v1\n");
     let forever = json!({"policy": "forever", "env_keys": ["HM_TEST_TOOL_VERSION"]});
     let base = step("s", "echo run").cache(forever.clone());
@@ -80,12 +80,11 @@ fn forever_misses_on_its_inputs_and_nothing_else() {
     fx.assert_clean();
 }
 
-#[test]
-fn a_changed_parent_or_image_invalidates() {
-    if !sandbox_available() {
+fn a_changed_parent_or_image_invalidates(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     let forever = json!({"policy": "forever"});
     let chain = |parent_cmd: &str, image: Option<&str>| {
         write(
@@ -104,22 +103,44 @@ fn a_changed_parent_or_image_invalidates() {
     expect(&fx, false, Some("parent changed"));
     let rootfs = fx.dir.path().join("rootfs");
     util::tiny_rootfs(&rootfs, &["/bin/sh"]);
-    assert!(fx
-        .hm(&["image", "import", "tiny", rootfs.to_str().unwrap()])
-        .status
-        .success());
-    chain("echo parent 2", Some("tiny"));
+    let tiny = match b {
+        Backend::Sandbox => {
+            assert!(fx
+                .hm(&["image", "import", "tiny", rootfs.to_str().unwrap()])
+                .status
+                .success());
+            "tiny".to_owned()
+        }
+        Backend::Docker => {
+            let name = format!("hm-test/tiny-{}", std::process::id());
+            let tar = fx.dir.path().join("tiny.tar");
+            let packed = std::process::Command::new("tar")
+                .args(["-C", rootfs.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
+                .status()
+                .unwrap();
+            assert!(packed.success());
+            util::docker(&["import", tar.to_str().unwrap(), &name]);
+            name
+        }
+    };
+    chain("echo parent 2", Some(&tiny));
     let run = run(&fx);
-    assert_eq!(run.miss_reason("p").as_deref(), Some("image changed: host -> tiny"));
+    assert_eq!(
+        run.miss_reason("p"),
+        Some(format!("image changed: {} -> {tiny}", b.image()))
+    );
     assert_eq!(run.status("s"), "passed");
+    if b == Backend::Docker {
+        fx.hm(&["cache", "clean", "--yes"]);
+        util::docker(&["rmi", &tiny]);
+    }
 }
 
-#[test]
-fn ttl_windows() {
-    if !sandbox_available() {
+fn ttl_windows(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     write(
         &fx,
         &[step("s", "true").cache(json!({"policy": "ttl", "duration_seconds": 3600}))],
@@ -138,12 +159,11 @@ fn ttl_windows() {
     expect(&fx, false, Some("ttl window passed"));
 }
 
-#[test]
-fn on_change_follows_its_files() {
-    if !sandbox_available() {
+fn on_change_follows_its_files(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("Cargo.lock", "v1\n");
     fx.write("src/a.rs", "a\n");
     fx.write("README", "r\n");
@@ -171,12 +191,11 @@ fn on_change_follows_its_files() {
     expect(&fx, true, None);
 }
 
-#[test]
-fn compose_and_none() {
-    if !sandbox_available() {
+fn compose_and_none(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("lock", "1\n");
     fx.write("other", "1\n");
     let compose = json!({"policy": "compose", "sub_policies": [
@@ -209,12 +228,11 @@ fn compose_and_none() {
     );
 }
 
-#[test]
-fn a_child_of_a_hit_sees_todays_source() {
-    if !sandbox_available() {
+fn a_child_of_a_hit_sees_todays_source(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("keep.txt", "keep\n");
     fx.write("gone.txt", "gone\n");
     fx.write("edit.txt", "v1\n");
@@ -240,12 +258,11 @@ fn a_child_of_a_hit_sees_todays_source() {
     fx.assert_clean();
 }
 
-#[test]
-fn a_cached_chain_reruns_from_the_changed_step() {
-    if !sandbox_available() {
+fn a_cached_chain_reruns_from_the_changed_step(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("lock", "1\n");
     fx.write("main.c", "int main;\n");
     let steps = [
@@ -284,8 +301,8 @@ fn entries(fx: &Fixture) -> Vec<Value> {
         .clone()
 }
 
-/// Every entry's layers are on disk, and every stored layer belongs to an
-/// entry.
+/// Every entry's stored parts exist (the sandbox's layers, docker's
+/// images), and every stored part belongs to an entry.
 fn assert_consistent(fx: &Fixture) {
     let referenced: BTreeSet<String> = entries(fx)
         .iter()
@@ -297,14 +314,17 @@ fn assert_consistent(fx: &Fixture) {
                 .map(|p| p.as_str().unwrap().to_owned())
         })
         .collect();
-    let on_disk: BTreeSet<String> = std::fs::read_dir(fx.cache().join("layers"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert_eq!(referenced, on_disk, "the registry and the layer store disagree");
+    let stored: BTreeSet<String> = match fx.backend {
+        Backend::Sandbox => std::fs::read_dir(fx.cache().join("layers"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Backend::Docker => fx.cache_images().into_iter().map(|(_, id)| id).collect(),
+    };
+    assert_eq!(referenced, stored, "the registry and the stored parts disagree");
 }
 
 fn chain_of_cached_steps(n: usize) -> (Vec<Step>, Vec<(String, String)>) {
@@ -327,12 +347,11 @@ fn write_chain(fx: &Fixture, n: usize) {
     write(fx, &steps, &edges);
 }
 
-#[test]
-fn two_runs_at_once_share_one_cache() {
-    if !sandbox_available() {
+fn two_runs_at_once_share_one_cache(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     fx.write("v.txt", "1\n");
     write_chain(&fx, 4);
     let a = fx
@@ -361,12 +380,11 @@ fn two_runs_at_once_share_one_cache() {
     fx.assert_clean();
 }
 
-#[test]
-fn a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs() {
-    if !sandbox_available() {
+fn a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     write_chain(&fx, 5);
     for round in 0..8u64 {
         fx.write("v.txt", &format!("{round}\n"));
@@ -402,12 +420,11 @@ fn a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs() {
     }
 }
 
-#[test]
-fn eviction_spares_what_another_run_holds() {
-    if !sandbox_available() {
+fn eviction_spares_what_another_run_holds(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     let held = [
         step("held", "head -c 300000 /dev/urandom > /opt/big; echo made").cache(json!({"policy": "forever"})),
         step("user", "echo started; sleep 8; test -s /opt/big && echo still-there"),
@@ -415,7 +432,7 @@ fn eviction_spares_what_another_run_holds() {
     write(&fx, &held, &[("held", "user", "builds_in")]);
     run(&fx);
     // Another project on the same cache fills it while `user` runs on `held`.
-    let other = Fixture::new();
+    let other = Fixture::on(b);
     let filler: Vec<Step> = (0..3)
         .map(|i| {
             step(&format!("f{i}"), &format!("head -c 100000 /dev/urandom > /opt/f{i}"))
@@ -451,21 +468,26 @@ fn eviction_spares_what_another_run_holds() {
     assert_consistent(&fx);
 }
 
-#[test]
-fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun() {
-    if !sandbox_available() {
+fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     let steps = [
         step("root", "echo root > /opt/root").cache(json!({"policy": "forever"})),
         step("child", "cat /opt/root"),
     ];
     write(&fx, &steps, &[("root", "child", "builds_in")]);
     run(&fx);
-    // Someone deletes a stored layer.
-    let layer = entries(&fx)[0]["parts"][0].as_str().unwrap().to_owned();
-    std::fs::remove_dir_all(fx.cache().join("layers").join(&layer)).unwrap();
+    // Someone deletes a stored layer (on docker, the entry's image).
+    let part = entries(&fx)[0]["parts"][0].as_str().unwrap().to_owned();
+    match b {
+        Backend::Sandbox => std::fs::remove_dir_all(fx.cache().join("layers").join(&part)).unwrap(),
+        Backend::Docker => {
+            let (tag, _) = fx.cache_images().into_iter().find(|(_, id)| *id == part).unwrap();
+            util::docker(&["rmi", &tag]);
+        }
+    }
     let again = run(&fx);
     assert_eq!(again.status("root"), "passed", "never a wrong hit: {}", again.dump());
     assert!(
@@ -488,12 +510,11 @@ fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun() {
     assert_eq!(run(&fx).status("root"), "cache_hit");
 }
 
-#[test]
-fn cache_commands() {
-    if !sandbox_available() {
+fn cache_commands(b: Backend) {
+    if !b.available() {
         return;
     }
-    let fx = Fixture::new();
+    let fx = Fixture::on(b);
     let steps = [
         step("a", "head -c 50000 /dev/urandom > /opt/a").cache(json!({"policy": "forever"})),
         step("b", "true").cache(json!({"policy": "forever"})),
@@ -620,3 +641,18 @@ fn clean_asks_on_a_terminal() {
     );
     assert!(entries(&fx).is_empty());
 }
+
+contract!(
+    forever_misses_on_its_inputs_and_nothing_else,
+    a_changed_parent_or_image_invalidates,
+    ttl_windows,
+    on_change_follows_its_files,
+    compose_and_none,
+    a_child_of_a_hit_sees_todays_source,
+    a_cached_chain_reruns_from_the_changed_step,
+    two_runs_at_once_share_one_cache,
+    a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs,
+    eviction_spares_what_another_run_holds,
+    a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun,
+    cache_commands,
+);

@@ -221,3 +221,41 @@ fn a_huge_pipeline_timeout_panicked() {
     assert!(!run.stderr.contains("panicked"));
     assert!(Path::new(&fx.cache()).exists());
 }
+
+/// With Docker running beside `hm`, container roots are mounted and
+/// unmounted on the host all the time; a step booting after one went away
+/// failed to bind it into the `host` image.
+#[test]
+fn a_host_mount_that_went_away_broke_the_host_image() {
+    if !sandbox_available() {
+        return;
+    }
+    if !util::is_root() {
+        eprintln!("skipping: mounting a tmpfs on the host needs root");
+        return;
+    }
+    let fx = Fixture::new();
+    // Outside /tmp, which steps never take from the host.
+    let mount_point = std::path::PathBuf::from(format!("/var/tmp/hm-transient-mount-{}", std::process::id()));
+    std::fs::create_dir_all(&mount_point).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "hm-test", mount_point.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let steps = [step("first", "echo started; sleep 1"), step("second", "echo booted")];
+    fx.write(
+        ".hm/pipeline.json",
+        &envelope("transient", &steps, &[("first", "second", "depends_on")], None).to_string(),
+    );
+    // The host's mounts are listed when `first` boots; the tmpfs is gone
+    // by the time `second` does.
+    let run = fx.run_json_when(&[], "started", || {
+        let unmounted = std::process::Command::new("umount").arg(&mount_point).status().unwrap();
+        assert!(unmounted.success());
+        std::fs::remove_dir(&mount_point).unwrap();
+    });
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("second"), ["booted"]);
+    fx.assert_clean();
+}

@@ -90,8 +90,12 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
             source,
             target,
             recursive,
-        } => bind_read_only(source, target, *recursive)
-            .map_err(|e| io::Error::other(format!("bind `{}`: {e}", source.display()))),
+        } => match bind_read_only(source, target, *recursive) {
+            // A host mount gone since the host was listed (the root of a
+            // container another tool just removed) is simply not there.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            other => other.map_err(|e| io::Error::other(format!("bind `{}`: {e}", source.display()))),
+        },
     }
 }
 

@@ -356,6 +356,21 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    /// A docker fixture's cache entries are images in the daemon, which
+    /// outlives the temporary directory: remove them.
+    fn drop(&mut self) {
+        if self.backend == Backend::Docker && !std::thread::panicking() {
+            let tags: Vec<String> = self.cache_images().into_iter().map(|(tag, _)| tag).collect();
+            if !tags.is_empty() {
+                let mut args = vec!["rmi"];
+                args.extend(tags.iter().map(String::as_str));
+                let _ = Command::new("docker").args(&args).output();
+            }
+        }
+    }
+}
+
 /// The result of `hm run --format json`.
 pub struct Run {
     pub code: i32,
