@@ -1,0 +1,338 @@
+//! What only the docker backend does: reaching (or not) the daemon, chains
+//! in one container, the image's own environment, labels, resource
+//! limits, and pulling from a registry with the Docker client's
+//! credentials. The shared behaviour is the contract in `sandbox.rs` and
+//! `cache.rs`.
+
+mod util;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{docker, docker_image, envelope, step, Backend, Fixture};
+
+fn available() -> bool {
+    Backend::Docker.available()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_stopped_daemon_is_exit_4_before_any_step() {
+    // What a stopped daemon leaves: a socket file nobody listens on.
+    let fx = Fixture::on(Backend::Docker);
+    let socket = fx.dir.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    fx.write(".hm/pipeline.json", &envelope("down", &[step("s", "true")], &[], None).to_string());
+    let out = fx
+        .command(&["run", "--format", "json"])
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "no step started: {}", String::from_utf8_lossy(&out.stdout));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach a Docker daemon") && err.contains(&socket.display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("DOCKER_HOST"), "{err}");
+
+    // No socket at all: the same error, naming the address.
+    let missing = fx
+        .command(&["run"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(4));
+    assert!(stderr(&missing).contains("/nonexistent/docker.sock"), "{}", stderr(&missing));
+}
+
+#[test]
+fn the_host_image_is_refused_with_exit_4() {
+    if !available() {
+        return;
+    }
+    let fx = Fixture::on(Backend::Docker);
+    // Written as it is: `Fixture::write` maps `host` to the test image.
+    std::fs::write(
+        fx.project().join(".hm/pipeline.json"),
+        envelope("host", &[step("s", "true")], &[], None).to_string(),
+    )
+    .unwrap();
+    let out = fx.hm(&["run"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("only for the sandbox backend"), "{}", stderr(&out));
+}
+
+/// The container as a step sees it, equal in two steps exactly when they ran
+/// in the same container: its mount namespace (unique among containers
+/// alive at once; numbers are reused later) and when its init started.
+const CONTAINER: &str = "echo $(readlink /proc/self/ns/mnt) $(cut -d' ' -f22 /proc/1/stat)";
+
+#[test]
+fn a_linear_chain_runs_in_one_container() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        step("one", &format!("{CONTAINER}; echo 1 > /opt/one")),
+        step("two", &format!("{CONTAINER}; cat /opt/one")),
+        step("three", CONTAINER),
+        step("left", CONTAINER),
+        step("right", CONTAINER),
+    ];
+    let edges = [
+        ("one", "two", "builds_in"),
+        ("two", "three", "builds_in"),
+        ("three", "left", "builds_in"),
+        ("three", "right", "builds_in"),
+    ];
+    let fx = Fixture::with_on(Backend::Docker, &envelope("chain", &steps, &edges, None));
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let init = |key: &str| run.logs(key)[0].clone();
+    assert_eq!(run.logs("two")[1], "1");
+    assert_eq!(init("one"), init("two"), "the chain went on in the same container");
+    assert_eq!(init("two"), init("three"));
+    // A fork point is committed; each branch boots its own container.
+    assert_ne!(init("left"), init("three"));
+    assert_ne!(init("right"), init("three"));
+    assert_ne!(init("left"), init("right"));
+    fx.assert_clean();
+}
+
+#[test]
+fn steps_see_the_images_environment_then_their_own() {
+    if !available() {
+        return;
+    }
+    let fx = Fixture::on(Backend::Docker);
+    let image = format!("hm-test/env-{}", std::process::id());
+    docker(&[
+        "tag",
+        &docker_image(),
+        &format!("{image}-base"),
+    ]);
+    // An image whose config sets PATH and a variable, as Dockerfiles do.
+    let container = docker(&["create", &format!("{image}-base"), "true"])[0].clone();
+    docker(&[
+        "commit",
+        "--change",
+        "ENV PATH=/opt/tool/bin:/usr/local/bin:/usr/bin:/bin",
+        "--change",
+        "ENV FROM_IMAGE=image",
+        "--change",
+        "ENV OVERRIDDEN=image",
+        &container,
+        &image,
+    ]);
+    docker(&["rm", &container]);
+    let steps = [step("env", "echo $PATH; echo $FROM_IMAGE $OVERRIDDEN $HOME; id -u")
+        .image(Some(&image))
+        .env("OVERRIDDEN", "node")];
+    fx.write(".hm/pipeline.json", &envelope("env", &steps, &[], None).to_string());
+    let run = fx.run_json(&[]);
+    docker(&["rmi", &image, &format!("{image}-base")]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(
+        run.logs("env"),
+        ["/opt/tool/bin:/usr/local/bin:/usr/bin:/bin", "image node /root", "0"]
+    );
+    fx.assert_clean();
+}
+
+#[test]
+fn containers_carry_the_run_project_and_step() {
+    if !available() {
+        return;
+    }
+    let fx = Fixture::on(Backend::Docker);
+    fx.write(".hm/config.toml", "[cache]\nscope = \"labelled-project\"\n");
+    let steps = [step("labelled", "echo started; sleep 3")];
+    fx.write(".hm/pipeline.json", &envelope("labels", &steps, &[], None).to_string());
+    let cache = fx.cache().canonicalize().unwrap();
+    let mut labels = Vec::new();
+    let run = fx.run_json_when(&[], "started", || {
+        labels = docker(&[
+            "ps",
+            "--filter",
+            &format!("label=dev.hm.cache={}", cache.display()),
+            "--format",
+            "{{.Label \"dev.hm.step\"}} {{.Label \"dev.hm.project\"}} {{.Label \"dev.hm.run\"}}",
+        ]);
+    });
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(labels.len(), 1, "{labels:?}");
+    let fields: Vec<&str> = labels[0].split(' ').collect();
+    assert_eq!(&fields[..2], ["labelled", "labelled-project"]);
+    assert_eq!(fields[2].len(), 16, "a run id: {labels:?}");
+    fx.assert_clean();
+}
+
+#[test]
+fn memory_and_cpu_limits_from_config_are_applied() {
+    if !available() {
+        return;
+    }
+    let fx = Fixture::on(Backend::Docker);
+    fx.write(".hm/config.toml", "[resources]\nmemory = \"256MiB\"\ncpus = 0.5\n");
+    // cgroup v2, else v1.
+    let cmd = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+               cat /sys/fs/cgroup/cpu.max 2>/dev/null || \
+               echo \"$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"";
+    fx.write(".hm/pipeline.json", &envelope("limits", &[step("limits", cmd)], &[], None).to_string());
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("limits"), ["268435456", "50000 100000"]);
+    fx.assert_clean();
+}
+
+/// A `docker-registry` on 127.0.0.1 with one user, and the test image
+/// pushed to it (then untagged here, so that `hm` has to pull it).
+struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    address: String,
+    image: String,
+}
+
+impl Registry {
+    fn start() -> Option<Self> {
+        if Command::new("docker-registry").arg("--version").output().is_err() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI=true but docker-registry is not installed"
+            );
+            eprintln!("skipping: docker-registry is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let htpasswd = Command::new("htpasswd").args(["-Bbn", "hm", "secret"]).output().unwrap();
+        assert!(htpasswd.status.success());
+        std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n\
+             auth:\n  htpasswd:\n    realm: hm-test\n    path: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("htpasswd").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let image = format!("{address}/hm-test/pulled:{}", std::process::id());
+        let registry = Registry {
+            child,
+            dir,
+            address,
+            image,
+        };
+        // The CLI pushes with its own login, in a config of its own.
+        let cli_config = registry.dir.path().join("cli");
+        let cli = |args: &[&str]| {
+            let out = Command::new("docker")
+                .args(args)
+                .env("DOCKER_CONFIG", &cli_config)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+        };
+        cli(&["login", &registry.address, "-u", "hm", "-p", "secret"]);
+        cli(&["tag", &docker_image(), &registry.image]);
+        cli(&["push", &registry.image]);
+        cli(&["rmi", &registry.image]);
+        Some(registry)
+    }
+
+    /// A Docker client configuration holding `config.json`.
+    fn client_config(&self, name: &str, config: &serde_json::Value) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        dir
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("docker").args(["rmi", &self.image]).output();
+    }
+}
+
+fn pull_run(fx: &Fixture, config: &Path, path: Option<&Path>) -> std::process::Output {
+    let mut command = fx.command(&["run", "--format", "json"]);
+    command.env("DOCKER_CONFIG", config);
+    if let Some(bin) = path {
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        command.env("PATH", path);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn images_are_pulled_with_the_docker_clients_credentials() {
+    if !available() {
+        return;
+    }
+    let Some(registry) = Registry::start() else { return };
+    let fx = Fixture::on(Backend::Docker);
+    let steps = [step("pulled", "cat /etc/debian_version >/dev/null && echo ran").image(Some(&registry.image))];
+    fx.write(".hm/pipeline.json", &envelope("pull", &steps, &[], None).to_string());
+
+    // No credentials: the registry refuses, and that is exit 4 before any step.
+    let anonymous = registry.client_config("anonymous", &serde_json::json!({}));
+    let refused = pull_run(&fx, &anonymous, None);
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("could not be pulled"), "{}", stderr(&refused));
+    assert!(refused.stdout.is_empty());
+
+    // `auths` in config.json.
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("hm:secret");
+    let with_auths = registry.client_config(
+        "auths",
+        &serde_json::json!({"auths": {(format!("http://{}", registry.address)): {"auth": auth}}}),
+    );
+    let pulled = pull_run(&fx, &with_auths, None);
+    assert_eq!(pulled.status.code(), Some(0), "{}", stderr(&pulled));
+    assert!(stderr(&pulled).contains("pulling image"), "{}", stderr(&pulled));
+    assert!(String::from_utf8_lossy(&pulled.stdout).contains("\"line\":\"ran\""));
+    docker(&["rmi", &registry.image]);
+
+    // A credential helper, as `credsStore` names it.
+    let bin = registry.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-hmtest");
+    let mut script = std::fs::File::create(&helper).unwrap();
+    writeln!(
+        script,
+        "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {} ] || exit 1\n\
+         echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"hm\",\"Secret\":\"secret\"}}'",
+        registry.address
+    )
+    .unwrap();
+    drop(script);
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let with_helper = registry.client_config("helper", &serde_json::json!({"credsStore": "hmtest"}));
+    let pulled = pull_run(&fx, &with_helper, Some(&bin));
+    assert_eq!(pulled.status.code(), Some(0), "{}", stderr(&pulled));
+    fx.assert_clean();
+}
