@@ -4,49 +4,23 @@
 //! `cargo bench -p hm --bench cache`; `HM_BENCH_RUNS` (default 5) and
 //! `HM_BENCH_STEPS` (default 50) as in the overhead benchmark.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use common::{env_usize, hm_run, median, ms, time};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
+/// A chain of `steps` steps, each cached `forever`, each writing a file.
 fn chain_project(dir: &Path, steps: usize) {
-    std::fs::create_dir_all(dir.join(".hm")).unwrap();
-    let cache = serde_json::json!({"policy": "forever"});
-    let nodes: Vec<_> = (0..steps)
-        .map(|i| serde_json::json!({"step": {"key": format!("s{i}"), "cmd": format!("echo {i} > /opt/step{i}"), "image": "host", "cache": cache}, "env": {}}))
-        .collect();
-    let edges: Vec<_> = (1..steps).map(|i| serde_json::json!([i - 1, i, "builds_in"])).collect();
-    let envelope = serde_json::json!({"schema_version": "1", "pipelines": [{
-        "slug": "chain", "name": "chain", "allow_manual": true, "triggers": [],
-        "definition": {"version": "0", "nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges}}]});
-    std::fs::write(dir.join(".hm/pipeline.json"), envelope.to_string()).unwrap();
-    std::fs::write(dir.join("README"), "bench\n").unwrap();
+    common::chain_project(dir, steps, |i| {
+        serde_json::json!({"key": format!("s{i}"), "cmd": format!("echo {i} > /opt/step{i}"), "image": "host",
+                           "cache": {"policy": "forever"}})
+    });
 }
 
 fn time_hm(project: &Path, cache: &Path) -> Duration {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_hm"))
-        .args(["run", "--format", "json"])
-        .current_dir(project)
-        .env("HM_CACHE_DIR", cache)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let elapsed = started.elapsed();
-    assert!(output.status.success(), "hm run failed");
-    elapsed
+    time(hm_run(project, cache))
 }
 
 fn main() {

@@ -6,36 +6,22 @@
 //! repetitions (median reported, default 5), `HM_BENCH_STEPS` the chain
 //! length (default 50).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
+use common::{env_usize, median, ms, time_command};
 
 /// A project whose pipeline is a chain of `steps` steps running `true`.
 fn chain_project(root: &Path, steps: usize, image: &str) -> PathBuf {
     let dir = root.join(format!("chain-{steps}-{}", image.replace(':', "_")));
-    std::fs::create_dir_all(dir.join(".hm")).unwrap();
-    let nodes: Vec<_> = (0..steps)
-        .map(|i| serde_json::json!({"step": {"key": format!("s{i}"), "cmd": "true", "image": image}, "env": {}}))
-        .collect();
-    let edges: Vec<_> = (1..steps).map(|i| serde_json::json!([i - 1, i, "builds_in"])).collect();
-    let envelope = serde_json::json!({"schema_version": "1", "pipelines": [{
-        "slug": "chain", "name": "chain", "allow_manual": true, "triggers": [],
-        "definition": {"version": "0", "nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges}}]});
-    std::fs::write(dir.join(".hm/pipeline.json"), envelope.to_string()).unwrap();
-    std::fs::write(dir.join("README"), "bench\n").unwrap();
+    common::chain_project(
+        &dir,
+        steps,
+        |i| serde_json::json!({"key": format!("s{i}"), "cmd": "true", "image": image}),
+    );
     dir
 }
 
@@ -73,17 +59,6 @@ fn time_hm(project: &Path, cache: &Path, user: Option<&str>) -> Duration {
 
 #[path = "../tests/util/rootfs.rs"]
 mod rootfs;
-
-fn time_command(program: &str, args: &[&str]) -> Option<Duration> {
-    let started = Instant::now();
-    let status = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .ok()?;
-    status.success().then(|| started.elapsed())
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.

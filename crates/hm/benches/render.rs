@@ -10,22 +10,13 @@
 //! `cargo bench -p hm --bench render`; `HM_BENCH_RUNS` (default 20) and
 //! `HM_BENCH_STEPS` (default 500).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
+use common::{env_usize, median, ms, time};
 
 /// A pipeline of `steps` steps as users write them: chains of ten off
 /// shared roots, labelled, some cached, with env, joined by a wait.
@@ -55,18 +46,6 @@ def big(base: hm.Target[hm.Step]):
 fn write_project(dir: &Path, file: &str, text: &str) {
     std::fs::create_dir_all(dir.join(".hm")).unwrap();
     std::fs::write(dir.join(".hm").join(file), text).unwrap();
-}
-
-fn time(mut command: Command) -> Duration {
-    let started = Instant::now();
-    let output = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let elapsed = started.elapsed();
-    assert!(output.status.success(), "{command:?} failed");
-    elapsed
 }
 
 fn hm_render(project: &Path, cache: &Path, slug: &str, python: &str) -> Command {

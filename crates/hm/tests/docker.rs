@@ -27,14 +27,21 @@ fn a_stopped_daemon_is_exit_4_before_any_step() {
     let fx = Fixture::on(Backend::Docker);
     let socket = fx.dir.path().join("docker.sock");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    fx.write(".hm/pipeline.json", &envelope("down", &[step("s", "true")], &[], None).to_string());
+    fx.write(
+        ".hm/pipeline.json",
+        &envelope("down", &[step("s", "true")], &[], None).to_string(),
+    );
     let out = fx
         .command(&["run", "--format", "json"])
         .env("DOCKER_HOST", format!("unix://{}", socket.display()))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(out.stdout.is_empty(), "no step started: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "no step started: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = stderr(&out);
     assert!(
         err.contains("cannot reach a Docker daemon") && err.contains(&socket.display().to_string()),
@@ -49,7 +56,11 @@ fn a_stopped_daemon_is_exit_4_before_any_step() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(4));
-    assert!(stderr(&missing).contains("/nonexistent/docker.sock"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("/nonexistent/docker.sock"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[test]
@@ -66,7 +77,11 @@ fn the_host_image_is_refused_with_exit_4() {
     .unwrap();
     let out = fx.hm(&["run"]);
     assert_eq!(out.status.code(), Some(4));
-    assert!(stderr(&out).contains("only for the sandbox backend"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only for the sandbox backend"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The container as a step sees it, equal in two steps exactly when they ran
@@ -113,11 +128,7 @@ fn steps_see_the_images_environment_then_their_own() {
     }
     let fx = Fixture::on(Backend::Docker);
     let image = format!("hm-test/env-{}", std::process::id());
-    docker(&[
-        "tag",
-        &docker_image(),
-        &format!("{image}-base"),
-    ]);
+    docker(&["tag", &docker_image(), &format!("{image}-base")]);
     // An image whose config sets PATH and a variable, as Dockerfiles do.
     let container = docker(&["create", &format!("{image}-base"), "true"])[0].clone();
     docker(&[
@@ -185,7 +196,10 @@ fn memory_and_cpu_limits_from_config_are_applied() {
     let cmd = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
                cat /sys/fs/cgroup/cpu.max 2>/dev/null || \
                echo \"$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"";
-    fx.write(".hm/pipeline.json", &envelope("limits", &[step("limits", cmd)], &[], None).to_string());
+    fx.write(
+        ".hm/pipeline.json",
+        &envelope("limits", &[step("limits", cmd)], &[], None).to_string(),
+    );
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("limits"), ["268435456", "50000 100000"]);
@@ -212,10 +226,17 @@ impl Registry {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let htpasswd = Command::new("htpasswd").args(["-Bbn", "hm", "secret"]).output().unwrap();
+        let htpasswd = Command::new("htpasswd")
+            .args(["-Bbn", "hm", "secret"])
+            .output()
+            .unwrap();
         assert!(htpasswd.status.success());
         std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let address = format!("127.0.0.1:{port}");
         let config = format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n\
