@@ -1,21 +1,35 @@
-//! Embeds the Python SDK (`sdk/python/harmont`) into the crate: writes
-//! `python_sdk.rs` with every file of the package as `(path, bytes)`.
+//! Embeds the SDKs into the crate: `python_sdk.rs` lists every file of
+//! `sdk/python/harmont`, `typescript_sdk.rs` every file of
+//! `sdk/typescript/src`, each as `(path under the SDK root, bytes)`.
 
 use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let sdk = manifest.join("../../sdk/python");
-    let package = sdk.join("harmont");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let sdk = manifest.join("../../sdk");
+    embed(
+        &sdk.join("python"),
+        "harmont",
+        &[".py", "py.typed"],
+        &out.join("python_sdk.rs"),
+    );
+    embed(&sdk.join("typescript"), "src", &[".ts"], &out.join("typescript_sdk.rs"));
+}
+
+/// Writes `SDK_FILES` for the files under `root/dir` whose names end with
+/// one of `suffixes`.
+fn embed(root: &Path, dir: &str, suffixes: &[&str], dest: &Path) {
+    let package = root.join(dir);
     println!("cargo:rerun-if-changed={}", package.display());
     let mut files = Vec::new();
-    collect(&package, &mut files);
+    collect(&package, suffixes, &mut files);
     files.sort();
-    let mut out = String::from("/// Every file of the `harmont` package: path under the SDK root, contents.\n");
+    let mut out = String::from("/// Every file of the SDK: path under the SDK root, contents.\n");
     out.push_str("pub(crate) const SDK_FILES: &[(&str, &[u8])] = &[\n");
     for file in &files {
         let rel = file
-            .strip_prefix(&sdk)
+            .strip_prefix(root)
             .expect("under the SDK")
             .to_str()
             .expect("UTF-8 path");
@@ -26,20 +40,20 @@ fn main() {
         ));
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("python_sdk.rs");
-    std::fs::write(dest, out).expect("write python_sdk.rs");
+    std::fs::write(dest, out).expect("write the SDK list");
 }
 
-/// The package's source files: `.py` and `py.typed`, no caches.
-fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read the SDK directory") {
+/// The SDK's source files, without caches.
+fn collect(dir: &Path, suffixes: &[&str], files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries {
         let path = entry.expect("read the SDK directory").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if path.is_dir() {
-            if name != "__pycache__" {
-                collect(&path, files);
+            if name != "__pycache__" && name != "node_modules" {
+                collect(&path, suffixes, files);
             }
-        } else if name.ends_with(".py") || name == "py.typed" {
+        } else if suffixes.iter().any(|s| name.ends_with(s)) {
             files.push(path);
         }
     }

@@ -12,7 +12,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error("`{}`:{line}:{column}: {message}{}", file.display(), at.as_ref().map(|a| format!(" (at `{a}`)")).unwrap_or_default())]
-    Json {
+    Parse {
         file: PathBuf,
         line: usize,
         column: usize,
@@ -22,8 +22,6 @@ pub enum LoadError {
     },
     #[error("`{}`: unsupported `schema_version` `{found}` (this hm reads `{}`)", file.display(), hm_ir::ENVELOPE_SCHEMA_VERSION)]
     SchemaVersion { file: PathBuf, found: String },
-    #[error("`{}`: {language} pipeline files are not supported by this hm yet; use a `.json` envelope", file.display())]
-    Unsupported { file: PathBuf, language: &'static str },
     #[error("`{}`: evaluating Python pipelines needs `python3` {}.{} or newer, and `{}` was not found; install Python or set HM_PYTHON to an interpreter", file.display(), crate::MIN_PYTHON.0, crate::MIN_PYTHON.1, python.display())]
     NoPython { file: PathBuf, python: PathBuf },
     #[error("`{}`: evaluating Python pipelines needs Python {}.{} or newer, and `{}` is Python {version}; install a newer one or set HM_PYTHON to it", file.display(), crate::MIN_PYTHON.0, crate::MIN_PYTHON.1, python.display())]
@@ -33,9 +31,9 @@ pub enum LoadError {
         version: String,
     },
     #[error("`{}`: {what}\n{traceback}", file.display())]
-    Python {
+    Evaluation {
         file: PathBuf,
-        /// "has a syntax error" or "raised an error".
+        /// "the pipeline file has a syntax error", "... raised an error".
         what: &'static str,
         traceback: String,
     },

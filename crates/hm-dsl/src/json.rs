@@ -18,7 +18,7 @@ pub(crate) fn evaluate(path: &Path, rel: &Path) -> Result<Envelope, LoadError> {
         let inner = err.into_inner();
         let located = inner.to_string();
         let suffix = format!(" at line {} column {}", inner.line(), inner.column());
-        LoadError::Json {
+        LoadError::Parse {
             file: rel.to_owned(),
             line: inner.line(),
             column: inner.column(),

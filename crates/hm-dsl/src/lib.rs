@@ -6,11 +6,13 @@
 //! came from. Every pipeline is validated here, so a caller never sees an
 //! envelope that cannot be planned. JSON files are read directly, Python
 //! files are evaluated by the system `python3` with the SDK this crate
-//! embeds ([`python`]); TypeScript files are reported as not yet supported.
+//! embeds ([`python`]), TypeScript and JavaScript files by an embedded
+//! JavaScript engine with the TypeScript SDK ([`typescript`]).
 
 mod error;
 mod json;
 pub mod python;
+mod typescript;
 
 use std::path::{Path, PathBuf};
 
@@ -65,15 +67,6 @@ impl Language {
             _ => None,
         }
     }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Json => "JSON",
-            Self::Python => "Python",
-            Self::TypeScript => "TypeScript",
-            Self::JavaScript => "JavaScript",
-        }
-    }
 }
 
 impl Project {
@@ -119,45 +112,44 @@ impl Project {
     pub fn load(&self, python: &PythonOptions) -> Result<Loaded, LoadError> {
         let files = self.pipeline_files()?;
         let rel = |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).to_owned();
-        let py_files: Vec<PathBuf> = files
-            .iter()
-            .filter(|f| Language::of(f) == Some(Language::Python))
-            .cloned()
-            .collect();
-        let mut from_python = match py_files.first() {
+        let of = |wanted: &[Language]| -> Vec<PathBuf> {
+            files
+                .iter()
+                .filter(|f| Language::of(f).is_some_and(|l| wanted.contains(&l)))
+                .cloned()
+                .collect()
+        };
+        // Each evaluator takes all its files at once; their pipelines are
+        // then placed in file order.
+        let py_files = of(&[Language::Python]);
+        let mut evaluated = match py_files.first() {
             Some(first) => python::evaluate(&self.root, &py_files, &rel(first), python)?,
             None => Vec::new(),
         };
+        let script_files = of(&[Language::TypeScript, Language::JavaScript]);
+        if let Some(first) = script_files.first() {
+            evaluated.extend(typescript::evaluate(&self.root, &script_files, &rel(first))?);
+        }
         let mut loaded = Loaded {
             envelope: Envelope::new(),
             sources: Vec::new(),
         };
         for path in &files {
             let rel = rel(path);
-            match Language::of(path) {
-                Some(Language::Json) => {
-                    for pipeline in json::evaluate(path, &rel)?.pipelines {
-                        loaded.add(pipeline, rel.clone())?;
-                    }
+            if Language::of(path) == Some(Language::Json) {
+                for pipeline in json::evaluate(path, &rel)?.pipelines {
+                    loaded.add(pipeline, rel.clone())?;
                 }
-                Some(Language::Python) => {
-                    let (mine, rest) = from_python.into_iter().partition(|(_, source)| *source == rel);
-                    from_python = rest;
-                    for (pipeline, source) in mine {
-                        loaded.add(pipeline, source)?;
-                    }
-                }
-                Some(lang) => {
-                    return Err(LoadError::Unsupported {
-                        file: rel,
-                        language: lang.name(),
-                    })
-                }
-                None => {}
+                continue;
+            }
+            let (mine, rest) = evaluated.into_iter().partition(|(_, source)| *source == rel);
+            evaluated = rest;
+            for (pipeline, source) in mine {
+                loaded.add(pipeline, source)?;
             }
         }
         // Pipelines defined in modules that the pipeline files import.
-        for (pipeline, source) in from_python {
+        for (pipeline, source) in evaluated {
             loaded.add(pipeline, source)?;
         }
         Ok(loaded)

@@ -68,16 +68,27 @@ impl PythonOptions {
 /// A pipeline and the file (relative to the project root) that defined it.
 pub(crate) type Sourced = (Pipeline, PathBuf);
 
+/// What an SDK's renderer returns: the envelope, and the file of each of
+/// its pipelines.
+#[derive(Deserialize)]
+pub(crate) struct Rendered {
+    envelope: hm_ir::Envelope,
+    sources: Vec<PathBuf>,
+}
+
+impl Rendered {
+    /// The pipelines with their files; `None` when the two lists differ.
+    pub(crate) fn into_sourced(self) -> Option<Vec<Sourced>> {
+        (self.sources.len() == self.envelope.pipelines.len())
+            .then(|| self.envelope.pipelines.into_iter().zip(self.sources).collect())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Reply {
-    Ok {
-        envelope: hm_ir::Envelope,
-        sources: Vec<PathBuf>,
-    },
-    Err {
-        error: Failure,
-    },
+    Ok(Rendered),
+    Err { error: Failure },
 }
 
 #[derive(Deserialize)]
@@ -146,16 +157,11 @@ pub(crate) fn evaluate(
         detail: format!("its reply is not an envelope: {err}"),
     })?;
     match reply {
-        Reply::Ok { envelope, sources } => {
-            if sources.len() != envelope.pipelines.len() {
-                return Err(LoadError::PythonFailed {
-                    file: first.to_owned(),
-                    python,
-                    detail: "its reply names a file for some pipelines only".into(),
-                });
-            }
-            Ok(envelope.pipelines.into_iter().zip(sources).collect())
-        }
+        Reply::Ok(rendered) => rendered.into_sourced().ok_or_else(|| LoadError::PythonFailed {
+            file: first.to_owned(),
+            python,
+            detail: "its reply names a file for some pipelines only".into(),
+        }),
         Reply::Err { error } => Err(failure(error, first, python)),
     }
 }
@@ -168,7 +174,7 @@ fn failure(error: Failure, first: &Path, python: PathBuf) -> LoadError {
             python,
             version: error.version.unwrap_or_else(|| "unknown".into()),
         },
-        kind => LoadError::Python {
+        kind => LoadError::Evaluation {
             file,
             what: if kind == "syntax" {
                 "the pipeline file has a syntax error"

@@ -103,12 +103,6 @@ fn invalid_pipeline_names_file_and_step() {
     );
 }
 
-#[test]
-fn typescript_is_named_as_not_supported_yet() {
-    let dir = project(&[("pipeline.ts", "export default []")]);
-    assert!(load_err(dir.path()).contains("`.hm/pipeline.ts`: TypeScript pipeline files"));
-}
-
 /// Python files are evaluated by the real `python3` and merged with JSON
 /// files in file-name order.
 #[test]
