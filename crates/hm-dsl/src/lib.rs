@@ -13,13 +13,15 @@ mod error;
 mod json;
 pub mod python;
 mod typescript;
+#[doc(hidden)]
+pub use typescript::{run_script_tests, TestOutcome};
 
 use std::path::{Path, PathBuf};
 
 use hm_ir::{Envelope, Pipeline};
 
 pub use error::LoadError;
-pub use python::{PythonOptions, MIN_PYTHON};
+pub use python::{EvalOptions, MIN_PYTHON};
 
 /// The folder, under a project root, that holds pipeline files.
 pub const HM_DIR: &str = ".hm";
@@ -109,7 +111,7 @@ impl Project {
     /// Evaluates every pipeline file, merges their pipelines and validates
     /// each one. Pipelines come in file-name order; the Python files are
     /// evaluated together, in one interpreter.
-    pub fn load(&self, python: &PythonOptions) -> Result<Loaded, LoadError> {
+    pub fn load(&self, python: &EvalOptions) -> Result<Loaded, LoadError> {
         let files = self.pipeline_files()?;
         let rel = |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).to_owned();
         let of = |wanted: &[Language]| -> Vec<PathBuf> {
@@ -128,7 +130,12 @@ impl Project {
         };
         let script_files = of(&[Language::TypeScript, Language::JavaScript]);
         if let Some(first) = script_files.first() {
-            evaluated.extend(typescript::evaluate(&self.root, &script_files, &rel(first))?);
+            evaluated.extend(typescript::evaluate(
+                &self.root,
+                &script_files,
+                &rel(first),
+                python.sdk_root.as_deref(),
+            )?);
         }
         let mut loaded = Loaded {
             envelope: Envelope::new(),

@@ -43,20 +43,22 @@ sys.exit(main(sys.argv[3:]))
 /// site directory, and without `site` at start-up (see [`BOOTSTRAP`]).
 const FLAGS: &[&str] = &["-I", "-S"];
 
-/// How Python pipeline files are evaluated.
+/// How pipeline code is evaluated: the Python interpreter, and where the
+/// SDKs are unpacked or kept compiled.
 #[derive(Debug, Clone)]
-pub struct PythonOptions {
+pub struct EvalOptions {
     /// The interpreter: `HM_PYTHON`, else `python3` from `PATH`.
     pub interpreter: OsString,
-    /// Where the SDK and the bytecode cache go (`<cache>/sdk`); `None` when
-    /// no cache directory is known.
+    /// Where the SDKs and their bytecode go (`<cache>/sdk`); `None` when no
+    /// cache directory is known (Python files then cannot be evaluated,
+    /// TypeScript files are compiled afresh every time).
     pub sdk_root: Option<PathBuf>,
 }
 
-impl PythonOptions {
+impl EvalOptions {
     /// `HM_PYTHON` or `python3`, with the SDK under `cache_dir/sdk`.
     pub fn from_env(cache_dir: Option<&Path>) -> Self {
-        PythonOptions {
+        EvalOptions {
             interpreter: std::env::var_os("HM_PYTHON")
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "python3".into()),
@@ -110,7 +112,7 @@ pub(crate) fn evaluate(
     root: &Path,
     files: &[PathBuf],
     first: &Path,
-    options: &PythonOptions,
+    options: &EvalOptions,
 ) -> Result<Vec<Sourced>, LoadError> {
     let python = PathBuf::from(&options.interpreter);
     let sdk_root = options
@@ -212,7 +214,7 @@ pub fn unpack(sdk_root: &Path) -> Result<PathBuf, LoadError> {
         move |source| LoadError::Io { path, source }
     };
     std::fs::create_dir_all(sdk_root).map_err(io(sdk_root))?;
-    remove_stale_copies(sdk_root, &dir);
+    remove_stale_copies(sdk_root, "python", &dir);
     let tmp = tempfile::Builder::new()
         .prefix(".python-")
         .tempdir_in(sdk_root)
@@ -236,10 +238,11 @@ pub fn unpack(sdk_root: &Path) -> Result<PathBuf, LoadError> {
     }
 }
 
-/// Removes the temporary copies of processes killed while unpacking, and
-/// the SDKs of other `hm` versions (with their bytecode) unused for a day;
-/// an older `hm` still in use unpacks its own again.
-fn remove_stale_copies(sdk_root: &Path, keep: &Path) {
+/// Removes, under `sdk_root`, the temporary copies (`.KIND-*`) of processes
+/// killed while writing one, and the SDKs of other `hm` versions (`KIND-*`
+/// other than `keep`, with their Python bytecode) unused for a day; an
+/// older `hm` still in use writes its own again.
+pub(crate) fn remove_stale_copies(sdk_root: &Path, kind: &str, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(sdk_root) else {
         return;
     };
@@ -251,12 +254,13 @@ fn remove_stale_copies(sdk_root: &Path, keep: &Path) {
             .and_then(|t| t.elapsed().ok())
             .unwrap_or_default()
     };
+    let (tmp, done) = (format!(".{kind}-"), format!("{kind}-"));
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name.starts_with(".python-") && age(&entry) > Duration::from_secs(600) {
+        if name.starts_with(&tmp) && age(&entry) > Duration::from_secs(600) {
             let _ = std::fs::remove_dir_all(&path);
-        } else if name.starts_with("python-") && path != keep && age(&entry) > Duration::from_secs(86400) {
+        } else if name.starts_with(&done) && path != keep && age(&entry) > Duration::from_secs(86400) {
             let _ = std::fs::remove_dir_all(&path);
             // `sys.pycache_prefix` mirrors the source's absolute path.
             if let Ok(rel) = path.strip_prefix("/") {

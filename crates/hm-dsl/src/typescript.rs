@@ -8,10 +8,13 @@
 //! the envelope. A thrown error comes back with the frames of the user's
 //! own files, at their lines in the TypeScript source.
 
+mod cache;
 mod graph;
 mod transpile;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::{Array, Context, Ctx, Function, Module, Object, Runtime, Value};
@@ -19,7 +22,8 @@ use sha2::Digest;
 
 use crate::python::{Rendered, Sourced};
 use crate::LoadError;
-use graph::{sdk_name, Graph};
+use cache::{Compiled, SdkCache};
+use graph::{sdk_name, Graph, SDK_PREFIX};
 
 include!(concat!(env!("OUT_DIR"), "/typescript_sdk.rs"));
 
@@ -29,64 +33,198 @@ const SDK_INDEX: &str = "src/index.ts";
 /// Memory one evaluation may use.
 const MEMORY_LIMIT: usize = 1 << 30;
 
-/// Evaluates the TypeScript and JavaScript pipeline files `files`
-/// (absolute, in order) of the project at `root`.
-pub(crate) fn evaluate(root: &Path, files: &[PathBuf], first: &Path) -> Result<Vec<Sourced>, LoadError> {
-    let graph = Graph::build(root, files)?;
-    let names: Vec<String> = files
-        .iter()
-        .map(|f| f.strip_prefix(root).unwrap_or(f).to_string_lossy().into_owned())
-        .collect();
-    let failed = |message: String| LoadError::Evaluation {
-        file: first.to_owned(),
+/// A runtime with a project's module graph loaded and the host functions
+/// the SDK needs.
+struct Engine {
+    graph: Graph,
+    _runtime: Runtime,
+    context: Context,
+    cache: SdkCache,
+    /// Bytecode of the SDK modules compiled in this run (none when the SDK
+    /// came from the cache).
+    compiled: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+}
+
+/// A failure of the engine itself (not of the user's code), for `file`.
+fn engine_failed(file: &Path) -> impl Fn(String) -> LoadError + '_ {
+    move |message| LoadError::Evaluation {
+        file: file.to_owned(),
         what: "the JavaScript engine failed",
         traceback: message,
-    };
-    let runtime = Runtime::new().map_err(|e| failed(e.to_string()))?;
-    runtime.set_memory_limit(MEMORY_LIMIT);
-    let codes = graph
-        .modules
-        .iter()
-        .map(|(name, module)| (name.clone(), module.transpiled.code.clone()))
-        .collect();
-    let links = Links {
-        links: graph.links.clone(),
-        names: graph.modules.keys().cloned().collect(),
-    };
-    runtime.set_loader(links, Codes(codes));
-    let context = Context::full(&runtime).map_err(|e| failed(e.to_string()))?;
-    let rendered: Result<String, LoadError> = context.with(|ctx| {
-        let sha256 = Function::new(ctx.clone(), |text: String| -> String {
-            sha2::Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
-        .map_err(|e| failed(e.to_string()))?;
-        ctx.globals()
-            .set("__hm_sha256", sha256)
+    }
+}
+
+impl Engine {
+    /// Transpiles and checks `entries` (absolute) and all they import; the
+    /// SDK comes compiled from `sdk_root` when an earlier run left it there.
+    fn new(root: &Path, entries: &[PathBuf], first: &Path, sdk_root: Option<&Path>) -> Result<Self, LoadError> {
+        let cache = SdkCache::new(sdk_root);
+        let graph = Graph::build(root, entries, cache.load().unwrap_or_default())?;
+        let failed = engine_failed(first);
+        let runtime = Runtime::new().map_err(|e| failed(e.to_string()))?;
+        runtime.set_memory_limit(MEMORY_LIMIT);
+        let codes = graph
+            .modules
+            .iter()
+            .map(|(name, module)| {
+                let source = match &module.bytecode {
+                    Some(bytecode) => Source::Bytecode(bytecode.clone()),
+                    None => Source::Code(module.transpiled.code.clone()),
+                };
+                (name.clone(), source)
+            })
+            .collect();
+        let compiled = Arc::new(Mutex::new(BTreeMap::new()));
+        let links = Links {
+            links: graph.links.clone(),
+            names: graph.modules.keys().cloned().collect(),
+        };
+        runtime.set_loader(
+            links,
+            Codes {
+                sources: codes,
+                compiled: compiled.clone(),
+            },
+        );
+        let context = Context::full(&runtime).map_err(|e| failed(e.to_string()))?;
+        context
+            .with(|ctx| {
+                let sha256 = Function::new(ctx.clone(), |text: String| -> String {
+                    sha2::Sha256::digest(text.as_bytes())
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                })?;
+                ctx.globals().set("__hm_sha256", sha256)?;
+                install_console(&ctx)
+            })
             .map_err(|e| failed(e.to_string()))?;
-        install_console(&ctx).map_err(|e| failed(e.to_string()))?;
+        Ok(Engine {
+            graph,
+            _runtime: runtime,
+            context,
+            cache,
+            compiled,
+        })
+    }
+
+    /// Keeps the SDK modules this run compiled, for the next run.
+    fn keep_compiled(mut self) {
+        let bytecode = std::mem::take(&mut *self.compiled.lock().unwrap_or_else(|p| p.into_inner()));
+        if bytecode.is_empty() {
+            return;
+        }
+        let modules = bytecode
+            .into_iter()
+            .filter_map(|(name, bytecode)| {
+                let module = self.graph.modules.remove(&name)?;
+                Some((
+                    name,
+                    Compiled {
+                        transpiled: module.transpiled,
+                        bytecode,
+                    },
+                ))
+            })
+            .collect();
+        self.cache.store(modules);
+    }
+}
+
+/// The module name of a project file.
+fn module_name(root: &Path, file: &Path) -> String {
+    file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned()
+}
+
+/// Evaluates the TypeScript and JavaScript pipeline files `files`
+/// (absolute, in order) of the project at `root`.
+pub(crate) fn evaluate(
+    root: &Path,
+    files: &[PathBuf],
+    first: &Path,
+    sdk_root: Option<&Path>,
+) -> Result<Vec<Sourced>, LoadError> {
+    let engine = Engine::new(root, files, first, sdk_root)?;
+    let failed = engine_failed(first);
+    let graph = &engine.graph;
+    let rendered: serde_json::Value = engine.context.with(|ctx| {
         let list = Array::new(ctx.clone()).map_err(|e| failed(e.to_string()))?;
-        for (i, name) in names.iter().enumerate() {
-            let namespace = import(&ctx, name).map_err(|thrown| thrown.into_error(&graph, Path::new(name)))?;
+        for (i, file) in files.iter().enumerate() {
+            let name = module_name(root, file);
+            let namespace = import(&ctx, &name).map_err(|thrown| thrown.into_error(graph, Path::new(&name)))?;
             let entry = Object::new(ctx.clone()).map_err(|e| failed(e.to_string()))?;
             entry.set("file", name.as_str()).map_err(|e| failed(e.to_string()))?;
             entry.set("exports", namespace).map_err(|e| failed(e.to_string()))?;
             list.set(i, entry).map_err(|e| failed(e.to_string()))?;
         }
-        let sdk = import(&ctx, &sdk_name(SDK_INDEX)).map_err(|thrown| thrown.into_error(&graph, first))?;
-        let render: Function = sdk.get("__render").map_err(|e| failed(e.to_string()))?;
-        render
-            .call::<_, String>((list,))
-            .map_err(|e| Thrown::caught(&ctx, e).into_error(&graph, first))
-    });
-    let rendered = rendered?;
+        let sdk = import(&ctx, &sdk_name(SDK_INDEX)).map_err(|thrown| thrown.into_error(graph, first))?;
+        let render: Function = sdk.get("__renderValue").map_err(|e| failed(e.to_string()))?;
+        let value = render
+            .call::<_, Value>((list,))
+            .map_err(|e| Thrown::caught(&ctx, e).into_error(graph, first))?;
+        // A string is JSON; an object is read property by property, which
+        // costs less than JSON in QuickJS and back in Rust.
+        match value.as_string() {
+            Some(text) => {
+                let text = text.to_string().map_err(|e| failed(e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| failed(format!("the SDK rendered something else: {e}")))
+            }
+            None => to_json(&value).map_err(&failed),
+        }
+    })?;
+    engine.keep_compiled();
     let rendered: Rendered =
-        serde_json::from_str(&rendered).map_err(|e| failed(format!("the SDK rendered something else: {e}")))?;
+        serde_json::from_value(rendered).map_err(|e| failed(format!("the SDK rendered something else: {e}")))?;
     rendered
         .into_sourced()
         .ok_or_else(|| failed("the SDK named a file for some pipelines only".to_owned()))
+}
+
+/// One test of a script test suite and how it ended: `Err` holds the
+/// error, with the frames of the suite's own files.
+#[derive(Debug)]
+pub struct TestOutcome {
+    pub file: PathBuf,
+    pub name: String,
+    pub result: Result<(), String>,
+}
+
+/// Runs the test suites `files` (absolute, under `root`) in the embedded
+/// engine: each exports `tests`, an object of functions; every function
+/// is called, and a throw fails it. Used by the SDK's own test suite.
+#[doc(hidden)]
+pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcome>, LoadError> {
+    let first = files.first().map(|f| module_name(root, f)).unwrap_or_default();
+    let engine = Engine::new(root, files, Path::new(&first), None)?;
+    let graph = &engine.graph;
+    engine.context.with(|ctx| {
+        let mut outcomes = Vec::new();
+        for file in files {
+            let name = module_name(root, file);
+            let namespace = import(&ctx, &name).map_err(|thrown| thrown.into_error(graph, Path::new(&name)))?;
+            let tests: Object = namespace
+                .get("tests")
+                .map_err(|_| engine_failed(Path::new(&name))("it exports no `tests` object".to_owned()))?;
+            for key in tests.keys::<String>() {
+                let Ok(test) = key else { continue };
+                let function: Function = tests
+                    .get(test.as_str())
+                    .map_err(|e| engine_failed(Path::new(&name))(e.to_string()))?;
+                let result = function.call::<_, Value>(()).map(drop).map_err(|e| {
+                    match Thrown::caught(&ctx, e).into_error(graph, Path::new(&name)) {
+                        LoadError::Evaluation { traceback, .. } => traceback,
+                        other => other.to_string(),
+                    }
+                });
+                outcomes.push(TestOutcome {
+                    file: PathBuf::from(&name),
+                    name: test,
+                    result,
+                });
+            }
+        }
+        Ok(outcomes)
+    })
 }
 
 /// `console.log` and friends, writing to stderr as Python's `print` does
@@ -153,8 +291,19 @@ impl Resolver for Links {
     }
 }
 
-/// Module name to transpiled code.
-struct Codes(std::collections::BTreeMap<String, String>);
+/// What a module is loaded from.
+enum Source {
+    Code(String),
+    /// Bytecode this program wrote, checked against its hash on reading.
+    Bytecode(Vec<u8>),
+}
+
+/// Module name to its source; SDK modules compiled from code leave their
+/// bytecode in `compiled`.
+struct Codes {
+    sources: BTreeMap<String, Source>,
+    compiled: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+}
 
 impl Loader for Codes {
     fn load<'js>(
@@ -163,9 +312,74 @@ impl Loader for Codes {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, rquickjs::module::Declared>> {
-        let code = self.0.get(name).ok_or_else(|| rquickjs::Error::new_loading(name))?;
-        Module::declare(ctx.clone(), name, code.as_str())
+        match self
+            .sources
+            .get(name)
+            .ok_or_else(|| rquickjs::Error::new_loading(name))?
+        {
+            // SAFETY: the bytes are bytecode QuickJS wrote for this engine
+            // version (the cache is keyed by it), and their BLAKE3 hash
+            // matched the one recorded when they were written.
+            Source::Bytecode(bytes) => unsafe { Module::load(ctx.clone(), bytes) },
+            Source::Code(code) => {
+                let module = Module::declare(ctx.clone(), name, code.as_str())?;
+                if name.starts_with(SDK_PREFIX) {
+                    if let Ok(bytes) = module.write(rquickjs::module::WriteOptions::default()) {
+                        self.compiled
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(name.to_owned(), bytes);
+                    }
+                }
+                Ok(module)
+            }
+        }
     }
+}
+
+/// A JavaScript value as JSON: what `JSON.stringify` would give, read
+/// straight from the engine's objects.
+fn to_json(value: &Value<'_>) -> Result<serde_json::Value, String> {
+    use rquickjs::Type;
+    Ok(match value.type_of() {
+        Type::Null | Type::Undefined => serde_json::Value::Null,
+        Type::Bool => serde_json::Value::Bool(value.as_bool().unwrap_or_default()),
+        Type::Int => serde_json::Value::from(value.as_int().unwrap_or_default()),
+        Type::Float => {
+            let float = value.as_float().unwrap_or_default();
+            if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                serde_json::Value::from(float as i64)
+            } else {
+                serde_json::Number::from_f64(float).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+        }
+        Type::String => serde_json::Value::String(
+            value
+                .as_string()
+                .and_then(|s| s.to_string().ok())
+                .ok_or("a string that is not Unicode")?,
+        ),
+        Type::Array => {
+            let array = value.as_array().ok_or("not an array")?;
+            let mut items = Vec::with_capacity(array.len());
+            for item in array.iter::<Value>() {
+                items.push(to_json(&item.map_err(|e| e.to_string())?)?);
+            }
+            serde_json::Value::Array(items)
+        }
+        Type::Object => {
+            let object = value.as_object().ok_or("not an object")?;
+            let mut map = serde_json::Map::new();
+            for prop in object.props::<String, Value>() {
+                let (key, item) = prop.map_err(|e| e.to_string())?;
+                if !item.is_undefined() {
+                    map.insert(key, to_json(&item)?);
+                }
+            }
+            serde_json::Value::Object(map)
+        }
+        other => return Err(format!("the SDK rendered a {other} value")),
+    })
 }
 
 /// A JavaScript exception, as text.

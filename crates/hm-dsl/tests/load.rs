@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use hm_dsl::{LoadError, Project, PythonOptions};
+use hm_dsl::{EvalOptions, LoadError, Project};
 
 fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -25,8 +25,8 @@ fn envelope(slug: &str, keys: &[&str]) -> String {
 
 /// Evaluation options with the SDK unpacked under the project's own
 /// temporary directory.
-fn options(dir: &Path) -> PythonOptions {
-    PythonOptions {
+fn options(dir: &Path) -> EvalOptions {
+    EvalOptions {
         interpreter: "python3".into(),
         sdk_root: Some(dir.join("cache/sdk")),
     }

@@ -1,7 +1,8 @@
-//! Evaluating a Python pipeline: `hm render` of a 500-step pipeline, whole
-//! process, beside the interpreter's own start-up, a 1-step pipeline (start-up
-//! and the SDK's import) and the same 500 steps read from JSON. Prints a
-//! Markdown table.
+//! Evaluating pipeline code: `hm render` of a 500-step pipeline, whole
+//! process, written in TypeScript (the embedded engine) and in Python (the
+//! system interpreter), beside Python's own start-up, 1-step pipelines
+//! (the fixed costs) and the same 500 steps read from JSON. The TypeScript
+//! and Python files must render the same IR. Prints a Markdown table.
 //!
 //! `hm` runs the interpreter named by `HM_PYTHON`; the benchmark sets it to
 //! the real executable behind `python3` (a version manager's shim, such as
@@ -43,6 +44,33 @@ def big(base: hm.Target[hm.Step]):
     )
 }
 
+/// The same pipeline in TypeScript.
+fn typescript_pipeline(steps: usize) -> String {
+    format!(
+        r#"import {{ onChange, pipeline, sh, target, ttl, wait, type Step }} from "@harmont/hm";
+
+const base = target("base", () => sh("apt-get update", {{ label: "base", image: "host", cache: ttl("1d") }}));
+
+const tails: Step[] = [];
+const chains = Math.floor(({steps} - 1) / 10);
+const rest = ({steps} - 1) % 10;
+for (let c = 0; c < chains + (rest ? 1 : 0); c++) {{
+  let step = base();
+  for (let s = 0; s < (c < chains ? 10 : rest); s++) {{
+    const cache = s === 0 ? onChange(`src/${{c}}/**`) : undefined;
+    step = step.sh(`make -C src/${{c}} part${{s}}`, {{ label: `chain ${{c}} step ${{s}}`, cache, env: {{ PART: String(s) }} }});
+  }}
+  tails.push(step);
+}}
+
+export default {{
+  slug: "big",
+  pipeline: pipeline([tails.slice(0, -1), wait(), tails[tails.length - 1]], {{ env: {{ CI: "1" }} }}),
+}};
+"#
+    )
+}
+
 fn write_project(dir: &Path, file: &str, text: &str) {
     std::fs::create_dir_all(dir.join(".hm")).unwrap();
     std::fs::write(dir.join(".hm").join(file), text).unwrap();
@@ -68,7 +96,14 @@ fn main() {
         root.path().join("small"),
         root.path().join("json"),
     );
+    let (big_ts, small_ts) = (root.path().join("big-ts"), root.path().join("small-ts"));
     write_project(&big, "pipeline.py", &python_pipeline(steps));
+    write_project(&big_ts, "pipeline.ts", &typescript_pipeline(steps));
+    write_project(
+        &small_ts,
+        "pipeline.ts",
+        "import { sh } from \"@harmont/hm\";\nexport default { slug: \"small\", pipeline: sh(\"true\") };\n",
+    );
     write_project(
         &small,
         "pipeline.py",
@@ -83,6 +118,15 @@ fn main() {
         .unwrap();
     assert!(envelope.status.success(), "hm pipelines failed");
     write_project(&json, "pipeline.json", &String::from_utf8(envelope.stdout).unwrap());
+    let rendered = |dir: &Path| {
+        let out = hm_render(dir, &cache, "big", "python3").output().unwrap();
+        assert!(out.status.success(), "hm render failed in {}", dir.display());
+        out.stdout
+    };
+    assert!(
+        rendered(&big) == rendered(&big_ts),
+        "the Python and TypeScript pipelines differ"
+    );
 
     let sample = |make: &dyn Fn() -> Command| {
         time(make()); // warm: page cache, the SDK unpacked, bytecode written
@@ -102,10 +146,17 @@ fn main() {
     let big_t = sample(&|| hm_render(&big, &cache, "big", &python));
     let shim_t = sample(&|| hm_render(&big, &cache, "big", "python3"));
     let json_t = sample(&|| hm_render(&json, &cache, "big", &python));
+    let ts_small = sample(&|| hm_render(&small_ts, &cache, "small", &python));
+    let ts_big = sample(&|| hm_render(&big_ts, &cache, "big", &python));
     let share = |d: Duration| format!("{:.0}%", 100.0 * d.as_secs_f64() / big_t.as_secs_f64());
 
-    println!("\nrendering a {steps}-step Python pipeline, whole process (median of {runs} runs, {python})\n");
+    println!("\nrendering a {steps}-step pipeline, whole process (median of {runs} runs, {python})\n");
     let rows = [
+        (format!("`hm render` of the {steps}-step TypeScript pipeline"), ts_big),
+        (
+            "`hm render` of a 1-step TypeScript pipeline (fixed cost)".to_owned(),
+            ts_small,
+        ),
         ("`python3 -I -S -c pass` (interpreter start-up)".to_owned(), interpreter),
         (
             "`hm render` of a 1-step Python pipeline (start-up, SDK import, hm)".to_owned(),
@@ -118,9 +169,14 @@ fn main() {
             json_t,
         ),
     ];
-    println!("| measurement | wall time | share of the {steps}-step render |");
+    println!("| measurement | wall time | share of the {steps}-step Python render |");
     println!("|---|---:|---:|");
     for (what, time) in rows {
         println!("| {what} | {} | {} |", ms(time), share(time));
     }
+    println!(
+        "\nTypeScript is {:.1}x faster than Python ({:.1}x with `python3` looked up on `PATH`).",
+        big_t.as_secs_f64() / ts_big.as_secs_f64(),
+        shim_t.as_secs_f64() / ts_big.as_secs_f64()
+    );
 }

@@ -35,7 +35,7 @@ pub enum Command {
     /// Inspect and trim the snapshot cache
     #[command(subcommand)]
     Cache(CacheCommand),
-    /// Write a starting `.hm/pipeline.py` for the project's stack
+    /// Write a starting `.hm/pipeline.py` (or `.ts`) for the project's stack
     Init(InitArgs),
     /// Print the version
     Version,
@@ -91,12 +91,26 @@ pub struct InitArgs {
     /// The stack (default: detected from the project's files, else `shell`)
     #[arg(short = 't', long, value_enum, value_name = "TEMPLATE")]
     pub template: Option<Template>,
-    /// Overwrite an existing `.hm/pipeline.py`
+    /// The language of the pipeline file
+    #[arg(long, value_enum, default_value_t = Lang::Py)]
+    pub lang: Lang,
+    /// Overwrite an existing pipeline file
     #[arg(long)]
     pub force: bool,
     /// Project directory (default: the current directory)
     #[arg(short = 'd', long = "dir", value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// The languages `hm init` writes pipelines in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// `.hm/pipeline.py` (`import harmont as hm`)
+    #[value(alias = "python")]
+    Py,
+    /// `.hm/pipeline.ts` (`@harmont/hm`)
+    #[value(alias = "typescript")]
+    Ts,
 }
 
 /// The stacks `hm init` writes pipelines for.

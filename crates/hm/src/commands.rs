@@ -37,7 +37,7 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let project = hm_dsl::Project::find(&start)?;
-    let python = hm_dsl::PythonOptions::from_env(hm_vm::hm_cache_dir().as_deref());
+    let python = hm_dsl::EvalOptions::from_env(hm_vm::hm_cache_dir().as_deref());
     let loaded = project.load(&python)?;
     Ok((project, loaded))
 }

@@ -363,20 +363,31 @@ const TEMPLATES: &[&str] = &[
     "rust", "go", "python", "uv", "js", "ts", "cmake", "zig", "elixir", "shell",
 ];
 
+/// Every template renders and validates, in Python and in TypeScript, and
+/// the two render the same pipeline.
 #[test]
 fn every_init_template_renders_and_validates() {
     if !python_available() {
         return;
     }
     for template in TEMPLATES {
-        let fx = Fixture::new();
-        std::fs::remove_dir(fx.project().join(".hm")).unwrap();
-        let out = fx.hm(&["init", "-t", template]);
-        assert_eq!(out.status.code(), Some(0), "{template}: {}", stderr(&out));
-        let out = fx.hm(&["render", "ci"]);
-        assert_eq!(out.status.code(), Some(0), "{template}: {}", stderr(&out));
-        let definition: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(definition["nodes"].as_array().unwrap().len() >= 2, "{template}");
+        let mut rendered = Vec::new();
+        for lang in ["py", "ts"] {
+            let fx = Fixture::new();
+            std::fs::remove_dir(fx.project().join(".hm")).unwrap();
+            let out = fx.hm(&["init", "-t", template, "--lang", lang]);
+            assert_eq!(out.status.code(), Some(0), "{template} {lang}: {}", stderr(&out));
+            assert!(fx.project().join(format!(".hm/pipeline.{lang}")).is_file());
+            let out = fx.hm(&["render", "ci"]);
+            assert_eq!(out.status.code(), Some(0), "{template} {lang}: {}", stderr(&out));
+            let definition: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(definition["nodes"].as_array().unwrap().len() >= 2, "{template} {lang}");
+            rendered.push(definition);
+        }
+        assert_eq!(
+            rendered[0], rendered[1],
+            "the {template} templates differ between Python and TypeScript"
+        );
     }
 }
 

@@ -103,7 +103,7 @@ class Engine:
                 )
             return importlib.import_module(stem)
         name = "_hm_pipeline_" + "".join(c if c.isalnum() else "_" for c in stem)
-        spec = importlib.util.spec_from_file_location(name, path)
+        spec = importlib.util.spec_from_file_location(name, path, loader=FreshSource(name, path))
         if spec is None or spec.loader is None:
             raise HarmontError(f"cannot import `{self.rel(path)}`")
         module = importlib.util.module_from_spec(spec)
@@ -129,6 +129,31 @@ class Engine:
                 raise self.failure(source, exc) from None
             sources.append(source)
         return {"envelope": {"schema_version": "1", "pipelines": pipelines}, "sources": sources}
+
+
+class FreshSource(importlib.machinery.SourceFileLoader):
+    """Compiles project files from their source every time. Python's bytecode cache goes by
+    modification time and size, so an edit within the same second that keeps the size would be
+    served stale; the SDK's own bytecode is cached (its directory never changes)."""
+
+    def get_code(self, fullname: str) -> Any:
+        source = self.get_data(self.path)
+        return compile(source, self.path, "exec", dont_inherit=True)
+
+
+def project_path_hook(hm_dir: str) -> Any:
+    """A ``sys.path_hooks`` entry that imports modules under ``hm_dir`` with :class:`FreshSource`
+    and leaves every other directory to the standard finders."""
+    finder = importlib.machinery.FileFinder.path_hook(
+        (FreshSource, importlib.machinery.SOURCE_SUFFIXES)
+    )
+
+    def hook(path: str) -> Any:
+        if path == hm_dir or path.startswith(hm_dir + os.sep):
+            return finder(path)
+        raise ImportError("not a project directory")
+
+    return hook
 
 
 class SiteOnDemand:
@@ -159,6 +184,8 @@ def main(argv: list[str]) -> int:
     engine = Engine(root, files)
     _errors.project_root[:] = [engine.root]
     sys.path.insert(0, engine.hm_dir)
+    sys.path_hooks.insert(0, project_path_hook(engine.hm_dir))
+    sys.path_importer_cache.pop(engine.hm_dir, None)
     if sys.flags.no_site:
         sys.meta_path.append(SiteOnDemand)
     # The reply alone goes to the real stdout; while user code runs, file descriptor 1 is

@@ -1,6 +1,7 @@
 """harmont._engine run the way hm runs it: ``python3 FLAGS -c BOOTSTRAP SDK PYCACHE ROOT FILE...``."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -151,7 +152,32 @@ def test_bytecode_goes_to_the_pycache_dir(project):
     project.write("pipeline.py", "import common\n")
     project.run("pipeline.py")
     assert not (project.hm_dir / "__pycache__").exists()
-    assert any(project.pycache.rglob("common*.pyc"))
+    # The SDK's bytecode is cached; project files are compiled afresh every time.
+    assert any(project.pycache.rglob("_pipeline*.pyc"))
+    assert not any(project.pycache.rglob("common*.pyc"))
+
+
+def test_an_edit_within_the_same_second_is_seen(project):
+    # Same size, same second: a bytecode cache keyed by mtime would serve the old file.
+    common = project.write("common.py", "VALUE = 'a'\n")
+    project.write(
+        "pipeline.py",
+        """
+        import common
+        import harmont as hm
+
+        @hm.pipeline
+        def ci():
+            return hm.sh("echo " + common.VALUE)
+        """,
+    )
+    first = project.run("pipeline.py")
+    stat = common.stat()
+    common.write_text("VALUE = 'b'\n")
+    os.utime(common, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = project.run("pipeline.py")
+    cmd = lambda reply: reply["envelope"]["pipelines"][0]["definition"]["nodes"][0]["step"]["cmd"]
+    assert (cmd(first), cmd(second)) == ("echo a", "echo b")
 
 
 def test_exception_traceback_has_only_user_frames(project):

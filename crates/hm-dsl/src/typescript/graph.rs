@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 
+use super::cache::Compiled;
 use super::transpile::{transpile, Position, Transpiled};
 use super::SDK_FILES;
 use crate::LoadError;
@@ -25,6 +26,8 @@ const EXTENSIONS: [&str; 4] = ["ts", "js", "mts", "mjs"];
 /// A module: its name (what QuickJS and stack traces call it) and code.
 pub(crate) struct Module {
     pub transpiled: Transpiled,
+    /// QuickJS bytecode, for an SDK module compiled by an earlier run.
+    pub bytecode: Option<Vec<u8>>,
     /// For a project file: its path relative to the project root (or
     /// absolute outside it). `None` for the SDK's own modules.
     pub file: Option<PathBuf>,
@@ -129,8 +132,13 @@ fn parse_error(file: &Path, at: Position, message: String) -> LoadError {
 
 impl Graph {
     /// Transpiles `entries` (project files, absolute) and everything they
-    /// import, and checks every import.
-    pub(crate) fn build(root: &Path, entries: &[PathBuf]) -> Result<Self, LoadError> {
+    /// import, and checks every import; SDK modules in `compiled` are taken
+    /// as they are.
+    pub(crate) fn build(
+        root: &Path,
+        entries: &[PathBuf],
+        mut compiled: BTreeMap<String, Compiled>,
+    ) -> Result<Self, LoadError> {
         let mut graph = Graph {
             modules: BTreeMap::new(),
             links: BTreeMap::new(),
@@ -142,7 +150,14 @@ impl Graph {
             if graph.modules.contains_key(&name) {
                 continue;
             }
-            let module = load(root, &name)?;
+            let module = match compiled.remove(&name) {
+                Some(Compiled { transpiled, bytecode }) => Module {
+                    transpiled,
+                    bytecode: Some(bytecode),
+                    file: None,
+                },
+                None => load(root, &name)?,
+            };
             let shown = module.file.clone().unwrap_or_else(|| PathBuf::from(&name));
             for (specifier, at) in &module.transpiled.requests {
                 let target = resolve(root, &name, module.file.as_deref(), specifier)
@@ -231,7 +246,11 @@ fn load(root: &Path, name: &str) -> Result<Module, LoadError> {
         })?;
         let transpiled =
             transpile(source, Path::new(path)).map_err(|e| parse_error(Path::new(name), e.at, e.message))?;
-        return Ok(Module { transpiled, file: None });
+        return Ok(Module {
+            transpiled,
+            bytecode: None,
+            file: None,
+        });
     }
     let file = PathBuf::from(name);
     let path = root.join(&file);
@@ -242,6 +261,7 @@ fn load(root: &Path, name: &str) -> Result<Module, LoadError> {
     let transpiled = transpile(&source, &file).map_err(|e| parse_error(&file, e.at, e.message))?;
     Ok(Module {
         transpiled,
+        bytecode: None,
         file: Some(file),
     })
 }

@@ -14,7 +14,7 @@ use oxc::transformer::{TransformOptions, Transformer};
 use oxc_sourcemap::SourceMap;
 
 /// A position in a source text, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Position {
     pub line: u32,
     pub column: u32,
@@ -37,7 +37,7 @@ pub(crate) fn position(text: &str, offset: u32) -> Position {
 }
 
 /// What a module imports by name, from where, and where it says so.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Import {
     pub specifier: String,
     /// `None` for a namespace import or a bare `import "x"`; `default` for
@@ -47,9 +47,11 @@ pub(crate) struct Import {
 }
 
 /// A module ready for QuickJS.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Transpiled {
     pub code: String,
+    /// Back to the original source (kept for project files only).
+    #[serde(skip)]
     pub map: Option<SourceMap<'static>>,
     /// Every module the source requests (type-only imports left out), even
     /// those the type stripping drops because nothing uses them.

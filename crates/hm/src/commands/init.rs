@@ -1,10 +1,11 @@
-//! `hm init`: writes a starting `.hm/pipeline.py` for the project's stack.
+//! `hm init`: writes a starting `.hm/pipeline.py` or `.hm/pipeline.ts` for
+//! the project's stack.
 
 use std::path::{Path, PathBuf};
 
 use hm_exec::exit_codes;
 
-use crate::cli::{InitArgs, Template};
+use crate::cli::{InitArgs, Lang, Template};
 use crate::error::CliError;
 
 /// What a file in the project says about its stack, in the order checked.
@@ -46,7 +47,10 @@ pub fn init(args: InitArgs) -> Result<i32, CliError> {
         },
     };
     let hm_dir = root.join(hm_dsl::HM_DIR);
-    let file = hm_dir.join("pipeline.py");
+    let file = hm_dir.join(match args.lang {
+        Lang::Py => "pipeline.py",
+        Lang::Ts => "pipeline.ts",
+    });
     if file.exists() && !args.force {
         return Err(CliError::Exists(file));
     }
@@ -55,7 +59,7 @@ pub fn init(args: InitArgs) -> Result<i32, CliError> {
         move |source| CliError::Io { path, source }
     };
     std::fs::create_dir_all(&hm_dir).map_err(io(&hm_dir))?;
-    std::fs::write(&file, text(template, &root)).map_err(io(&file))?;
+    std::fs::write(&file, text(template, args.lang, &root)).map_err(io(&file))?;
     let name = template_name(template);
     match why {
         Some(marker) => eprintln!("wrote {} (the {name} template, for `{marker}`)", file.display()),
@@ -87,23 +91,34 @@ fn template_name(template: Template) -> &'static str {
     }
 }
 
-/// The pipeline file of `template`, fitted to the project in `root`.
-fn text(template: Template, root: &Path) -> String {
+/// A template's text in both languages.
+macro_rules! template {
+    ($lang:expr, $name:literal) => {
+        match $lang {
+            Lang::Py => include_str!(concat!("../../templates/python/", $name, ".py")),
+            Lang::Ts => include_str!(concat!("../../templates/typescript/", $name, ".ts")),
+        }
+    };
+}
+
+/// The pipeline file of `template` in `lang`, fitted to the project in
+/// `root`.
+fn text(template: Template, lang: Lang, root: &Path) -> String {
     match template {
-        Template::Rust => include_str!("../../templates/python/rust.py").into(),
-        Template::Go => include_str!("../../templates/python/go.py").into(),
-        Template::Python => include_str!("../../templates/python/python.py").into(),
-        Template::Uv => include_str!("../../templates/python/uv.py").into(),
+        Template::Rust => template!(lang, "rust").into(),
+        Template::Go => template!(lang, "go").into(),
+        Template::Python => template!(lang, "python").into(),
+        Template::Uv => template!(lang, "uv").into(),
         Template::Js | Template::Ts => {
             let (runtime, manager) = js_flavour(root);
-            include_str!("../../templates/python/js.py")
+            template!(lang, "js")
                 .replace("{runtime}", runtime)
                 .replace("{package_manager}", manager)
         }
-        Template::Cmake => include_str!("../../templates/python/cmake.py").into(),
-        Template::Zig => include_str!("../../templates/python/zig.py").into(),
-        Template::Elixir => include_str!("../../templates/python/elixir.py").into(),
-        Template::Shell => include_str!("../../templates/python/shell.py").into(),
+        Template::Cmake => template!(lang, "cmake").into(),
+        Template::Zig => template!(lang, "zig").into(),
+        Template::Elixir => template!(lang, "elixir").into(),
+        Template::Shell => template!(lang, "shell").into(),
     }
 }
 
@@ -134,7 +149,8 @@ mod tests {
         std::fs::write(dir.path().join("package.json"), "{}").unwrap();
         std::fs::write(dir.path().join("pnpm-lock.yaml"), "").unwrap();
         assert_eq!(detect(dir.path()), Some((Template::Js, "package.json")));
-        assert!(text(Template::Js, dir.path()).contains(r#"runtime="node", package_manager="pnpm""#));
+        assert!(text(Template::Js, Lang::Py, dir.path()).contains(r#"runtime="node", package_manager="pnpm""#));
+        assert!(text(Template::Js, Lang::Ts, dir.path()).contains(r#"runtime: "node", packageManager: "pnpm""#));
         std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
         assert_eq!(detect(dir.path()), Some((Template::Rust, "Cargo.toml")));
     }

@@ -1,0 +1,252 @@
+//! Pipelines written in TypeScript, as Harmont users write them, evaluated
+//! by the engine embedded in `hm` (no Node.js) and run in the sandbox.
+
+mod util;
+
+use util::{sandbox_available, Fixture};
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A project with `.hm/pipeline.ts` and a helper module it imports.
+fn typescript(pipeline: &str) -> Fixture {
+    let fx = Fixture::new();
+    fx.write(".hm/pipeline.ts", pipeline);
+    fx
+}
+
+const PIPELINE: &str = r#"
+import { forever, onChange, scratch, sh, target, timeout, wait, type Step } from "@harmont/hm";
+import { marker } from "./shared.ts";
+
+const toolchain = target("toolchain", (): Step =>
+  scratch({ image: "host" }).sh(`mkdir -p /opt/tool && echo ${marker} > /opt/tool/version`, {
+    label: "install tool",
+    cache: forever(),
+  }),
+);
+
+const deps = target("deps", () =>
+  toolchain().sh("cat lock > /opt/tool/deps", { label: "deps", cache: onChange("lock") }),
+);
+
+const fork = deps().fork();
+const left = fork.sh("echo left > side && cat /opt/tool/version /opt/tool/deps", { label: "left" });
+const right = fork.sh("test ! -e side && echo right sees no side", { label: "right" });
+
+export const pipelines = [
+  {
+    slug: "ci",
+    pipeline: [left, right, wait(), left.sh('echo "after $STAGE"', { label: "after", env: { STAGE: "ci" } })],
+  },
+  {
+    slug: "slow",
+    pipeline: [timeout("1s", sh("sleep 30", { label: "slow", image: "host" }))],
+  },
+  {
+    slug: "lenient",
+    pipeline: [
+      sh("exit 3", { label: "broken", image: "host" }),
+      wait({ continueOnFailure: true }),
+      sh("echo cleanup", { label: "cleanup", image: "host" }),
+    ],
+  },
+];
+"#;
+
+#[test]
+fn targets_forks_waits_timeouts_and_the_cache() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = typescript(PIPELINE);
+    fx.write(".hm/shared.ts", "export const marker: string = \"v1\";\n");
+    fx.write("lock", "1\n");
+    let run = fx.run_json(&["ci"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.executed(), ["after", "deps", "install-tool", "left", "right"]);
+    assert_eq!(run.logs("left"), ["v1", "1"]);
+    assert_eq!(run.logs("right"), ["right sees no side"]);
+    assert_eq!(run.logs("after"), ["after ci"]);
+    let start = run.position("step_start", "after");
+    assert!(run.position("step_end", "right") < start, "the wait: {}", run.dump());
+
+    // The second run hits the cache for the cached steps.
+    let again = fx.run_json(&["ci"]);
+    assert_eq!(again.code, 0, "{}", again.dump());
+    assert_eq!(again.status("install-tool"), "cache_hit");
+    assert_eq!(again.status("deps"), "cache_hit");
+    assert_eq!(again.executed(), ["after", "left", "right"]);
+    // A changed lock file re-runs `deps` and what builds on it.
+    fx.write("lock", "2\n");
+    let changed = fx.run_json(&["ci"]);
+    assert_eq!(changed.status("install-tool"), "cache_hit");
+    assert_eq!(changed.logs("left"), ["v1", "2"]);
+
+    let slow = fx.run_json(&["slow"]);
+    assert_eq!(slow.code, 1, "{}", slow.dump());
+    assert_eq!(slow.end("slow")["exit_code"], 124);
+    let lenient = fx.run_json(&["lenient"]);
+    assert_eq!(lenient.status("broken"), "failed");
+    assert_eq!(lenient.status("cleanup"), "passed", "{}", lenient.dump());
+    fx.assert_clean();
+}
+
+#[test]
+fn a_syntax_error_names_file_line_and_column() {
+    let fx = typescript("import { sh } from \"@harmont/hm\";\n\nconst broken = ;\nexport default { slug: \"ci\", pipeline: sh(\"x\") };\n");
+    let out = fx.hm(&["pipelines"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: `.hm/pipeline.ts`:3:16: "), "{err}");
+}
+
+#[test]
+fn a_thrown_error_shows_the_users_frames_in_the_typescript_source() {
+    let fx = typescript(
+        "import { sh } from \"@harmont/hm\";\n\ninterface Options {\n  name: string;\n}\n\n\
+         function check(options: Options): string {\n  throw new Error(`bad ${options.name}`);\n}\n\n\
+         export default { slug: \"ci\", pipeline: sh(check({ name: \"x\" })) };\n",
+    );
+    let err = stderr(&fx.hm(&["pipelines"]));
+    assert!(
+        err.starts_with("error: `.hm/pipeline.ts`: the pipeline file raised an error\nError: bad x\n"),
+        "{err}"
+    );
+    assert!(err.contains("at check (.hm/pipeline.ts:8:"), "{err}");
+    assert!(err.contains("at .hm/pipeline.ts:11:"), "{err}");
+    assert!(!err.contains("@harmont/hm/src"), "SDK frames shown: {err}");
+
+    // A mistake the SDK reports points at the user's line.
+    fx.write(
+        ".hm/pipeline.ts",
+        "import { sh } from \"@harmont/hm\";\n\nexport default { slug: \"ci\", pipeline: sh(\"make\", { cwd: \"\" }) };\n",
+    );
+    let err = stderr(&fx.hm(&["run"]));
+    assert!(err.contains("HarmontError: cwd must be a non-empty path"), "{err}");
+    assert!(err.contains("at .hm/pipeline.ts:3:"), "{err}");
+}
+
+#[test]
+fn bad_imports_are_named_before_anything_runs() {
+    let fx = typescript(
+        "import { sh } from \"@harmont/hm\";\nimport { helper } from \"./missing.ts\";\n\
+         export default { slug: \"ci\", pipeline: sh(\"x\") };\n",
+    );
+    let cases: [(&str, &str); 4] = [
+        (
+            "import { sh } from \"@harmont/hm\";\nimport { helper } from \"./missing.ts\";\n",
+            "`.hm/pipeline.ts`:2:24: cannot import `./missing.ts`: no such file",
+        ),
+        (
+            "import { sh, shell } from \"@harmont/hm\";\n",
+            "`.hm/pipeline.ts`:1:14: `@harmont/hm` does not export `shell`",
+        ),
+        (
+            "import { sh } from \"@harmont/hm\";\nimport { readFileSync } from \"node:fs\";\n",
+            "`.hm/pipeline.ts`:2:30: cannot import `node:fs`",
+        ),
+        (
+            "import { sh } from \"@harmont/hm\";\nimport { nope } from \"./shared.ts\";\nconsole.log(nope);\n",
+            "`.hm/pipeline.ts`:2:10: `./shared.ts` does not export `nope`",
+        ),
+    ];
+    fx.write(".hm/shared.ts", "export const marker = 1;\n");
+    for (imports, expected) in cases {
+        fx.write(
+            ".hm/pipeline.ts",
+            &format!("{imports}export default {{ slug: \"ci\", pipeline: sh(\"x\") }};\n"),
+        );
+        let out = fx.hm(&["pipelines"]);
+        assert_eq!(out.status.code(), Some(2), "{imports}");
+        assert!(stderr(&out).contains(expected), "{imports}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn typescript_python_and_json_merge_and_same_slugs_clash() {
+    if !util::python_available() {
+        return;
+    }
+    let fx =
+        typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"ts\", pipeline: sh(\"true\") };\n");
+    fx.write(
+        ".hm/a.py",
+        "import harmont as hm\n\n@hm.pipeline\ndef py():\n    return hm.sh('true')\n",
+    );
+    fx.write(
+        ".hm/b.js",
+        "import { sh } from \"@harmont/hm\";\nexport const pipelines = [{ slug: \"js\", pipeline: [sh(\"true\")] }];\n",
+    );
+    let out = fx.hm(&["pipelines"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let slugs: Vec<_> = envelope["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].clone())
+        .collect();
+    assert_eq!(slugs, ["py", "js", "ts"]);
+
+    fx.write(
+        ".hm/a.py",
+        "import harmont as hm\n\n@hm.pipeline\ndef ts():\n    return hm.sh('true')\n",
+    );
+    let err = stderr(&fx.hm(&["pipelines"]));
+    assert!(
+        err.contains("pipeline `ts` is defined twice: in `.hm/a.py` and in `.hm/pipeline.ts`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn console_output_goes_to_stderr_and_node_modules_are_ignored() {
+    let fx = typescript(
+        "import { sh } from \"@harmont/hm\";\nconsole.log(\"hello\", { from: \"ts\" });\n\
+         export default { slug: \"ci\", pipeline: sh(\"true\") };\n",
+    );
+    // A project that installed Harmont's package still gets hm's SDK.
+    fx.write(
+        ".hm/node_modules/@harmont/hm/package.json",
+        "{\"name\": \"@harmont/hm\", \"main\": \"index.js\"}",
+    );
+    fx.write(
+        ".hm/node_modules/@harmont/hm/index.js",
+        "throw new Error(\"not this one\");\n",
+    );
+    let out = fx.hm(&["pipelines"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hello {\"from\":\"ts\"}"), "{}", stderr(&out));
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok());
+}
+
+/// The SDK is kept compiled in the cache; a damaged copy is never loaded,
+/// it is compiled again.
+#[test]
+fn a_damaged_compiled_sdk_is_compiled_again() {
+    let fx =
+        typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"ci\", pipeline: sh(\"true\") };\n");
+    let first = fx.hm(&["render", "ci"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let compiled: Vec<_> = std::fs::read_dir(fx.cache().join("sdk"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("typescript-"))
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    let mut damaged = 0;
+    for file in std::fs::read_dir(&compiled[0]).unwrap().map(|e| e.unwrap().path()) {
+        if file.extension().is_some_and(|e| e == "qjsbc") {
+            std::fs::write(&file, b"\x02not bytecode at all").unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 5, "{damaged} bytecode files");
+    for _ in 0..2 {
+        let again = fx.hm(&["render", "ci"]);
+        assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+        assert_eq!(again.stdout, first.stdout);
+    }
+}

@@ -1,0 +1,6 @@
+import harmont as hm
+
+
+@hm.pipeline("rust-default")
+def rust_default():
+    return hm.rust.project()

@@ -1,0 +1,6 @@
+import { rust } from "@harmont/hm";
+
+export default {
+  slug: "rust-default",
+  pipeline: rust.project(),
+};
