@@ -238,10 +238,11 @@ pub fn unpack(sdk_root: &Path) -> Result<PathBuf, LoadError> {
     }
 }
 
-/// Removes, under `sdk_root`, the temporary copies (`.KIND-*`) of processes
-/// killed while writing one, and the SDKs of other `hm` versions (`KIND-*`
-/// other than `keep`, with their Python bytecode) unused for a day; an
-/// older `hm` still in use writes its own again.
+/// Removes, under `sdk_root`, the temporary copies (`.KIND-*`, files or
+/// directories) of processes killed while writing one, and the SDKs of
+/// other `hm` versions (`KIND-*` other than `keep`, with their Python
+/// bytecode) unused for a day; an older `hm` still in use writes its own
+/// again.
 pub(crate) fn remove_stale_copies(sdk_root: &Path, kind: &str, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(sdk_root) else {
         return;
@@ -255,13 +256,20 @@ pub(crate) fn remove_stale_copies(sdk_root: &Path, kind: &str, keep: &Path) {
             .unwrap_or_default()
     };
     let (tmp, done) = (format!(".{kind}-"), format!("{kind}-"));
+    let remove = |path: &Path| {
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if name.starts_with(&tmp) && age(&entry) > Duration::from_secs(600) {
-            let _ = std::fs::remove_dir_all(&path);
+            remove(&path);
         } else if name.starts_with(&done) && path != keep && age(&entry) > Duration::from_secs(86400) {
-            let _ = std::fs::remove_dir_all(&path);
+            remove(&path);
             // `sys.pycache_prefix` mirrors the source's absolute path.
             if let Ok(rel) = path.strip_prefix("/") {
                 let _ = std::fs::remove_dir_all(sdk_root.join("pycache").join(rel));

@@ -33,6 +33,11 @@ const SDK_INDEX: &str = "src/index.ts";
 /// Memory one evaluation may use.
 const MEMORY_LIMIT: usize = 1 << 30;
 
+/// Bytes allocated between collections of cycles. An evaluation is short and
+/// makes few cycles; QuickJS's default (256 KiB) collects again and again
+/// over a heap that only grows.
+const GC_THRESHOLD: usize = 64 << 20;
+
 /// A runtime with a project's module graph loaded and the host functions
 /// the SDK needs.
 struct Engine {
@@ -63,6 +68,7 @@ impl Engine {
         let failed = engine_failed(first);
         let runtime = Runtime::new().map_err(|e| failed(e.to_string()))?;
         runtime.set_memory_limit(MEMORY_LIMIT);
+        runtime.set_gc_threshold(GC_THRESHOLD);
         let codes = graph
             .modules
             .iter()

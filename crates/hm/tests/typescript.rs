@@ -230,23 +230,30 @@ fn a_damaged_compiled_sdk_is_compiled_again() {
         typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"ci\", pipeline: sh(\"true\") };\n");
     let first = fx.hm(&["render", "ci"]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    let compiled: Vec<_> = std::fs::read_dir(fx.cache().join("sdk"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("typescript-"))
-        .collect();
-    assert_eq!(compiled.len(), 1, "{compiled:?}");
-    let mut damaged = 0;
-    for file in std::fs::read_dir(&compiled[0]).unwrap().map(|e| e.unwrap().path()) {
-        if file.extension().is_some_and(|e| e == "qjsbc") {
-            std::fs::write(&file, b"\x02not bytecode at all").unwrap();
-            damaged += 1;
-        }
+    let compiled = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(fx.cache().join("sdk"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("typescript-"))
+            .collect()
+    };
+    let files = compiled();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // Flip bytes in the middle of the bytecode.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 64] {
+        *byte ^= 0x5a;
     }
-    assert!(damaged > 5, "{damaged} bytecode files");
+    std::fs::write(&files[0], &bytes).unwrap();
     for _ in 0..2 {
         let again = fx.hm(&["render", "ci"]);
         assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
         assert_eq!(again.stdout, first.stdout);
     }
+    assert_ne!(
+        std::fs::read(&compiled()[0]).unwrap(),
+        bytes,
+        "the damaged copy was replaced"
+    );
 }

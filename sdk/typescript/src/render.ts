@@ -4,7 +4,7 @@
  * same pipelines.
  */
 
-import type { CachePolicyIr } from "./cache.ts";
+import type { CachePolicy, CachePolicyIr } from "./cache.ts";
 import { HarmontError, show } from "./errors.ts";
 import { PipelineBody, Trigger, Wait } from "./pipeline.ts";
 import type { PipelineSource, Steps, TriggerIr } from "./pipeline.ts";
@@ -210,19 +210,29 @@ function renderPipeline(defn: Definition): EnvelopeEntry {
   for (const n of nodes) if (n.key) count(taken, n.key);
   for (const s of slugs) if (s) count(taken, s);
   const keys: string[] = [];
-  const seenPlaces = new Map<string, number>();
-  nodes.forEach((node, i) => {
-    const place = `${node.parent !== null ? at(node.parent) : -1}\x00${node.cmd}`;
-    const position = seenPlaces.get(place) ?? 0;
-    seenPlaces.set(place, position + 1);
+  const hashed = (i: number): boolean => {
+    const node = nodes[i] as Step;
     const slug = slugs[i] as string;
-    if (node.key) {
-      keys.push(node.key);
-    } else if (slug && taken.get(slug) === 1) {
-      keys.push(slug);
+    return !node.key && !(slug && taken.get(slug) === 1);
+  };
+  // Positions (earlier steps with the same parent and command) only matter
+  // for hashed keys; with none, they are not counted.
+  const positions: number[] = [];
+  if (nodes.some((_, i) => hashed(i))) {
+    const seenPlaces = new Map<string, number>();
+    nodes.forEach((node) => {
+      const place = `${node.parent !== null ? at(node.parent) : -1}\x00${node.cmd}`;
+      const position = seenPlaces.get(place) ?? 0;
+      seenPlaces.set(place, position + 1);
+      positions.push(position);
+    });
+  }
+  nodes.forEach((node, i) => {
+    if (!hashed(i)) {
+      keys.push(node.key || (slugs[i] as string));
     } else {
       const parentKey = node.parent !== null ? (keys[at(node.parent)] as string) : "";
-      keys.push(derivedKey(parentKey, node.cmd ?? "", position));
+      keys.push(derivedKey(parentKey, node.cmd ?? "", positions[i] as number));
     }
   });
   const seen = new Set<string>();
@@ -237,18 +247,31 @@ function renderPipeline(defn: Definition): EnvelopeEntry {
   waits.forEach((w, i) => {
     if (w.continueOnFailure) for (const n of groups[i + 1] as number[]) lenient.add(n);
   });
+  // Nodes without env of their own share one environment object, and every
+  // policy is written out once: the output is only read.
+  const sharedEnv = { ...BASE_ENV, ...body.env };
+  const policies = new Map<CachePolicy, CachePolicyIr>();
+  const policyIr = (policy: CachePolicy): CachePolicyIr => {
+    let ir = policies.get(policy);
+    if (ir === undefined) {
+      ir = policy.toIr();
+      policies.set(policy, ir);
+    }
+    return ir;
+  };
   const irNodes = nodes.map((node, i) => {
     const step: IrStep = { key: keys[i] as string, cmd: node.cmd as string };
     if (node.label) step.label = node.label;
     const image = node.parent !== null ? node.image : node.image || DEFAULT_IMAGE;
     if (image) step.image = image;
-    if (node.env !== null && Object.keys(node.env).length > 0) step.env = { ...node.env };
-    if (node.cache !== null) step.cache = node.cache.toIr();
+    const hasEnv = node.env !== null && Object.keys(node.env).length > 0;
+    if (hasEnv) step.env = { ...node.env };
+    if (node.cache !== null) step.cache = policyIr(node.cache);
     if (node.timeoutSeconds !== null) step.timeout_seconds = node.timeoutSeconds;
     if (node.runner !== null) step.runner = node.runner;
     if (node.runnerArgs !== null) step.runner_args = node.runnerArgs;
     if (lenient.has(i)) step.continue_on_failure = true;
-    const env = { ...BASE_ENV, ...body.env, ...(node.env ?? {}) };
+    const env = hasEnv ? { ...sharedEnv, ...node.env } : sharedEnv;
     return { step, env };
   });
 

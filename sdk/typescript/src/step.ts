@@ -55,13 +55,20 @@ export function checkEnv(env: unknown): Record<string, string> | null {
     throw new HarmontError(`env must be a mapping of names to strings, not ${show(env)}`);
   }
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env as Record<string, unknown>)) {
+  const given = env as Record<string, unknown>;
+  for (const name of Object.keys(given)) {
+    const value = given[name];
     if (name === "") throw new HarmontError(`env names must be non-empty strings, not ${show(name)}`);
     if (typeof value !== "string" && typeof value !== "number") {
       throw new HarmontError(`env value of ${name} must be a string, not ${show(value)}`);
     }
-    // defineProperty: a name such as `__proto__` is a variable like any other.
-    Object.defineProperty(out, name, { value: String(value), enumerable: true, writable: true, configurable: true });
+    const text = typeof value === "string" ? value : String(value);
+    if (name === "__proto__") {
+      // A variable like any other, not the prototype.
+      Object.defineProperty(out, name, { value: text, enumerable: true, writable: true, configurable: true });
+    } else {
+      out[name] = text;
+    }
   }
   return out;
 }

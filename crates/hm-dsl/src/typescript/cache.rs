@@ -1,11 +1,16 @@
 //! The SDK compiled once: each module's shape (imports, exports) and its
-//! QuickJS bytecode, kept in `<cache>/sdk/typescript-<hash>/` so that a
-//! run neither strips the SDK's types nor compiles it again.
+//! QuickJS bytecode, kept in one file, `<cache>/sdk/typescript-<hash>.bin`,
+//! so that a run neither strips the SDK's types nor compiles it again, and
+//! reads one file to load it.
 //!
-//! The directory is named by the SDK's content and the engine's version,
-//! written whole to a temporary name and renamed, and every bytecode file
-//! is checked against its recorded hash before QuickJS reads it: a damaged
-//! cache is compiled anew, never loaded.
+//! The file is named by the SDK's content and the engine's version, written
+//! whole to a temporary name and renamed, and carries a BLAKE3 hash of its
+//! contents, checked before QuickJS reads any of it: a damaged file is
+//! removed and the SDK compiled anew, never loaded.
+//!
+//! Layout: the 32-byte hash of the rest, the manifest's length (8 bytes,
+//! little-endian), the manifest (JSON: name, shape, bytecode range), then
+//! the bytecode of every module.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::transpile::Transpiled;
 use super::SDK_FILES;
 
-/// Bumped when the manifest's format or the compilation changes.
-const FORMAT: &str = "1";
+/// Bumped when the file's format or the compilation changes.
+const FORMAT: &str = "2";
 /// The QuickJS bytecode format follows the engine's version.
 const ENGINE: &str = "rquickjs-0.14.0";
 
@@ -28,14 +33,16 @@ pub(crate) struct Compiled {
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
+    name: String,
     transpiled: Transpiled,
-    /// BLAKE3 of the bytecode file.
-    hash: String,
+    /// Where its bytecode lies after the manifest.
+    start: usize,
+    len: usize,
 }
 
 /// Where the compiled SDK is, or goes.
 pub(crate) struct SdkCache {
-    dir: Option<PathBuf>,
+    file: Option<PathBuf>,
 }
 
 impl SdkCache {
@@ -51,78 +58,81 @@ impl SdkCache {
             hasher.update(&(bytes.len() as u64).to_le_bytes());
             hasher.update(bytes);
         }
-        let name = format!("typescript-{}", &hasher.finalize().to_hex()[..16]);
+        let name = format!("typescript-{}.bin", &hasher.finalize().to_hex()[..16]);
         SdkCache {
-            dir: sdk_root.map(|root| root.join(name)),
+            file: sdk_root.map(|root| root.join(name)),
         }
     }
 
     /// Every module of the compiled SDK; `None` when it is not cached. A
-    /// copy that does not check out is removed, to be written anew.
+    /// file that does not check out is removed, to be written anew.
     pub(crate) fn load(&self) -> Option<BTreeMap<String, Compiled>> {
-        let dir = self.dir.as_ref()?;
-        if !dir.is_dir() {
-            return None;
-        }
-        let loaded = self.read(dir);
+        let file = self.file.as_ref()?;
+        let bytes = std::fs::read(file).ok()?;
+        let loaded = parse(&bytes);
         if loaded.is_none() {
-            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::remove_file(file);
         }
         loaded
     }
 
-    fn read(&self, dir: &Path) -> Option<BTreeMap<String, Compiled>> {
-        let manifest = std::fs::read(dir.join("manifest.json")).ok()?;
-        let entries: BTreeMap<String, Entry> = serde_json::from_slice(&manifest).ok()?;
-        let mut modules = BTreeMap::new();
-        for (i, (name, entry)) in entries.into_iter().enumerate() {
-            let bytecode = std::fs::read(dir.join(format!("{i}.qjsbc"))).ok()?;
-            if blake3::hash(&bytecode).to_hex().as_str() != entry.hash {
-                return None;
-            }
-            modules.insert(
-                name,
-                Compiled {
-                    transpiled: entry.transpiled,
-                    bytecode,
-                },
-            );
-        }
-        (!modules.is_empty()).then_some(modules)
-    }
-
     /// Keeps the compiled SDK; failing to only means compiling next time.
     pub(crate) fn store(&self, modules: BTreeMap<String, Compiled>) {
-        let Some(dir) = &self.dir else { return };
-        let Some(parent) = dir.parent() else { return };
-        if dir.is_dir() || std::fs::create_dir_all(parent).is_err() {
+        let Some(file) = &self.file else { return };
+        let Some(parent) = file.parent() else { return };
+        if file.exists() || std::fs::create_dir_all(parent).is_err() {
             return;
         }
-        crate::python::remove_stale_copies(parent, "typescript", dir);
-        let Ok(tmp) = tempfile::Builder::new().prefix(".typescript-").tempdir_in(parent) else {
-            return;
-        };
-        let mut entries = BTreeMap::new();
-        for (i, (name, compiled)) in modules.into_iter().enumerate() {
-            if std::fs::write(tmp.path().join(format!("{i}.qjsbc")), &compiled.bytecode).is_err() {
-                return;
-            }
-            let hash = blake3::hash(&compiled.bytecode).to_hex().to_string();
-            entries.insert(
+        crate::python::remove_stale_copies(parent, "typescript", file);
+        let mut blobs = Vec::new();
+        let mut entries = Vec::new();
+        for (name, compiled) in modules {
+            entries.push(Entry {
                 name,
-                Entry {
-                    transpiled: compiled.transpiled,
-                    hash,
-                },
-            );
+                transpiled: compiled.transpiled,
+                start: blobs.len(),
+                len: compiled.bytecode.len(),
+            });
+            blobs.extend_from_slice(&compiled.bytecode);
         }
         let Ok(manifest) = serde_json::to_vec(&entries) else {
             return;
         };
-        if std::fs::write(tmp.path().join("manifest.json"), manifest).is_ok()
-            && std::fs::rename(tmp.path(), dir).is_ok()
-        {
-            let _ = tmp.keep();
+        let mut body = Vec::with_capacity(8 + manifest.len() + blobs.len());
+        body.extend_from_slice(&(manifest.len() as u64).to_le_bytes());
+        body.extend_from_slice(&manifest);
+        body.extend_from_slice(&blobs);
+        let mut contents = blake3::hash(&body).as_bytes().to_vec();
+        contents.extend_from_slice(&body);
+        let Ok(mut tmp) = tempfile::Builder::new().prefix(".typescript-").tempfile_in(parent) else {
+            return;
+        };
+        if std::io::Write::write_all(&mut tmp, &contents).is_ok() {
+            let _ = tmp.persist(file);
         }
     }
+}
+
+/// The modules in a cache file's `bytes`, if its hash checks out.
+fn parse(bytes: &[u8]) -> Option<BTreeMap<String, Compiled>> {
+    let (hash, body) = bytes.split_at_checked(32)?;
+    if blake3::hash(body).as_bytes().as_slice() != hash {
+        return None;
+    }
+    let (len, rest) = body.split_at_checked(8)?;
+    let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
+    let (manifest, blobs) = rest.split_at_checked(len)?;
+    let entries: Vec<Entry> = serde_json::from_slice(manifest).ok()?;
+    let mut modules = BTreeMap::new();
+    for entry in entries {
+        let bytecode = blobs.get(entry.start..entry.start.checked_add(entry.len)?)?.to_vec();
+        modules.insert(
+            entry.name,
+            Compiled {
+                transpiled: entry.transpiled,
+                bytecode,
+            },
+        );
+    }
+    (!modules.is_empty()).then_some(modules)
 }
