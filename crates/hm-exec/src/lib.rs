@@ -21,3 +21,4 @@ pub use local::{
     BackendHandle, Capabilities, ExecutionBackend, Interrupter, LocalBackend, RunControl, RunError, RunRequest,
 };
 pub use outcome::{exit_codes, BuildOutcome};
+pub use runner::delete_doomed;

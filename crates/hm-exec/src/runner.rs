@@ -525,7 +525,7 @@ async fn forget(ctx: &RunContext, cache: &CacheSettings, keys: Vec<String>) -> R
 
 /// Deletes the parts of this backend in `doomed`; a part that cannot be
 /// deleted now becomes an orphan that a later run collects.
-pub(crate) async fn delete_doomed(vm: &dyn VmBackend, doomed: &hm_vm::Doomed) {
+pub async fn delete_doomed(vm: &dyn VmBackend, doomed: &hm_vm::Doomed) {
     let parts: Vec<String> = doomed
         .parts
         .iter()

@@ -10,6 +10,9 @@ use futures_util::StreamExt;
 
 use super::archive::{removals, tar_stream};
 use super::{docker_error, Inner, Snap};
+
+/// The attached output of an exec, frame by frame.
+type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 use crate::backend::{
     ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
 };
@@ -33,15 +36,16 @@ pub(super) struct DockerVm {
 }
 
 impl DockerVm {
-    /// Runs `argv` to its end and returns its exit code; its output is
-    /// only kept for an error message.
-    async fn run_quiet(&self, argv: Vec<String>, cwd: &str) -> Result<(i64, String), VmError> {
+    /// Starts `argv` as root in `cwd` with `env` on top of the image's, its
+    /// output attached: the exec's id and its output.
+    async fn start(&self, argv: Vec<String>, env: Vec<String>, cwd: &str) -> Result<(String, ExecOutput), VmError> {
         let docker = self.inner.docker()?;
         let exec = docker
             .create_exec(
                 &self.container,
                 CreateExecOptions {
                     cmd: Some(argv),
+                    env: Some(env),
                     working_dir: Some(cwd.to_owned()),
                     user: Some("0".to_owned()),
                     attach_stdout: Some(true),
@@ -51,21 +55,32 @@ impl DockerVm {
             )
             .await
             .map_err(docker_error("create an exec"))?;
-        let mut text = String::new();
-        if let StartExecResults::Attached { mut output, .. } = docker
+        match docker
             .start_exec(&exec.id, None)
             .await
             .map_err(docker_error("start an exec"))?
         {
-            while let Some(chunk) = output.next().await {
-                if let Ok(chunk) = chunk {
-                    if text.len() < 4096 {
-                        text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-                    }
+            StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
+            StartExecResults::Detached => Err(VmError::Docker {
+                op: "attach to an exec",
+                message: "it started detached".to_owned(),
+            }),
+        }
+    }
+
+    /// Runs `argv` to its end and returns its exit code; its output is
+    /// only kept for an error message.
+    async fn run_quiet(&self, argv: Vec<String>, cwd: &str) -> Result<(i64, String), VmError> {
+        let (exec, mut output) = self.start(argv, Vec::new(), cwd).await?;
+        let mut text = String::new();
+        while let Some(chunk) = output.next().await {
+            if let Ok(chunk) = chunk {
+                if text.len() < 4096 {
+                    text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
                 }
             }
         }
-        Ok((self.exit_code(&exec.id).await?, text))
+        Ok((self.exit_code(&exec).await?, text))
     }
 
     /// The exit code of a finished exec; Docker may report it a moment
@@ -155,37 +170,10 @@ impl Vm for DockerVm {
     ) -> Result<ExecOutcome, VmError> {
         let docker = self.inner.docker()?;
         let env = request.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let exec = docker
-            .create_exec(
-                &self.container,
-                CreateExecOptions {
-                    cmd: Some(vec![
-                        "sh".to_owned(),
-                        "-c".to_owned(),
-                        STEP_WRAPPER.to_owned(),
-                        "sh".to_owned(),
-                        request.cmd.clone(),
-                    ]),
-                    env: Some(env),
-                    working_dir: Some(request.cwd.to_string_lossy().into_owned()),
-                    user: Some("0".to_owned()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(docker_error("create the step's exec"))?;
-        let StartExecResults::Attached { mut output, .. } = docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(docker_error("start the step's exec"))?
-        else {
-            return Err(VmError::Docker {
-                op: "attach to the step's exec",
-                message: "it started detached".to_owned(),
-            });
-        };
+        let argv = ["sh", "-c", STEP_WRAPPER, "sh", &request.cmd]
+            .map(str::to_owned)
+            .to_vec();
+        let (exec, mut output) = self.start(argv, env, &request.cwd.to_string_lossy()).await?;
         let (mut stdout, mut stderr) = (Lines::default(), Lines::default());
         let mut killed = false;
         loop {
@@ -220,7 +208,7 @@ impl Vm for DockerVm {
         if killed {
             return Ok(ExecOutcome::Killed);
         }
-        let code = self.exit_code(&exec.id).await?;
+        let code = self.exit_code(&exec).await?;
         Ok(ExecOutcome::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
     }
 

@@ -118,13 +118,7 @@ async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doom
 }
 
 async fn delete_with(backend: &dyn VmBackend, registry: &Registry, doomed: &hm_vm::Doomed) {
-    let parts: Vec<String> = doomed
-        .parts
-        .iter()
-        .filter(|(b, _)| b == backend.name())
-        .map(|(_, p)| p.clone())
-        .collect();
-    let _ = backend.delete_parts(&parts).await;
+    hm_exec::delete_doomed(backend, doomed).await;
     if let Ok(known) = registry.known_parts(backend.name()) {
         let _ = backend.collect_orphans(&known).await;
     }
