@@ -3,13 +3,15 @@
 //! embeds (a copy in `.hm/node_modules` is not used).
 //!
 //! Every module is transpiled and every import checked first (see
-//! [`graph`]); then one runtime imports each pipeline file in order, and
-//! the SDK's `__render` turns their `default` and `pipelines` exports into
-//! the envelope. A thrown error comes back with the frames of the user's
+//! [`graph`]); then one runtime imports each pipeline file in order, the
+//! SDK's `__prepare` checks their `default` and `pipelines` exports and
+//! calls their pipeline functions, and [`render`] makes the IR from the
+//! steps they built. A thrown error comes back with the frames of the user's
 //! own files, at their lines in the TypeScript source.
 
 mod cache;
 mod graph;
+mod render;
 mod transpile;
 
 use std::collections::BTreeMap;
@@ -20,7 +22,7 @@ use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::{Array, Context, Ctx, Function, Module, Object, Runtime, Value};
 use sha2::Digest;
 
-use crate::python::{Rendered, Sourced};
+use crate::python::Sourced;
 use crate::LoadError;
 use cache::{Compiled, SdkCache};
 use graph::{sdk_name, Graph, SDK_PREFIX};
@@ -102,6 +104,8 @@ impl Engine {
                         .collect()
                 })?;
                 ctx.globals().set("__hm_sha256", sha256)?;
+                let render = Function::new(ctx.clone(), render_to_json)?;
+                ctx.globals().set("__hm_render", render)?;
                 install_console(&ctx)
             })
             .map_err(|e| failed(e.to_string()))?;
@@ -153,7 +157,7 @@ pub(crate) fn evaluate(
     let engine = Engine::new(root, files, first, sdk_root)?;
     let failed = engine_failed(first);
     let graph = &engine.graph;
-    let rendered: serde_json::Value = engine.context.with(|ctx| {
+    let sourced = engine.context.with(|ctx| {
         let list = Array::new(ctx.clone()).map_err(|e| failed(e.to_string()))?;
         for (i, file) in files.iter().enumerate() {
             let name = module_name(root, file);
@@ -164,26 +168,48 @@ pub(crate) fn evaluate(
             list.set(i, entry).map_err(|e| failed(e.to_string()))?;
         }
         let sdk = import(&ctx, &sdk_name(SDK_INDEX)).map_err(|thrown| thrown.into_error(graph, first))?;
-        let render: Function = sdk.get("__renderValue").map_err(|e| failed(e.to_string()))?;
-        let value = render
-            .call::<_, Value>((list,))
+        let prepare: Function = sdk.get("__prepare").map_err(|e| failed(e.to_string()))?;
+        let prepared: Array = prepare
+            .call((list,))
             .map_err(|e| Thrown::caught(&ctx, e).into_error(graph, first))?;
-        // A string is JSON; an object is read property by property, which
-        // costs less than JSON in QuickJS and back in Rust.
-        match value.as_string() {
-            Some(text) => {
-                let text = text.to_string().map_err(|e| failed(e.to_string()))?;
-                serde_json::from_str(&text).map_err(|e| failed(format!("the SDK rendered something else: {e}")))
-            }
-            None => to_json(&value).map_err(&failed),
-        }
+        render::render(&ctx, &prepared).map_err(|failure| LoadError::Evaluation {
+            file: PathBuf::from(failure.file),
+            what: "the pipeline file raised an error",
+            traceback: format!("HarmontError: {}", failure.message),
+        })
     })?;
     engine.keep_compiled();
-    let rendered: Rendered =
-        serde_json::from_value(rendered).map_err(|e| failed(format!("the SDK rendered something else: {e}")))?;
-    rendered
-        .into_sourced()
-        .ok_or_else(|| failed("the SDK named a file for some pipelines only".to_owned()))
+    Ok(sourced)
+}
+
+/// `__hm_render(prepared, fail)`, for the SDK's `__render`: the envelope
+/// of the prepared pipelines and their files as JSON, or what
+/// `fail(message, file)` throws when one cannot be rendered.
+fn render_to_json<'js>(
+    ctx: Ctx<'js>,
+    prepared: Array<'js>,
+    fail: Function<'js>,
+) -> rquickjs::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Reply {
+        envelope: hm_ir::Envelope,
+        sources: Vec<PathBuf>,
+    }
+    match render::render(&ctx, &prepared) {
+        Ok(sourced) => {
+            let (pipelines, sources) = sourced.into_iter().unzip();
+            let envelope = hm_ir::Envelope {
+                pipelines,
+                ..hm_ir::Envelope::new()
+            };
+            serde_json::to_string(&Reply { envelope, sources })
+                .map_err(|e| rquickjs::Exception::throw_internal(&ctx, &e.to_string()))
+        }
+        Err(failure) => {
+            fail.call::<_, ()>((failure.message.as_str(), failure.file.as_str()))?;
+            Err(rquickjs::Exception::throw_internal(&ctx, "`fail` returned"))
+        }
+    }
 }
 
 /// One test of a script test suite and how it ended: `Err` holds the

@@ -9,8 +9,8 @@
  */
 
 import { resetTargets } from "./target.ts";
-import { renderFiles, renderFilesValue, type Rendered } from "./render.ts";
-import type { ModuleFile } from "./render.ts";
+import { prepareFiles, renderFiles } from "./render.ts";
+import type { ModuleFile, Prepared } from "./render.ts";
 import { resetAptBases } from "./toolchains/base.ts";
 
 export { CachePolicy, compose, forever, onChange, ttl } from "./cache.ts";
@@ -30,9 +30,9 @@ export type {
   TriggerIr,
   WaitOptions,
 } from "./pipeline.ts";
-export type { EnvelopeEntry, IrDefinition, IrStep, ModuleFile } from "./render.ts";
+export type { EnvelopeEntry, IrDefinition, IrStep, ModuleFile, Prepared } from "./render.ts";
 export { DEFAULT_IMAGE, Fork, Step, scratch, sh, timeout } from "./step.ts";
-export type { Env, ScratchOptions, ShOptions } from "./step.ts";
+export type { Env, ScratchOptions, ShOptions, StepRecord } from "./step.ts";
 export { target } from "./target.ts";
 export type { Target } from "./target.ts";
 export { Project, Toolchain, aptBase, cmake, elixir, go, js, py, python, rust, ts, zig } from "./toolchains/index.ts";
@@ -41,21 +41,21 @@ export { Project, Toolchain, aptBase, cmake, elixir, go, js, py, python, rust, t
 export const VERSION = "0.1.0";
 
 /**
- * What hm's engine calls after evaluating the pipeline files: the envelope of
- * every pipeline they export, with the file of each, as JSON
- * (`{"envelope": {"schema_version": "1", "pipelines": [...]}, "sources": [...]}`).
- * A definition that is malformed, or whose slug another one has, throws a
- * `HarmontError` whose message starts with the file's name in backticks;
- * errors thrown while rendering (in a pipeline or target function) propagate
- * as they are, carrying the file in a non-enumerable `hmFile` property.
+ * The envelope of every pipeline `files` export, with the file of each, as
+ * JSON (`{"envelope": {"schema_version": "1", "pipelines": [...]}, "sources": [...]}`),
+ * rendered by hm's engine. A definition that is malformed, or whose slug
+ * another one has, throws a `HarmontError` whose message starts with the
+ * file's name in backticks; errors thrown in a pipeline or target function
+ * propagate as they are, carrying the file in a non-enumerable `hmFile`
+ * property.
  */
 export function __render(files: ModuleFile[]): string {
   return renderFiles(files);
 }
 
-/** `__render` before JSON: hm's engine reads the result straight out of its objects. */
-export function __renderValue(files: ModuleFile[]): Rendered {
-  return renderFilesValue(files);
+/** What hm's engine calls after evaluating the pipeline files: `__render` up to the IR, which the engine makes. */
+export function __prepare(files: ModuleFile[]): Prepared[] {
+  return prepareFiles(files);
 }
 
 /** Forgets every target, target value and shared apt base: an evaluation starts from nothing. */

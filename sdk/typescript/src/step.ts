@@ -33,20 +33,17 @@ export interface ScratchOptions {
   image?: string | null;
 }
 
-/** What a step is made of (see `Step`). */
-export interface StepFields {
-  parent?: Step | null;
-  image?: string | null;
-  label?: string | null;
-  cache?: CachePolicy | null;
-  env?: Env | null;
-  key?: string | null;
-  timeoutSeconds?: number | null;
-  runner?: string | null;
-  runnerArgs?: unknown;
-}
-
-const SH_OPTIONS = ["cwd", "label", "cache", "env", "image", "key", "runner", "runnerArgs"] as const;
+const SH_OPTIONS: Readonly<Record<string, true>> = {
+  cwd: true,
+  label: true,
+  cache: true,
+  env: true,
+  image: true,
+  key: true,
+  runner: true,
+  runnerArgs: true,
+};
+const SH_OPTION_NAMES = Object.keys(SH_OPTIONS);
 
 /** `env` checked, with its values as strings; `null` when there is none. */
 export function checkEnv(env: unknown): Record<string, string> | null {
@@ -56,13 +53,14 @@ export function checkEnv(env: unknown): Record<string, string> | null {
   }
   const out: Record<string, string> = {};
   const given = env as Record<string, unknown>;
-  for (const name of Object.keys(given)) {
+  for (const name in given) {
+    if (!Object.hasOwn(given, name)) continue;
     const value = given[name];
     if (name === "") throw new HarmontError(`env names must be non-empty strings, not ${show(name)}`);
-    if (typeof value !== "string" && typeof value !== "number") {
-      throw new HarmontError(`env value of ${name} must be a string, not ${show(value)}`);
-    }
-    const text = typeof value === "string" ? value : String(value);
+    let text: string;
+    if (typeof value === "string") text = value;
+    else if (typeof value === "number") text = String(value);
+    else throw new HarmontError(`env value of ${name} must be a string, not ${show(value)}`);
     if (name === "__proto__") {
       // A variable like any other, not the prototype.
       Object.defineProperty(out, name, { value: text, enumerable: true, writable: true, configurable: true });
@@ -82,51 +80,106 @@ function command(cmd: unknown, cwd: unknown): string {
   return `cd ${cwd} && ${cmd}`;
 }
 
-/** A shell step. Steps are immutable: every method returns a new step. */
-export class Step {
-  /** The command; `null` for an empty root (`scratch`). */
-  declare readonly cmd: string | null;
-  declare readonly parent: Step | null;
-  declare readonly image: string | null;
-  declare readonly label: string | null;
-  declare readonly cache: CachePolicy | null;
-  declare readonly env: Readonly<Record<string, string>> | null;
-  declare readonly key: string | null;
-  declare readonly timeoutSeconds: number | null;
-  declare readonly runner: string | null;
-  declare readonly runnerArgs: unknown;
+/**
+ * A step's fields, in the order hm's engine reads them: command, parent,
+ * image, label, cache, env, key, timeout in seconds, runner, runner args.
+ * One array rather than ten properties: QuickJS builds it in one go, and
+ * steps are made by the thousand.
+ */
+export type StepRecord = readonly [
+  cmd: string | null,
+  parent: Step | null,
+  image: string | null,
+  label: string | null,
+  cache: CachePolicy | null,
+  env: Readonly<Record<string, string>> | null,
+  key: string | null,
+  timeoutSeconds: number | null,
+  runner: string | null,
+  runnerArgs: unknown,
+];
 
-  constructor(cmd: string | null, fields: StepFields = {}) {
-    const { cache, label, key, image } = fields;
-    if (!absent(cache) && !(cache instanceof CachePolicy)) {
-      throw new HarmontError(`cache must be a policy such as forever(), not ${show(cache)}`);
+/** `value` as an optional non-empty string option. */
+function nonEmpty(value: unknown, what: string): string | null {
+  if (absent(value)) return null;
+  if (typeof value !== "string" || value === "") throw new HarmontError(`${what} must be a non-empty string, not ${show(value)}`);
+  return value;
+}
+
+/** The record of a step running `cmd` on `parent` with the options `opts` of `what`, checked. */
+function shRecord(cmd: string | null, parent: Step | null, inherited: string | null, opts: unknown, what: string): StepRecord {
+  if (absent(opts)) return [command(cmd, null), parent, inherited, null, null, null, null, null, null, null];
+  if (typeof opts !== "object" || Array.isArray(opts)) {
+    throw new HarmontError(`${what} takes an options object, not ${show(opts)}`);
+  }
+  const o = opts as ShOptions;
+  for (const name in o) {
+    if (SH_OPTIONS[name] !== true && Object.hasOwn(o, name)) {
+      throw new HarmontError(`${what} has no option \`${name}\` (options: ${SH_OPTION_NAMES.join(", ")})`);
     }
-    if (!absent(label) && typeof label !== "string") {
-      throw new HarmontError(`label must be a string, not ${show(label)}`);
-    }
-    if (!absent(key) && (typeof key !== "string" || key === "")) {
-      throw new HarmontError(`key must be a non-empty string, not ${show(key)}`);
-    }
-    if (!absent(image) && (typeof image !== "string" || image === "")) {
-      throw new HarmontError(`image must be a non-empty string, not ${show(image)}`);
-    }
-    this.cmd = cmd;
-    this.parent = fields.parent ?? null;
-    this.image = image ?? null;
-    this.label = label ?? null;
-    this.cache = cache ?? null;
-    const env = checkEnv(fields.env);
-    this.env = env === null ? null : Object.freeze(env);
-    this.key = key ?? null;
-    this.timeoutSeconds = fields.timeoutSeconds ?? null;
-    this.runner = fields.runner ?? null;
-    this.runnerArgs = fields.runnerArgs ?? null;
-    Object.freeze(this);
+  }
+  // Checked in the order Python's SDK checks them.
+  const text = command(cmd, o.cwd);
+  const cache = o.cache ?? null;
+  if (cache !== null && !(cache instanceof CachePolicy)) {
+    throw new HarmontError(`cache must be a policy such as forever(), not ${show(cache)}`);
+  }
+  const label = o.label ?? null;
+  if (label !== null && typeof label !== "string") throw new HarmontError(`label must be a string, not ${show(label)}`);
+  const key = nonEmpty(o.key, "key");
+  const image = nonEmpty(o.image, "image") ?? inherited;
+  const env = checkEnv(o.env);
+  return [text, parent, image, label, cache, env, key, null, o.runner ?? null, o.runnerArgs ?? null];
+}
+
+/**
+ * A shell step. Steps are immutable: every method returns a new step, and
+ * their fields have no setters.
+ */
+export class Step {
+  /** @internal What the step is made of; hm's engine reads it. */
+  declare readonly _record: StepRecord;
+
+  /** @internal Steps are made by `sh`, `scratch`, `step.sh` and `timeout`. */
+  constructor(record: StepRecord) {
+    this._record = record;
+  }
+
+  /** The command; `null` for an empty root (`scratch`). */
+  get cmd(): string | null {
+    return this._record[0];
+  }
+  get parent(): Step | null {
+    return this._record[1];
+  }
+  get image(): string | null {
+    return this._record[2];
+  }
+  get label(): string | null {
+    return this._record[3];
+  }
+  get cache(): CachePolicy | null {
+    return this._record[4];
+  }
+  get env(): Readonly<Record<string, string>> | null {
+    return this._record[5];
+  }
+  get key(): string | null {
+    return this._record[6];
+  }
+  get timeoutSeconds(): number | null {
+    return this._record[7];
+  }
+  get runner(): string | null {
+    return this._record[8];
+  }
+  get runnerArgs(): unknown {
+    return this._record[9];
   }
 
   /** Whether this is an empty root (`scratch`) rather than a command. */
   get isScratch(): boolean {
-    return this.cmd === null;
+    return this._record[0] === null;
   }
 
   /**
@@ -134,19 +187,9 @@ export class Step {
    * command starts from its image).
    */
   sh(cmd: string, opts?: ShOptions): Step {
-    const o = options(opts, SH_OPTIONS, "step.sh");
-    const cmdText = command(cmd, o.cwd);
-    const scratch = this.isScratch;
-    return new Step(cmdText, {
-      parent: scratch ? null : this,
-      image: scratch ? (o.image as string | null | undefined) || this.image : (o.image as string | null | undefined),
-      label: o.label as string | null | undefined,
-      cache: o.cache as CachePolicy | null | undefined,
-      env: o.env as Env | null | undefined,
-      key: o.key as string | null | undefined,
-      runner: o.runner as string | null | undefined,
-      runnerArgs: o.runnerArgs,
-    });
+    return this._record[0] === null
+      ? new Step(shRecord(cmd, null, this._record[2], opts, "step.sh"))
+      : new Step(shRecord(cmd, this, null, opts, "step.sh"));
   }
 
   /** A branch point: every `.sh` on it starts from this step's filesystem. */
@@ -183,40 +226,21 @@ export class Fork {
   }
 }
 
-/** `step` with some fields changed. */
-export function replaceStep(step: Step, changes: StepFields): Step {
-  return new Step(step.cmd, {
-    parent: step.parent,
-    image: step.image,
-    label: step.label,
-    cache: step.cache,
-    env: step.env,
-    key: step.key,
-    timeoutSeconds: step.timeoutSeconds,
-    runner: step.runner,
-    runnerArgs: step.runnerArgs,
-    ...changes,
-  });
+/** `step` with a time limit in seconds. */
+export function withTimeout(step: Step, seconds: number): Step {
+  const r = step._record;
+  return new Step([r[0], r[1], r[2], r[3], r[4], r[5], r[6], seconds, r[8], r[9]]);
 }
 
 /** A root step: `cmd` on a fresh `image` (`ubuntu:24.04` when left out). */
 export function sh(cmd: string, opts?: ShOptions): Step {
-  const o = options(opts, SH_OPTIONS, "sh");
-  return new Step(command(cmd, o.cwd), {
-    label: o.label as string | null | undefined,
-    cache: o.cache as CachePolicy | null | undefined,
-    env: o.env as Env | null | undefined,
-    image: o.image as string | null | undefined,
-    key: o.key as string | null | undefined,
-    runner: o.runner as string | null | undefined,
-    runnerArgs: o.runnerArgs,
-  });
+  return new Step(shRecord(cmd, null, null, opts, "sh"));
 }
 
 /** An empty root: its first `.sh` runs on `image`. */
 export function scratch(opts?: ScratchOptions): Step {
   const o = options(opts, ["image"], "scratch");
-  return new Step(null, { image: o.image as string | null | undefined });
+  return new Step([null, null, nonEmpty(o.image, "image"), null, null, null, null, null, null, null]);
 }
 
 /** `step` with a time limit (`"30s"`, `"5m"`, `"1h30m"`, or seconds). */
@@ -225,46 +249,5 @@ export function timeout(duration: Duration, step: Step | Fork): Step {
   if (!(target instanceof Step) || target.isScratch) {
     throw new HarmontError(`timeout applies to a step, not ${show(target)}`);
   }
-  return replaceStep(target, { timeoutSeconds: seconds(duration, "timeout") });
-}
-
-/**
- * The key a label gives: lowercase, `:emoji:` shortcodes dropped, runs of
- * other characters turned into `-`.
- */
-export function slugify(label: string): string {
-  // By hand rather than with three regular expressions: this runs for every
-  // labelled step, and QuickJS's regular expressions are slow.
-  const text = label.toLowerCase();
-  let out = "";
-  let dash = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 58 /* : */) {
-      let j = i + 1;
-      while (j < text.length && isShortcodeChar(text.charCodeAt(j))) j++;
-      if (j > i + 1 && j < text.length && text.charCodeAt(j) === 58) {
-        i = j; // `:name:` is dropped
-        continue;
-      }
-    }
-    if (isSlugChar(c)) {
-      if (dash && out !== "") out += "-";
-      dash = false;
-      out += text[i];
-    } else {
-      dash = true;
-    }
-  }
-  return out;
-}
-
-/** `[a-z0-9]`. */
-function isSlugChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 48 && c <= 57);
-}
-
-/** `[a-z0-9_+-]`, what an emoji shortcode is made of. */
-function isShortcodeChar(c: number): boolean {
-  return isSlugChar(c) || c === 95 || c === 43 || c === 45;
+  return withTimeout(target, seconds(duration, "timeout"));
 }

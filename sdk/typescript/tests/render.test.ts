@@ -15,7 +15,7 @@ function slugsOf(rendered: Rendered): string[] {
 }
 
 export const tests: Record<string, () => void> = {
-  "the reply is one JSON object, keys in Python's order": () => {
+  "the reply is one JSON object, written as hm writes IR": () => {
     hm.__reset();
     const text = hm.__render([
       { file: ".hm/pipeline.ts", exports: { default: { slug: "ci", triggers: [hm.push({ branch: "main" })], pipeline: oneStep() } } },
@@ -23,13 +23,13 @@ export const tests: Record<string, () => void> = {
     assertEquals(
       text,
       '{"envelope":{"schema_version":"1","pipelines":[{"slug":"ci","name":"ci","allow_manual":true,' +
-        '"triggers":[{"type":"push","branches":["main"]}],"definition":{"version":"0","nodes":[{"step":' +
+        '"triggers":[{"branches":["main"],"type":"push"}],"definition":{"version":"0","nodes":[{"step":' +
         '{"key":"make","cmd":"make","image":"ubuntu:24.04"},"env":{"DEBIAN_FRONTEND":"noninteractive","TERM":"dumb"}}],' +
         '"node_holes":[],"edge_property":"directed","edges":[]}}]},"sources":[".hm/pipeline.ts"]}',
     );
   },
 
-  "a step's keys come in Python's order": () => {
+  "a step's fields come in Python's order, environments sorted by name": () => {
     hm.__reset();
     const text = hm.__render([
       {
@@ -60,7 +60,7 @@ export const tests: Record<string, () => void> = {
       text.includes(
         '{"step":{"key":"k","cmd":"x","label":"L","image":"i","env":{"A":"1"},"cache":{"policy":"forever"},' +
           '"timeout_seconds":5,"runner":"vm","runner_args":1,"continue_on_failure":true},' +
-          '"env":{"DEBIAN_FRONTEND":"noninteractive","TERM":"dumb","A":"1"}}',
+          '"env":{"A":"1","DEBIAN_FRONTEND":"noninteractive","TERM":"dumb"}}',
       ),
       text,
     );
