@@ -1,7 +1,10 @@
 //! Embeds the SDKs into the crate: `python_sdk.rs` lists every file of
 //! `sdk/python/harmont`, `typescript_sdk.rs` every file of
-//! `sdk/typescript/src`, each as `(path under the SDK root, bytes)`.
+//! `sdk/typescript/src`, each as `(path under the SDK root, bytes)`, with
+//! `SDK_HASH`, a hash of their names and contents that names the SDK's
+//! copies in the cache (computed here, not on every run).
 
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -40,6 +43,24 @@ fn embed(root: &Path, dir: &str, suffixes: &[&str], dest: &Path) {
         ));
     }
     out.push_str("];\n");
+    // Two SipHash passes with different seeds: 128 bits, enough to tell
+    // SDK versions apart (what is cached is checked by its own hash).
+    let mut hash = String::new();
+    for seed in [0u8, 1] {
+        let mut hasher = std::hash::DefaultHasher::new();
+        hasher.write_u8(seed);
+        for file in &files {
+            let rel = file.strip_prefix(root).expect("under the SDK");
+            let bytes = std::fs::read(file).expect("read an SDK file");
+            hasher.write(rel.to_str().expect("UTF-8 path").as_bytes());
+            hasher.write_u64(bytes.len() as u64);
+            hasher.write(&bytes);
+        }
+        hash.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    out.push_str(&format!(
+        "/// A hash of the SDK's file names and contents.\npub(crate) const SDK_HASH: &str = {hash:?};\n"
+    ));
     std::fs::write(dest, out).expect("write the SDK list");
 }
 

@@ -191,21 +191,9 @@ fn failure(error: Failure, first: &Path, python: PathBuf) -> LoadError {
     }
 }
 
-/// The SDK's content hash: names and bytes of every file.
-fn sdk_hash() -> String {
-    let mut hasher = blake3::Hasher::new();
-    for (path, bytes) in SDK_FILES {
-        hasher.update(&(path.len() as u64).to_le_bytes());
-        hasher.update(path.as_bytes());
-        hasher.update(&(bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    }
-    hasher.finalize().to_hex()[..16].to_owned()
-}
-
 /// The unpacked SDK for this binary, written if it is not there yet.
 pub fn unpack(sdk_root: &Path) -> Result<PathBuf, LoadError> {
-    let dir = sdk_root.join(format!("python-{}", sdk_hash()));
+    let dir = sdk_root.join(format!("python-{SDK_HASH}"));
     if dir.is_dir() {
         return Ok(dir);
     }

@@ -185,11 +185,7 @@ pub(crate) fn evaluate(
 /// `__hm_render(prepared, fail)`, for the SDK's `__render`: the envelope
 /// of the prepared pipelines and their files as JSON, or what
 /// `fail(message, file)` throws when one cannot be rendered.
-fn render_to_json<'js>(
-    ctx: Ctx<'js>,
-    prepared: Array<'js>,
-    fail: Function<'js>,
-) -> rquickjs::Result<String> {
+fn render_to_json<'js>(ctx: Ctx<'js>, prepared: Array<'js>, fail: Function<'js>) -> rquickjs::Result<String> {
     #[derive(serde::Serialize)]
     struct Reply {
         envelope: hm_ir::Envelope,
@@ -356,7 +352,15 @@ impl Loader for Codes {
             Source::Code(code) => {
                 let module = Module::declare(ctx.clone(), name, code.as_str())?;
                 if name.starts_with(SDK_PREFIX) {
-                    if let Ok(bytes) = module.write(rquickjs::module::WriteOptions::default()) {
+                    // Without source text and positions: stack traces show
+                    // only the user's frames, and the smaller bytecode
+                    // loads faster.
+                    let options = rquickjs::module::WriteOptions {
+                        strip_source: true,
+                        strip_debug: true,
+                        ..Default::default()
+                    };
+                    if let Ok(bytes) = module.write(options) {
                         self.compiled
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())

@@ -50,18 +50,42 @@ impl PlannedStep {
 
     /// Whether the step's cache policy caches at all.
     pub fn is_cached(&self) -> bool {
-        self.node.step.cache.as_ref().is_some_and(|c| c.is_cached())
+        is_cached(&self.node)
     }
 }
 
-impl Plan {
-    /// Validates `pipeline` (DESIGN.md §2) and plans it.
-    pub fn new(pipeline: &Pipeline) -> Result<Self, ValidationError> {
+/// The links of one step, worked out before any node is copied.
+#[derive(Default)]
+struct Shape {
+    parent: Option<StepIdx>,
+    depends_on: Vec<StepIdx>,
+    children: Vec<StepIdx>,
+    dependents: Vec<StepIdx>,
+    chain_idx: usize,
+    remaining: usize,
+    base_image: String,
+}
+
+/// A pipeline's graph, validated: every step's links, the chain count and
+/// a topological order.
+struct Skeleton {
+    shapes: Vec<Shape>,
+    chain_count: usize,
+    topo_order: Vec<StepIdx>,
+}
+
+fn key(pipeline: &Pipeline, idx: StepIdx) -> &str {
+    &pipeline.definition.nodes[idx].step.key
+}
+
+impl Skeleton {
+    /// Validates `pipeline` (DESIGN.md §2) and works out its graph.
+    fn new(pipeline: &Pipeline) -> Result<Self, ValidationError> {
         check_header(pipeline)?;
         let def = &pipeline.definition;
         let raw_to_idx = raw_indices(pipeline)?;
 
-        let mut keys: HashMap<&str, StepIdx> = HashMap::new();
+        let mut keys: HashMap<&str, StepIdx> = HashMap::with_capacity(def.nodes.len());
         for (idx, node) in def.nodes.iter().enumerate() {
             check_step(pipeline, node)?;
             if let Some(first) = keys.insert(&node.step.key, idx) {
@@ -73,23 +97,7 @@ impl Plan {
             }
         }
 
-        let mut steps: Vec<PlannedStep> = def
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(idx, node)| PlannedStep {
-                idx,
-                node: node.clone(),
-                parent: None,
-                depends_on: Vec::new(),
-                children: Vec::new(),
-                dependents: Vec::new(),
-                chain_idx: 0,
-                remaining: 1,
-                base_image: String::new(),
-            })
-            .collect();
-
+        let mut steps: Vec<Shape> = def.nodes.iter().map(|_| Shape::default()).collect();
         let mut seen = BTreeSet::new();
         for (edge, (src, dst, kind)) in def.edges.iter().enumerate().filter_map(|(i, e)| Some((i, (*e)?))) {
             let resolve = |raw: u32| {
@@ -102,7 +110,7 @@ impl Plan {
             if src == dst {
                 return Err(error(
                     pipeline,
-                    Some(steps[src].key()),
+                    Some(key(pipeline, src)),
                     ValidationErrorKind::SelfEdge { edge },
                 ));
             }
@@ -114,10 +122,10 @@ impl Plan {
                     if let Some(first) = steps[dst].parent {
                         return Err(error(
                             pipeline,
-                            Some(steps[dst].key()),
+                            Some(key(pipeline, dst)),
                             ValidationErrorKind::TwoParents {
-                                first: steps[first].key().to_owned(),
-                                second: steps[src].key().to_owned(),
+                                first: key(pipeline, first).to_owned(),
+                                second: key(pipeline, src).to_owned(),
                             },
                         ));
                     }
@@ -142,13 +150,13 @@ impl Plan {
                 }
                 None => {
                     chain_count += 1;
-                    let image = steps[idx].node.step.image.clone();
+                    let image = def.nodes[idx].step.image.clone();
                     (chain_count - 1, image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned()))
                 }
             };
             steps[idx].chain_idx = chain_idx;
             steps[idx].base_image = base_image;
-            if steps[idx].is_cached() {
+            if is_cached(&def.nodes[idx]) {
                 check_cached_ancestors(pipeline, &steps, idx)?;
             }
         }
@@ -163,13 +171,52 @@ impl Plan {
                 .unwrap_or(0);
             steps[idx].remaining = longest_after + 1;
         }
+        Ok(Skeleton {
+            shapes: steps,
+            chain_count,
+            topo_order,
+        })
+    }
+}
 
+/// Whether a node's cache policy caches at all.
+fn is_cached(node: &Node) -> bool {
+    node.step.cache.as_ref().is_some_and(|c| c.is_cached())
+}
+
+/// Checks `pipeline` completely without copying it: what [`Plan::new`]
+/// checks.
+pub(crate) fn validate(pipeline: &Pipeline) -> Result<(), ValidationError> {
+    Skeleton::new(pipeline).map(drop)
+}
+
+impl Plan {
+    /// Validates `pipeline` (DESIGN.md §2) and plans it.
+    pub fn new(pipeline: &Pipeline) -> Result<Self, ValidationError> {
+        let skeleton = Skeleton::new(pipeline)?;
+        let steps = skeleton
+            .shapes
+            .into_iter()
+            .zip(&pipeline.definition.nodes)
+            .enumerate()
+            .map(|(idx, (shape, node))| PlannedStep {
+                idx,
+                node: node.clone(),
+                parent: shape.parent,
+                depends_on: shape.depends_on,
+                children: shape.children,
+                dependents: shape.dependents,
+                chain_idx: shape.chain_idx,
+                remaining: shape.remaining,
+                base_image: shape.base_image,
+            })
+            .collect();
         Ok(Plan {
             slug: pipeline.slug.clone(),
             steps,
-            chain_count,
-            timeout_seconds: def.timeout_seconds,
-            topo_order,
+            chain_count: skeleton.chain_count,
+            timeout_seconds: pipeline.definition.timeout_seconds,
+            topo_order: skeleton.topo_order,
         })
     }
 
@@ -212,7 +259,7 @@ fn raw_indices(pipeline: &Pipeline) -> Result<HashMap<u32, StepIdx>, ValidationE
 
 /// Kahn's algorithm in node order, so the result is deterministic; a cycle is
 /// reported with the steps on it.
-fn topological_order(pipeline: &Pipeline, steps: &[PlannedStep]) -> Result<Vec<StepIdx>, ValidationError> {
+fn topological_order(pipeline: &Pipeline, steps: &[Shape]) -> Result<Vec<StepIdx>, ValidationError> {
     let mut indegree: Vec<usize> = steps
         .iter()
         .map(|s| s.depends_on.len() + usize::from(s.parent.is_some()))
@@ -232,14 +279,14 @@ fn topological_order(pipeline: &Pipeline, steps: &[PlannedStep]) -> Result<Vec<S
         return Ok(order);
     }
     let cycle = find_cycle(steps, &indegree);
-    let names: Vec<String> = cycle.iter().map(|&i| steps[i].key().to_owned()).collect();
+    let names: Vec<String> = cycle.iter().map(|&i| key(pipeline, i).to_owned()).collect();
     let first = names[0].clone();
     Err(error(pipeline, Some(&first), ValidationErrorKind::Cycle(names)))
 }
 
 /// Walks backwards from a step left with unmet predecessors until a step
 /// repeats; the repeated stretch is a cycle.
-fn find_cycle(steps: &[PlannedStep], indegree: &[usize]) -> Vec<StepIdx> {
+fn find_cycle(steps: &[Shape], indegree: &[usize]) -> Vec<StepIdx> {
     let start = (0..steps.len()).find(|&i| indegree[i] > 0).expect("a step in a cycle");
     let mut path = vec![start];
     let mut pos: HashMap<StepIdx, usize> = HashMap::from([(start, 0)]);
@@ -267,14 +314,14 @@ fn find_cycle(steps: &[PlannedStep], indegree: &[usize]) -> Vec<StepIdx> {
     }
 }
 
-fn check_cached_ancestors(pipeline: &Pipeline, steps: &[PlannedStep], idx: StepIdx) -> Result<(), ValidationError> {
+fn check_cached_ancestors(pipeline: &Pipeline, steps: &[Shape], idx: StepIdx) -> Result<(), ValidationError> {
     let mut ancestor = steps[idx].parent;
     while let Some(a) = ancestor {
-        if !steps[a].is_cached() {
+        if !is_cached(&pipeline.definition.nodes[a]) {
             return Err(error(
                 pipeline,
-                Some(steps[idx].key()),
-                ValidationErrorKind::UncachedAncestor(steps[a].key().to_owned()),
+                Some(key(pipeline, idx)),
+                ValidationErrorKind::UncachedAncestor(key(pipeline, a).to_owned()),
             ));
         }
         ancestor = steps[a].parent;

@@ -66,7 +66,7 @@ pub fn validate_slug(slug: &str) -> bool {
 
 /// Checks one pipeline completely; the same checks [`crate::Plan::new`] runs.
 pub fn validate_pipeline(pipeline: &Pipeline) -> Result<(), ValidationError> {
-    crate::Plan::new(pipeline).map(|_| ())
+    crate::plan::validate(pipeline)
 }
 
 /// Checks that apply to the pipeline as a whole, before the graph is built.

@@ -19,7 +19,17 @@ fn main() {
     }
 
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Commands that only evaluate pipeline files run on this thread: worker
+    // threads would cost more to start than the command takes.
+    let mut builder = match cli.command {
+        cli::Command::Pipelines(_)
+        | cli::Command::Render { .. }
+        | cli::Command::Init(_)
+        | cli::Command::Version
+        | cli::Command::Cloud { .. } => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

@@ -10,7 +10,10 @@
 //!
 //! Layout: the 32-byte hash of the rest, the manifest's length (8 bytes,
 //! little-endian), the manifest (JSON: name, shape, bytecode range), then
-//! the bytecode of every module.
+//! the bytecode of every module. A module's shape is what the module graph
+//! needs of it (what it requests and exports); its code and source map
+//! are not kept, as bytecode replaces the one and stack traces only map
+//! project files.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,10 +21,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::transpile::Transpiled;
-use super::SDK_FILES;
+use super::SDK_HASH;
 
 /// Bumped when the file's format or the compilation changes.
-const FORMAT: &str = "2";
+const FORMAT: &str = "4";
 /// The QuickJS bytecode format follows the engine's version.
 const ENGINE: &str = "rquickjs-0.14.0";
 
@@ -49,16 +52,7 @@ impl SdkCache {
     /// The cache for this SDK under `sdk_root`; none without a cache
     /// directory.
     pub(crate) fn new(sdk_root: Option<&Path>) -> Self {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(FORMAT.as_bytes());
-        hasher.update(ENGINE.as_bytes());
-        for (path, bytes) in SDK_FILES {
-            hasher.update(&(path.len() as u64).to_le_bytes());
-            hasher.update(path.as_bytes());
-            hasher.update(&(bytes.len() as u64).to_le_bytes());
-            hasher.update(bytes);
-        }
-        let name = format!("typescript-{}.bin", &hasher.finalize().to_hex()[..16]);
+        let name = format!("typescript-{SDK_HASH}-{FORMAT}-{ENGINE}.bin");
         SdkCache {
             file: sdk_root.map(|root| root.join(name)),
         }
@@ -87,9 +81,16 @@ impl SdkCache {
         let mut blobs = Vec::new();
         let mut entries = Vec::new();
         for (name, compiled) in modules {
+            let shape = Transpiled {
+                code: String::new(),
+                map: None,
+                declared_imports: Vec::new(),
+                imports: Vec::new(),
+                ..compiled.transpiled
+            };
             entries.push(Entry {
                 name,
-                transpiled: compiled.transpiled,
+                transpiled: shape,
                 start: blobs.len(),
                 len: compiled.bytecode.len(),
             });

@@ -192,10 +192,15 @@ impl<'a, 'js> Renderer<'a, 'js> {
                 lenient_groups.push(continue_on_failure);
                 continue;
             }
-            let step = item.into_object().ok_or("the SDK prepared something other than a step")?;
+            let step = item
+                .into_object()
+                .ok_or("the SDK prepared something other than a step")?;
             let first = self.nodes.len();
             self.emit(step)?;
-            groups.last_mut().expect("one group at least").extend(first..self.nodes.len());
+            groups
+                .last_mut()
+                .expect("one group at least")
+                .extend(first..self.nodes.len());
         }
 
         let keys = self.keys(&slug)?;
@@ -317,7 +322,8 @@ impl<'a, 'js> Renderer<'a, 'js> {
         };
         let runner_args = field(9)?;
         Ok(Read {
-            cmd: text(field(0)?, "a step's command")?.ok_or("a scratch root runs nothing by itself; call .sh(...) on it")?,
+            cmd: text(field(0)?, "a step's command")?
+                .ok_or("a scratch root runs nothing by itself; call .sh(...) on it")?,
             parent,
             image: text(field(2)?, "image")?,
             label: text(field(3)?, "label")?,
