@@ -422,30 +422,33 @@ fn derived_key(parent_key: &str, cmd: &str, position: usize) -> String {
 /// The key a label gives: lowercase, `:emoji:` shortcodes dropped, runs of
 /// other characters turned into `-`.
 pub(crate) fn slugify(label: &str) -> String {
-    let text: Vec<char> = label.to_lowercase().chars().collect();
-    let slug_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let shortcode_char = |c: char| slug_char(c) || matches!(c, '_' | '+' | '-');
+    // Byte by byte: what matters is ASCII, and every byte of any other
+    // character is a separator, as the character itself would be.
+    let text = label.to_lowercase();
+    let text = text.as_bytes();
+    let slug_byte = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let shortcode_byte = |b: u8| slug_byte(b) || matches!(b, b'_' | b'+' | b'-');
     let mut out = String::with_capacity(text.len());
     let mut dash = false;
     let mut i = 0;
     while i < text.len() {
-        let c = text[i];
-        if c == ':' {
-            let mut j = i + 1;
-            while j < text.len() && shortcode_char(text[j]) {
-                j += 1;
-            }
-            if j > i + 1 && j < text.len() && text[j] == ':' {
-                i = j + 1; // `:name:` is dropped
+        let b = text[i];
+        if b == b':' {
+            let end = text[i + 1..]
+                .iter()
+                .position(|&c| !shortcode_byte(c))
+                .map(|n| i + 1 + n);
+            if let Some(end) = end.filter(|&end| end > i + 1 && text[end] == b':') {
+                i = end + 1; // `:name:` is dropped
                 continue;
             }
         }
-        if slug_char(c) {
+        if slug_byte(b) {
             if dash && !out.is_empty() {
                 out.push('-');
             }
             dash = false;
-            out.push(c);
+            out.push(b as char);
         } else {
             dash = true;
         }
