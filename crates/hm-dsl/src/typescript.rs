@@ -173,7 +173,7 @@ pub(crate) fn evaluate(
             .call((list,))
             .map_err(|e| Thrown::caught(&ctx, e).into_error(graph, first))?;
         render::render(&ctx, &prepared).map_err(|failure| LoadError::Evaluation {
-            file: PathBuf::from(failure.file),
+            file: failure.file.map_or_else(|| first.to_owned(), PathBuf::from),
             what: "the pipeline file raised an error",
             traceback: format!("HarmontError: {}", failure.message),
         })
@@ -202,7 +202,7 @@ fn render_to_json<'js>(ctx: Ctx<'js>, prepared: Array<'js>, fail: Function<'js>)
                 .map_err(|e| rquickjs::Exception::throw_internal(&ctx, &e.to_string()))
         }
         Err(failure) => {
-            fail.call::<_, ()>((failure.message.as_str(), failure.file.as_str()))?;
+            fail.call::<_, ()>((failure.message.as_str(), failure.file.unwrap_or_default()))?;
             Err(rquickjs::Exception::throw_internal(&ctx, "`fail` returned"))
         }
     }

@@ -128,6 +128,31 @@ fn a_thrown_error_shows_the_users_frames_in_the_typescript_source() {
     assert!(err.contains("at .hm/pipeline.ts:3:"), "{err}");
 }
 
+/// Keys are given while the IR is made (in Rust, from the steps the SDK
+/// built): two steps with one key are an error naming the file whose
+/// pipeline it is, not the first file.
+#[test]
+fn two_steps_with_one_key_name_their_file() {
+    let fx =
+        typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"fine\", pipeline: sh(\"a\") };\n");
+    fx.write(
+        ".hm/second.ts",
+        "import { sh } from \"@harmont/hm\";\n\
+         export default { slug: \"ci\", pipeline: [sh(\"a\", { key: \"k\" }), sh(\"b\", { key: \"k\" })] };\n",
+    );
+    let out = fx.hm(&["pipelines"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: `.hm/second.ts`: the pipeline file raised an error\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("HarmontError: pipeline `ci`: two steps have the key `k`; give one of them another key"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_imports_are_named_before_anything_runs() {
     let fx = typescript(

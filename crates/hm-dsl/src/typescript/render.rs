@@ -21,10 +21,11 @@ use super::{to_json, Sourced};
 const BASE_ENV: [(&str, &str); 2] = [("DEBIAN_FRONTEND", "noninteractive"), ("TERM", "dumb")];
 
 /// Why a pipeline could not be rendered: a message for the user, and the
-/// file whose pipeline it was.
+/// file whose pipeline it was (`None` when the SDK handed over something
+/// that is not a pipeline at all).
 #[derive(Debug)]
 pub(crate) struct Failure {
-    pub file: String,
+    pub file: Option<String>,
     pub message: String,
 }
 
@@ -57,18 +58,18 @@ impl<'js> Names<'js> {
 /// Renders the pipelines `__prepare` returned, in order, with their files.
 pub(crate) fn render<'js>(ctx: &Ctx<'js>, prepared: &Array<'js>) -> Result<Vec<Sourced>, Failure> {
     let names = Names::new(ctx).map_err(|e| Failure {
-        file: String::new(),
+        file: None,
         message: e.to_string(),
     })?;
     let mut out = Vec::with_capacity(prepared.len());
     for item in prepared.iter::<Object>() {
         let pipeline = item.map_err(|e| Failure {
-            file: String::new(),
+            file: None,
             message: format!("the SDK prepared something else: {e}"),
         })?;
         let file: String = pipeline.get("file").unwrap_or_default();
         let rendered = Renderer::new(&names).pipeline(&pipeline).map_err(|message| Failure {
-            file: file.clone(),
+            file: Some(file.clone()),
             message,
         })?;
         out.push((rendered, PathBuf::from(file)));
