@@ -460,6 +460,17 @@ impl Run {
             .collect()
     }
 
+    /// A step's stdout lines: unlike [`Run::logs`], their order does not
+    /// depend on how the two streams' lines interleave.
+    pub fn stdout(&self, key: &str) -> Vec<String> {
+        let id = self.id(key);
+        self.events
+            .iter()
+            .filter(|e| e["kind"] == "step_log" && e["step_id"] == id.as_str() && e["stream"] == "stdout")
+            .map(|e| e["line"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Position of the first event of `kind` for a key.
     pub fn position(&self, kind: &str, key: &str) -> usize {
         let id = self.id(key);
