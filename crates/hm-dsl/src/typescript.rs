@@ -97,13 +97,6 @@ impl Engine {
         let context = Context::full(&runtime).map_err(|e| failed(e.to_string()))?;
         context
             .with(|ctx| {
-                let sha256 = Function::new(ctx.clone(), |text: String| -> String {
-                    sha2::Sha256::digest(text.as_bytes())
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect()
-                })?;
-                ctx.globals().set("__hm_sha256", sha256)?;
                 let render = Function::new(ctx.clone(), render_to_json)?;
                 ctx.globals().set("__hm_render", render)?;
                 install_console(&ctx)
@@ -226,6 +219,16 @@ pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcom
     let engine = Engine::new(root, files, Path::new(&first), None)?;
     let graph = &engine.graph;
     engine.context.with(|ctx| {
+        // The suites check derived keys and preset digests against SHA-256s
+        // of their own: `__hm_sha256(text)`, the hex digest of its UTF-8.
+        Function::new(ctx.clone(), |text: String| -> String {
+            sha2::Sha256::digest(text.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .and_then(|sha256| ctx.globals().set("__hm_sha256", sha256))
+        .map_err(|e| engine_failed(Path::new(&first))(e.to_string()))?;
         let mut outcomes = Vec::new();
         for file in files {
             let name = module_name(root, file);

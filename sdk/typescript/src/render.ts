@@ -13,8 +13,6 @@ import type { PipelineSource, Steps, TriggerIr } from "./pipeline.ts";
 import { Fork, Step } from "./step.ts";
 
 declare global {
-  /** The hex SHA-256 of `text`'s UTF-8 bytes; hm's engine provides it. */
-  function __hm_sha256(text: string): string;
   /**
    * hm's engine renders `pipelines` to the envelope as JSON
    * (`{"envelope": ..., "sources": [...]}`), or calls `fail` with what is wrong

@@ -227,12 +227,6 @@ export class Fork {
   }
 }
 
-/** `step` with a time limit in seconds. */
-export function withTimeout(step: Step, seconds: number): Step {
-  const r = step._record;
-  return new Step([r[0], r[1], r[2], r[3], r[4], r[5], r[6], seconds, r[8], r[9]]);
-}
-
 /** A root step: `cmd` on a fresh `image` (`ubuntu:24.04` when left out). */
 export function sh(cmd: string, opts?: ShOptions): Step {
   return new Step(shRecord(cmd, null, null, opts, "sh"));
@@ -250,5 +244,6 @@ export function timeout(duration: Duration, step: Step | Fork): Step {
   if (!(target instanceof Step) || target.isScratch) {
     throw new HarmontError(`timeout applies to a step, not ${show(target)}`);
   }
-  return withTimeout(target, seconds(duration, "timeout"));
+  const r = target._record;
+  return new Step([r[0], r[1], r[2], r[3], r[4], r[5], r[6], seconds(duration, "timeout"), r[8], r[9]]);
 }

@@ -3,6 +3,11 @@
 import * as hm from "@harmont/hm";
 import type { EnvelopeEntry, IrDefinition, IrStep, PipelineDefinition, PipelineSource } from "@harmont/hm";
 
+declare global {
+  /** The hex SHA-256 of `text`'s UTF-8 bytes; hm's test runner provides it. */
+  function __hm_sha256(text: string): string;
+}
+
 /** What `__render` returns, parsed. */
 export interface Rendered {
   envelope: { schema_version: string; pipelines: EnvelopeEntry[] };
