@@ -18,8 +18,8 @@ fn envelope(slug: &str, keys: &[&str]) -> String {
         .collect();
     serde_json::json!({"schema_version": "1", "pipelines": [{
         "slug": slug, "name": slug, "allow_manual": true, "triggers": [],
-        "definition": {"version": "0", "nodes": nodes, "node_holes": [],
-                       "edge_property": "directed", "edges": []}}]})
+        "definition": {"version": "0", "graph": {"nodes": nodes, "node_holes": [],
+                       "edge_property": "directed", "edges": []}}}]})
     .to_string()
 }
 
@@ -73,7 +73,7 @@ fn wrong_type_names_the_field() {
     let dir = project(&[("ci.json", &text)]);
     let err = load_err(dir.path());
     assert!(
-        err.contains("pipelines[0].definition.nodes[0].step.timeout_seconds"),
+        err.contains("pipelines[0].definition.graph.nodes[0].step.timeout_seconds"),
         "{err}"
     );
 }
@@ -120,7 +120,7 @@ fn python_files_merge_with_json_in_file_order() {
     let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
     assert_eq!(slugs, ["one", "two", "three"]);
     assert_eq!(loaded.pipeline("two").unwrap().1, Path::new(".hm/b.py"));
-    let two = &loaded.envelope.pipelines[1].definition.nodes[0];
+    let two = &loaded.envelope.pipelines[1].definition.graph.nodes[0];
     assert_eq!(two.step.image.as_deref(), Some("ubuntu:24.04"));
     assert_eq!(two.env["DEBIAN_FRONTEND"], "noninteractive");
 }

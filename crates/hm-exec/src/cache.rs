@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use hm_ir::{CachePolicy, PlannedStep};
+use hm_ir::{CachePolicy, PlannedStep, PolicyKind};
 use hm_vm::{Bounds, Registry};
 use serde::{Deserialize, Serialize};
 
 use crate::workspace::{EntryKind, Manifest};
 
 /// The version of the key encoding; changing it invalidates every entry.
-const KEY_VERSION: &str = "hm-cache-key-v1";
+const KEY_VERSION: &str = "hm-cache-key-v2";
 
 /// How a build uses the cache.
 #[derive(Clone)]
@@ -99,7 +99,7 @@ impl KeyInputs {
     }
 
     fn add_policy(&mut self, policy: &CachePolicy, source: Option<&Manifest>, now: u64) {
-        for name in &policy.env_keys {
+        for name in policy.env_keys() {
             let value = match std::env::var_os(name) {
                 Some(v) => blake3::hash(v.as_encoded_bytes()).to_hex().to_string(),
                 None => "unset".to_owned(),
@@ -112,22 +112,21 @@ impl KeyInputs {
                 None => key.clone(),
             });
         }
-        match policy.policy.as_str() {
-            "ttl" => {
-                let duration = policy.duration_seconds.unwrap_or(1).max(1);
+        match &policy.kind {
+            PolicyKind::Ttl { duration_seconds, .. } => {
+                let duration = (*duration_seconds).max(1);
                 self.ttl.push((duration, now / duration));
             }
-            "on_change" => {
+            PolicyKind::OnChange { paths } => {
                 let empty = Manifest::default();
-                self.files
-                    .extend(matching_files(&policy.paths, source.unwrap_or(&empty)));
+                self.files.extend(matching_files(paths, source.unwrap_or(&empty)));
             }
-            "compose" => {
-                for sub in &policy.sub_policies {
+            PolicyKind::Compose { sub_policies } => {
+                for sub in sub_policies {
                     self.add_policy(sub, source, now);
                 }
             }
-            _ => {}
+            PolicyKind::None | PolicyKind::Forever { .. } => {}
         }
     }
 
@@ -268,8 +267,8 @@ mod tests {
 
     fn step(policy: serde_json::Value) -> (PlannedStep, CachePolicy) {
         let pipeline: hm_ir::Pipeline = serde_json::from_value(json!({
-            "slug": "p", "definition": {"version": "0", "edge_property": "directed", "edges": [],
-            "nodes": [{"step": {"key": "s", "cmd": "make", "cache": policy}}]}
+            "slug": "p", "definition": {"version": "0", "graph": {"edge_property": "directed", "edges": [],
+            "nodes": [{"step": {"key": "s", "cmd": "make", "cache": policy}}]}}
         }))
         .unwrap();
         let plan = hm_ir::Plan::new(&pipeline).unwrap();

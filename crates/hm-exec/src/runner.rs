@@ -146,7 +146,7 @@ impl StepRunner for VmRunner {
         let mut keyed = None;
         let mut cache_miss = None;
         if let (Some(cache), Some(policy)) = (&ctx.cache, planned.node.step.cache.as_ref().filter(|p| p.is_cached())) {
-            if uses_files(policy) {
+            if policy.uses_files() {
                 source = match scan(&ctx).await {
                     Ok(manifest) => Some(manifest),
                     Err(err) => return failed(started, err),
@@ -313,10 +313,6 @@ fn step_env(ctx: &RunContext, idx: StepIdx) -> BTreeMap<String, String> {
     env
 }
 
-fn uses_files(policy: &CachePolicy) -> bool {
-    policy.policy == "on_change" || policy.sub_policies.iter().any(uses_files)
-}
-
 async fn scan(ctx: &Arc<RunContext>) -> Result<Manifest, SourceError> {
     let scan_ctx = ctx.clone();
     tokio::task::spawn_blocking(move || scan_ctx.source.scan())
@@ -390,7 +386,7 @@ pub(crate) async fn prefetch(ctx: &Arc<RunContext>) -> Result<(), StepError> {
         return Ok(());
     };
     let cached = |idx: StepIdx| ctx.plan.steps[idx].node.step.cache.as_ref().filter(|p| p.is_cached());
-    let needs_source = (0..ctx.plan.steps.len()).any(|idx| cached(idx).is_some_and(uses_files));
+    let needs_source = (0..ctx.plan.steps.len()).any(|idx| cached(idx).is_some_and(CachePolicy::uses_files));
     let source = if needs_source { Some(scan(ctx).await?) } else { None };
     let mut keys: HashMap<StepIdx, String> = HashMap::new();
     for &idx in &ctx.plan.topo_order {

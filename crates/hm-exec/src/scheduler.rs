@@ -282,7 +282,7 @@ mod tests {
             .collect();
         let edges: Vec<_> = edges.iter().map(|(s, d, k)| json!([s, d, k])).collect();
         let pipeline: Pipeline = serde_json::from_value(json!({
-            "slug": "t", "definition": {"version": "0", "nodes": nodes, "edge_property": "directed", "edges": edges}
+            "slug": "t", "definition": {"version": "0", "graph": {"nodes": nodes, "edge_property": "directed", "edges": edges}}
         }))
         .unwrap();
         Plan::new(&pipeline).unwrap()

@@ -63,10 +63,20 @@ fn default_true() -> bool {
     true
 }
 
-/// The IR graph of one pipeline, in petgraph's `StableGraph` serde layout.
+/// The IR of one pipeline (`version "0"`): its graph, and our pipeline
+/// timeout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Definition {
     pub version: String,
+    /// Cancels the whole build after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    pub graph: Graph,
+}
+
+/// The step graph, in petgraph's `StableGraph` serde layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
     /// Present node weights, in index order with the holes left out.
     pub nodes: Vec<Node>,
     /// Indices of vacant node slots.
@@ -75,9 +85,6 @@ pub struct Definition {
     pub edge_property: String,
     /// `[source, target, kind]` by raw node index; `null` for a vacant slot.
     pub edges: Vec<Option<(u32, u32, EdgeKind)>>,
-    /// Cancels the whole build after this many seconds (our addition).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_seconds: Option<u64>,
 }
 
 /// A node: the step and its fully layered environment.
@@ -89,7 +96,7 @@ pub struct Node {
     pub env: BTreeMap<String, String>,
 }
 
-/// One shell step.
+/// One shell step; fields in the order Harmont's SDKs write them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub key: String,
@@ -97,17 +104,19 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_args: Option<serde_json::Value>,
+    /// The step's own environment, when a writer gives it apart from the
+    /// node's layered one (Harmont's SDKs do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
     /// Set on the steps after a `wait(continue_on_failure=True)`: their
     /// `depends_on` edges only order them (our addition).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -125,31 +134,68 @@ impl Step {
     }
 }
 
-/// A cache policy as the SDKs emit it; which fields matter depends on
-/// `policy`.
+/// A step's cache policy: what decides whether its stored snapshot is still
+/// good, and the key Harmont's SDKs compute from it when they render one
+/// (`hm` computes its own, see DESIGN.md §5, and takes this as one more
+/// input).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachePolicy {
-    pub policy: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env_keys: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_seconds: Option<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub paths: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sub_policies: Vec<CachePolicy>,
-    /// An extra key input from the DSL; never trusted alone.
+    #[serde(flatten)]
+    pub kind: PolicyKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
+/// The kinds of cache policy, as `{"policy": ...}` objects with exactly the
+/// fields Harmont's SDKs write for each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Never cached: the snapshot lives only for this run.
+    None,
+    /// Valid until an input changes.
+    Forever {
+        #[serde(default)]
+        env_keys: Vec<String>,
+    },
+    /// Valid within one window of `duration_seconds`.
+    Ttl {
+        duration_seconds: u64,
+        #[serde(default)]
+        env_keys: Vec<String>,
+    },
+    /// Valid while the files matching `paths` keep their contents.
+    OnChange { paths: Vec<String> },
+    /// Valid while every one of `sub_policies` is.
+    Compose { sub_policies: Vec<CachePolicy> },
+}
+
 impl CachePolicy {
-    /// The policy names this build understands.
-    pub const KNOWN: [&'static str; 5] = ["none", "forever", "ttl", "on_change", "compose"];
+    /// A policy of `kind` with no SDK key.
+    pub fn new(kind: PolicyKind) -> Self {
+        CachePolicy { kind, key: None }
+    }
 
     /// Whether this policy caches at all (`none` does not).
     pub fn is_cached(&self) -> bool {
-        self.policy != "none"
+        !matches!(self.kind, PolicyKind::None)
+    }
+
+    /// The `env_keys` this policy itself names (not its sub-policies').
+    pub fn env_keys(&self) -> &[String] {
+        match &self.kind {
+            PolicyKind::Forever { env_keys } | PolicyKind::Ttl { env_keys, .. } => env_keys,
+            _ => &[],
+        }
+    }
+
+    /// Whether this policy or one of its sub-policies depends on files.
+    pub fn uses_files(&self) -> bool {
+        match &self.kind {
+            PolicyKind::OnChange { .. } => true,
+            PolicyKind::Compose { sub_policies } => sub_policies.iter().any(CachePolicy::uses_files),
+            _ => false,
+        }
     }
 }
 

@@ -12,8 +12,8 @@ mod plan;
 mod validate;
 
 pub use envelope::{
-    CachePolicy, Definition, EdgeKind, Envelope, Node, Pipeline, Step, DEFAULT_IMAGE, ENVELOPE_SCHEMA_VERSION,
-    IR_VERSION,
+    CachePolicy, Definition, EdgeKind, Envelope, Graph, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE,
+    ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};
 pub use validate::{validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};

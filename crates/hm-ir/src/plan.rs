@@ -75,7 +75,7 @@ struct Skeleton {
 }
 
 fn key(pipeline: &Pipeline, idx: StepIdx) -> &str {
-    &pipeline.definition.nodes[idx].step.key
+    &pipeline.definition.graph.nodes[idx].step.key
 }
 
 impl Skeleton {
@@ -85,8 +85,8 @@ impl Skeleton {
         let def = &pipeline.definition;
         let raw_to_idx = raw_indices(pipeline)?;
 
-        let mut keys: HashMap<&str, StepIdx> = HashMap::with_capacity(def.nodes.len());
-        for (idx, node) in def.nodes.iter().enumerate() {
+        let mut keys: HashMap<&str, StepIdx> = HashMap::with_capacity(def.graph.nodes.len());
+        for (idx, node) in def.graph.nodes.iter().enumerate() {
             check_step(pipeline, node)?;
             if let Some(first) = keys.insert(&node.step.key, idx) {
                 return Err(error(
@@ -97,9 +97,9 @@ impl Skeleton {
             }
         }
 
-        let mut steps: Vec<Shape> = def.nodes.iter().map(|_| Shape::default()).collect();
+        let mut steps: Vec<Shape> = def.graph.nodes.iter().map(|_| Shape::default()).collect();
         let mut seen = BTreeSet::new();
-        for (edge, (src, dst, kind)) in def.edges.iter().enumerate().filter_map(|(i, e)| Some((i, (*e)?))) {
+        for (edge, (src, dst, kind)) in def.graph.edges.iter().enumerate().filter_map(|(i, e)| Some((i, (*e)?))) {
             let resolve = |raw: u32| {
                 raw_to_idx
                     .get(&raw)
@@ -150,13 +150,13 @@ impl Skeleton {
                 }
                 None => {
                     chain_count += 1;
-                    let image = def.nodes[idx].step.image.clone();
+                    let image = def.graph.nodes[idx].step.image.clone();
                     (chain_count - 1, image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned()))
                 }
             };
             steps[idx].chain_idx = chain_idx;
             steps[idx].base_image = base_image;
-            if is_cached(&def.nodes[idx]) {
+            if is_cached(&def.graph.nodes[idx]) {
                 check_cached_ancestors(pipeline, &steps, idx)?;
             }
         }
@@ -197,7 +197,7 @@ impl Plan {
         let steps = skeleton
             .shapes
             .into_iter()
-            .zip(&pipeline.definition.nodes)
+            .zip(&pipeline.definition.graph.nodes)
             .enumerate()
             .map(|(idx, (shape, node))| PlannedStep {
                 idx,
@@ -235,11 +235,11 @@ impl Plan {
 /// Maps raw petgraph node indices (holes counted) to compact step indices.
 fn raw_indices(pipeline: &Pipeline) -> Result<HashMap<u32, StepIdx>, ValidationError> {
     let def = &pipeline.definition;
-    let mut holes = def.node_holes.iter().copied().peekable();
-    let mut map = HashMap::with_capacity(def.nodes.len());
+    let mut holes = def.graph.node_holes.iter().copied().peekable();
+    let mut map = HashMap::with_capacity(def.graph.nodes.len());
     let mut raw = 0u32;
     let mut last_hole = None;
-    for idx in 0..def.nodes.len() {
+    for idx in 0..def.graph.nodes.len() {
         while holes.peek() == Some(&raw) {
             last_hole = holes.next();
             raw += 1;
@@ -317,7 +317,7 @@ fn find_cycle(steps: &[Shape], indegree: &[usize]) -> Vec<StepIdx> {
 fn check_cached_ancestors(pipeline: &Pipeline, steps: &[Shape], idx: StepIdx) -> Result<(), ValidationError> {
     let mut ancestor = steps[idx].parent;
     while let Some(a) = ancestor {
-        if !is_cached(&pipeline.definition.nodes[a]) {
+        if !is_cached(&pipeline.definition.graph.nodes[a]) {
             return Err(error(
                 pipeline,
                 Some(key(pipeline, idx)),

@@ -1,6 +1,6 @@
 //! The checks every pipeline passes before anything runs (DESIGN.md §2).
 
-use crate::envelope::{CachePolicy, Pipeline, IR_VERSION};
+use crate::envelope::{CachePolicy, Pipeline, PolicyKind, IR_VERSION};
 
 /// A pipeline that cannot run, with the pipeline and (where there is one)
 /// the step it concerns.
@@ -37,8 +37,6 @@ pub enum ValidationErrorKind {
     Cycle(Vec<String>),
     #[error("`{field}` must be greater than 0")]
     ZeroTimeout { field: &'static str },
-    #[error("unknown cache policy `{0}` (known: none, forever, ttl, on_change, compose)")]
-    UnknownPolicy(String),
     #[error("cache policy `ttl` needs `duration_seconds` greater than 0")]
     TtlDuration,
     #[error("cache policy `on_change` needs at least one path in `paths`")]
@@ -79,8 +77,8 @@ pub(crate) fn check_header(pipeline: &Pipeline) -> Result<(), ValidationError> {
     if def.version != IR_VERSION {
         return fail(ValidationErrorKind::IrVersion(def.version.clone()));
     }
-    if def.edge_property != "directed" {
-        return fail(ValidationErrorKind::EdgeProperty(def.edge_property.clone()));
+    if def.graph.edge_property != "directed" {
+        return fail(ValidationErrorKind::EdgeProperty(def.graph.edge_property.clone()));
     }
     if def.timeout_seconds == Some(0) {
         return fail(ValidationErrorKind::ZeroTimeout {
@@ -114,17 +112,16 @@ pub(crate) fn check_step(pipeline: &Pipeline, node: &crate::Node) -> Result<(), 
 }
 
 fn check_policy(policy: &CachePolicy) -> Result<(), ValidationErrorKind> {
-    match policy.policy.as_str() {
-        "none" | "forever" => Ok(()),
-        "ttl" => match policy.duration_seconds {
-            Some(d) if d > 0 => Ok(()),
-            _ => Err(ValidationErrorKind::TtlDuration),
-        },
-        "on_change" if policy.paths.is_empty() => Err(ValidationErrorKind::OnChangePaths),
-        "on_change" => Ok(()),
-        "compose" if policy.sub_policies.is_empty() => Err(ValidationErrorKind::ComposeEmpty),
-        "compose" => policy.sub_policies.iter().try_for_each(check_policy),
-        other => Err(ValidationErrorKind::UnknownPolicy(other.to_owned())),
+    match &policy.kind {
+        PolicyKind::None | PolicyKind::Forever { .. } => Ok(()),
+        PolicyKind::Ttl {
+            duration_seconds: 0, ..
+        } => Err(ValidationErrorKind::TtlDuration),
+        PolicyKind::Ttl { .. } => Ok(()),
+        PolicyKind::OnChange { paths } if paths.is_empty() => Err(ValidationErrorKind::OnChangePaths),
+        PolicyKind::OnChange { .. } => Ok(()),
+        PolicyKind::Compose { sub_policies } if sub_policies.is_empty() => Err(ValidationErrorKind::ComposeEmpty),
+        PolicyKind::Compose { sub_policies } => sub_policies.iter().try_for_each(check_policy),
     }
 }
 

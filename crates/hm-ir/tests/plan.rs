@@ -8,8 +8,8 @@ fn node(key: &str) -> serde_json::Value {
 fn pipeline(nodes: Vec<serde_json::Value>, edges: serde_json::Value) -> Pipeline {
     serde_json::from_value(json!({
         "slug": "ci", "name": "CI", "allow_manual": true, "triggers": [],
-        "definition": {"version": "0", "nodes": nodes, "node_holes": [],
-                        "edge_property": "directed", "edges": edges}
+        "definition": {"version": "0", "graph": {"nodes": nodes, "node_holes": [],
+                        "edge_property": "directed", "edges": edges}}
     }))
     .unwrap()
 }
@@ -45,7 +45,7 @@ fn chains_fork_and_remaining_path() {
 #[test]
 fn node_holes_shift_edge_indices() {
     let mut p = pipeline(vec![node("a"), node("b")], json!([[0, 2, "builds_in"], null]));
-    p.definition.node_holes = vec![1];
+    p.definition.graph.node_holes = vec![1];
     let plan = Plan::new(&p).unwrap();
     assert_eq!(plan.steps[1].parent, Some(0));
 }
@@ -84,7 +84,7 @@ fn rejects_bad_graphs() {
 #[test]
 fn rejects_bad_steps() {
     let mut p = pipeline(vec![node("a")], json!([]));
-    p.definition.nodes[0].step.timeout_seconds = Some(0);
+    p.definition.graph.nodes[0].step.timeout_seconds = Some(0);
     assert!(matches!(kind(&p), ValidationErrorKind::ZeroTimeout { .. }));
 
     let mut p = pipeline(vec![node("a")], json!([]));
@@ -95,21 +95,23 @@ fn rejects_bad_steps() {
     p.slug = "Bad_Slug".into();
     assert_eq!(kind(&p), ValidationErrorKind::Slug);
 
-    let mut p = pipeline(vec![node("a")], json!([]));
-    p.definition.nodes[0].step.cache = Some(serde_json::from_value(json!({"policy": "sometimes"})).unwrap());
-    assert_eq!(kind(&p), ValidationErrorKind::UnknownPolicy("sometimes".into()));
+    let unknown = serde_json::from_value::<hm_ir::CachePolicy>(json!({"policy": "sometimes"})).unwrap_err();
+    assert!(unknown.to_string().contains("unknown variant `sometimes`"), "{unknown}");
+    let no_duration = serde_json::from_value::<hm_ir::CachePolicy>(json!({"policy": "ttl"})).unwrap_err();
+    assert!(no_duration.to_string().contains("duration_seconds"), "{no_duration}");
 
     let mut p = pipeline(vec![node("a")], json!([]));
-    p.definition.nodes[0].step.cache = Some(serde_json::from_value(json!({"policy": "ttl"})).unwrap());
+    p.definition.graph.nodes[0].step.cache =
+        Some(serde_json::from_value(json!({"policy": "ttl", "duration_seconds": 0})).unwrap());
     assert_eq!(kind(&p), ValidationErrorKind::TtlDuration);
 }
 
 #[test]
 fn cached_step_needs_cached_ancestors() {
     let mut p = pipeline(vec![node("a"), node("b")], json!([[0, 1, "builds_in"]]));
-    p.definition.nodes[1].step.cache = Some(serde_json::from_value(json!({"policy": "forever"})).unwrap());
+    p.definition.graph.nodes[1].step.cache = Some(serde_json::from_value(json!({"policy": "forever"})).unwrap());
     assert_eq!(kind(&p), ValidationErrorKind::UncachedAncestor("a".into()));
-    p.definition.nodes[0].step.cache = Some(serde_json::from_value(json!({"policy": "forever"})).unwrap());
+    p.definition.graph.nodes[0].step.cache = Some(serde_json::from_value(json!({"policy": "forever"})).unwrap());
     Plan::new(&p).unwrap();
 }
 
@@ -117,7 +119,7 @@ fn cached_step_needs_cached_ancestors() {
 fn round_trips_in_the_same_layout() {
     let p = pipeline(vec![node("a"), node("b")], json!([[0, 1, "builds_in"]]));
     let text = serde_json::to_value(&p).unwrap();
-    assert_eq!(text["definition"]["edges"], json!([[0, 1, "builds_in"]]));
-    assert_eq!(text["definition"]["edge_property"], json!("directed"));
-    assert_eq!(text["definition"]["nodes"][0], node("a"));
+    assert_eq!(text["definition"]["graph"]["edges"], json!([[0, 1, "builds_in"]]));
+    assert_eq!(text["definition"]["graph"]["edge_property"], json!("directed"));
+    assert_eq!(text["definition"]["graph"]["nodes"][0], node("a"));
 }

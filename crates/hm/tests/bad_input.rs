@@ -70,7 +70,7 @@ fn duplicate_keys() {
     let (code, err) = fails(&with_text(&text), &["run"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("duplicate field `cmd`") && err.contains("pipelines[0].definition.nodes[0].step"),
+        err.contains("duplicate field `cmd`") && err.contains("pipelines[0].definition.graph.nodes[0].step"),
         "{err}"
     );
 }
@@ -148,8 +148,12 @@ fn other_mistakes() {
     assert!(err.contains("no `.hm/` folder"), "{err}");
 
     let mut bad_policy = envelope("ci", &[step("a", "true")], &[], None);
-    bad_policy["pipelines"][0]["definition"]["nodes"][0]["step"]["cache"] = json!({"policy": "sometimes"});
+    bad_policy["pipelines"][0]["definition"]["graph"]["nodes"][0]["step"]["cache"] = json!({"policy": "sometimes"});
     let (code, err) = fails(&Fixture::with(&bad_policy), &["run"]);
     assert_eq!(code, 2);
-    assert!(err.contains("step `a`: unknown cache policy `sometimes`"), "{err}");
+    assert!(
+        err.contains("pipelines[0].definition.graph.nodes[0].step.cache")
+            && err.contains("unknown variant `sometimes`"),
+        "{err}"
+    );
 }

@@ -28,7 +28,7 @@ fn pipelines_and_render_print_the_ir_back() {
 fn pipelines_merge_across_files_and_holes_survive() {
     let fx = Fixture::new();
     let mut with_hole = envelope("two", &[step("x", "true"), step("y", "true")], &[], None);
-    let def = &mut with_hole["pipelines"][0]["definition"];
+    let def = &mut with_hole["pipelines"][0]["definition"]["graph"];
     def["node_holes"] = serde_json::json!([1]);
     def["edges"] = serde_json::json!([[0, 2, "depends_on"], null]);
     fx.write(
@@ -41,11 +41,11 @@ fn pipelines_merge_across_files_and_holes_survive() {
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["pipelines"].as_array().unwrap().len(), 2);
     assert_eq!(
-        printed["pipelines"][1]["definition"]["node_holes"],
+        printed["pipelines"][1]["definition"]["graph"]["node_holes"],
         serde_json::json!([1])
     );
     assert_eq!(
-        printed["pipelines"][1]["definition"]["edges"],
+        printed["pipelines"][1]["definition"]["graph"]["edges"],
         serde_json::json!([[0, 2, "depends_on"], null])
     );
 }

@@ -381,7 +381,10 @@ fn every_init_template_renders_and_validates() {
             let out = fx.hm(&["render", "ci"]);
             assert_eq!(out.status.code(), Some(0), "{template} {lang}: {}", stderr(&out));
             let definition: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert!(definition["nodes"].as_array().unwrap().len() >= 2, "{template} {lang}");
+            assert!(
+                definition["graph"]["nodes"].as_array().unwrap().len() >= 2,
+                "{template} {lang}"
+            );
             rendered.push(definition);
         }
         assert_eq!(

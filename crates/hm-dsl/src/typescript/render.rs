@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use hm_ir::{CachePolicy, Definition, EdgeKind, Node, Pipeline, Step, DEFAULT_IMAGE};
+use hm_ir::{CachePolicy, Definition, EdgeKind, Graph, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE};
 use rquickjs::{Array, Atom, Ctx, Object, Value};
 use sha2::Digest;
 
@@ -277,11 +277,13 @@ impl<'a, 'js> Renderer<'a, 'js> {
             triggers,
             definition: Definition {
                 version: hm_ir::IR_VERSION.to_owned(),
-                nodes,
-                node_holes: Vec::new(),
-                edge_property: "directed".to_owned(),
-                edges,
                 timeout_seconds,
+                graph: Graph {
+                    nodes,
+                    node_holes: Vec::new(),
+                    edge_property: "directed".to_owned(),
+                    edges,
+                },
             },
         })
     }
@@ -355,12 +357,23 @@ impl<'a, 'js> Renderer<'a, 'js> {
                 sub_policies.push(self.policy(&sub.map_err(|e| e.to_string())?)?);
             }
         }
+        let name = text(get(&n.policy)?, "policy")?.ok_or("a cache policy has no name")?;
+        let env_keys = strings(get(&n.env_keys)?, "envKeys")?;
+        let kind = match name.as_str() {
+            "none" => PolicyKind::None,
+            "forever" => PolicyKind::Forever { env_keys },
+            "ttl" => PolicyKind::Ttl {
+                duration_seconds: seconds(get(&n.duration_seconds)?, "ttl")?.unwrap_or_default(),
+                env_keys,
+            },
+            "on_change" => PolicyKind::OnChange {
+                paths: strings(get(&n.paths)?, "paths")?,
+            },
+            "compose" => PolicyKind::Compose { sub_policies },
+            other => return Err(format!("unknown cache policy `{other}`")),
+        };
         let ir = CachePolicy {
-            policy: text(get(&n.policy)?, "policy")?.ok_or("a cache policy has no name")?,
-            env_keys: strings(get(&n.env_keys)?, "envKeys")?,
-            duration_seconds: seconds(get(&n.duration_seconds)?, "ttl")?,
-            paths: strings(get(&n.paths)?, "paths")?,
-            sub_policies,
+            kind,
             key: text(get(&n.key)?, "a policy's key")?,
         };
         self.policies.insert(id, ir.clone());

@@ -60,7 +60,7 @@ pub fn chain_project(dir: &Path, steps: usize, step: impl Fn(usize) -> serde_jso
     let edges: Vec<_> = (1..steps).map(|i| serde_json::json!([i - 1, i, "builds_in"])).collect();
     let envelope = serde_json::json!({"schema_version": "1", "pipelines": [{
         "slug": "chain", "name": "chain", "allow_manual": true, "triggers": [],
-        "definition": {"version": "0", "nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges}}]});
+        "definition": {"version": "0", "graph": {"nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges}}}]});
     std::fs::write(dir.join(".hm/pipeline.json"), envelope.to_string()).unwrap();
     std::fs::write(dir.join("README"), "bench\n").unwrap();
 }

@@ -98,8 +98,7 @@ pub fn envelope(slug: &str, steps: &[Step], edges: &[(&str, &str, &str)], timeou
         })
         .collect();
     let edges: Vec<Value> = edges.iter().map(|(s, d, k)| json!([index(s), index(d), k])).collect();
-    let mut definition =
-        json!({"version": "0", "nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges});
+    let mut definition = json!({"version": "0", "graph": {"nodes": nodes, "node_holes": [], "edge_property": "directed", "edges": edges}});
     if let Some(t) = timeout {
         definition["timeout_seconds"] = json!(t);
     }
