@@ -4,7 +4,11 @@ use std::path::Path;
 
 use hm_ir::{Envelope, ENVELOPE_SCHEMA_VERSION};
 
-use crate::LoadError;
+use crate::{LoadError, Location};
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
 
 /// Reads one JSON envelope; `rel` is the name errors use.
 pub(crate) fn evaluate(path: &Path, rel: &Path) -> Result<Envelope, LoadError> {
@@ -19,10 +23,8 @@ pub(crate) fn evaluate(path: &Path, rel: &Path) -> Result<Envelope, LoadError> {
         let located = inner.to_string();
         let suffix = format!(" at line {} column {}", inner.line(), inner.column());
         LoadError::Parse {
-            file: rel.to_owned(),
-            line: inner.line(),
-            column: inner.column(),
-            at: (path != ".").then_some(path),
+            at: Location::at(rel, to_u32(inner.line()), to_u32(inner.column())),
+            field: (path != ".").then_some(path),
             message: located.strip_suffix(&suffix).unwrap_or(&located).to_owned(),
         }
     })?;

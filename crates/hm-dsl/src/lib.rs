@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use hm_ir::{Envelope, Pipeline};
 
-pub use error::LoadError;
+pub use error::{LoadError, Location};
 pub use python::{EvalOptions, MIN_PYTHON};
 
 /// The folder, under a project root, that holds pipeline files.
@@ -37,14 +37,14 @@ pub struct Project {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub envelope: Envelope,
-    /// `sources[i]` is the file that defined `envelope.pipelines[i]`,
-    /// relative to the project root.
-    pub sources: Vec<PathBuf>,
+    /// `sources[i]` is where `envelope.pipelines[i]` was defined: its file,
+    /// relative to the project root, and the line where the SDK knows it.
+    pub sources: Vec<Location>,
 }
 
 impl Loaded {
-    /// The pipeline with this slug and the file that defined it.
-    pub fn pipeline(&self, slug: &str) -> Option<(&Pipeline, &Path)> {
+    /// The pipeline with this slug and where it was defined.
+    pub fn pipeline(&self, slug: &str) -> Option<(&Pipeline, &Location)> {
         let idx = self.envelope.pipelines.iter().position(|p| p.slug == slug)?;
         Some((&self.envelope.pipelines[idx], &self.sources[idx]))
     }
@@ -145,11 +145,11 @@ impl Project {
             let rel = rel(path);
             if Language::of(path) == Some(Language::Json) {
                 for pipeline in json::evaluate(path, &rel)?.pipelines {
-                    loaded.add(pipeline, rel.clone())?;
+                    loaded.add(pipeline, Location::file(&rel))?;
                 }
                 continue;
             }
-            let (mine, rest) = evaluated.into_iter().partition(|(_, source)| *source == rel);
+            let (mine, rest) = evaluated.into_iter().partition(|(_, source)| source.file == rel);
             evaluated = rest;
             for (pipeline, source) in mine {
                 loaded.add(pipeline, source)?;
@@ -164,22 +164,22 @@ impl Project {
 }
 
 impl Loaded {
-    /// Adds a pipeline of `file` after checking that its slug is new and
-    /// that it is valid.
-    fn add(&mut self, pipeline: Pipeline, file: PathBuf) -> Result<(), LoadError> {
+    /// Adds a pipeline defined at `at` after checking that its slug is new
+    /// and that it is valid.
+    fn add(&mut self, pipeline: Pipeline, at: Location) -> Result<(), LoadError> {
         if let Some((_, first)) = self.pipeline(&pipeline.slug) {
             return Err(LoadError::DuplicateSlug {
                 slug: pipeline.slug,
-                first: first.to_owned(),
-                second: file,
+                first: first.clone(),
+                second: at,
             });
         }
         hm_ir::validate_pipeline(&pipeline).map_err(|source| LoadError::Invalid {
-            file: file.clone(),
-            source,
+            at: at.clone(),
+            source: Box::new(source),
         })?;
         self.envelope.pipelines.push(pipeline);
-        self.sources.push(file);
+        self.sources.push(at);
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use hm_ir::Pipeline;
 use serde::Deserialize;
 
-use crate::LoadError;
+use crate::{LoadError, Location};
 
 include!(concat!(env!("OUT_DIR"), "/python_sdk.rs"));
 
@@ -67,15 +67,16 @@ impl EvalOptions {
     }
 }
 
-/// A pipeline and the file (relative to the project root) that defined it.
-pub(crate) type Sourced = (Pipeline, PathBuf);
+/// A pipeline and where it was defined (its file relative to the project
+/// root, and the line where the SDK knows it).
+pub(crate) type Sourced = (Pipeline, Location);
 
 /// What an SDK's renderer returns: the envelope, and the file of each of
 /// its pipelines.
 #[derive(Deserialize)]
 pub(crate) struct Rendered {
     envelope: hm_ir::Envelope,
-    sources: Vec<PathBuf>,
+    sources: Vec<Location>,
 }
 
 impl Rendered {
@@ -98,6 +99,10 @@ struct Failure {
     kind: String,
     #[serde(default)]
     file: Option<PathBuf>,
+    #[serde(default)]
+    line: Option<u32>,
+    #[serde(default)]
+    column: Option<u32>,
     #[serde(default)]
     version: Option<String>,
     #[serde(default)]
@@ -170,6 +175,11 @@ pub(crate) fn evaluate(
 
 fn failure(error: Failure, first: &Path, python: PathBuf) -> LoadError {
     let file = error.file.unwrap_or_else(|| first.to_owned());
+    let at = Location {
+        file: file.clone(),
+        line: error.line,
+        column: error.line.and(error.column),
+    };
     match error.kind.as_str() {
         "python_version" => LoadError::PythonTooOld {
             file,
@@ -177,7 +187,7 @@ fn failure(error: Failure, first: &Path, python: PathBuf) -> LoadError {
             version: error.version.unwrap_or_else(|| "unknown".into()),
         },
         kind => LoadError::Evaluation {
-            file,
+            at,
             what: if kind == "syntax" {
                 "the pipeline file has a syntax error"
             } else {

@@ -55,7 +55,7 @@ struct Engine {
 /// A failure of the engine itself (not of the user's code), for `file`.
 fn engine_failed(file: &Path) -> impl Fn(String) -> LoadError + '_ {
     move |message| LoadError::Evaluation {
-        file: file.to_owned(),
+        at: crate::Location::file(file),
         what: "the JavaScript engine failed",
         traceback: message,
     }
@@ -166,7 +166,7 @@ pub(crate) fn evaluate(
             .call((list,))
             .map_err(|e| Thrown::caught(&ctx, e).into_error(graph, first))?;
         render::render(&ctx, &prepared).map_err(|failure| LoadError::Evaluation {
-            file: failure.file.map_or_else(|| first.to_owned(), PathBuf::from),
+            at: crate::Location::file(failure.file.map_or_else(|| first.to_owned(), PathBuf::from)),
             what: "the pipeline file raised an error",
             traceback: format!("HarmontError: {}", failure.message),
         })
@@ -182,7 +182,7 @@ fn render_to_json<'js>(ctx: Ctx<'js>, prepared: Array<'js>, fail: Function<'js>)
     #[derive(serde::Serialize)]
     struct Reply {
         envelope: hm_ir::Envelope,
-        sources: Vec<PathBuf>,
+        sources: Vec<crate::Location>,
     }
     match render::render(&ctx, &prepared) {
         Ok(sourced) => {
@@ -473,17 +473,17 @@ impl Thrown {
                 frames.push(frame);
             }
         }
-        let file = frames
+        let at = frames
             .first()
-            .map(|(file, _)| PathBuf::from(file))
-            .unwrap_or_else(|| fallback.to_owned());
+            .map(|(at, _)| at.clone())
+            .unwrap_or_else(|| crate::Location::file(fallback));
         let mut traceback = self.summary;
         for (_, frame) in &frames {
             traceback.push_str("\n    at ");
             traceback.push_str(frame);
         }
         LoadError::Evaluation {
-            file,
+            at,
             what: "the pipeline file raised an error",
             traceback,
         }
@@ -491,8 +491,9 @@ impl Thrown {
 }
 
 /// A stack frame of a project file (`at f (name:line:col)` or
-/// `at name:line:col`), mapped to the original source: `(file, frame)`.
-fn user_frame(graph: &Graph, line: &str) -> Option<(String, String)> {
+/// `at name:line:col`), mapped to the original source: where, and the frame
+/// as shown.
+fn user_frame(graph: &Graph, line: &str) -> Option<(crate::Location, String)> {
     let rest = line.strip_prefix("at ")?;
     let (function, location) = match rest.rsplit_once(" (") {
         Some((function, location)) => (Some(function), location.strip_suffix(')')?),
@@ -511,7 +512,7 @@ fn user_frame(graph: &Graph, line: &str) -> Option<(String, String)> {
     let (line, column) = original.unwrap_or((line, column));
     let place = format!("{file}:{line}:{column}");
     Some((
-        file,
+        crate::Location::at(file, line, column),
         match function {
             Some(function) if !function.is_empty() && function != "<anonymous>" => format!("{function} ({place})"),
             _ => place,

@@ -36,7 +36,7 @@ fn malformed_json() {
     for args in [&["run"][..], &["pipelines"], &["render", "ci"]] {
         let (code, err) = fails(&fx, args);
         assert_eq!(code, 2);
-        assert!(err.contains("`.hm/pipeline.json`:2:"), "{err}");
+        assert!(err.contains(".hm/pipeline.json:2:"), "{err}");
     }
 }
 
@@ -53,7 +53,7 @@ fn a_cycle() {
     assert_eq!(code, 2);
     assert_eq!(
         err.trim(),
-        "error: `.hm/pipeline.json`: pipeline `ci`, step `a`: dependency cycle: a -> b -> c -> a"
+        "error: .hm/pipeline.json: pipeline `ci`, step `a`: dependency cycle: a -> b -> c -> a"
     );
 }
 

@@ -99,7 +99,7 @@ fn a_syntax_error_names_file_line_and_column() {
     let out = fx.hm(&["pipelines"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.starts_with("error: `.hm/pipeline.ts`:3:16: "), "{err}");
+    assert!(err.starts_with("error: .hm/pipeline.ts:3:16: "), "{err}");
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn a_thrown_error_shows_the_users_frames_in_the_typescript_source() {
     );
     let err = stderr(&fx.hm(&["pipelines"]));
     assert!(
-        err.starts_with("error: `.hm/pipeline.ts`: the pipeline file raised an error\nError: bad x\n"),
+        err.starts_with("error: .hm/pipeline.ts:8:26: the pipeline file raised an error\nError: bad x\n"),
         "{err}"
     );
     assert!(err.contains("at check (.hm/pipeline.ts:8:"), "{err}");
@@ -143,10 +143,7 @@ fn two_steps_with_one_key_name_their_file() {
     let out = fx.hm(&["pipelines"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(
-        err.starts_with("error: `.hm/second.ts`: the pipeline file raised an error\n"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: .hm/second.ts:"), "{err}");
     assert!(
         err.contains("HarmontError: pipeline `ci`: two steps have the key `k`; give one of them another key"),
         "{err}"
@@ -162,19 +159,19 @@ fn bad_imports_are_named_before_anything_runs() {
     let cases: [(&str, &str); 4] = [
         (
             "import { sh } from \"@harmont/hm\";\nimport { helper } from \"./missing.ts\";\n",
-            "`.hm/pipeline.ts`:2:24: cannot import `./missing.ts`: no such file",
+            ".hm/pipeline.ts:2:24: cannot import `./missing.ts`: no such file",
         ),
         (
             "import { sh, shell } from \"@harmont/hm\";\n",
-            "`.hm/pipeline.ts`:1:14: `@harmont/hm` does not export `shell`",
+            ".hm/pipeline.ts:1:14: `@harmont/hm` does not export `shell`",
         ),
         (
             "import { sh } from \"@harmont/hm\";\nimport { readFileSync } from \"node:fs\";\n",
-            "`.hm/pipeline.ts`:2:30: cannot import `node:fs`",
+            ".hm/pipeline.ts:2:30: cannot import `node:fs`",
         ),
         (
             "import { sh } from \"@harmont/hm\";\nimport { nope } from \"./shared.ts\";\nconsole.log(nope);\n",
-            "`.hm/pipeline.ts`:2:10: `./shared.ts` does not export `nope`",
+            ".hm/pipeline.ts:2:10: `./shared.ts` does not export `nope`",
         ),
     ];
     fx.write(".hm/shared.ts", "export const marker = 1;\n");

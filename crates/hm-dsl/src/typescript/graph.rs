@@ -122,10 +122,8 @@ fn project_name(root: &Path, path: &Path) -> String {
 
 fn parse_error(file: &Path, at: Position, message: String) -> LoadError {
     LoadError::Parse {
-        file: file.to_owned(),
-        line: at.line as usize,
-        column: at.column as usize,
-        at: None,
+        at: crate::Location::at(file, at.line, at.column),
+        field: None,
         message,
     }
 }

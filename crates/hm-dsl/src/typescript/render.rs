@@ -9,7 +9,6 @@
 //! than in JavaScript makes a large pipeline's render several times faster.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 
 use hm_ir::{CachePolicy, Definition, EdgeKind, Graph, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE};
 use rquickjs::{Array, Atom, Ctx, Object, Value};
@@ -72,7 +71,7 @@ pub(crate) fn render<'js>(ctx: &Ctx<'js>, prepared: &Array<'js>) -> Result<Vec<S
             file: Some(file.clone()),
             message,
         })?;
-        out.push((rendered, PathBuf::from(file)));
+        out.push((rendered, crate::Location::file(file)));
     }
     Ok(out)
 }

@@ -28,11 +28,14 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let (project, loaded) = load(&args.project)?;
     let pipeline = select(&loaded, args.pipeline.as_deref())?;
     let plan = hm_ir::Plan::new(pipeline).map_err(|source| {
-        let file = loaded
+        let at = loaded
             .pipeline(&pipeline.slug)
-            .map(|(_, f)| f.to_owned())
+            .map(|(_, at)| at.clone())
             .unwrap_or_default();
-        CliError::Load(hm_dsl::LoadError::Invalid { file, source })
+        CliError::Load(hm_dsl::LoadError::Invalid {
+            at,
+            source: Box::new(source),
+        })
     })?;
 
     let config = Config::load(Some(&project.root))?;
