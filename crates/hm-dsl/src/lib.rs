@@ -40,6 +40,10 @@ pub struct Loaded {
     /// `sources[i]` is where `envelope.pipelines[i]` was defined: its file,
     /// relative to the project root, and the line where the SDK knows it.
     pub sources: Vec<Location>,
+    /// Python files that were not evaluated because `.hm/` also holds
+    /// TypeScript or JavaScript files (see [`Project::load`]), relative to
+    /// the project root. Callers say so in one line.
+    pub left_out: Vec<PathBuf>,
 }
 
 impl Loaded {
@@ -108,19 +112,28 @@ impl Project {
         Ok(files)
     }
 
-    /// Evaluates every pipeline file, merges their pipelines and validates
+    /// Evaluates the pipeline files, merges their pipelines and validates
     /// each one. Pipelines come in file-name order; the Python files are
     /// evaluated together, in one interpreter.
+    ///
+    /// One language per project, as in Harmont: when `.hm/` holds both
+    /// TypeScript (or JavaScript) and Python files, only the TypeScript and
+    /// JavaScript ones are evaluated and the Python ones are listed in
+    /// [`Loaded::left_out`]. JSON envelopes are always read.
     pub fn load(&self, python: &EvalOptions) -> Result<Loaded, LoadError> {
-        let files = self.pipeline_files()?;
         let rel = |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).to_owned();
-        let of = |wanted: &[Language]| -> Vec<PathBuf> {
-            files
-                .iter()
-                .filter(|f| Language::of(f).is_some_and(|l| wanted.contains(&l)))
-                .cloned()
-                .collect()
-        };
+        let mut files = self.pipeline_files()?;
+        let mut left_out = Vec::new();
+        let is = |file: &PathBuf, wanted: &[Language]| Language::of(file).is_some_and(|l| wanted.contains(&l));
+        if files
+            .iter()
+            .any(|f| is(f, &[Language::TypeScript, Language::JavaScript]))
+        {
+            let (python, rest): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| is(f, &[Language::Python]));
+            left_out = python.iter().map(|f| rel(f)).collect();
+            files = rest;
+        }
+        let of = |wanted: &[Language]| -> Vec<PathBuf> { files.iter().filter(|f| is(f, wanted)).cloned().collect() };
         // Each evaluator takes all its files at once; their pipelines are
         // then placed in file order.
         let py_files = of(&[Language::Python]);
@@ -140,6 +153,7 @@ impl Project {
         let mut loaded = Loaded {
             envelope: Envelope::new(),
             sources: Vec::new(),
+            left_out,
         };
         for path in &files {
             let rel = rel(path);

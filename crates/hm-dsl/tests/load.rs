@@ -135,3 +135,26 @@ fn invalid_python_pipelines_name_their_file() {
     let err = load_err(dir.path());
     assert!(err.starts_with(".hm/ci.py:"), "{err}");
 }
+
+/// One language per project, as in Harmont: with TypeScript files present,
+/// the Python files are left out (never evaluated) and named; JSON files
+/// are read either way.
+#[test]
+fn typescript_files_leave_python_files_out() {
+    let dir = project(&[
+        ("a.py", "raise SystemExit('evaluated')\n"),
+        ("b.ts", "import { sh } from \"@harmont/hm\";\nexport default [];\n"),
+        ("c.json", &envelope("json", &["x"])),
+    ]);
+    let loaded = Project::find(dir.path()).unwrap().load(&options(dir.path())).unwrap();
+    assert_eq!(loaded.left_out, vec![Path::new(".hm/a.py")]);
+    let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
+    assert_eq!(slugs, ["json"]);
+
+    let dir = project(&[
+        ("a.py", "import harmont as hm\n"),
+        ("c.json", &envelope("json", &["x"])),
+    ]);
+    let loaded = Project::find(dir.path()).unwrap().load(&options(dir.path())).unwrap();
+    assert!(loaded.left_out.is_empty());
+}

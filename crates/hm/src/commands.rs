@@ -39,6 +39,13 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
     let project = hm_dsl::Project::find(&start)?;
     let python = hm_dsl::EvalOptions::from_env(hm_vm::hm_cache_dir().as_deref());
     let loaded = project.load(&python)?;
+    if !loaded.left_out.is_empty() {
+        let files: Vec<String> = loaded.left_out.iter().map(|f| f.display().to_string()).collect();
+        eprintln!(
+            "note: `.hm/` holds TypeScript and Python pipeline files; as Harmont does, hm evaluates the TypeScript ones and leaves out {}",
+            files.join(", ")
+        );
+    }
     Ok((project, loaded))
 }
 
