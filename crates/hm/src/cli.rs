@@ -66,9 +66,9 @@ pub struct RunArgs {
     /// Keep running independent steps after a failure
     #[arg(short = 'k', long)]
     pub keep_going: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Output format (default: `[preferences] format` in the configuration, else human)
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Print every log line, prefixed with its step
     #[arg(long)]
     pub logs: bool,

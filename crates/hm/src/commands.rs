@@ -49,6 +49,15 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
     Ok((project, loaded))
 }
 
+/// The configuration for a project (or none), its notes said on stderr.
+fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Config, CliError> {
+    let config = crate::config::Config::load(project_root)?;
+    for note in &config.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(config)
+}
+
 /// The cache root, or an error saying how to set one.
 fn cache_dir() -> Result<PathBuf, CliError> {
     hm_vm::hm_cache_dir().ok_or(CliError::NoCacheDir)

@@ -14,24 +14,72 @@
 //! [resources]             # limits of each step (docker backend)
 //! memory = "4GiB"         # HM_MEMORY
 //! cpus = 2.5              # HM_CPUS
+//!
+//! [preferences]           # Harmont's keys
+//! format = "json"         # the default of `hm run --format`
+//! auto_watch = false      # accepted; hm has no watch mode
 //! ```
+//!
+//! Harmont's configuration files are read as they are: `backend = "cloud"`
+//! and a `[cloud]` table (`org`, `api_url`, `pipeline`) concern Harmont's
+//! hosted service, which is not part of `hm`; they are accepted with one
+//! note, and the run goes on locally (see docs/decisions.md).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::BackendName;
+use crate::cli::{BackendName, Format};
 
 /// One configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    backend: Option<BackendName>,
+    backend: Option<BackendSetting>,
     parallelism: Option<usize>,
     #[serde(default)]
     cache: CacheFile,
     #[serde(default)]
     resources: ResourcesFile,
+    #[serde(default)]
+    preferences: PreferencesFile,
+    /// Harmont's hosted-service settings: read, and otherwise ignored.
+    cloud: Option<CloudFile>,
+}
+
+/// `backend`: one of ours, or Harmont's hosted service.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BackendSetting {
+    Sandbox,
+    Docker,
+    Cloud,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreferencesFile {
+    format: Option<FormatSetting>,
+    /// Asks for a watch mode, which `hm` does not have; read so that a
+    /// wrong type is still an error.
+    #[allow(dead_code)]
+    auto_watch: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FormatSetting {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read so that a misspelt key is still an error
+struct CloudFile {
+    org: Option<String>,
+    api_url: Option<String>,
+    pipeline: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +117,10 @@ pub struct Config {
     pub memory: Option<u64>,
     /// CPU limit of each step, in thousandths of a CPU.
     pub millicpus: Option<u64>,
+    /// The output format of `hm run` when `--format` is not given.
+    pub format: Option<Format>,
+    /// Things worth a line on stderr (settings read but not applied).
+    pub notes: Vec<String>,
 }
 
 impl Default for Config {
@@ -82,6 +134,8 @@ impl Default for Config {
             cache_scope: None,
             memory: None,
             millicpus: None,
+            format: None,
+            notes: Vec::new(),
         }
     }
 }
@@ -151,8 +205,23 @@ impl Config {
             message,
         };
         let file: File = toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim().replace('\n', " ")))?;
-        if let Some(backend) = file.backend {
-            self.backend = backend;
+        match file.backend {
+            Some(BackendSetting::Sandbox) => self.backend = BackendName::Sandbox,
+            Some(BackendSetting::Docker) => self.backend = BackendName::Docker,
+            Some(BackendSetting::Cloud) => self.notes.push(format!(
+                "{}: `backend = \"cloud\"` selects Harmont's hosted service, which is not part of hm; running locally",
+                path.display()
+            )),
+            None if file.cloud.is_some() => self.notes.push(format!(
+                "{}: `[cloud]` settings are for Harmont's hosted service, which is not part of hm; they are ignored",
+                path.display()
+            )),
+            None => {}
+        }
+        match file.preferences.format {
+            Some(FormatSetting::Human) => self.format = Some(Format::Human),
+            Some(FormatSetting::Json) => self.format = Some(Format::Json),
+            None => {}
         }
         if let Some(n) = file.parallelism {
             self.parallelism = Some(n);
@@ -304,5 +373,47 @@ mod tests {
         std::fs::write(&path, "[resources]\ncpus = 0\n").unwrap();
         let err = config.apply_file(&path).unwrap_err().to_string();
         assert!(err.contains("resources.cpus"), "{err}");
+    }
+
+    /// Harmont's keys: `backend = "docker"` selects ours, `"cloud"` and
+    /// `[cloud]` are read with a note, `[preferences] format` is the
+    /// default output format; a misspelt key is still an error.
+    #[test]
+    fn harmont_config_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "backend = \"cloud\"\n[cloud]\norg = \"acme\"\napi_url = \"https://api.harmont.dev\"\npipeline = \"ci\"\n\
+             [preferences]\nformat = \"json\"\nauto_watch = true\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.backend, BackendName::Sandbox);
+        assert_eq!(config.format, Some(Format::Json));
+        assert_eq!(config.notes.len(), 1, "{:?}", config.notes);
+        assert!(config.notes[0].contains("`backend = \"cloud\"`") && config.notes[0].contains("not part of hm"));
+
+        std::fs::write(&path, "backend = \"docker\"\n").unwrap();
+        let mut config = Config::default();
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.backend, BackendName::Docker);
+        assert!(config.notes.is_empty());
+
+        std::fs::write(&path, "[cloud]\norg = \"acme\"\n").unwrap();
+        let mut config = Config::default();
+        config.apply_file(&path).unwrap();
+        assert!(config.notes[0].contains("`[cloud]` settings"), "{:?}", config.notes);
+
+        for bad in [
+            "[preferences]\nformt = \"json\"\n",
+            "[preferences]\nformat = \"yaml\"\n",
+            "[cloud]\norgs = 1\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = Config::default().apply_file(&path).unwrap_err().to_string();
+            assert!(err.contains("config.toml"), "{bad}: {err}");
+        }
     }
 }

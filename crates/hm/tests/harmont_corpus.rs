@@ -191,3 +191,36 @@ fn an_envelope_harmont_renders_runs() {
     assert_eq!(second.executed(), vec!["test"], "the cached steps hit");
     fx.assert_clean();
 }
+
+/// Harmont's `.hm/config.toml` (its own repository has `backend =
+/// "cloud"`): read, the hosted service noted in one line, the run local,
+/// and `[preferences] format` the default output format.
+#[test]
+fn harmont_config_files_are_read_and_the_run_stays_local() {
+    let fx = Fixture::with(&util::envelope("ci", &[util::step("a", "echo local")], &[], None));
+    fx.write(
+        ".hm/config.toml",
+        "backend = \"cloud\"\n\n[cloud]\norg = \"acme\"\npipeline = \"ci\"\n\n[preferences]\nformat = \"json\"\nauto_watch = false\n",
+    );
+    let out = fx.hm(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("hosted service")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(
+        notes[0].starts_with("note: ") && notes[0].contains("running locally"),
+        "{stderr}"
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["kind"] == "step_log" && e["line"] == "local"),
+        "{events:?}"
+    );
+    // A flag still wins over the preference.
+    let out = fx.hm(&["run", "--format", "human"]);
+    assert!(serde_json::from_slice::<Value>(&out.stdout).is_err());
+    fx.assert_clean();
+}

@@ -8,7 +8,7 @@ use hm_vm::{DockerBackend, DockerConfig, Registry, SandboxBackend, SandboxConfig
 use super::image::{format_age, format_size};
 use super::{cache_dir, print_json};
 use crate::cli::{CacheCommand, Format};
-use crate::config::{parse_size, Config};
+use crate::config::parse_size;
 use crate::error::CliError;
 
 /// `hm cache ...`.
@@ -26,7 +26,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             let project = std::env::current_dir()
                 .ok()
                 .and_then(|d| hm_dsl::Project::find(&d).ok());
-            let config = Config::load(project.as_ref().map(|p| p.root.as_path()))?;
+            let config = super::config(project.as_ref().map(|p| p.root.as_path()))?;
             let mut bounds = config.bounds();
             if let Some(n) = max_entries {
                 bounds.max_entries = n;

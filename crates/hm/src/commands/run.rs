@@ -38,7 +38,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         })
     })?;
 
-    let config = Config::load(Some(&project.root))?;
+    let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
     let vm: Arc<dyn VmBackend> = match args.backend.unwrap_or(config.backend) {
         BackendName::Sandbox => Arc::new(SandboxBackend::new(SandboxConfig {
@@ -102,7 +102,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut renderer: Box<dyn Renderer> = match args.format {
+    let mut renderer: Box<dyn Renderer> = match args.format.or(config.format).unwrap_or(Format::Human) {
         Format::Json => Box::new(JsonRenderer::new(out)),
         Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal))),
     };
