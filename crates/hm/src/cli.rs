@@ -118,11 +118,12 @@ pub enum Lang {
 pub enum Template {
     Rust,
     Go,
-    /// Python with pip (`hm.python`)
+    /// Python with uv (`hm.python`)
     Python,
     /// Python with uv (`hm.py.uv`)
     Uv,
-    /// JavaScript: node, bun or deno, picked from the lock files
+    /// JavaScript: node, bun or deno, picked from package.json and the lock files
+    #[value(alias = "nextjs")]
     Js,
     /// TypeScript: as `js`
     Ts,

@@ -411,7 +411,9 @@ fn init_detects_the_stack_and_never_overwrites_without_force() {
         stderr(&out)
     );
     let file = fx.project().join(".hm/pipeline.py");
-    assert!(std::fs::read_to_string(&file).unwrap().contains("hm.rust.project()"));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("hm.rust.project(path=\".\")"));
 
     std::fs::write(&file, "# mine\n").unwrap();
     let out = fx.hm(&["init", "-t", "go"]);
@@ -425,7 +427,7 @@ fn init_detects_the_stack_and_never_overwrites_without_force() {
 
     let out = fx.hm(&["init", "-t", "go", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(std::fs::read_to_string(&file).unwrap().contains("hm.go.project()"));
+    assert!(std::fs::read_to_string(&file).unwrap().contains("hm.go(path=\".\")"));
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub fn init(args: InitArgs) -> Result<i32, CliError> {
         move |source| CliError::Io { path, source }
     };
     std::fs::create_dir_all(&hm_dir).map_err(io(&hm_dir))?;
-    std::fs::write(&file, text(template, args.lang, &root)).map_err(io(&file))?;
+    std::fs::write(&file, text(template, args.lang)).map_err(io(&file))?;
     let name = template_name(template);
     match why {
         Some(marker) => eprintln!("wrote {} (the {name} template, for `{marker}`)", file.display()),
@@ -101,40 +101,21 @@ macro_rules! template {
     };
 }
 
-/// The pipeline file of `template` in `lang`, fitted to the project in
-/// `root`.
-fn text(template: Template, lang: Lang, root: &Path) -> String {
+/// The pipeline file of `template` in `lang`. A JavaScript project's
+/// runtime and package manager are not written down: the SDK finds them in
+/// `package.json` and the lock files when the pipeline is rendered, as
+/// Harmont's does.
+fn text(template: Template, lang: Lang) -> &'static str {
     match template {
-        Template::Rust => template!(lang, "rust").into(),
-        Template::Go => template!(lang, "go").into(),
-        Template::Python => template!(lang, "python").into(),
-        Template::Uv => template!(lang, "uv").into(),
-        Template::Js | Template::Ts => {
-            let (runtime, manager) = js_flavour(root);
-            template!(lang, "js")
-                .replace("{runtime}", runtime)
-                .replace("{package_manager}", manager)
-        }
-        Template::Cmake => template!(lang, "cmake").into(),
-        Template::Zig => template!(lang, "zig").into(),
-        Template::Elixir => template!(lang, "elixir").into(),
-        Template::Shell => template!(lang, "shell").into(),
-    }
-}
-
-/// The runtime and package manager a JavaScript project's lock files name.
-fn js_flavour(root: &Path) -> (&'static str, &'static str) {
-    let has = |name: &str| root.join(name).exists();
-    if has("bun.lock") || has("bun.lockb") {
-        ("bun", "bun")
-    } else if has("deno.json") || has("deno.jsonc") || has("deno.lock") {
-        ("deno", "deno")
-    } else if has("pnpm-lock.yaml") {
-        ("node", "pnpm")
-    } else if has("yarn.lock") {
-        ("node", "yarn")
-    } else {
-        ("node", "npm")
+        Template::Rust => template!(lang, "rust"),
+        Template::Go => template!(lang, "go"),
+        Template::Python => template!(lang, "python"),
+        Template::Uv => template!(lang, "uv"),
+        Template::Js | Template::Ts => template!(lang, "js"),
+        Template::Cmake => template!(lang, "cmake"),
+        Template::Zig => template!(lang, "zig"),
+        Template::Elixir => template!(lang, "elixir"),
+        Template::Shell => template!(lang, "shell"),
     }
 }
 
@@ -143,14 +124,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detects_the_stack_and_the_package_manager() {
+    fn detects_the_stack() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(detect(dir.path()), None);
         std::fs::write(dir.path().join("package.json"), "{}").unwrap();
-        std::fs::write(dir.path().join("pnpm-lock.yaml"), "").unwrap();
         assert_eq!(detect(dir.path()), Some((Template::Js, "package.json")));
-        assert!(text(Template::Js, Lang::Py, dir.path()).contains(r#"runtime="node", package_manager="pnpm""#));
-        assert!(text(Template::Js, Lang::Ts, dir.path()).contains(r#"runtime: "node", packageManager: "pnpm""#));
+        assert!(text(Template::Js, Lang::Py).contains(r#"hm.js.project(path=".")"#));
+        assert!(text(Template::Js, Lang::Ts).contains(r#"js.project({ path: "." })"#));
         std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
         assert_eq!(detect(dir.path()), Some((Template::Rust, "Cargo.toml")));
     }

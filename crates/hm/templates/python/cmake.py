@@ -4,7 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # CMake, Ninja and clang tools from the image; configuring is cached on the CMake files.
-    project = hm.cmake.project()
-    return [project.fmt(), project.build(), project.test()]
+def ci() -> tuple[hm.Step, ...]:
+    # CMake, Ninja, ccache and clang tools from apt; configure and build are cached on CMakeLists.txt.
+    project = hm.cmake(path=".")
+    return (project.build(), project.test(), project.fmt())

@@ -4,7 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # Erlang/OTP from the image, Elixir's release for it; `mix deps.get` is cached on mix.lock.
-    project = hm.elixir.project()
-    return [project.format(), project.compile(), project.test()]
+def ci() -> tuple[hm.Step, ...]:
+    # Erlang/OTP and Elixir on ubuntu:24.04; `mix deps.get` is cached on mix.lock.
+    project = hm.elixir(path=".")
+    return (project.compile(), project.test(), project.format())

@@ -4,7 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # Dependencies are installed from the lock file, and cached on it.
-    project = hm.js.project(runtime="{runtime}", package_manager="{package_manager}")
-    return [project.run("lint"), project.run("test")]
+def ci() -> tuple[hm.Step, ...]:
+    # The runtime and package manager come from package.json and the lock file; dependencies are cached on the lock file.
+    project = hm.js.project(path=".")
+    return (project.run("lint"), project.run("test"))

@@ -4,8 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # A virtual environment with pytest, ruff and mypy; dependencies are cached on
-    # requirements.txt and pyproject.toml.
-    project = hm.python.project()
-    return [project.lint(), project.fmt(), project.test()]
+def ci() -> tuple[hm.Step, ...]:
+    # uv on ubuntu:24.04; `uv sync` is cached on uv.lock and pyproject.toml.
+    project = hm.python(path=".")
+    return (project.test(), project.lint(), project.fmt())

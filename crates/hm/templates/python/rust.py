@@ -4,7 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # rustup's stable toolchain on ubuntu:24.04; `cargo fetch` is cached on Cargo.lock.
-    project = hm.rust.project()
-    return [project.fmt(), project.clippy(), project.build(), project.test()]
+def ci() -> tuple[hm.Step, ...]:
+    # rustup's stable toolchain on ubuntu:24.04; the warm-up build is cached on Cargo.lock, Cargo.toml and the sources.
+    project = hm.rust.project(path=".")
+    return project.ci()

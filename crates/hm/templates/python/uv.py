@@ -4,7 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # Python installed by uv; `uv sync` is cached on uv.lock.
-    project = hm.py.uv.project(python="3.12")
-    return [project.lint(), project.fmt(), project.test()]
+def ci() -> tuple[hm.Step, ...]:
+    # uv on ubuntu:24.04; `uv sync` is cached on uv.lock and pyproject.toml.
+    project = hm.py.uv(path=".")
+    return (project.test(), project.lint(), project.fmt())

@@ -4,7 +4,7 @@ import harmont as hm
 
 
 @hm.pipeline("ci", triggers=[hm.push(branch="main"), hm.pull_request()])
-def ci():
-    # The official Zig release for the machine's architecture.
-    project = hm.zig.project()
-    return [project.fmt(), project.build(), project.test()]
+def ci() -> tuple[hm.Step, ...]:
+    # The official Zig release on ubuntu:24.04, installed once and cached.
+    project = hm.zig(path=".")
+    return (project.build(), project.test(), project.fmt())

@@ -1,12 +1,16 @@
 /** CI for this CMake project: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { cmake } from "@harmont/hm/toolchains";
 
-// CMake, Ninja and clang tools from the image; configuring is cached on the CMake files.
-const project = cmake.project();
+// CMake, Ninja, ccache and clang tools from apt; configure and build are cached on CMakeLists.txt.
+const project = cmake({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.fmt(), project.build(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.build(), project.test(), project.fmt()]),
+  },
+];
+
+export default pipelines;

@@ -1,12 +1,16 @@
 /** CI for this Elixir project: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { elixir } from "@harmont/hm/toolchains";
 
-// Erlang/OTP from the image, Elixir's release for it; `mix deps.get` is cached on mix.lock.
-const project = elixir.project();
+// Erlang/OTP and Elixir on ubuntu:24.04; `mix deps.get` is cached on mix.lock.
+const project = elixir({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.format(), project.compile(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.compile(), project.test(), project.format()]),
+  },
+];
+
+export default pipelines;

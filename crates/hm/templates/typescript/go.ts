@@ -1,12 +1,16 @@
 /** CI for this Go module: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { go } from "@harmont/hm/toolchains";
 
-// The official Go release; `go mod download` is cached on go.sum.
-const project = go.project();
+// The official Go release on ubuntu:24.04, installed once and cached.
+const project = go({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.fmt(), project.vet(), project.build(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.build(), project.test(), project.vet(), project.fmt()]),
+  },
+];
+
+export default pipelines;

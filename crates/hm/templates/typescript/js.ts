@@ -1,12 +1,16 @@
 /** CI for this JavaScript project: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { js } from "@harmont/hm/toolchains";
 
-// Dependencies are installed from the lock file, and cached on it.
-const project = js.project(".", { runtime: "{runtime}", packageManager: "{package_manager}" });
+// The runtime and package manager come from package.json and the lock file; dependencies are cached on the lock file.
+const project = js.project({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.run("lint"), project.run("test")],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.run("lint"), project.run("test")]),
+  },
+];
+
+export default pipelines;

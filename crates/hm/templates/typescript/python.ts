@@ -1,12 +1,16 @@
 /** CI for this Python project: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { python } from "@harmont/hm/toolchains";
 
-// A virtual environment with pytest, ruff and mypy; dependencies are cached on requirements.txt and pyproject.toml.
-const project = python.project();
+// uv on ubuntu:24.04; `uv sync` is cached on uv.lock and pyproject.toml.
+const project = python({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.lint(), project.fmt(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.test(), project.lint(), project.fmt()]),
+  },
+];
+
+export default pipelines;

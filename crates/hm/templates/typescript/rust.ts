@@ -1,12 +1,16 @@
 /** CI for this Rust project: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { rust } from "@harmont/hm/toolchains";
 
-// rustup's stable toolchain on ubuntu:24.04; `cargo fetch` is cached on Cargo.lock.
-const project = rust.project();
+// rustup's stable toolchain on ubuntu:24.04; the warm-up build is cached on Cargo.lock, Cargo.toml and the sources.
+const project = rust.project({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.fmt(), project.clippy(), project.build(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline(project.ci()),
+  },
+];
+
+export default pipelines;

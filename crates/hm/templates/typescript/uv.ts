@@ -1,12 +1,16 @@
 /** CI for this Python project (uv): `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { py } from "@harmont/hm/toolchains";
 
-// Python installed by uv; `uv sync` is cached on uv.lock.
-const project = py.uv.project(".", { python: "3.12" });
+// uv on ubuntu:24.04; `uv sync` is cached on uv.lock and pyproject.toml.
+const project = py.uv({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.lint(), project.fmt(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.test(), project.lint(), project.fmt()]),
+  },
+];
+
+export default pipelines;

@@ -1,12 +1,16 @@
 /** CI for this Zig project: `hm run` runs it on your machine. */
-import { pullRequest, push } from "@harmont/hm";
+import { pipeline, pullRequest, push, type PipelineDefinition } from "@harmont/hm";
 import { zig } from "@harmont/hm/toolchains";
 
-// The official Zig release for the machine's architecture.
-const project = zig.project();
+// The official Zig release on ubuntu:24.04, installed once and cached.
+const project = zig({ path: "." });
 
-export default {
-  slug: "ci",
-  triggers: [push({ branch: "main" }), pullRequest()],
-  pipeline: [project.fmt(), project.build(), project.test()],
-};
+const pipelines: PipelineDefinition[] = [
+  {
+    slug: "ci",
+    triggers: [push({ branch: "main" }), pullRequest()],
+    pipeline: pipeline([project.build(), project.test(), project.fmt()]),
+  },
+];
+
+export default pipelines;
