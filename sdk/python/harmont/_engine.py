@@ -1,26 +1,34 @@
-"""What ``hm`` runs: imports a project's ``.hm/*.py`` files, renders every pipeline and prints one
-JSON object on stdout, ``{"envelope": ..., "sources": [...]}`` or ``{"error": {...}}``.
+"""What ``hm`` runs: imports a project's ``.hm/*.py`` files, renders every registered pipeline
+and prints one JSON line on stdout: ``{"envelope": ..., "sources": [...]}`` or
+``{"error": {...}}``.
 
-User code may print freely: its stdout goes to stderr while it runs."""
+The envelope is Harmont's (``schema_version "1"``, each pipeline's IR under
+``definition.graph``) without ``cache.key``: ``hm`` computes its own keys.
+Each source is ``{"file", "line"}``, where the pipeline's function is. An
+error names the innermost frame of the user's own files (``file``, ``line``,
+1-based ``column`` where Python knows it) and carries a traceback of those
+frames only.
+
+User code may print freely: its stdout goes to stderr while it runs.
+"""
 
 from __future__ import annotations
 
-import importlib
 import importlib.machinery
-import importlib.util
-import json
 import os
 import sys
 
+from ._envelope import render_registration
+from ._registry import REGISTRATIONS
+from ._target import clear_target_memo
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import ModuleType, TracebackType
+    from collections.abc import Callable
+    from types import CodeType, ModuleType, TracebackType
     from typing import Any
 
-from . import _errors
-from ._errors import HarmontError
-from ._pipeline import PIPELINES, render_pipeline
-from ._target import Render
+    from ._registry import PipelineRegistration
 
 SDK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,79 +64,134 @@ class Engine:
             return False
         return real.startswith(self.root + os.sep)
 
-    def failure(self, file: str, exc: BaseException) -> Failure:
-        """The report of ``exc``, raised while evaluating ``file``, with only the user's frames."""
+    def failure(self, where: dict[str, Any], exc: BaseException) -> Failure:
+        """The report of ``exc``, with only the user's frames; ``where`` (a file, and a line
+        if known) is the location when no frame of the user's files is involved."""
         import traceback
 
         if isinstance(exc, SyntaxError) and exc.filename and self.is_user_file(exc.filename):
             exc.filename = self.rel(exc.filename)
             text = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
-            return Failure(
-                {
-                    "kind": "syntax",
-                    "file": exc.filename,
-                    "line": exc.lineno,
-                    "column": exc.offset,
-                    "message": exc.msg,
-                    "traceback": text,
-                }
-            )
+            info = {"kind": "syntax", "file": exc.filename, "line": exc.lineno, "message": exc.msg}
+            if exc.offset:
+                info["column"] = exc.offset
+            info["traceback"] = text
+            return Failure(info)
         tb: TracebackType | None = exc.__traceback__
         frames = [f for f in traceback.extract_tb(tb) if self.is_user_file(f.filename)]
         for frame in frames:
             frame.filename = self.rel(frame.filename)
         lines = ["Traceback (most recent call last):\n"] if frames else []
         lines += traceback.format_list(frames)
-        name = "HarmontError" if isinstance(exc, HarmontError) else type(exc).__qualname__
+        name = type(exc).__qualname__
         message = str(exc)
         lines.append(f"{name}: {message}" if message else name)
-        last = frames[-1] if frames else None
-        return Failure(
-            {
-                "kind": "definition" if isinstance(exc, HarmontError) else "exception",
-                "file": last.filename if last else file,
-                "line": last.lineno if last else None,
-                "message": f"{name}: {message}" if message else name,
-                "traceback": "".join(lines).rstrip("\n"),
-            }
-        )
+        info = {"kind": "exception", **where}
+        if frames:
+            last = frames[-1]
+            info["file"], info["line"] = last.filename, last.lineno
+            column = getattr(last, "colno", None)  # Python 3.11 and later; 0-based
+            if column is not None:
+                info["column"] = column + 1
+        info["message"] = f"{name}: {message}" if message else name
+        info["traceback"] = "".join(lines).rstrip("\n")
+        return Failure(info)
 
     def import_file(self, path: str) -> ModuleType:
         """Imports ``path`` under its own module name, so a file another one imports runs once."""
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem.isidentifier() and os.path.dirname(os.path.realpath(path)) == os.path.realpath(self.hm_dir):
             if stem in sys.modules and not _defined_in(sys.modules[stem], path):
-                raise HarmontError(
-                    f"`{self.rel(path)}` has the name of the module `{stem}` that is already imported; rename it"
+                raise ImportError(
+                    f"{self.rel(path)} has the name of the module {stem!r} that is already imported; "
+                    "rename it"
                 )
             return importlib.import_module(stem)
         name = "_hm_pipeline_" + "".join(c if c.isalnum() else "_" for c in stem)
-        spec = importlib.util.spec_from_file_location(name, path, loader=FreshSource(name, path))
-        if spec is None or spec.loader is None:
-            raise HarmontError(f"cannot import `{self.rel(path)}`")
-        module = importlib.util.module_from_spec(spec)
+        loader = FreshSource(name, path)
+        spec = importlib._bootstrap_external.spec_from_file_location(name, path, loader=loader)
+        if spec is None:
+            raise ImportError(f"cannot import {self.rel(path)}")
+        module = importlib._bootstrap.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
         return module
 
-    def evaluate(self) -> dict[str, Any]:
+    def source(self, reg: PipelineRegistration) -> dict[str, Any]:
+        """Where ``reg``'s function is defined."""
+        fn: Any = reg.fn
+        while hasattr(fn, "__wrapped__"):
+            fn = fn.__wrapped__
+        code: CodeType | None = getattr(fn, "__code__", None)
+        if code is None:
+            return {"file": self.rel(self.files[0]) if self.files else "?"}
+        return {"file": self.rel(code.co_filename), "line": code.co_firstlineno}
+
+    def evaluate(self) -> str:
+        """The reply's JSON text."""
         for path in self.files:
             try:
                 self.import_file(path)
             except (Exception, SystemExit) as exc:
-                raise self.failure(self.rel(path), exc) from None
-        render = Render()
+                raise self.failure({"file": self.rel(path)}, exc) from None
+        clear_target_memo()
         pipelines = []
         sources = []
-        for defn in PIPELINES:
-            code = getattr(defn.fn, "__code__", None)
-            source = self.rel(code.co_filename) if code else "?"
+        for reg in REGISTRATIONS:
+            where = self.source(reg)
             try:
-                pipelines.append(render_pipeline(defn, render))
+                entry = render_registration(reg)
+                _check_strings(entry)
+                pipelines.append(dumps(entry))
             except (Exception, SystemExit) as exc:
-                raise self.failure(source, exc) from None
-            sources.append(source)
-        return {"envelope": {"schema_version": "1", "pipelines": pipelines}, "sources": sources}
+                raise self.failure(where, exc) from None
+            sources.append(dumps(where))
+        return (
+            '{"envelope":{"schema_version":"1","pipelines":['
+            + ",".join(pipelines)
+            + ']},"sources":['
+            + ",".join(sources)
+            + "]}"
+        )
+
+
+def _check_strings(entry: dict[str, Any]) -> None:
+    """``TypeError`` for a command or environment value that is not a string, which
+    Harmont's SDK would write and no IR reader accepts."""
+    for node in entry["definition"]["graph"]["nodes"]:
+        step = node["step"]
+        for name, value in node["env"].items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError(
+                    f"pipeline {entry['slug']!r}: step {step['key']!r}: env {name!r} must map a "
+                    f"string to a string, got {type(value).__name__}"
+                )
+
+
+def _not_serializable(o: object) -> Any:
+    raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """Compact JSON (ASCII-escaped) through the C encoder that ``json.dumps`` uses, without
+    importing :mod:`json` (it imports :mod:`re`); ``json.dumps`` where that encoder is missing."""
+    try:
+        from _json import encode_basestring_ascii, make_encoder
+
+        def dumps(obj: Any) -> str:
+            encode = make_encoder({}, _not_serializable, encode_basestring_ascii, None, ":", ",", False, False, True)
+            return "".join(encode(obj, 0))
+
+        if dumps({"a": [1, 2.5, True, None, "\u00e9\n"]}) == '{"a":[1,2.5,true,null,"\\u00e9\\n"]}':
+            return dumps
+    except (ImportError, TypeError):
+        pass
+    import json
+
+    return lambda obj: json.dumps(obj, separators=(",", ":"))
+
+
+dumps = _make_dumps()
 
 
 class FreshSource(importlib.machinery.SourceFileLoader):
@@ -144,9 +207,7 @@ class FreshSource(importlib.machinery.SourceFileLoader):
 def project_path_hook(hm_dir: str) -> Any:
     """A ``sys.path_hooks`` entry that imports modules under ``hm_dir`` with :class:`FreshSource`
     and leaves every other directory to the standard finders."""
-    finder = importlib.machinery.FileFinder.path_hook(
-        (FreshSource, importlib.machinery.SOURCE_SUFFIXES)
-    )
+    finder = importlib.machinery.FileFinder.path_hook((FreshSource, importlib.machinery.SOURCE_SUFFIXES))
 
     def hook(path: str) -> Any:
         if path == hm_dir or path.startswith(hm_dir + os.sep):
@@ -182,24 +243,22 @@ def main(argv: list[str]) -> int:
     """``argv``: the project root, then the pipeline files to import in order."""
     root, files = argv[0], argv[1:]
     engine = Engine(root, files)
-    _errors.project_root[:] = [engine.root]
     sys.path.insert(0, engine.hm_dir)
     sys.path_hooks.insert(0, project_path_hook(engine.hm_dir))
     sys.path_importer_cache.pop(engine.hm_dir, None)
     if sys.flags.no_site:
         sys.meta_path.append(SiteOnDemand)
     # The reply alone goes to the real stdout; while user code runs, file descriptor 1 is
-    # stderr, so its prints and its subprocesses' output go there.
+    # stderr, so its prints and its subprocesses' output go to stderr.
     sys.stdout.flush()
     reply = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        result = engine.evaluate()
+        text = engine.evaluate()
     except Failure as failure:
-        result = {"error": failure.info}
+        text = dumps({"error": failure.info})
     sys.stderr.flush()
-    # One `dumps`: `json.dump` would encode in pure Python, chunk by chunk.
-    reply.write(json.dumps(result, separators=(",", ":")) + "\n")
+    reply.write(text + "\n")
     reply.close()
     return 0

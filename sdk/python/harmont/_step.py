@@ -1,101 +1,86 @@
-"""Steps: shell commands that build on each other's filesystems."""
+"""The step: one node of a chain, and the roots and barriers chains start from.
+
+A :class:`Step` never changes; ``sh`` and ``fork`` return new steps that
+point back at the one they were called on (``parent``). Steps without a
+command (``scratch()`` roots, ``fork()`` branch points, ``wait()`` barriers)
+are not emitted themselves: rendering walks through them.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from ._record import Record, set_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from ._cache import CachePolicy
-from ._duration import seconds
-from ._errors import HarmontError
-
-#: The image of a root step that names none.
-DEFAULT_IMAGE = "ubuntu:24.04"
+    from .cache import CachePolicy
 
 
+class Step(Record):
+    """An immutable chain node; build chains with :func:`scratch`, ``sh`` and ``fork``.
 
-def _check_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
-    if env is None:
-        return None
-    if not isinstance(env, Mapping):
-        raise HarmontError(f"env must be a mapping of names to strings, not {type(env).__name__}")
-    out: dict[str, str] = {}
-    for name, value in env.items():
-        if not isinstance(name, str) or not name:
-            raise HarmontError(f"env names must be non-empty strings, not {name!r}")
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise HarmontError(f"env value of {name} must be a string, not {value!r}")
-        out[name] = str(value)
-    return out
-
-
-def _command(cmd: str, cwd: str | None) -> str:
-    if not isinstance(cmd, str):
-        raise HarmontError(f"a step's command must be a string, not {type(cmd).__name__}")
-    if cwd is None:
-        return cmd
-    if not isinstance(cwd, str) or not cwd.strip():
-        raise HarmontError("cwd must be a non-empty path (leave it out to run in /workspace)")
-    return f"cd {cwd} && {cmd}"
-
-
-class Step:
-    """A shell step. Steps are immutable: every method returns a new step."""
+    ``image`` matters only on a root (a step with no emitted ancestor); a child
+    boots from its parent's snapshot. ``key_override`` is the ``key=`` given to
+    ``sh``; ``runner``/``runner_args`` select and configure an executor plugin.
+    """
 
     __slots__ = (
         "cmd",
         "parent",
-        "image",
+        "is_wait",
+        "continue_on_failure",
         "label",
         "cache",
         "env",
-        "key",
         "timeout_seconds",
+        "image",
         "runner",
         "runner_args",
+        "key_override",
     )
+    _fields = __slots__
+
+    cmd: str | None
+    parent: Step | None
+    is_wait: bool
+    continue_on_failure: bool
+    label: str | None
+    cache: CachePolicy | None
+    env: dict[str, str] | None
+    timeout_seconds: int | None
+    image: str | None
+    runner: str | None
+    runner_args: dict[str, Any] | None
+    key_override: str | None
 
     def __init__(
         self,
-        cmd: str | None,
-        *,
-        parent: "Step | None" = None,
-        image: str | None = None,
+        cmd: str | None = None,
+        parent: Step | None = None,
+        is_wait: bool = False,
+        continue_on_failure: bool = False,
         label: str | None = None,
         cache: CachePolicy | None = None,
-        env: Mapping[str, str] | None = None,
-        key: str | None = None,
+        env: dict[str, str] | None = None,
         timeout_seconds: int | None = None,
+        image: str | None = None,
         runner: str | None = None,
-        runner_args: Any = None,
+        runner_args: dict[str, Any] | None = None,
+        key_override: str | None = None,
     ) -> None:
-        if cache is not None and not isinstance(cache, CachePolicy):
-            raise HarmontError(f"cache must be a policy such as hm.forever(), not {cache!r}")
-        if label is not None and not isinstance(label, str):
-            raise HarmontError(f"label must be a string, not {label!r}")
-        if key is not None and (not isinstance(key, str) or not key):
-            raise HarmontError(f"key must be a non-empty string, not {key!r}")
-        if image is not None and (not isinstance(image, str) or not image):
-            raise HarmontError(f"image must be a non-empty string, not {image!r}")
-        self.cmd = cmd
-        self.parent = parent
-        self.image = image
-        self.label = label
-        self.cache = cache
-        self.env = _check_env(env)
-        self.key = key
-        self.timeout_seconds = timeout_seconds
-        self.runner = runner
-        self.runner_args = runner_args
-
-    @property
-    def is_scratch(self) -> bool:
-        """Whether this is an empty root (``hm.scratch``) rather than a command."""
-        return self.cmd is None
+        set_field(self, "cmd", cmd)
+        set_field(self, "parent", parent)
+        set_field(self, "is_wait", is_wait)
+        set_field(self, "continue_on_failure", continue_on_failure)
+        set_field(self, "label", label)
+        set_field(self, "cache", cache)
+        set_field(self, "env", env)
+        set_field(self, "timeout_seconds", timeout_seconds)
+        set_field(self, "image", image)
+        set_field(self, "runner", runner)
+        set_field(self, "runner_args", runner_args)
+        set_field(self, "key_override", key_override)
 
     def sh(
         self,
@@ -104,98 +89,50 @@ class Step:
         cwd: str | None = None,
         label: str | None = None,
         cache: CachePolicy | None = None,
-        env: Mapping[str, str] | None = None,
+        env: dict[str, str] | None = None,
         image: str | None = None,
-        key: str | None = None,
         runner: str | None = None,
-        runner_args: Any = None,
-    ) -> "Step":
-        """A step that runs ``cmd`` on this step's filesystem (a scratch root's first command starts
-        from its image)."""
-        command = _command(cmd, cwd)
-        if self.is_scratch:
-            return Step(command, image=image or self.image, label=label, cache=cache, env=env, key=key,
-                         runner=runner, runner_args=runner_args)
-        return Step(
-            command,
-            parent=self,
-            image=image,
-            label=label,
-            cache=cache,
-            env=env,
-            key=key,
-            runner=runner,
-            runner_args=runner_args,
-        )
+        runner_args: dict[str, Any] | None = None,
+        key: str | None = None,
+    ) -> Step:
+        """A new step running ``cmd`` in this one's snapshot (``builds_in``).
 
-    def fork(self, label: str | None = None) -> "Fork":
-        """A branch point: every ``.sh`` on it starts from this step's filesystem."""
-        return Fork(self, label)
+        ``cwd`` runs the command in that directory (``cd CWD && CMD``); ``key``
+        fixes the step's key instead of deriving it from the label or command.
+        To bound its run time, wrap the result in :func:`harmont.timeout`.
+        """
+        if cwd == "":
+            raise ValueError(
+                "hm: cwd must be a non-empty path\n"
+                '  → omit cwd= to run in the workspace root, or pass cwd="some/dir"'
+            )
+        if not isinstance(cmd, str):
+            raise TypeError(
+                f"hm: sh() takes the command as a string, got {type(cmd).__name__}\n"
+                '  → e.g. hm.sh("make test")'
+            )
+        if cwd is not None:
+            cmd = f"cd {cwd} && {cmd}"
+        # A scratch root's image goes to its first command; after that, children
+        # boot from the parent's snapshot and carry none.
+        if image is None and self.cmd is None:
+            image = self.image
+        return Step(cmd, self, False, False, label, cache, env, None, image, runner, runner_args, key)
 
-    def _replace(self, **changes: Any) -> "Step":
-        fields = {name: getattr(self, name) for name in Step.__slots__ if not name.startswith("_")}
-        fields.update(changes)
-        cmd = fields.pop("cmd")
-        return Step(cmd, **fields)
-
-    def __repr__(self) -> str:
-        what = "scratch" if self.is_scratch else repr(self.cmd)
-        return f"<Step {self.label or what}>"
+    def fork(self, label: str | None = None) -> Step:
+        """A branch point after this step: each ``sh`` on it starts a separate branch."""
+        return Step(None, self, False, False, label)
 
 
-class Fork:
-    """A branch point of a step (see :meth:`Step.fork`)."""
-
-    __slots__ = ("step", "label")
-
-    def __init__(self, step: Step, label: str | None = None) -> None:
-        self.step = step
-        self.label = label
-
-    def sh(self, cmd: str, **options: Any) -> Step:
-        return self.step.sh(cmd, **options)
-
-    def fork(self, label: str | None = None) -> "Fork":
-        return Fork(self.step, label)
-
-    def __repr__(self) -> str:
-        return f"<Fork of {self.step!r}>"
+def scratch() -> Step:
+    """An empty root: the first ``sh`` on it starts a chain from the base image."""
+    return Step()
 
 
-def sh(
-    cmd: str,
-    *,
-    cwd: str | None = None,
-    label: str | None = None,
-    cache: CachePolicy | None = None,
-    env: Mapping[str, str] | None = None,
-    image: str | None = None,
-    key: str | None = None,
-) -> Step:
-    """A root step: ``cmd`` on a fresh ``image`` (``ubuntu:24.04`` when left out)."""
-    return Step(_command(cmd, cwd), label=label, cache=cache, env=env, image=image, key=key)
+def wait(*, continue_on_failure: bool = False) -> Step:
+    """A barrier for a pipeline's leaf list: the leaves after it wait for those before it.
 
-
-def scratch(image: str | None = None) -> Step:
-    """An empty root: its first ``.sh`` runs on ``image``."""
-    return Step(None, image=image)
-
-
-def timeout(duration: Any, step: Step) -> Step:
-    """``step`` with a time limit (``"30s"``, ``"5m"``, ``"1h30m"``, seconds or a ``timedelta``)."""
-    if isinstance(step, Fork):
-        step = step.step
-    if not isinstance(step, Step) or step.is_scratch:
-        raise HarmontError(f"timeout applies to a step, not {step!r}")
-    return step._replace(timeout_seconds=seconds(duration, what="timeout"))
-
-
-_SHORTCODE = re.compile(r":[a-z0-9_+\-]+:")
-_OTHER = re.compile(r"[^a-z0-9]+")
-
-
-def slugify(label: str) -> str:
-    """The key a label gives: lowercase, ``:emoji:`` shortcodes dropped, runs of other characters
-    turned into ``-``."""
-    text = _SHORTCODE.sub("", label.lower())
-    return _OTHER.sub("-", text).strip("-")
+    ``continue_on_failure=True`` (an addition of ``hm``) lets the steps after
+    the barrier run even when steps before it failed.
+    """
+    return Step(is_wait=True, continue_on_failure=continue_on_failure)

@@ -1,156 +1,91 @@
-"""Targets: values computed once per render and injected by parameter name."""
+"""``@hm.target()``: named, memoised building blocks that pipelines and other targets use.
+
+The decorator registers the function by name (:mod:`harmont._deps`) and
+returns a zero-argument callable that evaluates it once — its parameters
+filled in by name — and then returns the same value until the memo is
+cleared, which every render does first.
+"""
 
 from __future__ import annotations
 
-from ._errors import HarmontError, where
-from ._step import scratch
+from ._deps import call_with_deps, clear_target_names, register_named_target, validate_target_signature
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, TypeVar
+    from collections.abc import Callable
+    from typing import Any, overload
+else:
 
-    T = TypeVar("T")
-
-
-class _TargetMarker:
-    def __repr__(self) -> str:
-        return "hm.Target"
-
-
-_TARGET = _TargetMarker()
-
-
-class Target:
-    """``hm.Target[T]``: a parameter annotated so receives the target of the same name."""
-
-    def __class_getitem__(cls, item: Any) -> Any:
-        from typing import Annotated
-
-        return Annotated[item, _TARGET]
-
-
-class BaseImage:
-    """``Annotated[hm.Step, hm.BaseImage("img")]``: a parameter annotated so receives ``hm.scratch("img")``."""
-
-    __slots__ = ("image",)
-
-    def __init__(self, image: str) -> None:
-        if not isinstance(image, str) or not image:
-            raise HarmontError(f"hm.BaseImage takes an image name, not {image!r}")
-        self.image = image
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BaseImage) and other.image == self.image
-
-    def __hash__(self) -> int:
-        return hash((BaseImage, self.image))
-
-    def __repr__(self) -> str:
-        return f"hm.BaseImage({self.image!r})"
-
-
-class TargetDef:
-    """A target as ``@hm.target`` recorded it."""
-
-    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
-        self.name = name
-        self.fn = fn
-
-
-#: Every target, by name, in definition order.
-TARGETS: dict[str, TargetDef] = {}
-
-
-def target(name: Any = None) -> Any:
-    """Mark a function as a target: ``@hm.target`` or ``@hm.target(name="x")``."""
-
-    def register(fn: Callable[..., T]) -> Callable[..., T]:
-        if not callable(fn):
-            raise HarmontError(f"@hm.target decorates a function, not {fn!r}")
-        target_name = name if isinstance(name, str) else fn.__name__
-        if not target_name:
-            raise HarmontError("a target's name must not be empty")
-        if target_name in TARGETS:
-            raise HarmontError(f"duplicate target `{target_name}` (also defined at {where(TARGETS[target_name].fn)})")
-        TARGETS[target_name] = TargetDef(target_name, fn)
+    def overload(fn: object) -> object:
         return fn
 
-    if callable(name) and not isinstance(name, str):
-        fn, name = name, None
-        return register(fn)
-    if name is not None and not isinstance(name, str):
-        raise HarmontError(f"a target's name must be a string, not {name!r}")
-    return register
+
+#: Each target function's value in the current render.
+_TARGET_CACHE: dict[Callable[..., Any], Any] = {}
+
+_WRAPPER_ASSIGNMENTS = ("__module__", "__name__", "__qualname__", "__annotations__", "__doc__")
 
 
-class Render:
-    """One evaluation: every target is computed at most once."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.resolving: list[str] = []
-
-    def target(self, name: str) -> Any:
-        if name in self.values:
-            return self.values[name]
-        if name in self.resolving:
-            cycle = self.resolving[self.resolving.index(name):] + [name]
-            raise HarmontError(f"target cycle: {' -> '.join(cycle)}")
-        if name not in TARGETS:
-            known = ", ".join(sorted(TARGETS)) or "none"
-            raise HarmontError(f"unknown target `{name}` (targets: {known})")
-        self.resolving.append(name)
+def wraps(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> None:
+    """What ``functools.wraps`` does, without importing :mod:`functools`."""
+    for attr in _WRAPPER_ASSIGNMENTS:
         try:
-            value = self.call(TARGETS[name].fn, f"target `{name}`")
-        finally:
-            self.resolving.pop()
-        self.values[name] = value
-        return value
-
-    def call(self, fn: Callable[..., Any], what: str) -> Any:
-        """Calls ``fn`` with its targets and base images injected."""
-        params = _parameters(fn)
-        if not params:
-            return fn()
-        import typing
-
-        try:
-            hints = typing.get_type_hints(fn, include_extras=True)
-        except Exception as err:  # an annotation that does not evaluate
-            raise HarmontError(f"{what}: cannot read its parameter annotations: {err}") from err
-        kwargs: dict[str, Any] = {}
-        for param_name, required in params:
-            metadata = getattr(hints.get(param_name), "__metadata__", ())
-            images = [m for m in metadata if isinstance(m, BaseImage)]
-            if any(m is _TARGET for m in metadata):
-                kwargs[param_name] = self.target(param_name)
-            elif images:
-                kwargs[param_name] = scratch(images[0].image)
-            elif required:
-                raise HarmontError(
-                    f"{what}: parameter `{param_name}` is neither `hm.Target[...]` nor "
-                    "`Annotated[hm.Step, hm.BaseImage(...)]`"
-                )
-        return fn(**kwargs)
+            value = getattr(fn, attr)
+        except AttributeError:
+            continue
+        setattr(wrapper, attr, value)
+    wrapper.__dict__.update(getattr(fn, "__dict__", {}))
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
 
 
-def _parameters(fn: Callable[..., Any]) -> list[tuple[str, bool]]:
-    """The parameters a pipeline or target function can take by name, and whether each is
-    required."""
-    code = getattr(fn, "__code__", None)
-    if code is None:  # a callable object: ask inspect
-        import inspect
+def clear_target_memo() -> None:
+    """Forget the targets' values (not their names): the start of every render."""
+    _TARGET_CACHE.clear()
 
-        return [
-            (p.name, p.default is inspect.Parameter.empty)
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-        ]
-    positional = code.co_varnames[: code.co_argcount]
-    keyword = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
-    defaults = getattr(fn, "__defaults__", None) or ()
-    kwdefaults = getattr(fn, "__kwdefaults__", None) or {}
-    first_default = len(positional) - len(defaults)
-    params = [(name, i < first_default) for i, name in enumerate(positional)]
-    params += [(name, name not in kwdefaults) for name in keyword]
-    return params
+
+def clear_target_cache() -> None:
+    """Forget the targets' values and their names: a clean slate, for tests."""
+    _TARGET_CACHE.clear()
+    clear_target_names()
+
+
+@overload
+def target(fn: Callable[..., Any], /) -> Callable[[], Any]: ...
+
+
+@overload
+def target(
+    fn: None = None, /, *, name: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[[], Any]]: ...
+
+
+def target(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
+    """Make a function a target: ``@hm.target()`` (``name=`` defaults to the function's).
+
+    Other targets and pipelines receive its value through a parameter of that
+    name annotated ``hm.Target[...]``; calling the returned function gives the
+    value too. Either way the function runs once per render. ``@hm.target``
+    without parentheses works as well (an addition of ``hm``).
+    """
+
+    def decorator(fn: Callable[..., Any]) -> Callable[[], Any]:
+        validate_target_signature(fn)
+        target_name = name if name is not None else fn.__name__
+
+        def wrapper() -> Any:
+            if fn not in _TARGET_CACHE:
+                _TARGET_CACHE[fn] = call_with_deps(fn)
+            return _TARGET_CACHE[fn]
+
+        wraps(wrapper, fn)
+        register_named_target(target_name, wrapper)
+        return wrapper
+
+    if fn is not None:
+        if not callable(fn):
+            raise TypeError(
+                f"hm.target: decorates a function, got {type(fn).__name__}\n"
+                '  → use @hm.target() or @hm.target(name="...")'
+            )
+        return decorator(fn)
+    return decorator

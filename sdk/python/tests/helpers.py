@@ -1,86 +1,73 @@
-"""Rendering and reading IR in tests."""
+"""Rendering pipelines and reading their graphs in tests."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from typing import Any
 
-import harmont as hm
-from harmont._pipeline import render_all
-
-
-def render_entry(fn: Callable[..., Any], **options: Any) -> dict[str, Any]:
-    """Defines ``fn`` as the only pipeline (``options`` go to ``@hm.pipeline``) and returns its
-    envelope entry."""
-    hm.pipeline(**options)(fn)
-    envelope = render_all()
-    assert len(envelope["pipelines"]) == 1
-    return envelope["pipelines"][0]
+from harmont._envelope import render_registration
+from harmont._registry import REGISTRATIONS
+from harmont._target import clear_target_memo
 
 
-def render(fn: Callable[..., Any], **options: Any) -> dict[str, Any]:
-    """The IR ``definition`` of ``fn`` rendered as the only pipeline."""
-    return render_entry(fn, **options)["definition"]
+def render_all() -> list[dict[str, Any]]:
+    """Every registered pipeline's envelope entry, as hm's engine renders them (no cache keys)."""
+    clear_target_memo()
+    return [render_registration(reg) for reg in REGISTRATIONS]
 
 
-def keys(definition: dict[str, Any]) -> list[str]:
+def render_one() -> dict[str, Any]:
+    """The only registered pipeline's envelope entry."""
+    entries = render_all()
+    assert len(entries) == 1
+    return entries[0]
+
+
+def graph(ir: dict[str, Any]) -> dict[str, Any]:
+    """The graph of an IR definition (``hm.pipeline([...])``'s value)."""
+    return ir["graph"]
+
+
+def keys(ir: dict[str, Any]) -> list[str]:
     """Step keys in node order."""
-    return [node["step"]["key"] for node in definition["nodes"]]
+    return [n["step"]["key"] for n in graph(ir)["nodes"]]
 
 
-def nodes_by_key(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {node["step"]["key"]: node for node in definition["nodes"]}
+def steps(ir: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Step objects by key."""
+    return {n["step"]["key"]: n["step"] for n in graph(ir)["nodes"]}
 
 
-def steps_by_key(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {key: node["step"] for key, node in nodes_by_key(definition).items()}
+def envs(ir: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Node environments by key."""
+    return {n["step"]["key"]: n["env"] for n in graph(ir)["nodes"]}
 
 
-def edges(definition: dict[str, Any], kind: str) -> set[tuple[str, str]]:
-    """``(source key, target key)`` of every edge of ``kind``."""
-    names = keys(definition)
-    return {(names[src], names[dst]) for src, dst, k in definition["edges"] if k == kind}
+def edges(ir: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """``(source key, target key)`` of the edges of ``kind``, in order."""
+    names = keys(ir)
+    return [(names[s], names[d]) for s, d, k in graph(ir)["edges"] if k == kind]
 
 
-def parents(definition: dict[str, Any]) -> dict[str, str]:
-    """The ``builds_in`` parent of every step that has one."""
-    return {dst: src for src, dst in edges(definition, "builds_in")}
+def parents(ir: dict[str, Any]) -> dict[str, str]:
+    """Each step's ``builds_in`` parent."""
+    return {dst: src for src, dst in edges(ir, "builds_in")}
 
 
-def derived_key(parent_key: str, cmd: str, position: int) -> str:
-    """The key a step gets from neither ``key=`` nor a unique label."""
-    return hashlib.sha256(f"{parent_key}\x1f{cmd}\x1f{position}".encode()).hexdigest()[:12]
+def hashed_key(parent_key: str, cmd: str, position: int) -> str:
+    """The key a step gets from neither ``key=`` nor a usable label, computed here independently."""
+    data = parent_key.encode() + b"\0" + cmd.encode() + b"\0" + str(position).encode()
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
-def check_envelope(envelope: dict[str, Any]) -> None:
-    """Asserts the envelope's structure: versions, edges in range, unique keys, every node complete."""
-    assert envelope["schema_version"] == "1"
-    slugs = [p["slug"] for p in envelope["pipelines"]]
-    assert len(slugs) == len(set(slugs)), f"duplicate slugs: {slugs}"
-    for entry in envelope["pipelines"]:
-        assert set(entry) == {"slug", "name", "allow_manual", "triggers", "definition"}
-        definition = entry["definition"]
-        assert definition["version"] == "0"
-        assert definition["edge_property"] == "directed"
-        assert definition["node_holes"] == []
-        nodes = definition["nodes"]
-        for node in nodes:
-            assert set(node) == {"step", "env"}
-            assert isinstance(node["step"]["key"], str) and node["step"]["key"]
-            assert isinstance(node["step"]["cmd"], str)
-            assert isinstance(node["env"], dict)
-            assert all(isinstance(v, str) for v in node["env"].values())
-        names = keys(definition)
-        assert len(names) == len(set(names)), f"{entry['slug']}: duplicate keys {names}"
-        builds_in: dict[int, int] = {}
-        for src, dst, kind in definition["edges"]:
-            assert kind in ("builds_in", "depends_on")
-            assert 0 <= src < len(nodes) and 0 <= dst < len(nodes), f"edge {src}->{dst} out of range"
-            assert src != dst
-            if kind == "builds_in":
-                assert dst not in builds_in, f"{names[dst]} has two parents"
-                builds_in[dst] = src
-        for i, node in enumerate(nodes):
-            # Children never start from an image of their own unless given one; roots always have one.
-            if i not in builds_in:
-                assert node["step"].get("image"), f"root {names[i]} has no image"
+def strip_cache_keys(value: Any) -> Any:
+    """``value`` (an envelope or IR) without any ``cache.key``."""
+    if isinstance(value, dict):
+        return {
+            k: strip_cache_keys(v)
+            for k, v in value.items()
+            if not (k == "key" and "policy" in value)
+        }
+    if isinstance(value, list):
+        return [strip_cache_keys(v) for v in value]
+    return value

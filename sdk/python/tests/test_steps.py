@@ -1,306 +1,166 @@
-"""Steps: hm.sh, step.sh, hm.scratch, step.fork, hm.timeout, env layering, default image and keys."""
+"""Steps: immutable chain nodes, roots, forks, barriers and timeouts."""
 
+import dataclasses
+import pickle
 from datetime import timedelta
 
 import pytest
 
 import harmont as hm
-from harmont import _registry
-from harmont._pipeline import render_all
-from helpers import derived_key, edges, keys, parents, render, steps_by_key
-
-BASE_ENV = {"DEBIAN_FRONTEND": "noninteractive", "TERM": "dumb"}
+from harmont._step import Step, scratch, wait
 
 
-def test_sh_makes_a_root_with_every_option():
-    def build():
-        return hm.sh(
-            "make",
-            cwd="app",
-            label="Build",
-            cache=hm.forever(),
-            env={"CC": "clang"},
-            image="debian:12",
-            key="make",
-        )
-
-    assert render(build) == {
-        "version": "0",
-        "nodes": [
-            {
-                "step": {
-                    "key": "make",
-                    "cmd": "cd app && make",
-                    "label": "Build",
-                    "image": "debian:12",
-                    "env": {"CC": "clang"},
-                    "cache": {"policy": "forever"},
-                },
-                "env": {**BASE_ENV, "CC": "clang"},
-            }
-        ],
-        "node_holes": [],
-        "edge_property": "directed",
-        "edges": [],
-    }
+def test_scratch_is_an_empty_root():
+    root = hm.scratch()
+    assert isinstance(root, Step)
+    assert (root.cmd, root.parent, root.is_wait, root.image) == (None, None, False, None)
 
 
-def test_sh_with_only_a_command_gets_the_default_image_and_no_cache():
-    def bare():
-        return hm.sh("true")
-
-    (node,) = render(bare)["nodes"]
-    assert node == {
-        "step": {"key": derived_key("", "true", 0), "cmd": "true", "image": hm.DEFAULT_IMAGE},
-        "env": BASE_ENV,
-    }
-    assert hm.DEFAULT_IMAGE == "ubuntu:24.04"
+def test_sh_returns_a_child_and_leaves_the_parent_alone():
+    root = scratch()
+    a = root.sh("make a")
+    b = root.sh("make b")
+    assert a.parent is root and b.parent is root
+    assert (a.cmd, b.cmd) == ("make a", "make b")
+    assert root.cmd is None
 
 
-def test_step_sh_builds_in_its_parent_with_runner_options():
-    def chain():
-        root = hm.sh("apt-get update", key="root")
-        return root.sh(
-            "make",
-            cwd="src",
-            label="Make",
-            cache=hm.on_change("Makefile"),
-            env={"J": "4"},
-            key="make",
-            runner="vm",
-            runner_args={"cpus": 2},
-        )
-
-    definition = render(chain)
-    assert definition["nodes"] == [
-        {"step": {"key": "root", "cmd": "apt-get update", "image": "ubuntu:24.04"}, "env": BASE_ENV},
-        {
-            "step": {
-                "key": "make",
-                "cmd": "cd src && make",
-                "label": "Make",
-                "env": {"J": "4"},
-                "cache": {"policy": "on_change", "paths": ["Makefile"]},
-                "runner": "vm",
-                "runner_args": {"cpus": 2},
-            },
-            "env": {**BASE_ENV, "J": "4"},
-        },
-    ]
-    assert definition["edges"] == [[0, 1, "builds_in"]]
+def test_hm_sh_starts_a_chain_from_a_scratch_root():
+    step = hm.sh("apt-get update", label="apt", key="apt", image="debian:12", env={"A": "1"})
+    assert step.parent is not None and step.parent.cmd is None and step.parent.parent is None
+    assert (step.label, step.key_override, step.image, step.env) == ("apt", "apt", "debian:12", {"A": "1"})
 
 
-def test_child_image_is_carried_only_when_given():
-    def images():
-        root = hm.sh("root", key="root")
-        return [root.sh("plain", key="plain"), root.sh("other", key="other", image="alpine:3")]
-
-    steps = steps_by_key(render(images))
-    assert steps["root"]["image"] == "ubuntu:24.04"
-    assert "image" not in steps["plain"]
-    assert steps["other"]["image"] == "alpine:3"
-
-
-def test_steps_are_immutable_and_two_sh_calls_branch():
-    def branches():
-        root = hm.sh("setup", key="root")
-        first = root.sh("a", key="a")
-        second = root.sh("b", key="b")
-        assert first is not root and second is not first
-        assert root.cmd == "setup" and root.parent is None
-        return [first, second]
-
-    definition = render(branches)
-    assert keys(definition) == ["root", "a", "b"]
-    assert parents(definition) == {"a": "root", "b": "root"}
-
-
-def test_scratch_gives_its_image_to_the_first_sh():
-    def from_scratch():
-        return hm.scratch("rust:1.83").sh("cargo build", key="build", label="Build")
-
-    definition = render(from_scratch)
-    assert definition["nodes"] == [
-        {"step": {"key": "build", "cmd": "cargo build", "label": "Build", "image": "rust:1.83"}, "env": BASE_ENV}
-    ]
-    assert definition["edges"] == []
-
-
-def test_scratch_image_can_be_overridden_or_defaulted():
-    def images():
-        return [
-            hm.scratch("rust:1.83").sh("a", key="a", image="alpine:3"),
-            hm.scratch().sh("b", key="b"),
-        ]
-
-    steps = steps_by_key(render(images))
-    assert steps["a"]["image"] == "alpine:3"
-    assert steps["b"]["image"] == "ubuntu:24.04"
-
-
-def test_scratch_roots_with_one_command_get_distinct_keys():
-    def twice():
-        root = hm.scratch("debian:12")
-        return [root.sh("make"), root.sh("make")]
-
-    definition = render(twice)
-    assert keys(definition) == [derived_key("", "make", 0), derived_key("", "make", 1)]
-    assert definition["edges"] == []
-
-
-def test_fork_branches_two_children_off_one_parent():
-    def forked():
-        deps = hm.sh("fetch", key="deps")
-        fork = deps.fork(label="checks")
-        assert isinstance(fork, hm.Fork)
-        return [fork.sh("lint", key="lint"), fork.fork().sh("test", key="test")]
-
-    definition = render(forked)
-    assert keys(definition) == ["deps", "lint", "test"]
-    assert definition["edges"] == [[0, 1, "builds_in"], [0, 2, "builds_in"]]
-
-
-def test_a_returned_fork_emits_its_step():
-    def fork_only():
-        return hm.sh("fetch", key="deps").fork()
-
-    assert keys(render(fork_only)) == ["deps"]
-
-
-@pytest.mark.parametrize(
-    ("duration", "expected"),
-    [
-        ("30s", 30),
-        ("5m", 300),
-        ("1h30m", 5400),
-        ("2d", 172800),
-        ("90", 90),
-        (45, 45),
-        (timedelta(minutes=2), 120),
-    ],
-)
-def test_timeout_sets_timeout_seconds(duration, expected):
-    def limited():
-        return hm.timeout(duration, hm.sh("sleep 1", key="sleep"))
-
-    (node,) = render(limited)["nodes"]
-    assert node["step"] == {"key": "sleep", "cmd": "sleep 1", "image": "ubuntu:24.04", "timeout_seconds": expected}
-
-
-def test_timeout_returns_a_new_step_and_applies_to_forks():
-    def limited():
-        root = hm.sh("root", key="root")
-        child = root.sh("child", key="child")
-        wrapped = hm.timeout("1m", child.fork())
-        assert child.timeout_seconds is None
-        return wrapped
-
-    definition = render(limited)
-    steps = steps_by_key(definition)
-    assert steps["child"]["timeout_seconds"] == 60
-    assert "timeout_seconds" not in steps["root"]
-    assert parents(definition) == {"child": "root"}
-
-
-def test_env_layers_base_then_pipeline_then_step():
-    def layered():
-        return [
-            hm.sh("a", key="a", env={"B": "step", "C": "step"}),
-            hm.sh("b", key="b", env={"TERM": "xterm"}),
-            hm.sh("c", key="c"),
-        ]
-
-    definition = render(layered, env={"A": "pipe", "B": "pipe", "DEBIAN_FRONTEND": "readline"})
-    by_key = {node["step"]["key"]: node for node in definition["nodes"]}
-    assert by_key["a"]["env"] == {"DEBIAN_FRONTEND": "readline", "TERM": "dumb", "A": "pipe", "B": "step", "C": "step"}
-    assert by_key["a"]["step"]["env"] == {"B": "step", "C": "step"}
-    assert by_key["b"]["env"] == {"DEBIAN_FRONTEND": "readline", "TERM": "xterm", "A": "pipe", "B": "pipe"}
-    assert by_key["c"]["env"] == {"DEBIAN_FRONTEND": "readline", "TERM": "dumb", "A": "pipe", "B": "pipe"}
-    assert "env" not in by_key["c"]["step"]
-
-
-def test_env_values_become_strings():
-    def numbers():
-        return hm.sh("a", key="a", env={"JOBS": 4})
-
-    (node,) = render(numbers)["nodes"]
-    assert node["step"]["env"] == {"JOBS": "4"}
-
-
-class TestKeys:
-    def test_explicit_key_wins_over_label(self):
-        def explicit():
-            return hm.sh("a", key="given", label="Some Label")
-
-        assert keys(render(explicit)) == ["given"]
-
-    @pytest.mark.parametrize(
-        ("label", "key"),
-        [
-            ("Build", "build"),
-            ("Build :rocket: App!!", "build-app"),
-            (":package: cargo   test --all", "cargo-test-all"),
-            ("  Unit/Integration Tests  ", "unit-integration-tests"),
-            ("v1.2 :white_check_mark:", "v1-2"),
-        ],
+def test_every_keyword_of_sh_is_kept():
+    policy = hm.forever()
+    step = scratch().sh(
+        "run",
+        label="l",
+        cache=policy,
+        env={"X": "y"},
+        image="img",
+        runner="vm",
+        runner_args={"cpus": 2},
+        key="k",
     )
-    def test_unique_label_is_slugified(self, label, key):
-        def labelled():
-            return hm.sh("a", label=label)
+    assert step.cache is policy
+    assert (step.runner, step.runner_args, step.key_override) == ("vm", {"cpus": 2}, "k")
 
-        assert keys(render(labelled)) == [key]
 
-    def test_shared_label_falls_back_to_hashes(self):
-        def shared():
-            root = hm.sh("root", label="Same")
-            return [root.sh("a", label="Same"), root.sh("b", label="same!")]
+def test_cwd_prefixes_a_cd():
+    assert hm.sh("pytest -v", cwd="sdk/py").cmd == "cd sdk/py && pytest -v"
+    assert scratch().sh("x", cwd=None).cmd == "x"
 
-        root_key = derived_key("", "root", 0)
-        assert keys(render(shared)) == [root_key, derived_key(root_key, "a", 0), derived_key(root_key, "b", 0)]
 
-    def test_label_taken_by_an_explicit_key_falls_back_to_a_hash(self):
-        def taken():
-            return [hm.sh("a", key="build"), hm.sh("b", label="Build")]
+def test_an_empty_cwd_is_refused():
+    with pytest.raises(ValueError, match="hm: cwd must be a non-empty path"):
+        hm.sh("make", cwd="")
 
-        assert keys(render(taken)) == ["build", derived_key("", "b", 0)]
 
-    def test_label_with_only_shortcodes_falls_back_to_a_hash(self):
-        def emoji():
-            return hm.sh("a", label=":rocket:")
+def test_a_command_that_is_not_a_string_is_a_type_error():
+    with pytest.raises(TypeError, match="takes the command as a string, got int"):
+        hm.sh(3)  # type: ignore[arg-type]
 
-        assert keys(render(emoji)) == [derived_key("", "a", 0)]
 
-    def test_hash_covers_parent_key_command_and_position(self):
-        def hashed():
-            root = hm.sh("make", key="root")
-            return [root.sh("make"), root.sh("make"), hm.sh("make")]
+def test_a_scratch_roots_image_goes_to_its_first_command_only():
+    root = Step(image="alpine:3")
+    first = root.sh("a")
+    assert first.image == "alpine:3"
+    assert first.sh("b").image is None
+    assert root.sh("c", image="debian:12").image == "debian:12"
 
-        definition = render(hashed)
-        assert keys(definition) == [
-            "root",
-            derived_key("root", "make", 0),
-            derived_key("root", "make", 1),
-            derived_key("", "make", 1),
-        ]
-        assert all(len(k) == 12 and set(k) <= set("0123456789abcdef") for k in keys(definition)[1:])
 
-    def test_hashes_are_the_same_across_renders(self):
-        def define():
-            @hm.pipeline
-            def ci():
-                root = hm.sh("apt-get update")
-                return [root.sh("make"), root.sh("make test"), hm.sh("apt-get update")]
+def test_fork_is_a_labelled_pass_through():
+    base = hm.sh("install")
+    fork = base.fork(label="branch")
+    assert (fork.cmd, fork.parent, fork.label, fork.is_wait) == (None, base, "branch", False)
+    assert base.fork().label is None
 
-            return render_all()
 
-        first = define()
-        _registry.reset()
-        assert define() == first
+def test_wait_is_a_step():
+    barrier = hm.wait()
+    assert isinstance(barrier, Step)
+    assert (barrier.is_wait, barrier.continue_on_failure, barrier.cmd, barrier.parent) == (True, False, None, None)
+    assert wait(continue_on_failure=True).continue_on_failure is True
 
-    def test_parent_key_of_a_hash_is_the_final_key(self):
-        def labelled_parent():
-            return hm.sh("root", label="Root Step").sh("child")
 
-        definition = render(labelled_parent)
-        assert keys(definition) == ["root-step", derived_key("root-step", "child", 0)]
-        assert edges(definition, "builds_in") == {("root-step", derived_key("root-step", "child", 0))}
+def test_steps_are_frozen():
+    step = hm.sh("make")
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'cmd'"):
+        step.cmd = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del step.label
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.anything = 1  # type: ignore[attr-defined]
+
+
+def test_steps_compare_and_hash_by_value_like_a_frozen_dataclass():
+    root = scratch()
+    assert root.sh("a", label="x") == root.sh("a", label="x")
+    assert root.sh("a") != root.sh("b")
+    assert hm.wait() == hm.wait()
+    assert hm.wait() != hm.wait(continue_on_failure=True)
+    assert hash(root.sh("a")) == hash(root.sh("a"))
+    assert Step() != object()
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(root.sh("a", env={"A": "1"}))
+
+
+def test_repr_names_the_fields():
+    text = repr(hm.sh("make", label="m"))
+    assert text.startswith("Step(cmd='make', parent=Step(cmd=None")
+    assert "label='m'" in text and "key_override=None" in text
+
+
+def test_steps_pickle():
+    step = hm.sh("make", label="m", cache=hm.forever(env_keys=("A",)))
+    assert pickle.loads(pickle.dumps(step)) == step
+
+
+def test_steps_take_every_field_positionally_and_by_keyword():
+    a = Step("x", None, False, False, "l")
+    assert a == Step(cmd="x", label="l")
+
+
+def test_timeout_sets_seconds_on_a_copy():
+    step = hm.sh("make")
+    bounded = hm.timeout("1h30m", step)
+    assert bounded.timeout_seconds == 5400
+    assert step.timeout_seconds is None
+    assert bounded.parent is step.parent and bounded.cmd == step.cmd
+    assert hm.timeout(45, step).timeout_seconds == 45
+    assert hm.timeout(timedelta(minutes=2), step).timeout_seconds == 120
+    assert hm.timeout("1m", bounded).timeout_seconds == 60
+
+
+@pytest.mark.parametrize("bad", ["", "30", "30 s", "1d", "m", "-5s", "0s"])
+def test_timeout_refuses_malformed_durations(bad):
+    with pytest.raises(ValueError, match="hm: (invalid timeout duration|timeout duration must be positive)"):
+        hm.timeout(bad, hm.sh("x"))
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_timeout_must_be_positive(bad):
+    with pytest.raises(ValueError, match="hm: timeout duration must be positive — got"):
+        hm.timeout(bad, hm.sh("x"))
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, None])
+def test_timeout_types(bad):
+    with pytest.raises(TypeError, match="hm: timeout duration must be a str, int, or timedelta"):
+        hm.timeout(bad, hm.sh("x"))
+
+
+def test_timeout_cannot_wrap_a_wait():
+    with pytest.raises(ValueError, match="hm: timeout\\(\\) cannot wrap a wait\\(\\) barrier"):
+        hm.timeout("30s", hm.wait())
+
+
+def test_timeout_of_something_else_is_a_type_error():
+    with pytest.raises(TypeError, match="timeout\\(\\) wraps a step, got str"):
+        hm.timeout("30s", "make")  # type: ignore[arg-type]
+
+
+def test_group_makes_a_tuple():
+    a, b = hm.sh("a"), hm.sh("b")
+    assert hm.group([a, b]) == (a, b)
