@@ -88,6 +88,13 @@ def ttl(duration: timedelta) -> CacheTTL:
 def on_change(*paths: str) -> CacheOnChange:
     """Cached until a file at one of ``paths`` (relative to the project root; globs
     allowed) changes."""
+    for path in paths:
+        if not isinstance(path, str):
+            # Harmont writes such a path into the IR, where no reader takes it.
+            raise TypeError(
+                f"hm.on_change: paths are strings, got {type(path).__name__}\n"
+                '  → pass each path as its own argument, e.g. hm.on_change("a", "b/**")'
+            )
     return CacheOnChange(paths=tuple(paths))
 
 

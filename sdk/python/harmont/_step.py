@@ -111,6 +111,12 @@ class Step(Record):
                 f"hm: sh() takes the command as a string, got {type(cmd).__name__}\n"
                 '  → e.g. hm.sh("make test")'
             )
+        if (
+            (label is not None and label.__class__ is not str)
+            or (key is not None and key.__class__ is not str)
+            or (image is not None and image.__class__ is not str)
+        ):
+            _not_text(label=label, key=key, image=image)
         if cwd is not None:
             cmd = f"cd {cwd} && {cmd}"
         # A scratch root's image goes to its first command; after that, children
@@ -122,6 +128,13 @@ class Step(Record):
     def fork(self, label: str | None = None) -> Step:
         """A branch point after this step: each ``sh`` on it starts a separate branch."""
         return Step(None, self, False, False, label)
+
+
+def _not_text(**values: object) -> None:
+    # Harmont fails later (on a label) or writes IR that no reader takes.
+    for what, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"hm: sh() takes {what}= as a string, got {type(value).__name__}")
 
 
 def scratch() -> Step:

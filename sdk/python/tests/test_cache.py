@@ -67,3 +67,8 @@ def test_ttl_also_takes_seconds_and_strings(given, seconds):
 def test_ttl_refuses_bad_durations(given, error):
     with pytest.raises(error, match="hm.ttl: "):
         hm.ttl(given)
+
+
+def test_on_change_paths_are_strings():
+    with pytest.raises(TypeError, match="hm.on_change: paths are strings, got list"):
+        hm.on_change(["a", "b"])  # type: ignore[arg-type]

@@ -164,3 +164,17 @@ def test_timeout_of_something_else_is_a_type_error():
 def test_group_makes_a_tuple():
     a, b = hm.sh("a"), hm.sh("b")
     assert hm.group([a, b]) == (a, b)
+
+
+@pytest.mark.parametrize("kw", [{"label": 1}, {"key": ("k",)}, {"image": b"img"}])
+def test_text_keywords_must_be_strings(kw):
+    (name,) = kw
+    with pytest.raises(TypeError, match=f"hm: sh\\(\\) takes {name}= as a string, got"):
+        hm.sh("make", **kw)
+
+
+def test_string_subclasses_are_strings():
+    class Label(str):
+        pass
+
+    assert hm.sh("make", label=Label("x")).label == "x"
