@@ -7,7 +7,9 @@ than the rest of the SDK together, so these classes derive from
 :class:`dataclasses.FrozenInstanceError` (the module is imported only then),
 and equality, hashing and ``repr`` follow the dataclass rules: equal when of
 the same class with equal fields in order, hashed by the field tuple,
-``Name(field=value, ...)``.
+``Name(field=value, ...)``. ``dataclasses.replace``, ``fields``, ``asdict``
+and ``is_dataclass`` work on them too: ``__dataclass_fields__`` is built, and
+:mod:`dataclasses` imported, the first time something asks for it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,34 @@ def _frozen(message: str) -> NoReturn:
 set_field = object.__setattr__
 
 
+class _DataclassFields:
+    """``__dataclass_fields__`` of a record class, made on first access."""
+
+    def __get__(self, obj: object, cls: type[Record]) -> dict[str, Any]:
+        made: dict[str, Any] | None = cls.__dict__.get("_dataclass_fields_made")
+        if made is None:
+            import dataclasses
+
+            made = {}
+            for name in cls._fields:
+                field: Any = dataclasses.field(init=name in cls._init_fields())
+                field.name, field.type = name, "Any"
+                field._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+                made[name] = field
+            type.__setattr__(cls, "_dataclass_fields_made", made)
+        return made
+
+
 class Record:
     """Base of the SDK's frozen value classes; subclasses list their ``_fields``."""
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()
+    __dataclass_fields__ = _DataclassFields()
+
+    def __init_subclass__(cls) -> None:
+        # What a dataclass offers for positional patterns: `case Step("make"):`.
+        type.__setattr__(cls, "__match_args__", cls._init_fields())
 
     def __setattr__(self, name: str, value: object) -> None:
         _frozen(f"cannot assign to field {name!r}")

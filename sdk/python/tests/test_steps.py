@@ -178,3 +178,26 @@ def test_string_subclasses_are_strings():
         pass
 
     assert hm.sh("make", label=Label("x")).label == "x"
+
+
+def test_dataclasses_functions_work_on_steps_and_toolchains():
+    step = hm.sh("make", label="x")
+    assert dataclasses.is_dataclass(step)
+    assert [f.name for f in dataclasses.fields(step)][:3] == ["cmd", "parent", "is_wait"]
+    changed = dataclasses.replace(step, label="y")
+    assert changed.label == "y" and changed.parent is step.parent
+    assert dataclasses.asdict(hm.forever(env_keys=("A",))) == {"env_keys": ("A",)}
+    go = dataclasses.replace(hm.go(), path="api")
+    assert go.build().cmd == "cd api && go build ./..."
+    elixir = hm.elixir()
+    assert [f.name for f in dataclasses.fields(elixir)] == ["path", "installed", "_plt_step"]
+    with pytest.raises(ValueError, match="init=False"):
+        dataclasses.replace(elixir, _plt_step=None)
+
+
+def test_positional_patterns_match_like_a_dataclass():
+    match hm.sh("make", label="m"):
+        case Step("make", label=label):
+            assert label == "m"
+        case _:
+            pytest.fail("no match")
