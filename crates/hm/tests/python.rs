@@ -34,18 +34,18 @@ from typing import Annotated
 import harmont as hm
 
 
-@hm.target
+@hm.target()
 def toolchain(base: Annotated[hm.Step, hm.BaseImage("host")]) -> hm.Step:
     return base.sh("mkdir -p /opt/tool && echo v1 > /opt/tool/version", label="install tool")
 
 
-@hm.target
+@hm.target()
 def deps(toolchain: hm.Target[hm.Step]) -> hm.Step:
     return toolchain.sh("echo deps > /opt/tool/deps", label="deps")
 
 
-@hm.target
-def docs(toolchain: hm.Target[hm.Step]) -> hm.Step:
+@hm.target()
+def docs(toolchain: hm.Target) -> hm.Step:
     return toolchain.sh("test ! -e /opt/tool/deps && echo docs", label="docs")
 
 
@@ -59,7 +59,7 @@ def ci(deps: hm.Target[hm.Step], docs: hm.Target[hm.Step]):
     return [left, right, docs, hm.wait(), after]
 
 
-@hm.pipeline
+@hm.pipeline("slow-build")
 def slow_build():
     quick = hm.sh("echo quick", label="quick", image="host")
     return [quick, hm.timeout("1s", quick.sh("sleep 30", label="slow"))]
@@ -134,13 +134,13 @@ fn timeouts_and_waits_decide_the_outcome() {
 
 const POLICIES: &str = r#"
 from datetime import timedelta
+from typing import Annotated
 
 import harmont as hm
 
 
-@hm.pipeline
-def cached():
-    root = hm.scratch("host")
+@hm.pipeline("cached")
+def cached(root: Annotated[hm.Step, hm.BaseImage("host")]) -> list[hm.Step]:
     return [
         root.sh("echo forever", label="forever", cache=hm.forever(env_keys=["HM_TEST_TOOL"])),
         root.sh("echo ttl", label="ttl", cache=hm.ttl(timedelta(hours=6))),
@@ -267,7 +267,7 @@ fn python_and_json_files_merge_and_slugs_stay_unique() {
     fx.write(".hm/a.json", &clash.to_string());
     let err = stderr(&fx.hm(&["pipelines"]));
     assert!(
-        err.contains("pipeline `build` is defined twice: in `.hm/a.json` and in `.hm/pipeline.py`"),
+        err.contains("error: .hm/pipeline.py:3: pipeline `build` is defined twice (first at .hm/a.json)"),
         "{err}"
     );
 }
