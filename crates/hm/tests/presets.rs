@@ -1,19 +1,24 @@
-//! A toolchain preset run for real: `hm.python.project()` on a Debian
-//! image, with apt and PyPI, in the sandbox. (The other presets download
-//! from hosts this machine cannot reach; their commands are checked by the
-//! SDK's golden files.)
+//! A toolchain preset run for real: Harmont's own `c` example
+//! (`compat/harmont/examples/c`, `hm.cmake(path=".", ...)`), unchanged, in
+//! the sandbox, with apt fetching CMake, Ninja, ccache and the clang tools.
+//! (Harmont's other presets download from hosts this machine cannot reach;
+//! their commands are checked against Harmont's renders by
+//! `harmont_corpus.rs`.)
 //!
-//! Needs a Debian root filesystem in `HM_TEST_DEBIAN_ROOTFS` (`.ci/run`
-//! builds one with `.ci/debian-rootfs.sh`).
+//! Harmont's pipelines run on `ubuntu:24.04`; no registry is reachable
+//! here, so a Debian root filesystem from `HM_TEST_DEBIAN_ROOTFS` (`.ci/run`
+//! builds one with `.ci/debian-rootfs.sh`) is imported under that name.
 
 mod util;
+
+use std::path::Path;
 
 use util::{python_available, sandbox_available, Fixture, Run};
 
 /// The Debian root filesystem to test on; skips outside CI without one.
 fn debian_rootfs() -> Option<String> {
     match std::env::var("HM_TEST_DEBIAN_ROOTFS") {
-        Ok(dir) if std::path::Path::new(&dir).join("usr/bin/apt-get").exists() => Some(dir),
+        Ok(dir) if Path::new(&dir).join("usr/bin/apt-get").exists() => Some(dir),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("CI=true but HM_TEST_DEBIAN_ROOTFS does not name a Debian root filesystem")
         }
@@ -24,87 +29,66 @@ fn debian_rootfs() -> Option<String> {
     }
 }
 
-const PROJECT: &[(&str, &str)] = &[
-    (
-        ".hm/pipeline.py",
-        "import harmont as hm\n\n\n@hm.pipeline\ndef ci():\n    return hm.python.project(image=\"debian:bookworm\")\n",
-    ),
-    (
-        "pyproject.toml",
-        "[project]\nname = \"sample\"\nversion = \"0.1.0\"\nrequires-python = \">=3.10\"\n\n\
-         [build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
-         [tool.setuptools]\npackages = [\"sample\"]\n",
-    ),
-    (
-        "sample/__init__.py",
-        "def add(a: int, b: int) -> int:\n    return a + b\n",
-    ),
-    (
-        "tests/test_add.py",
-        "from sample import add\n\n\ndef test_add() -> None:\n    assert add(1, 2) == 3\n",
-    ),
-];
+/// Copies Harmont's example `name` into the fixture's project.
+fn copy_example(fx: &Fixture, name: &str) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../compat/harmont/examples")
+        .join(name);
+    let mut stack = vec![from.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(&from).unwrap().to_str().unwrap().to_owned();
+                fx.write(&rel, &std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+}
 
 #[test]
-fn the_python_preset_installs_checks_and_tests_a_project() {
+fn harmonts_c_example_builds_and_tests_for_real() {
     if !sandbox_available() || !python_available() {
         return;
     }
     let Some(rootfs) = debian_rootfs() else { return };
     let fx = Fixture::new();
-    for (path, text) in PROJECT {
-        fx.write(path, text);
-    }
-    let import = fx.hm(&["image", "import", "debian:bookworm", &rootfs]);
+    copy_example(&fx, "c");
+    let import = fx.hm(&["image", "import", "ubuntu:24.04", &rootfs]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let run = || Run::from(fx.command(&["run", "--format", "json"]).output().unwrap());
 
-    // pip uses its own certificate bundle; point it at the system's, which
-    // the apt base builds (and which trusts a local proxy's authority).
-    let run = || {
-        Run::from(
-            fx.command(&[
-                "run",
-                "--format",
-                "json",
-                "-e",
-                "PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
-            ])
-            .output()
-            .unwrap(),
-        )
-    };
+    // As shipped: the TypeScript file is evaluated.
     let first = run();
     assert_eq!(first.code, 0, "{}", first.dump());
-    let every = [
-        "apt-base",
-        "mypy",
-        "pip-install",
-        "pytest",
-        "python-venv",
-        "ruff-check",
-        "ruff-format",
-    ];
-    assert_eq!(first.executed(), every);
+    assert_eq!(first.executed(), ["apt-base", "build", "fmt", "test", "verify"]);
     assert!(
-        first.logs("pytest").iter().any(|l| l.contains("1 passed")),
+        first.logs("test").iter().any(|l| l.contains("100% tests passed")),
         "{}",
         first.dump()
     );
 
-    // Nothing changed: the base, the tools and the dependencies are hits,
-    // the checks run again.
+    // The Python twin renders the same steps: every cached one hits.
+    std::fs::remove_file(fx.project().join(".hm/pipeline.ts")).unwrap();
     let second = run();
     assert_eq!(second.code, 0, "{}", second.dump());
-    assert_eq!(second.executed(), ["mypy", "pytest", "ruff-check", "ruff-format"]);
+    assert_eq!(second.executed(), ["fmt", "test"], "{}", second.dump());
+    for key in ["apt-base", "verify", "build"] {
+        assert_eq!(second.status(key), "cache_hit", "{key}: {}", second.dump());
+    }
 
-    // A broken test fails the build, and only the actions re-ran.
-    fx.write(
-        "tests/test_add.py",
-        "from sample import add\n\n\ndef test_add() -> None:\n    assert add(1, 2) == 4\n",
-    );
+    // A broken test fails the build; the build step sees the edit (it is
+    // cached on CMakeLists.txt only, and the test step rebuilds).
+    let test = fx.project().join("tests/test_main.c");
+    let source = std::fs::read_to_string(&test).unwrap();
+    let broken_source = source.replacen("== 5", "== 6", 1);
+    assert_ne!(broken_source, source, "the example's test checks add(2, 3) == 5");
+    std::fs::write(&test, broken_source).unwrap();
     let broken = run();
     assert_eq!(broken.code, 1, "{}", broken.dump());
-    assert_eq!(broken.status("pytest"), "failed");
-    assert_eq!(broken.status("pip-install"), "cache_hit");
+    assert_eq!(broken.status("test"), "failed");
+    assert_eq!(broken.status("build"), "cache_hit");
     fx.assert_clean();
 }
