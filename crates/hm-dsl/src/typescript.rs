@@ -4,13 +4,16 @@
 //!
 //! Every module is transpiled and every import checked first (see
 //! [`graph`]); then one runtime imports each pipeline file in order, the
-//! SDK's `__prepare` checks their `default` and `pipelines` exports and
-//! calls their pipeline functions, and [`render`] makes the IR from the
-//! steps they built. A thrown error comes back with the frames of the user's
-//! own files, at their lines in the TypeScript source.
+//! SDK's engine module (`src/engine.ts`) reads and checks their `default`
+//! (else `pipelines`) exports, and [`render`] makes the IR of every
+//! pipeline whose graph nobody read from the leaves the SDK kept. A thrown
+//! error comes back with the frames of the user's own files, at their lines
+//! in the TypeScript source, and says what a failed call was.
 
 mod cache;
+mod explain;
 mod graph;
+mod host;
 mod render;
 mod transpile;
 
@@ -20,17 +23,13 @@ use std::sync::{Arc, Mutex};
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::{Array, Context, Ctx, Function, Module, Object, Runtime, Value};
-use sha2::Digest;
 
 use crate::python::Sourced;
-use crate::LoadError;
+use crate::{LoadError, Location};
 use cache::{Compiled, SdkCache};
-use graph::{sdk_name, Graph, SDK_PREFIX};
+use graph::{sdk_name, Graph, SDK_ENGINE, SDK_PREFIX};
 
 include!(concat!(env!("OUT_DIR"), "/typescript_sdk.rs"));
-
-/// The SDK module that renders definitions.
-const SDK_INDEX: &str = "src/index.ts";
 
 /// Memory one evaluation may use.
 const MEMORY_LIMIT: usize = 1 << 30;
@@ -55,7 +54,7 @@ struct Engine {
 /// A failure of the engine itself (not of the user's code), for `file`.
 fn engine_failed(file: &Path) -> impl Fn(String) -> LoadError + '_ {
     move |message| LoadError::Evaluation {
-        at: crate::Location::file(file),
+        at: Location::file(file),
         what: "the JavaScript engine failed",
         traceback: message,
     }
@@ -64,9 +63,16 @@ fn engine_failed(file: &Path) -> impl Fn(String) -> LoadError + '_ {
 impl Engine {
     /// Transpiles and checks `entries` (absolute) and all they import; the
     /// SDK comes compiled from `sdk_root` when an earlier run left it there.
-    fn new(root: &Path, entries: &[PathBuf], first: &Path, sdk_root: Option<&Path>) -> Result<Self, LoadError> {
+    /// With `internals`, project files may import the SDK's own modules.
+    fn new(
+        root: &Path,
+        entries: &[PathBuf],
+        first: &Path,
+        sdk_root: Option<&Path>,
+        internals: bool,
+    ) -> Result<Self, LoadError> {
         let cache = SdkCache::new(sdk_root);
-        let graph = Graph::build(root, entries, cache.load().unwrap_or_default())?;
+        let graph = Graph::build(root, entries, cache.load().unwrap_or_default(), internals)?;
         let failed = engine_failed(first);
         let runtime = Runtime::new().map_err(|e| failed(e.to_string()))?;
         runtime.set_memory_limit(MEMORY_LIMIT);
@@ -97,8 +103,7 @@ impl Engine {
         let context = Context::full(&runtime).map_err(|e| failed(e.to_string()))?;
         context
             .with(|ctx| {
-                let render = Function::new(ctx.clone(), render_to_json)?;
-                ctx.globals().set("__hm_render", render)?;
+                host::install(&ctx, root)?;
                 install_console(&ctx)
             })
             .map_err(|e| failed(e.to_string()))?;
@@ -139,6 +144,32 @@ fn module_name(root: &Path, file: &Path) -> String {
     file.strip_prefix(root).unwrap_or(file).to_string_lossy().into_owned()
 }
 
+/// Imports every file of `files` (absolute, under `root`), in order:
+/// `[{file, exports}, ...]` for the SDK's `prepare`.
+fn import_files<'js>(ctx: &Ctx<'js>, graph: &Graph, root: &Path, files: &[PathBuf]) -> Result<Array<'js>, LoadError> {
+    let failed = |file: &str, e: rquickjs::Error| engine_failed(Path::new(file))(e.to_string());
+    let list = Array::new(ctx.clone()).map_err(|e| failed("", e))?;
+    for (i, file) in files.iter().enumerate() {
+        let name = module_name(root, file);
+        let namespace = import(ctx, &name).map_err(|thrown| thrown.into_error(graph, Path::new(&name)))?;
+        let entry = Object::new(ctx.clone()).map_err(|e| failed(&name, e))?;
+        entry
+            .set("file", name.as_str())
+            .and_then(|()| entry.set("exports", namespace))
+            .and_then(|()| list.set(i, entry))
+            .map_err(|e| failed(&name, e))?;
+    }
+    Ok(list)
+}
+
+/// Where the stack `stack` (captured in `pipeline()`) was in a project file.
+fn stack_location(graph: &Graph, stack: &str) -> Option<Location> {
+    stack
+        .lines()
+        .find_map(|line| user_frame(graph, line.trim()))
+        .map(|(at, _)| at)
+}
+
 /// Evaluates the TypeScript and JavaScript pipeline files `files`
 /// (absolute, in order) of the project at `root`.
 pub(crate) fn evaluate(
@@ -147,58 +178,36 @@ pub(crate) fn evaluate(
     first: &Path,
     sdk_root: Option<&Path>,
 ) -> Result<Vec<Sourced>, LoadError> {
-    let engine = Engine::new(root, files, first, sdk_root)?;
+    let engine = Engine::new(root, files, first, sdk_root, false)?;
     let failed = engine_failed(first);
     let graph = &engine.graph;
     let sourced = engine.context.with(|ctx| {
-        let list = Array::new(ctx.clone()).map_err(|e| failed(e.to_string()))?;
-        for (i, file) in files.iter().enumerate() {
-            let name = module_name(root, file);
-            let namespace = import(&ctx, &name).map_err(|thrown| thrown.into_error(graph, Path::new(&name)))?;
-            let entry = Object::new(ctx.clone()).map_err(|e| failed(e.to_string()))?;
-            entry.set("file", name.as_str()).map_err(|e| failed(e.to_string()))?;
-            entry.set("exports", namespace).map_err(|e| failed(e.to_string()))?;
-            list.set(i, entry).map_err(|e| failed(e.to_string()))?;
-        }
-        let sdk = import(&ctx, &sdk_name(SDK_INDEX)).map_err(|thrown| thrown.into_error(graph, first))?;
-        let prepare: Function = sdk.get("__prepare").map_err(|e| failed(e.to_string()))?;
+        let list = import_files(&ctx, graph, root, files)?;
+        let sdk = import(&ctx, &sdk_name(SDK_ENGINE)).map_err(|thrown| thrown.into_error(graph, first))?;
+        let prepare: Function = sdk.get("prepare").map_err(|e| failed(e.to_string()))?;
         let prepared: Array = prepare
             .call((list,))
             .map_err(|e| Thrown::caught(&ctx, e).into_error(graph, first))?;
-        render::render(&ctx, &prepared).map_err(|failure| LoadError::Evaluation {
-            at: crate::Location::file(failure.file.map_or_else(|| first.to_owned(), PathBuf::from)),
-            what: "the pipeline file raised an error",
-            traceback: format!("HarmontError: {}", failure.message),
-        })
+        let names = render::Names::new(&ctx).map_err(|e| failed(e.to_string()))?;
+        let mut sourced = Vec::with_capacity(prepared.len());
+        for item in prepared.iter::<Object>() {
+            let item = item.map_err(|e| failed(e.to_string()))?;
+            let file: String = item.get("file").map_err(|e| failed(e.to_string()))?;
+            let stack: Option<String> = item.get("where").map_err(|e| failed(e.to_string()))?;
+            let at = stack
+                .and_then(|stack| stack_location(graph, &stack))
+                .unwrap_or_else(|| Location::file(&file));
+            let pipeline = render::pipeline(&names, &item).map_err(|message| LoadError::Evaluation {
+                at: at.clone(),
+                what: "the pipeline cannot be rendered",
+                traceback: message,
+            })?;
+            sourced.push((pipeline, at));
+        }
+        Ok(sourced)
     })?;
     engine.keep_compiled();
     Ok(sourced)
-}
-
-/// `__hm_render(prepared, fail)`, for the SDK's `__render`: the envelope
-/// of the prepared pipelines and their files as JSON, or what
-/// `fail(message, file)` throws when one cannot be rendered.
-fn render_to_json<'js>(ctx: Ctx<'js>, prepared: Array<'js>, fail: Function<'js>) -> rquickjs::Result<String> {
-    #[derive(serde::Serialize)]
-    struct Reply {
-        envelope: hm_ir::Envelope,
-        sources: Vec<crate::Location>,
-    }
-    match render::render(&ctx, &prepared) {
-        Ok(sourced) => {
-            let (pipelines, sources) = sourced.into_iter().unzip();
-            let envelope = hm_ir::Envelope {
-                pipelines,
-                ..hm_ir::Envelope::new()
-            };
-            serde_json::to_string(&Reply { envelope, sources })
-                .map_err(|e| rquickjs::Exception::throw_internal(&ctx, &e.to_string()))
-        }
-        Err(failure) => {
-            fail.call::<_, ()>((failure.message.as_str(), failure.file.unwrap_or_default()))?;
-            Err(rquickjs::Exception::throw_internal(&ctx, "`fail` returned"))
-        }
-    }
 }
 
 /// One test of a script test suite and how it ended: `Err` holds the
@@ -212,41 +221,52 @@ pub struct TestOutcome {
 
 /// Runs the test suites `files` (absolute, under `root`) in the embedded
 /// engine: each exports `tests`, an object of functions; every function
-/// is called, and a throw fails it. Used by the SDK's own test suite.
+/// is called, and a throw fails it. Used by the SDK's own test suite, whose
+/// files may import the SDK's own modules (`@harmont/hm/src/keys.ts`).
+///
+/// Every pipeline a suite makes (when its module is evaluated, and in each
+/// test) has its graph made both ways, by the SDK's JavaScript and by the
+/// engine's Rust, and the two must be equal: a difference fails the test
+/// (or the module, as a test named `(module)`).
 #[doc(hidden)]
 pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcome>, LoadError> {
     let first = files.first().map(|f| module_name(root, f)).unwrap_or_default();
-    let engine = Engine::new(root, files, Path::new(&first), None)?;
+    let engine = Engine::new(root, files, Path::new(&first), None, true)?;
     let graph = &engine.graph;
+    let failed = |file: &str, message: String| engine_failed(Path::new(file))(message);
     engine.context.with(|ctx| {
-        // The suites check derived keys and preset digests against SHA-256s
-        // of their own: `__hm_sha256(text)`, the hex digest of its UTF-8.
-        Function::new(ctx.clone(), |text: String| -> String {
-            sha2::Sha256::digest(text.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
-        .and_then(|sha256| ctx.globals().set("__hm_sha256", sha256))
-        .map_err(|e| engine_failed(Path::new(&first))(e.to_string()))?;
+        let created = || -> rquickjs::Result<()> { ctx.globals().set("__hm_created", Array::new(ctx.clone())?) };
+        created().map_err(|e| failed(&first, e.to_string()))?;
+        let sdk = import(&ctx, &sdk_name(SDK_ENGINE)).map_err(|thrown| thrown.into_error(graph, Path::new(&first)))?;
+        let names = render::Names::new(&ctx).map_err(|e| failed(&first, e.to_string()))?;
         let mut outcomes = Vec::new();
         for file in files {
             let name = module_name(root, file);
             let namespace = import(&ctx, &name).map_err(|thrown| thrown.into_error(graph, Path::new(&name)))?;
+            let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e))?;
+            if !differ.is_empty() {
+                outcomes.push(TestOutcome {
+                    file: PathBuf::from(&name),
+                    name: "(module)".to_owned(),
+                    result: Err(differ.join("\n")),
+                });
+            }
             let tests: Object = namespace
                 .get("tests")
-                .map_err(|_| engine_failed(Path::new(&name))("it exports no `tests` object".to_owned()))?;
+                .map_err(|_| failed(&name, "it exports no `tests` object".to_owned()))?;
             for key in tests.keys::<String>() {
                 let Ok(test) = key else { continue };
-                let function: Function = tests
-                    .get(test.as_str())
-                    .map_err(|e| engine_failed(Path::new(&name))(e.to_string()))?;
-                let result = function.call::<_, Value>(()).map(drop).map_err(|e| {
+                let function: Function = tests.get(test.as_str()).map_err(|e| failed(&name, e.to_string()))?;
+                let mut result = function.call::<_, Value>(()).map(drop).map_err(|e| {
                     match Thrown::caught(&ctx, e).into_error(graph, Path::new(&name)) {
                         LoadError::Evaluation { traceback, .. } => traceback,
                         other => other.to_string(),
                     }
                 });
+                let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e))?;
+                if result.is_ok() && !differ.is_empty() {
+                    result = Err(differ.join("\n"));
+                }
                 outcomes.push(TestOutcome {
                     file: PathBuf::from(&name),
                     name: test,
@@ -256,6 +276,65 @@ pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcom
         }
         Ok(outcomes)
     })
+}
+
+/// Takes the pipelines made since the last call (`__hm_created`) and
+/// makes each one's graph in JavaScript and in Rust: how they differ, one
+/// line each.
+fn lowerings_differ<'js>(ctx: &Ctx<'js>, sdk: &Object<'js>, names: &render::Names<'js>) -> Result<Vec<String>, String> {
+    let js = |e: rquickjs::Error| Thrown::caught(ctx, e).summary;
+    let made: Array = ctx.globals().get("__hm_created").map_err(js)?;
+    ctx.globals()
+        .set("__hm_created", Array::new(ctx.clone()).map_err(js)?)
+        .map_err(js)?;
+    let lowering_of: Function = sdk.get("loweringOf").map_err(js)?;
+    let lower_in_js: Function = sdk.get("lowerInJs").map_err(js)?;
+    let mut differ = Vec::new();
+    for (i, ir) in made.iter::<Object>().enumerate() {
+        let ir = ir.map_err(js)?;
+        let lowering: Object = lowering_of.call((ir.clone(),)).map_err(js)?;
+        let in_rust = render::definition(names, &ir, &lowering)
+            .map(|definition| serde_json::to_value(definition).unwrap_or_default());
+        let in_js: Result<serde_json::Value, String> = lower_in_js
+            .call::<_, String>((ir,))
+            .map_err(js)
+            .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()));
+        match (in_rust, in_js) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(a), Ok(b)) => differ.push(format!(
+                "pipeline {i}: made in Rust and in JavaScript, the graphs differ: {}",
+                first_difference(&a, &b, "$")
+            )),
+            (Err(e), _) => differ.push(format!("pipeline {i}: made in Rust: {e}")),
+            (_, Err(e)) => differ.push(format!("pipeline {i}: made in JavaScript: {e}")),
+        }
+    }
+    Ok(differ)
+}
+
+/// Where two JSON values first differ, as `path: rust ... js ...`.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> String {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Object(x), J::Object(y)) => {
+            for key in x.keys().chain(y.keys()) {
+                match (x.get(key), y.get(key)) {
+                    (Some(p), Some(q)) if p == q => {}
+                    (Some(p), Some(q)) => return first_difference(p, q, &format!("{path}.{key}")),
+                    (p, q) => return format!("{path}.{key}: rust {p:?}, js {q:?}"),
+                }
+            }
+        }
+        (J::Array(x), J::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                if p != q {
+                    return first_difference(p, q, &format!("{path}[{i}]"));
+                }
+            }
+        }
+        _ => {}
+    }
+    format!("{path}: rust {a}, js {b}")
 }
 
 /// `console.log` and friends, writing to stderr as Python's `print` does
@@ -427,6 +506,9 @@ struct Thrown {
     summary: String,
     /// QuickJS's stack, one frame per line.
     stack: String,
+    /// For an error in a file's exported definitions: the file and the
+    /// export (`hmFile`, `hmExport`).
+    export: Option<(String, String)>,
 }
 
 impl Thrown {
@@ -436,6 +518,7 @@ impl Thrown {
             return Thrown {
                 summary: error.to_string(),
                 stack: String::new(),
+                export: None,
             };
         }
         let value: Value = ctx.catch();
@@ -449,9 +532,12 @@ impl Thrown {
                 (None, Some(message)) => message,
                 (None, None) => "an object was thrown".to_owned(),
             };
+            let file: Option<String> = object.get("hmFile").ok();
+            let export: Option<String> = object.get("hmExport").ok();
             return Thrown {
                 summary,
                 stack: stack.unwrap_or_default(),
+                export: file.zip(export),
             };
         }
         let text = value
@@ -461,11 +547,13 @@ impl Thrown {
         Thrown {
             summary: format!("Uncaught {text}"),
             stack: String::new(),
+            export: None,
         }
     }
 
-    /// The error `hm` reports: the message and the frames of project files,
-    /// at their places in the original source.
+    /// The error `hm` reports: the message (naming what a failed call was)
+    /// and the frames of project files, at their places in the original
+    /// source. An error in a file's definitions is shown at its export.
     fn into_error(self, graph: &Graph, fallback: &Path) -> LoadError {
         let mut frames = Vec::new();
         for line in self.stack.lines() {
@@ -473,11 +561,22 @@ impl Thrown {
                 frames.push(frame);
             }
         }
-        let at = frames
-            .first()
-            .map(|(at, _)| at.clone())
-            .unwrap_or_else(|| crate::Location::file(fallback));
-        let mut traceback = self.summary;
+        let exported = self.export.as_ref().and_then(|(file, export)| {
+            let module = graph.modules.get(file)?;
+            let (_, at) = module.transpiled.export_at.iter().find(|(name, _)| name == export)?;
+            Some(Location::at(module.file.clone()?, at.line, at.column))
+        });
+        let at = exported
+            .or_else(|| frames.first().map(|(at, _)| at.clone()))
+            .unwrap_or_else(|| Location::file(fallback));
+        let summary = match (frames.first(), at.line, at.column) {
+            (Some(_), Some(line), Some(column)) => std::fs::read_to_string(graph.root.join(&at.file))
+                .ok()
+                .and_then(|source| explain::explain(&self.summary, &source, &at.file, line, column))
+                .unwrap_or(self.summary),
+            _ => self.summary,
+        };
+        let mut traceback = summary;
         for (_, frame) in &frames {
             traceback.push_str("\n    at ");
             traceback.push_str(frame);
@@ -493,7 +592,7 @@ impl Thrown {
 /// A stack frame of a project file (`at f (name:line:col)` or
 /// `at name:line:col`), mapped to the original source: where, and the frame
 /// as shown.
-fn user_frame(graph: &Graph, line: &str) -> Option<(crate::Location, String)> {
+fn user_frame(graph: &Graph, line: &str) -> Option<(Location, String)> {
     let rest = line.strip_prefix("at ")?;
     let (function, location) = match rest.rsplit_once(" (") {
         Some((function, location)) => (Some(function), location.strip_suffix(')')?),
@@ -512,7 +611,7 @@ fn user_frame(graph: &Graph, line: &str) -> Option<(crate::Location, String)> {
     let (line, column) = original.unwrap_or((line, column));
     let place = format!("{file}:{line}:{column}");
     Some((
-        crate::Location::at(file, line, column),
+        Location::at(file, line, column),
         match function {
             Some(function) if !function.is_empty() && function != "<anonymous>" => format!("{function} ({place})"),
             _ => place,

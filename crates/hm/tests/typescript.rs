@@ -17,7 +17,7 @@ fn typescript(pipeline: &str) -> Fixture {
 }
 
 const PIPELINE: &str = r#"
-import { forever, onChange, scratch, sh, target, timeout, wait, type Step } from "@harmont/hm";
+import { forever, onChange, pipeline, scratch, sh, target, timeout, wait, type Step } from "@harmont/hm";
 import { marker } from "./shared.ts";
 
 const toolchain = target("toolchain", (): Step =>
@@ -38,64 +38,28 @@ const right = fork.sh("test ! -e side && echo right sees no side", { label: "rig
 export const pipelines = [
   {
     slug: "ci",
-    pipeline: [left, right, wait(), left.sh('echo "after $STAGE"', { label: "after", env: { STAGE: "ci" } })],
+    pipeline: pipeline([left, right, wait(), left.sh('echo "after $STAGE"', { label: "after", env: { STAGE: "ci" } })]),
   },
   {
     slug: "slow",
-    pipeline: [timeout("1s", sh("sleep 30", { label: "slow", image: "host" }))],
+    pipeline: pipeline([timeout("1s", sh("sleep 30", { label: "slow", image: "host" }))]),
   },
   {
     slug: "lenient",
-    pipeline: [
+    pipeline: pipeline([
       sh("exit 3", { label: "broken", image: "host" }),
       wait({ continueOnFailure: true }),
       sh("echo cleanup", { label: "cleanup", image: "host" }),
-    ],
+    ]),
   },
 ];
 "#;
 
 #[test]
-fn targets_forks_waits_timeouts_and_the_cache() {
-    if !sandbox_available() {
-        return;
-    }
-    let fx = typescript(PIPELINE);
-    fx.write(".hm/shared.ts", "export const marker: string = \"v1\";\n");
-    fx.write("lock", "1\n");
-    let run = fx.run_json(&["ci"]);
-    assert_eq!(run.code, 0, "{}", run.dump());
-    assert_eq!(run.executed(), ["after", "deps", "install-tool", "left", "right"]);
-    assert_eq!(run.logs("left"), ["v1", "1"]);
-    assert_eq!(run.logs("right"), ["right sees no side"]);
-    assert_eq!(run.logs("after"), ["after ci"]);
-    let start = run.position("step_start", "after");
-    assert!(run.position("step_end", "right") < start, "the wait: {}", run.dump());
-
-    // The second run hits the cache for the cached steps.
-    let again = fx.run_json(&["ci"]);
-    assert_eq!(again.code, 0, "{}", again.dump());
-    assert_eq!(again.status("install-tool"), "cache_hit");
-    assert_eq!(again.status("deps"), "cache_hit");
-    assert_eq!(again.executed(), ["after", "left", "right"]);
-    // A changed lock file re-runs `deps` and what builds on it.
-    fx.write("lock", "2\n");
-    let changed = fx.run_json(&["ci"]);
-    assert_eq!(changed.status("install-tool"), "cache_hit");
-    assert_eq!(changed.logs("left"), ["v1", "2"]);
-
-    let slow = fx.run_json(&["slow"]);
-    assert_eq!(slow.code, 1, "{}", slow.dump());
-    assert_eq!(slow.end("slow")["exit_code"], 124);
-    let lenient = fx.run_json(&["lenient"]);
-    assert_eq!(lenient.status("broken"), "failed");
-    assert_eq!(lenient.status("cleanup"), "passed", "{}", lenient.dump());
-    fx.assert_clean();
-}
-
-#[test]
 fn a_syntax_error_names_file_line_and_column() {
-    let fx = typescript("import { sh } from \"@harmont/hm\";\n\nconst broken = ;\nexport default { slug: \"ci\", pipeline: sh(\"x\") };\n");
+    let fx = typescript(
+        "import { pipeline, sh } from \"@harmont/hm\";\n\nconst broken = ;\nexport default { slug: \"ci\", pipeline: pipeline([sh(\"x\")]) };\n",
+    );
     let out = fx.hm(&["pipelines"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
@@ -105,9 +69,9 @@ fn a_syntax_error_names_file_line_and_column() {
 #[test]
 fn a_thrown_error_shows_the_users_frames_in_the_typescript_source() {
     let fx = typescript(
-        "import { sh } from \"@harmont/hm\";\n\ninterface Options {\n  name: string;\n}\n\n\
+        "import { pipeline, sh } from \"@harmont/hm\";\n\ninterface Options {\n  name: string;\n}\n\n\
          function check(options: Options): string {\n  throw new Error(`bad ${options.name}`);\n}\n\n\
-         export default { slug: \"ci\", pipeline: sh(check({ name: \"x\" })) };\n",
+         export default { slug: \"ci\", pipeline: pipeline([sh(check({ name: \"x\" }))]) };\n",
     );
     let err = stderr(&fx.hm(&["pipelines"]));
     assert!(
@@ -121,56 +85,111 @@ fn a_thrown_error_shows_the_users_frames_in_the_typescript_source() {
     // A mistake the SDK reports points at the user's line.
     fx.write(
         ".hm/pipeline.ts",
-        "import { sh } from \"@harmont/hm\";\n\nexport default { slug: \"ci\", pipeline: sh(\"make\", { cwd: \"\" }) };\n",
+        "import { pipeline, sh } from \"@harmont/hm\";\n\n\
+         export default { slug: \"ci\", pipeline: pipeline([sh(\"make\", { cwd: \"\" })]) };\n",
     );
-    let err = stderr(&fx.hm(&["run"]));
-    assert!(err.contains("HarmontError: cwd must be a non-empty path"), "{err}");
-    assert!(err.contains("at .hm/pipeline.ts:3:"), "{err}");
+    let out = fx.hm(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: .hm/pipeline.ts:3:"), "{err}");
+    assert!(err.contains("Error: hm: cwd must be a non-empty path"), "{err}");
 }
 
-/// Keys are given while the IR is made (in Rust, from the steps the SDK
-/// built): two steps with one key are an error naming the file whose
-/// pipeline it is, not the first file.
+/// Every mistake a pipeline file can make is shown at its place, as
+/// `path:line:col`, and says what it was; exit 2.
 #[test]
-fn two_steps_with_one_key_name_their_file() {
-    let fx =
-        typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"fine\", pipeline: sh(\"a\") };\n");
+fn mistakes_are_named_at_their_place() {
+    let fx = typescript("");
+    let cases: [(&str, &str); 6] = [
+        (
+            // Harmont's presets are functions: `go.project` is not one.
+            "import { pipeline } from \"@harmont/hm\";\nimport { go } from \"@harmont/hm/toolchains\";\n\n\
+             const project = (go as any).project({ path: \".\" });\n\
+             export default { slug: \"ci\", pipeline: pipeline([project.build()]) };\n",
+            ".hm/pipeline.ts:4:29: the pipeline file raised an error\nTypeError: `(go as any).project` is not a function",
+        ),
+        (
+            "import { pipeline, sh } from \"@harmont/hm\";\nconst steps: any = {};\n\
+             export default { slug: \"ci\", pipeline: pipeline([steps.build.sh(\"x\")]) };\n",
+            ".hm/pipeline.ts:3:",
+        ),
+        (
+            "import { pipeline, sh } from \"@harmont/hm\";\n\
+             export default { slug: \"ci\", pipeline: pipeline([sh(\"x\", { lable: \"y\" } as any)]) };\n",
+            "TypeError: sh: unknown option `lable` (options: label, cache, env, image, runner, runnerArgs, key, cwd)",
+        ),
+        (
+            "import { pipeline } from \"@harmont/hm\";\nimport { rust } from \"@harmont/hm/toolchains\";\n\
+             const project = rust.project();\n\
+             export default { slug: \"ci\", pipeline: pipeline([project as any]) };\n",
+            "TypeError: pipeline: leaf 0 must be a step, not a RustProject\n  → pass its actions, e.g. project.ci() or project.test()",
+        ),
+        (
+            "import { sh } from \"@harmont/hm\";\n\nexport default { slug: \"ci\", pipeline: [sh(\"x\")] };\n",
+            ".hm/pipeline.ts:3:1: the pipeline file raised an error\nTypeError: pipeline \"ci\": `pipeline` must be what pipeline([...]) returns, not an array; wrap the steps",
+        ),
+        (
+            "import { pipeline, sh } from \"@harmont/hm\";\n\n\
+             export const pipelines = [{ slug: \"ci\", trigger: [], pipeline: pipeline([sh(\"x\")]) }];\n",
+            ".hm/pipeline.ts:3:1: the pipeline file raised an error\nTypeError: a pipeline definition has no field `trigger`",
+        ),
+    ];
+    for (source, expected) in cases {
+        fx.write(".hm/pipeline.ts", source);
+        let out = fx.hm(&["pipelines"]);
+        assert_eq!(out.status.code(), Some(2), "{source}");
+        let err = stderr(&out);
+        assert!(err.starts_with("error: .hm/pipeline.ts:"), "{source}: {err}");
+        assert!(err.contains(expected), "{source}: {err}");
+    }
+    // Reading a property of nothing names what was nothing.
+    fx.write(
+        ".hm/pipeline.ts",
+        "import { pipeline, sh } from \"@harmont/hm\";\nconst steps: any = {};\n\
+         export default { slug: \"ci\", pipeline: pipeline([steps.build.sh(\"x\")]) };\n",
+    );
+    let err = stderr(&fx.hm(&["pipelines"]));
+    assert!(err.contains("(`steps.build` is undefined)"), "{err}");
+}
+
+/// Two steps with one key are refused when the pipeline is validated,
+/// at the place `pipeline()` was called in the file that made it.
+#[test]
+fn two_steps_with_one_key_are_shown_where_the_pipeline_was_made() {
+    let fx = typescript(
+        "import { pipeline, sh } from \"@harmont/hm\";\nexport default { slug: \"fine\", pipeline: pipeline([sh(\"a\")]) };\n",
+    );
     fx.write(
         ".hm/second.ts",
-        "import { sh } from \"@harmont/hm\";\n\
-         export default { slug: \"ci\", pipeline: [sh(\"a\", { key: \"k\" }), sh(\"b\", { key: \"k\" })] };\n",
+        "import { pipeline, sh } from \"@harmont/hm\";\n\n\
+         const ci = pipeline([sh(\"a\", { key: \"k\" }), sh(\"b\", { key: \"k\" })]);\n\
+         export default { slug: \"ci\", pipeline: ci };\n",
     );
     let out = fx.hm(&["pipelines"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.starts_with("error: .hm/second.ts:"), "{err}");
-    assert!(
-        err.contains("HarmontError: pipeline `ci`: two steps have the key `k`; give one of them another key"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: .hm/second.ts:3:"), "{err}");
+    assert!(err.contains("pipeline `ci`, step `k`: duplicate step key"), "{err}");
 }
 
 #[test]
 fn bad_imports_are_named_before_anything_runs() {
-    let fx = typescript(
-        "import { sh } from \"@harmont/hm\";\nimport { helper } from \"./missing.ts\";\n\
-         export default { slug: \"ci\", pipeline: sh(\"x\") };\n",
-    );
+    let fx = typescript("");
     let cases: [(&str, &str); 4] = [
         (
-            "import { sh } from \"@harmont/hm\";\nimport { helper } from \"./missing.ts\";\n",
+            "import { pipeline, sh } from \"@harmont/hm\";\nimport { helper } from \"./missing.ts\";\n",
             ".hm/pipeline.ts:2:24: cannot import `./missing.ts`: no such file",
         ),
         (
-            "import { sh, shell } from \"@harmont/hm\";\n",
-            ".hm/pipeline.ts:1:14: `@harmont/hm` does not export `shell`",
+            "import { pipeline, sh, shell } from \"@harmont/hm\";\n",
+            ".hm/pipeline.ts:1:24: `@harmont/hm` does not export `shell`",
         ),
         (
-            "import { sh } from \"@harmont/hm\";\nimport { readFileSync } from \"node:fs\";\n",
+            "import { pipeline, sh } from \"@harmont/hm\";\nimport { readFileSync } from \"node:fs\";\n",
             ".hm/pipeline.ts:2:30: cannot import `node:fs`",
         ),
         (
-            "import { sh } from \"@harmont/hm\";\nimport { nope } from \"./shared.ts\";\nconsole.log(nope);\n",
+            "import { pipeline, sh } from \"@harmont/hm\";\nimport { nope } from \"./shared.ts\";\nconsole.log(nope);\n",
             ".hm/pipeline.ts:2:10: `./shared.ts` does not export `nope`",
         ),
     ];
@@ -178,31 +197,37 @@ fn bad_imports_are_named_before_anything_runs() {
     for (imports, expected) in cases {
         fx.write(
             ".hm/pipeline.ts",
-            &format!("{imports}export default {{ slug: \"ci\", pipeline: sh(\"x\") }};\n"),
+            &format!("{imports}export default {{ slug: \"ci\", pipeline: pipeline([sh(\"x\")]) }};\n"),
         );
         let out = fx.hm(&["pipelines"]);
         assert_eq!(out.status.code(), Some(2), "{imports}");
         assert!(stderr(&out).contains(expected), "{imports}: {}", stderr(&out));
     }
+    // The SDK's own modules are not for pipeline files.
+    fx.write(
+        ".hm/pipeline.ts",
+        "import { hashKey } from \"@harmont/hm/src/keys.ts\";\nconsole.log(hashKey);\n",
+    );
+    let err = stderr(&fx.hm(&["pipelines"]));
+    assert!(err.contains("cannot import `@harmont/hm/src/keys.ts`"), "{err}");
 }
 
 #[test]
-fn typescript_python_and_json_merge_and_same_slugs_clash() {
-    if !util::python_available() {
-        return;
-    }
-    let fx =
-        typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"ts\", pipeline: sh(\"true\") };\n");
+fn typescript_javascript_and_json_merge_python_is_left_out_and_same_slugs_clash() {
+    let fx = typescript(
+        "import { pipeline, sh } from \"@harmont/hm\";\nexport default { slug: \"ts\", pipeline: pipeline([sh(\"true\")]) };\n",
+    );
     fx.write(
         ".hm/a.py",
         "import harmont as hm\n\n@hm.pipeline\ndef py():\n    return hm.sh('true')\n",
     );
     fx.write(
         ".hm/b.js",
-        "import { sh } from \"@harmont/hm\";\nexport const pipelines = [{ slug: \"js\", pipeline: [sh(\"true\")] }];\n",
+        "import { pipeline, sh } from \"@harmont/hm\";\nexport const pipelines = [{ slug: \"js\", pipeline: pipeline([sh(\"true\")]) }];\n",
     );
     let out = fx.hm(&["pipelines"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("leaves out .hm/a.py"), "{}", stderr(&out));
     let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let slugs: Vec<_> = envelope["pipelines"]
         .as_array()
@@ -210,24 +235,57 @@ fn typescript_python_and_json_merge_and_same_slugs_clash() {
         .iter()
         .map(|p| p["slug"].clone())
         .collect();
-    assert_eq!(slugs, ["py", "js", "ts"]);
+    assert_eq!(slugs, ["js", "ts"]);
 
     fx.write(
-        ".hm/a.py",
-        "import harmont as hm\n\n@hm.pipeline\ndef ts():\n    return hm.sh('true')\n",
+        ".hm/b.js",
+        "import { pipeline, sh } from \"@harmont/hm\";\nexport default [{ slug: \"ts\", pipeline: pipeline([sh(\"true\")]) }];\n",
     );
     let err = stderr(&fx.hm(&["pipelines"]));
     assert!(
-        err.contains("pipeline `ts` is defined twice: in `.hm/a.py` and in `.hm/pipeline.ts`"),
+        err.contains(".hm/pipeline.ts:2:") && err.contains("pipeline `ts` is defined twice (first at .hm/b.js:2:"),
         "{err}"
     );
+}
+
+/// A file's `default` export, else its `pipelines` export, as Harmont's
+/// runner reads them; an IR whose graph the file read, or wrote by hand,
+/// is taken as it is.
+#[test]
+fn definitions_are_read_as_harmonts_runner_reads_them() {
+    let fx = typescript(
+        "import { pipeline, sh, wait } from \"@harmont/hm\";\n\
+         const ci = pipeline([sh(\"a\", { label: \"a\" }), wait({ continueOnFailure: true }), sh(\"b\", { label: \"b\" })], { timeout: \"1h\" });\n\
+         console.log(`nodes: ${ci.graph.nodes.length}`);\n\
+         const handmade = {\n  version: \"0\",\n  graph: { nodes: [{ step: { key: \"k\", cmd: \"true\", image: \"host\" }, env: {} }], node_holes: [], edge_property: \"directed\", edges: [] },\n};\n\
+         export default [{ slug: \"ci\", pipeline: ci }, { slug: \"handmade\", name: \"By hand\", allowManual: false, pipeline: handmade }];\n\
+         export const pipelines = { slug: \"ignored\", pipeline: ci };\n",
+    );
+    let out = fx.hm(&["pipelines"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nodes: 2"), "{}", stderr(&out));
+    let envelope: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pipelines = envelope["pipelines"].as_array().unwrap();
+    assert_eq!(pipelines.len(), 2);
+    assert_eq!(pipelines[0]["definition"]["timeout_seconds"], 3600);
+    assert_eq!(
+        pipelines[0]["definition"]["graph"]["nodes"][1]["step"]["continue_on_failure"],
+        true
+    );
+    assert_eq!(
+        pipelines[0]["definition"]["graph"]["edges"],
+        serde_json::json!([[0, 1, "depends_on"]])
+    );
+    assert_eq!(pipelines[1]["name"], "By hand");
+    assert_eq!(pipelines[1]["allow_manual"], false);
+    assert_eq!(pipelines[1]["definition"]["graph"]["nodes"][0]["step"]["key"], "k");
 }
 
 #[test]
 fn console_output_goes_to_stderr_and_node_modules_are_ignored() {
     let fx = typescript(
-        "import { sh } from \"@harmont/hm\";\nconsole.log(\"hello\", { from: \"ts\" });\n\
-         export default { slug: \"ci\", pipeline: sh(\"true\") };\n",
+        "import { pipeline, sh } from \"@harmont/hm\";\nconsole.log(\"hello\", { from: \"ts\" });\n\
+         export default { slug: \"ci\", pipeline: pipeline([sh(\"true\")]) };\n",
     );
     // A project that installed Harmont's package still gets hm's SDK.
     fx.write(
@@ -244,12 +302,37 @@ fn console_output_goes_to_stderr_and_node_modules_are_ignored() {
     assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok());
 }
 
+/// `js.project()` reads the project's package.json and lock files from the
+/// project root, as Harmont's runner (started there) does.
+#[test]
+fn presets_read_the_project_from_its_root() {
+    let fx = typescript(
+        "import { pipeline } from \"@harmont/hm\";\nimport { js } from \"@harmont/hm/toolchains\";\n\
+         const web = js.project({ path: \"web\" });\n\
+         export default { slug: \"ci\", pipeline: pipeline([web.run(\"test\")]) };\n",
+    );
+    fx.write("web/package.json", "{\"packageManager\": \"pnpm@9.1.0\"}");
+    fx.write("web/pnpm-lock.yaml", "");
+    let out = fx.hm(&["render", "ci"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ir: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cmds: Vec<&str> = ir["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["step"]["cmd"].as_str().unwrap())
+        .collect();
+    assert_eq!(cmds[2], "corepack enable pnpm && corepack install -g pnpm@9.1.0");
+    assert_eq!(cmds[3], "cd web && pnpm install --frozen-lockfile");
+}
+
 /// The SDK is kept compiled in the cache; a damaged copy is never loaded,
 /// it is compiled again.
 #[test]
 fn a_damaged_compiled_sdk_is_compiled_again() {
-    let fx =
-        typescript("import { sh } from \"@harmont/hm\";\nexport default { slug: \"ci\", pipeline: sh(\"true\") };\n");
+    let fx = typescript(
+        "import { pipeline, sh } from \"@harmont/hm\";\nexport default { slug: \"ci\", pipeline: pipeline([sh(\"true\")]) };\n",
+    );
     let first = fx.hm(&["render", "ci"]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let compiled = || -> Vec<std::path::PathBuf> {

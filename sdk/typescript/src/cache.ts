@@ -1,118 +1,99 @@
-/** Cache policies: when a step's stored result may be reused. */
+/**
+ * Cache policies: plain objects told apart by `kind`, so a policy written
+ * as a literal (`{ kind: "on_change", paths: ["Cargo.lock"] }`) works as
+ * well as one made here. A step with no policy is never cached.
+ */
 
-import { seconds } from "./duration.ts";
-import type { Duration } from "./duration.ts";
-import { HarmontError, show } from "./errors.ts";
-import { options } from "./options.ts";
+import { allowed, options, optionalStrings, show } from "./options.ts";
 
-/** A policy's IR form; keys that are empty are left out. */
-export interface CachePolicyIr {
-  policy: string;
-  env_keys?: string[];
-  duration_seconds?: number;
-  paths?: string[];
-  sub_policies?: CachePolicyIr[];
-  key?: string;
+/** Cached until the command, the environment keys named or the parent change. */
+export interface CacheForever {
+  readonly kind: "forever";
+  readonly envKeys: readonly string[];
 }
 
-/** Options of `forever` and `ttl`. */
-export interface EnvKeysOptions {
-  /** Variables whose values are part of the cache key. */
-  envKeys?: string | readonly string[];
+/** Cached for windows of `durationSeconds`. */
+export interface CacheTTL {
+  readonly kind: "ttl";
+  readonly durationSeconds: number;
+  readonly envKeys: readonly string[];
 }
 
-/** A cache policy; build one with `forever`, `ttl`, `onChange` or `compose`. */
-export class CachePolicy {
-  declare readonly policy: string;
-  declare readonly envKeys: readonly string[];
-  declare readonly durationSeconds: number | null;
-  declare readonly paths: readonly string[];
-  declare readonly subPolicies: readonly CachePolicy[];
-  declare readonly key: string | null;
+/** Cached while the files under `paths` (globs allowed) keep their contents. */
+export interface CacheOnChange {
+  readonly kind: "on_change";
+  readonly paths: readonly string[];
+}
 
-  constructor(
-    policy: string,
-    fields: {
-      envKeys?: readonly string[];
-      durationSeconds?: number | null;
-      paths?: readonly string[];
-      subPolicies?: readonly CachePolicy[];
-      key?: string | null;
-    } = {},
-  ) {
-    this.policy = policy;
-    this.envKeys = Object.freeze([...(fields.envKeys ?? [])]);
-    this.durationSeconds = fields.durationSeconds ?? null;
-    this.paths = Object.freeze([...(fields.paths ?? [])]);
-    this.subPolicies = Object.freeze([...(fields.subPolicies ?? [])]);
-    this.key = fields.key ?? null;
-    Object.freeze(this);
+/** Cached while every one of `policies` would be. */
+export interface CacheCompose {
+  readonly kind: "compose";
+  readonly policies: readonly CachePolicy[];
+}
+
+export type CachePolicy = CacheForever | CacheTTL | CacheOnChange | CacheCompose;
+
+const ENV_KEYS = allowed("envKeys");
+
+export function forever(opts?: { envKeys?: string[] }): CacheForever {
+  const o = options(opts, ENV_KEYS, "forever");
+  optionalStrings(o.envKeys, "forever: envKeys");
+  return { kind: "forever", envKeys: (o.envKeys as string[] | undefined) ?? [] };
+}
+
+export function ttl(durationSeconds: number, opts?: { envKeys?: string[] }): CacheTTL {
+  if (typeof durationSeconds !== "number" || !Number.isInteger(durationSeconds) || durationSeconds <= 0) {
+    throw new TypeError(
+      `ttl: the duration is a whole number of seconds greater than 0, not ${show(durationSeconds)}\n` +
+        "  → e.g. ttl(86400) for a day",
+    );
   }
+  const o = options(opts, ENV_KEYS, "ttl");
+  optionalStrings(o.envKeys, "ttl: envKeys");
+  return { kind: "ttl", durationSeconds, envKeys: (o.envKeys as string[] | undefined) ?? [] };
+}
 
-  /** The IR form, keys in the order Python's SDK writes them. */
-  toIr(): CachePolicyIr {
-    const ir: CachePolicyIr = { policy: this.policy };
-    if (this.envKeys.length > 0) ir.env_keys = [...this.envKeys];
-    if (this.durationSeconds !== null) ir.duration_seconds = this.durationSeconds;
-    if (this.paths.length > 0) ir.paths = [...this.paths];
-    if (this.subPolicies.length > 0) ir.sub_policies = this.subPolicies.map((p) => p.toIr());
-    if (this.key !== null) ir.key = this.key;
-    return ir;
-  }
+export function onChange(...paths: string[]): CacheOnChange {
+  optionalStrings(paths, "onChange: paths");
+  return { kind: "on_change", paths };
+}
 
-  describe(): string {
-    return `CachePolicy(${JSON.stringify(this.toIr())})`;
+export function compose(...policies: CachePolicy[]): CacheCompose {
+  for (const policy of policies) checkPolicy(policy, "compose");
+  return { kind: "compose", policies };
+}
+
+function strings(value: unknown): boolean {
+  if (!Array.isArray(value)) return false;
+  for (const item of value) if (typeof item !== "string") return false;
+  return true;
+}
+
+/** Whether `value` is a policy of a known kind with the fields that kind has. */
+function isPolicy(value: unknown, depth: number): boolean {
+  if (typeof value !== "object" || value === null || depth > 64) return false;
+  const p = value as Record<string, unknown>;
+  switch (p.kind) {
+    case "forever":
+      return strings(p.envKeys);
+    case "ttl":
+      return typeof p.durationSeconds === "number" && strings(p.envKeys);
+    case "on_change":
+      return strings(p.paths);
+    case "compose":
+      if (!Array.isArray(p.policies)) return false;
+      for (const sub of p.policies) if (!isPolicy(sub, depth + 1)) return false;
+      return true;
+    default:
+      return false;
   }
 }
 
-function names(envKeys: unknown): string[] {
-  if (envKeys === undefined || envKeys === null) return [];
-  const list = typeof envKeys === "string" ? [envKeys] : envKeys;
-  if (!Array.isArray(list)) throw new HarmontError(`envKeys must be variable names, not ${show(envKeys)}`);
-  for (const name of list) {
-    if (typeof name !== "string" || name === "") {
-      throw new HarmontError(`envKeys must be variable names, not ${show(name)}`);
-    }
+/** `value` is a cache policy; `what` names the call it was given to. */
+export function checkPolicy(value: unknown, what: string): void {
+  if (!isPolicy(value, 0)) {
+    throw new TypeError(
+      `${what}: cache must be a policy (forever(), ttl(seconds), onChange(...paths) or compose(...)), not ${show(value)}`,
+    );
   }
-  return list as string[];
-}
-
-/** Reuse the result until the command, environment, image, parent or `envKeys` change. */
-export function forever(opts?: EnvKeysOptions): CachePolicy {
-  const o = options(opts, ["envKeys"], "forever");
-  return new CachePolicy("forever", { envKeys: names(o.envKeys) });
-}
-
-/** Reuse the result within the same window of `duration` (seconds or a string such as `"1d"`). */
-export function ttl(duration: Duration, opts?: EnvKeysOptions): CachePolicy {
-  const o = options(opts, ["envKeys"], "ttl");
-  const envKeys = names(o.envKeys);
-  return new CachePolicy("ttl", { envKeys, durationSeconds: seconds(duration, "ttl") });
-}
-
-/** Reuse the result until a file the `paths` (files, directories or globs) select changes. */
-export function onChange(...paths: ReadonlyArray<string | readonly string[]>): CachePolicy {
-  const flat: unknown[] = [];
-  for (const path of paths as unknown[]) {
-    if (Array.isArray(path)) flat.push(...path);
-    else flat.push(path);
-  }
-  if (flat.length === 0) throw new HarmontError("onChange needs at least one path");
-  for (const path of flat) {
-    if (typeof path !== "string" || path === "") {
-      throw new HarmontError(`onChange paths must be non-empty strings, not ${show(path)}`);
-    }
-  }
-  return new CachePolicy("on_change", { paths: flat as string[] });
-}
-
-/** Reuse the result only while every one of `policies` would. */
-export function compose(...policies: CachePolicy[]): CachePolicy {
-  if (policies.length === 0) throw new HarmontError("compose needs at least one policy");
-  for (const policy of policies as unknown[]) {
-    if (!(policy instanceof CachePolicy)) {
-      throw new HarmontError(`compose takes cache policies, not ${show(policy)}`);
-    }
-  }
-  return new CachePolicy("compose", { subPolicies: policies });
 }

@@ -1,249 +1,218 @@
-/** Steps: shell commands that build on each other's filesystems. */
-
-import { CachePolicy } from "./cache.ts";
-import { seconds } from "./duration.ts";
-import type { Duration } from "./duration.ts";
-import { HarmontError, show } from "./errors.ts";
-import { absent, options } from "./options.ts";
-
-/** The image of a root step that names none. */
-export const DEFAULT_IMAGE = "ubuntu:24.04";
-
-/** Environment variables of a step; numbers become strings. */
-export type Env = Readonly<Record<string, string | number>>;
-
-/** Options of `sh` and `step.sh`. */
-export interface ShOptions {
-  /** Run the command in this directory (`cd DIR && CMD`); it must not be empty. */
-  cwd?: string | null;
-  /** What the step is called in output; a unique label also gives the step its key. */
-  label?: string | null;
-  cache?: CachePolicy | null;
-  env?: Env | null;
-  /** The image to start from (a root's default is `ubuntu:24.04`). */
-  image?: string | null;
-  /** The step's key; by default derived from its label or its place. */
-  key?: string | null;
-  runner?: string | null;
-  runnerArgs?: unknown;
-}
-
-/** Options of `scratch`. */
-export interface ScratchOptions {
-  image?: string | null;
-}
-
-/** The options of `sh` and `step.sh`, as a lookup (cheaper than a list's `includes` in QuickJS). */
-const SH_OPTIONS: Readonly<Record<string, true>> = {
-  cwd: true,
-  label: true,
-  cache: true,
-  env: true,
-  image: true,
-  key: true,
-  runner: true,
-  runnerArgs: true,
-};
-const SH_OPTION_NAMES = Object.keys(SH_OPTIONS);
-
-/** `env` checked, with its values as strings; `null` when there is none. */
-export function checkEnv(env: unknown): Record<string, string> | null {
-  if (absent(env)) return null;
-  if (typeof env !== "object" || Array.isArray(env)) {
-    throw new HarmontError(`env must be a mapping of names to strings, not ${show(env)}`);
-  }
-  const out: Record<string, string> = {};
-  const given = env as Record<string, unknown>;
-  for (const name in given) {
-    if (!Object.hasOwn(given, name)) continue;
-    const value = given[name];
-    if (name === "") throw new HarmontError(`env names must be non-empty strings, not ${show(name)}`);
-    let text: string;
-    if (typeof value === "string") text = value;
-    else if (typeof value === "number") text = String(value);
-    else throw new HarmontError(`env value of ${name} must be a string, not ${show(value)}`);
-    if (name === "__proto__") {
-      // A variable like any other, not the prototype.
-      Object.defineProperty(out, name, { value: text, enumerable: true, writable: true, configurable: true });
-    } else {
-      out[name] = text;
-    }
-  }
-  return out;
-}
-
-function command(cmd: unknown, cwd: unknown): string {
-  if (typeof cmd !== "string") throw new HarmontError(`a step's command must be a string, not ${show(cmd)}`);
-  if (absent(cwd)) return cmd;
-  if (typeof cwd !== "string" || cwd.trim() === "") {
-    throw new HarmontError("cwd must be a non-empty path (leave it out to run in /workspace)");
-  }
-  return `cd ${cwd} && ${cmd}`;
-}
-
 /**
- * A step's fields, in the order hm's engine reads them: command, parent,
- * image, label, cache, env, key, timeout in seconds, runner, runner args.
- * One array rather than ten properties: QuickJS builds it in one go, and
- * steps are made by the thousand.
+ * Steps: shell commands, each starting from its parent's filesystem.
+ * `sh` makes a root (its parent is an empty `scratch` step), `step.sh` a
+ * child, `fork` a branch point, `wait` a barrier in a pipeline's list.
  */
-export type StepRecord = readonly [
-  cmd: string | null,
-  parent: Step | null,
-  image: string | null,
-  label: string | null,
-  cache: CachePolicy | null,
-  env: Readonly<Record<string, string>> | null,
-  key: string | null,
-  timeoutSeconds: number | null,
-  runner: string | null,
-  runnerArgs: unknown,
-];
 
-/** `value` as an optional non-empty string option. */
-function nonEmpty(value: unknown, what: string): string | null {
-  if (absent(value)) return null;
-  if (typeof value !== "string" || value === "") throw new HarmontError(`${what} must be a non-empty string, not ${show(value)}`);
-  return value;
+import { checkPolicy } from "./cache.ts";
+import type { CachePolicy } from "./cache.ts";
+import { parseDuration } from "./duration.ts";
+import { allowed, options, optionalEnv, optionalString, show } from "./options.ts";
+
+export interface StepOptions {
+  readonly label?: string;
+  readonly cache?: CachePolicy;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly image?: string;
+  readonly runner?: string;
+  readonly runnerArgs?: Readonly<Record<string, unknown>>;
+  readonly key?: string;
+  readonly cwd?: string;
 }
 
-/** The record of a step running `cmd` on `parent` with the options `opts` of `what`, checked. */
-function shRecord(cmd: string | null, parent: Step | null, inherited: string | null, opts: unknown, what: string): StepRecord {
-  if (absent(opts)) return [command(cmd, null), parent, inherited, null, null, null, null, null, null, null];
-  if (typeof opts !== "object" || Array.isArray(opts)) {
-    throw new HarmontError(`${what} takes an options object, not ${show(opts)}`);
-  }
-  const o = opts as ShOptions;
-  for (const name in o) {
-    if (SH_OPTIONS[name] !== true && Object.hasOwn(o, name)) {
-      throw new HarmontError(`${what} has no option \`${name}\` (options: ${SH_OPTION_NAMES.join(", ")})`);
-    }
-  }
-  // Checked in the order Python's SDK checks them.
-  const text = command(cmd, o.cwd);
-  const cache = o.cache ?? null;
-  if (cache !== null && !(cache instanceof CachePolicy)) {
-    throw new HarmontError(`cache must be a policy such as forever(), not ${show(cache)}`);
-  }
-  const label = o.label ?? null;
-  if (label !== null && typeof label !== "string") throw new HarmontError(`label must be a string, not ${show(label)}`);
-  const key = nonEmpty(o.key, "key");
-  const image = nonEmpty(o.image, "image") ?? inherited;
-  const env = checkEnv(o.env);
-  return [text, parent, image, label, cache, env, key, null, o.runner ?? null, o.runnerArgs ?? null];
+/** What a step is made of (the constructor's argument). */
+interface StepInit {
+  cmd: string | null;
+  parent: Step | null;
+  isWait?: boolean;
+  continueOnFailure?: boolean;
+  label?: string;
+  cache?: CachePolicy;
+  env?: Record<string, string>;
+  timeoutSeconds?: number;
+  image?: string;
+  runner?: string;
+  runnerArgs?: Record<string, unknown>;
+  keyOverride?: string;
 }
 
-/**
- * A shell step. Steps are immutable: every method returns a new step, and
- * their fields have no setters.
- */
+let lastId = 0;
+
 export class Step {
-  /** @internal What the step is made of; hm's engine reads it. */
-  declare readonly _record: StepRecord;
+  /** Unique per step made in this process. */
+  declare readonly _id: number;
+  /** The command; `null` for `scratch`, `fork` and `wait`. */
+  declare readonly _cmd: string | null;
+  declare readonly _parent: Step | null;
+  declare readonly _isWait: boolean;
+  declare readonly _continueOnFailure: boolean;
+  declare readonly _label: string | undefined;
+  declare readonly _cache: CachePolicy | undefined;
+  declare readonly _env: Readonly<Record<string, string>> | undefined;
+  declare readonly _timeoutSeconds: number | undefined;
+  declare readonly _image: string | undefined;
+  declare readonly _runner: string | undefined;
+  declare readonly _runnerArgs: Readonly<Record<string, unknown>> | undefined;
+  declare readonly _keyOverride: string | undefined;
 
-  /** @internal Steps are made by `sh`, `scratch`, `step.sh` and `timeout`. */
-  constructor(record: StepRecord) {
-    this._record = record;
-  }
-
-  /** The command; `null` for an empty root (`scratch`). */
-  get cmd(): string | null {
-    return this._record[0];
-  }
-  get parent(): Step | null {
-    return this._record[1];
-  }
-  get image(): string | null {
-    return this._record[2];
-  }
-  get label(): string | null {
-    return this._record[3];
-  }
-  get cache(): CachePolicy | null {
-    return this._record[4];
-  }
-  get env(): Readonly<Record<string, string>> | null {
-    return this._record[5];
-  }
-  get key(): string | null {
-    return this._record[6];
-  }
-  get timeoutSeconds(): number | null {
-    return this._record[7];
-  }
-  get runner(): string | null {
-    return this._record[8];
-  }
-  get runnerArgs(): unknown {
-    return this._record[9];
-  }
-
-  /** Whether this is an empty root (`scratch`) rather than a command. */
-  get isScratch(): boolean {
-    return this._record[0] === null;
+  /** @internal Steps come from `sh`, `scratch`, `wait`, `step.sh`, `fork` and `timeout`. */
+  constructor(init: StepInit) {
+    (this as { _id: number })._id = ++lastId;
+    const self = this as Record<string, unknown>;
+    self._cmd = init.cmd;
+    self._parent = init.parent;
+    self._isWait = init.isWait ?? false;
+    self._continueOnFailure = init.continueOnFailure ?? false;
+    self._label = init.label;
+    self._cache = init.cache;
+    self._env = init.env;
+    self._timeoutSeconds = init.timeoutSeconds;
+    self._image = init.image;
+    self._runner = init.runner;
+    self._runnerArgs = init.runnerArgs;
+    self._keyOverride = init.keyOverride;
   }
 
   /**
-   * A step that runs `cmd` on this step's filesystem (a scratch root's first
-   * command starts from its image).
+   * A step running `cmd` on this step's filesystem. On an empty root
+   * (`scratch`) the root's image carries over; `cwd` runs the command in
+   * that directory.
    */
-  sh(cmd: string, opts?: ShOptions): Step {
-    return this._record[0] === null
-      ? new Step(shRecord(cmd, null, this._record[2], opts, "step.sh"))
-      : new Step(shRecord(cmd, this, null, opts, "step.sh"));
+  sh(cmd: string, opts?: StepOptions): Step {
+    return child(this, cmd, opts, "step.sh");
   }
 
-  /** A branch point: every `.sh` on it starts from this step's filesystem. */
-  fork(label?: string | null): Fork {
-    return new Fork(this, label);
+  /** A branch point: a step of its own that runs nothing; its children build on this step. */
+  fork(opts?: { label?: string }): Step {
+    const o = options(opts, FORK_OPTIONS, "fork");
+    optionalString(o.label, "fork: label");
+    return new Step({ cmd: null, parent: this, label: o.label as string | undefined });
   }
 
-  describe(): string {
-    return `<Step ${this.label || (this.isScratch ? "scratch" : JSON.stringify(this.cmd))}>`;
-  }
-}
-
-/** A branch point of a step (see `Step.fork`). */
-export class Fork {
-  declare readonly step: Step;
-  declare readonly label: string | null;
-
-  constructor(step: Step, label?: string | null) {
-    this.step = step;
-    this.label = label ?? null;
-    Object.freeze(this);
-  }
-
-  sh(cmd: string, opts?: ShOptions): Step {
-    return this.step.sh(cmd, opts);
-  }
-
-  fork(label?: string | null): Fork {
-    return new Fork(this.step, label);
-  }
-
-  describe(): string {
-    return `<Fork of ${this.step.describe()}>`;
+  /** @internal This step with a time limit, in the same place of its chain. */
+  withTimeoutSeconds(seconds: number): Step {
+    return new Step({
+      cmd: this._cmd,
+      parent: this._parent,
+      isWait: this._isWait,
+      continueOnFailure: this._continueOnFailure,
+      label: this._label,
+      cache: this._cache,
+      env: this._env as Record<string, string> | undefined,
+      timeoutSeconds: seconds,
+      image: this._image,
+      runner: this._runner,
+      runnerArgs: this._runnerArgs as Record<string, unknown> | undefined,
+      keyOverride: this._keyOverride,
+    });
   }
 }
 
-/** A root step: `cmd` on a fresh `image` (`ubuntu:24.04` when left out). */
-export function sh(cmd: string, opts?: ShOptions): Step {
-  return new Step(shRecord(cmd, null, null, opts, "sh"));
+const SH_OPTIONS = allowed("label", "cache", "env", "image", "runner", "runnerArgs", "key", "cwd");
+const FORK_OPTIONS = allowed("label");
+const SCRATCH_OPTIONS = allowed("image");
+const WAIT_OPTIONS = allowed("continueOnFailure");
+
+/** A string option given as something else. */
+function notAString(what: string, name: string, value: unknown): TypeError {
+  return new TypeError(`${what}: ${name} must be a string, not ${show(value)}`);
 }
 
-/** An empty root: its first `.sh` runs on `image`. */
-export function scratch(opts?: ScratchOptions): Step {
-  const o = options(opts, ["image"], "scratch");
-  return new Step([null, null, nonEmpty(o.image, "image"), null, null, null, null, null, null, null]);
-}
-
-/** `step` with a time limit (`"30s"`, `"5m"`, `"1h30m"`, or seconds). */
-export function timeout(duration: Duration, step: Step | Fork): Step {
-  const target: unknown = step instanceof Fork ? step.step : step;
-  if (!(target instanceof Step) || target.isScratch) {
-    throw new HarmontError(`timeout applies to a step, not ${show(target)}`);
+/** The values of a step's options (`what` names the call) have their types. */
+export function checkStepOptions(o: Readonly<Record<string, unknown>>, what: string): void {
+  // Checked one by one, messages made only on failure: this runs for every step.
+  const { cwd, label, image, runner, key, env, cache, runnerArgs } = o;
+  if (cwd != null && typeof cwd !== "string") throw notAString(what, "cwd", cwd);
+  if (label != null && typeof label !== "string") throw notAString(what, "label", label);
+  if (image != null && typeof image !== "string") throw notAString(what, "image", image);
+  if (runner != null && typeof runner !== "string") throw notAString(what, "runner", runner);
+  if (key != null && typeof key !== "string") throw notAString(what, "key", key);
+  if (env != null) optionalEnv(env, what, "env");
+  if (cache != null) checkPolicy(cache, what);
+  if (runnerArgs != null && (typeof runnerArgs !== "object" || Array.isArray(runnerArgs))) {
+    throw new TypeError(`${what}: runnerArgs must be an object, not ${show(runnerArgs)}`);
   }
-  const r = target._record;
-  return new Step([r[0], r[1], r[2], r[3], r[4], r[5], r[6], seconds(duration, "timeout"), r[8], r[9]]);
+}
+
+/**
+ * What `child` makes steps from: one object, refilled for each step (the
+ * constructor copies it), so that making a step allocates only the step.
+ */
+const INIT: StepInit = {
+  cmd: null,
+  parent: null,
+  label: undefined,
+  cache: undefined,
+  env: undefined,
+  image: undefined,
+  runner: undefined,
+  runnerArgs: undefined,
+  keyOverride: undefined,
+};
+
+/** The child of `parent` running `cmd`, for `what` (`sh` or `step.sh`). */
+function child(parent: Step, cmd: unknown, opts: StepOptions | undefined, what: string): Step {
+  const o = options(opts, SH_OPTIONS, what) as StepOptions;
+  const cwd = o.cwd;
+  if (cwd === "") {
+    throw new Error('hm: cwd must be a non-empty path\n  → omit cwd to run in the workspace root, or pass cwd="some/dir"');
+  }
+  if (typeof cmd !== "string") throw new TypeError(`${what}: the command must be a string, not ${show(cmd)}`);
+  checkStepOptions(o as Readonly<Record<string, unknown>>, what);
+  let image = o.image;
+  if (image === undefined || image === null) image = parent._cmd === null ? parent._image : undefined;
+  INIT.cmd = cwd !== undefined && cwd !== null ? `cd ${cwd} && ${cmd}` : cmd;
+  INIT.parent = parent;
+  INIT.label = o.label;
+  INIT.cache = o.cache;
+  INIT.env = o.env as Record<string, string> | undefined;
+  INIT.image = image;
+  INIT.runner = o.runner;
+  INIT.runnerArgs = o.runnerArgs as Record<string, unknown> | undefined;
+  INIT.keyOverride = o.key;
+  return new Step(INIT);
+}
+
+/** An empty root: it runs nothing; its first `.sh` starts from `image` (by default `ubuntu:24.04`). */
+export function scratch(opts?: { image?: string }): Step {
+  const o = options(opts, SCRATCH_OPTIONS, "scratch");
+  optionalString(o.image, "scratch: image");
+  return new Step({ cmd: null, parent: null, image: o.image as string | undefined });
+}
+
+/** A root step running `cmd`: `scratch().sh(cmd, opts)`. */
+export function sh(cmd: string, opts?: StepOptions): Step {
+  return child(new Step({ cmd: null, parent: null }), cmd, opts, "sh");
+}
+
+/**
+ * A barrier in a pipeline's list: every step after it depends on every
+ * step emitted between it and the barrier before. With `continueOnFailure`
+ * (an addition of hm's) the steps after it run even when those failed.
+ */
+export function wait(opts?: { continueOnFailure?: boolean }): Step {
+  const o = options(opts, WAIT_OPTIONS, "wait");
+  const lenient = o.continueOnFailure ?? false;
+  if (typeof lenient !== "boolean") {
+    throw new TypeError(`wait: continueOnFailure must be true or false, not ${show(lenient)}`);
+  }
+  return new Step({ cmd: null, parent: null, isWait: true, continueOnFailure: lenient });
+}
+
+/**
+ * `step` with a wall-clock limit: it is killed and fails as timed out when
+ * `duration` (`"30s"`, `"5m"`, `"1h30m"` or seconds) has passed. A step
+ * that has a limit gets the new one.
+ */
+export function timeout(duration: string | number, step: Step): Step {
+  if (!(step instanceof Step)) {
+    throw new TypeError(`timeout: the second argument must be a step, not ${show(step)}\n  → e.g. timeout("30s", sh("make test"))`);
+  }
+  if (step._isWait) {
+    throw new Error(
+      "hm: timeout() cannot wrap a wait() barrier\n" +
+        '  → apply timeout() to a command step, e.g. timeout("30s", sh("make test"))',
+    );
+  }
+  return step.withTimeoutSeconds(parseDuration(duration));
 }

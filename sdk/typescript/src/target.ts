@@ -1,50 +1,34 @@
 /**
- * Targets: values computed once per evaluation and shared by every pipeline
- * that asks for them.
+ * Targets: shared pieces of a pipeline (a base image, a toolchain) made
+ * once however many pipelines use them.
  */
 
-import { HarmontError, show } from "./errors.ts";
+/** The values targets made, until `clearTargetCache()`. */
+const made = new Map<symbol, unknown>();
+/** Targets being made right now, to name a target that needs itself. */
+const making = new Set<symbol>();
 
-/** A target as `target` returns it: call it for the value. */
-export type Target<T> = () => T;
-
-/** Names of the targets defined so far, in definition order. */
-const defined: string[] = [];
-/** Values computed so far, by target name. */
-const values = new Map<string, unknown>();
-/** Targets being computed, outermost first: a name met twice is a cycle. */
-const resolving: string[] = [];
-
-/**
- * A target named `name`: the returned function calls `fn` the first time it
- * is called and hands back that value from then on. A target that needs
- * itself, directly or through others, is an error naming the cycle.
- */
-export function target<T>(name: string, fn: () => T): Target<T> {
-  if (typeof fn !== "function") throw new HarmontError(`target takes a function, not ${show(fn)}`);
-  if (typeof name !== "string") throw new HarmontError(`a target's name must be a string, not ${show(name)}`);
-  if (name === "") throw new HarmontError("a target's name must not be empty");
-  if (defined.includes(name)) throw new HarmontError(`duplicate target \`${name}\``);
-  defined.push(name);
+/** A function returning what `fn` returns, calling `fn` only the first time. */
+export function target<T>(name: string, fn: () => T): () => T {
+  if (typeof fn !== "function") {
+    throw new TypeError(`target: the second argument must be a function making the target, not ${typeof fn}`);
+  }
+  const id = Symbol(name);
   return () => {
-    if (values.has(name)) return values.get(name) as T;
-    const at = resolving.indexOf(name);
-    if (at >= 0) throw new HarmontError(`target cycle: ${[...resolving.slice(at), name].join(" -> ")}`);
-    resolving.push(name);
-    let value: T;
+    if (made.has(id)) return made.get(id) as T;
+    if (making.has(id)) throw new Error(`target "${String(name)}" needs itself to be made`);
+    making.add(id);
     try {
-      value = fn();
+      const value = fn();
+      made.set(id, value);
+      return value;
     } finally {
-      resolving.pop();
+      making.delete(id);
     }
-    values.set(name, value);
-    return value;
   };
 }
 
-/** Forgets every target and computed value. */
-export function resetTargets(): void {
-  defined.length = 0;
-  values.clear();
-  resolving.length = 0;
+/** Forgets every value targets made: each target makes its value again when next called. */
+export function clearTargetCache(): void {
+  made.clear();
 }

@@ -1,6 +1,4 @@
-/** Assertions for the SDK's tests; they run under hm's embedded engine, so nothing here needs Node. */
-
-import { HarmontError } from "@harmont/hm";
+/** Assertions for the SDK's tests, which run in hm's embedded engine (no Node.js). */
 
 /** `value` as JSON with every object's keys sorted: two values are equal when these are. */
 export function canonical(value: unknown): string {
@@ -16,15 +14,20 @@ export function assert(cond: unknown, message = "assertion failed"): asserts con
   if (!cond) throw new Error(message);
 }
 
-/** Deep equality through canonical JSON. */
+/** Deep equality of JSON values, key order aside. */
 export function assertEquals(actual: unknown, expected: unknown, message?: string): void {
   const a = canonical(actual);
   const e = canonical(expected);
   if (a !== e) throw new Error(`${message ? `${message}: ` : ""}expected ${e}\n  but got  ${a}`);
 }
 
-/** `fn` throws an error of `kind` (a `HarmontError` unless told) whose message contains `substring`. */
-export function assertThrows(fn: () => unknown, substring: string, kind: new (...args: never[]) => Error = HarmontError): Error {
+/** The very same object. */
+export function assertSame(actual: unknown, expected: unknown, message?: string): void {
+  if (actual !== expected) throw new Error(`${message ? `${message}: ` : ""}expected the same value, got ${String(actual)}`);
+}
+
+/** `fn` throws an error of `kind` (any `Error` unless told) whose message contains `substring`. */
+export function assertThrows(fn: () => unknown, substring: string, kind: new (...args: never[]) => Error = Error): Error {
   let caught: unknown;
   try {
     fn();

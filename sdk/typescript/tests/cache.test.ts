@@ -1,64 +1,36 @@
-/** Cache policies and their IR form. */
+/** Cache policies: plain objects, as a literal may be written. */
 
-import * as hm from "@harmont/hm";
+import { compose, forever, onChange, sh, ttl } from "@harmont/hm";
 import type { CachePolicy } from "@harmont/hm";
-import { assert, assertEquals } from "./assert.ts";
-import { render } from "./helpers.ts";
-
-/** The IR `cache` of a root step rendered with `policy`. */
-function cacheOf(policy: CachePolicy | null): unknown {
-  hm.__reset();
-  return render(hm.sh("make", { key: "make", cache: policy })).nodes[0]?.step.cache;
-}
+import { assertEquals, assertThrows } from "./assert.ts";
+import { graphOf } from "./helpers.ts";
 
 export const tests: Record<string, () => void> = {
-  "the default is no cache": () => {
-    assertEquals(cacheOf(null), undefined);
+  "the factories make plain objects"() {
+    assertEquals(forever(), { kind: "forever", envKeys: [] });
+    assertEquals(forever({ envKeys: ["NODE_ENV"] }), { kind: "forever", envKeys: ["NODE_ENV"] });
+    assertEquals(ttl(3600), { kind: "ttl", durationSeconds: 3600, envKeys: [] });
+    assertEquals(ttl(86400, { envKeys: ["CI"] }).envKeys, ["CI"]);
+    assertEquals(onChange("src/", "package.json"), { kind: "on_change", paths: ["src/", "package.json"] });
+    const both = compose(ttl(86400), onChange("src/"));
+    assertEquals([both.kind, both.policies.map((p) => p.kind)], ["compose", ["ttl", "on_change"]]);
+    assertEquals(Object.getPrototypeOf(forever()), Object.prototype);
   },
 
-  "forever": () => {
-    assertEquals(cacheOf(hm.forever()), { policy: "forever" });
-    assertEquals(cacheOf(hm.forever({ envKeys: ["RUSTFLAGS", "CC"] })), { policy: "forever", env_keys: ["RUSTFLAGS", "CC"] });
-    assertEquals(cacheOf(hm.forever({ envKeys: "CC" })), { policy: "forever", env_keys: ["CC"] });
-    assertEquals(cacheOf(hm.forever({ envKeys: [] })), { policy: "forever" });
+  "a policy written as a literal works like a made one"() {
+    const literal: CachePolicy = { kind: "on_change", paths: ["Cargo.lock"] };
+    assertEquals(graphOf([sh("x", { cache: literal })]).nodes[0]?.step.cache, { policy: "on_change", paths: ["Cargo.lock"] });
   },
 
-  "ttl": () => {
-    assertEquals(cacheOf(hm.ttl(3600)), { policy: "ttl", duration_seconds: 3600 });
-    assertEquals(cacheOf(hm.ttl(90)), { policy: "ttl", duration_seconds: 90 });
-    assertEquals(cacheOf(hm.ttl("1d", { envKeys: ["TZ"] })), { policy: "ttl", env_keys: ["TZ"], duration_seconds: 86400 });
-    assertEquals(cacheOf(hm.ttl("1h30m")), { policy: "ttl", duration_seconds: 5400 });
-    // Python's key order: env_keys before duration_seconds.
-    assertEquals(Object.keys(hm.ttl("1d", { envKeys: "TZ" }).toIr()), ["policy", "env_keys", "duration_seconds"]);
-  },
-
-  "onChange": () => {
-    assertEquals(cacheOf(hm.onChange("Cargo.lock")), { policy: "on_change", paths: ["Cargo.lock"] });
-    assertEquals(cacheOf(hm.onChange("Cargo.toml", "src/**/*.rs", ["a", "b"])), {
-      policy: "on_change",
-      paths: ["Cargo.toml", "src/**/*.rs", "a", "b"],
-    });
-  },
-
-  "compose": () => {
-    assertEquals(cacheOf(hm.compose(hm.onChange("go.sum"), hm.ttl("7d"), hm.forever({ envKeys: ["GOFLAGS"] }))), {
-      policy: "compose",
-      sub_policies: [
-        { policy: "on_change", paths: ["go.sum"] },
-        { policy: "ttl", duration_seconds: 604800 },
-        { policy: "forever", env_keys: ["GOFLAGS"] },
-      ],
-    });
-    assertEquals(hm.compose(hm.compose(hm.forever())).toIr(), {
-      policy: "compose",
-      sub_policies: [{ policy: "compose", sub_policies: [{ policy: "forever" }] }],
-    });
-  },
-
-  "policies are CachePolicy values and frozen": () => {
-    const policy = hm.onChange(["a"], "b");
-    assert(policy instanceof hm.CachePolicy && Object.isFrozen(policy));
-    assertEquals(policy.paths, ["a", "b"]);
-    assertEquals(new hm.CachePolicy("none").toIr(), { policy: "none" });
+  "bad policies are refused where they are given"() {
+    assertThrows(() => ttl("1d" as never), "ttl: the duration is a whole number of seconds greater than 0, not \"1d\"", TypeError);
+    assertThrows(() => ttl(0), "greater than 0");
+    assertThrows(() => ttl(1.5), "whole number");
+    assertThrows(() => forever({ env_keys: [] } as never), "forever: unknown option `env_keys`");
+    assertThrows(() => forever({ envKeys: "CI" } as never), "forever: envKeys must be an array of strings");
+    assertThrows(() => onChange("a", 1 as never), "onChange: paths must be an array of strings, not one holding 1");
+    assertThrows(() => compose(forever(), "ttl" as never), "compose: cache must be a policy");
+    assertThrows(() => sh("x", { cache: { kind: "sometimes" } as never }), "sh: cache must be a policy");
+    assertThrows(() => sh("x", { cache: { kind: "ttl", durationSeconds: 5 } as never }), "cache must be a policy");
   },
 };

@@ -1,65 +1,57 @@
-/** Rendering and reading IR in tests. */
+/** Reading the IR in tests. */
 
-import * as hm from "@harmont/hm";
-import type { EnvelopeEntry, IrDefinition, IrStep, PipelineDefinition, PipelineSource } from "@harmont/hm";
+import { pipeline } from "@harmont/hm";
+import type { PipelineIR, Step } from "@harmont/hm";
 
-declare global {
-  /** The hex SHA-256 of `text`'s UTF-8 bytes; hm's test runner provides it. */
-  function __hm_sha256(text: string): string;
-}
+export type Graph = PipelineIR["graph"];
+export type IrStep = Record<string, unknown>;
 
-/** What `__render` returns, parsed. */
-export interface Rendered {
-  envelope: { schema_version: string; pipelines: EnvelopeEntry[] };
-  sources: string[];
-}
+export const BASE_ENV = { DEBIAN_FRONTEND: "noninteractive", TERM: "dumb" };
 
-/** The render of `definitions` exported as `default` by one file, `.hm/test.ts`. */
-export function renderFile(...definitions: PipelineDefinition[]): Rendered {
-  return JSON.parse(hm.__render([{ file: ".hm/test.ts", exports: { default: definitions } }])) as Rendered;
-}
-
-/** The envelope entry of `definition`, rendered alone. */
-export function renderEntry(definition: PipelineDefinition): EnvelopeEntry {
-  const { envelope } = renderFile(definition);
-  if (envelope.pipelines.length !== 1) throw new Error("expected one pipeline");
-  return envelope.pipelines[0] as EnvelopeEntry;
-}
-
-/** The IR definition of a pipeline `ci` running `pipeline`. */
-export function render(pipeline: PipelineSource): IrDefinition {
-  return renderEntry({ slug: "ci", pipeline }).definition;
+/** The graph of a pipeline of `leaves`. */
+export function graphOf(leaves: Step[] | unknown[], opts?: Parameters<typeof pipeline>[1]): Graph {
+  return pipeline(leaves as Step[], opts).graph;
 }
 
 /** Step keys in node order. */
-export function keys(definition: IrDefinition): string[] {
-  return definition.nodes.map((n) => n.step.key);
+export function keys(graph: Graph): string[] {
+  return graph.nodes.map((n) => n.step.key as string);
 }
 
-export function nodesByKey(definition: IrDefinition): Record<string, { step: IrStep; env: Record<string, string> }> {
-  return Object.fromEntries(definition.nodes.map((n) => [n.step.key, n]));
+/** Commands in node order. */
+export function cmds(graph: Graph): string[] {
+  return graph.nodes.map((n) => n.step.cmd as string);
 }
 
-export function stepsByKey(definition: IrDefinition): Record<string, IrStep> {
-  return Object.fromEntries(definition.nodes.map((n) => [n.step.key, n.step]));
+export function stepsByKey(graph: Graph): Record<string, IrStep> {
+  return Object.fromEntries(graph.nodes.map((n) => [n.step.key as string, n.step]));
+}
+
+export function envByKey(graph: Graph): Record<string, Record<string, string>> {
+  return Object.fromEntries(graph.nodes.map((n) => [n.step.key as string, n.env]));
 }
 
 /** `[source key, target key]` of every edge of `kind`, in edge order. */
-export function edges(definition: IrDefinition, kind: "builds_in" | "depends_on"): Array<[string, string]> {
-  const names = keys(definition);
-  return definition.edges
-    .filter(([, , k]) => k === kind)
-    .map(([src, dst]) => [names[src] as string, names[dst] as string]);
+export function edges(graph: Graph, kind: "builds_in" | "depends_on"): Array<[string, string]> {
+  const names = keys(graph);
+  return graph.edges.filter(([, , k]) => k === kind).map(([src, dst]) => [names[src] as string, names[dst] as string]);
 }
 
 /** The `builds_in` parent of every step that has one. */
-export function parents(definition: IrDefinition): Record<string, string> {
-  return Object.fromEntries(edges(definition, "builds_in").map(([src, dst]) => [dst, src]));
+export function parents(graph: Graph): Record<string, string> {
+  return Object.fromEntries(edges(graph, "builds_in").map(([src, dst]) => [dst, src]));
 }
 
-/** The key a step gets from neither `key` nor a unique label. */
-export function derivedKey(parentKey: string, cmd: string, position: number): string {
-  return globalThis.__hm_sha256(`${parentKey}\x1f${cmd}\x1f${position}`).slice(0, 12);
+/** The step of `graph` whose command contains `needle`. */
+export function stepWith(graph: Graph, needle: string): IrStep {
+  const node = graph.nodes.find((n) => (n.step.cmd as string).includes(needle));
+  if (node === undefined) throw new Error(`no step runs ${JSON.stringify(needle)}`);
+  return node.step;
 }
 
-export const BASE_ENV = { DEBIAN_FRONTEND: "noninteractive", TERM: "dumb" };
+/** The commands of a step and its ancestors, root first. */
+export function chain(step: Step): Array<string | null> {
+  const out: Array<string | null> = [];
+  for (let s: Step | null = step; s !== null; s = s._parent) out.unshift(s._cmd);
+  return out;
+}

@@ -20,6 +20,9 @@ const SDK_ENTRIES: [(&str, &str); 2] = [
 /// Where SDK module names start; the rest is the file under the SDK root.
 pub(crate) const SDK_PREFIX: &str = "@harmont/hm/";
 
+/// The SDK module the engine calls (not importable by pipeline files).
+pub(crate) const SDK_ENGINE: &str = "src/engine.ts";
+
 /// Extensions tried, in order, for a relative import written without one.
 const EXTENSIONS: [&str; 4] = ["ts", "js", "mts", "mjs"];
 
@@ -36,6 +39,8 @@ pub(crate) struct Module {
 /// Every module a set of pipeline files needs, with the links between
 /// them.
 pub(crate) struct Graph {
+    /// The project root, which project files' names are relative to.
+    pub root: PathBuf,
     pub modules: BTreeMap<String, Module>,
     /// `(importer, specifier)` to the name of the module it means.
     pub links: BTreeMap<(String, String), String>,
@@ -68,10 +73,23 @@ fn join_normalized(dir: &Path, specifier: &str) -> PathBuf {
     out
 }
 
-/// What `specifier`, imported by the module `importer`, means.
-fn resolve(root: &Path, importer: &str, file: Option<&Path>, specifier: &str) -> Result<String, String> {
+/// What `specifier`, imported by the module `importer`, means. With
+/// `internals`, project files may import the SDK's own modules by their
+/// names (`@harmont/hm/src/keys.ts`), as the SDK's tests do.
+fn resolve(
+    root: &Path,
+    importer: &str,
+    file: Option<&Path>,
+    specifier: &str,
+    internals: bool,
+) -> Result<String, String> {
     if let Some((_, path)) = SDK_ENTRIES.iter().find(|(name, _)| *name == specifier) {
         return Ok(sdk_name(path));
+    }
+    if let Some(path) = specifier.strip_prefix(SDK_PREFIX).filter(|_| internals) {
+        if sdk_source(path).is_some() {
+            return Ok(specifier.to_owned());
+        }
     }
     let relative = specifier.starts_with("./") || specifier.starts_with("../");
     if !relative && !specifier.starts_with('/') {
@@ -131,19 +149,23 @@ fn parse_error(file: &Path, at: Position, message: String) -> LoadError {
 impl Graph {
     /// Transpiles `entries` (project files, absolute) and everything they
     /// import, and checks every import; SDK modules in `compiled` are taken
-    /// as they are.
+    /// as they are. With `internals`, project files may import the SDK's
+    /// own modules.
     pub(crate) fn build(
         root: &Path,
         entries: &[PathBuf],
         mut compiled: BTreeMap<String, Compiled>,
+        internals: bool,
     ) -> Result<Self, LoadError> {
         let mut graph = Graph {
+            root: root.to_owned(),
             modules: BTreeMap::new(),
             links: BTreeMap::new(),
         };
         let mut queue: VecDeque<String> = entries.iter().map(|e| project_name(root, e)).collect();
-        // The renderer lives in the SDK's entry.
+        // What the engine calls.
         queue.push_back(sdk_name(SDK_ENTRIES[0].1));
+        queue.push_back(sdk_name(SDK_ENGINE));
         while let Some(name) = queue.pop_front() {
             if graph.modules.contains_key(&name) {
                 continue;
@@ -158,7 +180,7 @@ impl Graph {
             };
             let shown = module.file.clone().unwrap_or_else(|| PathBuf::from(&name));
             for (specifier, at) in &module.transpiled.requests {
-                let target = resolve(root, &name, module.file.as_deref(), specifier)
+                let target = resolve(root, &name, module.file.as_deref(), specifier, internals)
                     .map_err(|message| parse_error(&shown, *at, message))?;
                 queue.push_back(target.clone());
                 graph.links.insert((name.clone(), specifier.clone()), target);

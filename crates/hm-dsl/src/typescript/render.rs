@@ -1,101 +1,171 @@
 //! The IR of TypeScript pipelines, made here from the steps the SDK built.
 //!
-//! The SDK's `__prepare` checks each definition, calls its pipeline
-//! function and flattens what it returns into a sequence of steps and waits
-//! (a wait stands as its `continueOnFailure`). Each step is a `Step` whose
-//! `_record` holds its fields and its parent; this module walks those
-//! records, gives every step its key and environment and writes the edges,
-//! exactly as the Python SDK renders the same pipeline. Doing it here rather
-//! than in JavaScript makes a large pipeline's render several times faster.
+//! The SDK's `pipeline()` checks its arguments and keeps them (its
+//! `Lowering`: the leaves, the pipeline's env and default image); the graph
+//! is made when somebody reads it. A graph nobody read in JavaScript is
+//! made here instead, by the rules of Harmont's SDK (which the SDK's
+//! `lowerGraph` follows too, and a test holds the two together): every
+//! step the leaves build on once, parents first; keys from `key`, a unique
+//! label slug or a hash of the step's place; each node's layered env; a
+//! `builds_in` edge from the nearest ancestor that runs a command and
+//! `depends_on` edges across `wait()` barriers, node by node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use hm_ir::{CachePolicy, Definition, EdgeKind, Graph, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE};
-use rquickjs::{Array, Atom, Ctx, Object, Value};
+use hm_ir::{CachePolicy, Definition, EdgeKind, Graph, Node, Pipeline, PolicyKind, Step};
+use rquickjs::{Atom, Ctx, Object, Value};
 use sha2::Digest;
 
-use super::{to_json, Sourced};
+use super::to_json;
 
 /// The environment every step starts with, before the pipeline's and its own.
 const BASE_ENV: [(&str, &str); 2] = [("DEBIAN_FRONTEND", "noninteractive"), ("TERM", "dumb")];
 
-/// Why a pipeline could not be rendered: a message for the user, and the
-/// file whose pipeline it was (`None` when the SDK handed over something
-/// that is not a pipeline at all).
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub file: Option<String>,
-    pub message: String,
-}
-
 /// The property names read from the SDK's objects, made once.
-struct Names<'js> {
-    record: Atom<'js>,
-    policy: Atom<'js>,
+pub(crate) struct Names<'js> {
+    cmd: Atom<'js>,
+    parent: Atom<'js>,
+    is_wait: Atom<'js>,
+    continue_on_failure: Atom<'js>,
+    label: Atom<'js>,
+    cache: Atom<'js>,
+    env: Atom<'js>,
+    timeout_seconds: Atom<'js>,
+    image: Atom<'js>,
+    runner: Atom<'js>,
+    runner_args: Atom<'js>,
+    key_override: Atom<'js>,
+    kind: Atom<'js>,
     env_keys: Atom<'js>,
     duration_seconds: Atom<'js>,
     paths: Atom<'js>,
-    sub_policies: Atom<'js>,
-    key: Atom<'js>,
+    policies: Atom<'js>,
 }
 
 impl<'js> Names<'js> {
-    fn new(ctx: &Ctx<'js>) -> rquickjs::Result<Self> {
+    pub(crate) fn new(ctx: &Ctx<'js>) -> rquickjs::Result<Self> {
         let atom = |name: &str| Atom::from_str(ctx.clone(), name);
         Ok(Names {
-            record: atom("_record")?,
-            policy: atom("policy")?,
+            cmd: atom("_cmd")?,
+            parent: atom("_parent")?,
+            is_wait: atom("_isWait")?,
+            continue_on_failure: atom("_continueOnFailure")?,
+            label: atom("_label")?,
+            cache: atom("_cache")?,
+            env: atom("_env")?,
+            timeout_seconds: atom("_timeoutSeconds")?,
+            image: atom("_image")?,
+            runner: atom("_runner")?,
+            runner_args: atom("_runnerArgs")?,
+            key_override: atom("_keyOverride")?,
+            kind: atom("kind")?,
             env_keys: atom("envKeys")?,
             duration_seconds: atom("durationSeconds")?,
             paths: atom("paths")?,
-            sub_policies: atom("subPolicies")?,
-            key: atom("key")?,
+            policies: atom("policies")?,
         })
     }
 }
 
-/// Renders the pipelines `__prepare` returned, in order, with their files.
-pub(crate) fn render<'js>(ctx: &Ctx<'js>, prepared: &Array<'js>) -> Result<Vec<Sourced>, Failure> {
-    let names = Names::new(ctx).map_err(|e| Failure {
-        file: None,
-        message: e.to_string(),
-    })?;
-    let mut out = Vec::with_capacity(prepared.len());
-    for item in prepared.iter::<Object>() {
-        let pipeline = item.map_err(|e| Failure {
-            file: None,
-            message: format!("the SDK prepared something else: {e}"),
-        })?;
-        let file: String = pipeline.get("file").unwrap_or_default();
-        let rendered = Renderer::new(&names).pipeline(&pipeline).map_err(|message| Failure {
-            file: Some(file.clone()),
-            message,
-        })?;
-        out.push((rendered, crate::Location::file(file)));
-    }
-    Ok(out)
+/// A definition as the SDK's `prepare` hands it over, made into a pipeline.
+pub(crate) fn pipeline<'js>(names: &Names<'js>, prepared: &Object<'js>) -> Result<Pipeline, String> {
+    let get = |name: &str| prepared.get::<_, Value>(name).map_err(|e| e.to_string());
+    let slug = text(get("slug")?, "slug")?.unwrap_or_default();
+    let name = text(get("name")?, "name")?.unwrap_or_else(|| slug.clone());
+    let allow_manual = get("allowManual")?.as_bool().unwrap_or(true);
+    let triggers = text(get("triggers")?, "triggers")?.unwrap_or_else(|| "[]".to_owned());
+    let triggers: Vec<serde_json::Value> =
+        serde_json::from_str(&triggers).map_err(|e| format!("pipeline `{slug}`: triggers: {e}"))?;
+    let ir = get("ir")?
+        .into_object()
+        .ok_or_else(|| format!("pipeline `{slug}`: no IR"))?;
+    let definition = match get("lowering")?.into_object() {
+        Some(lowering) => definition(names, &ir, &lowering).map_err(|e| format!("pipeline `{slug}`: {e}"))?,
+        None => read_ir(&ir).map_err(|e| format!("pipeline `{slug}`: the IR is not valid: {e}"))?,
+    };
+    Ok(Pipeline {
+        slug,
+        name,
+        allow_manual,
+        triggers,
+        definition,
+    })
 }
 
-/// A step as read from its record.
+/// An IR object as it is (one whose graph was read, or one the user
+/// wrote), through `JSON.stringify` as Harmont's runner reads it.
+fn read_ir<'js>(ir: &Object<'js>) -> Result<Definition, String> {
+    let json = ir
+        .ctx()
+        .json_stringify(ir.clone())
+        .map_err(|e| e.to_string())?
+        .ok_or("it is not JSON")?
+        .to_string()
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(&json).map_err(|e| e.to_string())
+}
+
+/// The IR of a `pipeline()` whose graph nobody read: `ir`'s version and
+/// timeout, and the graph made from `lowering`.
+pub(crate) fn definition<'js>(
+    names: &Names<'js>,
+    ir: &Object<'js>,
+    lowering: &Object<'js>,
+) -> Result<Definition, String> {
+    let version = text(ir.get("version").map_err(|e| e.to_string())?, "version")?.unwrap_or_default();
+    let timeout_seconds = seconds(ir.get("timeout_seconds").map_err(|e| e.to_string())?, "timeout_seconds")?;
+    let get = |name: &str| lowering.get::<_, Value>(name).map_err(|e| e.to_string());
+    let leaves = get("leaves")?.into_array().ok_or("the SDK kept no leaves")?;
+    let env = env_of(get("env")?, "pipeline env")?.unwrap_or_default();
+    let default_image = text(get("defaultImage")?, "defaultImage")?.unwrap_or_else(|| hm_ir::DEFAULT_IMAGE.to_owned());
+    let mut lowerer = Lowerer::new(names);
+    for leaf in leaves.iter::<Object>() {
+        lowerer.leaf(leaf.map_err(|e| e.to_string())?)?;
+    }
+    Ok(Definition {
+        version,
+        timeout_seconds,
+        graph: lowerer.graph(&env, &default_image)?,
+    })
+}
+
+/// A step's fields, read from its object.
 struct Read {
-    cmd: String,
+    cmd: Option<String>,
+    is_wait: bool,
+    continue_on_failure: bool,
+    /// The index of the parent in [`Lowerer::steps`].
     parent: Option<usize>,
-    image: Option<String>,
     label: Option<String>,
     cache: Option<CachePolicy>,
     env: Option<BTreeMap<String, String>>,
-    key: Option<String>,
     timeout_seconds: Option<u64>,
+    image: Option<String>,
     runner: Option<String>,
     runner_args: Option<serde_json::Value>,
+    key: Option<String>,
 }
 
-/// The state of one pipeline's render.
-struct Renderer<'a, 'js> {
+impl Read {
+    fn runs_command(&self) -> bool {
+        self.cmd.is_some() && !self.is_wait
+    }
+}
+
+/// What a pipeline's leaves are, in the order the graph is made from.
+enum Entry {
+    /// A step (index in [`Lowerer::steps`]), or a wait met as an ancestor.
+    Step(usize),
+    /// A `wait()` listed among the leaves (it may be listed twice).
+    Wait(bool),
+}
+
+struct Lowerer<'a, 'js> {
     names: &'a Names<'js>,
-    nodes: Vec<Read>,
-    /// Node index by the identity of its `Step` object.
+    steps: Vec<Read>,
+    /// Step index by the identity of its object.
     index: HashMap<usize, usize>,
+    ordered: Vec<Entry>,
     /// Policies read so far, by the identity of their object.
     policies: HashMap<usize, CachePolicy>,
 }
@@ -130,9 +200,7 @@ fn seconds(value: Value<'_>, what: &str) -> Result<Option<u64>, String> {
 }
 
 fn strings(value: Value<'_>, what: &str) -> Result<Vec<String>, String> {
-    let Some(array) = value.as_array() else {
-        return Ok(Vec::new());
-    };
+    let array = value.into_array().ok_or_else(|| format!("{what} must be an array"))?;
     array
         .iter::<Value>()
         .map(|item| {
@@ -142,7 +210,7 @@ fn strings(value: Value<'_>, what: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// An object's own string properties, as an environment.
+/// An object's own enumerable string properties, as an environment.
 fn env_of(value: Value<'_>, what: &str) -> Result<Option<BTreeMap<String, String>>, String> {
     let Some(object) = value.as_object() else {
         return Ok(None);
@@ -150,290 +218,281 @@ fn env_of(value: Value<'_>, what: &str) -> Result<Option<BTreeMap<String, String
     let mut env = BTreeMap::new();
     for prop in object.props::<String, Value>() {
         let (name, value) = prop.map_err(|e| e.to_string())?;
-        let value = text(value, what)?.ok_or_else(|| format!("{what} values must be strings"))?;
+        let value = text(value, what)?.ok_or_else(|| format!("{what}: the value of {name} must be a string"))?;
         env.insert(name, value);
     }
     Ok(Some(env))
 }
 
-impl<'a, 'js> Renderer<'a, 'js> {
+impl<'a, 'js> Lowerer<'a, 'js> {
     fn new(names: &'a Names<'js>) -> Self {
-        Renderer {
+        Lowerer {
             names,
-            nodes: Vec::new(),
+            steps: Vec::new(),
             index: HashMap::new(),
+            ordered: Vec::new(),
             policies: HashMap::new(),
         }
     }
 
-    fn pipeline(mut self, prepared: &Object<'js>) -> Result<Pipeline, String> {
-        let get = |name: &str| prepared.get::<_, Value>(name).map_err(|e| e.to_string());
-        let slug = text(get("slug")?, "slug")?.unwrap_or_default();
-        let name = text(get("name")?, "name")?.unwrap_or_else(|| slug.clone());
-        let allow_manual = get("allowManual")?.as_bool().unwrap_or(true);
-        let triggers = match to_json(&get("triggers")?)? {
-            serde_json::Value::Array(triggers) => triggers,
-            _ => Vec::new(),
-        };
-        let pipeline_env = env_of(get("env")?, "pipeline env")?.unwrap_or_default();
-        let timeout_seconds = seconds(get("timeoutSeconds")?, "pipeline timeout")?;
-        let sequence: Array = get("sequence")?
-            .into_array()
-            .ok_or("the SDK prepared no step sequence")?;
-
-        // Steps in the order they first appear (each after its ancestors),
-        // in groups split by waits.
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
-        let mut lenient_groups = Vec::new();
-        for item in sequence.iter::<Value>() {
-            let item = item.map_err(|e| e.to_string())?;
-            if let Some(continue_on_failure) = item.as_bool() {
-                groups.push(Vec::new());
-                lenient_groups.push(continue_on_failure);
-                continue;
-            }
-            let step = item
-                .into_object()
-                .ok_or("the SDK prepared something other than a step")?;
-            let first = self.nodes.len();
-            self.emit(step)?;
-            groups
-                .last_mut()
-                .expect("one group at least")
-                .extend(first..self.nodes.len());
-        }
-
-        let keys = self.keys(&slug)?;
-        let mut lenient = vec![false; self.nodes.len()];
-        for (group, continue_on_failure) in groups.iter().skip(1).zip(lenient_groups) {
-            if continue_on_failure {
-                for &node in group {
-                    lenient[node] = true;
-                }
-            }
-        }
-
-        let mut shared = BTreeMap::new();
-        for (name, value) in BASE_ENV {
-            shared.insert(name.to_owned(), value.to_owned());
-        }
-        shared.extend(pipeline_env);
-        let mut edges = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if let Some(parent) = node.parent {
-                edges.push(Some((parent as u32, i as u32, EdgeKind::BuildsIn)));
-            }
-        }
-        // Each group waits for the last non-empty one before it, so
-        // `wait(), wait()` joins like one wait.
-        let mut before: &[usize] = &[];
-        for after in &groups {
-            for &dst in after {
-                for &src in before {
-                    edges.push(Some((src as u32, dst as u32, EdgeKind::DependsOn)));
-                }
-            }
-            if !after.is_empty() {
-                before = after;
-            }
-        }
-
-        let nodes = self
-            .nodes
-            .into_iter()
-            .zip(keys)
-            .zip(lenient)
-            .map(|((node, key), continue_on_failure)| {
-                let mut env = shared.clone();
-                if let Some(own) = &node.env {
-                    env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                let image = match node.parent {
-                    Some(_) => node.image,
-                    None => node.image.or_else(|| Some(DEFAULT_IMAGE.to_owned())),
-                };
-                Node {
-                    step: Step {
-                        key,
-                        cmd: node.cmd,
-                        label: node.label.filter(|l| !l.is_empty()),
-                        image,
-                        env: node.env.filter(|e| !e.is_empty()),
-                        cache: node.cache,
-                        timeout_seconds: node.timeout_seconds,
-                        runner: node.runner,
-                        runner_args: node.runner_args,
-                        continue_on_failure,
-                    },
-                    env,
-                }
-            })
-            .collect();
-        Ok(Pipeline {
-            slug,
-            name,
-            allow_manual,
-            triggers,
-            definition: Definition {
-                version: hm_ir::IR_VERSION.to_owned(),
-                timeout_seconds,
-                graph: Graph {
-                    nodes,
-                    node_holes: Vec::new(),
-                    edge_property: "directed".to_owned(),
-                    edges,
-                },
-            },
-        })
+    fn get(&self, step: &Object<'js>, atom: &Atom<'js>) -> Result<Value<'js>, String> {
+        step.get::<_, Value>(atom.clone()).map_err(|e| e.to_string())
     }
 
-    /// Adds `step` and the ancestors not added yet, oldest first.
-    fn emit(&mut self, step: Object<'js>) -> Result<(), String> {
+    /// Adds a leaf: a listed wait, or the leaf and the ancestors not added
+    /// yet, oldest first.
+    fn leaf(&mut self, leaf: Object<'js>) -> Result<(), String> {
+        if self.get(&leaf, &self.names.is_wait)?.as_bool() == Some(true) {
+            let lenient = self.get(&leaf, &self.names.continue_on_failure)?.as_bool() == Some(true);
+            self.ordered.push(Entry::Wait(lenient));
+            return Ok(());
+        }
         let mut chain = Vec::new();
-        let mut walk = Some(step);
+        let mut in_chain = HashSet::new();
+        let mut walk = Some(leaf);
         while let Some(step) = walk {
             let id = identity(&step);
             if self.index.contains_key(&id) {
                 break;
             }
-            let record: Array = step
-                .get::<_, Value>(self.names.record.clone())
-                .map_err(|e| e.to_string())?
-                .into_array()
-                .ok_or("the pipeline holds something other than a step")?;
-            let parent: Value = record.get(1).map_err(|e| e.to_string())?;
-            walk = parent.into_object();
-            chain.push((id, record, walk.as_ref().map(identity)));
+            if !in_chain.insert(id) {
+                return Err("a step is its own ancestor".to_owned());
+            }
+            walk = self.get(&step, &self.names.parent)?.into_object();
+            chain.push(step);
         }
-        for (id, record, parent) in chain.into_iter().rev() {
-            let parent = parent.map(|p| self.index[&p]);
-            let node = self.read(&record, parent)?;
-            self.index.insert(id, self.nodes.len());
-            self.nodes.push(node);
+        for step in chain.into_iter().rev() {
+            let parent = self.get(&step, &self.names.parent)?.into_object();
+            let parent = parent.map(|p| self.index[&identity(&p)]);
+            let read = self.read(&step, parent)?;
+            self.index.insert(identity(&step), self.steps.len());
+            self.ordered.push(Entry::Step(self.steps.len()));
+            self.steps.push(read);
         }
         Ok(())
     }
 
-    /// A step's fields from its record: cmd, parent, image, label, cache,
-    /// env, key, timeout, runner, runner args.
-    fn read(&mut self, record: &Array<'js>, parent: Option<usize>) -> Result<Read, String> {
-        let field = |i: usize| record.get::<Value>(i).map_err(|e| e.to_string());
-        let cache = match field(4)?.into_object() {
-            Some(policy) => Some(self.policy(&policy)?),
+    fn read(&mut self, step: &Object<'js>, parent: Option<usize>) -> Result<Read, String> {
+        let n = self.names;
+        let cache = match self.get(step, &n.cache)?.into_object() {
+            Some(policy) => Some(self.policy(&policy, 0)?),
             None => None,
         };
-        let runner_args = field(9)?;
+        let runner_args = self.get(step, &n.runner_args)?;
         Ok(Read {
-            cmd: text(field(0)?, "a step's command")?
-                .ok_or("a scratch root runs nothing by itself; call .sh(...) on it")?,
+            cmd: text(self.get(step, &n.cmd)?, "a step's command")?,
+            is_wait: self.get(step, &n.is_wait)?.as_bool() == Some(true),
+            continue_on_failure: self.get(step, &n.continue_on_failure)?.as_bool() == Some(true),
             parent,
-            image: text(field(2)?, "image")?,
-            label: text(field(3)?, "label")?,
+            label: text(self.get(step, &n.label)?, "label")?,
             cache,
-            env: env_of(field(5)?, "env")?,
-            key: text(field(6)?, "key")?,
-            timeout_seconds: seconds(field(7)?, "timeout")?,
-            runner: text(field(8)?, "runner")?,
+            env: env_of(self.get(step, &n.env)?, "env")?,
+            timeout_seconds: seconds(self.get(step, &n.timeout_seconds)?, "timeout")?,
+            image: text(self.get(step, &n.image)?, "image")?,
+            runner: text(self.get(step, &n.runner)?, "runner")?,
             runner_args: if runner_args.is_null() || runner_args.is_undefined() {
                 None
             } else {
                 Some(to_json(&runner_args)?)
             },
+            key: text(self.get(step, &n.key_override)?, "key")?,
         })
     }
 
     /// A cache policy's IR, read once per policy object.
-    fn policy(&mut self, policy: &Object<'js>) -> Result<CachePolicy, String> {
+    fn policy(&mut self, policy: &Object<'js>, depth: usize) -> Result<CachePolicy, String> {
         let id = identity(policy);
         if let Some(known) = self.policies.get(&id) {
             return Ok(known.clone());
         }
+        if depth > 64 {
+            return Err("cache policies nest too deep".to_owned());
+        }
         let n = self.names;
         let get = |atom: &Atom<'js>| policy.get::<_, Value>(atom.clone()).map_err(|e| e.to_string());
-        let mut sub_policies = Vec::new();
-        if let Some(subs) = get(&n.sub_policies)?.as_array() {
-            for sub in subs.iter::<Object>() {
-                sub_policies.push(self.policy(&sub.map_err(|e| e.to_string())?)?);
-            }
-        }
-        let name = text(get(&n.policy)?, "policy")?.ok_or("a cache policy has no name")?;
-        let env_keys = strings(get(&n.env_keys)?, "envKeys")?;
-        let kind = match name.as_str() {
-            "none" => PolicyKind::None,
-            "forever" => PolicyKind::Forever { env_keys },
+        let kind = text(get(&n.kind)?, "a cache policy's kind")?.unwrap_or_default();
+        let kind = match kind.as_str() {
+            "forever" => PolicyKind::Forever {
+                env_keys: strings(get(&n.env_keys)?, "envKeys")?,
+            },
             "ttl" => PolicyKind::Ttl {
                 duration_seconds: seconds(get(&n.duration_seconds)?, "ttl")?.unwrap_or_default(),
-                env_keys,
+                env_keys: strings(get(&n.env_keys)?, "envKeys")?,
             },
             "on_change" => PolicyKind::OnChange {
                 paths: strings(get(&n.paths)?, "paths")?,
             },
-            "compose" => PolicyKind::Compose { sub_policies },
-            other => return Err(format!("unknown cache policy `{other}`")),
+            "compose" => {
+                let subs = get(&n.policies)?
+                    .into_array()
+                    .ok_or("a composed policy's policies must be an array")?;
+                let mut sub_policies = Vec::with_capacity(subs.len());
+                for sub in subs.iter::<Object>() {
+                    sub_policies.push(self.policy(&sub.map_err(|e| e.to_string())?, depth + 1)?);
+                }
+                PolicyKind::Compose { sub_policies }
+            }
+            other => return Err(format!("unknown cache policy kind `{other}`")),
         };
-        let ir = CachePolicy {
-            kind,
-            key: text(get(&n.key)?, "a policy's key")?,
-        };
+        let ir = CachePolicy::new(kind);
         self.policies.insert(id, ir.clone());
         Ok(ir)
     }
 
-    /// Every node's key: its own, else its label's slug when no other step
-    /// has that, else a hash of its parent's key, its command and how many
-    /// steps with the same parent and command come before it.
-    fn keys(&self, slug: &str) -> Result<Vec<String>, String> {
-        let slugs: Vec<String> = self
-            .nodes
+    /// The nearest ancestor of step `i` that runs a command.
+    fn command_parent(&self, i: usize) -> Option<usize> {
+        let mut parent = self.steps[i].parent;
+        while let Some(p) = parent {
+            if self.steps[p].runs_command() {
+                return Some(p);
+            }
+            parent = self.steps[p].parent;
+        }
+        None
+    }
+
+    /// The key of every step that runs a command (by step index): its own,
+    /// else its label's slug when no other step's label gives that slug
+    /// and no key took it, else a hash of its parent's key, its command
+    /// and its position among the command steps.
+    fn keys(&self, commands: &[usize]) -> HashMap<usize, String> {
+        let slugs: Vec<Option<String>> = commands
             .iter()
-            .map(|n| match (&n.key, &n.label) {
-                (None, Some(label)) if !label.is_empty() => slugify(label),
-                _ => String::new(),
+            .map(|&i| {
+                self.steps[i]
+                    .label
+                    .as_deref()
+                    .map(slugify)
+                    .filter(|slug| !slug.is_empty())
             })
             .collect();
-        let mut taken: HashMap<&str, usize> = HashMap::new();
-        for key in self.nodes.iter().filter_map(|n| n.key.as_deref()) {
-            *taken.entry(key).or_default() += 1;
+        let mut uses: HashMap<&str, usize> = HashMap::new();
+        for slug in slugs.iter().flatten() {
+            *uses.entry(slug).or_default() += 1;
         }
-        for s in slugs.iter().filter(|s| !s.is_empty()) {
-            *taken.entry(s).or_default() += 1;
-        }
-        let mut places: HashMap<(Option<usize>, &str), usize> = HashMap::new();
-        let mut keys: Vec<String> = Vec::with_capacity(self.nodes.len());
-        for (node, slug) in self.nodes.iter().zip(&slugs) {
-            // Every step counts towards the positions, keyed or not.
-            let count = places.entry((node.parent, node.cmd.as_str())).or_default();
-            let position = *count;
-            *count += 1;
-            let key = match &node.key {
-                Some(key) => key.clone(),
-                None if !slug.is_empty() && taken[slug.as_str()] == 1 => slug.clone(),
-                None => derived_key(node.parent.map_or("", |p| keys[p].as_str()), &node.cmd, position),
+        let mut taken: HashSet<String> = commands.iter().filter_map(|&i| self.steps[i].key.clone()).collect();
+        let mut keys: HashMap<usize, String> = HashMap::with_capacity(commands.len());
+        for (position, (&i, slug)) in commands.iter().zip(&slugs).enumerate() {
+            let step = &self.steps[i];
+            let key = match (&step.key, slug) {
+                (Some(key), _) => key.clone(),
+                (None, Some(slug)) if uses[slug.as_str()] == 1 && !taken.contains(slug) => {
+                    taken.insert(slug.clone());
+                    slug.clone()
+                }
+                _ => {
+                    let parent_key = step.parent.and_then(|p| keys.get(&p)).map_or("", String::as_str);
+                    hash_key(parent_key, step.cmd.as_deref().unwrap_or_default(), position)
+                }
             };
-            keys.push(key);
+            keys.insert(i, key);
         }
-        let mut seen = std::collections::HashSet::new();
-        for key in &keys {
-            if !seen.insert(key.as_str()) {
-                return Err(format!(
-                    "pipeline `{slug}`: two steps have the key `{key}`; give one of them another key"
-                ));
+        keys
+    }
+
+    /// The graph, with `env` under every step's own and `default_image` on
+    /// imageless roots.
+    fn graph(mut self, env: &BTreeMap<String, String>, default_image: &str) -> Result<Graph, String> {
+        let commands: Vec<usize> = self
+            .ordered
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Step(i) if self.steps[*i].runs_command() => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let keys = self.keys(&commands);
+        let mut node_of: HashMap<usize, u32> = HashMap::with_capacity(commands.len());
+        // A parent is found by its key, as Harmont's SDK finds it: with two
+        // steps of one key (which validation refuses) the edge goes to the
+        // first of them.
+        let mut first_of_key: HashMap<&str, u32> = HashMap::with_capacity(commands.len());
+        for (n, &i) in commands.iter().enumerate() {
+            node_of.insert(i, n as u32);
+            first_of_key.entry(keys[&i].as_str()).or_insert(n as u32);
+        }
+        let mut shared = BTreeMap::new();
+        for (name, value) in BASE_ENV {
+            shared.insert(name.to_owned(), value.to_owned());
+        }
+        shared.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+        let mut nodes = Vec::with_capacity(commands.len());
+        let mut edges = Vec::new();
+        let mut since_barrier: Vec<u32> = Vec::new();
+        let mut waiting_on: Vec<u32> = Vec::new();
+        let mut lenient = false;
+        for entry in std::mem::take(&mut self.ordered) {
+            let i = match entry {
+                Entry::Wait(continue_on_failure) => {
+                    waiting_on = std::mem::take(&mut since_barrier);
+                    lenient = continue_on_failure;
+                    continue;
+                }
+                Entry::Step(i) if self.steps[i].is_wait => {
+                    waiting_on = std::mem::take(&mut since_barrier);
+                    lenient = self.steps[i].continue_on_failure;
+                    continue;
+                }
+                Entry::Step(i) if self.steps[i].cmd.is_none() => continue,
+                Entry::Step(i) => i,
+            };
+            let n = node_of[&i];
+            let parent = self.command_parent(i).map(|p| first_of_key[keys[&p].as_str()]);
+            if let Some(p) = parent {
+                edges.push(Some((p, n, EdgeKind::BuildsIn)));
             }
+            edges.extend(waiting_on.iter().map(|&before| Some((before, n, EdgeKind::DependsOn))));
+            since_barrier.push(n);
+            let read = &mut self.steps[i];
+            let mut node_env = shared.clone();
+            if let Some(own) = &read.env {
+                node_env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            let image = match (read.image.take(), parent) {
+                (None, None) => Some(default_image.to_owned()),
+                (image, _) => image,
+            };
+            nodes.push(Node {
+                step: Step {
+                    key: keys[&i].clone(),
+                    cmd: read.cmd.clone().unwrap_or_default(),
+                    label: read.label.take(),
+                    cache: read.cache.take(),
+                    timeout_seconds: read.timeout_seconds,
+                    image,
+                    runner: read.runner.take(),
+                    runner_args: read.runner_args.take(),
+                    env: None,
+                    continue_on_failure: lenient && !waiting_on.is_empty(),
+                },
+                env: node_env,
+            });
         }
-        Ok(keys)
+        Ok(Graph {
+            nodes,
+            node_holes: Vec::new(),
+            edge_property: "directed".to_owned(),
+            edges,
+        })
     }
 }
 
-/// A key from what places a step: 12 hex digits of the SHA-256 of its
-/// parent's key, its command and its position among steps with the same
-/// parent and command.
-fn derived_key(parent_key: &str, cmd: &str, position: usize) -> String {
-    let digest = sha2::Sha256::digest(format!("{parent_key}\x1f{cmd}\x1f{position}").as_bytes());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+/// 12 hex digits of the SHA-256 of the parent's key, the command and the
+/// position, NUL-separated.
+fn hash_key(parent_key: &str, cmd: &str, position: usize) -> String {
+    let mut hash = sha2::Sha256::new();
+    hash.update(parent_key.as_bytes());
+    hash.update([0]);
+    hash.update(cmd.as_bytes());
+    hash.update([0]);
+    hash.update(position.to_string().as_bytes());
+    hash.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The key a label gives: lowercase, `:emoji:` shortcodes dropped, runs of
-/// other characters turned into `-`.
+/// The key a label gives: lowercase, `:shortcode:`s turned into
+/// separators, runs of anything but ASCII letters and digits into one `-`,
+/// none at either end.
 pub(crate) fn slugify(label: &str) -> String {
     // Byte by byte: what matters is ASCII, and every byte of any other
     // character is a separator, as the character itself would be.
@@ -452,7 +511,9 @@ pub(crate) fn slugify(label: &str) -> String {
                 .position(|&c| !shortcode_byte(c))
                 .map(|n| i + 1 + n);
             if let Some(end) = end.filter(|&end| end > i + 1 && text[end] == b':') {
-                i = end + 1; // `:name:` is dropped
+                // `:name:` counts as a separator.
+                dash = true;
+                i = end + 1;
                 continue;
             }
         }
@@ -475,19 +536,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slugs_drop_shortcodes_and_join_runs_with_dashes() {
+    fn slugs_turn_shortcodes_and_runs_into_single_dashes() {
         assert_eq!(slugify("Build :rocket: the  App!"), "build-the-app");
         assert_eq!(slugify(":tada: release"), "release");
-        assert_eq!(slugify("a:b:c"), "ac");
+        assert_eq!(slugify("a:b:c"), "a-c");
+        assert_eq!(slugify(":a:b:"), "b");
+        assert_eq!(slugify("--hello--"), "hello");
         assert_eq!(slugify("Ünïcode step 2"), "n-code-step-2");
+        assert_eq!(slugify("构建"), "");
         assert_eq!(slugify("::"), "");
     }
 
     #[test]
-    fn derived_keys_are_twelve_hex_digits_of_the_place() {
-        let key = derived_key("", "make", 0);
+    fn hashed_keys_are_twelve_hex_digits_of_the_place() {
+        // sha256("install\0build\01")
+        let key = hash_key("install", "build", 1);
         assert_eq!(key.len(), 12);
-        assert_ne!(key, derived_key("", "make", 1));
-        assert_ne!(key, derived_key("p", "make", 0));
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(key, hash_key("install", "build", 2));
+        assert_ne!(key, hash_key("", "build", 1));
     }
 }

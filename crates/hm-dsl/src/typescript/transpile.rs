@@ -67,6 +67,9 @@ pub(crate) struct Transpiled {
     pub type_exports: Vec<String>,
     /// Modules whose exports this one re-exports (`export * from`).
     pub star_exports: Vec<String>,
+    /// Where the source exports each name (project files only).
+    #[serde(skip, default)]
+    pub export_at: Vec<(String, Position)>,
 }
 
 /// A syntax or transform error, at its place in the source.
@@ -155,6 +158,11 @@ pub(crate) fn transpile(source: &str, path: &Path) -> Result<Transpiled, SyntaxE
         exports: remaining.exports,
         type_exports: original.type_exports,
         star_exports: original.star_exports,
+        export_at: original
+            .export_at
+            .into_iter()
+            .map(|(name, offset)| (name, position(source, offset)))
+            .collect(),
     })
 }
 
@@ -166,6 +174,8 @@ struct Shape {
     exports: Vec<String>,
     type_exports: Vec<String>,
     star_exports: Vec<String>,
+    /// Exported names with the offset of their export statement.
+    export_at: Vec<(String, u32)>,
 }
 
 fn shape(record: &oxc::syntax::module_record::ModuleRecord) -> Shape {
@@ -184,17 +194,21 @@ fn shape(record: &oxc::syntax::module_record::ModuleRecord) -> Shape {
             (entry.module_request.name.to_string(), name, at)
         })
         .collect();
-    let (mut exports, mut type_exports) = (Vec::new(), Vec::new());
+    let (mut exports, mut type_exports, mut export_at) = (Vec::new(), Vec::new(), Vec::new());
     for entry in record
         .local_export_entries
         .iter()
         .chain(record.indirect_export_entries.iter())
     {
         let names = if entry.is_type { &mut type_exports } else { &mut exports };
-        match &entry.export_name {
-            ExportExportName::Name(name) => names.push(name.name.to_string()),
-            ExportExportName::Default(_) => names.push("default".to_owned()),
-            ExportExportName::Null => {}
+        let name = match &entry.export_name {
+            ExportExportName::Name(name) => Some(name.name.to_string()),
+            ExportExportName::Default(_) => Some("default".to_owned()),
+            ExportExportName::Null => None,
+        };
+        if let Some(name) = name {
+            export_at.push((name.clone(), entry.statement_span.start));
+            names.push(name);
         }
         if entry.is_type {
             continue;
@@ -225,6 +239,7 @@ fn shape(record: &oxc::syntax::module_record::ModuleRecord) -> Shape {
         exports,
         type_exports,
         star_exports,
+        export_at,
     }
 }
 

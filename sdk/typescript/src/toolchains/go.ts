@@ -1,79 +1,89 @@
-/** Go: the official release for the image's architecture, `go mod download` on `go.sum`. */
+/** Go: `go({ path, version })`, an install chain and the actions build, test, vet and fmt. */
 
-import type { Step } from "../step.ts";
-import {
-  Project,
-  SYSTEM_PATH,
-  Toolchain,
-  baseStep,
-  checkVersion,
-  dependencyStep,
-  installStep,
-  joined,
-  presetOptions,
-  projectPath,
-} from "./base.ts";
-import type { PresetOptions } from "./base.ts";
+import { forever } from "../cache.ts";
+import { allowed, options, optionalString } from "../options.ts";
+import type { Step, StepOptions } from "../step.ts";
+import { actionOptions, checkPresetBase, makeInstallChain } from "./shared.ts";
 
-const PACKAGES = ["build-essential", "ca-certificates", "curl", "git"];
-const ENV = { GOPATH: "/root/go", PATH: `/usr/local/go/bin:/root/go/bin:${SYSTEM_PATH}` };
+const APT_PACKAGES = ["curl", "ca-certificates", "git"];
+const VERSION = /^[0-9]+\.[0-9]+(\.[0-9]+)?$/;
+const GO_OPTIONS = allowed("path", "version", "image", "base");
+const ACTION = actionOptions();
 
-export class GoProject extends Project {
-  build(): Step {
-    return this.action("go build ./...", { label: "go build" });
+export interface GoOptions {
+  readonly path?: string;
+  readonly version?: string;
+  readonly image?: string;
+  readonly base?: Step;
+}
+
+type ActionOptions = Omit<StepOptions, "cwd">;
+
+export class GoToolchain {
+  readonly path: string;
+  private readonly _installed: Step;
+
+  constructor(path: string, installed: Step) {
+    this.path = path;
+    this._installed = installed;
   }
 
-  test(): Step {
-    return this.action("go test ./...", { label: "go test" });
+  /** The step that installed Go; actions build on it. */
+  install(): Step {
+    return this._installed;
   }
 
-  vet(): Step {
-    return this.action("go vet ./...", { label: "go vet" });
+  /** A toolchain whose actions build on `cmd`, run after the install (code generation, extra tools). */
+  setup(cmd: string, opts?: StepOptions): GoToolchain {
+    return new GoToolchain(this.path, this._installed.sh(cmd, opts));
   }
 
-  fmt(): Step {
-    return this.action('test -z "$(gofmt -l .)" || { gofmt -l .; exit 1; }', { label: "gofmt" });
+  private _action(command: string, label: string, opts: ActionOptions | undefined, what: string): Step {
+    return this._installed.sh(`cd ${this.path} && ${command}`, { label, ...ACTION(opts, what) });
   }
 
-  override defaults(): Step[] {
-    return [this.fmt(), this.vet(), this.build(), this.test()];
+  build(opts?: ActionOptions): Step {
+    return this._action("go build ./...", ":go: build", opts, "go.build");
+  }
+
+  test(opts?: ActionOptions): Step {
+    return this._action("go test ./...", ":go: test", opts, "go.test");
+  }
+
+  vet(opts?: ActionOptions): Step {
+    return this._action("go vet ./...", ":go: vet", opts, "go.vet");
+  }
+
+  fmt(opts?: ActionOptions): Step {
+    return this._action('test -z "$(gofmt -l .)"', ":go: fmt", opts, "go.fmt");
   }
 }
 
-export class GoToolchain extends Toolchain {
-  project(path: string = "."): GoProject {
-    path = projectPath(path);
-    const deps = dependencyStep(this.install, "go mod download", [joined(path, "go.sum")], path, "go mod download", this.env);
-    return new GoProject(deps, path, this.env);
+/** Go `version` (default 1.23.2) on an apt base, for the module at `path` (default `.`). */
+export function go(opts?: GoOptions): GoToolchain {
+  const o = options(opts, GO_OPTIONS, "go");
+  optionalString(o.path, "go: path");
+  checkPresetBase(o, "go");
+  const path = (o.path as string | undefined) ?? ".";
+  const version = (o.version as string | undefined) ?? "1.23.2";
+  if (!VERSION.test(version)) {
+    throw new Error(`hm.go: invalid version "${version}"\n  → use a semver like "1.23" or "1.23.2"`);
   }
+  const installCmd = [
+    `curl -fsSL https://go.dev/dl/go${version}.linux-amd64.tar.gz -o /tmp/go.tgz`,
+    "rm -rf /usr/local/go && tar -C /usr/local -xzf /tmp/go.tgz",
+    "ln -sf /usr/local/go/bin/go /usr/local/bin/go",
+    "ln -sf /usr/local/go/bin/gofmt /usr/local/bin/gofmt",
+    "go version",
+  ].join(" && ");
+  const installed = makeInstallChain({
+    aptPackages: APT_PACKAGES,
+    installCmd,
+    installCache: forever(),
+    langTag: "go",
+    installTag: "install",
+    image: o.image as string | undefined,
+    base: o.base as Step | undefined,
+  });
+  return new GoToolchain(path, installed);
 }
-
-/** Options of `go.project`. */
-export interface GoProjectOptions extends PresetOptions {
-  /** A Go release: `"1.23.4"` (the default)... */
-  version?: string;
-}
-
-/** `go`: `go.toolchain("1.23.4").project()` or `go.project()`. */
-export class Go {
-  readonly DEFAULT_VERSION = "1.23.4";
-
-  toolchain(version: string = this.DEFAULT_VERSION, opts?: PresetOptions): GoToolchain {
-    const o = presetOptions(opts, [], "go.toolchain");
-    version = checkVersion(version, "Go");
-    const start = baseStep(o.base, [...PACKAGES, ...o.packages], o.image);
-    // dpkg names the architecture as Go's downloads do (amd64, arm64).
-    const cmd =
-      `curl -fsSL "https://go.dev/dl/go${version}.linux-$(dpkg --print-architecture).tar.gz" ` +
-      "| tar -C /usr/local -xz";
-    return new GoToolchain(installStep(start, cmd, `go ${version}`, ENV), ENV);
-  }
-
-  project(path: string = ".", opts?: GoProjectOptions): GoProject {
-    const o = presetOptions(opts, ["version"], "go.project");
-    const version = o.version === undefined ? this.DEFAULT_VERSION : (o.version as string);
-    return this.toolchain(version, { image: o.image, base: o.base, packages: o.packages }).project(path);
-  }
-}
-
-export const go = new Go();

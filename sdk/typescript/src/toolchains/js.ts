@@ -1,162 +1,180 @@
-/** JavaScript and TypeScript: node, bun or deno, with npm, pnpm, yarn or bun. */
+/**
+ * JavaScript and TypeScript: `js.project({ path, runtime, pm, version })`
+ * (`ts` is the same). Node, Bun or Deno on an apt base, the package
+ * manager where the runtime does not bring it, then the dependencies
+ * (cached on the lock file); `run(script)` runs a package.json script or
+ * deno task. Without `runtime` and `pm` both are read from the project
+ * (see `detect`).
+ */
 
-import { HarmontError, show } from "../errors.ts";
-import type { Step } from "../step.ts";
-import {
-  Project,
-  SYSTEM_PATH,
-  Toolchain,
-  baseStep,
-  checkVersion,
-  dependencyStep,
-  installStep,
-  joined,
-  presetOptions,
-  projectPath,
-} from "./base.ts";
-import type { PresetOptions } from "./base.ts";
+import { forever, onChange } from "../cache.ts";
+import { allowed, options, optionalString, show } from "../options.ts";
+import type { Step, StepOptions } from "../step.ts";
+import { detect } from "./detect.ts";
+import { actionOptions, bunInstallCmd, checkPresetBase, denoInstallCmd, makeInstallChain, nodeInstallCmd } from "./shared.ts";
 
-/** A JavaScript runtime. */
-export type Runtime = "node" | "bun" | "deno";
-/** A package manager (`deno` stands for deno's own). */
-export type PackageManager = "npm" | "pnpm" | "yarn" | "bun" | "deno";
+type Runtime = "node" | "bun" | "deno";
+type PackageManager = "npm" | "pnpm" | "yarn-classic" | "yarn-berry" | "bun" | "deno";
+type ActionOptions = Omit<StepOptions, "cwd">;
+
+export interface JsOptions {
+  readonly path?: string;
+  readonly pm?: PackageManager;
+  readonly runtime?: Runtime;
+  /** The runtime's version: Node's major (`"22"`, `"22.x"`), or Bun's or Deno's semver. */
+  readonly version?: string;
+  readonly image?: string;
+  readonly base?: Step;
+}
 
 const RUNTIMES: readonly string[] = ["node", "bun", "deno"];
+const MANAGERS: readonly string[] = ["npm", "pnpm", "yarn-classic", "yarn-berry", "bun", "deno"];
+const NODE_VERSION = /^[0-9]+(\.x)?$/;
+const SEMVER = /^[0-9]+\.[0-9]+(\.[0-9]+)?$/;
+const JS_OPTIONS = allowed("path", "pm", "runtime", "version", "image", "base");
+const RUN = actionOptions();
 
-// How each package manager installs from its lock file, runs a script, and
-// which lock files it reads.
-const INSTALL: Record<PackageManager, [string, string[]]> = {
-  npm: ["npm ci", ["package-lock.json"]],
-  pnpm: ["pnpm install --frozen-lockfile", ["pnpm-lock.yaml"]],
-  yarn: ["yarn install --immutable", ["yarn.lock"]],
-  bun: ["bun install --frozen-lockfile", ["bun.lock", "bun.lockb"]],
-  deno: ["deno install", ["deno.lock"]],
+interface Manager {
+  lockfile: string;
+  install: string;
+  run: string;
+}
+
+const MANAGER: Readonly<Record<PackageManager, Manager>> = {
+  npm: { lockfile: "package-lock.json", install: "npm ci", run: "npm run" },
+  pnpm: { lockfile: "pnpm-lock.yaml", install: "pnpm install --frozen-lockfile", run: "pnpm run" },
+  "yarn-classic": { lockfile: "yarn.lock", install: "yarn install --frozen-lockfile", run: "yarn run" },
+  "yarn-berry": { lockfile: "yarn.lock", install: "yarn install --immutable", run: "yarn run" },
+  bun: { lockfile: "bun.lock", install: "bun install --frozen-lockfile", run: "bun run" },
+  deno: { lockfile: "deno.lock", install: "deno install", run: "deno task" },
 };
-const RUN: Record<PackageManager, string> = {
-  npm: "npm run",
-  pnpm: "pnpm run",
-  yarn: "yarn run",
-  bun: "bun run",
-  deno: "deno task",
-};
-const MANAGER_OF: Record<Runtime, PackageManager> = { node: "npm", bun: "bun", deno: "deno" };
-const ALLOWED: Record<Runtime, readonly PackageManager[]> = { node: ["npm", "pnpm", "yarn"], bun: ["bun"], deno: ["deno"] };
 
-export class JsProject extends Project {
-  declare readonly manager: PackageManager;
-  declare readonly deps: Step;
+/** The command that brings `pm` onto `runtime`, or `null` when the runtime ships it. */
+function bootstrap(pm: PackageManager, runtime: Runtime, version: string | undefined): string | null {
+  switch (pm) {
+    case "npm":
+    case "deno":
+      return null;
+    case "bun":
+      return runtime === "bun" ? null : bunInstallCmd();
+    case "pnpm":
+      return version != null ? `corepack enable pnpm && corepack install -g pnpm@${version}` : "corepack enable pnpm";
+    case "yarn-classic":
+    case "yarn-berry":
+      return version != null ? `corepack enable yarn && corepack install -g yarn@${version}` : "corepack enable";
+  }
+}
 
-  constructor(start: Step, path: string, env: Readonly<Record<string, string>>, manager: PackageManager, deps: Step) {
-    super(start, path, env);
-    this.manager = manager;
-    this.deps = deps;
+export class JsProject {
+  readonly path: string;
+  private readonly _installed: Step;
+  private readonly _runPrefix: string;
+  private readonly _tag: string;
+  private readonly _pm: PackageManager;
+
+  constructor(path: string, installed: Step, pm: PackageManager, tag: string) {
+    this.path = path;
+    this._installed = installed;
+    this._runPrefix = MANAGER[pm].run;
+    this._tag = tag;
+    this._pm = pm;
   }
 
-  /** The dependency step itself. */
+  /** The dependency install step (`npm ci`, `bun install`, ...); every action builds on it. */
   install(): Step {
-    return this.deps;
+    return this._installed;
   }
 
-  /** `npm run SCRIPT` (or the package manager's equivalent). */
-  run(script: string): Step {
-    if (typeof script !== "string" || script === "" || /\s/.test(script)) {
-      throw new HarmontError(`a script name must be a single word, not ${show(script)}`);
-    }
-    return this.action(`${RUN[this.manager]} ${script}`, { label: `${this.manager} ${script}` });
+  /** A project whose actions build on `cmd`, run after the dependencies (code generation, say). */
+  setup(cmd: string, opts?: StepOptions): JsProject {
+    return new JsProject(this.path, this._installed.sh(cmd, opts), this._pm, this._tag);
   }
 
-  override defaults(): Step[] {
-    return [this.run("test")];
-  }
-}
-
-export class JsToolchain extends Toolchain {
-  declare readonly manager: PackageManager;
-
-  constructor(install: Step, env: Readonly<Record<string, string>>, manager: PackageManager) {
-    super(install, env);
-    this.manager = manager;
-  }
-
-  project(path: string = "."): JsProject {
-    path = projectPath(path);
-    const [cmd, locks] = INSTALL[this.manager];
-    const deps = dependencyStep(this.install, cmd, locks.map((lock) => joined(path, lock)), path, cmd, this.env);
-    return new JsProject(deps, path, this.env, this.manager, deps);
-  }
-}
-
-/** Options of `js.toolchain`. */
-export interface JsToolchainOptions extends PresetOptions {
-  /** npm, pnpm or yarn with node; bun with bun; deno with deno. */
-  packageManager?: PackageManager | null;
-}
-
-/** Options of `js.project`. */
-export interface JsProjectOptions extends JsToolchainOptions {
-  /** `"node"` (the default), `"bun"` or `"deno"`. */
-  runtime?: Runtime;
-  /** The runtime's version: node `"22"`, bun and deno `"latest"` by default. */
-  version?: string | null;
-}
-
-/** `js` / `ts`: `js.project(".", {runtime: "node", version: "22", packageManager: "pnpm"})`. */
-export class Js {
-  readonly DEFAULT_VERSIONS: Readonly<Record<Runtime, string>> = { node: "22", bun: "latest", deno: "latest" };
-
-  toolchain(runtime: Runtime = "node", version?: string | null, opts?: JsToolchainOptions): JsToolchain {
-    const o = presetOptions(opts, ["packageManager"], "js.toolchain");
-    if (typeof runtime !== "string" || !RUNTIMES.includes(runtime)) {
-      throw new HarmontError(`unknown JavaScript runtime \`${String(runtime)}\` (use one of ${RUNTIMES.join(", ")})`);
-    }
-    const checked = checkVersion(version || this.DEFAULT_VERSIONS[runtime], runtime);
-    const manager = ((o.packageManager as string | null | undefined) || MANAGER_OF[runtime]) as PackageManager;
-    const allowed = ALLOWED[runtime];
-    if (!allowed.includes(manager)) {
-      throw new HarmontError(`package manager \`${manager}\` does not go with ${runtime} (use ${allowed.join(", ")})`);
-    }
-    let env: Record<string, string> = { PATH: SYSTEM_PATH };
-    const basePackages = ["ca-certificates", "curl", "git"];
-    let cmd: string;
-    if (runtime === "node") {
-      // NodeSource's repository serves every architecture Debian has.
-      cmd =
-        `curl -fsSL https://deb.nodesource.com/setup_${checked}.x | bash -` +
-        " && apt-get install -y nodejs && rm -rf /var/lib/apt/lists/*";
-      if (manager === "pnpm" || manager === "yarn") cmd += ` && corepack enable ${manager}`;
-    } else if (runtime === "bun") {
-      basePackages.push("unzip");
-      env = { BUN_INSTALL: "/usr/local/bun", PATH: `/usr/local/bun/bin:${SYSTEM_PATH}` };
-      const tag = checked === "latest" ? "" : ` -s bun-v${checked}`;
-      cmd = `curl -fsSL https://bun.sh/install | bash${tag}`;
-    } else {
-      basePackages.push("unzip");
-      env = { DENO_INSTALL: "/usr/local/deno", PATH: `/usr/local/deno/bin:${SYSTEM_PATH}` };
-      // The release archive for the machine's architecture (x86_64, aarch64); the
-      // install script may stop to ask about shell profiles.
-      const release = checked === "latest" ? "latest/download" : `download/v${checked}`;
-      cmd =
-        "mkdir -p /usr/local/deno/bin && curl -fsSL -o /tmp/deno.zip " +
-        `"https://github.com/denoland/deno/releases/${release}/deno-$(uname -m)-unknown-linux-gnu.zip"` +
-        " && unzip -o -q /tmp/deno.zip -d /usr/local/deno/bin && rm /tmp/deno.zip";
-    }
-    const start = baseStep(o.base, [...basePackages, ...o.packages], o.image);
-    return new JsToolchain(installStep(start, cmd, `${runtime} ${checked}`, env), env, manager);
-  }
-
-  project(path: string = ".", opts?: JsProjectOptions): JsProject {
-    const o = presetOptions(opts, ["runtime", "version", "packageManager"], "js.project");
-    const runtime = o.runtime === undefined ? "node" : (o.runtime as Runtime);
-    const toolchain = this.toolchain(runtime, o.version as string | null | undefined, {
-      packageManager: o.packageManager as PackageManager | null | undefined,
-      image: o.image,
-      base: o.base,
-      packages: o.packages,
+  /** The package.json script (or deno task) `script`, labelled `:<runtime>: <script>`. */
+  run(script: string, opts?: ActionOptions): Step {
+    optionalString(script, "js.run: script");
+    return this._installed.sh(`cd ${this.path} && ${this._runPrefix} ${script}`, {
+      label: `:${this._tag}: ${script}`,
+      ...RUN(opts, "js.run"),
     });
-    return toolchain.project(path);
   }
 }
 
-export const js = new Js();
-/** `js`, for TypeScript projects. */
+function checkVersion(runtime: Runtime, version: string): void {
+  if (runtime === "node") {
+    if (!NODE_VERSION.test(version)) {
+      throw new Error(`js.project: invalid version "${version}"\n  → use a Node major version like "22" or "22.x"`);
+    }
+  } else if (!SEMVER.test(version)) {
+    throw new Error(`js.project: invalid version "${version}"\n  → use a semver version like "1.2" or "1.2.0"`);
+  }
+}
+
+function project(opts?: JsOptions): JsProject {
+  const o = options(opts, JS_OPTIONS, "js.project");
+  optionalString(o.path, "js.project: path");
+  checkPresetBase(o, "js.project");
+  if (o.runtime != null && !RUNTIMES.includes(o.runtime as string)) {
+    throw new TypeError(`js.project: runtime must be "node", "bun" or "deno", not ${show(o.runtime)}`);
+  }
+  if (o.pm != null && !MANAGERS.includes(o.pm as string)) {
+    throw new TypeError(`js.project: pm must be one of ${MANAGERS.map((m) => `"${m}"`).join(", ")}, not ${show(o.pm)}`);
+  }
+  const path = (o.path as string | undefined) ?? ".";
+  const detected = o.runtime == null && o.pm == null ? detect(path) : {};
+  const runtime = (o.runtime as Runtime | undefined) ?? detected.runtime ?? "node";
+  const version = o.version as string | undefined;
+  if (version != null) checkVersion(runtime, version);
+  const image = o.image as string | undefined;
+  const base = o.base as Step | undefined;
+
+  if (runtime === "deno") {
+    if (o.pm != null) throw new Error('js.project: runtime="deno" manages its own dependencies — do not set pm');
+    const deno = makeInstallChain({
+      aptPackages: ["curl", "ca-certificates", "unzip"],
+      installCmd: denoInstallCmd(version),
+      installCache: forever(),
+      langTag: "deno",
+      installTag: "install",
+      image,
+      base,
+    });
+    const deps = deno.sh(`cd ${path} && ${MANAGER.deno.install}`, {
+      label: ":deno: deps",
+      cache: onChange(`${path}/${MANAGER.deno.lockfile}`),
+    });
+    return new JsProject(path, deps, "deno", "deno");
+  }
+
+  const pm: PackageManager = (o.pm as PackageManager | undefined) ?? detected.pm ?? (runtime === "bun" ? "bun" : "npm");
+  if (pm === "deno") throw new Error('js.project: pm="deno" is not valid — use runtime="deno" instead');
+  if (runtime === "bun" && pm !== "bun") throw new Error('js.project: runtime="bun" only supports pm="bun"');
+  const tag = runtime === "bun" ? "bun" : "node";
+  const installed = makeInstallChain({
+    // bun's installer needs unzip.
+    aptPackages: runtime === "bun" || pm === "bun" ? ["curl", "ca-certificates", "unzip"] : ["curl", "ca-certificates"],
+    installCmd: runtime === "bun" ? bunInstallCmd(version) : nodeInstallCmd(version ?? "22"),
+    installCache: forever(),
+    langTag: tag,
+    installTag: "install",
+    image,
+    base,
+  });
+  const pmVersion = detected.pmVersion;
+  const bring = bootstrap(pm, runtime, pmVersion);
+  const ready =
+    bring === null
+      ? installed
+      : installed.sh(bring, {
+          label: `:${tag}: ${pm}`,
+          cache: pmVersion != null ? onChange(`${path}/package.json`) : forever(),
+        });
+  const deps = ready.sh(`cd ${path} && ${MANAGER[pm].install}`, {
+    label: `:${tag}: deps`,
+    cache: onChange(`${path}/${MANAGER[pm].lockfile}`),
+  });
+  return new JsProject(path, deps, pm, tag);
+}
+
+export const js = { project };
 export const ts = js;

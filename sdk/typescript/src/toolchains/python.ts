@@ -1,163 +1,113 @@
-/** Python: a virtual environment with pip (`python`), or uv (`py.uv`). */
+/** Python with uv: `python({ path, uvVersion })`, then test, lint, fmt and typecheck. */
 
-import { HarmontError, show } from "../errors.ts";
-import type { Step } from "../step.ts";
-import {
-  Project,
-  SYSTEM_PATH,
-  Toolchain,
-  baseStep,
-  checkVersion,
-  dependencyStep,
-  installStep,
-  joined,
-  presetOptions,
-  projectPath,
-} from "./base.ts";
-import type { PresetOptions } from "./base.ts";
+import { forever, onChange } from "../cache.ts";
+import { allowed, options, optionalString } from "../options.ts";
+import type { Step, StepOptions } from "../step.ts";
+import { actionOptions, checkPresetBase, makeInstallChain } from "./shared.ts";
 
-export class PythonProject extends Project {
-  /** Prefix that runs a tool in the project's environment. */
-  protected runner(): string {
-    return "";
+const APT_PACKAGES = ["curl", "ca-certificates", "python3", "python3-venv"];
+const UV_VERSION = /^([0-9]+\.[0-9]+\.[0-9]+|latest)$/;
+const PYTHON_OPTIONS = allowed("path", "uvVersion", "image", "base");
+
+export interface PythonOptions {
+  readonly path?: string;
+  readonly uvVersion?: string;
+  readonly image?: string;
+  readonly base?: Step;
+}
+
+type ActionOptions = Omit<StepOptions, "cwd">;
+
+/** @internal uv `version` installed on `base` or an apt base, then `uv sync` of the project at `path`. */
+export function uvSynced(path: string, version: string, image: string | undefined, base: Step | undefined): Step {
+  const installCmd = [
+    `${version === "latest" ? "" : `UV_VERSION=${version} `}curl -LsSf https://astral.sh/uv/install.sh | sh`,
+    "ln -sf /root/.local/bin/uv /usr/local/bin/uv",
+    "uv --version",
+  ].join(" && ");
+  const installed = makeInstallChain({
+    aptPackages: APT_PACKAGES,
+    installCmd,
+    installCache: forever(),
+    langTag: "python",
+    installTag: "uv-install",
+    image,
+    base,
+  });
+  return installed.sh(`cd ${path} && uv sync --all-extras`, {
+    label: ":python: uv-sync",
+    cache: onChange(`${path}/uv.lock`, `${path}/pyproject.toml`),
+  });
+}
+
+/** @internal The actions both Python presets have. */
+export const PLAIN_ACTION = actionOptions();
+/** @internal `typecheck`'s options. */
+export const TYPECHECK_ACTION = actionOptions("paths");
+
+/** @internal What `typecheck` checks: `paths` joined, `.` by default. */
+export function typecheckTarget(paths: unknown, what: string): string {
+  if (paths === undefined || paths === null) return ".";
+  if (Array.isArray(paths)) return paths.join(" ");
+  optionalString(paths, `${what}: paths`);
+  return paths as string;
+}
+
+export class PythonToolchain {
+  readonly path: string;
+  private readonly _installed: Step;
+
+  constructor(path: string, installed: Step) {
+    this.path = path;
+    this._installed = installed;
   }
 
-  protected tool(cmd: string, label: string): Step {
-    return this.action(`${this.runner()}${cmd}`, { label });
+  /** The `uv sync` step; actions build on it. */
+  install(): Step {
+    return this._installed;
   }
 
-  test(): Step {
-    return this.tool("python -m pytest", "pytest");
+  /** A toolchain whose actions build on `cmd`, run after the sync. */
+  setup(cmd: string, opts?: StepOptions): PythonToolchain {
+    return new PythonToolchain(this.path, this._installed.sh(cmd, opts));
   }
 
-  lint(): Step {
-    return this.tool("ruff check .", "ruff check");
+  test(opts?: ActionOptions): Step {
+    return this._installed.sh(`cd ${this.path} && uv run pytest`, { label: ":python: test", ...PLAIN_ACTION(opts, "python.test") });
   }
 
-  fmt(): Step {
-    return this.tool("ruff format --check .", "ruff format");
+  lint(opts?: ActionOptions): Step {
+    return this._installed.sh(`cd ${this.path} && uv run ruff check .`, {
+      label: ":python: lint",
+      ...PLAIN_ACTION(opts, "python.lint"),
+    });
   }
 
-  typecheck(): Step {
-    return this.tool("mypy .", "mypy");
+  fmt(opts?: ActionOptions): Step {
+    return this._installed.sh(`cd ${this.path} && uv run ruff format --check .`, {
+      label: ":python: fmt",
+      ...PLAIN_ACTION(opts, "python.fmt"),
+    });
   }
 
-  override defaults(): Step[] {
-    return [this.lint(), this.fmt(), this.typecheck(), this.test()];
+  typecheck(opts?: ActionOptions & { paths?: string | string[] }): Step {
+    const { paths, ...rest } = TYPECHECK_ACTION(opts, "python.typecheck");
+    return this._installed.sh(`cd ${this.path} && uv run ty check ${typecheckTarget(paths, "python.typecheck")}`, {
+      label: ":python: typecheck",
+      ...rest,
+    });
   }
 }
 
-export class UvProject extends PythonProject {
-  protected override runner(): string {
-    return "uv run ";
+/** uv (`uvVersion`, default latest) and the project at `path` (default `.`) synced with it. */
+export function python(opts?: PythonOptions): PythonToolchain {
+  const o = options(opts, PYTHON_OPTIONS, "python");
+  optionalString(o.path, "python: path");
+  checkPresetBase(o, "python");
+  const path = (o.path as string | undefined) ?? ".";
+  const uvVersion = (o.uvVersion as string | undefined) ?? "latest";
+  if (!UV_VERSION.test(uvVersion)) {
+    throw new Error(`hm.python: invalid uv version "${uvVersion}"\n  → use "latest" or a semver like "0.2.0"`);
   }
+  return new PythonToolchain(path, uvSynced(path, uvVersion, o.image as string | undefined, o.base as Step | undefined));
 }
-
-const PIP_PACKAGES = ["ca-certificates", "git", "python3", "python3-venv"];
-const PIP_ENV = {
-  VIRTUAL_ENV: "/opt/venv",
-  PATH: `/opt/venv/bin:${SYSTEM_PATH}`,
-  PIP_DISABLE_PIP_VERSION_CHECK: "1",
-  PYTHONDONTWRITEBYTECODE: "1",
-};
-const PIP_DEPS =
-  "if [ -f requirements.txt ]; then pip install -r requirements.txt; fi" +
-  " && if [ -f pyproject.toml ]; then pip install -e .; fi";
-
-export class PipToolchain extends Toolchain {
-  project(path: string = "."): PythonProject {
-    path = projectPath(path);
-    const locks = [joined(path, "requirements.txt"), joined(path, "pyproject.toml")];
-    const deps = dependencyStep(this.install, PIP_DEPS, locks, path, "pip install", this.env);
-    return new PythonProject(deps, path, this.env);
-  }
-}
-
-const UV_PACKAGES = ["ca-certificates", "curl", "git"];
-
-function uvEnv(python: string): Record<string, string> {
-  return {
-    UV_PYTHON: python,
-    UV_PYTHON_INSTALL_DIR: "/opt/uv/python",
-    UV_PROJECT_ENVIRONMENT: "/opt/venv",
-    UV_LINK_MODE: "copy",
-    PATH: `/opt/venv/bin:${SYSTEM_PATH}`,
-  };
-}
-
-export class UvToolchain extends Toolchain {
-  project(path: string = "."): UvProject {
-    path = projectPath(path);
-    const deps = dependencyStep(
-      this.install,
-      "uv sync --frozen --all-extras",
-      [joined(path, "uv.lock")],
-      path,
-      "uv sync",
-      this.env,
-    );
-    return new UvProject(deps, path, this.env);
-  }
-}
-
-/** Options of `py.uv.project`. */
-export interface UvProjectOptions extends PresetOptions {
-  /** The Python uv installs: `"3.12"` (the default)... */
-  python?: string;
-}
-
-/** `py.uv`: Python managed by uv; `py.uv.project(".", {python: "3.12"})`. */
-export class Uv {
-  readonly DEFAULT_PYTHON = "3.12";
-
-  toolchain(python: string = this.DEFAULT_PYTHON, opts?: PresetOptions): UvToolchain {
-    const o = presetOptions(opts, [], "py.uv.toolchain");
-    python = checkVersion(python, "Python");
-    const env = uvEnv(python);
-    const start = baseStep(o.base, [...UV_PACKAGES, ...o.packages], o.image);
-    // uv's installer picks the build for the machine's architecture.
-    const cmd =
-      "curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=/usr/local/bin UV_NO_MODIFY_PATH=1 sh" +
-      ` && uv python install ${python}`;
-    return new UvToolchain(installStep(start, cmd, `uv python ${python}`, env), env);
-  }
-
-  project(path: string = ".", opts?: UvProjectOptions): UvProject {
-    const o = presetOptions(opts, ["python"], "py.uv.project");
-    const python = o.python === undefined ? this.DEFAULT_PYTHON : (o.python as string);
-    return this.toolchain(python, { image: o.image, base: o.base, packages: o.packages }).project(path);
-  }
-}
-
-/** Options of `python.toolchain`. */
-export interface PipToolchainOptions extends PresetOptions {
-  /** Tools pip installs into the environment: `["pytest", "ruff", "mypy"]` by default. */
-  tools?: readonly string[];
-}
-
-/**
- * `python` (also `py`): the image's `python3` in a virtual environment with
- * pip and the test, lint and type tools; `py.uv` for uv.
- */
-export class Python {
-  readonly uv = new Uv();
-
-  toolchain(opts?: PipToolchainOptions): PipToolchain {
-    const o = presetOptions(opts, ["tools"], "python.toolchain");
-    const start = baseStep(o.base, [...PIP_PACKAGES, ...o.packages], o.image);
-    const tools = o.tools === undefined ? ["pytest", "ruff", "mypy"] : o.tools;
-    if (!Array.isArray(tools) || !tools.every((t) => typeof t === "string")) {
-      throw new HarmontError(`tools must be a list of package names, not ${show(tools)}`);
-    }
-    const toolList = [...new Set(tools as string[])].sort().join(" ");
-    const cmd = `python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade pip ${toolList}`;
-    return new PipToolchain(installStep(start, cmd, "python venv", PIP_ENV), PIP_ENV);
-  }
-
-  project(path: string = ".", opts?: PresetOptions): PythonProject {
-    const o = presetOptions(opts, [], "python.project");
-    return this.toolchain({ image: o.image, base: o.base, packages: o.packages }).project(path);
-  }
-}
-
-export const python = new Python();

@@ -1,0 +1,1 @@
+export { uv, UvProject, type UvOptions } from "./uv.ts";
