@@ -239,7 +239,8 @@ class CMakeToolchain(Record):
         elif deps == "vcpkg":
             warmup_cache = CacheOnChange(paths=("vcpkg.json",))
         else:
-            warmup_cache = CacheOnChange(paths=(f"{path}/CMakeLists.txt" if path != "." else "CMakeLists.txt",))
+            lists = f"{path}/CMakeLists.txt" if path != "." else "CMakeLists.txt"
+            warmup_cache = CacheOnChange(paths=(lists,))
         parent = self.installed
         if deps == "vcpkg":
             parent = parent.sh(
@@ -250,7 +251,9 @@ class CMakeToolchain(Record):
                 cache=CacheOnChange(paths=("vcpkg.json",)),
             )
         built = parent.sh(warmup_cmd, label=":cmake: build", cache=warmup_cache)
-        return CMakeProject(toolchain=self, built=built, path=path, _build_cmd=_build_cmd(path, target=target))
+        return CMakeProject(
+            toolchain=self, built=built, path=path, _build_cmd=_build_cmd(path, target=target)
+        )
 
 
 def _make_toolchain(

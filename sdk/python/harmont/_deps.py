@@ -115,17 +115,17 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     while hasattr(unwrapped, "__wrapped__"):
         unwrapped = unwrapped.__wrapped__
     namespace = getattr(unwrapped, "__globals__", {})
+    hints: dict[str, Any] = {}
     try:
-        return {
-            name: type(None)
-            if value is None
-            else _evaluate(value, namespace)
-            if isinstance(value, str)
-            else value
-            for name, value in raw.items()
-        }
-    except Exception:  # noqa: BLE001 - as get_type_hints' callers: fall back to the raw ones
+        for name, value in raw.items():
+            if value is None:
+                value = type(None)
+            elif isinstance(value, str):
+                value = _evaluate(value, namespace)
+            hints[name] = value
+    except Exception:  # noqa: BLE001 - as Harmont does when get_type_hints fails
         return dict(raw)
+    return hints
 
 
 def _marker_for(annotation: Any) -> object | None:

@@ -179,7 +179,10 @@ def _make_dumps() -> Callable[[Any], str]:
         from _json import encode_basestring_ascii, make_encoder
 
         def dumps(obj: Any) -> str:
-            encode = make_encoder({}, _not_serializable, encode_basestring_ascii, None, ":", ",", False, False, True)
+            # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+            encode = make_encoder(
+                {}, _not_serializable, encode_basestring_ascii, None, ":", ",", False, False, True
+            )
             return "".join(encode(obj, 0))
 
         if dumps({"a": [1, 2.5, True, None, "\u00e9\n"]}) == '{"a":[1,2.5,true,null,"\\u00e9\\n"]}':

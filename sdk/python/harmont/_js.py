@@ -133,7 +133,8 @@ class JsProject(Record):
 
     def run(self, script: str, **kw: Any) -> Step:
         """The package.json script (deno: task) ``script``, labelled ``:<tag>: <script>``."""
-        return emit(self.installed, f"cd {self.path} && {self.run_prefix} {script}", f":{self.tag}: {script}", kw)
+        cmd = f"cd {self.path} && {self.run_prefix} {script}"
+        return emit(self.installed, cmd, f":{self.tag}: {script}", kw)
 
 
 def _make_js(

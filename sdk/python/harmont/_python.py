@@ -125,7 +125,8 @@ def _make_python(
             f"hm.python: invalid uv_version {uv_version!r}\n"
             '  → use "latest" or a pinned version like "0.4.18"'
         )
-    return PythonToolchain(path=path, installed=uv_synced(path=path, version=uv_version, image=image, base=base))
+    synced = uv_synced(path=path, version=uv_version, image=image, base=base)
+    return PythonToolchain(path=path, installed=synced)
 
 
 class PythonEntry:
