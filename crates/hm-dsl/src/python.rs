@@ -299,7 +299,8 @@ mod tests {
             }
         }
         on_disk.sort();
-        let embedded: Vec<_> = SDK_FILES.iter().map(|(p, b)| (p.to_string(), b.to_vec())).collect();
+        let mut embedded: Vec<_> = SDK_FILES.iter().map(|(p, b)| (p.to_string(), b.to_vec())).collect();
+        embedded.sort();
         assert_eq!(embedded, on_disk);
         assert!(SDK_FILES.iter().any(|(p, _)| *p == "harmont/_engine.py"));
     }

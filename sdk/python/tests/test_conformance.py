@@ -1,6 +1,6 @@
 """Harmont's 14 example pipelines render exactly as Harmont renders them.
 
-The corpus lives beside the repository, in ``../shared/harmont``
+The corpus is ``compat/harmont`` in the repository
 (``examples/<name>/.hm/pipeline.py`` and ``expected/<name>.json``). Each
 example is rendered by hm's engine in a copy of the example, and compared
 with Harmont's render in every field but ``cache.key`` (hm computes its own
@@ -19,7 +19,7 @@ import pytest
 from helpers import strip_cache_keys
 
 SDK_DIR = Path(__file__).resolve().parent.parent
-CORPUS = SDK_DIR.parent.parent.parent / "shared" / "harmont"
+CORPUS = SDK_DIR.parent.parent / "compat" / "harmont"
 EXAMPLES = sorted(p.name for p in (CORPUS / "examples").iterdir()) if CORPUS.is_dir() else []
 
 
