@@ -3,22 +3,16 @@ import harmont as hm
 
 @hm.pipeline("apt-base-shared")
 def apt_base_shared():
-    base = hm.apt_base(["build-essential", "ca-certificates", "curl", "git"])
-    return [
-        hm.go.project(base=base),
-        hm.rust.project("tools", base=base),
-        base.sh("make", key="make"),
-        hm.apt_base("git curl git build-essential ca-certificates").sh("make again"),
-    ]
+    base = hm.apt_base(packages=("curl", "ca-certificates", "build-essential", "pkg-config", "libssl-dev", "python3", "python3-venv"))
+    rust = hm.rust.toolchain(base=base)
+    uv = hm.py.uv(path="py", base=base)
+    return [rust.build(), uv.test()]
 
 
-@hm.pipeline("apt-base-preset-sharing")
-def apt_base_preset_sharing():
-    return [
-        hm.rust.project("a"),
-        hm.rust.project("b"),
-        hm.go.project(packages=["protobuf-compiler"]),
-        hm.apt_base([], image="alpine:3").sh("true"),
-        hm.apt_base(["curl"], image="debian:12"),
-        hm.elixir.project(base=hm.scratch("elixir:1.17")),
-    ]
+@hm.pipeline("apt-base-custom")
+def apt_base_custom():
+    base = hm.apt_base(packages=("git",), image="debian:12", label=":lock: deps")
+    go = hm.go(base=base)
+    web = hm.js.project(path="web", runtime="node", base=base)
+    zig = hm.zig(base=base).project("z")
+    return [go.build(), web.run("test"), zig.build()]

@@ -1,27 +1,22 @@
-import { aptBase, elixir, go, rust, scratch } from "@harmont/hm";
+import { aptBase, pipeline } from "@harmont/hm";
+import { go, js, py, rust, zig } from "@harmont/hm/toolchains";
 
-export const pipelines = [
+const shared = aptBase({
+  packages: ["curl", "ca-certificates", "build-essential", "pkg-config", "libssl-dev", "python3", "python3-venv"],
+});
+const custom = aptBase({ packages: ["git"], image: "debian:12", label: ":lock: deps" });
+
+export default [
   {
     slug: "apt-base-shared",
-    pipeline: () => {
-      const base = aptBase(["build-essential", "ca-certificates", "curl", "git"]);
-      return [
-        go.project(".", { base }),
-        rust.project("tools", { base }),
-        base.sh("make", { key: "make" }),
-        aptBase("git curl git build-essential ca-certificates").sh("make again"),
-      ];
-    },
+    pipeline: pipeline([rust.toolchain({ base: shared }).build(), py.uv({ path: "py", base: shared }).test()]),
   },
   {
-    slug: "apt-base-preset-sharing",
-    pipeline: () => [
-      rust.project("a"),
-      rust.project("b"),
-      go.project(".", { packages: ["protobuf-compiler"] }),
-      aptBase([], { image: "alpine:3" }).sh("true"),
-      aptBase(["curl"], { image: "debian:12" }),
-      elixir.project(".", { base: scratch({ image: "elixir:1.17" }) }),
-    ],
+    slug: "apt-base-custom",
+    pipeline: pipeline([
+      go({ base: custom }).build(),
+      js.project({ path: "web", runtime: "node", base: custom }).run("test"),
+      zig({ base: custom }).project("z").build(),
+    ]),
   },
 ];

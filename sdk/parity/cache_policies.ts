@@ -1,24 +1,14 @@
-import { compose, forever, onChange, sh, ttl } from "@harmont/hm";
+import { compose, forever, onChange, pipeline, sh, ttl } from "@harmont/hm";
+
+const base = sh("apt-get update", { label: "apt", cache: ttl(6 * 3600) });
+const tools = base.sh("make tools", { label: "tools", cache: forever({ envKeys: ["TOOLS_VERSION", "ARCH"] }) });
+const deps = tools.sh("make deps", { label: "deps", cache: onChange("Makefile", "deps/**/*.lock", "vendor/") });
+const daily = deps.sh("make index", {
+  label: "index",
+  cache: compose(ttl(86400), onChange("index.toml"), forever()),
+});
 
 export default {
   slug: "cache-policies",
-  pipeline: [
-    sh("plain", { label: "none" }),
-    sh("forever", { label: "forever", cache: forever() }),
-    sh("forever env", { label: "forever env", cache: forever({ envKeys: ["RUSTFLAGS", "CC"] }) }),
-    sh("forever one", { label: "forever one", cache: forever({ envKeys: "CC" }) }),
-    sh("ttl seconds", { label: "ttl seconds", cache: ttl(90) }),
-    sh("ttl text", { label: "ttl text", cache: ttl("1d", { envKeys: ["TZ"] }) }),
-    sh("ttl mixed", { label: "ttl mixed", cache: ttl("1h30m") }),
-    sh("on change", { label: "on change", cache: onChange("Cargo.lock") }),
-    sh("on change globs", {
-      label: "on change globs",
-      cache: onChange("Cargo.toml", "src/**/*.rs", ["crates/*/Cargo.toml", "**/*.proto"]),
-    }),
-    sh("compose", {
-      label: "compose",
-      cache: compose(onChange("go.sum"), ttl(604800), forever({ envKeys: ["GOFLAGS"] })),
-    }),
-    sh("nested", { label: "nested", cache: compose(compose(forever()), onChange(["a", "b"])) }),
-  ],
+  pipeline: pipeline([daily, sh("make fresh", { label: "fresh", cache: forever() })]),
 };

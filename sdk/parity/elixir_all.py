@@ -1,13 +1,26 @@
 import harmont as hm
 
 
-@hm.pipeline("elixir-all")
+@hm.pipeline("elixir-all", env={"MIX_ENV": "test"})
 def elixir_all():
-    project = hm.elixir.project()
-    return [project.compile(), project.test(), project.format(), project.credo(), project.dialyzer()]
+    project = hm.elixir(path=".")
+    return [
+        project.compile(),
+        project.test(cover=True, partitions=4),
+        project.format(),
+        project.credo(),
+        project.credo(strict=False, key="credo-lax"),
+        project.dialyzer(),
+        project.sobelow(),
+        project.deps_audit(),
+        project.hex_audit(),
+        project.mix("assets.deploy"),
+        project.release(mix_env="staging"),
+    ]
 
 
-@hm.pipeline("elixir-umbrella")
-def elixir_umbrella():
-    toolchain = hm.elixir.toolchain("1.18.1", image="debian:12")
-    return [toolchain.project("apps/web"), toolchain.project("apps/core").credo()]
+@hm.pipeline("elixir-versions")
+def elixir_versions():
+    umbrella = hm.elixir(path="apps/api", elixir_version="1.17.3", otp_version="26", image="debian:12")
+    seeded = umbrella.setup("mix run priv/seeds.exs", label="seed")
+    return [umbrella.test(env={"MIX_ENV": "ci"}), seeded.compile(label="compile after seeding")]

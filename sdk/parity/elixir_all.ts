@@ -1,18 +1,32 @@
-import { elixir } from "@harmont/hm";
+import { pipeline } from "@harmont/hm";
+import { elixir } from "@harmont/hm/toolchains";
 
-export const pipelines = [
+const project = elixir({ path: "." });
+const umbrella = elixir({ path: "apps/api", elixirVersion: "1.17.3", otpVersion: "26", image: "debian:12" });
+const seeded = umbrella.setup("mix run priv/seeds.exs", { label: "seed" });
+
+export default [
   {
     slug: "elixir-all",
-    pipeline: () => {
-      const project = elixir.project();
-      return [project.compile(), project.test(), project.format(), project.credo(), project.dialyzer()];
-    },
+    pipeline: pipeline(
+      [
+        project.compile(),
+        project.test({ cover: true, partitions: 4 }),
+        project.format(),
+        project.credo(),
+        project.credo({ strict: false, key: "credo-lax" }),
+        project.dialyzer(),
+        project.sobelow(),
+        project.depsAudit(),
+        project.hexAudit(),
+        project.mix("assets.deploy"),
+        project.release({ mixEnv: "staging" }),
+      ],
+      { env: { MIX_ENV: "test" } },
+    ),
   },
   {
-    slug: "elixir-umbrella",
-    pipeline: () => {
-      const toolchain = elixir.toolchain("1.18.1", { image: "debian:12" });
-      return [toolchain.project("apps/web"), toolchain.project("apps/core").credo()];
-    },
+    slug: "elixir-versions",
+    pipeline: pipeline([umbrella.test({ env: { MIX_ENV: "ci" } }), seeded.compile({ label: "compile after seeding" })]),
   },
 ];

@@ -1,26 +1,16 @@
-import { go, pipeline, sh } from "@harmont/hm";
+import { pipeline, sh } from "@harmont/hm";
+import { elixir } from "@harmont/hm/toolchains";
 
-function layered() {
-  const root = sh("a", { key: "a", env: { B: "step", C: "step" } });
-  return [
-    root,
-    root.sh("child", { key: "child", env: { TERM: "xterm", Z: "last", A: "child" } }),
-    sh("b", { key: "b", env: { TERM: "xterm" } }),
-    sh("c", { key: "c" }),
-    sh("numbers", { key: "numbers", env: { N: 4, F: 1.5, EMPTY: "" } }),
-    sh("empty env", { key: "empty", env: {} }),
-  ];
-}
+const root = sh("make", { label: "root", env: { STAGE: "step", ONLY_ROOT: "1" } });
+const child = root.sh("make check", { label: "child" });
+const ex = elixir({ path: "ex" });
 
-function presets() {
-  const project = go.project();
-  return [project.action("go run ./cmd/gen", { env: { GOFLAGS: "-tags=gen", PATH: "/gen/bin" } }), project.test()];
-}
-
-export const pipelines = [
+export default [
   {
     slug: "env-layering",
-    pipeline: () => pipeline(layered(), { env: { A: "pipe", B: "pipe", DEBIAN_FRONTEND: "readline", JOBS: 8 } }),
+    pipeline: pipeline([child, ex.compile({ env: { MIX_ENV: "prod" } }), ex.test()], {
+      env: { CI: "true", STAGE: "pipeline", TERM: "xterm" },
+    }),
   },
-  { slug: "env-presets", pipeline: () => pipeline(presets(), { env: { CI: "true", PATH: "/custom/bin" } }) },
+  { slug: "env-plain", pipeline: pipeline([sh("env", { label: "env", env: { DEBIAN_FRONTEND: "readline" } })]) },
 ];

@@ -3,10 +3,6 @@ import harmont as hm
 
 @hm.pipeline("js-deno")
 def js_deno():
-    return hm.js.project(runtime="deno")
-
-
-@hm.pipeline("js-deno-pinned")
-def js_deno_pinned():
-    project = hm.js.project(runtime="deno", version="2.1.4", image="debian:12")
-    return [project.run("lint"), project.run("check")]
+    latest = hm.js.project(runtime="deno")
+    pinned = hm.js.project(path="api", runtime="deno", version="2.1.4", image="debian:12")
+    return [latest.run("test"), latest.run("lint"), pinned.run("check")]

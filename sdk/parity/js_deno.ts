@@ -1,13 +1,7 @@
-import { js } from "@harmont/hm";
+import { pipeline } from "@harmont/hm";
+import { js } from "@harmont/hm/toolchains";
 
-export default { slug: "js-deno", pipeline: js.project(".", { runtime: "deno" }) };
+const latest = js.project({ runtime: "deno" });
+const pinned = js.project({ path: "api", runtime: "deno", version: "2.1.4", image: "debian:12" });
 
-export const pipelines = [
-  {
-    slug: "js-deno-pinned",
-    pipeline: () => {
-      const project = js.project(".", { runtime: "deno", version: "2.1.4", image: "debian:12" });
-      return [project.run("lint"), project.run("check")];
-    },
-  },
-];
+export default { slug: "js-deno", pipeline: pipeline([latest.run("test"), latest.run("lint"), pinned.run("check")]) };

@@ -3,12 +3,10 @@ import harmont as hm
 
 @hm.pipeline("runners")
 def runners():
-    vm = hm.scratch().sh("uname -a", label="vm root", runner="vm", runner_args={"cpus": 2, "memory": "4G"})
-    root = hm.sh("make deps", cwd="app", image="debian:12", key="deps")
+    root = hm.scratch().sh("make", label="root", runner="vm", runner_args={"cpus": 2, "tags": ["a", "b"]})
+    in_dir = root.sh("make test", label="in dir", cwd="sub dir", image="ignored:1")
     return [
-        vm,
-        vm.sh("make", cwd="src", runner="vm", runner_args=["--fast", 3, True, None]),
-        root.sh("make test", cwd="app/tests", label="tests", image="debian:12-slim"),
-        root.sh("make docs", runner="vm", runner_args={}),
-        hm.scratch("alpine:3").sh("echo hi", cwd="/tmp"),
+        in_dir.sh("make more", label="more", runner="vm"),
+        hm.sh("make docs", label="docs", cwd="docs", image="alpine:3.20"),
+        hm.scratch().sh("true", label="plain", key="plain-key"),
     ]

@@ -1,15 +1,13 @@
-import { scratch, sh } from "@harmont/hm";
+import { pipeline, scratch, sh } from "@harmont/hm";
 
-function runners() {
-  const vm = sh("uname -a", { label: "vm root", runner: "vm", runnerArgs: { cpus: 2, memory: "4G" } });
-  const root = sh("make deps", { cwd: "app", image: "debian:12", key: "deps" });
-  return [
-    vm,
-    vm.sh("make", { cwd: "src", runner: "vm", runnerArgs: ["--fast", 3, true, null] }),
-    root.sh("make test", { cwd: "app/tests", label: "tests", image: "debian:12-slim" }),
-    root.sh("make docs", { runner: "vm", runnerArgs: {} }),
-    scratch({ image: "alpine:3" }).sh("echo hi", { cwd: "/tmp" }),
-  ];
-}
+const root = sh("make", { label: "root", runner: "vm", runnerArgs: { cpus: 2, tags: ["a", "b"] } });
+const inDir = root.sh("make test", { label: "in dir", cwd: "sub dir", image: "ignored:1" });
 
-export default { slug: "runners", pipeline: runners };
+export default {
+  slug: "runners",
+  pipeline: pipeline([
+    inDir.sh("make more", { label: "more", runner: "vm" }),
+    sh("make docs", { label: "docs", cwd: "docs", image: "alpine:3.20" }),
+    scratch().sh("true", { label: "plain", key: "plain-key" }),
+  ]),
+};

@@ -1,33 +1,37 @@
-import { forever, rust, wait } from "@harmont/hm";
+import { forever, pipeline } from "@harmont/hm";
+import { rust } from "@harmont/hm/toolchains";
 
-function rustApp() {
-  let project = rust.toolchain("1.83.0").project("crates/app");
-  project = project.setup("cargo install cargo-nextest --locked", { label: "nextest", cache: forever() });
-  return [project, project.doc()];
-}
+const project = rust.project({ path: "crates/app", version: "1.83.0", components: ["clippy", "rustfmt", "miri"] });
 
-function rustActions() {
-  const project = rust.project("tools/", {
-    version: "nightly",
-    image: "debian:12",
-    packages: ["protobuf-compiler", "curl"],
-  });
-  const prepared = project.setup("cargo generate-lockfile", { env: { CARGO_NET_OFFLINE: "false" } });
-  return [
-    project.build(),
-    project.test(),
-    project.doctest(),
-    project.clippy(),
-    project.fmt(),
-    project.doc(),
-    wait(),
-    prepared.ci(),
-    prepared.action("cargo run --bin xtask", { env: { RUST_LOG: "debug" } }),
-    prepared.action("cargo bench", { label: ":zap: bench" }),
-  ];
-}
+const toolchain = rust.toolchain({ path: "tools/", version: "nightly", image: "debian:12" });
+const prepared = toolchain.setup("cargo generate-lockfile", { env: { CARGO_NET_OFFLINE: "false" }, cache: forever() });
 
-export const pipelines = [
-  { slug: "rust-app", name: "Rust app", pipeline: rustApp },
-  { slug: "rust-actions", pipeline: rustActions },
+export default [
+  {
+    slug: "rust-app",
+    name: "Rust app",
+    pipeline: pipeline([
+      project.build({ release: true }),
+      project.test({ nextest: true, features: ["a", "b"] }),
+      project.doctest(),
+      project.clippy({ allFeatures: true, extraLints: ["-W clippy::pedantic"] }),
+      project.fmt({ flags: ["--config-path", "rustfmt.toml"] }),
+      project.doc({ documentPrivateItems: true }),
+      project.featurePowerset({ skip: ["a b", "c"], depth: 3 }),
+      ...project.ci({ nextest: true, doc: true }),
+    ]),
+  },
+  {
+    slug: "rust-tools",
+    pipeline: pipeline([
+      toolchain.build({ packages: ["core", "cli x"], target: "wasm32-unknown-unknown" }),
+      toolchain.build({ target: "aarch64-unknown-linux-gnu", addTarget: false, label: "cross" }),
+      toolchain.test({ workspace: true, exclude: ["slow"], locked: false }),
+      toolchain.clippy({ allTargets: false, denyWarnings: false }),
+      toolchain.doc({ noDeps: false, denyWarnings: false, env: { RUSTDOCFLAGS: "--cfg docsrs" } }),
+      toolchain.warmup({ label: ":rust: pre-build" }),
+      prepared.build({ profile: "ci", flags: ["--timings"] }),
+      prepared.featurePowerset({ eachFeature: true, noDevDeps: false, includeFeatures: ["x"], keepGoing: true }),
+    ]),
+  },
 ];

@@ -1,6 +1,5 @@
-import { rust } from "@harmont/hm";
+import { pipeline } from "@harmont/hm";
+import { rust } from "@harmont/hm/toolchains";
 
-export default {
-  slug: "rust-default",
-  pipeline: rust.project(),
-};
+// Python returns the project itself, which stands for test, clippy and fmt.
+export default { slug: "rust-default", pipeline: pipeline(rust.project().ci()) };

@@ -1,37 +1,29 @@
-from typing import Annotated
+from datetime import timedelta
 
 import harmont as hm
 
 
-@hm.target
-def system() -> hm.Step:
-    return hm.sh("apt-get update && apt-get install -y make", label="system", cache=hm.ttl("1d"))
+@hm.target()
+def toolchain_base():
+    return hm.sh("apt-get update && apt-get install -y build-essential", label="toolchain base", image="debian:12", cache=hm.ttl(timedelta(days=1)))
 
 
-@hm.target(name="tools")
-def make_tools(system: hm.Target[hm.Step]) -> hm.Step:
-    return system.sh("make tools", label="tools", cache=hm.forever())
+@hm.target()
+def compiled(toolchain_base: hm.Target):
+    return toolchain_base.sh("make deps", label="deps", cache=hm.forever())
 
 
-@hm.target
-def release_version() -> str:
-    return "1.2.3"
+@hm.target()
+def settings():
+    return {"flags": "-O2"}
 
 
-@hm.target
-def rust_base(root: Annotated[hm.Step, hm.BaseImage("rust:1.83")]) -> hm.Step:
-    return root.sh("rustup component add clippy", cache=hm.forever())
+@hm.pipeline("targets-one")
+def targets_one(compiled: hm.Target):
+    flags = settings()["flags"]
+    return [compiled.sh(f"make CFLAGS={flags}", label="build"), compiled.sh("make check", label="check")]
 
 
-@hm.pipeline("targets-build")
-def targets_build(tools: hm.Target[hm.Step], system: hm.Target[hm.Step], release_version: hm.Target[str]):
-    return [tools.sh(f"make release VERSION={release_version}"), system.sh("make lint")]
-
-
-@hm.pipeline("targets-test")
-def targets_test(
-    node: Annotated[hm.Step, hm.BaseImage("node:22")],
-    tools: hm.Target[hm.Step],
-    rust_base: hm.Target[hm.Step],
-):
-    return [tools.sh("make test"), node.sh("npm ci"), rust_base.sh("cargo clippy"), rust_base.sh("cargo clippy")]
+@hm.pipeline("targets-two")
+def targets_two():
+    return [compiled().sh("make docs", label="docs"), toolchain_base().sh("make lint", label="lint")]

@@ -1,26 +1,21 @@
-import { forever, scratch, sh, target, ttl } from "@harmont/hm";
-import type { Step } from "@harmont/hm";
+import { forever, pipeline, sh, target, ttl } from "@harmont/hm";
 
-const system = target("system", () =>
-  sh("apt-get update && apt-get install -y make", { label: "system", cache: ttl("1d") }),
+const toolchainBase = target("toolchain-base", () =>
+  sh("apt-get update && apt-get install -y build-essential", { label: "toolchain base", image: "debian:12", cache: ttl(86400) }),
 );
+const compiled = target("compiled", () => toolchainBase().sh("make deps", { label: "deps", cache: forever() }));
+const settings = target("settings", () => ({ flags: "-O2" }));
 
-const tools = target("tools", (): Step => system().sh("make tools", { label: "tools", cache: forever() }));
-
-const releaseVersion = target("release_version", () => "1.2.3");
-
-const rustBase = target("rust_base", () => scratch({ image: "rust:1.83" }).sh("rustup component add clippy", { cache: forever() }));
-
-export const pipelines = [
+export default [
   {
-    slug: "targets-build",
-    pipeline: () => [tools().sh(`make release VERSION=${releaseVersion()}`), system().sh("make lint")],
+    slug: "targets-one",
+    pipeline: pipeline([
+      compiled().sh(`make CFLAGS=${settings().flags}`, { label: "build" }),
+      compiled().sh("make check", { label: "check" }),
+    ]),
   },
   {
-    slug: "targets-test",
-    pipeline: () => {
-      const node = scratch({ image: "node:22" });
-      return [tools().sh("make test"), node.sh("npm ci"), rustBase().sh("cargo clippy"), rustBase().sh("cargo clippy")];
-    },
+    slug: "targets-two",
+    pipeline: pipeline([compiled().sh("make docs", { label: "docs" }), toolchainBase().sh("make lint", { label: "lint" })]),
   },
 ];

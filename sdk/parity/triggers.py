@@ -1,28 +1,21 @@
 import harmont as hm
 
 
+@hm.pipeline("on-push", triggers=[hm.push(branch="main"), hm.push(tag=["v*", "release-*"])])
+def on_push():
+    return hm.sh("make")
+
+
 @hm.pipeline(
-    "triggers-main",
-    name="On main",
-    triggers=[hm.push(branch="main"), hm.push(branch=["release/*", "hotfix/**"]), hm.pr()],
+    "on-pr",
+    name="Pull requests",
     allow_manual=False,
+    triggers=[hm.pull_request(), hm.pull_request(branches="main", types=["opened", "closed", "ready_for_review"])],
 )
-def triggers_main():
-    return hm.sh("make", key="make")
+def on_pr():
+    return [hm.sh("make")]
 
 
-@hm.pipeline("triggers-tags", triggers=[hm.push(tag="v*"), hm.push(tag=["nightly-*", "rc-*"])])
-def triggers_tags():
-    return hm.sh("make release", key="release")
-
-
-@hm.pipeline(
-    "triggers-pr",
-    triggers=[
-        hm.pull_request(branches="main"),
-        hm.pull_request(branches=["main", "dev"], types=["opened", "labeled"]),
-        hm.pr(types="closed"),
-    ],
-)
-def triggers_pr():
-    return hm.sh("make check", key="check")
+@hm.pipeline("on-branches", triggers=[hm.push(branch=["main", "release/*"]), hm.pr(branches=["a", "b"])])
+def on_branches():
+    return [hm.sh("make")]

@@ -1,25 +1,21 @@
-import { pr, pullRequest, push, sh } from "@harmont/hm";
+import { pipeline, pullRequest, push, sh } from "@harmont/hm";
 
-export const pipelines = [
+export default [
   {
-    slug: "triggers-main",
-    name: "On main",
-    triggers: [push({ branch: "main" }), push({ branch: ["release/*", "hotfix/**"] }), pr()],
+    slug: "on-push",
+    triggers: [push({ branch: "main" }), push({ tag: ["v*", "release-*"] })],
+    pipeline: pipeline([sh("make")]),
+  },
+  {
+    slug: "on-pr",
+    name: "Pull requests",
     allowManual: false,
-    pipeline: sh("make", { key: "make" }),
+    triggers: [pullRequest(), pullRequest({ branches: "main", types: ["opened", "closed", "ready_for_review"] })],
+    pipeline: pipeline([sh("make")]),
   },
   {
-    slug: "triggers-tags",
-    triggers: [push({ tag: "v*" }), push({ tag: ["nightly-*", "rc-*"] })],
-    pipeline: sh("make release", { key: "release" }),
-  },
-  {
-    slug: "triggers-pr",
-    triggers: [
-      pullRequest({ branches: "main" }),
-      pullRequest({ branches: ["main", "dev"], types: ["opened", "labeled"] }),
-      pr({ types: "closed" }),
-    ],
-    pipeline: sh("make check", { key: "check" }),
+    slug: "on-branches",
+    triggers: [push({ branch: ["main", "release/*"] }), pullRequest({ branches: ["a", "b"] })],
+    pipeline: pipeline([sh("make")]),
   },
 ];

@@ -3,11 +3,7 @@ import harmont as hm
 
 @hm.pipeline("ts-bun")
 def ts_bun():
-    return hm.ts.project(runtime="bun")
-
-
-@hm.pipeline("ts-bun-pinned")
-def ts_bun_pinned():
-    toolchain = hm.ts.toolchain("bun", "1.1.38")
-    app = toolchain.project("apps/site")
-    return [app.run("typecheck"), app.run("test"), toolchain.project("packages/ui")]
+    bun = hm.ts.project(runtime="bun")
+    pinned = hm.ts.project(path="pinned", runtime="bun", version="1.1.38")
+    on_node = hm.js.project(path="hybrid", runtime="node", pm="bun")
+    return [bun.run("build"), bun.run("test"), pinned.run("test"), on_node.run("test")]

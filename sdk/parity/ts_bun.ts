@@ -1,13 +1,11 @@
-import { ts } from "@harmont/hm";
+import { pipeline } from "@harmont/hm";
+import { js, ts } from "@harmont/hm/toolchains";
 
-export const pipelines = [
-  { slug: "ts-bun", pipeline: ts.project(".", { runtime: "bun" }) },
-  {
-    slug: "ts-bun-pinned",
-    pipeline: () => {
-      const toolchain = ts.toolchain("bun", "1.1.38");
-      const app = toolchain.project("apps/site");
-      return [app.run("typecheck"), app.run("test"), toolchain.project("packages/ui")];
-    },
-  },
-];
+const bun = ts.project({ runtime: "bun" });
+const pinned = ts.project({ path: "pinned", runtime: "bun", version: "1.1.38" });
+const onNode = js.project({ path: "hybrid", runtime: "node", pm: "bun" });
+
+export default {
+  slug: "ts-bun",
+  pipeline: pipeline([bun.run("build"), bun.run("test"), pinned.run("test"), onNode.run("test")]),
+};

@@ -3,24 +3,17 @@ import harmont as hm
 
 @hm.pipeline("waits")
 def waits():
-    base = hm.sh("make base", label="base")
-    a = base.sh("make a")
-    b = hm.sh("make b")
-    c = a.sh("make c")
-    d = hm.sh("make d0").sh("make d")
-    return [hm.wait(), a, b, hm.wait(), c, d, hm.wait(), hm.wait(), hm.sh("make e"), hm.wait()]
-
-
-@hm.pipeline("waits-lenient")
-def waits_lenient():
-    notify = hm.sh("notify-setup").sh("notify", label=":bell: notify")
+    build = hm.sh("make", label="build")
     return [
-        [hm.sh("test", label="test"), [hm.sh("lint", label="lint")]],
-        hm.wait(continue_on_failure=True),
-        (notify, hm.sh("collect logs")),
         hm.wait(),
-        hm.sh("cleanup", label="cleanup"),
-        hm.wait(continue_on_failure=True),
+        build,
+        hm.sh("make lint", label="lint"),
         hm.wait(),
-        hm.sh("report"),
+        [build.sh("make test", label="test"), [build.sh("make bench", label="bench")]],
+        hm.wait(continue_on_failure=True),
+        hm.sh("make report", label="report"),
+        hm.wait(),
+        hm.wait(),
+        hm.sh("make notify", label="notify"),
+        hm.wait(),
     ]

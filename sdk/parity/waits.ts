@@ -1,29 +1,20 @@
-import { sh, wait } from "@harmont/hm";
+import { pipeline, sh, wait } from "@harmont/hm";
 
-function waits() {
-  const base = sh("make base", { label: "base" });
-  const a = base.sh("make a");
-  const b = sh("make b");
-  const c = a.sh("make c");
-  const d = sh("make d0").sh("make d");
-  return [wait(), a, b, wait(), c, d, wait(), wait(), sh("make e"), wait()];
-}
+const build = sh("make", { label: "build" });
 
-function lenient() {
-  const notify = sh("notify-setup").sh("notify", { label: ":bell: notify" });
-  return [
-    [sh("test", { label: "test" }), [sh("lint", { label: "lint" })]],
-    wait({ continueOnFailure: true }),
-    [notify, sh("collect logs")],
+export default {
+  slug: "waits",
+  pipeline: pipeline([
     wait(),
-    sh("cleanup", { label: "cleanup" }),
-    wait({ continueOnFailure: true }),
+    build,
+    sh("make lint", { label: "lint" }),
     wait(),
-    sh("report"),
-  ];
-}
-
-export const pipelines = [
-  { slug: "waits", pipeline: waits },
-  { slug: "waits-lenient", pipeline: lenient },
-];
+    [build.sh("make test", { label: "test" }), [build.sh("make bench", { label: "bench" })]],
+    wait({ continueOnFailure: true }),
+    sh("make report", { label: "report" }),
+    wait(),
+    wait(),
+    sh("make notify", { label: "notify" }),
+    wait(),
+  ] as never),
+};
