@@ -24,11 +24,13 @@ use common::{env_usize, median, ms, time};
 /// waits for all of them.
 fn python_pipeline(steps: usize) -> String {
     format!(
-        r#"import harmont as hm
+        r#"from datetime import timedelta
 
-@hm.target
+import harmont as hm
+
+@hm.target()
 def base() -> hm.Step:
-    return hm.sh("apt-get update", label="base", image="host", cache=hm.ttl("1d"))
+    return hm.sh("apt-get update", label="base", image="host", cache=hm.ttl(timedelta(days=1)))
 
 @hm.pipeline("big", env={{"CI": "1"}})
 def big(base: hm.Target[hm.Step]):
@@ -50,7 +52,7 @@ fn typescript_pipeline(steps: usize) -> String {
     format!(
         r#"import {{ onChange, pipeline, sh, target, ttl, wait, type Step }} from "@harmont/hm";
 
-const base = target("base", () => sh("apt-get update", {{ label: "base", image: "host", cache: ttl("1d") }}));
+const base = target("base", () => sh("apt-get update", {{ label: "base", image: "host", cache: ttl(86400) }}));
 
 const tails: Step[] = [];
 const chains = Math.floor(({steps} - 2) / 10);
@@ -66,7 +68,7 @@ for (let c = 0; c < chains + (rest ? 1 : 0); c++) {{
 
 export default {{
   slug: "big",
-  pipeline: pipeline([tails, wait(), base().sh("make report", {{ label: "report" }})], {{ env: {{ CI: "1" }} }}),
+  pipeline: pipeline([...tails, wait(), base().sh("make report", {{ label: "report" }})], {{ env: {{ CI: "1" }} }}),
 }};
 "#
     )
@@ -103,12 +105,12 @@ fn main() {
     write_project(
         &small_ts,
         "pipeline.ts",
-        "import { sh } from \"@harmont/hm\";\nexport default { slug: \"small\", pipeline: sh(\"true\") };\n",
+        "import { pipeline, sh } from \"@harmont/hm\";\nexport default { slug: \"small\", pipeline: pipeline([sh(\"true\")]) };\n",
     );
     write_project(
         &small,
         "pipeline.py",
-        "import harmont as hm\n\n@hm.pipeline\ndef small():\n    return hm.sh('true')\n",
+        "import harmont as hm\n\n@hm.pipeline()\ndef small():\n    return hm.sh('true')\n",
     );
     // The same pipeline as JSON, as `hm pipelines` prints it.
     let envelope = Command::new(env!("CARGO_BIN_EXE_hm"))

@@ -56,6 +56,44 @@ export const pipelines = [
 "#;
 
 #[test]
+fn targets_forks_waits_timeouts_and_the_cache() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = typescript(PIPELINE);
+    fx.write(".hm/shared.ts", "export const marker: string = \"v1\";\n");
+    fx.write("lock", "1\n");
+    let run = fx.run_json(&["ci"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.executed(), ["after", "deps", "install-tool", "left", "right"]);
+    assert_eq!(run.logs("left"), ["v1", "1"]);
+    assert_eq!(run.logs("right"), ["right sees no side"]);
+    assert_eq!(run.logs("after"), ["after ci"]);
+    let start = run.position("step_start", "after");
+    assert!(run.position("step_end", "right") < start, "the wait: {}", run.dump());
+
+    // The second run hits the cache for the cached steps.
+    let again = fx.run_json(&["ci"]);
+    assert_eq!(again.code, 0, "{}", again.dump());
+    assert_eq!(again.status("install-tool"), "cache_hit");
+    assert_eq!(again.status("deps"), "cache_hit");
+    assert_eq!(again.executed(), ["after", "left", "right"]);
+    // A changed lock file re-runs `deps` and what builds on it.
+    fx.write("lock", "2\n");
+    let changed = fx.run_json(&["ci"]);
+    assert_eq!(changed.status("install-tool"), "cache_hit");
+    assert_eq!(changed.logs("left"), ["v1", "2"]);
+
+    let slow = fx.run_json(&["slow"]);
+    assert_eq!(slow.code, 1, "{}", slow.dump());
+    assert_eq!(slow.end("slow")["exit_code"], 124);
+    let lenient = fx.run_json(&["lenient"]);
+    assert_eq!(lenient.status("broken"), "failed");
+    assert_eq!(lenient.status("cleanup"), "passed", "{}", lenient.dump());
+    fx.assert_clean();
+}
+
+#[test]
 fn a_syntax_error_names_file_line_and_column() {
     let fx = typescript(
         "import { pipeline, sh } from \"@harmont/hm\";\n\nconst broken = ;\nexport default { slug: \"ci\", pipeline: pipeline([sh(\"x\")]) };\n",

@@ -247,6 +247,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
             self.ordered.push(Entry::Wait(lenient));
             return Ok(());
         }
+        // The leaf and its ancestors not added yet, each with its parent.
         let mut chain = Vec::new();
         let mut in_chain = HashSet::new();
         let mut walk = Some(leaf);
@@ -259,11 +260,10 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                 return Err("a step is its own ancestor".to_owned());
             }
             walk = self.get(&step, &self.names.parent)?.into_object();
-            chain.push(step);
+            chain.push((step, walk.as_ref().map(identity)));
         }
-        for step in chain.into_iter().rev() {
-            let parent = self.get(&step, &self.names.parent)?.into_object();
-            let parent = parent.map(|p| self.index[&identity(&p)]);
+        for (step, parent) in chain.into_iter().rev() {
+            let parent = parent.map(|p| self.index[&p]);
             let read = self.read(&step, parent)?;
             self.index.insert(identity(&step), self.steps.len());
             self.ordered.push(Entry::Step(self.steps.len()));
@@ -355,7 +355,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
     /// else its label's slug when no other step's label gives that slug
     /// and no key took it, else a hash of its parent's key, its command
     /// and its position among the command steps.
-    fn keys(&self, commands: &[usize]) -> HashMap<usize, String> {
+    fn keys(&self, commands: &[usize]) -> Vec<Option<String>> {
         let slugs: Vec<Option<String>> = commands
             .iter()
             .map(|&i| {
@@ -371,7 +371,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
             *uses.entry(slug).or_default() += 1;
         }
         let mut taken: HashSet<String> = commands.iter().filter_map(|&i| self.steps[i].key.clone()).collect();
-        let mut keys: HashMap<usize, String> = HashMap::with_capacity(commands.len());
+        let mut keys: Vec<Option<String>> = vec![None; self.steps.len()];
         for (position, (&i, slug)) in commands.iter().zip(&slugs).enumerate() {
             let step = &self.steps[i];
             let key = match (&step.key, slug) {
@@ -381,11 +381,11 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                     slug.clone()
                 }
                 _ => {
-                    let parent_key = step.parent.and_then(|p| keys.get(&p)).map_or("", String::as_str);
+                    let parent_key = step.parent.and_then(|p| keys[p].as_deref()).unwrap_or_default();
                     hash_key(parent_key, step.cmd.as_deref().unwrap_or_default(), position)
                 }
             };
-            keys.insert(i, key);
+            keys[i] = Some(key);
         }
         keys
     }
@@ -402,14 +402,15 @@ impl<'a, 'js> Lowerer<'a, 'js> {
             })
             .collect();
         let keys = self.keys(&commands);
-        let mut node_of: HashMap<usize, u32> = HashMap::with_capacity(commands.len());
+        let key = |i: usize| keys[i].as_deref().unwrap_or_default();
+        let mut node_of = vec![u32::MAX; self.steps.len()];
         // A parent is found by its key, as Harmont's SDK finds it: with two
         // steps of one key (which validation refuses) the edge goes to the
         // first of them.
         let mut first_of_key: HashMap<&str, u32> = HashMap::with_capacity(commands.len());
         for (n, &i) in commands.iter().enumerate() {
-            node_of.insert(i, n as u32);
-            first_of_key.entry(keys[&i].as_str()).or_insert(n as u32);
+            node_of[i] = n as u32;
+            first_of_key.entry(key(i)).or_insert(n as u32);
         }
         let mut shared = BTreeMap::new();
         for (name, value) in BASE_ENV {
@@ -437,8 +438,8 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                 Entry::Step(i) if self.steps[i].cmd.is_none() => continue,
                 Entry::Step(i) => i,
             };
-            let n = node_of[&i];
-            let parent = self.command_parent(i).map(|p| first_of_key[keys[&p].as_str()]);
+            let n = node_of[i];
+            let parent = self.command_parent(i).map(|p| first_of_key[key(p)]);
             if let Some(p) = parent {
                 edges.push(Some((p, n, EdgeKind::BuildsIn)));
             }
@@ -455,7 +456,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
             };
             nodes.push(Node {
                 step: Step {
-                    key: keys[&i].clone(),
+                    key: key(i).to_owned(),
                     cmd: read.cmd.clone().unwrap_or_default(),
                     label: read.label.take(),
                     cache: read.cache.take(),
