@@ -162,6 +162,13 @@ fn import_files<'js>(ctx: &Ctx<'js>, graph: &Graph, root: &Path, files: &[PathBu
     Ok(list)
 }
 
+/// Where the project file `file` exports `name`.
+fn export_location(graph: &Graph, file: &str, name: &str) -> Option<Location> {
+    let module = graph.modules.get(file)?;
+    let (_, at) = module.transpiled.export_at.iter().find(|(export, _)| export == name)?;
+    Some(Location::at(module.file.clone()?, at.line, at.column))
+}
+
 /// Where the stack `stack` (captured in `pipeline()`) was in a project file.
 fn stack_location(graph: &Graph, stack: &str) -> Option<Location> {
     stack
@@ -193,9 +200,12 @@ pub(crate) fn evaluate(
         for item in prepared.iter::<Object>() {
             let item = item.map_err(|e| failed(e.to_string()))?;
             let file: String = item.get("file").map_err(|e| failed(e.to_string()))?;
+            let exported: String = item.get("exported").map_err(|e| failed(e.to_string()))?;
             let stack: Option<String> = item.get("where").map_err(|e| failed(e.to_string()))?;
+            // Where `pipeline()` made the IR, else where the file exports it.
             let at = stack
                 .and_then(|stack| stack_location(graph, &stack))
+                .or_else(|| export_location(graph, &file, &exported))
                 .unwrap_or_else(|| Location::file(&file));
             let pipeline = render::pipeline(&names, &item).map_err(|message| LoadError::Evaluation {
                 at: at.clone(),
@@ -561,11 +571,10 @@ impl Thrown {
                 frames.push(frame);
             }
         }
-        let exported = self.export.as_ref().and_then(|(file, export)| {
-            let module = graph.modules.get(file)?;
-            let (_, at) = module.transpiled.export_at.iter().find(|(name, _)| name == export)?;
-            Some(Location::at(module.file.clone()?, at.line, at.column))
-        });
+        let exported = self
+            .export
+            .as_ref()
+            .and_then(|(file, export)| export_location(graph, file, export));
         let at = exported
             .or_else(|| frames.first().map(|(at, _)| at.clone()))
             .unwrap_or_else(|| Location::file(fallback));

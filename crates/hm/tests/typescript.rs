@@ -210,6 +210,24 @@ fn two_steps_with_one_key_are_shown_where_the_pipeline_was_made() {
     assert!(err.contains("pipeline `ci`, step `k`: duplicate step key"), "{err}");
 }
 
+/// An IR written by hand that cannot run (here, a cycle) is shown where
+/// the file exports it.
+#[test]
+fn a_handwritten_ir_with_a_cycle_is_shown_at_its_export() {
+    let fx = typescript(
+        "const step = (key: string) => ({ step: { key, cmd: \"true\" }, env: {} });\n\n\
+         export const pipelines = {\n  slug: \"loop\",\n  pipeline: { version: \"0\", graph: { nodes: [step(\"a\"), step(\"b\")], \
+         node_holes: [], edge_property: \"directed\", edges: [[0, 1, \"depends_on\"], [1, 0, \"depends_on\"]] } },\n};\n",
+    );
+    let out = fx.hm(&["pipelines"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: .hm/pipeline.ts:3:1: pipeline `loop`, step `a`: dependency cycle: a -> b -> a"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_imports_are_named_before_anything_runs() {
     let fx = typescript("");

@@ -23,8 +23,9 @@ export interface ModuleFile {
 
 /** A definition, checked. */
 export interface Prepared {
-  /** The file that exported it. */
+  /** The file that exported it, and the export (`default` or `pipelines`). */
   file: string;
+  exported: string;
   slug: string;
   name: string;
   allowManual: boolean;
@@ -87,6 +88,7 @@ function definition(value: unknown, file: string, exported: string): Prepared {
   const lowering = (ir as { [LOWERING]?: Lowering })[LOWERING];
   return {
     file,
+    exported,
     slug,
     name: (d.name as string | undefined) ?? slug,
     allowManual: (d.allowManual as boolean | undefined) ?? true,
