@@ -16,4 +16,4 @@ pub use envelope::{
     ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};
-pub use validate::{validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};
+pub use validate::{is_env_name, printable, validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};

@@ -5,7 +5,7 @@ use crate::envelope::{CachePolicy, Pipeline, PolicyKind, IR_VERSION};
 /// A pipeline that cannot run, with the pipeline and (where there is one)
 /// the step it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("pipeline `{slug}`{}: {kind}", step.as_ref().map(|s| format!(", step `{s}`")).unwrap_or_default())]
+#[error("pipeline `{slug}`{}: {kind}", step.as_ref().map(|s| format!(", step `{}`", printable(s))).unwrap_or_default())]
 pub struct ValidationError {
     pub slug: String,
     pub step: Option<String>,
@@ -49,6 +49,39 @@ pub enum ValidationErrorKind {
     UncachedAncestor(String),
     #[error("unknown runner `{0}` (this hm runs steps with `vm`)")]
     UnknownRunner(String),
+    #[error("`{field}` contains a NUL byte (no command, name or value can hold one)")]
+    Nul { field: String },
+    #[error(
+        "`{field}` has an invalid variable name `{}`: a name is letters, digits and `_`, not starting with a digit",
+        printable(name)
+    )]
+    EnvName { field: String, name: String },
+}
+
+/// Whether `name` can name an environment variable: `[A-Za-z_][A-Za-z0-9_]*`
+/// (POSIX's portable names; Harmont's SDKs have no rule of their own).
+pub fn is_env_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.first().is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// `text` with control characters (a NUL, a newline) escaped, for messages.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
 }
 
 /// Whether `slug` matches `^[a-z][a-z0-9-]{0,63}$`.
@@ -95,6 +128,7 @@ pub(crate) fn check_step(pipeline: &Pipeline, node: &crate::Node) -> Result<(), 
     if step.key.is_empty() {
         return fail(ValidationErrorKind::EmptyKey);
     }
+    check_text(node).map_err(|kind| error(pipeline, Some(&step.key), kind))?;
     if step.timeout_seconds == Some(0) {
         return fail(ValidationErrorKind::ZeroTimeout {
             field: "timeout_seconds",
@@ -109,6 +143,74 @@ pub(crate) fn check_step(pipeline: &Pipeline, node: &crate::Node) -> Result<(), 
         check_policy(policy).map_err(|kind| error(pipeline, Some(&step.key), kind))?;
     }
     Ok(())
+}
+
+/// No NUL byte in what reaches `exec` or a message (command, key, label,
+/// image, runner, environment names and values, cache inputs), and only
+/// valid variable names. Each is checked before anything runs: a NUL would
+/// fail at `exec`, and a name holding `=` would set another variable.
+fn check_text(node: &crate::Node) -> Result<(), ValidationErrorKind> {
+    let step = &node.step;
+    let nul = |field: &str, text: &str| {
+        if text.contains('\0') {
+            Err(ValidationErrorKind::Nul {
+                field: field.to_owned(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    nul("key", &step.key)?;
+    nul("cmd", &step.cmd)?;
+    for (field, text) in [("label", &step.label), ("image", &step.image), ("runner", &step.runner)] {
+        if let Some(text) = text {
+            nul(field, text)?;
+        }
+    }
+    let env_map = |field: &str, env: &std::collections::BTreeMap<String, String>| {
+        env.iter().try_for_each(|(name, value)| {
+            check_env_name(field, name)?;
+            nul(&format!("{field}.{name}"), value)
+        })
+    };
+    env_map("env", &node.env)?;
+    if let Some(env) = &step.env {
+        env_map("step.env", env)?;
+    }
+    if let Some(policy) = &step.cache {
+        check_policy_text(policy)?;
+    }
+    Ok(())
+}
+
+fn check_env_name(field: &str, name: &str) -> Result<(), ValidationErrorKind> {
+    if !is_env_name(name) {
+        return Err(ValidationErrorKind::EnvName {
+            field: field.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_policy_text(policy: &CachePolicy) -> Result<(), ValidationErrorKind> {
+    for name in policy.env_keys() {
+        check_env_name("cache.env_keys", name)?;
+    }
+    if let Some(key) = &policy.key {
+        if key.contains('\0') {
+            return Err(ValidationErrorKind::Nul {
+                field: "cache.key".to_owned(),
+            });
+        }
+    }
+    match &policy.kind {
+        PolicyKind::OnChange { paths } if paths.iter().any(|p| p.contains('\0')) => Err(ValidationErrorKind::Nul {
+            field: "cache.paths".to_owned(),
+        }),
+        PolicyKind::Compose { sub_policies } => sub_policies.iter().try_for_each(check_policy_text),
+        _ => Ok(()),
+    }
 }
 
 fn check_policy(policy: &CachePolicy) -> Result<(), ValidationErrorKind> {
@@ -136,6 +238,17 @@ pub(crate) fn error(pipeline: &Pipeline, step: Option<&str>, kind: ValidationErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_names() {
+        for ok in ["A", "_", "PATH", "a_b9", "_1"] {
+            assert!(is_env_name(ok), "{ok}");
+        }
+        for bad in ["", "1A", "A=B", "A-B", "A B", "A\0", "É"] {
+            assert!(!is_env_name(bad), "{bad}");
+        }
+        assert_eq!(printable("a\0b\n"), "a\\u{0}b\\n");
+    }
 
     #[test]
     fn slugs() {

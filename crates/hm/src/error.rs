@@ -15,6 +15,10 @@ pub enum CliError {
     NoPipelines,
     #[error("invalid `-e {0}`: expected KEY=VALUE")]
     BadEnv(String),
+    #[error(
+        "invalid `-e {arg}`: `{name}` is not a variable name (letters, digits and `_`, not starting with a digit)"
+    )]
+    BadEnvName { arg: String, name: String },
     #[error("the cache directory is unknown: set HM_CACHE_DIR, XDG_CACHE_HOME or HOME")]
     NoCacheDir,
     #[error("cannot find the hm executable for the sandbox helper")]
@@ -58,6 +62,7 @@ impl CliError {
             | CliError::AmbiguousPipeline(_)
             | CliError::NoPipelines
             | CliError::BadEnv(_)
+            | CliError::BadEnvName { .. }
             | CliError::NoCacheDir
             | CliError::Config(_)
             | CliError::BadArgument { .. }

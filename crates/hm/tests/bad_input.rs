@@ -157,3 +157,98 @@ fn other_mistakes() {
         "{err}"
     );
 }
+
+/// A node env key `PATH=/tmp/evil:...` was accepted (the step saw
+/// `PATH=/tmp/evil:/usr/bin:/bin=x`), `A=B` as a key won over `-e A=B=C`,
+/// an empty name passed, and a NUL byte anywhere failed only at `exec`
+/// (exit 1, after steps had started): every one is exit 2 before anything
+/// runs, naming the pipeline, the step and the field, on either backend.
+#[test]
+fn env_names_and_nul_bytes_are_refused_before_anything_runs() {
+    let with_step = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut env = envelope("ci", &[step("a", "true")], &[], None);
+        edit(&mut env["pipelines"][0]["definition"]["graph"]["nodes"][0]);
+        env
+    };
+    let cases: Vec<(serde_json::Value, &str)> = vec![
+        (
+            with_step(&|n| n["env"]["PATH=/tmp/evil:/usr/bin:/bin"] = json!("x")),
+            "`env` has an invalid variable name `PATH=/tmp/evil:/usr/bin:/bin`",
+        ),
+        (
+            with_step(&|n| n["env"]["A=B"] = json!("x")),
+            "`env` has an invalid variable name `A=B`",
+        ),
+        (
+            with_step(&|n| n["env"][""] = json!("x")),
+            "`env` has an invalid variable name ``",
+        ),
+        (
+            with_step(&|n| n["env"]["1X"] = json!("x")),
+            "`env` has an invalid variable name `1X`",
+        ),
+        (
+            with_step(&|n| n["env"]["A\u{0}B"] = json!("x")),
+            "`env` has an invalid variable name `A\\u{0}B`",
+        ),
+        (
+            with_step(&|n| n["step"]["env"] = json!({"A-B": "x"})),
+            "`step.env` has an invalid variable name `A-B`",
+        ),
+        (
+            with_step(&|n| n["env"]["GREETING"] = json!("a\u{0}b")),
+            "`env.GREETING` contains a NUL byte",
+        ),
+        (
+            with_step(&|n| n["step"]["cmd"] = json!("echo a\u{0}b")),
+            "`cmd` contains a NUL byte",
+        ),
+        (
+            with_step(&|n| n["step"]["label"] = json!("la\u{0}bel")),
+            "`label` contains a NUL byte",
+        ),
+        (
+            with_step(&|n| n["step"]["image"] = json!("host\u{0}")),
+            "`image` contains a NUL byte",
+        ),
+        (
+            with_step(&|n| n["step"]["key"] = json!("a\u{0}")),
+            "step `a\\u{0}`: `key` contains a NUL byte",
+        ),
+        (
+            with_step(&|n| n["step"]["cache"] = json!({"policy": "forever", "env_keys": ["HOME=x"]})),
+            "`cache.env_keys` has an invalid variable name `HOME=x`",
+        ),
+    ];
+    for backend in [util::Backend::Sandbox, util::Backend::Docker] {
+        for (envelope, expected) in &cases {
+            let fx = Fixture::with_on(backend, envelope);
+            for args in [&["run", "--format", "json"][..], &["render", "ci"]] {
+                let (code, err) = fails(&fx, args);
+                assert_eq!(code, 2, "{args:?}: {err}");
+                assert!(
+                    err.starts_with("error: .hm/pipeline.json: pipeline `ci`, step `") && err.contains(expected),
+                    "{args:?}: expected `{expected}` in: {err}"
+                );
+            }
+        }
+    }
+}
+
+/// `-e` takes a variable name before the first `=` (its value may hold
+/// more); anything else is exit 2 before anything runs.
+#[test]
+fn env_flags_need_a_variable_name() {
+    let fx = Fixture::with(&envelope("ci", &[step("a", "echo \"$A\"")], &[], None));
+    for bad in ["1A=x", "A-B=x", "=x", "A B=x"] {
+        let (code, err) = fails(&fx, &["run", "-e", bad]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.starts_with(&format!("error: invalid `-e {bad}`")), "{err}");
+    }
+    if !sandbox_available() {
+        return;
+    }
+    let run = fx.run_json(&["-e", "A=B=C"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("a"), ["B=C"]);
+}

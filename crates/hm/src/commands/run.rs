@@ -21,7 +21,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         .env
         .iter()
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            Some((k, v)) if hm_ir::is_env_name(k) => Ok((k.to_owned(), v.to_owned())),
+            Some((k, _)) if !k.is_empty() => Err(CliError::BadEnvName {
+                arg: kv.clone(),
+                name: k.to_owned(),
+            }),
             _ => Err(CliError::BadEnv(kv.clone())),
         })
         .collect::<Result<Vec<_>, _>>()?;
