@@ -362,7 +362,11 @@ impl Inner {
         let credentials = auth::credentials(name)?;
         let (image, tag) = split_tag(name);
         let options = CreateImageOptionsBuilder::new().from_image(image).tag(tag).build();
-        eprintln!("pulling image `{name}`...");
+        // Never a panic on a closed stderr (as `eprintln!` would).
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("pulling image `{name}`...\n").as_bytes(),
+        );
         let mut progress = docker.create_image(Some(options), None, credentials);
         while let Some(item) = progress.next().await {
             item.map_err(|e| e.to_string())?;

@@ -23,7 +23,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Cache(command) => cache::cache(command).await,
         Command::Init(args) => init::init(args),
         Command::Version => {
-            println!("hm {}", env!("CARGO_PKG_VERSION"));
+            crate::output::print(&format!("hm {}\n", env!("CARGO_PKG_VERSION")))?;
             Ok(exit_codes::PASSED)
         }
         Command::Cloud { .. } => Err(CliError::Cloud),
@@ -41,7 +41,7 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
     let loaded = project.load(&python)?;
     if !loaded.left_out.is_empty() {
         let files: Vec<String> = loaded.left_out.iter().map(|f| f.display().to_string()).collect();
-        eprintln!(
+        say!(
             "note: `.hm/` holds TypeScript and Python pipeline files; as Harmont does, hm evaluates the TypeScript ones and leaves out {}",
             files.join(", ")
         );
@@ -53,7 +53,7 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
 fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Config, CliError> {
     let config = crate::config::Config::load(project_root)?;
     for note in &config.notes {
-        eprintln!("note: {note}");
+        say!("note: {note}");
     }
     Ok(config)
 }
@@ -65,7 +65,7 @@ fn cache_dir() -> Result<PathBuf, CliError> {
 
 /// Prints JSON, pretty, with a final newline.
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Output(e.into()))?;
-    println!("{text}");
-    Ok(())
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| CliError::Output(e.into()))?;
+    text.push('\n');
+    crate::output::print(&text)
 }

@@ -45,7 +45,7 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write output")]
+    #[error("cannot write to standard output: {0}")]
     Output(#[source] std::io::Error),
 }
 
@@ -97,7 +97,7 @@ impl From<hm_exec::RunError> for CliError {
 
 /// Prints `error: ...` and each cause on its own line.
 pub fn report(err: &CliError) {
-    eprintln!("error: {}", chain(err));
+    say!("error: {}", chain(err));
 }
 
 /// The message and each cause on its own line, leaving out causes the

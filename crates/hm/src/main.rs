@@ -2,6 +2,8 @@
 //! crates below need, wires backend, build and renderer together, and maps
 //! the result to an exit code. No business logic lives here.
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod config;
@@ -32,12 +34,14 @@ fn main() {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            say!("error: cannot start the async runtime: {err}");
             std::process::exit(hm_exec::exit_codes::FAILED);
         }
     };
     let code = match runtime.block_on(commands::dispatch(cli.command)) {
         Ok(code) => code,
+        // Nobody reads the output any more: not a failure (`ls | head`).
+        Err(error::CliError::Output(err)) if output::is_closed(&err) => hm_exec::exit_codes::PASSED,
         Err(err) => {
             error::report(&err);
             err.exit_code()

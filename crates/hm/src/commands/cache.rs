@@ -51,7 +51,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             let doomed = registry.evict_where(bounds, older_than)?;
             delete(&dir, &registry, &doomed).await;
             let (entries, bytes) = registry.totals()?;
-            eprintln!(
+            say!(
                 "pruned {} entries, freed {}; {entries} entries, {} left",
                 before_entries - entries,
                 format_size(before_bytes.saturating_sub(bytes)),
@@ -63,25 +63,30 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             let entries = registry.list()?;
             let (count, bytes) = registry.totals()?;
             if count == 0 {
-                eprintln!("the cache is empty");
+                say!("the cache is empty");
                 return Ok(exit_codes::PASSED);
             }
             if !yes && std::io::stdin().is_terminal() && !confirm(count, bytes) {
-                eprintln!("nothing removed");
+                say!("nothing removed");
                 return Ok(exit_codes::PASSED);
             }
             let keys: Vec<String> = entries.into_iter().map(|e| e.key).collect();
             let doomed = registry.remove(&keys)?;
             delete(&dir, &registry, &doomed).await;
-            eprintln!("removed {count} entries, freed {}", format_size(bytes));
+            say!("removed {count} entries, freed {}", format_size(bytes));
             Ok(exit_codes::PASSED)
         }
     }
 }
 
 fn confirm(count: u64, bytes: u64) -> bool {
-    eprint!("remove all {count} cache entries ({})? [y/N] ", format_size(bytes));
-    let _ = std::io::stderr().flush();
+    let mut stderr = std::io::stderr();
+    let _ = write!(
+        stderr,
+        "remove all {count} cache entries ({})? [y/N] ",
+        format_size(bytes)
+    );
+    let _ = stderr.flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y" | "yes")
@@ -108,7 +113,7 @@ async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doom
         });
         match docker.check().await {
             Ok(()) => delete_with(&docker, registry, doomed).await,
-            Err(err) if docker_parts => eprintln!(
+            Err(err) if docker_parts => say!(
                 "warning: the docker images of removed entries stay until the next docker run: {}",
                 crate::error::chain(&CliError::Unavailable(err))
             ),
@@ -153,6 +158,7 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
         })
         .collect();
     let header = ["STEP", "PIPELINE", "KEY", "SIZE", "AGE", "LAST USED"].map(str::to_owned);
+    let mut text = String::new();
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -172,8 +178,10 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
                 }
             })
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
     }
+    crate::output::print(&text)?;
     Ok(exit_codes::PASSED)
 }
 
@@ -193,9 +201,10 @@ fn du(registry: &Registry, format: Format) -> Result<i32, CliError> {
         print_json(&serde_json::json!({"entries": entries, "bytes": bytes, "pipelines": pipelines}))?;
         return Ok(exit_codes::PASSED);
     }
-    println!("total: {entries} entries, {}", format_size(bytes));
+    let mut text = format!("total: {entries} entries, {}\n", format_size(bytes));
     for (pipeline, (n, b)) in by_pipeline {
-        println!("  {pipeline}: {n} entries, {}", format_size(b));
+        text.push_str(&format!("  {pipeline}: {n} entries, {}\n", format_size(b)));
     }
+    crate::output::print(&text)?;
     Ok(exit_codes::PASSED)
 }

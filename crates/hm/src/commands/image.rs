@@ -12,17 +12,17 @@ pub fn image(command: ImageCommand) -> Result<i32, CliError> {
     let store = ImageStore::new(&cache_dir()?);
     match command {
         ImageCommand::Import { name, path } => {
-            eprintln!("importing `{name}` from `{}`...", path.display());
+            say!("importing `{name}` from `{}`...", path.display());
             let summary = store.import(&name, &path)?;
             let info = &summary.info;
-            eprintln!(
+            say!(
                 "imported `{name}`: {} entries, {}, id {}",
                 info.files,
                 format_size(info.size_bytes),
                 short_id(&info.id)
             );
             if summary.skipped_special > 0 {
-                eprintln!(
+                say!(
                     "note: {} device nodes were left out (creating them needs root); the sandbox provides its own /dev",
                     summary.skipped_special
                 );
@@ -34,26 +34,27 @@ pub fn image(command: ImageCommand) -> Result<i32, CliError> {
                 Format::Json => print_json(&images)?,
                 Format::Human => {
                     let width = images.iter().map(|i| i.name.len()).max().unwrap_or(4).max(4);
-                    println!("{:<width$}  {:<19}  {:>9}  CREATED", "NAME", "ID", "SIZE");
+                    let mut text = format!("{:<width$}  {:<19}  {:>9}  CREATED\n", "NAME", "ID", "SIZE");
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
                     for image in images {
-                        println!(
-                            "{:<width$}  {:<19}  {:>9}  {} ago",
+                        text.push_str(&format!(
+                            "{:<width$}  {:<19}  {:>9}  {} ago\n",
                             image.name,
                             short_id(&image.id),
                             format_size(image.size_bytes),
                             format_age(now.saturating_sub(image.created))
-                        );
+                        ));
                     }
+                    crate::output::print(&text)?;
                 }
             }
         }
         ImageCommand::Rm { name } => {
             store.remove(&name)?;
-            eprintln!("removed `{name}`");
+            say!("removed `{name}`");
         }
     }
     Ok(exit_codes::PASSED)

@@ -62,10 +62,10 @@ pub fn init(args: InitArgs) -> Result<i32, CliError> {
     std::fs::write(&file, text(template, args.lang)).map_err(io(&file))?;
     let name = template_name(template);
     match why {
-        Some(marker) => eprintln!("wrote {} (the {name} template, for `{marker}`)", file.display()),
-        None => eprintln!("wrote {} (the {name} template)", file.display()),
+        Some(marker) => say!("wrote {} (the {name} template, for `{marker}`)", file.display()),
+        None => say!("wrote {} (the {name} template)", file.display()),
     }
-    eprintln!("run it with `hm run` from {}", root.display());
+    say!("run it with `hm run` from {}", root.display());
     Ok(exit_codes::PASSED)
 }
 

@@ -61,9 +61,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         })),
     };
     if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
-        eprintln!(
-            "warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them"
-        );
+        say!("warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them");
     }
     let parallelism = args
         .parallelism
@@ -96,9 +94,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             count += 1;
             interrupter.interrupt();
             if count == 1 {
-                eprintln!("hm: interrupted; stopping every step and cleaning up...");
+                say!("hm: interrupted; stopping every step and cleaning up...");
             } else {
-                eprintln!("hm: still cleaning up (mounts, processes, snapshots); this takes a moment");
+                say!("hm: still cleaning up (mounts, processes, snapshots); this takes a moment");
             }
         }
     });
@@ -114,18 +112,26 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let mut output_error = None;
     while let Some(event) = events.recv().await {
         if output_error.is_none() {
-            // Keep draining after a broken pipe so the build can finish and clean up.
+            // Once stdout fails (a closed pipe, a full device), nothing more
+            // is written, but the build goes on to its end and cleans up:
+            // what it stores in the cache stays useful (docs/decisions.md).
             output_error = renderer.event(&event).err();
             if events.is_empty() && output_error.is_none() {
                 output_error = renderer.flush().err();
             }
         }
     }
+    if output_error.is_none() {
+        output_error = renderer.flush().err();
+    }
+    // Dropping the renderer flushes again, and ignores what that finds.
+    drop(renderer);
     let outcome = handle.control.wait().await;
     signals.abort();
     let _ = vm.shutdown().await;
     let outcome = outcome?;
-    if let Some(err) = output_error.filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
+    // Nobody reading any more is not a failure: the build's own code stands.
+    if let Some(err) = output_error.filter(|e| !crate::output::is_closed(e)) {
         return Err(CliError::Output(err));
     }
     Ok(outcome.exit_code)
@@ -142,7 +148,7 @@ fn open_cache(
     let registry = match Registry::open(dir) {
         Ok(registry) => registry,
         Err(err) => {
-            eprintln!(
+            say!(
                 "warning: running without the cache: {}",
                 crate::error::chain(&CliError::from(err))
             );
@@ -150,7 +156,7 @@ fn open_cache(
         }
     };
     if registry.rebuilt() {
-        eprintln!(
+        say!(
             "warning: the cache registry was damaged (or written by another version of hm) and has been reset; every step runs again"
         );
     }
