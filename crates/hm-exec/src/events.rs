@@ -9,12 +9,18 @@
 //! | `build_start` | `run_id`, `pipeline`, `plan {step_count, chain_count, default_runner}`, `started_at` |
 //! | `step_queued` | `step_id`, `key`, `chain_idx`, `parent_key?`, `display_name` |
 //! | `step_start` | `step_id`, `runner`, `image?`, `cache_miss?` |
-//! | `step_log` | `step_id`, `stream` (`stdout`/`stderr`), `line`, `ts` |
+//! | `step_log` | `step_id`, `stream` (`stdout`/`stderr`), `line`, `partial?`, `ts` |
 //! | `step_cache_hit` | `step_id`, `key`, `tag` |
 //! | `step_end` | `step_id`, `exit_code`, `duration_ms`, `snapshot?`, `status`, `message?` |
 //! | `step_skipped` | `step_id`, `key`, `reason` |
 //! | `chain_failed` | `chain_idx`, `failed_step_id`, `failed_step_key`, `exit_code`, `message`, `ts` |
 //! | `build_end` | `exit_code`, `duration_ms`, `status` |
+//!
+//! A `line` holds at most 64 KiB (`hm_vm::MAX_LINE_BYTES`): a longer line
+//! arrives in several `step_log` events, each but the last with
+//! `"partial": true`, meaning that the next `step_log` of the same step and
+//! stream continues the same line (pieces never split a UTF-8 character, so
+//! joining them gives the line back).
 //!
 //! Times are RFC 3339 UTC with milliseconds. `step_id` is the step's index
 //! in the pipeline, as a string, unique within a run. `exit_code` is the
@@ -65,6 +71,10 @@ pub enum Event {
         step_id: String,
         stream: LogStream,
         line: String,
+        /// The line was longer than 64 KiB and goes on in the next
+        /// `step_log` of this step and stream.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        partial: bool,
         ts: String,
     },
     StepCacheHit {
@@ -165,8 +175,10 @@ mod tests {
             step_id: "0".into(),
             stream: LogStream::Stderr,
             line: "x".into(),
+            partial: false,
             ts: "t".into(),
         };
-        assert!(serde_json::to_string(&log).unwrap().contains(r#""stream":"stderr""#));
+        let text = serde_json::to_string(&log).unwrap();
+        assert!(text.contains(r#""stream":"stderr""#) && !text.contains("partial"));
     }
 }

@@ -658,14 +658,16 @@ async fn run_in_vm(
         }
     });
 
-    let (logs, mut lines) = mpsc::channel::<LogLine>(256);
+    // Few pieces in flight: each may be 64 KiB (see `hm_vm::lines`).
+    let (logs, mut lines) = mpsc::channel::<LogLine>(32);
     let events = ctx.events.clone();
     let forward = tokio::spawn(async move {
-        while let Some(LogLine { stream, line }) = lines.recv().await {
+        while let Some(LogLine { stream, line, partial }) = lines.recv().await {
             let event = Event::StepLog {
                 step_id: step_id.clone(),
                 stream,
                 line,
+                partial,
                 ts: now_rfc3339(),
             };
             // Nobody listening any more does not stop the step.

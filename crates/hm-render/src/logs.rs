@@ -1,7 +1,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
-use hm_exec::events::{BuildStatus, Event, StepStatus};
+use hm_exec::events::{BuildStatus, Event, LogStream, StepStatus};
 
 use crate::{Renderer, Style};
 
@@ -9,7 +9,9 @@ use crate::{Renderer, Style};
 const TAIL_LINES: usize = 20;
 
 /// The `--logs` view: `key | line` for every log line, a line per step
-/// start and end, and a summary at the end.
+/// start and end, and a summary at the end. A line too long for one event
+/// comes in pieces: each piece that continues the one before is shown as
+/// `key + piece`.
 pub struct LogsRenderer<W: Write> {
     out: W,
     style: Style,
@@ -21,7 +23,12 @@ pub struct LogsRenderer<W: Write> {
 struct StepView {
     key: String,
     outcome: Option<Outcome>,
-    tail: VecDeque<String>,
+    /// The last lines (pieces of long lines), each marked when it continues
+    /// the piece before it.
+    tail: VecDeque<(bool, String)>,
+    /// Per stream (stdout, stderr): the last piece was partial, so the next
+    /// one continues it.
+    continuing: [bool; 2],
 }
 
 enum Outcome {
@@ -58,7 +65,12 @@ impl<W: Write> LogsRenderer<W> {
     }
 
     fn prefix(&self, key: &str) -> String {
-        self.style.dim(&format!("{key:<width$} |", width = self.width))
+        self.prefix_with(key, '|')
+    }
+
+    fn prefix_with(&self, key: &str, separator: char) -> String {
+        self.style
+            .dim(&format!("{key:<width$} {separator}", width = self.width))
     }
 
     fn status_line(&self, status: StepStatus, exit_code: i32, message: Option<&str>) -> String {
@@ -103,8 +115,9 @@ impl<W: Write> LogsRenderer<W> {
             if failed && !view.tail.is_empty() {
                 writeln!(self.out)?;
                 writeln!(self.out, "{}", s.bold(&format!("Last lines of `{}`:", view.key)))?;
-                for line in &view.tail {
-                    writeln!(self.out, "  {line}")?;
+                for (continued, line) in &view.tail {
+                    let mark = if *continued { '+' } else { ' ' };
+                    writeln!(self.out, "{mark} {line}")?;
                 }
             }
         }
@@ -151,6 +164,7 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                     key: key.clone(),
                     outcome: None,
                     tail: VecDeque::new(),
+                    continuing: [false; 2],
                 });
             }
             Event::StepStart {
@@ -163,14 +177,27 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 };
                 writeln!(self.out, "{} {}", self.prefix(&key), s.dim(&started))?;
             }
-            Event::StepLog { step_id, line, .. } => {
+            Event::StepLog {
+                step_id,
+                stream,
+                line,
+                partial,
+                ..
+            } => {
                 let key = self.key(step_id);
-                writeln!(self.out, "{} {line}", self.prefix(&key))?;
+                let slot = match stream {
+                    LogStream::Stdout => 0,
+                    LogStream::Stderr => 1,
+                };
+                let continued = self.step(step_id).is_some_and(|v| v.continuing[slot]);
+                let separator = if continued { '+' } else { '|' };
+                writeln!(self.out, "{} {line}", self.prefix_with(&key, separator))?;
                 if let Some(view) = self.step(step_id) {
+                    view.continuing[slot] = *partial;
                     if view.tail.len() == TAIL_LINES {
                         view.tail.pop_front();
                     }
-                    view.tail.push_back(line.clone());
+                    view.tail.push_back((continued, line.clone()));
                 }
             }
             // Shown with the step's end, `cached`.
@@ -227,7 +254,7 @@ impl<W: Write> Renderer for LogsRenderer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hm_exec::events::{LogStream, PlanSummary};
+    use hm_exec::events::PlanSummary;
 
     fn events() -> Vec<Event> {
         let queued = |id: &str, key: &str| Event::StepQueued {
@@ -241,6 +268,14 @@ mod tests {
             step_id: id.into(),
             stream: LogStream::Stdout,
             line: line.into(),
+            partial: false,
+            ts: "2026-01-01T00:00:00.000Z".into(),
+        };
+        let piece = |id: &str, line: &str| Event::StepLog {
+            step_id: id.into(),
+            stream: LogStream::Stdout,
+            line: line.into(),
+            partial: true,
             ts: "2026-01-01T00:00:00.000Z".into(),
         };
         vec![
@@ -292,6 +327,9 @@ mod tests {
                 image: None,
                 cache_miss: None,
             },
+            piece("1", "a line too long"),
+            piece("1", " for one event"),
+            log("1", " ends here"),
             log("1", "assertion failed"),
             Event::StepEnd {
                 step_id: "1".into(),

@@ -144,11 +144,14 @@ pub enum LogStream {
     Stderr,
 }
 
-/// One line of output, without its line terminator.
+/// One line of output, without its line terminator, or a piece of a line
+/// longer than [`crate::lines::MAX_LINE_BYTES`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub stream: LogStream,
     pub line: String,
+    /// The line goes on in the next `LogLine` of this stream.
+    pub partial: bool,
 }
 
 /// Where a VM sends its output; lines of one stream arrive in order.

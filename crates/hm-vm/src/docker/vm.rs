@@ -13,10 +13,9 @@ use super::{docker_error, Inner, Snap};
 
 /// The attached output of an exec, frame by frame.
 type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
-use crate::backend::{
-    ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
-};
+use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm};
 use crate::error::VmError;
+use crate::lines::LineSplitter;
 
 /// Runs the step's command, then kills every process it left (all but the
 /// container's init: `kill -1` spares it and the caller), so a container
@@ -107,33 +106,6 @@ impl DockerVm {
     }
 }
 
-/// Assembles the chunks of one stream into whole lines.
-#[derive(Default)]
-struct Lines {
-    partial: Vec<u8>,
-}
-
-impl Lines {
-    /// The complete lines `chunk` finishes, without their `\n`.
-    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&rest[..end]);
-            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
-            self.partial.clear();
-            rest = &rest[end + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-        lines
-    }
-
-    /// The last line, when the output did not end with `\n`.
-    fn finish(&mut self) -> Option<String> {
-        (!self.partial.is_empty()).then(|| String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned())
-    }
-}
-
 #[async_trait::async_trait]
 impl Vm for DockerVm {
     async fn sync(&mut self, plan: SyncPlan) -> Result<(), VmError> {
@@ -174,7 +146,8 @@ impl Vm for DockerVm {
             .map(str::to_owned)
             .to_vec();
         let (exec, mut output) = self.start(argv, env, &request.cwd.to_string_lossy()).await?;
-        let (mut stdout, mut stderr) = (Lines::default(), Lines::default());
+        let mut stdout = LineSplitter::new(LogStream::Stdout);
+        let mut stderr = LineSplitter::new(LogStream::Stderr);
         let mut killed = false;
         loop {
             let chunk = tokio::select! {
@@ -188,22 +161,18 @@ impl Vm for DockerVm {
                 }
             };
             let Some(chunk) = chunk else { break };
-            let (stream, lines) = match chunk.map_err(docker_error("read the step's output"))? {
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    (LogStream::Stdout, stdout.push(&message))
-                }
-                LogOutput::StdErr { message } => (LogStream::Stderr, stderr.push(&message)),
+            let lines = match chunk.map_err(docker_error("read the step's output"))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.push(&message),
+                LogOutput::StdErr { message } => stderr.push(&message),
                 LogOutput::StdIn { .. } => continue,
             };
             for line in lines {
                 // A closed sink still drains the output, so the step never blocks.
-                let _ = logs.send(LogLine { stream, line }).await;
+                let _ = logs.send(line).await;
             }
         }
-        for (stream, lines) in [(LogStream::Stdout, &mut stdout), (LogStream::Stderr, &mut stderr)] {
-            if let Some(line) = lines.finish() {
-                let _ = logs.send(LogLine { stream, line }).await;
-            }
+        for line in [stdout.finish(), stderr.finish()].into_iter().flatten() {
+            let _ = logs.send(line).await;
         }
         if killed {
             return Ok(ExecOutcome::Killed);
@@ -248,26 +217,5 @@ impl Drop for DockerVm {
                 handle.spawn(async move { inner.remove_container(&container).await });
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Lines;
-
-    #[test]
-    fn lines_split_across_chunks_arrive_whole() {
-        let mut lines = Lines::default();
-        assert!(lines.push(b"hel").is_empty());
-        assert_eq!(lines.push(b"lo\nwor"), ["hello"]);
-        assert_eq!(lines.push(b"ld\n\nlast"), ["world", ""]);
-        assert_eq!(lines.finish().as_deref(), Some("last"));
-        assert_eq!(lines.finish(), None);
-        // A character split between chunks is not mangled.
-        let snowman = "☃".as_bytes();
-        assert!(lines.push(&snowman[..1]).is_empty());
-        let mut rest = snowman[1..].to_vec();
-        rest.push(b'\n');
-        assert_eq!(lines.push(&rest), ["☃"]);
     }
 }

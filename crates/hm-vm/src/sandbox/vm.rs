@@ -6,18 +6,17 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::helper::HELPER_ARG;
 use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
 use super::spec::{ExecSpec, Job, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
-use crate::backend::{
-    ExecOutcome, ExecRequest, KillSignal, LogLine, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
-};
+use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm};
 use crate::error::VmError;
 use crate::images::DEFAULT_PATH;
+use crate::lines::LineSplitter;
 
 /// How long a cancelled helper gets to take its namespace down before it is
 /// killed outright.
@@ -251,29 +250,29 @@ pub(super) fn spawn_helper(
     Ok((child, report))
 }
 
-/// Reads `pipe` line by line into `logs`; runs until the pipe closes.
+/// Reads `pipe` line by line into `logs`, long lines in pieces (see
+/// [`crate::lines`]); runs until the pipe closes.
 fn forward_lines(
     pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
     stream: LogStream,
     logs: LogSink,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Some(pipe) = pipe else { return };
-        let mut reader = BufReader::with_capacity(64 * 1024, pipe);
-        let mut buf = Vec::new();
+        let Some(mut pipe) = pipe else { return };
+        let mut lines = LineSplitter::new(stream);
+        let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    if buf.last() == Some(&b'\n') {
-                        buf.pop();
-                    }
-                    let line = String::from_utf8_lossy(&buf).into_owned();
-                    // A closed sink still drains the pipe, so the step never blocks.
-                    let _ = logs.send(LogLine { stream, line }).await;
-                }
+            let read = match pipe.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for line in lines.push(&chunk[..read]) {
+                // A closed sink still drains the pipe, so the step never blocks.
+                let _ = logs.send(line).await;
             }
+        }
+        if let Some(line) = lines.finish() {
+            let _ = logs.send(line).await;
         }
     })
 }
