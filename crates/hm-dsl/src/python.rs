@@ -125,7 +125,9 @@ pub(crate) fn evaluate(
         .as_deref()
         .ok_or_else(|| LoadError::NoSdkDir { file: first.to_owned() })?;
     let sdk = unpack(sdk_root)?;
-    let output = Command::new(&options.interpreter)
+    let mut command = Command::new(&options.interpreter);
+    die_with_parent(&mut command);
+    let output = command
         .args(FLAGS)
         .arg("-c")
         .arg(BOOTSTRAP)
@@ -170,6 +172,28 @@ pub(crate) fn evaluate(
             detail: "its reply names a file for some pipelines only".into(),
         }),
         Reply::Err { error } => Err(failure(error, first, python)),
+    }
+}
+
+/// Makes the child die with `hm`, however `hm` ends (a signal, SIGKILL
+/// included, which leaves no chance to kill it): the kernel sends it
+/// SIGKILL when the thread that spawned it exits, and a parent that died
+/// before the signal was armed is caught by comparing the parent pid.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: only async-signal-safe calls (prctl, getppid, kill) run
+    // between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            Ok(())
+        });
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod backend;
 mod cache_dir;
+pub mod child;
 pub mod docker;
 mod error;
 mod flatten;

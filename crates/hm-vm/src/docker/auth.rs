@@ -118,7 +118,9 @@ fn normalize(key: &str) -> &str {
 /// Asks `docker-credential-HELPER get` for `server`'s credentials.
 fn from_helper(helper: &str, server: &str) -> Result<Option<DockerCredentials>, String> {
     let program = format!("docker-credential-{helper}");
-    let child = Command::new(&program)
+    let mut command = Command::new(&program);
+    crate::child::die_with_parent(&mut command);
+    let child = command
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -227,7 +227,9 @@ pub(super) fn spawn_helper(
     // Spawned from a runtime worker thread, which lives as long as the
     // process: the helper's parent-death signal follows the spawning
     // thread, not the process.
-    let child = tokio::process::Command::new(helper)
+    let mut command = tokio::process::Command::new(helper);
+    crate::child::die_with_parent(command.as_std_mut());
+    let child = command
         .arg(HELPER_ARG)
         .env_clear()
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
