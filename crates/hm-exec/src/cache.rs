@@ -59,8 +59,9 @@ pub struct KeyInputs {
     pub env_keys: BTreeMap<String, String>,
     /// `ttl` windows: duration in seconds and `floor(now / duration)`.
     pub ttl: Vec<(u64, u64)>,
-    /// `on_change` files: path and content hash, or `missing` for a path or
-    /// pattern that matches nothing.
+    /// `on_change` files: path (escaped as `hm_vm::os_path::escaped` shows
+    /// it, so a name that is not UTF-8 keeps every byte) and content hash,
+    /// or `missing` for a path or pattern that matches nothing.
     pub files: BTreeMap<String, String>,
     /// `cache.key` from the DSL: one more input, never trusted alone.
     pub dsl_key: Option<String>,
@@ -234,7 +235,10 @@ fn matching_files(patterns: &[String], source: &Manifest) -> BTreeMap<String, St
                 hasher.update(&[entry.kind as u8]);
                 hasher.update(&entry.mode.to_le_bytes());
                 hasher.update(&entry.hash);
-                files.insert(path.display().to_string(), hasher.finalize().to_hex()[..32].to_owned());
+                files.insert(
+                    hm_vm::os_path::escaped(path),
+                    hasher.finalize().to_hex()[..32].to_owned(),
+                );
             }
         }
         if !matched {
@@ -305,6 +309,28 @@ mod tests {
         );
         let deep = matching_files(&["src/**/*.rs".into()], &src);
         assert_eq!(deep.len(), 2);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_selected_and_told_apart() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut src = Manifest::default();
+        for (name, content) in [(&b"src/f\xff"[..], 1), (b"src/f\xfe", 2)] {
+            let entry = ManifestEntry {
+                kind: EntryKind::File,
+                mode: 0o644,
+                hash: [content; 32],
+            };
+            src.entries.insert(std::ffi::OsStr::from_bytes(name).into(), entry);
+        }
+        for pattern in ["src", "src/f*"] {
+            let files = matching_files(&[pattern.into()], &src);
+            assert_eq!(
+                files.keys().collect::<Vec<_>>(),
+                ["src/f\\xfe", "src/f\\xff"],
+                "{pattern}"
+            );
+        }
     }
 
     #[test]

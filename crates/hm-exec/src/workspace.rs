@@ -42,22 +42,27 @@ pub struct Manifest {
     pub entries: BTreeMap<PathBuf, ManifestEntry>,
 }
 
+/// One stored manifest entry: path (a string, or its bytes when it is not
+/// UTF-8), kind, mode and hash in hex.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Row(#[serde(with = "hm_vm::os_path")] PathBuf, u8, u32, String);
+
 impl Manifest {
     /// The manifest as bytes, to store with a snapshot.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let rows: Vec<(String, u8, u32, String)> = self
+        let rows: Vec<Row> = self
             .entries
             .iter()
-            .map(|(path, e)| (path.display().to_string(), e.kind as u8, e.mode, hex(&e.hash)))
+            .map(|(path, e)| Row(path.clone(), e.kind as u8, e.mode, hex(&e.hash)))
             .collect();
         serde_json::to_vec(&rows).unwrap_or_default()
     }
 
     /// A manifest stored with [`Manifest::to_bytes`]; `None` if damaged.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let rows: Vec<(String, u8, u32, String)> = serde_json::from_slice(bytes).ok()?;
+        let rows: Vec<Row> = serde_json::from_slice(bytes).ok()?;
         let mut manifest = Manifest::default();
-        for (path, kind, mode, hash) in rows {
+        for Row(path, kind, mode, hash) in rows {
             let kind = match kind {
                 0 => EntryKind::Dir,
                 1 => EntryKind::File,
@@ -69,7 +74,7 @@ impl Manifest {
                 *byte = u8::from_str_radix(hash.get(i * 2..i * 2 + 2)?, 16).ok()?;
             }
             manifest.entries.insert(
-                PathBuf::from(path),
+                path,
                 ManifestEntry {
                     kind,
                     mode,
@@ -99,7 +104,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Why the source could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the project source at `{}`", path.display())]
+#[error("cannot read the project source at `{}`", hm_vm::os_path::escaped(path))]
 pub struct SourceError {
     pub path: PathBuf,
     #[source]
@@ -357,5 +362,22 @@ mod tests {
         assert_eq!(written, ["new.txt", "src/main.rs"]);
         assert_ne!(first.digest(), now.digest());
         assert_eq!(Manifest::from_bytes(&now.to_bytes()).unwrap(), now);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_kept_byte_for_byte() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tree();
+        let odd = std::ffi::OsStr::from_bytes(b"src/f\xff");
+        fs::write(dir.path().join(odd), "x").unwrap();
+        fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"src/f\xfe")), "y").unwrap();
+        let source = Source::new(dir.path().to_owned());
+        let m = source.scan().unwrap();
+        assert_eq!(m.entries[Path::new(odd)].kind, EntryKind::File);
+        let stored = Manifest::from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(stored, m);
+        // Plain names are stored as before: strings.
+        assert!(String::from_utf8_lossy(&m.to_bytes()).contains(r#"["src/main.rs",1,"#));
+        assert!(sync_plan(dir.path(), Some(&stored), &source.scan().unwrap()).is_empty());
     }
 }

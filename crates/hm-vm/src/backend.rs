@@ -92,6 +92,7 @@ pub struct BootRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncEntry {
     /// Path relative to the source root and to the target.
+    #[serde(with = "crate::os_path")]
     pub path: PathBuf,
     pub kind: SyncKind,
 }
@@ -112,9 +113,12 @@ pub enum SyncKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncPlan {
     /// The host directory files are copied from.
+    #[serde(with = "crate::os_path")]
     pub source_root: PathBuf,
     /// The directory inside the VM (absolute, e.g. `/workspace`).
+    #[serde(with = "crate::os_path")]
     pub target: PathBuf,
+    #[serde(with = "crate::os_path::vec")]
     pub remove: Vec<PathBuf>,
     pub write: Vec<SyncEntry>,
 }

@@ -26,7 +26,7 @@ pub enum BackendUnavailable {
     DockerImage { name: String, detail: String },
     #[error("the `host` image is only for the sandbox backend; name an image for the docker backend")]
     DockerHost,
-    #[error("cache directory `{}` is not usable", path.display())]
+    #[error("cache directory `{}` is not usable", crate::os_path::escaped(path))]
     CacheDir {
         path: PathBuf,
         #[source]
@@ -38,14 +38,14 @@ pub enum BackendUnavailable {
 /// failure of its command.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    #[error("cannot {op} `{}`", path.display())]
+    #[error("cannot {op} `{}`", crate::os_path::escaped(path))]
     Io {
         op: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the sandbox helper `{}`", helper.display())]
+    #[error("cannot start the sandbox helper `{}`", crate::os_path::escaped(helper))]
     Spawn {
         helper: PathBuf,
         #[source]
@@ -79,11 +79,11 @@ pub enum ImageError {
     InvalidName(String),
     #[error("image `{0}` not found (see `hm image ls`)")]
     NotFound(String),
-    #[error("`{}` is neither a directory nor a tar archive", .0.display())]
+    #[error("`{}` is neither a directory nor a tar archive", crate::os_path::escaped(.0))]
     NotARootfs(PathBuf),
-    #[error("`{}` does not exist", .0.display())]
+    #[error("`{}` does not exist", crate::os_path::escaped(.0))]
     Missing(PathBuf),
-    #[error("cannot {op} `{}`", path.display())]
+    #[error("cannot {op} `{}`", crate::os_path::escaped(path))]
     Io {
         op: &'static str,
         path: PathBuf,

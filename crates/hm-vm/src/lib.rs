@@ -16,6 +16,7 @@ mod flatten;
 pub mod fsutil;
 mod images;
 pub mod lines;
+pub mod os_path;
 pub mod registry;
 pub mod sandbox;
 mod session;

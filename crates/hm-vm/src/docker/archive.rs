@@ -16,8 +16,22 @@ const REMOVE_BATCH: usize = 64 * 1024;
 
 /// Removes each argument relative to the current directory: a directory
 /// only when it is empty (build outputs in it stay), anything else always.
-pub(crate) const REMOVE_SCRIPT: &str =
-    r#"for p do if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir -- "$p" 2>/dev/null || :; else rm -f -- "$p"; fi; done"#;
+/// An argument starting with `/` (never a relative path) is a name that is
+/// not UTF-8, which an exec's arguments cannot carry: its bytes as `printf
+/// %b` octal escapes after the `/` (see [`shell_arg`]).
+pub(crate) const REMOVE_SCRIPT: &str = r#"for p do case $p in /*) p=$(printf '%bx' "${p#/}"); p=${p%x};; esac; if [ -d "$p" ] && [ ! -L "$p" ]; then rmdir -- "$p" 2>/dev/null || :; else rm -f -- "$p"; fi; done"#;
+
+/// A relative path as an argument of [`REMOVE_SCRIPT`]: as it is when it
+/// is UTF-8, else `/` and every byte as a `\0NNN` octal escape.
+fn shell_arg(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    match path.to_str() {
+        Some(text) => text.to_owned(),
+        None => std::iter::once("/".to_owned())
+            .chain(path.as_os_str().as_bytes().iter().map(|b| format!("\\0{b:03o}")))
+            .collect(),
+    }
+}
 
 /// The removal commands for `plan` (`sh -c REMOVE_SCRIPT sh PATH...`),
 /// deepest paths first as the plan lists them.
@@ -26,7 +40,7 @@ pub(crate) fn removals(plan: &SyncPlan) -> Vec<Vec<String>> {
     let mut batch: Vec<String> = Vec::new();
     let mut size = 0;
     for path in &plan.remove {
-        let path = path.to_string_lossy().into_owned();
+        let path = shell_arg(path);
         if size + path.len() > REMOVE_BATCH && !batch.is_empty() {
             batches.push(std::mem::take(&mut batch));
             size = 0;
@@ -107,7 +121,8 @@ fn write_tar(plan: &SyncPlan, writer: impl Write) -> io::Result<()> {
     let mut tar = tar::Builder::new(writer);
     for entry in &plan.write {
         let source = plan.source_root.join(&entry.path);
-        let context = |err: io::Error| io::Error::new(err.kind(), format!("`{}`: {err}", source.display()));
+        let context =
+            |err: io::Error| io::Error::new(err.kind(), format!("`{}`: {err}", crate::os_path::escaped(&source)));
         let meta = std::fs::symlink_metadata(&source).map_err(context)?;
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
@@ -204,6 +219,33 @@ mod tests {
         let removals = removals(&plan);
         assert_eq!(removals.len(), 1);
         assert_eq!(&removals[0][4..], ["old/file", "old"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_removed_by_the_shell() {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = PathBuf::from(std::ffi::OsString::from_vec(b"f\xff\n".to_vec()));
+        std::fs::write(dir.path().join(&odd), "x").unwrap();
+        std::fs::write(dir.path().join("plain"), "x").unwrap();
+        std::fs::write(dir.path().join("kept\\xff"), "x").unwrap();
+        let plan = SyncPlan {
+            remove: vec![odd, "plain".into()],
+            ..Default::default()
+        };
+        let argv = &removals(&plan)[0];
+        assert_eq!(argv[4], "/\\0146\\0377\\0012");
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("kept\\xff")]);
     }
 
     #[test]

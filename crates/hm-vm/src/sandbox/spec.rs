@@ -21,7 +21,9 @@ pub(crate) enum Job {
 pub(crate) struct FlattenSpec {
     /// Set when not root: flatten as root of a user namespace.
     pub id_map: Option<IdMap>,
+    #[serde(with = "crate::os_path::vec")]
     pub layers: Vec<PathBuf>,
+    #[serde(with = "crate::os_path")]
     pub dest: PathBuf,
 }
 
@@ -29,6 +31,7 @@ pub(crate) struct FlattenSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Spec {
     /// Where the new root is assembled.
+    #[serde(with = "crate::os_path")]
     pub root: PathBuf,
     /// The pid of `hm`; the helper exits at once if its parent is another.
     pub parent_pid: u32,
@@ -39,9 +42,11 @@ pub(crate) struct Spec {
     /// Give the sandbox a fresh tmpfs on `/run` (for the host image).
     pub fresh_run: bool,
     /// The host file bound (read-only) onto `/etc/resolv.conf`.
+    #[serde(with = "crate::os_path::option")]
     pub resolv_conf: Option<PathBuf>,
     /// Paths inside the root hidden under an empty read-only tmpfs (the
     /// cache directory, when the root shows the host's filesystem).
+    #[serde(with = "crate::os_path::vec")]
     pub masked: Vec<PathBuf>,
     pub sync: SyncPlan,
     pub exec: ExecSpec,
@@ -58,27 +63,39 @@ pub(crate) struct IdMap {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum MountOp {
     /// An empty read-only tmpfs (the second lower a view needs).
-    EmptyTmpfs { target: PathBuf },
+    EmptyTmpfs {
+        #[serde(with = "crate::os_path")]
+        target: PathBuf,
+    },
     /// A read-only overlay showing the host directory `lower` over the empty
     /// tmpfs `empty`: the same files on another superblock, so that layers
     /// stored below `lower` may still be stacked above it.
     View {
+        #[serde(with = "crate::os_path")]
         target: PathBuf,
+        #[serde(with = "crate::os_path")]
         empty: PathBuf,
+        #[serde(with = "crate::os_path")]
         lower: PathBuf,
     },
     /// A writable overlay; `lowers` are top first (the helper opens them and
     /// names them by file descriptor).
     Overlay {
+        #[serde(with = "crate::os_path")]
         target: PathBuf,
+        #[serde(with = "crate::os_path::vec")]
         lowers: Vec<PathBuf>,
+        #[serde(with = "crate::os_path")]
         upper: PathBuf,
+        #[serde(with = "crate::os_path")]
         work: PathBuf,
     },
     /// A read-only bind mount of a host file or directory, with the mounts
     /// below it when `recursive`.
     BindReadOnly {
+        #[serde(with = "crate::os_path")]
         source: PathBuf,
+        #[serde(with = "crate::os_path")]
         target: PathBuf,
         recursive: bool,
     },
@@ -90,6 +107,7 @@ pub(crate) struct ExecSpec {
     pub cmd: String,
     /// The complete environment, in order (later entries win).
     pub env: Vec<(String, String)>,
+    #[serde(with = "crate::os_path")]
     pub cwd: PathBuf,
 }
 

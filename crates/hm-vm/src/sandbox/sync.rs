@@ -89,7 +89,7 @@ pub(super) fn sync(source: &SourceDir, plan: &SyncPlan) -> io::Result<()> {
     }
     let mut dirs_ok: HashSet<PathBuf> = HashSet::new();
     for entry in &plan.write {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("`{}`: {e}", entry.path.display()));
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("`{}`: {e}", crate::os_path::escaped(&entry.path)));
         ensure_parents(source, target, &entry.path, &mut dirs_ok).map_err(named)?;
         write_entry(source, &entry.path, &target.join(&entry.path), entry.kind).map_err(named)?;
     }
