@@ -260,6 +260,53 @@ pub fn unpack(sdk_root: &Path) -> Result<PathBuf, LoadError> {
     }
 }
 
+/// A temporary copy of an SDK older than this was left by a process killed
+/// while writing it: writing one takes milliseconds, so a younger one may
+/// be another process's at work.
+const INTERRUPTED_AGE: Duration = Duration::from_secs(60);
+
+/// The kinds of SDK copies kept under the SDK root.
+const KINDS: [&str; 2] = ["python", "typescript"];
+
+/// Removes, under `sdk_root`, the temporary copies (`.python-*`,
+/// `.typescript-*`) of processes killed while writing one; every command
+/// that uses the cache calls it, so what a SIGKILL left goes with the next
+/// `hm` a minute later at most.
+pub fn remove_interrupted_copies(sdk_root: &Path) {
+    let Ok(entries) = std::fs::read_dir(sdk_root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let temporary = KINDS.iter().any(|kind| {
+            name.strip_prefix('.')
+                .is_some_and(|n| n.starts_with(&format!("{kind}-")))
+        });
+        if temporary && age(&entry) > INTERRUPTED_AGE {
+            remove_entry(&entry.path());
+        }
+    }
+}
+
+/// How long ago `entry` was last modified.
+fn age(entry: &std::fs::DirEntry) -> Duration {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
+fn remove_entry(path: &Path) {
+    let _ = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+}
+
 /// Removes, under `sdk_root`, the temporary copies (`.KIND-*`, files or
 /// directories) of processes killed while writing one, and the SDKs of
 /// other `hm` versions (`KIND-*` other than `keep`, with their Python
@@ -269,29 +316,14 @@ pub(crate) fn remove_stale_copies(sdk_root: &Path, kind: &str, keep: &Path) {
     let Ok(entries) = std::fs::read_dir(sdk_root) else {
         return;
     };
-    let age = |entry: &std::fs::DirEntry| {
-        entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .unwrap_or_default()
-    };
     let (tmp, done) = (format!(".{kind}-"), format!("{kind}-"));
-    let remove = |path: &Path| {
-        let _ = if path.is_dir() {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        };
-    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name.starts_with(&tmp) && age(&entry) > Duration::from_secs(600) {
-            remove(&path);
+        if name.starts_with(&tmp) && age(&entry) > INTERRUPTED_AGE {
+            remove_entry(&path);
         } else if name.starts_with(&done) && path != keep && age(&entry) > Duration::from_secs(86400) {
-            remove(&path);
+            remove_entry(&path);
             // `sys.pycache_prefix` mirrors the source's absolute path.
             if let Ok(rel) = path.strip_prefix("/") {
                 let _ = std::fs::remove_dir_all(sdk_root.join("pycache").join(rel));
@@ -330,7 +362,7 @@ mod tests {
     }
 
     /// Unpacking a new SDK removes old SDKs and their bytecode after a day,
-    /// and interrupted copies after ten minutes; recent ones stay.
+    /// and interrupted copies after a minute; recent ones stay.
     #[test]
     fn unpacking_removes_stale_copies() {
         let root = tempfile::tempdir().unwrap();
@@ -350,6 +382,31 @@ mod tests {
         unpack(root.path()).unwrap();
         assert!(!old.exists() && !bytecode.exists() && !interrupted.exists());
         assert!(recent.exists() && running.exists());
+    }
+
+    /// Copies left by killed processes go with the next command, once a
+    /// minute old; everything else stays.
+    #[test]
+    fn interrupted_copies_are_removed_by_any_command() {
+        let root = tempfile::tempdir().unwrap();
+        let make = |name: &str, age_secs: u64, dir: bool| {
+            let path = root.path().join(name);
+            if dir {
+                std::fs::create_dir_all(path.join("harmont")).unwrap();
+            } else {
+                std::fs::write(&path, "x").unwrap();
+            }
+            let when = std::time::SystemTime::now() - Duration::from_secs(age_secs);
+            std::fs::File::open(&path).unwrap().set_modified(when).unwrap();
+            path
+        };
+        let killed = make(".python-abc", 120, true);
+        let killed_ts = make(".typescript-abc", 120, false);
+        let writing = make(".python-def", 5, true);
+        let installed = make("python-0123", 2 * 86400, true);
+        remove_interrupted_copies(root.path());
+        assert!(!killed.exists() && !killed_ts.exists());
+        assert!(writing.exists() && installed.exists());
     }
 
     /// Unpacking twice, or into a root where another copy already landed,

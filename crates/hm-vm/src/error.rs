@@ -83,6 +83,8 @@ pub enum ImageError {
     NotARootfs(PathBuf),
     #[error("`{}` does not exist", crate::os_path::escaped(.0))]
     Missing(PathBuf),
+    #[error("the import was interrupted; its partial copy is removed")]
+    Interrupted,
     #[error("cannot {op} `{}`", crate::os_path::escaped(path))]
     Io {
         op: &'static str,

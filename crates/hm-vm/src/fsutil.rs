@@ -55,11 +55,13 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// How [`copy_tree`] treats what only root may create.
-#[derive(Debug, Clone, Copy)]
-pub struct CopyOptions {
+/// How [`copy_tree`] treats what only root may create, and whom it tells
+/// about each entry.
+pub struct CopyOptions<'a> {
     /// Copy owners and create device nodes (needs root).
     pub privileged: bool,
+    /// Called with the bytes of each entry copied; an error stops the copy.
+    pub progress: Option<&'a mut dyn FnMut(u64) -> io::Result<()>>,
 }
 
 /// What [`copy_tree`] left out.
@@ -74,16 +76,19 @@ pub struct CopySummary {
 /// Copies the tree at `src` to `dst` (which must not exist), keeping
 /// symlinks as links, modes and modification times, and owners and device
 /// nodes when privileged.
-pub fn copy_tree(src: &Path, dst: &Path, options: CopyOptions) -> io::Result<CopySummary> {
+pub fn copy_tree(src: &Path, dst: &Path, mut options: CopyOptions<'_>) -> io::Result<CopySummary> {
     let mut summary = CopySummary::default();
-    copy_entry(src, dst, options, &mut summary)?;
+    copy_entry(src, dst, &mut options, &mut summary)?;
     Ok(summary)
 }
 
-fn copy_entry(src: &Path, dst: &Path, options: CopyOptions, summary: &mut CopySummary) -> io::Result<()> {
+fn copy_entry(src: &Path, dst: &Path, options: &mut CopyOptions<'_>, summary: &mut CopySummary) -> io::Result<()> {
     let meta = fs::symlink_metadata(src)?;
     let ft = meta.file_type();
     summary.entries += 1;
+    if let Some(progress) = options.progress.as_mut() {
+        progress(if ft.is_file() { meta.len() } else { 0 })?;
+    }
     if ft.is_dir() {
         fs::create_dir(dst)?;
         // Writable while we fill it; its own mode is set afterwards.
@@ -252,7 +257,11 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
         fs::set_permissions(src.join("bin"), fs::Permissions::from_mode(0o555)).unwrap();
         let dst = dir.path().join("dst");
-        let summary = copy_tree(&src, &dst, CopyOptions { privileged: false }).unwrap();
+        let options = CopyOptions {
+            privileged: false,
+            progress: None,
+        };
+        let summary = copy_tree(&src, &dst, options).unwrap();
         assert_eq!(summary.entries, 4);
         assert_eq!(fs::read_link(dst.join("link")).unwrap(), Path::new("/etc/passwd"));
         let mode = |p: &str| fs::symlink_metadata(dst.join(p)).unwrap().mode() & 0o7777;

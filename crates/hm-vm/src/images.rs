@@ -2,9 +2,11 @@
 //! filesystems imported by name from a directory or a tarball.
 //!
 //! Layout: `images/<dir>/image.json` and `images/<dir>/rootfs/`, where
-//! `<dir>` is derived from the name. An import unpacks into a `.tmp-`
-//! directory and renames it into place, so a reader never sees half an
-//! image.
+//! `<dir>` is derived from the name. An import unpacks into a locked
+//! `.tmp-` directory (see [`crate::tempdir`]) and renames it into place, so
+//! a reader never sees half an image, and the partial copy of an import
+//! that was stopped or killed is removed (by the import itself, or by the
+//! next `hm` that collects [`ImageStore::collect_abandoned`]).
 
 use std::fs;
 use std::io::{self, Read};
@@ -17,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::ImageRef;
 use crate::error::ImageError;
 use crate::fsutil::{self, random_id, remove_tree, CopyOptions};
+use crate::tempdir::{self, TempDir};
 
 /// The name of the image that is the host's own root filesystem.
 pub const HOST_IMAGE: &str = "host";
@@ -44,6 +47,77 @@ pub struct ImageInfo {
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     dir: PathBuf,
+}
+
+/// How far a long import has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportProgress {
+    pub phase: ImportPhase,
+    /// Entries (files, directories, links) done so far in this phase.
+    pub entries: u64,
+    /// Bytes of file contents done so far in this phase.
+    pub bytes: u64,
+}
+
+/// What an import is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportPhase {
+    /// Copying or unpacking the root filesystem.
+    Copying,
+    /// Hashing the copy into the image's identity.
+    Hashing,
+}
+
+/// Watches a long import, and may stop it.
+pub trait ImportObserver: Sync {
+    /// Called after every entry (cheap checks only).
+    fn progress(&self, progress: ImportProgress);
+    /// Whether to stop: the import then removes its partial copy and
+    /// returns [`ImageError::Interrupted`].
+    fn stopped(&self) -> bool;
+}
+
+/// An observer that sees nothing and never stops.
+struct Unobserved;
+
+impl ImportObserver for Unobserved {
+    fn progress(&self, _: ImportProgress) {}
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+/// Calls the observer for each entry; `Err(Interrupted)` once it says stop.
+struct Tracker<'a> {
+    observer: &'a dyn ImportObserver,
+    phase: ImportPhase,
+    entries: u64,
+    bytes: u64,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(observer: &'a dyn ImportObserver, phase: ImportPhase) -> Self {
+        Tracker {
+            observer,
+            phase,
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
+    fn entry(&mut self, bytes: u64) -> io::Result<()> {
+        self.entries += 1;
+        self.bytes += bytes;
+        self.observer.progress(ImportProgress {
+            phase: self.phase,
+            entries: self.entries,
+            bytes: self.bytes,
+        });
+        if self.observer.stopped() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "the import was stopped"));
+        }
+        Ok(())
+    }
 }
 
 /// What an import did, for the user.
@@ -140,6 +214,18 @@ impl ImageStore {
     /// (optionally gzip-compressed) under `name`, replacing any image of
     /// that name.
     pub fn import(&self, name: &str, source: &Path) -> Result<ImportSummary, ImageError> {
+        self.import_observed(name, source, &Unobserved)
+    }
+
+    /// [`ImageStore::import`], telling `observer` how far it got and
+    /// stopping when it says so. Whatever happens, nothing of a failed or
+    /// stopped import is left.
+    pub fn import_observed(
+        &self,
+        name: &str,
+        source: &Path,
+        observer: &dyn ImportObserver,
+    ) -> Result<ImportSummary, ImageError> {
         validate_name(name)?;
         let meta = fs::metadata(source).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => ImageError::Missing(source.to_owned()),
@@ -147,12 +233,13 @@ impl ImageStore {
         })?;
         fs::create_dir_all(&self.dir).map_err(ImageError::io("create", &self.dir))?;
         self.collect_abandoned();
-        let staging = self.dir.join(format!(".tmp-{}", random_id(6)));
-        let result = self.import_into(name, source, &meta, &staging);
-        if result.is_err() {
-            let _ = remove_tree(&staging);
-        }
-        result
+        // Removed when dropped, on every path out of here but the rename.
+        let staging = TempDir::create(&self.dir).map_err(ImageError::io("create a directory in", &self.dir))?;
+        self.import_into(name, source, &meta, staging, observer)
+            .map_err(|err| match err {
+                ImageError::Io { source, .. } if source.kind() == io::ErrorKind::Interrupted => ImageError::Interrupted,
+                other => other,
+            })
     }
 
     fn import_into(
@@ -160,21 +247,28 @@ impl ImageStore {
         name: &str,
         source: &Path,
         meta: &fs::Metadata,
-        staging: &Path,
+        staging: TempDir,
+        observer: &dyn ImportObserver,
     ) -> Result<ImportSummary, ImageError> {
-        fs::create_dir(staging).map_err(ImageError::io("create", staging))?;
-        let rootfs = staging.join("rootfs");
+        let rootfs = staging.path().join("rootfs");
         let privileged = fsutil::is_root();
+        let mut copying = Tracker::new(observer, ImportPhase::Copying);
         let skipped_special = if meta.is_dir() {
-            fsutil::copy_tree(source, &rootfs, CopyOptions { privileged })
+            let mut tick = |bytes| copying.entry(bytes);
+            let options = CopyOptions {
+                privileged,
+                progress: Some(&mut tick),
+            };
+            fsutil::copy_tree(source, &rootfs, options)
                 .map_err(ImageError::io("copy", source))?
                 .skipped_special
         } else if meta.is_file() {
-            unpack_tar(source, &rootfs, privileged)?
+            unpack_tar(source, &rootfs, privileged, &mut copying)?
         } else {
             return Err(ImageError::NotARootfs(source.to_owned()));
         };
-        let (id, size_bytes, files) = tree_digest(&rootfs).map_err(ImageError::io("read", &rootfs))?;
+        let mut hashing = Tracker::new(observer, ImportPhase::Hashing);
+        let (id, size_bytes, files) = tree_digest(&rootfs, &mut hashing).map_err(ImageError::io("read", &rootfs))?;
         let info = ImageInfo {
             name: name.to_owned(),
             id,
@@ -187,7 +281,7 @@ impl ImageStore {
             files,
             env: vec![format!("PATH={DEFAULT_PATH}")],
         };
-        let record = staging.join("image.json");
+        let record = staging.path().join("image.json");
         let json =
             serde_json::to_vec_pretty(&info).map_err(|e| ImageError::io("write", &record)(io::Error::other(e)))?;
         fs::write(&record, json).map_err(ImageError::io("write", &record))?;
@@ -195,28 +289,21 @@ impl ImageStore {
         let target = self.image_dir(name);
         let old = self.dir.join(format!(".rm-{}", random_id(6)));
         let had_old = fs::rename(&target, &old).is_ok();
-        fs::rename(staging, &target).map_err(ImageError::io("rename", &target))?;
+        staging.rename_to(&target).map_err(ImageError::io("rename", &target))?;
         if had_old {
             let _ = remove_tree(&old);
         }
         Ok(ImportSummary { info, skipped_special })
     }
 
-    /// Removes staging and removal leftovers of killed imports that are
-    /// older than a day (a concurrent import may still be writing newer
-    /// ones).
-    fn collect_abandoned(&self) {
+    /// Removes what stopped or killed imports and removals left: partial
+    /// copies whose process is gone (a running import holds its copy's
+    /// lock), and images half removed (`.rm-`, renamed away whole first).
+    pub fn collect_abandoned(&self) {
+        tempdir::collect(&self.dir);
         let Ok(entries) = fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age.as_secs() > 24 * 3600);
-            if (name.starts_with(".tmp-") && stale) || name.starts_with(".rm-") {
+            if entry.file_name().to_string_lossy().starts_with(".rm-") {
                 let _ = remove_tree(&entry.path());
             }
         }
@@ -251,7 +338,7 @@ fn validate_name(name: &str) -> Result<(), ImageError> {
 
 /// Unpacks a tar (or tar.gz) archive; returns the number of special files
 /// left out because they need root.
-fn unpack_tar(archive: &Path, dest: &Path, privileged: bool) -> Result<u64, ImageError> {
+fn unpack_tar(archive: &Path, dest: &Path, privileged: bool, tracker: &mut Tracker<'_>) -> Result<u64, ImageError> {
     let io_err = |e| ImageError::io("unpack", archive)(e);
     let mut file = fs::File::open(archive).map_err(io_err)?;
     let mut magic = [0u8; 2];
@@ -279,6 +366,7 @@ fn unpack_tar(archive: &Path, dest: &Path, privileged: bool) -> Result<u64, Imag
             Err(e) => return Err(io_err(e)),
         };
         entries += 1;
+        tracker.entry(entry.size()).map_err(io_err)?;
         let kind = entry.header().entry_type();
         if !privileged && (kind.is_character_special() || kind.is_block_special()) {
             skipped += 1;
@@ -303,24 +391,24 @@ fn unpack_tar(archive: &Path, dest: &Path, privileged: bool) -> Result<u64, Imag
 }
 
 /// The content identity of a tree, its size and its number of entries.
-fn tree_digest(root: &Path) -> io::Result<(String, u64, u64)> {
+fn tree_digest(root: &Path, tracker: &mut Tracker<'_>) -> io::Result<(String, u64, u64)> {
     let mut hasher = blake3::Hasher::new();
-    let (mut bytes, mut files) = (0, 0);
-    digest_entry(root, Path::new(""), &mut hasher, &mut bytes, &mut files)?;
-    Ok((format!("blake3:{}", hasher.finalize().to_hex()), bytes, files))
+    digest_entry(root, Path::new(""), &mut hasher, tracker)?;
+    Ok((
+        format!("blake3:{}", hasher.finalize().to_hex()),
+        tracker.bytes,
+        tracker.entries,
+    ))
 }
 
-fn digest_entry(
-    root: &Path,
-    rel: &Path,
-    hasher: &mut blake3::Hasher,
-    bytes: &mut u64,
-    files: &mut u64,
-) -> io::Result<()> {
+fn digest_entry(root: &Path, rel: &Path, hasher: &mut blake3::Hasher, tracker: &mut Tracker<'_>) -> io::Result<()> {
     let path = root.join(rel);
     let meta = fs::symlink_metadata(&path)?;
-    *files += 1;
-    let header = format!("{}\0{:o}\0{}\0{}\0", rel.display(), meta.mode(), meta.uid(), meta.gid());
+    let size = if meta.is_file() { meta.len() } else { 0 };
+    tracker.entry(size)?;
+    // The name's bytes as they are (the same as before for UTF-8 names).
+    hasher.update(rel.as_os_str().as_encoded_bytes());
+    let header = format!("\0{:o}\0{}\0{}\0", meta.mode(), meta.uid(), meta.gid());
     hasher.update(header.as_bytes());
     let ft = meta.file_type();
     if ft.is_dir() {
@@ -329,12 +417,11 @@ fn digest_entry(
             .collect::<io::Result<_>>()?;
         names.sort();
         for name in names {
-            digest_entry(root, &rel.join(name), hasher, bytes, files)?;
+            digest_entry(root, &rel.join(name), hasher, tracker)?;
         }
     } else if ft.is_symlink() {
         hasher.update(fs::read_link(&path)?.as_os_str().as_encoded_bytes());
     } else if ft.is_file() {
-        *bytes += meta.len();
         hasher.update_reader(fs::File::open(&path)?)?;
     } else {
         hasher.update(&meta.rdev().to_le_bytes());
@@ -392,6 +479,54 @@ mod tests {
         );
         let from_dir = store.import("d", &src).unwrap();
         assert_eq!(from_tar.info.files, from_dir.info.files);
+    }
+
+    /// Counts entries and stops the import after `stop_after` of them.
+    struct StopAfter {
+        stop_after: u64,
+        seen: std::sync::Mutex<Vec<ImportProgress>>,
+    }
+
+    impl ImportObserver for StopAfter {
+        fn progress(&self, progress: ImportProgress) {
+            self.seen.lock().unwrap().push(progress);
+        }
+        fn stopped(&self) -> bool {
+            self.seen.lock().unwrap().len() as u64 >= self.stop_after
+        }
+    }
+
+    #[test]
+    fn an_import_reports_progress_and_a_stopped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = sample_rootfs(dir.path());
+        let store = ImageStore::new(&dir.path().join("cache"));
+        let all = StopAfter {
+            stop_after: u64::MAX,
+            seen: Default::default(),
+        };
+        let summary = store.import_observed("full", &src, &all).unwrap();
+        let seen = all.seen.lock().unwrap().clone();
+        let copied: Vec<_> = seen.iter().filter(|p| p.phase == ImportPhase::Copying).collect();
+        let hashed: Vec<_> = seen.iter().filter(|p| p.phase == ImportPhase::Hashing).collect();
+        assert_eq!(copied.last().unwrap().entries, 4);
+        assert_eq!(hashed.last().unwrap().entries, summary.info.files);
+        assert_eq!(hashed.last().unwrap().bytes, summary.info.size_bytes);
+
+        let early = StopAfter {
+            stop_after: 2,
+            seen: Default::default(),
+        };
+        assert!(matches!(
+            store.import_observed("stopped", &src, &early),
+            Err(ImageError::Interrupted)
+        ));
+        assert!(store.get("stopped").unwrap().is_none());
+        let names: Vec<_> = fs::read_dir(&store.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "only the full image is left: {names:?}");
     }
 
     #[test]

@@ -20,15 +20,18 @@ pub mod os_path;
 pub mod registry;
 pub mod sandbox;
 mod session;
+pub mod tempdir;
 
 pub use backend::{
     BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Persisted,
     SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
 };
-pub use cache_dir::hm_cache_dir;
+pub use cache_dir::{collect_leftovers, hm_cache_dir};
 pub use docker::{DockerBackend, DockerConfig};
 pub use error::{BackendUnavailable, ImageError, VmError};
-pub use images::{ImageInfo, ImageStore, ImportSummary, DEFAULT_PATH, HOST_IMAGE};
+pub use images::{
+    ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,
+};
 pub use lines::{LineSplitter, MAX_LINE_BYTES};
 pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError};
 pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};

@@ -15,7 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::fsutil::{random_id, remove_tree};
 
-const RUNS_DIR: &str = "runs";
+pub(crate) const RUNS_DIR: &str = "runs";
 const LOCK_FILE: &str = "lock";
 const TMP_PREFIX: &str = ".tmp-";
 /// A `.tmp-` directory without a lock older than this is abandoned.

@@ -19,7 +19,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Run(args) => run::run(args).await,
         Command::Pipelines(project) => pipelines::pipelines(&project),
         Command::Render { slug, project } => pipelines::render(&slug, &project),
-        Command::Image(command) => image::image(command),
+        Command::Image(command) => image::image(command).await,
         Command::Cache(command) => cache::cache(command).await,
         Command::Init(args) => init::init(args),
         Command::Version => {
@@ -37,7 +37,11 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let project = hm_dsl::Project::find(&start)?;
-    let python = hm_dsl::EvalOptions::from_env(hm_vm::hm_cache_dir().as_deref());
+    let cache = hm_vm::hm_cache_dir();
+    if let Some(cache) = &cache {
+        sweep(cache);
+    }
+    let python = hm_dsl::EvalOptions::from_env(cache.as_deref());
     let loaded = project.load(&python)?;
     if !loaded.left_out.is_empty() {
         let files: Vec<String> = loaded.left_out.iter().map(|f| f.display().to_string()).collect();
@@ -58,9 +62,22 @@ fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Confi
     Ok(config)
 }
 
-/// The cache root, or an error saying how to set one.
+/// The cache root, or an error saying how to set one; what killed `hm`s
+/// left in it is removed first.
 fn cache_dir() -> Result<PathBuf, CliError> {
-    hm_vm::hm_cache_dir().ok_or(CliError::NoCacheDir)
+    let dir = hm_vm::hm_cache_dir().ok_or(CliError::NoCacheDir)?;
+    sweep(&dir);
+    Ok(dir)
+}
+
+/// Removes the temporary directories and files of `hm`s that are gone
+/// (docs/decisions.md lists them), once per command.
+fn sweep(cache: &std::path::Path) {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        hm_vm::collect_leftovers(cache);
+        hm_dsl::python::remove_interrupted_copies(&cache.join("sdk"));
+    });
 }
 
 /// Prints JSON, pretty, with a final newline.

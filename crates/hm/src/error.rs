@@ -74,6 +74,7 @@ impl CliError {
                 | hm_vm::ImageError::NotARootfs(_)
                 | hm_vm::ImageError::Missing(_),
             ) => exit_codes::USAGE,
+            CliError::Image(hm_vm::ImageError::Interrupted) => exit_codes::INTERRUPTED,
             CliError::Unavailable(_) => exit_codes::UNAVAILABLE,
             CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,
             CliError::NoExe(_)

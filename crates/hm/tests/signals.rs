@@ -13,17 +13,21 @@ use util::{python_available, Fixture};
 /// An unprivileged uid for the rootless cases (nobody).
 const UID: u32 = 65534;
 
+/// Gives the fixture to the unprivileged user.
+fn hand_over(fx: &Fixture) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{UID}:{UID}"))
+        .arg(fx.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// `hm ARGS` in the fixture's project, as the unprivileged user when
-/// `rootless` (and the tests run as root), with its output discarded.
+/// `rootless` (the fixture handed over to it), with its output discarded.
 fn spawn_hm(fx: &Fixture, args: &[&str], rootless: bool) -> Child {
     let mut command = if rootless {
-        let status = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{UID}:{UID}"))
-            .arg(fx.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
         let mut command = Command::new("setpriv");
         command
             .args([
@@ -87,7 +91,7 @@ fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         if start.elapsed() > limit {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -99,6 +103,9 @@ fn python_dies_with_hm(signal: &str, args: &[&str], rootless: bool) {
     }
     let fx = Fixture::new();
     fx.write(".hm/pipeline.py", "import harmont as hm\n\nwhile True:\n    pass\n");
+    if rootless {
+        hand_over(&fx);
+    }
     let mut hm = spawn_hm(&fx, args, rootless);
     let project = fx.project();
     let started = eventually(Duration::from_secs(20), || !processes("python", &project).is_empty());
@@ -141,6 +148,9 @@ fn a_step_dies_with_a_killed_hm() {
             ".hm/pipeline.json",
             &util::envelope("ci", &[util::step("a", &cmd)], &[], None).to_string(),
         );
+        if rootless {
+            hand_over(&fx);
+        }
         let mut hm = spawn_hm(&fx, &["run"], rootless);
         let started = eventually(Duration::from_secs(20), || {
             !processes("sh", Path::new(&marker)).is_empty()
@@ -152,5 +162,84 @@ fn a_step_dies_with_a_killed_hm() {
             processes("sh", Path::new(&marker)).is_empty()
         });
         assert!(gone, "rootless: {rootless}: a step outlived hm");
+    }
+}
+
+/// A source tree big enough that an import takes a moment.
+fn big_tree(dir: &Path) {
+    for d in 0..20 {
+        let sub = dir.join(format!("d{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..1000 {
+            std::fs::write(sub.join(format!("f{f}")), "x").unwrap();
+        }
+    }
+}
+
+/// The temporary entries (`.tmp-`, `.new-`) in the image store.
+fn partial_copies(fx: &Fixture) -> Vec<String> {
+    std::fs::read_dir(fx.cache().join("images"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp-") || n.starts_with(".new-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts `hm image import NAME SOURCE` and returns once its partial copy
+/// exists.
+fn start_import(fx: &Fixture, name: &str, source: &Path, rootless: bool) -> Child {
+    let mut child = spawn_hm(fx, &["image", "import", name, source.to_str().unwrap()], rootless);
+    let copying = eventually(Duration::from_secs(20), || !partial_copies(fx).is_empty());
+    if !copying {
+        let _ = child.kill();
+        panic!("the import never started copying");
+    }
+    child
+}
+
+/// 8 SIGKILLed imports left 8 partial copies (383 MB) that nothing ever
+/// removed, and an import had no signal handling: SIGINT and SIGTERM stop
+/// it (exit 130) with its copy removed, and what a SIGKILL leaves goes with
+/// the next `hm` on the cache, while a live import's copy stays.
+#[test]
+fn a_killed_image_import_leaked_its_partial_copy() {
+    for rootless in [false, true] {
+        if rootless && !util::is_root() {
+            continue;
+        }
+        let fx = Fixture::new();
+        let source = fx.dir.path().join("rootfs");
+        big_tree(&source);
+        if rootless {
+            hand_over(&fx);
+        }
+        for signal in ["INT", "TERM"] {
+            let mut import = start_import(&fx, "big", &source, rootless);
+            kill(import.id(), signal);
+            let status = import.wait().unwrap();
+            assert_eq!(status.code(), Some(130), "{signal}, rootless: {rootless}");
+            assert!(partial_copies(&fx).is_empty(), "{signal}: {:?}", partial_copies(&fx));
+        }
+
+        let mut import = start_import(&fx, "big", &source, rootless);
+        kill(import.id(), "KILL");
+        import.wait().unwrap();
+        assert_eq!(partial_copies(&fx).len(), 1, "SIGKILL leaves the copy to the next hm");
+        let ls = spawn_hm(&fx, &["cache", "ls"], rootless).wait().unwrap();
+        assert!(ls.success());
+        assert!(partial_copies(&fx).is_empty(), "the next hm removes it");
+        // A live import's copy is in use: another hm leaves it alone.
+        let mut live = start_import(&fx, "other", &source, rootless);
+        let ls = spawn_hm(&fx, &["image", "ls"], rootless).wait().unwrap();
+        assert!(ls.success());
+        assert!(live.wait().unwrap().success(), "the live import was disturbed");
+        assert!(partial_copies(&fx).is_empty());
+        let images = fx.hm(&["image", "ls", "--format", "json"]);
+        let images: Vec<serde_json::Value> = serde_json::from_slice(&images.stdout).unwrap();
+        let names: Vec<&str> = images.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["other"], "rootless: {rootless}");
     }
 }

@@ -1,19 +1,24 @@
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hm_exec::exit_codes;
-use hm_vm::ImageStore;
+use hm_vm::{ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary};
+use tokio::signal::unix::{signal, SignalKind};
 
 use super::{cache_dir, print_json};
 use crate::cli::{Format, ImageCommand};
 use crate::error::CliError;
 
 /// `hm image ...`.
-pub fn image(command: ImageCommand) -> Result<i32, CliError> {
+pub async fn image(command: ImageCommand) -> Result<i32, CliError> {
     let store = ImageStore::new(&cache_dir()?);
     match command {
         ImageCommand::Import { name, path } => {
             say!("importing `{name}` from `{}`...", path.display());
-            let summary = store.import(&name, &path)?;
+            let summary = import(store, name.clone(), path).await?;
             let info = &summary.info;
             say!(
                 "imported `{name}`: {} entries, {}, id {}",
@@ -58,6 +63,121 @@ pub fn image(command: ImageCommand) -> Result<i32, CliError> {
         }
     }
     Ok(exit_codes::PASSED)
+}
+
+/// Runs an import on a blocking thread, showing its progress on stderr; a
+/// SIGINT or SIGTERM stops it, and it removes its partial copy before
+/// `hm` exits (130).
+async fn import(store: ImageStore, name: String, path: PathBuf) -> Result<ImportSummary, CliError> {
+    let observer = Arc::new(Progress::new(&name));
+    let stop = observer.clone();
+    let signals = tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            stop.interrupt();
+        }
+    });
+    let watcher = observer.clone();
+    let result = tokio::task::spawn_blocking(move || store.import_observed(&name, &path, &*watcher)).await;
+    signals.abort();
+    observer.done();
+    match result {
+        Ok(result) => Ok(result?),
+        Err(join) => Err(CliError::Image(hm_vm::ImageError::Io {
+            op: "import",
+            path: PathBuf::new(),
+            source: std::io::Error::other(join),
+        })),
+    }
+}
+
+/// How often progress is shown: in place on a terminal, as lines in a log.
+const TERMINAL_EVERY: Duration = Duration::from_millis(200);
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Shows an import's progress on stderr, and tells it to stop.
+struct Progress {
+    name: String,
+    terminal: bool,
+    started: Instant,
+    /// When progress was last shown, and whether a line is open on a
+    /// terminal.
+    shown: Mutex<(Instant, bool)>,
+    stopped: AtomicBool,
+}
+
+impl Progress {
+    fn new(name: &str) -> Self {
+        let now = Instant::now();
+        Progress {
+            name: name.to_owned(),
+            terminal: std::io::stderr().is_terminal(),
+            started: now,
+            shown: Mutex::new((now, false)),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Tells the import to stop (at the first signal, says so).
+    fn interrupt(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            self.done();
+            say!("hm: interrupted; removing the partial copy...");
+        }
+    }
+
+    /// Ends an open progress line.
+    fn done(&self) {
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        if shown.1 {
+            use std::io::Write;
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+            shown.1 = false;
+        }
+    }
+}
+
+impl ImportObserver for Progress {
+    fn progress(&self, progress: ImportProgress) {
+        if self.stopped() {
+            return;
+        }
+        // Cheap most of the time: one comparison of instants.
+        let every = if self.terminal { TERMINAL_EVERY } else { LOG_EVERY };
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if now.duration_since(shown.0) < every || now.duration_since(self.started) < every {
+            return;
+        }
+        shown.0 = now;
+        let phase = match progress.phase {
+            ImportPhase::Copying => "copied",
+            ImportPhase::Hashing => "hashed",
+        };
+        let text = format!(
+            "importing `{}`: {phase} {} entries, {}",
+            self.name,
+            progress.entries,
+            format_size(progress.bytes)
+        );
+        use std::io::Write;
+        if self.terminal {
+            shown.1 = true;
+            let _ = write!(std::io::stderr(), "\r\x1b[K{text}");
+        } else {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
 }
 
 fn short_id(id: &str) -> &str {
