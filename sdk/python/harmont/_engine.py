@@ -4,10 +4,9 @@ and prints one JSON line on stdout: ``{"envelope": ..., "sources": [...]}`` or
 
 The envelope is Harmont's (``schema_version "1"``, each pipeline's IR under
 ``definition.graph``) without ``cache.key``: ``hm`` computes its own keys.
-Each source is ``{"file", "line"}``, where the pipeline's function is. An
-error names the innermost frame of the user's own files (``file``, ``line``,
-1-based ``column`` where Python knows it) and carries a traceback of those
-frames only.
+Each source is ``{"file", "line", "column"}``, where the pipeline's function (its first
+decorator) is. An error names the innermost frame of the user's own files (``file``, ``line``,
+1-based ``column`` where Python knows it) and carries a traceback of those frames only.
 
 User code may print freely: its stdout goes to stderr while it runs.
 """
@@ -125,7 +124,8 @@ class Engine:
         code: CodeType | None = getattr(fn, "__code__", None)
         if code is None:
             return {"file": self.rel(self.files[0]) if self.files else "?"}
-        return {"file": self.rel(code.co_filename), "line": code.co_firstlineno}
+        line = code.co_firstlineno
+        return {"file": self.rel(code.co_filename), "line": line, "column": _indent(code.co_filename, line) + 1}
 
     def evaluate(self) -> str:
         """The reply's JSON text."""
@@ -235,6 +235,18 @@ class SiteOnDemand:
 
         site.main()
         return importlib.machinery.PathFinder.find_spec(name, path, target)
+
+
+def _indent(path: str, line: int) -> int:
+    """How far line ``line`` of ``path`` is indented (0 when it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, text in enumerate(f, 1):
+                if number == line:
+                    return len(text) - len(text.lstrip())
+    except OSError:
+        pass
+    return 0
 
 
 def _defined_in(module: ModuleType, path: str) -> bool:

@@ -120,7 +120,7 @@ def test_the_envelope_and_sources(project):
                 }
             ],
         },
-        "sources": [{"file": ".hm/pipeline.py", "line": 5}],
+        "sources": [{"file": ".hm/pipeline.py", "line": 5, "column": 1}],
     }
     assert "printed while importing" in project.stderr
     assert "printed while rendering" in project.stderr
@@ -152,7 +152,7 @@ def test_several_files_and_a_shared_module(project):
     project.write("b.py", "import harmont as hm\nimport common\n\n@hm.pipeline('b')\ndef b(base: hm.Target):\n    return base.sh('b')\n")
     reply = project.run("a.py", "b.py", "common.py")
     assert [p["slug"] for p in reply["envelope"]["pipelines"]] == ["a", "b"]
-    assert reply["sources"] == [{"file": ".hm/a.py", "line": 4}, {"file": ".hm/b.py", "line": 4}]
+    assert reply["sources"] == [{"file": ".hm/a.py", "line": 4, "column": 1}, {"file": ".hm/b.py", "line": 4, "column": 1}]
 
 
 def test_an_exception_names_the_innermost_user_frame(project):
@@ -202,7 +202,7 @@ def test_an_error_raised_by_the_sdk_while_rendering_names_the_pipeline(project):
     error = project.error("pipeline.py")
     # No frame of the user's is running: the pipeline's own line.
     assert (error["file"], error["line"]) == (".hm/pipeline.py", 4)
-    assert "column" not in error
+    assert error["column"] == 1
     assert error["message"].startswith("TypeError: pipeline 'broken': invalid return value\n  → hm.target: cannot use int")
 
 
