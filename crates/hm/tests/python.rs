@@ -267,7 +267,7 @@ fn python_and_json_files_merge_and_slugs_stay_unique() {
     fx.write(".hm/a.json", &clash.to_string());
     let err = stderr(&fx.hm(&["pipelines"]));
     assert!(
-        err.contains("error: .hm/pipeline.py:3: pipeline `build` is defined twice (first at .hm/a.json)"),
+        err.contains("error: .hm/pipeline.py:3:1: pipeline `build` is defined twice (first at .hm/a.json)"),
         "{err}"
     );
 }
