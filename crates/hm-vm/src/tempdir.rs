@@ -90,10 +90,8 @@ pub fn collect(parent: &Path) {
                     let _ = remove_tree(&path);
                     continue;
                 }
-                Ok(Err(_)) => false,
-                // Not a directory we can open (a file of an older hm, or
-                // gone already): only age tells.
-                Err(_) => changed_before(&path, NEW_GRACE),
+                // Held: in use. Not ours to open, or gone already: left.
+                Ok(Err(_)) | Err(_) => false,
             }
         } else {
             name.starts_with(NEW_PREFIX) && changed_before(&path, NEW_GRACE)
@@ -102,11 +100,6 @@ pub fn collect(parent: &Path) {
             let _ = remove_tree(&path);
         }
     }
-}
-
-/// Whether `name` is that of a temporary directory made here.
-pub fn is_temporary(name: &str) -> bool {
-    name.starts_with(TMP_PREFIX) || name.starts_with(NEW_PREFIX)
 }
 
 #[cfg(test)]
