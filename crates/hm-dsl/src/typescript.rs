@@ -348,13 +348,15 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) ->
 }
 
 /// `console.log` and friends, writing to stderr as Python's `print` does
-/// (stdout carries `hm`'s own output).
+/// (stdout carries `hm`'s own output). A line stderr cannot take is
+/// dropped: a pipeline's chatter never stops its evaluation.
 fn install_console(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
     let console = Object::new(ctx.clone())?;
     for method in ["log", "info", "warn", "error", "debug"] {
         let print = Function::new(ctx.clone(), |args: rquickjs::function::Rest<Value>| {
+            use std::io::Write;
             let text: Vec<String> = args.0.iter().map(display).collect();
-            eprintln!("{}", text.join(" "));
+            let _ = writeln!(std::io::stderr().lock(), "{}", text.join(" "));
         })?;
         console.set(method, print)?;
     }
