@@ -89,6 +89,8 @@ class Engine:
         if frames:
             last = frames[-1]
             info["file"], info["line"] = last.filename, last.lineno
+            # ``where``'s column belongs to its own line, not the frame's.
+            info.pop("column", None)
             column = getattr(last, "colno", None)  # Python 3.11 and later; 0-based
             if column is not None:
                 info["column"] = column + 1

@@ -179,6 +179,37 @@ def test_an_exception_names_the_innermost_user_frame(project):
     assert "harmont" not in error["traceback"].replace(".hm/", "")
 
 
+def test_without_frame_columns_an_error_has_no_column_of_the_pipelines_line(project):
+    """Python 3.10's frames have no column: the error's line is the frame's, and the
+    pipeline's own column (its decorator's) must not be put next to it."""
+    project.write(
+        "pipeline.py",
+        """
+        import harmont as hm
+
+        @hm.pipeline("ci")
+        def ci():
+            x = 1
+            return hm.sh("make", lable="x")
+        """,
+    )
+    code = (
+        "import traceback\n"
+        "extract = traceback.extract_tb\n"
+        "def without_columns(tb, limit=None):\n"
+        "    frames = extract(tb, limit)\n"
+        "    for frame in frames:\n"
+        "        frame.colno = None\n"
+        "    return frames\n"
+        "traceback.extract_tb = without_columns\n"
+        "sys.exit(main(sys.argv[3:]))"
+    )
+    reply = project.run("pipeline.py", code=code)
+    error = reply["error"]
+    assert (error["file"], error["line"]) == (".hm/pipeline.py", 6)
+    assert "column" not in error, error
+
+
 def test_an_sdk_error_points_at_the_users_call(project):
     project.write("pipeline.py", "import harmont as hm\n\nx = 1\nhm.sh('make', cwd='')\n")
     error = project.error("pipeline.py")
