@@ -158,15 +158,16 @@ class Engine:
 
 
 def _check_strings(entry: dict[str, Any]) -> None:
-    """``TypeError`` for a command or environment value that is not a string, which
-    Harmont's SDK would write and no IR reader accepts."""
+    """``TypeError`` for an environment name or value that is not a string, which
+    Harmont's SDK would write and no IR reader accepts (commands are checked by ``sh()``)."""
     for node in entry["definition"]["graph"]["nodes"]:
         step = node["step"]
         for name, value in node["env"].items():
             if not isinstance(name, str) or not isinstance(value, str):
+                wrong = value if isinstance(name, str) else name
                 raise TypeError(
                     f"pipeline {entry['slug']!r}: step {step['key']!r}: env {name!r} must map a "
-                    f"string to a string, got {type(value).__name__}"
+                    f"string to a string, got {type(wrong).__name__}"
                 )
 
 

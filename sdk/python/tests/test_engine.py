@@ -271,6 +271,9 @@ def test_an_environment_value_that_is_no_string_is_refused(project):
     project.write("pipeline.py", "import harmont as hm\n\n@hm.pipeline('ci', env={'N': 1})\ndef ci():\n    return hm.sh('x', key='x')\n")
     error = project.error("pipeline.py")
     assert error["message"] == "TypeError: pipeline 'ci': step 'x': env 'N' must map a string to a string, got int"
+    project.write("pipeline.py", "import harmont as hm\n\n@hm.pipeline('ci', env={2: 'x'})\ndef ci():\n    return hm.sh('x', key='x')\n")
+    error = project.error("pipeline.py")
+    assert error["message"] == "TypeError: pipeline 'ci': step 'x': env 2 must map a string to a string, got int"
 
 
 def test_duplicate_slugs_across_files(project):
