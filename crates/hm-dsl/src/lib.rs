@@ -38,7 +38,7 @@ pub struct Project {
 pub struct Loaded {
     pub envelope: Envelope,
     /// `sources[i]` is where `envelope.pipelines[i]` was defined: its file,
-    /// relative to the project root, and the line where the SDK knows it.
+    /// relative to the project root, and the line and column where the SDK knows them.
     pub sources: Vec<Location>,
     /// Python files that were not evaluated because `.hm/` also holds
     /// TypeScript or JavaScript files (see [`Project::load`]), relative to

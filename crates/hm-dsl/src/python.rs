@@ -4,9 +4,9 @@
 //! The SDK is unpacked once per content into `<cache>/sdk/python-<hash>/`
 //! (written to a temporary directory and renamed, so concurrent runs never
 //! see half a package). One interpreter imports every Python file of the
-//! project and prints one JSON object: the envelope and the file of each
-//! pipeline, or an error with the traceback already trimmed to the user's
-//! frames.
+//! project and prints one JSON object: the envelope and where each
+//! pipeline was defined, or an error with the traceback already trimmed to
+//! the user's frames.
 
 use std::ffi::OsString;
 use std::io::ErrorKind;
@@ -68,11 +68,11 @@ impl EvalOptions {
 }
 
 /// A pipeline and where it was defined (its file relative to the project
-/// root, and the line where the SDK knows it).
+/// root, and the line and column where the SDK knows them).
 pub(crate) type Sourced = (Pipeline, Location);
 
-/// What an SDK's renderer returns: the envelope, and the file of each of
-/// its pipelines.
+/// What an SDK's renderer returns: the envelope, and where each of
+/// its pipelines was defined.
 #[derive(Deserialize)]
 pub(crate) struct Rendered {
     envelope: hm_ir::Envelope,
@@ -80,7 +80,7 @@ pub(crate) struct Rendered {
 }
 
 impl Rendered {
-    /// The pipelines with their files; `None` when the two lists differ.
+    /// The pipelines with their places; `None` when the two lists differ.
     pub(crate) fn into_sourced(self) -> Option<Vec<Sourced>> {
         (self.sources.len() == self.envelope.pipelines.len())
             .then(|| self.envelope.pipelines.into_iter().zip(self.sources).collect())
