@@ -40,10 +40,31 @@ pub struct Loaded {
     /// `sources[i]` is where `envelope.pipelines[i]` was defined: its file,
     /// relative to the project root, and the line and column where the SDK knows them.
     pub sources: Vec<Location>,
-    /// Python files that were not evaluated because `.hm/` also holds
-    /// TypeScript or JavaScript files (see [`Project::load`]), relative to
-    /// the project root. Callers say so in one line.
-    pub left_out: Vec<PathBuf>,
+    /// Pipeline files of another language that were not evaluated (see
+    /// [`Project::load`]). Callers say so in one line: its `Display`.
+    pub left_out: Option<LeftOut>,
+}
+
+/// Pipeline files left out because `.hm/` holds more than one language and
+/// Harmont evaluates one per project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// The language that was evaluated: `TypeScript` or `Python`.
+    pub evaluated: &'static str,
+    /// The files left out, relative to the project root.
+    pub files: Vec<PathBuf>,
+}
+
+impl std::fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files: Vec<String> = self.files.iter().map(|f| f.display().to_string()).collect();
+        write!(
+            f,
+            "`.hm/` holds pipeline files in more than one language; as Harmont does, hm evaluates the {} ones and leaves out {}",
+            self.evaluated,
+            files.join(", ")
+        )
+    }
 }
 
 impl Loaded {
@@ -116,21 +137,29 @@ impl Project {
     /// each one. Pipelines come in file-name order; the Python files are
     /// evaluated together, in one interpreter.
     ///
-    /// One language per project, as in Harmont: when `.hm/` holds both
-    /// TypeScript (or JavaScript) and Python files, only the TypeScript and
-    /// JavaScript ones are evaluated and the Python ones are listed in
-    /// [`Loaded::left_out`]. JSON envelopes are always read.
+    /// One language per project, as Harmont's `hm run` decides it: with a
+    /// `.ts` file in `.hm/`, the TypeScript and JavaScript files are
+    /// evaluated and the Python ones left out; else, with a `.py` file, the
+    /// Python ones are evaluated and any JavaScript ones left out (Harmont
+    /// reads no `.js` files); else the JavaScript ones are. What was left
+    /// out is in [`Loaded::left_out`]. JSON envelopes are always read.
     pub fn load(&self, python: &EvalOptions) -> Result<Loaded, LoadError> {
         let rel = |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).to_owned();
         let mut files = self.pipeline_files()?;
-        let mut left_out = Vec::new();
         let is = |file: &PathBuf, wanted: &[Language]| Language::of(file).is_some_and(|l| wanted.contains(&l));
-        if files
-            .iter()
-            .any(|f| is(f, &[Language::TypeScript, Language::JavaScript]))
-        {
-            let (python, rest): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| is(f, &[Language::Python]));
-            left_out = python.iter().map(|f| rel(f)).collect();
+        let has = |files: &[PathBuf], language| files.iter().any(|f| is(f, &[language]));
+        let (evaluated, dropped) = if has(&files, Language::TypeScript) {
+            ("TypeScript", Language::Python)
+        } else {
+            ("Python", Language::JavaScript)
+        };
+        let mut left_out = None;
+        if has(&files, Language::Python) && (has(&files, Language::TypeScript) || has(&files, Language::JavaScript)) {
+            let (dropped, rest): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| is(f, &[dropped]));
+            left_out = Some(LeftOut {
+                evaluated,
+                files: dropped.iter().map(|f| rel(f)).collect(),
+            });
             files = rest;
         }
         let of = |wanted: &[Language]| -> Vec<PathBuf> { files.iter().filter(|f| is(f, wanted)).cloned().collect() };
@@ -158,7 +187,9 @@ impl Project {
         for path in &files {
             let rel = rel(path);
             if Language::of(path) == Some(Language::Json) {
-                for pipeline in json::evaluate(path, &rel)?.pipelines {
+                // Tooling files (`tsconfig.json`, `package.json`) are not
+                // envelopes; Harmont reads no JSON at all.
+                for pipeline in json::evaluate(path, &rel)?.map(|e| e.pipelines).unwrap_or_default() {
                     loaded.add(pipeline, Location::file(&rel))?;
                 }
                 continue;

@@ -136,25 +136,55 @@ fn invalid_python_pipelines_name_their_file() {
     assert!(err.starts_with(".hm/ci.py:"), "{err}");
 }
 
-/// One language per project, as in Harmont: with TypeScript files present,
-/// the Python files are left out (never evaluated) and named; JSON files
-/// are read either way.
+/// One language per project, as Harmont's `hm run` decides it: with a
+/// TypeScript file, the Python files are left out (never evaluated) and
+/// named; with Python files and no TypeScript, JavaScript files are left
+/// out (Harmont reads none); JSON envelopes are read either way.
 #[test]
-fn typescript_files_leave_python_files_out() {
+fn one_language_is_evaluated_and_the_others_are_named() {
+    let ts = "import { pipeline, sh } from \"@harmont/hm\";\nexport default [{ slug: \"ts\", pipeline: pipeline([sh(\"x\")]) }];\n";
+    let js = "import { pipeline, sh } from \"@harmont/hm\";\nexport default [{ slug: \"js\", pipeline: pipeline([sh(\"x\")]) }];\n";
+    let never = "raise SystemExit('evaluated')\n";
+    let slugs = |loaded: &hm_dsl::Loaded| -> Vec<String> {
+        loaded.envelope.pipelines.iter().map(|p| p.slug.clone()).collect()
+    };
+    let load = |dir: &Path| Project::find(dir).unwrap().load(&options(dir)).unwrap();
+
+    let dir = project(&[("a.py", never), ("b.ts", ts), ("c.js", js), ("d.json", &envelope("json", &["x"]))]);
+    let loaded = load(dir.path());
+    let left_out = loaded.left_out.clone().unwrap();
+    assert_eq!((left_out.evaluated, left_out.files), ("TypeScript", vec![Path::new(".hm/a.py").to_owned()]));
+    assert_eq!(slugs(&loaded), ["ts", "js", "json"]);
+
+    let dir = project(&[("a.py", "import harmont as hm\n"), ("c.js", "throw new Error('evaluated');\n")]);
+    let loaded = load(dir.path());
+    let left_out = loaded.left_out.clone().unwrap();
+    assert_eq!((left_out.evaluated, left_out.files.clone()), ("Python", vec![Path::new(".hm/c.js").to_owned()]));
+    assert!(left_out.to_string().contains("evaluates the Python ones and leaves out .hm/c.js"), "{left_out}");
+
+    let dir = project(&[("c.js", js), ("d.json", &envelope("json", &["x"]))]);
+    let loaded = load(dir.path());
+    assert_eq!(loaded.left_out, None);
+    assert_eq!(slugs(&loaded), ["js", "json"]);
+}
+
+/// JSON tooling files kept beside TypeScript pipelines (`tsconfig.json`,
+/// `package.json`) are not envelopes; a file meant as one still reports its
+/// mistakes.
+#[test]
+fn json_files_that_are_not_envelopes_are_not_pipeline_files() {
     let dir = project(&[
-        ("a.py", "raise SystemExit('evaluated')\n"),
-        ("b.ts", "import { sh } from \"@harmont/hm\";\nexport default [];\n"),
-        ("c.json", &envelope("json", &["x"])),
+        ("package.json", "{\"name\": \"ci\", \"devDependencies\": {\"@harmont/hm\": \"*\"}}"),
+        ("tsconfig.json", "{\"compilerOptions\": {\"strict\": true}}"),
+        ("z.json", &envelope("json", &["x"])),
     ]);
     let loaded = Project::find(dir.path()).unwrap().load(&options(dir.path())).unwrap();
-    assert_eq!(loaded.left_out, vec![Path::new(".hm/a.py")]);
     let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
     assert_eq!(slugs, ["json"]);
 
-    let dir = project(&[
-        ("a.py", "import harmont as hm\n"),
-        ("c.json", &envelope("json", &["x"])),
-    ]);
-    let loaded = Project::find(dir.path()).unwrap().load(&options(dir.path())).unwrap();
-    assert!(loaded.left_out.is_empty());
+    for broken in ["{\"pipelines\": 3}", "{\"schema_version\": \"1\"}", "[1, 2]", "{not json"] {
+        let dir = project(&[("ci.json", broken)]);
+        let err = load_err(dir.path());
+        assert!(err.starts_with(".hm/ci.json:1:"), "{broken}: {err}");
+    }
 }

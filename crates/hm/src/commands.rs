@@ -43,12 +43,8 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
     }
     let python = hm_dsl::EvalOptions::from_env(cache.as_deref());
     let loaded = project.load(&python)?;
-    if !loaded.left_out.is_empty() {
-        let files: Vec<String> = loaded.left_out.iter().map(|f| f.display().to_string()).collect();
-        say!(
-            "note: `.hm/` holds TypeScript and Python pipeline files; as Harmont does, hm evaluates the TypeScript ones and leaves out {}",
-            files.join(", ")
-        );
+    if let Some(left_out) = &loaded.left_out {
+        say!("note: {left_out}");
     }
     Ok((project, loaded))
 }
