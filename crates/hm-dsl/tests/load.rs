@@ -145,22 +145,40 @@ fn one_language_is_evaluated_and_the_others_are_named() {
     let ts = "import { pipeline, sh } from \"@harmont/hm\";\nexport default [{ slug: \"ts\", pipeline: pipeline([sh(\"x\")]) }];\n";
     let js = "import { pipeline, sh } from \"@harmont/hm\";\nexport default [{ slug: \"js\", pipeline: pipeline([sh(\"x\")]) }];\n";
     let never = "raise SystemExit('evaluated')\n";
-    let slugs = |loaded: &hm_dsl::Loaded| -> Vec<String> {
-        loaded.envelope.pipelines.iter().map(|p| p.slug.clone()).collect()
-    };
+    let slugs =
+        |loaded: &hm_dsl::Loaded| -> Vec<String> { loaded.envelope.pipelines.iter().map(|p| p.slug.clone()).collect() };
     let load = |dir: &Path| Project::find(dir).unwrap().load(&options(dir)).unwrap();
 
-    let dir = project(&[("a.py", never), ("b.ts", ts), ("c.js", js), ("d.json", &envelope("json", &["x"]))]);
+    let dir = project(&[
+        ("a.py", never),
+        ("b.ts", ts),
+        ("c.js", js),
+        ("d.json", &envelope("json", &["x"])),
+    ]);
     let loaded = load(dir.path());
     let left_out = loaded.left_out.clone().unwrap();
-    assert_eq!((left_out.evaluated, left_out.files), ("TypeScript", vec![Path::new(".hm/a.py").to_owned()]));
+    assert_eq!(
+        (left_out.evaluated, left_out.files),
+        ("TypeScript", vec![Path::new(".hm/a.py").to_owned()])
+    );
     assert_eq!(slugs(&loaded), ["ts", "js", "json"]);
 
-    let dir = project(&[("a.py", "import harmont as hm\n"), ("c.js", "throw new Error('evaluated');\n")]);
+    let dir = project(&[
+        ("a.py", "import harmont as hm\n"),
+        ("c.js", "throw new Error('evaluated');\n"),
+    ]);
     let loaded = load(dir.path());
     let left_out = loaded.left_out.clone().unwrap();
-    assert_eq!((left_out.evaluated, left_out.files.clone()), ("Python", vec![Path::new(".hm/c.js").to_owned()]));
-    assert!(left_out.to_string().contains("evaluates the Python ones and leaves out .hm/c.js"), "{left_out}");
+    assert_eq!(
+        (left_out.evaluated, left_out.files.clone()),
+        ("Python", vec![Path::new(".hm/c.js").to_owned()])
+    );
+    assert!(
+        left_out
+            .to_string()
+            .contains("evaluates the Python ones and leaves out .hm/c.js"),
+        "{left_out}"
+    );
 
     let dir = project(&[("c.js", js), ("d.json", &envelope("json", &["x"]))]);
     let loaded = load(dir.path());
@@ -174,7 +192,10 @@ fn one_language_is_evaluated_and_the_others_are_named() {
 #[test]
 fn json_files_that_are_not_envelopes_are_not_pipeline_files() {
     let dir = project(&[
-        ("package.json", "{\"name\": \"ci\", \"devDependencies\": {\"@harmont/hm\": \"*\"}}"),
+        (
+            "package.json",
+            "{\"name\": \"ci\", \"devDependencies\": {\"@harmont/hm\": \"*\"}}",
+        ),
         ("tsconfig.json", "{\"compilerOptions\": {\"strict\": true}}"),
         ("z.json", &envelope("json", &["x"])),
     ]);
@@ -182,7 +203,12 @@ fn json_files_that_are_not_envelopes_are_not_pipeline_files() {
     let slugs: Vec<_> = loaded.envelope.pipelines.iter().map(|p| p.slug.as_str()).collect();
     assert_eq!(slugs, ["json"]);
 
-    for broken in ["{\"pipelines\": 3}", "{\"schema_version\": \"1\"}", "[1, 2]", "{not json"] {
+    for broken in [
+        "{\"pipelines\": 3}",
+        "{\"schema_version\": \"1\"}",
+        "[1, 2]",
+        "{not json",
+    ] {
         let dir = project(&[("ci.json", broken)]);
         let err = load_err(dir.path());
         assert!(err.starts_with(".hm/ci.json:1:"), "{broken}: {err}");
