@@ -165,10 +165,14 @@ function child(parent: Step, cmd: unknown, opts: StepOptions | undefined, what: 
   INIT.parent = parent;
   INIT.label = o.label;
   INIT.cache = o.cache;
-  INIT.env = o.env as Record<string, string> | undefined;
+  // Copied: Harmont makes the IR at `pipeline()`, ours when it is first
+  // read, so an object changed after the call must not change the step.
+  const env = o.env as Record<string, string> | undefined;
+  INIT.env = env != null ? { ...env } : env;
   INIT.image = image;
   INIT.runner = o.runner;
-  INIT.runnerArgs = o.runnerArgs as Record<string, unknown> | undefined;
+  const runnerArgs = o.runnerArgs as Record<string, unknown> | undefined;
+  INIT.runnerArgs = runnerArgs != null ? (JSON.parse(JSON.stringify(runnerArgs)) as Record<string, unknown>) : runnerArgs;
   INIT.keyOverride = o.key;
   return new Step(INIT);
 }

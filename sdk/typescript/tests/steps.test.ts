@@ -1,6 +1,6 @@
 /** Steps: roots, children, forks, waits, timeouts and what their options accept. */
 
-import { forever, scratch, sh, Step, timeout, wait } from "@harmont/hm";
+import { forever, pipeline, scratch, sh, Step, timeout, wait } from "@harmont/hm";
 import { assert, assertEquals, assertSame, assertThrows } from "./assert.ts";
 
 export const tests: Record<string, () => void> = {
@@ -24,12 +24,25 @@ export const tests: Record<string, () => void> = {
     const args = { cpus: 2 };
     const step = sh("make", { label: "build", cache, env, image: "debian:12", runner: "vm", runnerArgs: args, key: "k" });
     assertSame(step._cache, cache);
-    assertSame(step._env, env);
-    assertSame(step._runnerArgs, args);
+    assertEquals(step._env, env);
+    assertEquals(step._runnerArgs, args);
     assertEquals(
       [step._label, step._image, step._runner, step._keyOverride, step._timeoutSeconds, step._isWait, step._continueOnFailure],
       ["build", "debian:12", "vm", "k", undefined, false, false],
     );
+  },
+
+  "env and runnerArgs changed after the call change no step, as in Harmont (whose IR is made at pipeline())"() {
+    const env: Record<string, string> = { A: "1" };
+    const args: Record<string, unknown> = { nested: { cpus: 2 } };
+    const step = sh("make", { env, runnerArgs: args });
+    const ir = pipeline([step]);
+    env.A = "2";
+    (args.nested as Record<string, unknown>).cpus = 4;
+    const node = ir.graph.nodes[0];
+    assertEquals(node.env.A, "1");
+    assertEquals(node.step.runner_args, { nested: { cpus: 2 } });
+    assertEquals(step._env, { A: "1" });
   },
 
   "every field is an own property, as in Harmont's steps"() {
