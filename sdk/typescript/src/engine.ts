@@ -62,11 +62,16 @@ function definition(value: unknown, file: string, exported: string): Prepared {
     return fail(`export \`${exported}\`: a pipeline definition is an object { slug, pipeline, name?, allowManual?, triggers? }, not ${show(value)}`);
   }
   const d = value as Record<string, unknown>;
-  for (const field of Object.keys(d)) {
-    if (!FIELDS.includes(field)) fail(`a pipeline definition has no field \`${field}\` (fields: ${FIELDS.join(", ")})`);
-  }
   const slug = d.slug;
   if (typeof slug !== "string") return fail(`a pipeline definition's slug must be a string, not ${show(slug)}`);
+  for (const field of Object.keys(d)) {
+    // Harmont's runner ignores fields it does not know; so does hm, aloud.
+    if (!FIELDS.includes(field)) {
+      console.warn(
+        `warning: ${file}: pipeline "${slug}" has a field \`${field}\` that is not a definition field (${FIELDS.join(", ")}); it is ignored, as in Harmont`,
+      );
+    }
+  }
   if (d.name != null && typeof d.name !== "string") fail(`pipeline "${slug}": name must be a string, not ${show(d.name)}`);
   if (d.allowManual != null && typeof d.allowManual !== "boolean") {
     fail(`pipeline "${slug}": allowManual must be true or false, not ${show(d.allowManual)}`);
