@@ -62,3 +62,34 @@ fn python_and_typescript_render_the_same_ir() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
     println!("{} pairs render alike", pairs.len());
 }
+
+/// Every pair's file loads into one project with all the others (their
+/// slugs are distinct, and files importing each other's names is not
+/// needed), and the two projects render alike as a whole.
+#[test]
+fn all_pairs_load_into_one_project_per_language() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/parity");
+    let cache = tempfile::tempdir().unwrap();
+    let options = EvalOptions {
+        interpreter: "python3".into(),
+        sdk_root: Some(cache.path().join("sdk")),
+    };
+    let mut rendered = Vec::new();
+    for ext in ["py", "ts"] {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir(project.path().join(".hm")).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == ext) {
+                std::fs::copy(&path, project.path().join(".hm").join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let loaded = Project::find(project.path())
+            .unwrap()
+            .load(&options)
+            .unwrap_or_else(|err| panic!("all .{ext} pairs in one project: {err}"));
+        rendered.push(serde_json::to_value(&loaded.envelope).unwrap());
+    }
+    assert!(rendered[0]["pipelines"].as_array().unwrap().len() >= 15);
+    assert!(rendered[0] == rendered[1], "the two projects render differently");
+}
