@@ -169,12 +169,23 @@ fn export_location(graph: &Graph, file: &str, name: &str) -> Option<Location> {
     Some(Location::at(module.file.clone()?, at.line, at.column))
 }
 
-/// Where the stack `stack` (captured in `pipeline()`) was in a project file.
+/// Where the stack `stack` (captured in `pipeline()`) was in a project
+/// file: where that `pipeline(` call starts.
 fn stack_location(graph: &Graph, stack: &str) -> Option<Location> {
-    stack
+    let at = stack
         .lines()
         .find_map(|line| user_frame(graph, line.trim()))
-        .map(|(at, _)| at)
+        .map(|(at, _)| at)?;
+    let start = match (at.line, at.column) {
+        (Some(line), Some(column)) => std::fs::read_to_string(graph.root.join(&at.file))
+            .ok()
+            .and_then(|source| explain::call_start(&source, &at.file, "pipeline", line, column)),
+        _ => None,
+    };
+    Some(match start {
+        Some((line, column)) => Location::at(at.file, line, column),
+        None => at,
+    })
 }
 
 /// Evaluates the TypeScript and JavaScript pipeline files `files`

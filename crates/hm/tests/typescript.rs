@@ -209,13 +209,14 @@ fn two_steps_with_one_key_are_shown_where_the_pipeline_was_made() {
     fx.write(
         ".hm/second.ts",
         "import { pipeline, sh } from \"@harmont/hm\";\n\n\
-         const ci = pipeline([sh(\"a\", { key: \"k\" }), sh(\"b\", { key: \"k\" })]);\n\
+         const ci = pipeline(\n  [sh(\"a\", { key: \"k\" }), sh(\"b\", { key: \"k\" })],\n  { env: {} },\n);\n\
          export default { slug: \"ci\", pipeline: ci };\n",
     );
     let out = fx.hm(&["pipelines"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.starts_with("error: .hm/second.ts:3:"), "{err}");
+    // Where the call starts, not where QuickJS places it (its end).
+    assert!(err.starts_with("error: .hm/second.ts:3:12: "), "{err}");
     assert!(err.contains("pipeline `ci`, step `k`: duplicate step key"), "{err}");
 }
 

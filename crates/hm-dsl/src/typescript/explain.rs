@@ -120,9 +120,62 @@ pub(crate) fn explain(summary: &str, source: &str, file: &Path, line: u32, colum
     Some(format!("{summary} (`{}` is {nothing})", text(object)))
 }
 
+/// The innermost calls of a function named `name` (`name(...)` or
+/// `x.name(...)`) around a byte offset.
+struct CallOf<'n> {
+    name: &'n str,
+    offset: u32,
+    call: Option<Span>,
+}
+
+impl<'a> Visit<'a> for CallOf<'_> {
+    fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
+        let callee = match &it.callee {
+            oxc::ast::ast::Expression::Identifier(id) => Some(id.name.as_str()),
+            oxc::ast::ast::Expression::StaticMemberExpression(member) => Some(member.property.name.as_str()),
+            _ => None,
+        };
+        if callee == Some(self.name) && contains(it.span, self.offset) && inner(self.call, it.span) {
+            self.call = Some(it.span);
+        }
+        walk::walk_call_expression(self, it);
+    }
+}
+
+/// Where the call of `name` around 1-based `line` and `column` of `source`
+/// starts. QuickJS places a call at its end, which the source map takes to
+/// the last argument; a pipeline is better shown where `pipeline(` is.
+pub(crate) fn call_start(source: &str, file: &Path, name: &str, line: u32, column: u32) -> Option<(u32, u32)> {
+    let allocator = Allocator::default();
+    let source_type = SourceType::from_path(file).unwrap_or_else(|_| SourceType::mjs());
+    let parsed = Parser::new(&allocator, source, source_type.with_module(true)).parse();
+    let mut finder = CallOf {
+        name,
+        offset: offset(source, line, column)?,
+        call: None,
+    };
+    finder.visit_program(&parsed.program);
+    let start = finder.call?.start as usize;
+    let before = source.get(..start)?;
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or(before).chars().count() + 1;
+    Some((u32::try_from(line).ok()?, u32::try_from(column).ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipeline_is_placed_where_its_call_starts() {
+        let source = "import { pipeline, sh } from \"@harmont/hm\";\nexport default {\n  slug: \"ci\",\n  pipeline: pipeline(\n    [sh(\"a\"), sh(\"b\")],\n    { env: {} },\n  ),\n};\n";
+        // QuickJS's place for the call, mapped: inside its last argument.
+        assert_eq!(call_start(source, Path::new("p.ts"), "pipeline", 6, 13), Some((4, 13)));
+        assert_eq!(call_start(source, Path::new("p.ts"), "pipeline", 5, 16), Some((4, 13)));
+        let member = "const ir = hm.pipeline([x]);\n";
+        assert_eq!(call_start(member, Path::new("p.ts"), "pipeline", 1, 25), Some((1, 12)));
+        assert_eq!(call_start("const x = 1;\n", Path::new("p.ts"), "pipeline", 1, 5), None);
+    }
 
     #[test]
     fn a_call_of_something_else_names_the_callee() {
