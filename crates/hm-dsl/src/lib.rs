@@ -143,7 +143,7 @@ impl Project {
     /// Python ones are evaluated and any JavaScript ones left out (Harmont
     /// reads no `.js` files); else the JavaScript ones are. What was left
     /// out is in [`Loaded::left_out`]. JSON envelopes are always read.
-    pub fn load(&self, python: &EvalOptions) -> Result<Loaded, LoadError> {
+    pub fn load(&self, options: &EvalOptions) -> Result<Loaded, LoadError> {
         let rel = |path: &Path| path.strip_prefix(&self.root).unwrap_or(path).to_owned();
         let mut files = self.pipeline_files()?;
         let is = |file: &PathBuf, wanted: &[Language]| Language::of(file).is_some_and(|l| wanted.contains(&l));
@@ -167,7 +167,7 @@ impl Project {
         // then placed in file order.
         let py_files = of(&[Language::Python]);
         let mut evaluated = match py_files.first() {
-            Some(first) => python::evaluate(&self.root, &py_files, &rel(first), python)?,
+            Some(first) => python::evaluate(&self.root, &py_files, &rel(first), options)?,
             None => Vec::new(),
         };
         let script_files = of(&[Language::TypeScript, Language::JavaScript]);
@@ -176,7 +176,7 @@ impl Project {
                 &self.root,
                 &script_files,
                 &rel(first),
-                python.sdk_root.as_deref(),
+                options.sdk_root.as_deref(),
             )?);
         }
         let mut loaded = Loaded {
