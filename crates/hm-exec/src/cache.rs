@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hm_ir::{CachePolicy, PlannedStep, PolicyKind};
-use hm_vm::{Bounds, Registry};
+use hm_vm::{Bounds, Network, Registry};
 use serde::{Deserialize, Serialize};
 
 use crate::workspace::{EntryKind, Manifest};
@@ -41,6 +41,8 @@ pub struct KeyContext<'a> {
     pub source: Option<&'a Manifest>,
     /// Seconds since the epoch, for `ttl`.
     pub now: u64,
+    /// The network steps run with.
+    pub network: Network,
 }
 
 /// Everything a step's cache key is made of.
@@ -67,6 +69,15 @@ pub struct KeyInputs {
     pub dsl_key: Option<String>,
     /// The policy as written.
     pub policy: CachePolicy,
+    /// The network the step ran with: a step that needs the network fails
+    /// without it, so an entry made with one is not what a run without
+    /// would make. Left out for `host`, which keeps earlier keys.
+    #[serde(default, skip_serializing_if = "is_host")]
+    pub network: Network,
+}
+
+fn is_host(network: &Network) -> bool {
+    *network == Network::Host
 }
 
 impl KeyInputs {
@@ -94,6 +105,7 @@ impl KeyInputs {
             files: BTreeMap::new(),
             dsl_key: None,
             policy: policy.clone(),
+            network: context.network,
         };
         inputs.add_policy(policy, context.source, context.now);
         inputs
@@ -156,6 +168,9 @@ impl KeyInputs {
             } else {
                 reasons.push(format!("image `{}` changed", show(&now.image)));
             }
+        }
+        if self.network != now.network {
+            reasons.push(format!("network changed: {} -> {}", self.network, now.network));
         }
         if self.parent != now.parent {
             reasons.push("parent changed".to_owned());
@@ -290,6 +305,7 @@ mod tests {
             env: BTreeMap::new(),
             source: Some(source),
             now,
+            network: Network::Host,
         };
         KeyInputs::new(&step, &policy, context)
     }
@@ -392,5 +408,22 @@ mod tests {
             first_few(&["a".into(), "b".into(), "c".into(), "d".into(), "e".into()]),
             "a, b, c and 2 more"
         );
+    }
+
+    /// A step run without the network is keyed apart from one run with it
+    /// (which could download what the other cannot); `host` adds nothing
+    /// to the encoding, so entries made before the network mode existed
+    /// still hit.
+    #[test]
+    fn the_network_mode_is_a_key_input_and_host_keeps_earlier_keys() {
+        let src = Manifest::default();
+        let host = inputs(json!({"policy": "forever"}), &src, 0);
+        assert!(!serde_json::to_string(&host).unwrap().contains("network"));
+        let mut none = host.clone();
+        none.network = Network::None;
+        assert_ne!(host.key(), none.key());
+        assert_eq!(host.explain_change(&none).unwrap(), "network changed: host -> none");
+        let stored: KeyInputs = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(stored.network, Network::None);
     }
 }

@@ -369,6 +369,7 @@ fn key_inputs_with_parent(
         env: env.clone(),
         source,
         now: now(),
+        network: ctx.vm.network(),
     };
     KeyInputs::new(planned, policy, context)
 }

@@ -63,15 +63,29 @@ fn default_true() -> bool {
     true
 }
 
-/// The IR of one pipeline (`version "0"`): its graph, and our pipeline
-/// timeout.
+/// The IR of one pipeline (`version "0"`): its graph, the pipeline
+/// timeout, and our network mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Definition {
     pub version: String,
     /// Cancels the whole build after this many seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// The network its steps get unless the run says otherwise (our
+    /// addition; absent means the run's setting, by default `host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     pub graph: Graph,
+}
+
+/// A pipeline's network mode (`definition.network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The host's network: steps reach what the host reaches.
+    Host,
+    /// A private network namespace with only loopback.
+    None,
 }
 
 /// The step graph, in petgraph's `StableGraph` serde layout.

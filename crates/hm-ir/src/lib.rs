@@ -12,7 +12,7 @@ mod plan;
 mod validate;
 
 pub use envelope::{
-    CachePolicy, Definition, EdgeKind, Envelope, Graph, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE,
+    CachePolicy, Definition, EdgeKind, Envelope, Graph, Network, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE,
     ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};

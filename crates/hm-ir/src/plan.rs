@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::envelope::{EdgeKind, Node, Pipeline, DEFAULT_IMAGE};
+use crate::envelope::{EdgeKind, Network, Node, Pipeline, DEFAULT_IMAGE};
 use crate::validate::{check_header, check_step, error, ValidationError, ValidationErrorKind};
 
 /// Index of a step in [`Plan::steps`].
@@ -19,6 +19,8 @@ pub struct Plan {
     pub chain_count: usize,
     /// The pipeline's own timeout.
     pub timeout_seconds: Option<u64>,
+    /// The pipeline's own network mode (`definition.network`), if it sets one.
+    pub network: Option<Network>,
     /// Step indices in a topological order (parents before children).
     pub topo_order: Vec<StepIdx>,
 }
@@ -216,6 +218,7 @@ impl Plan {
             steps,
             chain_count: skeleton.chain_count,
             timeout_seconds: pipeline.definition.timeout_seconds,
+            network: pipeline.definition.network,
             topo_order: skeleton.topo_order,
         })
     }

@@ -62,6 +62,36 @@ pub struct Persisted {
     pub new_parts: Vec<(String, u64)>,
 }
 
+/// What a step's network is (DESIGN.md §6): the host's own, or a private
+/// namespace with only a loopback interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The host's network namespace: steps reach what the host reaches,
+    /// its loopback services included.
+    #[default]
+    Host,
+    /// A network namespace of the step's own with only `lo` up: nothing
+    /// outside the step is reachable.
+    None,
+}
+
+impl Network {
+    /// The name users write (`host`, `none`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Host => "host",
+            Network::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What a VM boots from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootFrom {
@@ -191,6 +221,12 @@ impl ExecOutcome {
 pub trait VmBackend: Send + Sync {
     /// The name users select it by (`sandbox`, `docker`).
     fn name(&self) -> &'static str;
+
+    /// The network every step of this backend gets. It changes what a step
+    /// can produce, so it is one of a cache key's inputs.
+    fn network(&self) -> Network {
+        Network::Host
+    }
 
     /// Checks, before any step starts, that this backend can run VMs here.
     async fn check(&self) -> Result<(), BackendUnavailable>;

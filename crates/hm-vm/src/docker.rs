@@ -29,8 +29,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::backend::{
-    orphan_grace, BootFrom, BootRequest, ImageRef, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
+    orphan_grace, BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
 };
+use crate::capabilities::STEP_CAPABILITIES;
 use crate::error::{BackendUnavailable, VmError};
 use crate::images::HOST_IMAGE;
 use crate::session::{is_alive, Session};
@@ -67,6 +68,7 @@ pub struct DockerBackend {
 
 struct Inner {
     config: DockerConfig,
+    network: Network,
     /// `hm-snapshot-<id>` and `hm-cache-<id>`: this cache directory's
     /// repositories, so that caches sharing a daemon never touch each
     /// other's images.
@@ -109,7 +111,14 @@ fn is_not_found(err: &bollard::errors::Error) -> bool {
 }
 
 impl DockerBackend {
+    /// A backend whose containers share the host's network.
     pub fn new(config: DockerConfig) -> Self {
+        Self::with_network(config, Network::Host)
+    }
+
+    /// A backend whose containers get `network` (`none`: Docker's `none`
+    /// network, loopback only).
+    pub fn with_network(config: DockerConfig, network: Network) -> Self {
         let canonical = std::fs::canonicalize(&config.cache_dir).unwrap_or_else(|_| config.cache_dir.clone());
         let cache_id = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_owned();
         DockerBackend {
@@ -118,6 +127,7 @@ impl DockerBackend {
                     cache_dir: canonical,
                     ..config
                 },
+                network,
                 cache_id,
                 client: tokio::sync::OnceCell::new(),
                 session: tokio::sync::OnceCell::new(),
@@ -211,7 +221,12 @@ impl Inner {
         let docker = self.docker()?;
         let run = self.session().await?.id().to_owned();
         let host = HostConfig {
-            network_mode: Some("host".to_owned()),
+            network_mode: Some(self.network.name().to_owned()),
+            // The sandbox's capabilities, not Docker's defaults (which add
+            // CAP_NET_RAW and CAP_MKNOD), and no new privileges.
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            cap_add: Some(STEP_CAPABILITIES.iter().map(|(_, name)| (*name).to_owned()).collect()),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
             memory: self.config.memory.and_then(|m| i64::try_from(m).ok()),
             nano_cpus: self.config.cpus.map(|c| (c * 1e9) as i64),
             ..Default::default()
@@ -391,6 +406,10 @@ fn split_tag(name: &str) -> (&str, &str) {
 impl VmBackend for DockerBackend {
     fn name(&self) -> &'static str {
         "docker"
+    }
+
+    fn network(&self) -> Network {
+        self.inner.network
     }
 
     async fn check(&self) -> Result<(), BackendUnavailable> {

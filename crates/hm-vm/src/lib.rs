@@ -9,6 +9,7 @@
 
 mod backend;
 mod cache_dir;
+pub mod capabilities;
 pub mod child;
 pub mod docker;
 mod error;
@@ -23,10 +24,10 @@ mod session;
 pub mod tempdir;
 
 pub use backend::{
-    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Persisted,
-    SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
+    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Network,
+    Persisted, SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
 };
-pub use cache_dir::{collect_leftovers, hm_cache_dir};
+pub use cache_dir::{collect_leftovers, ensure_private, hm_cache_dir, CacheDirError, CacheDirState};
 pub use docker::{DockerBackend, DockerConfig};
 pub use error::{BackendUnavailable, ImageError, VmError};
 pub use images::{

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex};
 pub use helper::{helper_main, is_helper_invocation, HELPER_ARG};
 
 use crate::backend::{
-    orphan_grace, BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Persisted, SnapshotId, StoredSnapshot, Vm,
-    VmBackend,
+    orphan_grace, BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Network, Persisted, SnapshotId,
+    StoredSnapshot, Vm, VmBackend,
 };
 use crate::error::{BackendUnavailable, VmError};
 use crate::fsutil::{self, random_id};
@@ -62,6 +62,7 @@ pub struct SandboxBackend {
 
 struct Inner {
     config: SandboxConfig,
+    network: Network,
     images: ImageStore,
     rootless: bool,
     state: Mutex<State>,
@@ -125,11 +126,18 @@ enum StoredBase {
 const STORE_DIR: &str = "layers";
 
 impl SandboxBackend {
+    /// A backend whose steps share the host's network.
     pub fn new(config: SandboxConfig) -> Self {
+        Self::with_network(config, Network::Host)
+    }
+
+    /// A backend whose steps get `network` (see [`Network`]).
+    pub fn with_network(config: SandboxConfig, network: Network) -> Self {
         let images = ImageStore::new(&config.cache_dir);
         SandboxBackend {
             inner: Arc::new(Inner {
                 config,
+                network,
                 images,
                 rootless: !fsutil::is_root(),
                 state: Mutex::new(State::default()),
@@ -262,6 +270,10 @@ impl Inner {
 impl VmBackend for SandboxBackend {
     fn name(&self) -> &'static str {
         "sandbox"
+    }
+
+    fn network(&self) -> Network {
+        self.inner.network
     }
 
     async fn check(&self) -> Result<(), BackendUnavailable> {

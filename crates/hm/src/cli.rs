@@ -81,6 +81,11 @@ pub struct RunArgs {
     /// Execute every step, even cached ones, and refresh their entries
     #[arg(long)]
     pub no_cache: bool,
+    /// The steps' network: `host` (the host's own) or `none` (only a
+    /// private loopback) [default: `network` in the configuration, else the
+    /// pipeline's, else host]
+    #[arg(long, value_enum, env = "HM_NETWORK", value_name = "MODE")]
+    pub network: Option<NetworkName>,
     /// Run on the hosted service (not supported)
     #[arg(long, hide = true)]
     pub cloud: bool,
@@ -138,6 +143,16 @@ pub enum Template {
 pub enum Format {
     Human,
     Json,
+}
+
+/// `--network`, `HM_NETWORK` and `network` in config.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkName {
+    /// The host's network, its loopback services included
+    Host,
+    /// A private network namespace with only loopback
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

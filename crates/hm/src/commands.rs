@@ -39,6 +39,8 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
     let project = hm_dsl::Project::find(&start)?;
     let cache = hm_vm::hm_cache_dir();
     if let Some(cache) = &cache {
+        // The SDKs run from here: it must be ours alone before they do.
+        private(cache)?;
         sweep(cache);
     }
     let python = hm_dsl::EvalOptions::from_env(cache.as_deref());
@@ -58,12 +60,30 @@ fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Confi
     Ok(config)
 }
 
-/// The cache root, or an error saying how to set one; what killed `hm`s
-/// left in it is removed first.
+/// The cache root, or an error saying how to set one; it is made private
+/// (or refused), and what killed `hm`s left in it is removed first.
 fn cache_dir() -> Result<PathBuf, CliError> {
     let dir = hm_vm::hm_cache_dir().ok_or(CliError::NoCacheDir)?;
+    private(&dir)?;
     sweep(&dir);
     Ok(dir)
+}
+
+/// Creates the cache `0700`, or checks that it is its owner's alone
+/// (repairing a readable one with a warning), once per command.
+fn private(cache: &std::path::Path) -> Result<(), CliError> {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if CHECKED.get().is_some() {
+        return Ok(());
+    }
+    if let hm_vm::CacheDirState::Repaired { was } = hm_vm::ensure_private(cache)? {
+        say!(
+            "warning: other users could read the cache directory `{}` (mode {was:04o}); it is private now (0700)",
+            cache.display()
+        );
+    }
+    let _ = CHECKED.set(());
+    Ok(())
 }
 
 /// Removes the temporary directories and files of `hm`s that are gone

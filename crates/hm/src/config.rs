@@ -5,6 +5,7 @@
 //! ```toml
 //! backend = "sandbox"     # HM_BACKEND
 //! parallelism = 4         # HM_PARALLELISM
+//! network = "none"        # HM_NETWORK: "host" (default) or "none"
 //!
 //! [cache]
 //! max_entries = 256       # HM_CACHE_MAX_ENTRIES
@@ -29,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{BackendName, Format};
+use crate::cli::{BackendName, Format, NetworkName};
 
 /// One configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +38,7 @@ use crate::cli::{BackendName, Format};
 struct File {
     backend: Option<BackendSetting>,
     parallelism: Option<usize>,
+    network: Option<NetworkName>,
     #[serde(default)]
     cache: CacheFile,
     #[serde(default)]
@@ -110,6 +112,9 @@ enum Size {
 pub struct Config {
     pub backend: BackendName,
     pub parallelism: Option<usize>,
+    /// The steps' network, when a file sets it (it wins over the
+    /// pipeline's own; `--network` and `HM_NETWORK` win over it).
+    pub network: Option<NetworkName>,
     pub cache_max_entries: u64,
     pub cache_max_bytes: u64,
     pub cache_scope: Option<String>,
@@ -129,6 +134,7 @@ impl Default for Config {
         Config {
             backend: BackendName::Sandbox,
             parallelism: None,
+            network: None,
             cache_max_entries: bounds.max_entries,
             cache_max_bytes: bounds.max_bytes,
             cache_scope: None,
@@ -225,6 +231,9 @@ impl Config {
         }
         if let Some(n) = file.parallelism {
             self.parallelism = Some(n);
+        }
+        if let Some(network) = file.network {
+            self.network = Some(network);
         }
         if let Some(n) = file.cache.max_entries {
             self.cache_max_entries = n;
@@ -415,5 +424,86 @@ mod tests {
             let err = Config::default().apply_file(&path).unwrap_err().to_string();
             assert!(err.contains("config.toml"), "{bad}: {err}");
         }
+    }
+
+    /// `network = "none"` in a file; any other value is an error naming
+    /// the file and the values it takes.
+    #[test]
+    fn network_is_host_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "network = \"none\"\n").unwrap();
+        let mut config = Config::default();
+        assert_eq!(config.network, None);
+        config.apply_file(&path).unwrap();
+        assert_eq!(config.network, Some(NetworkName::None));
+        std::fs::write(&path, "network = \"bridge\"\n").unwrap();
+        let err = Config::default().apply_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("bridge") && err.contains("none"),
+            "{err}"
+        );
+    }
+
+    /// Any text, and a full configuration file mutated, never panics the
+    /// reader: it is read, or the error names the file (exit 2 through the
+    /// binary, like every `ConfigError`).
+    #[test]
+    fn any_config_file_is_read_or_refused_naming_the_file() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config as Cases, TestRunner};
+
+        const FULL: &str = "backend = \"docker\"\nparallelism = 4\nnetwork = \"none\"\n\
+            [cache]\nmax_entries = 256\nmax_size = \"20GiB\"\nscope = \"p\"\n\
+            [resources]\nmemory = \"4GiB\"\ncpus = 2.5\n\
+            [preferences]\nformat = \"json\"\nauto_watch = false\n\
+            [cloud]\norg = \"a\"\napi_url = \"u\"\npipeline = \"p\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let check = |text: &[u8]| -> Result<(), TestCaseError> {
+            std::fs::write(&path, text).unwrap();
+            if let Err(err) = Config::default().apply_file(&path) {
+                prop_assert!(err.to_string().contains("config.toml"), "{}", err);
+            }
+            Ok(())
+        };
+        let cases = Cases {
+            cases: 256,
+            failure_persistence: None,
+            ..Cases::default()
+        };
+        let mut runner = TestRunner::new(cases.clone());
+        runner.run(&"\\PC{0,80}", |text| check(text.as_bytes())).unwrap();
+        let values = prop_oneof![
+            Just("\"\"".to_owned()),
+            Just("-1".to_owned()),
+            Just("0".to_owned()),
+            Just("1e400".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just("\"nan\"".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            Just("\"99999999999TiB\"".to_owned()),
+            Just("inf".to_owned()),
+            Just("nan".to_owned()),
+            "\\PC{0,8}",
+        ];
+        let edits = prop::collection::vec((any::<usize>(), values, any::<bool>()), 1..4);
+        let mut runner = TestRunner::new(cases);
+        runner
+            .run(&edits, |edits| {
+                // Replace the values of some lines, or cut the file short.
+                let mut lines: Vec<String> = FULL.lines().map(str::to_owned).collect();
+                for (at, value, cut) in edits {
+                    let at = at % lines.len();
+                    if cut {
+                        lines.truncate(at.max(1));
+                    } else if let Some((key, _)) = lines[at].split_once(" = ") {
+                        lines[at] = format!("{key} = {value}");
+                    }
+                }
+                check(lines.join("\n").as_bytes())
+            })
+            .unwrap();
     }
 }

@@ -21,6 +21,8 @@ pub enum CliError {
     BadEnvName { arg: String, name: String },
     #[error("the cache directory is unknown: set HM_CACHE_DIR, XDG_CACHE_HOME or HOME")]
     NoCacheDir,
+    #[error(transparent)]
+    CacheDir(#[from] hm_vm::CacheDirError),
     #[error("cannot find the hm executable for the sandbox helper")]
     NoExe(#[source] std::io::Error),
     #[error("hosted runs (`--cloud`, `hm cloud`) are not supported by this hm; everything runs locally")]
@@ -64,6 +66,7 @@ impl CliError {
             | CliError::BadEnv(_)
             | CliError::BadEnvName { .. }
             | CliError::NoCacheDir
+            | CliError::CacheDir(_)
             | CliError::Config(_)
             | CliError::BadArgument { .. }
             | CliError::Exists(_)

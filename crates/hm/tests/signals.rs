@@ -27,6 +27,17 @@ fn hand_over(fx: &Fixture) {
 /// `hm ARGS` in the fixture's project, as the unprivileged user when
 /// `rootless` (the fixture handed over to it), with its output discarded.
 fn spawn_hm(fx: &Fixture, args: &[&str], rootless: bool) -> Child {
+    hm_command(fx, args, rootless)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `hm ARGS` as the cache's owner: the unprivileged user when `rootless`
+/// (hm refuses a cache that belongs to someone else, root included).
+fn hm_command(fx: &Fixture, args: &[&str], rootless: bool) -> Command {
     let mut command = if rootless {
         let mut command = Command::new("setpriv");
         command
@@ -43,13 +54,8 @@ fn spawn_hm(fx: &Fixture, args: &[&str], rootless: bool) -> Child {
     } else {
         fx.command(&[])
     };
+    command.args(args);
     command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// Sends `signal` (`KILL`, `TERM`, `INT`) to `pid`.
@@ -237,7 +243,10 @@ fn a_killed_image_import_leaked_its_partial_copy() {
         assert!(ls.success());
         assert!(live.wait().unwrap().success(), "the live import was disturbed");
         assert!(partial_copies(&fx).is_empty());
-        let images = fx.hm(&["image", "ls", "--format", "json"]);
+        let images = hm_command(&fx, &["image", "ls", "--format", "json"], rootless)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         let images: Vec<serde_json::Value> = serde_json::from_slice(&images.stdout).unwrap();
         let names: Vec<&str> = images.iter().map(|i| i["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["other"], "rootless: {rootless}");

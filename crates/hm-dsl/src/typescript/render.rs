@@ -125,6 +125,7 @@ pub(crate) fn definition<'js>(
     Ok(Definition {
         version,
         timeout_seconds,
+        network: None,
         graph: lowerer.graph(&env, &default_image)?,
     })
 }

@@ -21,7 +21,7 @@
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -37,6 +37,8 @@ use nix::unistd::{self, ForkResult, Pid};
 use super::mounts::{bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs};
 use super::spec::{FlattenSpec, IdMap, Job, Report, Spec};
 use super::sync::{self, SourceDir};
+use crate::backend::Network;
+use crate::capabilities::STEP_CAPABILITIES;
 
 /// The argument that makes `hm` run as the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox";
@@ -48,6 +50,7 @@ enum Stage {
     Parent,
     Namespaces,
     IdMap,
+    Network,
     Fork,
     PrivateMounts,
     Rootfs,
@@ -72,6 +75,7 @@ impl Stage {
             Stage::Parent => "parent check",
             Stage::Namespaces => "namespaces",
             Stage::IdMap => "user id map",
+            Stage::Network => "private network",
             Stage::Fork => "fork",
             Stage::PrivateMounts => "private mounts",
             Stage::Rootfs => "root filesystem",
@@ -199,9 +203,16 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     if spec.id_map.is_some() {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
     unshare(flags).at(Stage::Namespaces)?;
     if let Some(map) = spec.id_map {
         write_id_map(map).at(Stage::IdMap)?;
+    }
+    if spec.network == Network::None {
+        // A new network namespace has a loopback interface that is down.
+        loopback_up().at(Stage::Network)?;
     }
 
     let (lifeline_read, lifeline_write) = unistd::pipe().at(Stage::Fork)?;
@@ -325,16 +336,46 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     })
 }
 
-/// Capabilities a step keeps: what container runtimes grant by default,
-/// less `CAP_MKNOD` (there is no device cgroup to make it harmless).
-const KEPT_CAPS: [u32; 13] = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 29, 31];
+/// Brings the loopback interface of a new network namespace up.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket(2) takes no pointers; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero `ifreq` is a valid value (a C struct of integers).
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    let ioctl = |op, request: &mut libc::ifreq| {
+        // SAFETY: `request` is a valid `ifreq` for SIOCGIFFLAGS/SIOCSIFFLAGS,
+        // alive across the call.
+        match unsafe { libc::ioctl(socket.as_raw_fd(), op, request as *mut libc::ifreq) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    };
+    ioctl(libc::SIOCGIFFLAGS, &mut request)?;
+    // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member of the union.
+    unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    ioctl(libc::SIOCSIFFLAGS, &mut request)
+}
 
+/// Limits what the step's shell (and everything it runs) may ever hold to
+/// [`STEP_CAPABILITIES`]: the bounding set is cut, the inheritable and ambient sets
+/// emptied (root gets its bounding set, plus its inheritable set, at every
+/// `exec`), no new privileges (setuid bits and file capabilities grant
+/// nothing), and init itself made non-dumpable, so the step can neither
+/// trace it nor open its `/proc` entries.
 fn harden() -> io::Result<()> {
     let last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
-    for cap in (0..=last).filter(|c| !KEPT_CAPS.contains(c)) {
+        .unwrap_or(63);
+    for cap in (0..=last).filter(|c| !STEP_CAPABILITIES.iter().any(|(kept, _)| kept == c)) {
         // SAFETY: PR_CAPBSET_DROP takes a capability number and no pointers.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
             let err = io::Error::last_os_error();
@@ -343,7 +384,51 @@ fn harden() -> io::Result<()> {
             }
         }
     }
+    clear_inheritable()?;
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes no pointers.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
+        let err = io::Error::last_os_error();
+        // Kernels before 4.3 have no ambient set to clear.
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(err);
+        }
+    }
     nix::sys::prctl::set_no_new_privs()?;
+    nix::sys::prctl::set_dumpable(false)?;
+    Ok(())
+}
+
+/// Empties the inheritable capability set, keeping the others.
+fn clear_inheritable() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: version 3 takes two `Data` entries; both outlive the calls.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for entry in &mut data {
+        entry.inheritable = 0;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 

@@ -2,6 +2,11 @@
 //! fresh `/proc`, `/sys`, `/dev` and tmpfs directories, and (after
 //! `pivot_root`, where nothing can lead outside) the resolver
 //! configuration and the masks.
+//!
+//! Every filesystem a step sees is mounted `nosuid` and `nodev` (the device
+//! nodes of `/dev` are binds of the host's, mounts of their own): a setuid
+//! file or a device node that a step, an image or a host directory holds
+//! grants nothing (see docs/decisions.md).
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -16,6 +21,9 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
 
 use super::spec::MountOp;
+
+/// The flags of every filesystem of the root.
+const SAFE: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
 
 /// Carries out one [`MountOp`].
 pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
@@ -35,7 +43,7 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
                 Some("overlay"),
                 target,
                 Some("overlay"),
-                MsFlags::MS_RDONLY,
+                MsFlags::MS_RDONLY | SAFE,
                 Some(options.as_str()),
             )
             .map_err(|e| io::Error::other(format!("view of `{}`: {e}", lower.display())))
@@ -67,15 +75,7 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
             // `volatile` skips syncing the upper directory on unmount (a
             // commit makes a layer durable when it must be); kernels
             // before 5.10 do not know it.
-            let mount_with = |options: &str| {
-                mount(
-                    Some("overlay"),
-                    target,
-                    Some("overlay"),
-                    MsFlags::empty(),
-                    Some(options),
-                )
-            };
+            let mount_with = |options: &str| mount(Some("overlay"), target, Some("overlay"), SAFE, Some(options));
             mount_with(&format!("{options},volatile"))
                 .or_else(|e| {
                     if e == Errno::EINVAL {
@@ -99,9 +99,9 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
     }
 }
 
-/// Bind-mounts `source` on `target` and makes the bind read-only (with the
-/// mounts below it when `recursive`), keeping the flags a user namespace
-/// may not drop.
+/// Bind-mounts `source` on `target` and makes the bind read-only, `nosuid`
+/// and `nodev` (with the mounts below it when `recursive`), keeping the
+/// flags a user namespace may not drop.
 pub(super) fn bind_read_only(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
     let rec = if recursive { MsFlags::MS_REC } else { MsFlags::empty() };
     mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)?;
@@ -113,14 +113,14 @@ pub(super) fn bind_read_only(source: &Path, target: &Path, recursive: bool) -> i
         None::<&str>,
         target,
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | SAFE | locked,
         None::<&str>,
     )?;
     Ok(())
 }
 
-/// `mount_setattr(2)` (Linux 5.12) with `MOUNT_ATTR_RDONLY` on a whole
-/// tree of mounts.
+/// `mount_setattr(2)` (Linux 5.12) with `MOUNT_ATTR_RDONLY`,
+/// `MOUNT_ATTR_NOSUID` and `MOUNT_ATTR_NODEV` on a whole tree of mounts.
 fn set_read_only_recursively(target: &Path) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
@@ -130,9 +130,11 @@ fn set_read_only_recursively(target: &Path) -> io::Result<()> {
         userns_fd: u64,
     }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
     let path = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -243,7 +245,7 @@ pub(super) fn mount_sys(root: &Path) -> io::Result<()> {
                 None::<&str>,
                 &sys,
                 None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | SAFE | locked,
                 None::<&str>,
             );
             Ok(())
@@ -359,7 +361,7 @@ fn bind_read_only_by_fd(source: &Path, target: &Path, reopen: &dyn Fn() -> nix::
     mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
     let mounted = reopen()?;
     let path = PathBuf::from(format!("/proc/self/fd/{}", mounted.as_raw_fd()));
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&path);
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | SAFE | locked_flags(&path);
     mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)?;
     Ok(())
 }

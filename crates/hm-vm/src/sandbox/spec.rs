@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::SyncPlan;
+use crate::backend::{Network, SyncPlan};
 
 /// What the helper is asked to do, sent as JSON on its standard input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +37,9 @@ pub(crate) struct Spec {
     pub parent_pid: u32,
     /// Set when running unprivileged: map root inside to this uid and gid.
     pub id_map: Option<IdMap>,
+    /// `None`: a network namespace of its own, with only loopback up.
+    #[serde(default)]
+    pub network: Network,
     /// Filesystems making up the root, mounted in order.
     pub rootfs: Vec<MountOp>,
     /// Give the sandbox a fresh tmpfs on `/run` (for the host image).

@@ -73,6 +73,7 @@ impl SandboxVm {
             root: ws.points.root.clone(),
             parent_pid: std::process::id(),
             id_map: self.inner.id_map(),
+            network: self.inner.network,
             rootfs: mounts,
             fresh_run: is_host,
             resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),

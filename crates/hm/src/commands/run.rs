@@ -3,12 +3,14 @@ use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
-use hm_vm::{DockerBackend, DockerConfig, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+use hm_vm::{
+    DockerBackend, DockerConfig, Network, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS,
+};
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::pipelines::select;
 use super::{cache_dir, load};
-use crate::cli::{BackendName, Format, RunArgs};
+use crate::cli::{BackendName, Format, NetworkName, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
 
@@ -44,21 +46,28 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
+    let network = network(args.network, &config, &plan);
     let vm: Arc<dyn VmBackend> = match args.backend.unwrap_or(config.backend) {
-        BackendName::Sandbox => Arc::new(SandboxBackend::new(SandboxConfig {
-            cache_dir: cache.clone(),
-            helper: std::env::current_exe().map_err(CliError::NoExe)?,
-            max_layers: max_layers(),
-        })),
-        BackendName::Docker => Arc::new(DockerBackend::new(DockerConfig {
-            cache_dir: cache.clone(),
-            project: config
-                .cache_scope
-                .clone()
-                .unwrap_or_else(|| project.root.display().to_string()),
-            memory: config.memory,
-            cpus: config.millicpus.map(|m| m as f64 / 1000.0),
-        })),
+        BackendName::Sandbox => Arc::new(SandboxBackend::with_network(
+            SandboxConfig {
+                cache_dir: cache.clone(),
+                helper: std::env::current_exe().map_err(CliError::NoExe)?,
+                max_layers: max_layers(),
+            },
+            network,
+        )),
+        BackendName::Docker => Arc::new(DockerBackend::with_network(
+            DockerConfig {
+                cache_dir: cache.clone(),
+                project: config
+                    .cache_scope
+                    .clone()
+                    .unwrap_or_else(|| project.root.display().to_string()),
+                memory: config.memory,
+                cpus: config.millicpus.map(|m| m as f64 / 1000.0),
+            },
+            network,
+        )),
     };
     if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
         say!("warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them");
@@ -135,6 +144,19 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         return Err(CliError::Output(err));
     }
     Ok(outcome.exit_code)
+}
+
+/// The steps' network: `--network` (or `HM_NETWORK`), else the
+/// configuration's, else the pipeline's `definition.network`, else `host`.
+fn network(flag: Option<NetworkName>, config: &Config, plan: &hm_ir::Plan) -> Network {
+    let chosen = flag.or(config.network).or(plan.network.map(|n| match n {
+        hm_ir::Network::Host => NetworkName::Host,
+        hm_ir::Network::None => NetworkName::None,
+    }));
+    match chosen {
+        Some(NetworkName::None) => Network::None,
+        Some(NetworkName::Host) | None => Network::Host,
+    }
 }
 
 /// The snapshot cache of this run; without a usable registry the build

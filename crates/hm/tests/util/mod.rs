@@ -213,7 +213,10 @@ impl Fixture {
         let dir = tempfile::Builder::new().prefix("hm-test-").tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         fs::create_dir_all(dir.path().join("project/.hm")).unwrap();
+        // As hm makes it: private to its owner (hm repairs a readable one,
+        // with a warning on stderr).
         fs::create_dir_all(dir.path().join("cache")).unwrap();
+        fs::set_permissions(dir.path().join("cache"), fs::Permissions::from_mode(0o700)).unwrap();
         Fixture { dir, backend }
     }
 
@@ -261,6 +264,7 @@ impl Fixture {
             .env("HM_CACHE_DIR", self.cache())
             .env("HM_BACKEND", self.backend.name())
             .env_remove("HM_PARALLELISM")
+            .env_remove("HM_NETWORK")
             .stdin(Stdio::null());
         cmd
     }
