@@ -529,6 +529,43 @@ fn a_cached_step_is_keyed_by_its_network(backend: Backend) {
     fx.assert_clean();
 }
 
+/// A pipeline written with the SDKs asks for `none` itself: Python's
+/// `@hm.pipeline(..., network="none")` and TypeScript's `pipeline(leaves,
+/// {network: "none"})` write `definition.network`, and its steps run so.
+#[test]
+fn the_sdks_set_a_pipelines_network() {
+    if !util::sandbox_available() {
+        return;
+    }
+    let listener = HostListener::start();
+    let probe = listener.probe().replace('\\', "\\\\").replace('"', "\\\"");
+    let python = format!(
+        "import harmont as hm\n\n\n@hm.pipeline(\"ci\", network=\"none\")\ndef ci():\n    return hm.sh(\"{probe}\", key=\"s\", image=\"host\")\n"
+    );
+    let typescript = format!(
+        "import {{ pipeline, sh }} from \"@harmont/hm\";\n\nexport default {{\n  slug: \"ci\",\n  pipeline: pipeline([sh(\"{probe}\", {{ key: \"s\", image: \"host\" }})], {{ network: \"none\" }}),\n}};\n"
+    );
+    for (file, text) in [(".hm/pipeline.py", python), (".hm/pipeline.ts", typescript)] {
+        if file.ends_with(".py") && !util::python_available() {
+            continue;
+        }
+        let fx = Fixture::new();
+        fx.write(file, &text);
+        let render = fx.hm(&["render", "ci"]);
+        assert!(
+            render.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&render.stderr)
+        );
+        let ir: serde_json::Value = serde_json::from_slice(&render.stdout).unwrap();
+        assert_eq!(ir["network"], "none", "{file}: {ir}");
+        let out = passed_stdout(&fx.run_json(&[]), "s");
+        assert_eq!(out, ["unreachable"], "{file}");
+        fx.assert_clean();
+    }
+    assert!(listener.received().is_empty());
+}
+
 contract!(
     a_root_step_cannot_open_a_raw_socket,
     a_step_holds_only_the_listed_capabilities,

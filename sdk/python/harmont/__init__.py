@@ -54,10 +54,12 @@ if TYPE_CHECKING:
 def pipeline(*args: Any, **kwargs: Any) -> Any:
     """The IR of a pipeline, or a decorator registering one, by the first argument.
 
-    - ``hm.pipeline([leaves], env=None, timeout=None)`` (a list or tuple first):
-      the pipeline's IR, ``{"version": "0", "graph": ...}``.
+    - ``hm.pipeline([leaves], env=None, timeout=None, network=None)`` (a list
+      or tuple first): the pipeline's IR, ``{"version": "0", "graph": ...}``.
     - ``@hm.pipeline(slug=None, *, name=None, triggers=(), allow_manual=True,
-      env=None, timeout=None)``: registers the decorated function.
+      env=None, timeout=None, network=None)``: registers the decorated function.
+      ``network="none"`` (an addition of ``hm``) runs its steps with no
+      network but a loopback of their own.
       ``@hm.pipeline`` without parentheses works too (an addition of ``hm``).
 
     Steps given one by one (``hm.pipeline(step)``) are a ``TypeError``: wrap

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._deps import call_with_deps, validate_target_signature
+from ._pipeline import check_network
 from ._registry import PipelineRegistration, register
 from ._target import wraps
 from ._validation import LOWER_ALNUM, line_end
@@ -45,6 +46,7 @@ def pipeline(
     allow_manual: bool = True,
     env: dict[str, str] | None = None,
     timeout: str | int | None = None,
+    network: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[[], Any]]:
     """A decorator registering a function as the pipeline ``slug`` (default: its name).
 
@@ -52,8 +54,10 @@ def pipeline(
     ``hm.wait()`` barriers), or a toolchain object with default actions. Its
     parameters are filled in like a target's. ``name`` is shown in hosted CI
     (default: the slug); ``triggers`` and ``allow_manual`` say when hosted CI
-    runs it; ``env`` applies to every step; ``timeout`` bounds the whole build.
+    runs it; ``env`` applies to every step; ``timeout`` bounds the whole build;
+    ``network="none"`` runs its steps without the network (an addition of ``hm``).
     """
+    check_network(network)
 
     def decorator(fn: Callable[..., Any]) -> Callable[[], Any]:
         validate_target_signature(fn)
@@ -79,6 +83,7 @@ def pipeline(
                 env=env,
                 fn=wrapper,
                 timeout=timeout,
+                network=network,
             )
         )
         return wrapper

@@ -33,14 +33,18 @@ def pipeline(
     *,
     env: dict[str, str] | None = None,
     timeout: str | int | None = None,
+    network: str | None = None,
 ) -> dict[str, Any]:
     """The IR of the pipeline ending in ``leaves``.
 
     ``leaves`` are the last steps of its branches, with ``wait()`` barriers
     between groups; nested lists are flattened (an addition of ``hm``). ``env``
     applies to every step (a step's own env wins). ``timeout`` bounds the
-    whole build (``"30m"``, ``"1h"`` or seconds).
+    whole build (``"30m"``, ``"1h"`` or seconds). ``network`` is ``"host"``
+    or ``"none"`` (the steps get only a loopback of their own); an addition
+    of ``hm``, written as ``definition.network`` and left out when ``None``.
     """
+    check_network(network)
     if not leaves:
         raise ValueError(
             "pipeline must have at least one leaf — "
@@ -49,8 +53,26 @@ def pipeline(
     out: dict[str, Any] = {"version": "0"}
     if timeout is not None:
         out["timeout_seconds"] = parse_duration(timeout)
+    if network is not None:
+        out["network"] = network
     out["graph"] = _lower_to_graph(_flatten(leaves), env=env)
     return out
+
+
+#: The values of a pipeline's ``network``.
+NETWORKS = ("host", "none")
+
+
+def check_network(network: object) -> None:
+    """``TypeError`` or ``ValueError`` unless ``network`` is ``None``, ``"host"`` or ``"none"``."""
+    if network is None:
+        return
+    if not isinstance(network, str):
+        raise TypeError(f"a pipeline's network must be a string, got {type(network).__name__}")
+    if network not in NETWORKS:
+        raise ValueError(
+            f"invalid pipeline network {network!r}\n  → use \"host\" (the default) or \"none\" (no network but a loopback)"
+        )
 
 
 def _flatten(leaves: list[Step] | tuple[Step, ...]) -> list[Step]:

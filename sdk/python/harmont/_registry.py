@@ -15,7 +15,7 @@ class PipelineRegistration(Record):
     """One registered pipeline: its identity, triggers and settings, and the function
     (taking no arguments) that returns its leaves."""
 
-    __slots__ = ("slug", "name", "triggers", "allow_manual", "env", "fn", "timeout")
+    __slots__ = ("slug", "name", "triggers", "allow_manual", "env", "fn", "timeout", "network")
     _fields = __slots__
     slug: str
     name: str
@@ -24,6 +24,7 @@ class PipelineRegistration(Record):
     env: dict[str, str] | None
     fn: Callable[[], object]
     timeout: str | int | None
+    network: str | None
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class PipelineRegistration(Record):
         env: dict[str, str] | None,
         fn: Callable[[], object],
         timeout: str | int | None = None,
+        network: str | None = None,
     ) -> None:
         set_field(self, "slug", slug)
         set_field(self, "name", name)
@@ -42,6 +44,7 @@ class PipelineRegistration(Record):
         set_field(self, "env", env)
         set_field(self, "fn", fn)
         set_field(self, "timeout", timeout)
+        set_field(self, "network", network)
 
 
 REGISTRATIONS: list[PipelineRegistration] = []

@@ -190,3 +190,28 @@ def test_the_factory_and_the_decorator_render_alike():
     leaves = [hm.sh("a", label="a"), hm.wait(), hm.sh("b", label="b")]
     hm.pipeline("ci", env={"X": "1"}, timeout=60)(lambda: leaves)
     assert render_one()["definition"] == hm.pipeline(leaves, env={"X": "1"}, timeout=60)
+
+
+def test_network_is_written_after_the_timeout_only_when_given():
+    leaves = [hm.sh("a", label="a")]
+    assert "network" not in hm.pipeline(leaves)
+    ir = hm.pipeline(leaves, timeout=60, network="none")
+    assert list(ir) == ["version", "timeout_seconds", "network", "graph"]
+    assert ir["network"] == "none"
+    assert hm.pipeline(leaves, network="host")["network"] == "host"
+
+    hm.pipeline("ci", network="none")(lambda: leaves)
+    (reg,) = REGISTRATIONS
+    assert reg.network == "none"
+    assert render_one()["definition"] == hm.pipeline(leaves, network="none")
+
+
+def test_a_network_other_than_host_or_none_is_refused_where_it_is_written():
+    leaves = [hm.sh("a")]
+    with pytest.raises(ValueError, match="invalid pipeline network 'bridge'"):
+        hm.pipeline(leaves, network="bridge")
+    with pytest.raises(ValueError, match='use "host"'):
+        hm.pipeline("ci", network="off")
+    with pytest.raises(TypeError, match="network must be a string, got bool"):
+        hm.pipeline(leaves, network=False)
+    assert REGISTRATIONS == []

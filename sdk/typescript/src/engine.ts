@@ -126,5 +126,10 @@ export function loweringOf(ir: unknown): Lowering | null {
 export function lowerInJs(ir: PipelineIR): string {
   const lowering = loweringOf(ir);
   if (lowering === null) throw new Error("not an IR pipeline() made");
-  return JSON.stringify({ version: ir.version, timeout_seconds: ir.timeout_seconds, graph: lowerGraph(lowering) });
+  return JSON.stringify({
+    version: ir.version,
+    timeout_seconds: ir.timeout_seconds,
+    network: ir.network,
+    graph: lowerGraph(lowering),
+  });
 }

@@ -30,11 +30,18 @@ export interface PipelineOptions {
    * ignores it.
    */
   readonly defaultImage?: string;
+  /**
+   * `"none"`: the pipeline's steps get no network but a loopback of their
+   * own; `"host"` (what `hm` uses when left out) shares the host's. An
+   * addition of hm's, written as the IR's `network`.
+   */
+  readonly network?: "host" | "none";
 }
 
 export interface PipelineIR {
   version: string;
   timeout_seconds?: number;
+  network?: "host" | "none";
   graph: {
     nodes: GraphNode[];
     node_holes: never[];
@@ -64,7 +71,7 @@ export interface Lowering {
 /** @internal Where an IR keeps its `Lowering`. */
 export const LOWERING: unique symbol = Symbol("@harmont/hm lowering");
 
-const PIPELINE_OPTIONS = allowed("env", "timeout", "defaultImage");
+const PIPELINE_OPTIONS = allowed("env", "timeout", "defaultImage", "network");
 
 /** What `value`, a leaf that is no step, is, with what to pass instead. */
 function notAStep(value: unknown, place: string): TypeError {
@@ -129,6 +136,10 @@ export function pipeline(leaves: Step[], opts?: PipelineOptions): PipelineIR {
   const o = options(opts, PIPELINE_OPTIONS, "pipeline");
   optionalEnv(o.env, "pipeline: env");
   optionalString(o.defaultImage, "pipeline: defaultImage");
+  const network = o.network as unknown;
+  if (network !== undefined && network !== null && network !== "host" && network !== "none") {
+    throw new TypeError(`pipeline: network must be "host" or "none", not ${show(network)}`);
+  }
   const flat: Step[] = [];
   flatten(leaves, flat, "");
   if (flat.length === 0) {
@@ -141,6 +152,7 @@ export function pipeline(leaves: Step[], opts?: PipelineOptions): PipelineIR {
   if (o.timeout !== undefined && o.timeout !== null) {
     ir.timeout_seconds = parseDuration(o.timeout as string | number);
   }
+  if (network === "host" || network === "none") ir.network = network;
   const env = o.env as Record<string, string> | undefined | null;
   const lowering: Lowering = {
     leaves: flat,

@@ -216,6 +216,21 @@ export const tests: Record<string, () => void> = {
     assertThrows(() => pipeline([sh("x")], { timeout: "soon" }), "invalid timeout duration");
   },
 
+  "a pipeline's network is written after the timeout only when given (an addition of hm's)"() {
+    const ir = pipeline([sh("x")], { timeout: 60, network: "none" });
+    assertEquals(ir.network, "none");
+    assertEquals(Object.keys(ir), ["version", "graph", "timeout_seconds", "network"]);
+    assertEquals(pipeline([sh("x")], { network: "host" }).network, "host");
+    assertEquals("network" in pipeline([sh("x")]), false);
+    assertEquals(JSON.parse(JSON.stringify(ir)).network, "none");
+    assertThrows(
+      () => pipeline([sh("x")], { network: "bridge" } as never),
+      'pipeline: network must be "host" or "none", not "bridge"',
+      TypeError,
+    );
+    assertThrows(() => pipeline([sh("x")], { network: false } as never), "not false", TypeError);
+  },
+
   "pipeline() checks its arguments when called"() {
     assertThrows(() => pipeline(sh("x") as never), "pipeline() expects an array of steps as its first argument");
     assertThrows(() => pipeline([]), "pipeline must have at least one leaf");

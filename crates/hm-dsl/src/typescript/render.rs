@@ -105,8 +105,8 @@ fn read_ir<'js>(ir: &Object<'js>) -> Result<Definition, String> {
     serde_json::from_str(&json).map_err(|e| e.to_string())
 }
 
-/// The IR of a `pipeline()` whose graph nobody read: `ir`'s version and
-/// timeout, and the graph made from `lowering`.
+/// The IR of a `pipeline()` whose graph nobody read: `ir`'s version,
+/// timeout and network, and the graph made from `lowering`.
 pub(crate) fn definition<'js>(
     names: &Names<'js>,
     ir: &Object<'js>,
@@ -114,6 +114,12 @@ pub(crate) fn definition<'js>(
 ) -> Result<Definition, String> {
     let version = text(ir.get("version").map_err(|e| e.to_string())?, "version")?.unwrap_or_default();
     let timeout_seconds = seconds(ir.get("timeout_seconds").map_err(|e| e.to_string())?, "timeout_seconds")?;
+    let network = match text(ir.get("network").map_err(|e| e.to_string())?, "network")?.as_deref() {
+        None => None,
+        Some("host") => Some(hm_ir::Network::Host),
+        Some("none") => Some(hm_ir::Network::None),
+        Some(other) => return Err(format!("`network` must be \"host\" or \"none\", not {other:?}")),
+    };
     let get = |name: &str| lowering.get::<_, Value>(name).map_err(|e| e.to_string());
     let leaves = get("leaves")?.into_array().ok_or("the SDK kept no leaves")?;
     let env = env_of(get("env")?, "pipeline env")?.unwrap_or_default();
@@ -125,7 +131,7 @@ pub(crate) fn definition<'js>(
     Ok(Definition {
         version,
         timeout_seconds,
-        network: None,
+        network,
         graph: lowerer.graph(&env, &default_image)?,
     })
 }
