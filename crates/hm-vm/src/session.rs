@@ -2,9 +2,14 @@
 //! as the process lives, so that whatever a killed process left behind is
 //! recognised as dead and removed by the next one.
 //!
-//! Creation is race-free against a concurrent collector: the directory is
-//! made under a `.tmp-` name, its lock is taken, and only then is it renamed
-//! into place.
+//! The lock exists before anything else of the session, so that whatever a
+//! process killed at any instant leaves is judged by it, never by its age:
+//! the lock file appears already locked as `runs/.lock-<id>` (an unnamed
+//! `O_TMPFILE`, locked, then linked in), then `runs/.tmp-<id>/` is made,
+//! the lock moves into it, and the directory is renamed into place. A
+//! collector judges a `.tmp-` directory by the lock outside it, else the
+//! lock inside it (the lock only ever moves inwards), and one with neither
+//! is dead.
 
 use std::fs::{self, File};
 use std::io;
@@ -18,8 +23,13 @@ use crate::fsutil::{random_id, remove_tree};
 pub(crate) const RUNS_DIR: &str = "runs";
 const LOCK_FILE: &str = "lock";
 const TMP_PREFIX: &str = ".tmp-";
-/// A `.tmp-` directory without a lock older than this is abandoned.
-const TMP_GRACE: Duration = Duration::from_secs(60);
+/// A lock file that appeared locked.
+const LOCK_PREFIX: &str = ".lock-";
+/// A lock file made where `O_TMPFILE` is not supported: it exists unlocked
+/// for an instant, so one that is unlocked and younger than this is left
+/// alone.
+const NAMED_LOCK_PREFIX: &str = ".lockn-";
+const LOCK_GRACE: Duration = Duration::from_secs(60);
 
 /// A live process's directory under `runs/`, removed when dropped.
 #[derive(Debug)]
@@ -37,11 +47,16 @@ impl Session {
         collect_dead(&runs);
         let id = random_id(8);
         let tmp = runs.join(format!("{TMP_PREFIX}{id}"));
-        fs::create_dir(&tmp)?;
-        let file = File::create(tmp.join(LOCK_FILE))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io::Error::from(e))?;
         let dir = runs.join(&id);
-        fs::rename(&tmp, &dir)?;
+        let (lock, outside) = new_lock(&runs, &id)?;
+        let made = fs::create_dir(&tmp)
+            .and_then(|()| fs::rename(&outside, tmp.join(LOCK_FILE)))
+            .and_then(|()| fs::rename(&tmp, &dir));
+        if let Err(err) = made {
+            let _ = fs::remove_file(&outside);
+            let _ = remove_tree(&tmp);
+            return Err(err);
+        }
         Ok(Session { dir, _lock: lock })
     }
 
@@ -62,6 +77,40 @@ impl Drop for Session {
     }
 }
 
+/// A new lock file for session `id` in `runs`, locked, and its path:
+/// `.lock-<id>`, which appears already locked, or where the filesystem
+/// has no `O_TMPFILE`, `.lockn-<id>`, locked right after it appears.
+fn new_lock(runs: &Path, id: &str) -> io::Result<(Flock<File>, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock = |file| Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io::Error::from(e));
+    let unnamed = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(runs);
+    if let Ok(file) = unnamed {
+        let file = lock(file)?;
+        let path = runs.join(format!("{LOCK_PREFIX}{id}"));
+        // Linked by its /proc name: `AT_EMPTY_PATH` needs a privilege.
+        let name = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let linked = nix::unistd::linkat(
+            nix::fcntl::AT_FDCWD,
+            name.as_str(),
+            nix::fcntl::AT_FDCWD,
+            &path,
+            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+        );
+        if linked.is_ok() {
+            return Ok((file, path));
+        }
+    }
+    let path = runs.join(format!("{NAMED_LOCK_PREFIX}{id}"));
+    let file = lock(File::create(&path)?)?;
+    Ok((file, path))
+}
+
 /// Removes the session directories whose owner is gone.
 pub fn collect_dead(runs: &Path) {
     let Ok(entries) = fs::read_dir(runs) else { return };
@@ -73,18 +122,31 @@ pub fn collect_dead(runs: &Path) {
     }
 }
 
-fn is_dead(dir: &Path) -> bool {
-    let is_tmp = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(TMP_PREFIX));
-    if is_tmp {
-        // Being created: its lock may be about to be taken, so only age
-        // tells.
-        return older_than(dir, TMP_GRACE);
+fn is_dead(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let lockable = |file| Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok();
+    if name.starts_with(LOCK_PREFIX) {
+        return File::open(path).is_ok_and(lockable);
     }
-    match File::open(dir.join(LOCK_FILE)) {
-        Ok(file) => Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok(),
+    if name.starts_with(NAMED_LOCK_PREFIX) {
+        return File::open(path).is_ok_and(lockable) && older_than(path, LOCK_GRACE);
+    }
+    if let Some(id) = name.strip_prefix(TMP_PREFIX) {
+        // Being made: its lock is outside (taken before the directory was
+        // made), or moved inside, or gone with its process. Outside first:
+        // it only ever moves inwards.
+        let outside = [LOCK_PREFIX, NAMED_LOCK_PREFIX].map(|p| path.with_file_name(format!("{p}{id}")));
+        for lock in outside.into_iter().chain([path.join(LOCK_FILE)]) {
+            match File::open(&lock) {
+                Ok(file) => return lockable(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => return false,
+            }
+        }
+        return true;
+    }
+    match File::open(path.join(LOCK_FILE)) {
+        Ok(file) => lockable(file),
         Err(_) => true,
     }
 }
@@ -133,5 +195,37 @@ mod tests {
         drop(session);
         drop(other);
         assert!(!dir.exists());
+    }
+
+    /// A process killed while it made its session leaves what its lock
+    /// judges, at once (the fault suite found one left for a minute).
+    #[test]
+    fn a_session_being_made_is_judged_by_its_lock() {
+        let cache = tempfile::tempdir().unwrap();
+        let runs = cache.path().join(RUNS_DIR);
+        fs::create_dir_all(&runs).unwrap();
+        // Killed after the directory was made: its lock is outside, free.
+        File::create(runs.join(".lock-dead1")).unwrap();
+        fs::create_dir(runs.join(".tmp-dead1")).unwrap();
+        // Killed after the lock moved in.
+        fs::create_dir(runs.join(".tmp-dead2")).unwrap();
+        File::create(runs.join(".tmp-dead2/lock")).unwrap();
+        // Killed before the directory was made, and one that never locked.
+        File::create(runs.join(".lock-dead3")).unwrap();
+        fs::create_dir(runs.join(".tmp-dead4")).unwrap();
+        // Alive, being made: its lock is held.
+        let held = File::create(runs.join(".lock-alive")).unwrap();
+        let _held = Flock::lock(held, FlockArg::LockExclusiveNonblock).unwrap();
+        fs::create_dir(runs.join(".tmp-alive")).unwrap();
+        collect_dead(&runs);
+        let mut left: Vec<String> = fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".lock-alive", ".tmp-alive"]);
+        let session = Session::create(cache.path()).unwrap();
+        assert!(session.dir().join(LOCK_FILE).is_file());
+        assert!(!is_dead(session.dir()));
     }
 }
