@@ -230,10 +230,9 @@ impl Build {
             snapshots: Mutex::new(HashMap::new()),
             cache: request.cache.clone(),
             keys: Mutex::new(HashMap::new()),
-            checked: tokio::sync::OnceCell::new(),
+            checked: tokio::sync::Mutex::new(None),
             unavailable: Mutex::new(None),
             prefetched: Mutex::new(HashMap::new()),
-            unheld: Mutex::new(HashMap::new()),
             stored: std::sync::atomic::AtomicBool::new(false),
         });
         // A registry that cannot be read now is read step by step instead.

@@ -43,15 +43,12 @@ pub(crate) struct RunContext {
     pub keys: Mutex<HashMap<StepIdx, String>>,
     /// The backend's check, made before the first boot (a build whose
     /// steps are all cache hits boots nothing and needs none).
-    pub checked: tokio::sync::OnceCell<Result<(), String>>,
+    pub checked: tokio::sync::Mutex<Option<Result<(), String>>>,
     /// Why the backend cannot run here, once the check failed.
     pub unavailable: Mutex<Option<hm_vm::BackendUnavailable>>,
     /// Cache entries looked up before the build started, by step, with the
     /// key they were found under.
     pub prefetched: Mutex<HashMap<StepIdx, (String, hm_vm::Found)>>,
-    /// Hits looked up without a hold (no child was expected to boot from
-    /// them), by step, with their key: held once a child does.
-    pub unheld: Mutex<HashMap<StepIdx, String>>,
     /// Whether this build stored an entry (and the cache may be over its
     /// bounds once the build lets go of what it held).
     pub stored: AtomicBool,
@@ -128,6 +125,17 @@ pub(crate) enum StepError {
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl StepError {
+    /// Whether the cache directory's filesystem is full.
+    pub fn is_full(&self) -> bool {
+        match self {
+            StepError::Vm(VmError::DiskFull { .. }) => true,
+            StepError::Registry(err) => err.is_full(),
+            _ => false,
+        }
+    }
 }
 
 /// A cached step's key and what it was made of.
@@ -214,9 +222,14 @@ impl StepRunner for VmRunner {
             (false, 1) => Some(Successors::One),
             _ => Some(Successors::Many),
         };
-        let result = run_in_vm(&ctx, idx, cancel, timed_out.clone(), source, env, keep).await;
+        let result = match run_in_vm(&ctx, idx, cancel, timed_out.clone(), source, env, keep).await {
+            Err(err) if !err.is_full() && !matches!(err, StepError::Unavailable(_)) => {
+                Err(disk_full(&ctx).unwrap_or(err))
+            }
+            other => other,
+        };
         let unavailable = matches!(result, Err(StepError::Unavailable(_)));
-        let (status, exit_code, snapshot, mut message) = match result {
+        let (mut status, mut exit_code, mut snapshot, mut message) = match result {
             Ok((ExecOutcome::Exited(0), snapshot)) => (StepStatus::Passed, 0, snapshot, None),
             Ok((ExecOutcome::Killed, _)) if timed_out.load(Ordering::SeqCst) => {
                 let secs = planned.node.step.timeout_seconds.unwrap_or(0);
@@ -236,18 +249,29 @@ impl StepRunner for VmRunner {
             Ok((outcome, _)) => (StepStatus::Failed, outcome.exit_code(), None, None),
             Err(err) => (StepStatus::Failed, -1, None, Some(error_chain(&err))),
         };
-        if let (StepStatus::Passed, Some(keyed), Some((snapshot, manifest))) = (status, keyed, snapshot.clone()) {
+        if let (StepStatus::Passed, Some(keyed), Some((stored, manifest))) = (status, keyed, snapshot.clone()) {
             ctx.keys
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(idx, keyed.key.clone());
-            if let Err(err) = store(&ctx, idx, keyed, &snapshot, &manifest).await {
+            match store(&ctx, idx, keyed, &stored, &manifest).await {
+                Ok(()) => {}
+                // A full disk fails the step (its files may be cut short, and
+                // nothing can be stored): its children are skipped.
+                Err(err) if err.is_full() => {
+                    status = StepStatus::Failed;
+                    exit_code = -1;
+                    message = Some(error_chain(&err));
+                    ctx.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
+                    let _ = ctx.vm.release(&stored).await;
+                    snapshot = None;
+                }
                 // The step passed; only its cache entry is lost.
-                message = Some(format!("passed, but could not be cached: {}", error_chain(&err)));
+                Err(err) => message = Some(format!("passed, but could not be cached: {}", error_chain(&err))),
             }
-            if planned.children.is_empty() {
+            if planned.children.is_empty() && snapshot.is_some() {
                 ctx.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
-                let _ = ctx.vm.release(&snapshot).await;
+                let _ = ctx.vm.release(&stored).await;
             }
         }
         StepReport {
@@ -261,19 +285,36 @@ impl StepRunner for VmRunner {
     }
 }
 
-/// Checks the backend once, before the first step boots.
+/// Checks the backend once, before the first step boots. A check that
+/// failed because the backend's storage is full is the step's failure,
+/// not the backend's, and the next step checks again.
 async fn ensure_backend(ctx: &RunContext) -> Result<(), StepError> {
-    let checked = ctx
-        .checked
-        .get_or_init(|| async {
-            ctx.vm.check().await.map_err(|err| {
-                let message = error_chain(&err);
-                *ctx.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
-                message
-            })
-        })
-        .await;
-    checked.clone().map_err(StepError::Unavailable)
+    let mut checked = ctx.checked.lock().await;
+    if let Some(done) = &*checked {
+        return done.clone().map_err(StepError::Unavailable);
+    }
+    match ctx.vm.check().await {
+        Ok(()) => {
+            *checked = Some(Ok(()));
+            Ok(())
+        }
+        Err(err) => {
+            if let Some(full) = disk_full(ctx) {
+                return Err(full);
+            }
+            let message = error_chain(&err);
+            *ctx.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
+            *checked = Some(Err(message.clone()));
+            Err(StepError::Unavailable(message))
+        }
+    }
+}
+
+/// The error a step fails with when the filesystem the backend writes
+/// steps' files to is full (whatever else went wrong follows from it).
+fn disk_full(ctx: &RunContext) -> Option<StepError> {
+    let dir = ctx.vm.storage()?;
+    hm_vm::fsutil::is_full(dir).then(|| VmError::DiskFull { dir: dir.to_owned() }.into())
 }
 
 fn failed(started: Instant, err: impl Into<StepError>) -> StepReport {
@@ -404,61 +445,18 @@ pub(crate) async fn prefetch(ctx: &Arc<RunContext>) -> Result<(), StepError> {
         keys.insert(idx, inputs.key());
     }
     let registry = cache.registry.clone();
-    let wanted: Vec<(String, bool)> = keys.values().map(|k| (k.clone(), false)).collect();
+    // Every hit is held: a child that misses after all (its source moved
+    // while the build ran) boots from its parent's entry, and another
+    // process may not evict it meanwhile.
+    let wanted: Vec<(String, bool)> = keys.values().map(|k| (k.clone(), true)).collect();
     let mut found = tokio::task::spawn_blocking(move || registry.lookup_many(&wanted)).await??;
-    // A hit needs holding only if a child of it will boot: one that is not
-    // a hit itself.
-    let hit = |idx: &StepIdx| keys.get(idx).is_some_and(|k| found.contains_key(k));
-    let to_hold: Vec<(StepIdx, String)> = keys
-        .iter()
-        .filter(|(idx, _)| hit(idx) && !ctx.plan.steps[**idx].children.iter().all(&hit))
-        .map(|(idx, key)| (*idx, key.clone()))
-        .collect();
-    let registry = cache.registry.clone();
-    let holding = to_hold.clone();
-    let held = tokio::task::spawn_blocking(move || {
-        holding
-            .into_iter()
-            .map(|(_, key)| registry.hold(&key))
-            .collect::<Result<Vec<bool>, _>>()
-    })
-    .await??;
-    for ((_, key), still_there) in to_hold.iter().zip(held) {
-        if !still_there {
-            found.remove(key);
-        }
-    }
-    let held: std::collections::HashSet<StepIdx> = to_hold.iter().map(|(idx, _)| *idx).collect();
     let mut prefetched = ctx.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-    let mut unheld = ctx.unheld.lock().unwrap_or_else(|p| p.into_inner());
     for (idx, key) in keys {
         if let Some(entry) = found.remove(&key) {
-            if !held.contains(&idx) {
-                unheld.insert(idx, key.clone());
-            }
             prefetched.insert(idx, (key, entry));
         }
     }
     Ok(())
-}
-
-/// Holds the cache entry a step is about to boot from, if it was looked up
-/// without a hold; an entry evicted meanwhile cannot be booted from.
-async fn hold_parent(ctx: &RunContext, parent: StepIdx) -> Result<(), StepError> {
-    let key = ctx.unheld.lock().unwrap_or_else(|p| p.into_inner()).remove(&parent);
-    let (Some(key), Some(cache)) = (key, &ctx.cache) else {
-        return Ok(());
-    };
-    let registry = cache.registry.clone();
-    if tokio::task::spawn_blocking(move || registry.hold(&key)).await?? {
-        Ok(())
-    } else {
-        Err(VmError::StoredMissing(format!(
-            "the cached snapshot of `{}` was evicted by another process while this build used it; run again",
-            ctx.plan.steps[parent].key()
-        ))
-        .into())
-    }
 }
 
 /// Looks `key` up (see [`use_found`]).
@@ -547,8 +545,9 @@ async fn explain_miss(ctx: &RunContext, idx: StepIdx, cache: &CacheSettings, now
     previous.explain_change(now)
 }
 
-/// Stores a passed step's snapshot under its key, then keeps the cache
-/// within its bounds.
+/// Stores a passed step's snapshot under its key, keeping the cache within
+/// its bounds. On a full disk the storage it made durable is deleted at
+/// once: the step fails, and nothing boots from it.
 async fn store(
     ctx: &RunContext,
     idx: StepIdx,
@@ -565,10 +564,12 @@ async fn store(
         .find(|(p, _)| *p == top)
         .map(|(_, s)| *s)
         .unwrap_or(0);
+    let new_parts: Vec<String> = persisted.new_parts.iter().map(|(p, _)| p.clone()).collect();
     let at = now();
     let new = NewEntry {
         entry: CacheEntry {
             key: keyed.key,
+            parent: keyed.inputs.parent.clone(),
             backend: ctx.vm.name().to_owned(),
             parts: persisted.stored.parts,
             base: persisted.stored.base,
@@ -586,18 +587,23 @@ async fn store(
     };
     let registry = cache.registry.clone();
     let bounds = cache.bounds;
-    // Children about to boot from it need it kept until they are done.
+    // Children about to boot from it need its storage until they are done,
+    // whether or not its entry stays.
     let hold = !ctx.plan.steps[idx].children.is_empty();
-    let (replaced, evicted) = tokio::task::spawn_blocking(move || {
-        let replaced = registry.insert(&new, hold)?;
-        let evicted = registry.evict(bounds)?;
-        Ok::<_, hm_vm::RegistryError>((replaced, evicted))
-    })
-    .await??;
-    ctx.stored.store(true, Ordering::SeqCst);
-    delete_doomed(ctx.vm.as_ref(), &replaced).await;
-    delete_doomed(ctx.vm.as_ref(), &evicted).await;
-    Ok(())
+    let stored = tokio::task::spawn_blocking(move || registry.store(&new, hold, Some(bounds))).await?;
+    match stored {
+        Ok(stored) => {
+            ctx.stored.store(true, Ordering::SeqCst);
+            delete_doomed(ctx.vm.as_ref(), &stored.doomed).await;
+            Ok(())
+        }
+        Err(err) => {
+            if err.is_full() && !new_parts.is_empty() {
+                let _ = ctx.vm.delete_parts(&new_parts).await;
+            }
+            Err(err.into())
+        }
+    }
 }
 
 /// Boots, syncs, runs and (when `keep`, for those successors) commits;
@@ -618,7 +624,6 @@ async fn run_in_vm(
 
     let (from, before) = match planned.parent {
         Some(parent) => {
-            hold_parent(ctx, parent).await?;
             let (snapshot, manifest) = ctx.snapshot_of(parent).ok_or_else(|| VmError::Setup {
                 stage: "boot".to_owned(),
                 message: format!("the snapshot of `{}` is gone", ctx.plan.steps[parent].key()),
@@ -689,6 +694,13 @@ async fn run_in_vm(
             return Err(err.into());
         }
     };
+    if outcome != ExecOutcome::Killed {
+        // What the step wrote may be cut short: nothing of it is kept.
+        if let Some(full) = disk_full(ctx) {
+            let _ = vm.destroy().await;
+            return Err(full);
+        }
+    }
 
     if let (ExecOutcome::Exited(0), Some(successors)) = (outcome, keep) {
         let snapshot = vm.commit(successors).await?;

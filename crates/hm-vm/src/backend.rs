@@ -228,6 +228,13 @@ pub trait VmBackend: Send + Sync {
         Network::Host
     }
 
+    /// The directory on whose filesystem steps' files are written (the
+    /// sandbox's cache directory), if this process writes them: when it is
+    /// full, a step's failure is that, and what it wrote is cut short.
+    fn storage(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// Checks, before any step starts, that this backend can run VMs here.
     async fn check(&self) -> Result<(), BackendUnavailable>;
 

@@ -63,6 +63,8 @@ pub enum VmError {
     StoredMissing(String),
     #[error("the Docker daemon failed to {op}: {message}")]
     Docker { op: &'static str, message: String },
+    #[error("the cache directory `{}` is full: free some space, or remove cache entries with `hm cache prune` or `hm cache clean`", crate::os_path::escaped(dir))]
+    DiskFull { dir: PathBuf },
 }
 
 impl VmError {

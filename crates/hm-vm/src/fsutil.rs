@@ -193,6 +193,26 @@ pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Below this much free space (for this user: root may use the blocks a
+/// filesystem reserves for it), a filesystem counts as full.
+const FULL_BELOW: u64 = 1 << 20;
+
+/// Whether the filesystem holding `path` is full (or out of inodes): a
+/// write that needed room may have been cut short. A path that cannot be
+/// examined is not full.
+pub fn is_full(path: &Path) -> bool {
+    let Ok(stats) = nix::sys::statvfs::statvfs(path) else {
+        return false;
+    };
+    let (blocks, inodes) = match is_root() {
+        true => (stats.blocks_free(), stats.files_free()),
+        false => (stats.blocks_available(), stats.files_available()),
+    };
+    // A filesystem without inode accounting (btrfs) reports no files at all.
+    let out_of_inodes = stats.files() > 0 && inodes == 0;
+    blocks.saturating_mul(stats.fragment_size()) < FULL_BELOW || out_of_inodes
+}
+
 /// Bytes `path` and everything below it take on disk (hard links counted
 /// once per name).
 pub fn disk_usage(path: &Path) -> io::Result<u64> {

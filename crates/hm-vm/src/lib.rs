@@ -34,6 +34,6 @@ pub use images::{
     ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,
 };
 pub use lines::{LineSplitter, MAX_LINE_BYTES};
-pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError};
+pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError, Removed, Stored, Usage};
 pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};
 pub use session::{live_sessions, Session};

@@ -4,14 +4,23 @@
 //! An entry names its snapshot by *parts* (a backend's storage units: the
 //! sandbox's layer directories, top first) and a base; parts are shared
 //! between entries (a child's stack holds its parent's layers) and a part's
-//! storage is deleted only when no entry references it. Processes *hold*
-//! the entries they looked up (or stored for their own steps to boot from)
-//! until they release them or die (holds of dead sessions do not count): a
-//! held entry is never evicted, and one replaced while held (`--no-cache`)
-//! is kept under a retired key until its holders are done. So eviction by
-//! another process never pulls a layer from under a running step. Several
-//! processes share the database through SQLite's locking; a process killed
-//! at any instant leaves either the old or the new state.
+//! storage is deleted only when no entry references it and no live process
+//! holds it. An entry also names its *parent* entry (the `builds_in`
+//! parent's key): a child is only reachable through its parent, so
+//! eviction goes from the leaves and an entry is only stored while its
+//! parent is.
+//!
+//! Processes *hold* what they use until they release it or die (holds of
+//! dead sessions do not count): the entries they looked up (a held entry
+//! is never evicted or removed, and one replaced while held, `--no-cache`,
+//! is kept under a retired key until its holders are done), and the parts
+//! of the snapshots they stored for their own steps to boot from (whose
+//! entries may be evicted while the build runs, so that the bounds hold
+//! during a run, while their storage stays until the build lets go). So
+//! eviction or removal by another process never pulls a layer from under a
+//! running step. Several processes share the database through SQLite's
+//! locking; a process killed at any instant leaves either the old or the
+//! new state.
 //!
 //! Small binary values (the source manifests of snapshots) live in the same
 //! database, content-addressed, so they come and go with the entries.
@@ -26,15 +35,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::session::{is_alive, Session};
 
+mod evict;
+
+pub use evict::{PipelineUsage, Removed, Usage};
+
 /// The registry's file in the cache directory.
 pub const REGISTRY_FILE: &str = "registry.db";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the registry could not do its job.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    #[error("the cache directory `{}` is full: free some space, or remove cache entries with `hm cache prune` or `hm cache clean`", crate::os_path::escaped(dir))]
+    Full {
+        dir: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("cache registry `{}`", path.display())]
     Sqlite {
         path: PathBuf,
@@ -55,10 +74,66 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// Whether the registry could be read but not written (a full disk, a
+    /// read-only cache directory): lookups still work, without holds.
+    pub fn is_unwritable(&self) -> bool {
+        match self {
+            RegistryError::Full { .. } => true,
+            RegistryError::Sqlite { source, .. } => is_unwritable(source),
+            RegistryError::Session { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EPERM)
+            ),
+            RegistryError::SetAside { .. } => false,
+        }
+    }
+
+    /// Whether the cache directory's filesystem is full.
+    pub fn is_full(&self) -> bool {
+        match self {
+            RegistryError::Full { .. } => true,
+            RegistryError::Session { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether SQLite failed for lack of space: it says so, or it could not
+/// write (growing its shared memory, say) on a filesystem that is full.
+fn is_full(err: &rusqlite::Error, cache_dir: &Path) -> bool {
+    use rusqlite::ErrorCode;
+    match err {
+        rusqlite::Error::SqliteFailure(e, _) => match e.code {
+            ErrorCode::DiskFull => true,
+            ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => crate::fsutil::is_full(cache_dir),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether SQLite could not write (as opposed to a damaged or busy file).
+fn is_unwritable(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    match err {
+        rusqlite::Error::SqliteFailure(e, _) => matches!(
+            e.code,
+            ErrorCode::DiskFull | ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::SystemIoFailure
+        ),
+        _ => false,
+    }
+}
+
 /// One cache entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheEntry {
     pub key: String,
+    /// The `builds_in` parent's entry (`None` for a root's).
+    #[serde(default)]
+    pub parent: Option<String>,
     /// The backend whose storage the parts are.
     pub backend: String,
     /// Storage units of the snapshot, top first.
@@ -111,6 +186,17 @@ impl Default for Bounds {
     }
 }
 
+/// What [`Registry::store`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Whether the entry is in the registry now: it is not when its parent
+    /// entry is gone, or when it was the first to go to keep the bounds.
+    pub kept: bool,
+    /// Storage to delete (a replaced or evicted entry's, or the new
+    /// entry's own when it was not kept and nobody holds it).
+    pub doomed: Doomed,
+}
+
 /// Storage a caller must delete: parts no entry references and no live
 /// process holds any more.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,7 +236,8 @@ CREATE TABLE IF NOT EXISTS entries (
     project TEXT NOT NULL,
     created INTEGER NOT NULL,
     last_used INTEGER NOT NULL,
-    inputs TEXT NOT NULL
+    inputs TEXT NOT NULL,
+    parent TEXT
 );
 -- `inputs` is the digest of a blob: entries stay small, so that marking
 -- fifty of them used rewrites a page or two.
@@ -177,6 +264,18 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 ";
 
+/// What version 4 added to version 3 (and what a new database gets after
+/// [`SCHEMA`]): entries name their parent, and processes hold parts.
+const SCHEMA_4: &str = "
+CREATE INDEX IF NOT EXISTS entries_by_parent ON entries (parent);
+CREATE TABLE IF NOT EXISTS part_holds (
+    session TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    part TEXT NOT NULL,
+    PRIMARY KEY (session, backend, part)
+);
+";
+
 impl Registry {
     /// Opens (or creates) the registry of `cache_dir`. A database that is
     /// damaged is set aside and replaced by an empty one; `rebuilt` then
@@ -187,9 +286,15 @@ impl Registry {
             source,
         })?;
         let path = cache_dir.join(REGISTRY_FILE);
-        let sqlite_err = |source| RegistryError::Sqlite {
-            path: path.clone(),
-            source,
+        let sqlite_err = |source: rusqlite::Error| match is_full(&source, cache_dir) {
+            true => RegistryError::Full {
+                dir: cache_dir.to_owned(),
+                source,
+            },
+            false => RegistryError::Sqlite {
+                path: path.clone(),
+                source,
+            },
         };
         let (conn, rebuilt) = match Self::connect_patiently(&path) {
             Ok(conn) => (conn, false),
@@ -256,15 +361,39 @@ impl Registry {
             Some(SCHEMA_VERSION) => {}
             None => {
                 conn.execute_batch(SCHEMA)?;
+                conn.execute_batch(SCHEMA_4)?;
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?1)",
                     [SCHEMA_VERSION],
                 )?;
             }
+            Some(3) => Self::upgrade_from_3(&conn)?,
             // Another version of hm wrote this cache: start afresh.
             Some(_) => return Err(rusqlite::Error::InvalidQuery),
         }
         Ok(conn)
+    }
+
+    /// Adds what version 4 needs to a version 3 database, keeping its
+    /// entries (they have no parent: each counts as a root).
+    fn upgrade_from_3(conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let upgraded = (|| {
+            let version: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| row.get(0))?;
+            if version == 3 {
+                conn.execute_batch("ALTER TABLE entries ADD COLUMN parent TEXT")?;
+                conn.execute_batch(SCHEMA_4)?;
+                conn.execute("UPDATE meta SET value = ?1 WHERE name = 'schema'", [SCHEMA_VERSION])?;
+            }
+            Ok(())
+        })();
+        match upgraded {
+            Ok(()) => conn.execute_batch("COMMIT"),
+            Err(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
     }
 
     /// Moves a damaged database (and its WAL files) out of the way, keeping
@@ -303,6 +432,12 @@ impl Registry {
             if is_damage(&source) {
                 let _ = Self::set_aside(&self.path);
             }
+            if is_full(&source, &self.cache_dir) {
+                return RegistryError::Full {
+                    dir: self.cache_dir.clone(),
+                    source,
+                };
+            }
             RegistryError::Sqlite {
                 path: self.path.clone(),
                 source,
@@ -332,33 +467,18 @@ impl Registry {
         Ok(self.lookup_many(&[(key.to_owned(), true)])?.remove(key))
     }
 
-    /// Holds `key` for this process, if it still exists: for an entry
-    /// looked up without a hold that a step now boots from.
-    pub fn hold(&self, key: &str) -> Result<bool, RegistryError> {
-        let holder = self.holder()?.to_owned();
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.err())?;
-        let exists = tx
-            .query_row("SELECT 1 FROM entries WHERE key = ?1", [key], |_| Ok(()))
-            .optional()
-            .map_err(self.err())?
-            .is_some();
-        if exists {
-            tx.execute(
-                "INSERT OR IGNORE INTO holds (session, key) VALUES (?1, ?2)",
-                params![holder, key],
-            )
-            .map_err(self.err())?;
+    /// [`Registry::lookup`] for many keys in one transaction; each is held
+    /// only if its flag says so. When the registry cannot be written (a
+    /// full disk, a read-only cache) the entries are still found, without
+    /// holds and without marking them used.
+    pub fn lookup_many(&self, keys: &[(String, bool)]) -> Result<HashMap<String, Found>, RegistryError> {
+        match self.lookup_writing(keys) {
+            Err(err) if err.is_unwritable() => self.lookup_reading(keys),
+            other => other,
         }
-        tx.commit().map_err(self.err())?;
-        Ok(exists)
     }
 
-    /// [`Registry::lookup`] for many keys in one transaction; each is held
-    /// only if its flag says so (see [`Registry::hold`] for later).
-    pub fn lookup_many(&self, keys: &[(String, bool)]) -> Result<HashMap<String, Found>, RegistryError> {
+    fn lookup_writing(&self, keys: &[(String, bool)]) -> Result<HashMap<String, Found>, RegistryError> {
         let holder = match keys.iter().any(|(_, hold)| *hold) {
             true => Some(self.holder()?.to_owned()),
             false => None,
@@ -382,16 +502,25 @@ impl Registry {
                 .and_then(|mut s| s.execute(params![now as i64, key]))
                 .map_err(self.err())?;
             entry.last_used = now;
-            let manifest = match &entry.manifest {
-                Some(digest) => tx
-                    .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")
-                    .and_then(|mut s| s.query_row([digest], |row| row.get(0)).optional())
-                    .map_err(self.err())?,
-                None => None,
-            };
+            let manifest = read_blob(&tx, entry.manifest.as_deref()).map_err(self.err())?;
             found.insert(key.clone(), Found { entry, manifest });
         }
         tx.commit().map_err(self.err())?;
+        Ok(found)
+    }
+
+    /// [`Registry::lookup_many`] without writing anything.
+    fn lookup_reading(&self, keys: &[(String, bool)]) -> Result<HashMap<String, Found>, RegistryError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(self.err())?;
+        let mut found = HashMap::new();
+        for (key, _) in keys {
+            if let Some(entry) = read_entry(&tx, key, false).map_err(self.err())? {
+                let manifest = read_blob(&tx, entry.manifest.as_deref()).map_err(self.err())?;
+                found.insert(key.clone(), Found { entry, manifest });
+            }
+        }
+        drop(tx);
         Ok(found)
     }
 
@@ -425,79 +554,41 @@ impl Registry {
             .map_err(self.err())
     }
 
-    /// Adds (or replaces) an entry; with `hold`, it is held for this
-    /// process (which is about to boot from it). An entry replaced while
-    /// other processes hold it is retired, not removed. Returns what a
-    /// replaced entry leaves unreferenced.
-    pub fn insert(&self, new: &NewEntry, hold: bool) -> Result<Doomed, RegistryError> {
-        let holder = if hold { Some(self.holder()?.to_owned()) } else { None };
+    /// Adds (or replaces) an entry (see [`Registry::store`]), without
+    /// bounds.
+    pub fn insert(&self, new: &NewEntry, hold_parts: bool) -> Result<Doomed, RegistryError> {
+        Ok(self.store(new, hold_parts, None)?.doomed)
+    }
+
+    /// Adds (or replaces) an entry, then brings the cache within `bounds`
+    /// (least recently used leaves first, the new entry included: it is
+    /// newest, but if only it can go, it goes). With `hold_parts`, this
+    /// process keeps the entry's parts until it lets go, whatever becomes
+    /// of the entry (its steps boot from them). An entry whose parent entry
+    /// is gone is not kept: it could only be reached by running the parent
+    /// again. An entry replaced while other processes hold it is retired,
+    /// not removed.
+    pub fn store(&self, new: &NewEntry, hold_parts: bool, bounds: Option<Bounds>) -> Result<Stored, RegistryError> {
+        let holder = if hold_parts {
+            Some(self.holder()?.to_owned())
+        } else {
+            None
+        };
         let me = self.lease.get().map(|l| l.id().to_owned()).unwrap_or_default();
         let entry = &new.entry;
-        let inputs_json = serde_json::to_vec(&entry.inputs).unwrap_or_else(|_| b"null".to_vec());
-        let inputs = format!("inputs:{}", blake3::hash(&inputs_json).to_hex());
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
         forget_dead_holds(&tx, &self.cache_dir).map_err(self.err())?;
-        let held_by_others: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM holds WHERE key = ?1 AND session != ?2",
-                params![entry.key, me],
-                |row| row.get(0),
-            )
-            .map_err(self.err())?;
-        if held_by_others > 0 {
-            // Keep the old snapshot for its holders, under a key nothing
-            // looks up, first in line for eviction once they let go.
-            let retired = format!("{}~retired-{}", entry.key, crate::fsutil::random_id(4));
-            // Its parts follow the key (ON UPDATE CASCADE).
-            for table in ["entries", "holds"] {
-                tx.execute(
-                    &format!("UPDATE {table} SET key = ?1 WHERE key = ?2"),
-                    params![retired, entry.key],
-                )
-                .map_err(self.err())?;
-            }
-            tx.execute("UPDATE entries SET last_used = 0 WHERE key = ?1", [&retired])
-                .map_err(self.err())?;
-        }
-        tx.execute("DELETE FROM holds WHERE key = ?1", [&entry.key])
-            .map_err(self.err())?;
-        tx.execute("DELETE FROM entries WHERE key = ?1", [&entry.key])
-            .map_err(self.err())?;
-        tx.execute(
-            "INSERT INTO entries (key, backend, base, manifest, size, step, pipeline, project, created, last_used, inputs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                entry.key,
-                entry.backend,
-                entry.base,
-                entry.manifest,
-                entry.size as i64,
-                entry.step,
-                entry.pipeline,
-                entry.project,
-                entry.created as i64,
-                entry.last_used as i64,
-                inputs
-            ],
-        )
-        .map_err(self.err())?;
-        for (position, part) in entry.parts.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO entry_parts (key, position, backend, part) VALUES (?1, ?2, ?3, ?4)",
-                params![entry.key, position as i64, entry.backend, part],
-            )
-            .map_err(self.err())?;
-        }
-        if let Some(holder) = &holder {
-            tx.execute(
-                "INSERT OR IGNORE INTO holds (session, key) VALUES (?1, ?2)",
-                params![holder, entry.key],
-            )
-            .map_err(self.err())?;
-        }
+        let parent_there = match &entry.parent {
+            Some(parent) => tx
+                .query_row("SELECT 1 FROM entries WHERE key = ?1", [parent], |_| Ok(()))
+                .optional()
+                .map_err(self.err())?
+                .is_some(),
+            None => true,
+        };
         for (part, size) in &new.part_sizes {
             tx.execute(
                 "INSERT OR IGNORE INTO parts (backend, part, size) VALUES (?1, ?2, ?3)",
@@ -505,25 +596,30 @@ impl Registry {
             )
             .map_err(self.err())?;
         }
-        tx.execute(
-            "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)",
-            params![inputs, inputs_json],
-        )
-        .map_err(self.err())?;
-        if let (Some(digest), Some(bytes)) = (&entry.manifest, &new.manifest_bytes) {
-            tx.execute(
-                "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)",
-                params![digest, bytes],
-            )
-            .map_err(self.err())?;
+        if let Some(holder) = &holder {
+            for part in &entry.parts {
+                tx.execute(
+                    "INSERT OR IGNORE INTO part_holds (session, backend, part) VALUES (?1, ?2, ?3)",
+                    params![holder, entry.backend, part],
+                )
+                .map_err(self.err())?;
+            }
         }
-        let doomed = collect(&tx, &self.cache_dir, Vec::new()).map_err(self.err())?;
+        let mut evicted = Vec::new();
+        if parent_there {
+            put_entry(&tx, new, &me).map_err(self.err())?;
+            if let Some(bounds) = bounds {
+                evicted = evict::evict_in(&tx, bounds, None).map_err(self.err())?;
+            }
+        }
+        let kept = parent_there && !evicted.contains(&entry.key);
+        let doomed = collect(&tx, &self.cache_dir, evicted).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
-        Ok(doomed)
+        Ok(Stored { kept, doomed })
     }
 
-    /// Removes entries (whose storage turned out to be missing or damaged,
-    /// or that the user removed).
+    /// Removes entries whose storage turned out to be missing or damaged,
+    /// held or not (nobody can boot from them).
     pub fn remove(&self, keys: &[String]) -> Result<Doomed, RegistryError> {
         let mut conn = self.conn();
         let tx = conn
@@ -538,52 +634,6 @@ impl Registry {
         Ok(doomed)
     }
 
-    /// Evicts least-recently-used entries until the cache is within
-    /// `bounds`, never one a live process holds.
-    pub fn evict(&self, bounds: Bounds) -> Result<Doomed, RegistryError> {
-        self.evict_where(bounds, None)
-    }
-
-    /// Like [`Registry::evict`], also evicting entries not used for
-    /// `older_than` seconds.
-    pub fn evict_where(&self, bounds: Bounds, older_than: Option<u64>) -> Result<Doomed, RegistryError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.err())?;
-        forget_dead_holds(&tx, &self.cache_dir).map_err(self.err())?;
-        let mut evicted = Vec::new();
-        let candidates: Vec<(String, u64)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT key, last_used FROM entries e WHERE NOT EXISTS (SELECT 1 FROM holds h WHERE h.key = e.key)
-                     ORDER BY last_used ASC, created ASC, rowid ASC",
-                )
-                .map_err(self.err())?;
-            let rows = stmt
-                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))
-                .map_err(self.err())?;
-            rows.collect::<Result<_, _>>().map_err(self.err())?
-        };
-        let cutoff = older_than.map(|age| now().saturating_sub(age));
-        for (key, last_used) in candidates {
-            let (count, bytes) = totals(&tx).map_err(self.err())?;
-            let stale = cutoff.is_some_and(|c| last_used < c);
-            if !stale && count <= bounds.max_entries && bytes <= bounds.max_bytes {
-                if cutoff.is_none() {
-                    break;
-                }
-                continue;
-            }
-            tx.execute("DELETE FROM entries WHERE key = ?1", [&key])
-                .map_err(self.err())?;
-            evicted.push(key);
-        }
-        let doomed = collect(&tx, &self.cache_dir, evicted).map_err(self.err())?;
-        tx.commit().map_err(self.err())?;
-        Ok(doomed)
-    }
-
     /// Lets go of everything this process holds; returns the storage that
     /// nothing needs any more.
     pub fn release(&self) -> Result<Doomed, RegistryError> {
@@ -594,8 +644,10 @@ impl Registry {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
-        tx.execute("DELETE FROM holds WHERE session = ?1", [lease.id()])
-            .map_err(self.err())?;
+        for table in ["holds", "part_holds"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE session = ?1"), [lease.id()])
+                .map_err(self.err())?;
+        }
         let doomed = collect(&tx, &self.cache_dir, Vec::new()).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
         Ok(doomed)
@@ -651,12 +703,86 @@ fn is_damage(err: &rusqlite::Error) -> bool {
     }
 }
 
+/// Writes `new` (its entry, parts and blobs), replacing an entry with the
+/// same key; one that sessions other than `me` hold is retired instead.
+fn put_entry(tx: &Connection, new: &NewEntry, me: &str) -> rusqlite::Result<()> {
+    let entry = &new.entry;
+    let inputs_json = serde_json::to_vec(&entry.inputs).unwrap_or_else(|_| b"null".to_vec());
+    let inputs = format!("inputs:{}", blake3::hash(&inputs_json).to_hex());
+    let held_by_others: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM holds WHERE key = ?1 AND session != ?2",
+        params![entry.key, me],
+        |row| row.get(0),
+    )?;
+    if held_by_others > 0 {
+        // Keep the old snapshot for its holders, under a key nothing
+        // looks up, first in line for eviction once they let go.
+        let retired = format!("{}~retired-{}", entry.key, crate::fsutil::random_id(4));
+        // Its parts follow the key (ON UPDATE CASCADE).
+        for table in ["entries", "holds"] {
+            tx.execute(
+                &format!("UPDATE {table} SET key = ?1 WHERE key = ?2"),
+                params![retired, entry.key],
+            )?;
+        }
+        tx.execute("UPDATE entries SET last_used = 0 WHERE key = ?1", [&retired])?;
+    }
+    tx.execute("DELETE FROM holds WHERE key = ?1", [&entry.key])?;
+    tx.execute("DELETE FROM entries WHERE key = ?1", [&entry.key])?;
+    tx.execute(
+        "INSERT INTO entries (key, backend, base, manifest, size, step, pipeline, project, created, last_used, inputs, parent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            entry.key,
+            entry.backend,
+            entry.base,
+            entry.manifest,
+            entry.size as i64,
+            entry.step,
+            entry.pipeline,
+            entry.project,
+            entry.created as i64,
+            entry.last_used as i64,
+            inputs,
+            entry.parent,
+        ],
+    )?;
+    for (position, part) in entry.parts.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO entry_parts (key, position, backend, part) VALUES (?1, ?2, ?3, ?4)",
+            params![entry.key, position as i64, entry.backend, part],
+        )?;
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)",
+        params![inputs, inputs_json],
+    )?;
+    if let (Some(digest), Some(bytes)) = (&entry.manifest, &new.manifest_bytes) {
+        tx.execute(
+            "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)",
+            params![digest, bytes],
+        )?;
+    }
+    Ok(())
+}
+
+/// A stored blob (a manifest), if there is one.
+fn read_blob(conn: &Connection, digest: Option<&str>) -> rusqlite::Result<Option<Vec<u8>>> {
+    match digest {
+        Some(digest) => conn
+            .prepare_cached("SELECT data FROM blobs WHERE digest = ?1")?
+            .query_row([digest], |row| row.get(0))
+            .optional(),
+        None => Ok(None),
+    }
+}
+
 /// An entry by key; its `inputs` only when asked for (they only explain
 /// misses, and are the largest part to decode).
 fn read_entry(conn: &Connection, key: &str, with_inputs: bool) -> rusqlite::Result<Option<CacheEntry>> {
     let entry = conn
         .prepare_cached(
-            "SELECT key, backend, base, manifest, size, step, pipeline, project, created, last_used, inputs
+            "SELECT key, backend, base, manifest, size, step, pipeline, project, created, last_used, inputs, parent
              FROM entries WHERE key = ?1",
         )?
         .query_row([key], |row| {
@@ -672,6 +798,7 @@ fn read_entry(conn: &Connection, key: &str, with_inputs: bool) -> rusqlite::Resu
             };
             Ok(CacheEntry {
                 key: row.get(0)?,
+                parent: row.get(11)?,
                 backend: row.get(1)?,
                 parts: Vec::new(),
                 base: row.get(2)?,
@@ -706,13 +833,14 @@ fn totals(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
 /// Forgets the holds of processes that are gone.
 fn forget_dead_holds(conn: &Connection, cache_dir: &Path) -> rusqlite::Result<()> {
     let sessions: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT DISTINCT session FROM holds")?;
+        let mut stmt = conn.prepare("SELECT session FROM holds UNION SELECT session FROM part_holds")?;
         let rows = stmt.query_map([], |row| row.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
     for session in sessions {
         if !is_alive(cache_dir, &session) {
             conn.execute("DELETE FROM holds WHERE session = ?1", [&session])?;
+            conn.execute("DELETE FROM part_holds WHERE session = ?1", [&session])?;
         }
     }
     Ok(())
@@ -728,9 +856,9 @@ fn drop_unreferenced_blobs(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Removes the rows of parts that no entry references (a held entry is
-/// never removed, so its parts stay referenced), and returns them for their
-/// storage to be deleted.
+/// Removes the rows of parts that no entry references and no live process
+/// holds (a held entry is never removed, so its parts stay referenced), and
+/// returns them for their storage to be deleted.
 fn collect(conn: &Connection, cache_dir: &Path, entries: Vec<String>) -> rusqlite::Result<Doomed> {
     forget_dead_holds(conn, cache_dir)?;
     // Retired entries live only as long as someone holds them.
@@ -742,7 +870,8 @@ fn collect(conn: &Connection, cache_dir: &Path, entries: Vec<String>) -> rusqlit
     let doomed: Vec<(String, String)> = {
         let mut stmt = conn.prepare(
             "SELECT backend, part FROM parts p
-             WHERE NOT EXISTS (SELECT 1 FROM entry_parts e WHERE e.backend = p.backend AND e.part = p.part)",
+             WHERE NOT EXISTS (SELECT 1 FROM entry_parts e WHERE e.backend = p.backend AND e.part = p.part)
+               AND NOT EXISTS (SELECT 1 FROM part_holds h WHERE h.backend = p.backend AND h.part = p.part)",
         )?;
         let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
@@ -757,194 +886,4 @@ fn collect(conn: &Connection, cache_dir: &Path, entries: Vec<String>) -> rusqlit
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(key: &str, parts: &[&str], last_used: u64) -> NewEntry {
-        NewEntry {
-            entry: CacheEntry {
-                key: key.to_owned(),
-                backend: "sandbox".to_owned(),
-                parts: parts.iter().map(|p| p.to_string()).collect(),
-                base: "host".to_owned(),
-                manifest: Some(format!("m-{key}")),
-                size: 10,
-                step: key.to_owned(),
-                pipeline: "ci".to_owned(),
-                project: "/p".to_owned(),
-                created: last_used,
-                last_used,
-                inputs: serde_json::json!({"cmd": key}),
-            },
-            part_sizes: parts.iter().map(|p| (p.to_string(), 100)).collect(),
-            manifest_bytes: Some(key.as_bytes().to_vec()),
-        }
-    }
-
-    fn parts(doomed: &Doomed) -> Vec<String> {
-        let mut parts: Vec<String> = doomed.parts.iter().map(|(_, p)| p.clone()).collect();
-        parts.sort();
-        parts
-    }
-
-    #[test]
-    fn insert_lookup_and_shared_parts() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        registry.insert(&entry("parent", &["l1"], 1), true).unwrap();
-        registry.insert(&entry("child", &["l2", "l1"], 2), true).unwrap();
-        let found = registry.lookup("child").unwrap().unwrap();
-        assert_eq!(found.entry.parts, ["l2", "l1"]);
-        assert_eq!(found.manifest.unwrap(), b"child");
-        assert_eq!(registry.blob("m-child").unwrap().unwrap(), b"child");
-        assert_eq!(registry.totals().unwrap(), (2, 200), "a shared part counts once");
-        assert!(registry.lookup("missing").unwrap().is_none());
-        assert_eq!(
-            registry.latest_for_step("/p", "ci", "parent").unwrap().unwrap().key,
-            "parent"
-        );
-    }
-
-    #[test]
-    fn eviction_is_lru_and_spares_held_and_shared_parts() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        for (i, key) in ["a", "b", "c"].iter().enumerate() {
-            registry
-                .insert(&entry(key, &[&format!("l{key}")], i as u64), true)
-                .unwrap();
-        }
-        registry.release().unwrap();
-        let doomed = registry
-            .evict(Bounds {
-                max_entries: 2,
-                max_bytes: u64::MAX,
-            })
-            .unwrap();
-        assert_eq!(doomed.entries, ["a"]);
-        assert_eq!(parts(&doomed), ["la"]);
-
-        // Another process holds `b`: it is skipped, `c` goes instead.
-        let other = Registry::open(dir.path()).unwrap();
-        other.lookup("b").unwrap().unwrap();
-        let doomed = registry
-            .evict(Bounds {
-                max_entries: 1,
-                max_bytes: u64::MAX,
-            })
-            .unwrap();
-        assert_eq!(doomed.entries, ["c"]);
-        // Once it lets go, `b` can go too.
-        other.release().unwrap();
-        let doomed = registry
-            .evict(Bounds {
-                max_entries: 0,
-                max_bytes: u64::MAX,
-            })
-            .unwrap();
-        assert_eq!(doomed.entries, ["b"]);
-        assert_eq!(parts(&doomed), ["lb"]);
-        assert_eq!(registry.totals().unwrap(), (0, 0));
-        assert!(
-            registry.blob("m-b").unwrap().is_none(),
-            "manifests go with their entries"
-        );
-    }
-
-    #[test]
-    fn a_byte_bound_counts_shared_parts_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        registry.insert(&entry("parent", &["l1"], 1), true).unwrap();
-        registry.insert(&entry("child", &["l2", "l1"], 2), true).unwrap();
-        registry.release().unwrap();
-        let doomed = registry
-            .evict(Bounds {
-                max_entries: 10,
-                max_bytes: 150,
-            })
-            .unwrap();
-        assert_eq!(doomed.entries, ["parent", "child"]);
-        let doomed = registry
-            .evict(Bounds {
-                max_entries: 10,
-                max_bytes: 250,
-            })
-            .unwrap();
-        assert!(doomed.entries.is_empty());
-    }
-
-    #[test]
-    fn an_entry_replaced_while_another_process_holds_it_is_retired() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        registry.insert(&entry("k", &["old"], 1), false).unwrap();
-        let other = Registry::open(dir.path()).unwrap();
-        other.lookup("k").unwrap().unwrap();
-        // Refreshed (`--no-cache`) while the other process uses `old`.
-        let doomed = registry.insert(&entry("k", &["new"], 2), false).unwrap();
-        assert!(doomed.parts.is_empty());
-        assert_eq!(registry.lookup("k").unwrap().unwrap().entry.parts, ["new"]);
-        assert_eq!(registry.list().unwrap().len(), 1, "retired entries are not listed");
-        registry.release().unwrap();
-        // Held, the retired entry stays whatever the bounds.
-        let doomed = registry
-            .evict(Bounds {
-                max_entries: 0,
-                max_bytes: 0,
-            })
-            .unwrap();
-        assert_eq!(parts(&doomed), ["new"]);
-        // Once its holder lets go, the retired entry and its parts go.
-        let doomed = other.release().unwrap();
-        assert_eq!(parts(&doomed), ["old"]);
-    }
-
-    #[test]
-    fn replacing_an_entry_frees_what_nobody_holds() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        registry.insert(&entry("k", &["old"], 1), true).unwrap();
-        let doomed = registry.insert(&entry("k", &["new"], 2), true).unwrap();
-        assert_eq!(parts(&doomed), ["old"]);
-    }
-
-    #[test]
-    fn damage_found_later_sets_the_database_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        registry.insert(&entry("k", &["l"], 1), false).unwrap();
-        drop(registry);
-        // Clobber the pages after the header: the schema and the entries.
-        let path = dir.path().join(REGISTRY_FILE);
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
-        drop(conn);
-        let mut bytes = std::fs::read(&path).unwrap();
-        for b in bytes.iter_mut().skip(100) {
-            *b = 0x5a;
-        }
-        std::fs::write(&path, bytes).unwrap();
-        let again = Registry::open(dir.path()).unwrap();
-        assert!(again.rebuilt(), "the damage shows when the schema is read");
-        assert!(again.lookup("k").unwrap().is_none());
-    }
-
-    #[test]
-    fn a_damaged_database_is_set_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join(REGISTRY_FILE),
-            b"this is not a database, not even close to one",
-        )
-        .unwrap();
-        let registry = Registry::open(dir.path()).unwrap();
-        assert!(registry.rebuilt());
-        assert_eq!(registry.totals().unwrap(), (0, 0));
-        registry.insert(&entry("k", &["l"], 1), true).unwrap();
-        drop(registry);
-        let again = Registry::open(dir.path()).unwrap();
-        assert!(!again.rebuilt());
-        assert!(again.lookup("k").unwrap().is_some());
-    }
-}
+mod tests;

@@ -276,6 +276,10 @@ impl VmBackend for SandboxBackend {
         self.inner.network
     }
 
+    fn storage(&self) -> Option<&std::path::Path> {
+        Some(&self.inner.config.cache_dir)
+    }
+
     async fn check(&self) -> Result<(), BackendUnavailable> {
         let unavailable = |what: &str, source: Option<VmError>| BackendUnavailable::Namespaces {
             what: what.to_owned(),

@@ -198,11 +198,26 @@ pub enum CacheCommand {
         /// Also evict entries not used for DURATION, e.g. `7d`, `12h`
         #[arg(long, value_name = "DURATION")]
         older_than: Option<String>,
+        /// Wait for running builds to let go of entries they use
+        #[arg(long)]
+        wait: bool,
     },
     /// Remove every entry
     Clean {
         /// Do not ask for confirmation
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Wait for running builds to let go of entries they use
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Remove entries (and the entries built on them) by key or key prefix
+    Rm {
+        /// A key, or the start of one as `hm cache ls` shows it
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Wait for running builds to let go of entries they use
+        #[arg(long)]
+        wait: bool,
     },
 }

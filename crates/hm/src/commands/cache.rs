@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +10,9 @@ use crate::cli::{CacheCommand, Format};
 use crate::config::parse_size;
 use crate::error::CliError;
 
+/// How often `--wait` looks again whether running builds let go.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// `hm cache ...`.
 pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
     let dir = cache_dir()?;
@@ -22,6 +24,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             max_entries,
             max_size,
             older_than,
+            wait,
         } => {
             let project = std::env::current_dir()
                 .ok()
@@ -48,19 +51,37 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 })
                 .transpose()?;
             let (before_entries, before_bytes) = registry.totals()?;
-            let doomed = registry.evict_where(bounds, older_than)?;
-            delete(&dir, &registry, &doomed).await;
+            let mut said_waiting = false;
+            loop {
+                let doomed =
+                    freeing_space(&dir, &registry, |apply| registry.evict_where(bounds, older_than, apply)).await?;
+                if !said_waiting || !doomed.parts.is_empty() {
+                    delete(&dir, &registry, &doomed).await;
+                }
+                let (entries, bytes) = registry.totals()?;
+                let over = entries > bounds.max_entries || bytes > bounds.max_bytes;
+                if !(over && wait && registry.any_in_use()?) {
+                    break;
+                }
+                if !said_waiting {
+                    say!("waiting for running builds to let go of the entries they use...");
+                    said_waiting = true;
+                }
+                tokio::time::sleep(WAIT_POLL).await;
+            }
             let (entries, bytes) = registry.totals()?;
             say!(
                 "pruned {} entries, freed {}; {entries} entries, {} left",
-                before_entries - entries,
+                before_entries.saturating_sub(entries),
                 format_size(before_bytes.saturating_sub(bytes)),
                 format_size(bytes)
             );
+            if entries > bounds.max_entries || bytes > bounds.max_bytes {
+                say!("the cache is still over its bounds: running builds use the rest (`hm cache prune --wait` waits for them)");
+            }
             Ok(exit_codes::PASSED)
         }
-        CacheCommand::Clean { yes } => {
-            let entries = registry.list()?;
+        CacheCommand::Clean { yes, wait } => {
             let (count, bytes) = registry.totals()?;
             if count == 0 {
                 say!("the cache is empty");
@@ -70,12 +91,115 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 say!("nothing removed");
                 return Ok(exit_codes::PASSED);
             }
-            let keys: Vec<String> = entries.into_iter().map(|e| e.key).collect();
-            let doomed = registry.remove(&keys)?;
-            delete(&dir, &registry, &doomed).await;
-            say!("removed {count} entries, freed {}", format_size(bytes));
-            Ok(exit_codes::PASSED)
+            remove(&dir, &registry, None, wait).await
         }
+        CacheCommand::Rm { keys, wait } => {
+            let mut full = Vec::new();
+            for prefix in &keys {
+                match registry.keys_starting_with(prefix)?.as_slice() {
+                    [key] => full.push(key.clone()),
+                    [] => {
+                        return Err(CliError::BadArgument {
+                            flag: "KEY",
+                            message: format!("no cache entry's key starts with `{prefix}` (see `hm cache ls`)"),
+                        })
+                    }
+                    _ => {
+                        return Err(CliError::BadArgument {
+                            flag: "KEY",
+                            message: format!("several cache entries' keys start with `{prefix}`; give more of it"),
+                        })
+                    }
+                }
+            }
+            remove(&dir, &registry, Some(&full), wait).await
+        }
+    }
+}
+
+/// Removes entries (every one when `keys` is `None`) and what is built on
+/// them, except what running builds use, which stays and is named (or,
+/// with `wait`, is removed once they let go).
+async fn remove(
+    dir: &std::path::Path,
+    registry: &Registry,
+    keys: Option<&[String]>,
+    wait: bool,
+) -> Result<i32, CliError> {
+    let (count, bytes) = registry.totals()?;
+    let mut said_waiting = false;
+    let in_use = loop {
+        let removed = freeing_space(dir, registry, |apply| registry.remove_unused(keys, apply)).await?;
+        if !said_waiting || !removed.doomed.parts.is_empty() {
+            delete(dir, registry, &removed.doomed).await;
+        }
+        if removed.in_use.is_empty() || !wait {
+            break removed.in_use;
+        }
+        if !said_waiting {
+            say!(
+                "waiting for running builds to let go of {} entries they use...",
+                removed.in_use.len()
+            );
+            said_waiting = true;
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+    };
+    let (left, left_bytes) = registry.totals()?;
+    say!(
+        "removed {} entries, freed {}",
+        count.saturating_sub(left),
+        format_size(bytes.saturating_sub(left_bytes))
+    );
+    if !in_use.is_empty() {
+        let what = if keys.is_some() { "rm" } else { "clean" };
+        say!(
+            "kept {} entries a running build uses; they go once it is done (`hm cache {what} --wait` waits for it)",
+            in_use.len()
+        );
+    }
+    Ok(exit_codes::PASSED)
+}
+
+/// Runs a registry change; when the disk is too full for the registry to
+/// record it, first deletes the storage the change would free (found
+/// without writing anything), then records it. A cache on a full disk can
+/// always be cleaned.
+async fn freeing_space<T: Freeing>(
+    dir: &std::path::Path,
+    registry: &Registry,
+    change: impl Fn(bool) -> Result<T, hm_vm::RegistryError>,
+) -> Result<T, CliError> {
+    match change(true) {
+        Err(err) if err.is_full() => {
+            let planned = change(false)?;
+            let doomed = planned.doomed();
+            if doomed.parts.is_empty() && doomed.entries.is_empty() {
+                // Nothing to free: only bookkeeping (the holds of dead
+                // processes) could not be written, and it can wait.
+                return Ok(planned);
+            }
+            delete(dir, registry, doomed).await;
+            Ok(change(true)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// What a registry change leaves to delete.
+trait Freeing {
+    fn doomed(&self) -> &hm_vm::Doomed;
+}
+
+impl Freeing for hm_vm::Doomed {
+    fn doomed(&self) -> &hm_vm::Doomed {
+        self
+    }
+}
+
+impl Freeing for hm_vm::Removed {
+    fn doomed(&self) -> &hm_vm::Doomed {
+        &self.doomed
     }
 }
 
@@ -186,24 +310,19 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
 }
 
 fn du(registry: &Registry, format: Format) -> Result<i32, CliError> {
-    let (entries, bytes) = registry.totals()?;
-    let mut by_pipeline: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for entry in registry.list()? {
-        let slot = by_pipeline.entry(entry.pipeline).or_default();
-        slot.0 += 1;
-        slot.1 += entry.size;
-    }
+    let usage = registry.usage()?;
     if format == Format::Json {
-        let pipelines: Vec<_> = by_pipeline
-            .iter()
-            .map(|(p, (n, b))| serde_json::json!({"pipeline": p, "entries": n, "bytes": b}))
-            .collect();
-        print_json(&serde_json::json!({"entries": entries, "bytes": bytes, "pipelines": pipelines}))?;
+        print_json(&usage)?;
         return Ok(exit_codes::PASSED);
     }
-    let mut text = format!("total: {entries} entries, {}\n", format_size(bytes));
-    for (pipeline, (n, b)) in by_pipeline {
-        text.push_str(&format!("  {pipeline}: {n} entries, {}\n", format_size(b)));
+    let mut text = format!("total: {} entries, {}\n", usage.entries, format_size(usage.bytes));
+    for pipeline in &usage.pipelines {
+        text.push_str(&format!(
+            "  {}: {} entries, {}\n",
+            pipeline.pipeline,
+            pipeline.entries,
+            format_size(pipeline.bytes)
+        ));
     }
     crate::output::print(&text)?;
     Ok(exit_codes::PASSED)

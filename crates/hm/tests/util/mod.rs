@@ -3,6 +3,7 @@
 //! nothing was left behind.
 #![allow(dead_code)]
 
+pub mod disk;
 mod rootfs;
 
 #[allow(unused_imports)]

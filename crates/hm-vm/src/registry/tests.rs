@@ -1,0 +1,342 @@
+use super::*;
+
+fn entry(key: &str, parts: &[&str], last_used: u64) -> NewEntry {
+    NewEntry {
+        entry: CacheEntry {
+            key: key.to_owned(),
+            parent: None,
+            backend: "sandbox".to_owned(),
+            parts: parts.iter().map(|p| p.to_string()).collect(),
+            base: "host".to_owned(),
+            manifest: Some(format!("m-{key}")),
+            size: 10,
+            step: key.to_owned(),
+            pipeline: "ci".to_owned(),
+            project: "/p".to_owned(),
+            created: last_used,
+            last_used,
+            inputs: serde_json::json!({"cmd": key}),
+        },
+        part_sizes: parts.iter().map(|p| (p.to_string(), 100)).collect(),
+        manifest_bytes: Some(key.as_bytes().to_vec()),
+    }
+}
+
+/// An entry on `parent`, its own part on top of the parent's parts.
+fn child(key: &str, parent: &NewEntry, last_used: u64) -> NewEntry {
+    let own = format!("l-{key}");
+    let mut parts = vec![own.as_str()];
+    parts.extend(parent.entry.parts.iter().map(String::as_str));
+    let mut new = entry(key, &parts, last_used);
+    new.entry.parent = Some(parent.entry.key.clone());
+    new.part_sizes = vec![(own, 100)];
+    new
+}
+
+fn parts(doomed: &Doomed) -> Vec<String> {
+    let mut parts: Vec<String> = doomed.parts.iter().map(|(_, p)| p.clone()).collect();
+    parts.sort();
+    parts
+}
+
+fn keys(registry: &Registry) -> Vec<String> {
+    let mut keys: Vec<String> = registry.list().unwrap().into_iter().map(|e| e.key).collect();
+    keys.sort();
+    keys
+}
+
+fn bounds(max_entries: u64, max_bytes: u64) -> Bounds {
+    Bounds { max_entries, max_bytes }
+}
+
+#[test]
+fn insert_lookup_and_shared_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let parent = entry("parent", &["l1"], 1);
+    registry.insert(&parent, true).unwrap();
+    let mut child = entry("child", &["l2", "l1"], 2);
+    child.entry.parent = Some("parent".to_owned());
+    registry.insert(&child, true).unwrap();
+    let found = registry.lookup("child").unwrap().unwrap();
+    assert_eq!(found.entry.parts, ["l2", "l1"]);
+    assert_eq!(found.entry.parent.as_deref(), Some("parent"));
+    assert_eq!(found.manifest.unwrap(), b"child");
+    assert_eq!(registry.blob("m-child").unwrap().unwrap(), b"child");
+    assert_eq!(registry.totals().unwrap(), (2, 200), "a shared part counts once");
+    assert!(registry.lookup("missing").unwrap().is_none());
+    assert_eq!(
+        registry.latest_for_step("/p", "ci", "parent").unwrap().unwrap().key,
+        "parent"
+    );
+}
+
+#[test]
+fn eviction_is_lru_and_spares_held_and_shared_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    for (i, key) in ["a", "b", "c"].iter().enumerate() {
+        registry
+            .insert(&entry(key, &[&format!("l{key}")], i as u64), true)
+            .unwrap();
+    }
+    registry.release().unwrap();
+    let doomed = registry.evict(bounds(2, u64::MAX)).unwrap();
+    assert_eq!(doomed.entries, ["a"]);
+    assert_eq!(parts(&doomed), ["la"]);
+
+    // Another process holds `b`: it is skipped, `c` goes instead.
+    let other = Registry::open(dir.path()).unwrap();
+    other.lookup("b").unwrap().unwrap();
+    let doomed = registry.evict(bounds(1, u64::MAX)).unwrap();
+    assert_eq!(doomed.entries, ["c"]);
+    // Once it lets go, `b` can go too.
+    other.release().unwrap();
+    let doomed = registry.evict(bounds(0, u64::MAX)).unwrap();
+    assert_eq!(doomed.entries, ["b"]);
+    assert_eq!(parts(&doomed), ["lb"]);
+    assert_eq!(registry.totals().unwrap(), (0, 0));
+    assert!(
+        registry.blob("m-b").unwrap().is_none(),
+        "manifests go with their entries"
+    );
+}
+
+/// Issue 11, item 12: a parent is needed to reach its child, so eviction
+/// takes a chain from its end, and a byte bound frees what it counts.
+#[test]
+fn eviction_takes_chains_from_their_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let parent = entry("parent", &["l-parent"], 1);
+    registry.insert(&parent, false).unwrap();
+    // The child was used more recently, yet goes first.
+    let kid = child("child", &parent, 2);
+    registry.insert(&kid, false).unwrap();
+    let doomed = registry.evict(bounds(10, 150)).unwrap();
+    assert_eq!(doomed.entries, ["child"]);
+    assert_eq!(parts(&doomed), ["l-child"], "the child's own layer is freed");
+    assert_eq!(registry.totals().unwrap(), (1, 100));
+    assert!(registry.evict(bounds(10, 150)).unwrap().entries.is_empty());
+    let doomed = registry.evict(bounds(0, u64::MAX)).unwrap();
+    assert_eq!(doomed.entries, ["parent"]);
+}
+
+/// Issue 11, item 12: a 20-step chain with room for 5 entries keeps its
+/// first 5 while it runs (each later entry is the least recently used
+/// leaf's successor and goes at once), and their parts stay for the run's
+/// own steps until it lets go.
+#[test]
+fn the_bounds_hold_while_a_chain_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let mut previous = entry("s0", &["l-s0"], 100);
+    assert!(registry.store(&previous, true, Some(bounds(5, u64::MAX))).unwrap().kept);
+    for i in 1..20 {
+        let next = child(&format!("s{i}"), &previous, 100 + i);
+        let stored = registry.store(&next, true, Some(bounds(5, u64::MAX))).unwrap();
+        assert_eq!(stored.kept, i < 5, "s{i}");
+        assert!(stored.doomed.parts.is_empty(), "held parts stay: {:?}", stored.doomed);
+        assert!(registry.totals().unwrap().0 <= 5);
+        previous = next;
+    }
+    assert_eq!(keys(&registry), ["s0", "s1", "s2", "s3", "s4"]);
+    // Letting go frees the layers of the entries not kept.
+    let released = registry.release().unwrap();
+    assert_eq!(parts(&released).len(), 15);
+    assert!(!parts(&released).contains(&"l-s4".to_owned()));
+    // With a byte bound of 8 parts, 8 entries stay.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let mut previous = entry("s0", &["l-s0"], 100);
+    registry.store(&previous, false, Some(bounds(100, 800))).unwrap();
+    for i in 1..20 {
+        let next = child(&format!("s{i}"), &previous, 100 + i);
+        registry.store(&next, false, Some(bounds(100, 800))).unwrap();
+        previous = next;
+    }
+    assert_eq!(registry.totals().unwrap(), (8, 800));
+}
+
+#[test]
+fn an_entry_whose_parent_is_gone_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let parent = entry("parent", &["l-parent"], 1);
+    let stored = registry.store(&child("child", &parent, 2), false, None).unwrap();
+    assert!(!stored.kept);
+    assert_eq!(parts(&stored.doomed), ["l-child"], "nobody holds its layer");
+    assert!(registry.lookup("child").unwrap().is_none());
+}
+
+/// Issue 11, item 4: what a running build uses stays, and so do the
+/// entries above it; the entries below a removed one go with it.
+#[test]
+fn removal_spares_what_a_running_build_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let a = entry("a", &["l-a"], 1);
+    let b = child("b", &a, 2);
+    let c = child("c", &b, 3);
+    let other = entry("other", &["l-other"], 4);
+    for new in [&a, &b, &c, &other] {
+        registry.insert(new, false).unwrap();
+    }
+    let build = Registry::open(dir.path()).unwrap();
+    build.lookup("b").unwrap().unwrap();
+    // A dry run changes nothing.
+    let would = registry.remove_unused(None, false).unwrap();
+    assert_eq!(keys(&registry), ["a", "b", "c", "other"]);
+    let removed = registry.remove_unused(None, true).unwrap();
+    assert_eq!(removed, would);
+    let mut in_use = removed.in_use.clone();
+    in_use.sort();
+    assert_eq!(in_use, ["a", "b"]);
+    assert_eq!(parts(&removed.doomed), ["l-c", "l-other"]);
+    assert_eq!(keys(&registry), ["a", "b"]);
+    build.release().unwrap();
+    // Removing `a` takes `b` (reachable only through it) along.
+    let removed = registry.remove_unused(Some(&["a".to_owned()]), true).unwrap();
+    assert!(removed.in_use.is_empty());
+    assert_eq!(parts(&removed.doomed), ["l-a", "l-b"]);
+    assert!(keys(&registry).is_empty());
+}
+
+/// Issue 11, item 12: `du` counts each part once, for the entry it is the
+/// top of, so the pipelines add up to the total.
+#[test]
+fn usage_counts_each_part_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let a = entry("a", &["l-a"], 1);
+    let b = child("b", &a, 2);
+    let mut other = entry("other", &["l-other"], 3);
+    other.entry.pipeline = "nightly".to_owned();
+    for new in [&a, &b, &other] {
+        registry.insert(new, false).unwrap();
+    }
+    let usage = registry.usage().unwrap();
+    assert_eq!((usage.entries, usage.bytes), (3, 300));
+    assert_eq!(usage.bytes, registry.totals().unwrap().1);
+    let by: Vec<(String, u64, u64)> = usage
+        .pipelines
+        .iter()
+        .map(|p| (p.pipeline.clone(), p.entries, p.bytes))
+        .collect();
+    assert_eq!(by, [("ci".to_owned(), 2, 200), ("nightly".to_owned(), 1, 100)]);
+}
+
+#[test]
+fn an_entry_replaced_while_another_process_holds_it_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry.insert(&entry("k", &["old"], 1), false).unwrap();
+    let other = Registry::open(dir.path()).unwrap();
+    other.lookup("k").unwrap().unwrap();
+    // Refreshed (`--no-cache`) while the other process uses `old`.
+    let doomed = registry.insert(&entry("k", &["new"], 2), false).unwrap();
+    assert!(doomed.parts.is_empty());
+    assert_eq!(registry.lookup("k").unwrap().unwrap().entry.parts, ["new"]);
+    assert_eq!(registry.list().unwrap().len(), 1, "retired entries are not listed");
+    registry.release().unwrap();
+    // Held, the retired entry stays whatever the bounds.
+    let doomed = registry.evict(bounds(0, 0)).unwrap();
+    assert_eq!(parts(&doomed), ["new"]);
+    // Once its holder lets go, the retired entry and its parts go.
+    let doomed = other.release().unwrap();
+    assert_eq!(parts(&doomed), ["old"]);
+}
+
+#[test]
+fn replacing_an_entry_frees_what_nobody_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry.insert(&entry("k", &["old"], 1), false).unwrap();
+    let doomed = registry.insert(&entry("k", &["new"], 2), false).unwrap();
+    assert_eq!(parts(&doomed), ["old"]);
+}
+
+#[test]
+fn a_version_3_registry_keeps_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(REGISTRY_FILE);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    // Version 3: entries without a parent, no part holds.
+    conn.execute_batch(&SCHEMA.replace(",\n    parent TEXT\n", "\n"))
+        .unwrap();
+    conn.execute("INSERT INTO meta (name, value) VALUES ('schema', 3)", [])
+        .unwrap();
+    conn.execute(
+        "INSERT INTO entries (key, backend, base, manifest, size, step, pipeline, project, created, last_used, inputs)
+         VALUES ('k', 'sandbox', 'host', NULL, 1, 's', 'ci', '/p', 1, 1, 'inputs:x')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let registry = Registry::open(dir.path()).unwrap();
+    assert!(!registry.rebuilt());
+    let found = registry.lookup("k").unwrap().unwrap();
+    assert_eq!(found.entry.parent, None);
+    let a = entry("a", &["l-a"], 1);
+    registry.insert(&a, false).unwrap();
+    registry.insert(&child("b", &a, 2), false).unwrap();
+    assert_eq!(
+        registry.lookup("b").unwrap().unwrap().entry.parent.as_deref(),
+        Some("a")
+    );
+}
+
+#[test]
+fn damage_found_later_sets_the_database_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry.insert(&entry("k", &["l"], 1), false).unwrap();
+    drop(registry);
+    // Clobber the pages after the header: the schema and the entries.
+    let path = dir.path().join(REGISTRY_FILE);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in bytes.iter_mut().skip(100) {
+        *b = 0x5a;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let again = Registry::open(dir.path()).unwrap();
+    assert!(again.rebuilt(), "the damage shows when the schema is read");
+    assert!(again.lookup("k").unwrap().is_none());
+}
+
+#[test]
+fn a_damaged_database_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(REGISTRY_FILE),
+        b"this is not a database, not even close to one",
+    )
+    .unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    assert!(registry.rebuilt());
+    assert_eq!(registry.totals().unwrap(), (0, 0));
+    registry.insert(&entry("k", &["l"], 1), true).unwrap();
+    drop(registry);
+    let again = Registry::open(dir.path()).unwrap();
+    assert!(!again.rebuilt());
+    assert!(again.lookup("k").unwrap().is_some());
+}
+
+#[test]
+fn a_sound_registry_has_no_problems_and_a_broken_one_says_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let a = entry("a", &["l-a"], 1);
+    registry.insert(&a, false).unwrap();
+    registry.insert(&child("b", &a, 2), false).unwrap();
+    assert_eq!(registry.problems().unwrap(), Vec::<String>::new());
+    registry
+        .conn()
+        .execute("DELETE FROM parts WHERE part = 'l-b'", [])
+        .unwrap();
+    assert_eq!(registry.problems().unwrap(), ["entry b names unknown part l-b"]);
+}
