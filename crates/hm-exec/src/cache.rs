@@ -111,6 +111,26 @@ impl KeyInputs {
         inputs
     }
 
+    /// Makes the `on_change` files those of `source` (what was actually
+    /// copied, when the source moved while the step started).
+    pub fn refresh_files(&mut self, source: &Manifest) {
+        self.files.clear();
+        let policy = self.policy.clone();
+        self.add_files(&policy, source);
+    }
+
+    fn add_files(&mut self, policy: &CachePolicy, source: &Manifest) {
+        match &policy.kind {
+            PolicyKind::OnChange { paths } => self.files.extend(matching_files(paths, source)),
+            PolicyKind::Compose { sub_policies } => {
+                for sub in sub_policies {
+                    self.add_files(sub, source);
+                }
+            }
+            PolicyKind::None | PolicyKind::Forever { .. } | PolicyKind::Ttl { .. } => {}
+        }
+    }
+
     fn add_policy(&mut self, policy: &CachePolicy, source: Option<&Manifest>, now: u64) {
         for name in policy.env_keys() {
             let value = match std::env::var_os(name) {
@@ -372,6 +392,19 @@ mod tests {
             inputs(ttl, &src, 60).explain_change(&later).unwrap(),
             "ttl window passed"
         );
+    }
+
+    /// Issue 11, item 1: a key is made again from what was copied.
+    #[test]
+    fn refreshed_files_key_what_was_copied() {
+        let scanned = manifest(&[("lock", 1), ("other", 2)]);
+        let policy = json!({"policy": "compose", "sub_policies": [{"policy": "forever"}, {"policy": "on_change", "paths": ["lock"]}]});
+        let mut keyed = inputs(policy.clone(), &scanned, 0);
+        let copied = manifest(&[("lock", 7), ("other", 2)]);
+        keyed.refresh_files(&copied);
+        assert_eq!(keyed.key(), inputs(policy.clone(), &copied, 0).key());
+        keyed.refresh_files(&scanned);
+        assert_eq!(keyed.key(), inputs(policy, &scanned, 0).key());
     }
 
     #[test]

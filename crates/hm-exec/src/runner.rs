@@ -249,7 +249,11 @@ impl StepRunner for VmRunner {
             Ok((outcome, _)) => (StepStatus::Failed, outcome.exit_code(), None, None),
             Err(err) => (StepStatus::Failed, -1, None, Some(error_chain(&err))),
         };
-        if let (StepStatus::Passed, Some(keyed), Some((stored, manifest))) = (status, keyed, snapshot.clone()) {
+        if let (StepStatus::Passed, Some(mut keyed), Some((stored, manifest))) = (status, keyed, snapshot.clone()) {
+            // The key covers what was copied, which the snapshot's manifest
+            // records (the source may have moved while the step started).
+            keyed.inputs.refresh_files(&manifest);
+            keyed.key = keyed.inputs.key();
             ctx.keys
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -701,6 +705,8 @@ async fn run_in_vm(
             return Err(full);
         }
     }
+    // What the sync copied, where the source moved after the scan.
+    let manifest = manifest.with_drift(&vm.drift());
 
     if let (ExecOutcome::Exited(0), Some(successors)) = (outcome, keep) {
         let snapshot = vm.commit(successors).await?;

@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use hm_vm::{SyncEntry, SyncKind, SyncPlan};
+use hm_vm::{Drift, SyncEntry, SyncKind, SyncPlan};
 
 /// Where the source appears inside a VM.
 pub const WORKSPACE: &str = "/workspace";
@@ -83,6 +83,27 @@ impl Manifest {
             );
         }
         Some(manifest)
+    }
+
+    /// The manifest of what a sync planned from `self` actually copied:
+    /// entries edited since the scan get the hash of what was copied, and
+    /// entries gone since are gone (as they are in the VM). The snapshot
+    /// records this, so a child's sync and a cache key made from it agree
+    /// with the snapshot's files.
+    pub fn with_drift(mut self, drift: &[Drift]) -> Self {
+        for Drift { path, copied } in drift {
+            match copied {
+                Some(hash) => {
+                    if let Some(entry) = self.entries.get_mut(path) {
+                        entry.hash = *hash;
+                    }
+                }
+                None => {
+                    self.entries.remove(path);
+                }
+            }
+        }
+        self
     }
 
     /// A content hash of the whole manifest.
@@ -277,6 +298,7 @@ pub fn sync_plan(source_root: &Path, before: Option<&Manifest>, now: &Manifest) 
                 EntryKind::File => SyncKind::File { mode: entry.mode },
                 EntryKind::Symlink => SyncKind::Symlink,
             },
+            expected: (entry.kind != EntryKind::Dir).then_some(entry.hash),
         })
         .collect();
     SyncPlan {
@@ -362,6 +384,42 @@ mod tests {
         assert_eq!(written, ["new.txt", "src/main.rs"]);
         assert_ne!(first.digest(), now.digest());
         assert_eq!(Manifest::from_bytes(&now.to_bytes()).unwrap(), now);
+    }
+
+    /// Issue 11, item 1: the manifest a snapshot records is what the sync
+    /// copied, not what the scan saw before the file was edited again.
+    #[test]
+    fn drift_makes_the_manifest_what_was_copied() {
+        let dir = tree();
+        let source = Source::new(dir.path().to_owned());
+        let scanned = source.scan().unwrap();
+        let plan = sync_plan(dir.path(), None, &scanned);
+        let main = plan.write.iter().find(|e| e.path == Path::new("src/main.rs")).unwrap();
+        assert_eq!(main.expected, Some(scanned.entries[Path::new("src/main.rs")].hash));
+        assert!(plan
+            .write
+            .iter()
+            .filter(|e| e.kind == SyncKind::Symlink)
+            .all(|e| e.expected.is_some()));
+        let drift = [
+            Drift {
+                path: "src/main.rs".into(),
+                copied: Some([9; 32]),
+            },
+            Drift {
+                path: "link".into(),
+                copied: None,
+            },
+        ];
+        let copied = scanned.clone().with_drift(&drift);
+        assert_eq!(copied.entries[Path::new("src/main.rs")].hash, [9; 32]);
+        assert!(!copied.entries.contains_key(Path::new("link")));
+        assert_eq!(copied.entries.len(), scanned.entries.len() - 1);
+        // A child syncs the file again when the source is back to what was
+        // scanned, and the link that vanished comes back.
+        let again = sync_plan(dir.path(), Some(&copied), &scanned);
+        let written: Vec<_> = again.write.iter().map(|e| e.path.display().to_string()).collect();
+        assert_eq!(written, ["link", "src/main.rs"]);
     }
 
     #[test]

@@ -125,6 +125,24 @@ pub struct SyncEntry {
     #[serde(with = "crate::os_path")]
     pub path: PathBuf,
     pub kind: SyncKind,
+    /// What the caller expects to be copied: BLAKE3 of a file's contents
+    /// or of a link's target. What was copied is hashed as it is copied,
+    /// and a difference is reported as [`Drift`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<[u8; 32]>,
+}
+
+/// A written entry whose source was not what the plan expected when it was
+/// copied: edited, replaced or deleted after the caller looked at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Path relative to the source root and to the target.
+    #[serde(with = "crate::os_path")]
+    pub path: PathBuf,
+    /// BLAKE3 of what was copied (a file's contents, a link's target), or
+    /// `None` when nothing was: the source was gone, and so is the path in
+    /// the VM.
+    pub copied: Option<[u8; 32]>,
 }
 
 /// The kind of a [`SyncEntry`], with its permission bits.
@@ -277,6 +295,10 @@ pub trait Vm: Send {
 
     /// Runs the command to its end, or until `kill` fires.
     async fn exec(&mut self, request: ExecRequest, logs: LogSink, kill: KillSignal) -> Result<ExecOutcome, VmError>;
+
+    /// The entries the sync copied other than the plan expected (see
+    /// [`SyncEntry::expected`]); known once `exec` has returned.
+    fn drift(&mut self) -> Vec<Drift>;
 
     /// Keeps the VM's filesystem as a snapshot for `successors` and tears
     /// the VM down (or hands it over, see [`Successors::One`]).

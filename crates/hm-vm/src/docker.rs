@@ -488,6 +488,7 @@ impl VmBackend for DockerBackend {
             origin,
             base,
             done: false,
+            drift: Vec::new(),
         }))
     }
 

@@ -24,7 +24,7 @@ mod session;
 pub mod tempdir;
 
 pub use backend::{
-    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Network,
+    BootFrom, BootRequest, Drift, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Network,
     Persisted, SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
 };
 pub use cache_dir::{collect_leftovers, ensure_private, hm_cache_dir, CacheDirError, CacheDirState};

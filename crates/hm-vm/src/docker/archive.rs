@@ -1,13 +1,15 @@
 //! The workspace sync as the Docker API takes it: the written entries as a
 //! tar stream (extracted by the daemon, which replaces a path whose kind
-//! changed), and the removals as arguments of a shell command.
+//! changed), and the removals as arguments of a shell command. What goes
+//! into the stream is hashed as it is read, and entries that differ from
+//! what the plan expected are reported (see [`crate::backend::Drift`]).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::backend::{SyncKind, SyncPlan};
+use crate::backend::{Drift, SyncKind, SyncPlan};
 
 /// Bytes of tar handed to the upload at a time.
 const CHUNK: usize = 256 * 1024;
@@ -101,8 +103,17 @@ impl Write for ChunkWriter {
 
 /// The written entries of `plan` as a tar stream, built on a blocking
 /// thread; an error reading the source ends the stream with that error.
-pub(crate) fn tar_stream(plan: &SyncPlan) -> mpsc::Receiver<io::Result<Bytes>> {
+/// Once the stream is complete, the second receiver has the entries copied
+/// other than the plan expected (those whose source was gone are not in
+/// the stream).
+pub(crate) fn tar_stream(
+    plan: &SyncPlan,
+) -> (
+    mpsc::Receiver<io::Result<Bytes>>,
+    tokio::sync::oneshot::Receiver<Vec<Drift>>,
+) {
     let (tx, rx) = mpsc::channel(4);
+    let (drift_tx, drift_rx) = tokio::sync::oneshot::channel();
     let plan = plan.clone();
     tokio::task::spawn_blocking(move || {
         let errors = tx.clone();
@@ -110,49 +121,146 @@ pub(crate) fn tar_stream(plan: &SyncPlan) -> mpsc::Receiver<io::Result<Bytes>> {
             buf: Vec::with_capacity(CHUNK),
             out: tx,
         };
-        if let Err(err) = write_tar(&plan, writer) {
-            let _ = errors.blocking_send(Err(err));
+        match write_tar(&plan, writer) {
+            Ok(drift) => {
+                let _ = drift_tx.send(drift);
+            }
+            Err(err) => {
+                let _ = errors.blocking_send(Err(err));
+            }
         }
     });
-    rx
+    (rx, drift_rx)
 }
 
-fn write_tar(plan: &SyncPlan, writer: impl Write) -> io::Result<()> {
+/// Reads exactly `len` bytes: what `inner` gives, then zeros if it ends
+/// early (a file truncated while it is read: the tar header promised
+/// `len`), hashing everything it yields.
+struct HashingReader<R> {
+    inner: R,
+    left: u64,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = match self.inner.read(&mut buf[..want])? {
+            0 => {
+                buf[..want].fill(0);
+                want
+            }
+            n => n,
+        };
+        self.hasher.update(&buf[..n]);
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether an error opening a source path means it is no longer there (or
+/// no longer a file: `O_NOFOLLOW` refuses a link put in its place).
+fn gone(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotFound || matches!(err.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR))
+}
+
+fn write_tar(plan: &SyncPlan, writer: impl Write) -> io::Result<Vec<Drift>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut tar = tar::Builder::new(writer);
+    let mut drift = Vec::new();
     for entry in &plan.write {
         let source = plan.source_root.join(&entry.path);
         let context =
             |err: io::Error| io::Error::new(err.kind(), format!("`{}`: {err}", crate::os_path::escaped(&source)));
-        let meta = std::fs::symlink_metadata(&source).map_err(context)?;
         let mut header = tar::Header::new_gnu();
-        header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-        header.set_uid(0);
-        header.set_gid(0);
         let path = &entry.path;
-        match entry.kind {
+        let copied = match entry.kind {
             SyncKind::Dir { mode } => {
+                if let Ok(meta) = std::fs::symlink_metadata(&source) {
+                    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                }
+                header.set_uid(0);
+                header.set_gid(0);
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_mode(mode);
                 header.set_size(0);
                 tar.append_data(&mut header, path, io::empty())?;
+                continue;
             }
             SyncKind::File { mode } => {
-                let file = std::fs::File::open(&source).map_err(context)?;
+                let opened = std::fs::File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(&source);
+                let file = match opened {
+                    Ok(file) => file,
+                    Err(err) if gone(&err) => {
+                        drift.push(Drift {
+                            path: path.clone(),
+                            copied: None,
+                        });
+                        continue;
+                    }
+                    Err(err) => return Err(context(err)),
+                };
+                let meta = file.metadata().map_err(context)?;
+                if !meta.is_file() {
+                    drift.push(Drift {
+                        path: path.clone(),
+                        copied: None,
+                    });
+                    continue;
+                }
+                header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                header.set_uid(0);
+                header.set_gid(0);
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(mode);
                 header.set_size(meta.len());
-                tar.append_data(&mut header, path, file)?;
+                let mut reader = HashingReader {
+                    inner: file,
+                    left: meta.len(),
+                    hasher: blake3::Hasher::new(),
+                };
+                tar.append_data(&mut header, path, &mut reader)?;
+                *reader.hasher.finalize().as_bytes()
             }
             SyncKind::Symlink => {
-                let target = std::fs::read_link(&source).map_err(context)?;
+                let target = match std::fs::read_link(&source) {
+                    Ok(target) => target,
+                    Err(err) if gone(&err) || err.raw_os_error() == Some(libc::EINVAL) => {
+                        drift.push(Drift {
+                            path: path.clone(),
+                            copied: None,
+                        });
+                        continue;
+                    }
+                    Err(err) => return Err(context(err)),
+                };
+                if let Ok(meta) = std::fs::symlink_metadata(&source) {
+                    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                }
+                header.set_uid(0);
+                header.set_gid(0);
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_mode(0o777);
                 header.set_size(0);
-                tar.append_link(&mut header, path, target)?;
+                tar.append_link(&mut header, path, &target)?;
+                *blake3::hash(target.as_os_str().as_encoded_bytes()).as_bytes()
             }
+        };
+        if entry.expected.is_some_and(|e| e != copied) {
+            drift.push(Drift {
+                path: path.clone(),
+                copied: Some(copied),
+            });
         }
     }
-    tar.into_inner()?.flush()
+    tar.into_inner()?.flush()?;
+    Ok(drift)
 }
 
 #[cfg(test)]
@@ -169,6 +277,7 @@ mod tests {
         std::fs::write(dir.path().join("src/run.sh"), "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(dir.path().join("src/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink("src/run.sh", dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("edited"), "now").unwrap();
         let plan = SyncPlan {
             source_root: dir.path().to_owned(),
             target: "/workspace".into(),
@@ -177,18 +286,32 @@ mod tests {
                 SyncEntry {
                     path: "src".into(),
                     kind: SyncKind::Dir { mode: 0o755 },
+                    expected: None,
                 },
                 SyncEntry {
                     path: "src/run.sh".into(),
                     kind: SyncKind::File { mode: 0o755 },
+                    expected: Some(*blake3::hash(b"#!/bin/sh\n").as_bytes()),
                 },
                 SyncEntry {
                     path: "link".into(),
                     kind: SyncKind::Symlink,
+                    expected: Some(*blake3::hash(b"src/run.sh").as_bytes()),
+                },
+                // Edited, and deleted, since the plan was made.
+                SyncEntry {
+                    path: "edited".into(),
+                    kind: SyncKind::File { mode: 0o644 },
+                    expected: Some([7; 32]),
+                },
+                SyncEntry {
+                    path: "deleted".into(),
+                    kind: SyncKind::File { mode: 0o644 },
+                    expected: Some([7; 32]),
                 },
             ],
         };
-        let mut rx = tar_stream(&plan);
+        let (mut rx, drift) = tar_stream(&plan);
         let mut bytes = Vec::new();
         while let Some(chunk) = rx.recv().await {
             bytes.extend_from_slice(&chunk.unwrap());
@@ -214,6 +337,21 @@ mod tests {
                 ("src".to_owned(), tar::EntryType::Directory, 0o755, 0),
                 ("src/run.sh".to_owned(), tar::EntryType::Regular, 0o755, 0),
                 ("link".to_owned(), tar::EntryType::Symlink, 0o777, 0),
+                ("edited".to_owned(), tar::EntryType::Regular, 0o644, 0),
+            ]
+        );
+        let drift = drift.await.unwrap();
+        assert_eq!(
+            drift,
+            [
+                Drift {
+                    path: "edited".into(),
+                    copied: Some(*blake3::hash(b"now").as_bytes())
+                },
+                Drift {
+                    path: "deleted".into(),
+                    copied: None
+                },
             ]
         );
         let removals = removals(&plan);

@@ -13,7 +13,9 @@ use super::{docker_error, Inner, Snap};
 
 /// The attached output of an exec, frame by frame.
 type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
-use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm};
+use crate::backend::{
+    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
+};
 use crate::error::VmError;
 use crate::lines::LineSplitter;
 
@@ -32,6 +34,8 @@ pub(super) struct DockerVm {
     pub(super) base: String,
     /// Set once `destroy`, `commit` or a hand-over took the container.
     pub(super) done: bool,
+    /// What the sync copied other than the plan expected.
+    pub(super) drift: Vec<Drift>,
 }
 
 impl DockerVm {
@@ -122,7 +126,7 @@ impl Vm for DockerVm {
         if plan.write.is_empty() {
             return Ok(());
         }
-        let chunks = tar_stream(&plan);
+        let (chunks, drift) = tar_stream(&plan);
         let body = futures_util::stream::unfold(chunks, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
         let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
             .path(&target)
@@ -131,7 +135,28 @@ impl Vm for DockerVm {
             .docker()?
             .upload_to_container(&self.container, Some(options), bollard::body_try_stream(body))
             .await
-            .map_err(docker_error("copy the workspace into the container"))
+            .map_err(docker_error("copy the workspace into the container"))?;
+        self.drift = drift.await.unwrap_or_default();
+        // A source entry gone since the plan was made is gone here too.
+        let gone = SyncPlan {
+            remove: self
+                .drift
+                .iter()
+                .filter(|d| d.copied.is_none())
+                .map(|d| d.path.clone())
+                .collect(),
+            ..SyncPlan::default()
+        };
+        for argv in removals(&gone) {
+            let (code, output) = self.run_quiet(argv, &target).await?;
+            if code != 0 {
+                return Err(VmError::Docker {
+                    op: "remove deleted files from /workspace",
+                    message: format!("exit code {code}: {}", output.trim()),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn exec(
@@ -179,6 +204,10 @@ impl Vm for DockerVm {
         }
         let code = self.exit_code(&exec).await?;
         Ok(ExecOutcome::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
+    }
+
+    fn drift(&mut self) -> Vec<Drift> {
+        std::mem::take(&mut self.drift)
     }
 
     async fn commit(mut self: Box<Self>, successors: Successors) -> Result<SnapshotId, VmError> {

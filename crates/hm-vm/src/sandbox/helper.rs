@@ -312,10 +312,13 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     let old_umask = umask(Mode::empty());
     let synced = match &source {
         Some(source) => sync::sync(source, &spec.sync),
-        None => fs::create_dir_all(&spec.sync.target),
+        None => fs::create_dir_all(&spec.sync.target).map(|()| Vec::new()),
     };
     umask(old_umask);
-    synced.at(Stage::Workspace)?;
+    let drift = synced.at(Stage::Workspace)?;
+    if !drift.is_empty() {
+        reporter.send(&Report::Drifted(drift));
+    }
     // Nothing of the host stays reachable from the step.
     drop(source);
     harden().at(Stage::Harden)?;
@@ -332,7 +335,7 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     Ok(match report {
         Report::Exited(code) => code,
         Report::Signaled(sig) => 128 + sig,
-        Report::SetupFailed { .. } => 125,
+        Report::SetupFailed { .. } | Report::Drifted(_) => 125,
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Network, SyncPlan};
+use crate::backend::{Drift, Network, SyncPlan};
 
 /// What the helper is asked to do, sent as JSON on its standard input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,4 +125,7 @@ pub(crate) enum Report {
     Signaled(i32),
     /// The sandbox could not be set up; the command never ran.
     SetupFailed { stage: String, message: String },
+    /// Sent before the others when the workspace sync copied entries other
+    /// than the plan expected.
+    Drifted(Vec<Drift>),
 }

@@ -3,6 +3,11 @@
 //! only ever point at the sandbox's own files. The source is reached
 //! through a directory descriptor opened before the pivot, with `openat2`
 //! refusing symlinks and anything outside it.
+//!
+//! What is copied is hashed as it is copied, and every entry that differs
+//! from what the plan expected (the source was edited since it was
+//! scanned) is reported: the snapshot's recorded source, and any cache key
+//! made from it, must be what the step saw.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -16,7 +21,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
-use crate::backend::{SyncKind, SyncPlan};
+use crate::backend::{Drift, SyncKind, SyncPlan};
 
 /// The source tree, by descriptor.
 pub(super) struct SourceDir(OwnedFd);
@@ -57,7 +62,8 @@ impl SourceDir {
     }
 
     fn open_file(&self, rel: &Path) -> io::Result<File> {
-        Ok(File::from(self.open_beneath(rel, OFlag::O_RDONLY)?))
+        // Non-blocking: a fifo put in a file's place must not stall the sync.
+        Ok(File::from(self.open_beneath(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?))
     }
 
     fn read_link(&self, rel: &Path) -> io::Result<PathBuf> {
@@ -80,20 +86,28 @@ impl SourceDir {
 }
 
 /// Brings `plan.target` (a path inside the sandbox) in line with the
-/// source (see [`SyncPlan`]).
-pub(super) fn sync(source: &SourceDir, plan: &SyncPlan) -> io::Result<()> {
+/// source (see [`SyncPlan`]); returns the entries copied other than the
+/// plan expected.
+pub(super) fn sync(source: &SourceDir, plan: &SyncPlan) -> io::Result<Vec<Drift>> {
     let target = &plan.target;
     fs::create_dir_all(target)?;
     for rel in &plan.remove {
         remove_entry(&target.join(rel))?;
     }
     let mut dirs_ok: HashSet<PathBuf> = HashSet::new();
+    let mut drift = Vec::new();
     for entry in &plan.write {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("`{}`: {e}", crate::os_path::escaped(&entry.path)));
         ensure_parents(source, target, &entry.path, &mut dirs_ok).map_err(named)?;
-        write_entry(source, &entry.path, &target.join(&entry.path), entry.kind).map_err(named)?;
+        let copied = write_entry(source, &entry.path, &target.join(&entry.path), entry.kind).map_err(named)?;
+        if let Some(copied) = copied.filter(|c| entry.expected.is_some_and(|e| c.as_ref() != Some(&e))) {
+            drift.push(Drift {
+                path: entry.path.clone(),
+                copied,
+            });
+        }
     }
-    Ok(())
+    Ok(drift)
 }
 
 fn remove_entry(path: &Path) -> io::Result<()> {
@@ -141,7 +155,9 @@ fn ensure_parents(source: &SourceDir, target: &Path, rel: &Path, dirs_ok: &mut H
     Ok(())
 }
 
-fn write_entry(source: &SourceDir, rel: &Path, dest: &Path, kind: SyncKind) -> io::Result<()> {
+/// Writes one entry; for a file or a link, returns the hash of what was
+/// copied (`Some(None)`: the source was gone, and so is `dest` now).
+fn write_entry(source: &SourceDir, rel: &Path, dest: &Path, kind: SyncKind) -> io::Result<Option<Option<[u8; 32]>>> {
     let existing = fs::symlink_metadata(dest).ok();
     match kind {
         SyncKind::Dir { mode } => {
@@ -153,38 +169,71 @@ fn write_entry(source: &SourceDir, rel: &Path, dest: &Path, kind: SyncKind) -> i
                 }
                 None => fs::create_dir(dest)?,
             }
-            fs::set_permissions(dest, fs::Permissions::from_mode(mode))
+            fs::set_permissions(dest, fs::Permissions::from_mode(mode))?;
+            Ok(None)
         }
         SyncKind::File { mode } => {
             let mut from = match source.open_file(rel) {
                 Ok(file) => file,
                 // Gone (or replaced by a link) since the manifest was taken:
-                // the next sync sees it as it is then.
-                Err(e) if gone(&e) => return Ok(()),
+                // so it is in the sandbox, and the next sync sees it as it
+                // is then.
+                Err(e) if gone(&e) => {
+                    clear(dest, existing.as_ref())?;
+                    return Ok(Some(None));
+                }
                 Err(e) => return Err(e),
             };
             let meta = from.metadata()?;
+            if !meta.is_file() {
+                clear(dest, existing.as_ref())?;
+                return Ok(Some(None));
+            }
             clear(dest, existing.as_ref())?;
             let mut to = File::options().write(true).create_new(true).open(dest)?;
-            io::copy(&mut from, &mut to)?;
+            let hash = copy_hashing(&mut from, &mut to)?;
             to.set_permissions(fs::Permissions::from_mode(mode))?;
             let times = [
                 nix::sys::time::TimeSpec::new(meta.atime(), meta.atime_nsec()),
                 nix::sys::time::TimeSpec::new(meta.mtime(), meta.mtime_nsec()),
             ];
             nix::sys::stat::futimens(to.as_fd(), &times[0], &times[1])?;
-            Ok(())
+            Ok(Some(Some(hash)))
         }
         SyncKind::Symlink => {
             let link = match source.read_link(rel) {
                 Ok(link) => link,
-                Err(e) if gone(&e) => return Ok(()),
+                Err(e) if gone(&e) => {
+                    clear(dest, existing.as_ref())?;
+                    return Ok(Some(None));
+                }
                 Err(e) => return Err(e),
             };
             clear(dest, existing.as_ref())?;
-            std::os::unix::fs::symlink(link, dest)
+            std::os::unix::fs::symlink(&link, dest)?;
+            Ok(Some(Some(
+                *blake3::hash(link.as_os_str().as_encoded_bytes()).as_bytes(),
+            )))
         }
     }
+}
+
+/// Copies `from` to `to`, returning the BLAKE3 of the bytes written.
+fn copy_hashing(from: &mut File, to: &mut File) -> io::Result<[u8; 32]> {
+    use std::io::{Read, Write};
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+    Ok(*hasher.finalize().as_bytes())
 }
 
 fn gone(err: &io::Error) -> bool {

@@ -13,7 +13,9 @@ use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
 use super::spec::{ExecSpec, Job, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
-use crate::backend::{ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm};
+use crate::backend::{
+    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
+};
 use crate::error::VmError;
 use crate::images::DEFAULT_PATH;
 use crate::lines::LineSplitter;
@@ -31,6 +33,8 @@ pub(super) struct SandboxVm {
     sync: SyncPlan,
     /// The step's own directories, once `exec` made them.
     dirs: Option<RootfsPlan>,
+    /// What the sync copied other than the plan expected.
+    drift: Vec<Drift>,
 }
 
 impl SandboxVm {
@@ -42,6 +46,7 @@ impl SandboxVm {
             snapshot,
             sync: SyncPlan::default(),
             dirs: None,
+            drift: Vec::new(),
         }
     }
 
@@ -147,7 +152,7 @@ impl Vm for SandboxVm {
         }
         let spec = self.build_spec(&request)?;
         let helper = &self.inner.config.helper;
-        let (mut child, report) = spawn_helper(helper, &Job::Step(Box::new(spec)), true)?;
+        let (mut child, replies) = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), true)?;
         let stdout = forward_lines(child.stdout.take(), LogStream::Stdout, logs.clone());
         let stderr = forward_lines(child.stderr.take(), LogStream::Stderr, logs);
         let mut killed = false;
@@ -171,16 +176,21 @@ impl Vm for SandboxVm {
         };
         let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
         let _ = tokio::join!(stdout, stderr);
-        let report = report.await.ok().flatten();
+        let Replies { report, drift } = replies.await.unwrap_or_default();
+        self.drift = drift;
         match report {
             _ if killed => Ok(ExecOutcome::Killed),
             Some(Report::Exited(code)) => Ok(ExecOutcome::Exited(code)),
             Some(Report::Signaled(sig)) => Ok(ExecOutcome::Signaled(sig)),
             Some(Report::SetupFailed { stage, message }) => Err(VmError::Setup { stage, message }),
-            None => Err(VmError::NoResult {
+            Some(Report::Drifted(_)) | None => Err(VmError::NoResult {
                 status: status.to_string(),
             }),
         }
+    }
+
+    fn drift(&mut self) -> Vec<Drift> {
+        std::mem::take(&mut self.drift)
     }
 
     /// Layers are shared by every child, so `successors` changes nothing.
@@ -209,6 +219,14 @@ impl Vm for SandboxVm {
     }
 }
 
+/// What the helper answered: its final report, and the drift it found
+/// syncing (reported first, when there was any).
+#[derive(Debug, Default)]
+pub(super) struct Replies {
+    pub report: Option<Report>,
+    pub drift: Vec<Drift>,
+}
+
 /// Starts the helper on `job`: the job goes out on its standard input (a
 /// socket) and the returned task reads the report coming back on it. With
 /// `logs`, its stdout and stderr are pipes to read; otherwise they are
@@ -218,6 +236,19 @@ pub(super) fn spawn_helper(
     job: &Job,
     logs: bool,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Option<Report>>), VmError> {
+    let (child, replies) = spawn_helper_replies(helper, job, logs)?;
+    Ok((
+        child,
+        tokio::spawn(async move { replies.await.ok().and_then(|r| r.report) }),
+    ))
+}
+
+/// [`spawn_helper`], with every reply.
+fn spawn_helper_replies(
+    helper: &Path,
+    job: &Job,
+    logs: bool,
+) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Replies>), VmError> {
     let spawn_err = |source| VmError::Spawn {
         helper: helper.to_owned(),
         source,
@@ -245,12 +276,20 @@ pub(super) fn spawn_helper(
         .map_err(spawn_err)?;
     ours.set_nonblocking(true).map_err(spawn_err)?;
     let mut socket = tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?;
-    let report = tokio::spawn(async move {
+    let replies = tokio::spawn(async move {
         let mut bytes = Vec::new();
         let _ = socket.read_to_end(&mut bytes).await;
-        serde_json::from_slice::<Report>(&bytes).ok()
+        let mut replies = Replies::default();
+        for report in serde_json::Deserializer::from_slice(&bytes).into_iter::<Report>() {
+            match report {
+                Ok(Report::Drifted(drift)) => replies.drift.extend(drift),
+                Ok(report) => replies.report = Some(report),
+                Err(_) => break,
+            }
+        }
+        replies
     });
-    Ok((child, report))
+    Ok((child, replies))
 }
 
 /// Reads `pipe` line by line into `logs`, long lines in pieces (see
