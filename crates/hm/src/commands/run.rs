@@ -16,6 +16,9 @@ use crate::error::CliError;
 
 /// `hm run`.
 pub async fn run(args: RunArgs) -> Result<i32, CliError> {
+    // Handled from the start: an interrupt while the pipeline loads stops
+    // the build before its first step (exit 130), never kills `hm` midway.
+    let signals = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
     if args.cloud {
         return Err(CliError::Cloud);
     }
@@ -91,7 +94,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let interrupter = handle.control.interrupter();
     let signals = tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = signals else {
             return;
         };
         let mut count = 0;
