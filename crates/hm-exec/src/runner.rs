@@ -119,7 +119,7 @@ pub(crate) enum StepError {
     Vm(#[from] VmError),
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("cache registry")]
+    #[error(transparent)]
     Registry(#[from] hm_vm::RegistryError),
     #[error("the task failed")]
     Join(#[from] tokio::task::JoinError),
