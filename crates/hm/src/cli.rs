@@ -47,7 +47,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ProjectArgs {
     /// Project directory (default: the nearest directory upwards with a `.hm/` folder)
     #[arg(short = 'd', long = "dir", value_name = "DIR")]

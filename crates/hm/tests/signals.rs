@@ -136,6 +136,66 @@ fn the_python_evaluator_died_with_hm() {
     python_dies_with_hm("KILL", &["pipelines"], true);
 }
 
+/// `hm run` interrupted while its pipeline file is still evaluating (one
+/// that never finishes): exit 130 at once, not a load error and not a wait
+/// for the file; `SIGTERM` to `hm` alone, and `SIGINT` to its process
+/// group as a terminal's Ctrl-C sends it (which reaches `python3` too).
+#[test]
+fn an_interrupt_while_the_pipeline_loads_is_exit_130() {
+    use std::os::unix::process::CommandExt;
+    if !python_available() {
+        return;
+    }
+    for (signal, group) in [("TERM", false), ("INT", true)] {
+        let fx = Fixture::new();
+        fx.write(".hm/pipeline.py", "import harmont as hm\n\nwhile True:\n    pass\n");
+        let mut hm = fx
+            .command(&["run"])
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let project = fx.project();
+        let started = eventually(Duration::from_secs(20), || !processes("python", &project).is_empty());
+        assert!(started, "python3 never started");
+        let target = if group {
+            format!("-{}", hm.id())
+        } else {
+            hm.id().to_string()
+        };
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg("--")
+            .arg(&target)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ended = eventually(Duration::from_secs(10), || hm.try_wait().unwrap().is_some());
+        if !ended {
+            let _ = hm.kill();
+            for pid in processes("python", &project) {
+                kill(pid, "KILL");
+            }
+        }
+        let out = hm.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(ended, "{signal}: hm went on waiting for the pipeline file: {stderr}");
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("interrupted while loading the pipelines"),
+            "{signal}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("Traceback") && !stderr.contains("KeyboardInterrupt"),
+            "{stderr}"
+        );
+        let gone = eventually(Duration::from_secs(5), || processes("python", &project).is_empty());
+        assert!(gone, "{signal}: python3 left running");
+        fx.assert_clean();
+    }
+}
+
 /// A step's processes (the sandbox helper, its init, the command) go with
 /// a killed `hm`, as root and rootless.
 #[test]

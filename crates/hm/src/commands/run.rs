@@ -14,11 +14,17 @@ use crate::cli::{BackendName, Format, NetworkName, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
 
+/// What `hm run` says and returns when interrupted before the first step.
+fn interrupted_while_loading() -> i32 {
+    say!("hm: interrupted while loading the pipelines; nothing ran");
+    hm_exec::exit_codes::INTERRUPTED
+}
+
 /// `hm run`.
 pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     // Handled from the start: an interrupt while the pipeline loads stops
     // the build before its first step (exit 130), never kills `hm` midway.
-    let signals = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    let mut signals = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
     if args.cloud {
         return Err(CliError::Cloud);
     }
@@ -34,7 +40,38 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             _ => Err(CliError::BadEnv(kv.clone())),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (project, loaded) = load(&args.project)?;
+    // Loading runs beside the signals: a pipeline file that hangs (or a
+    // Ctrl-C that reached Python too) is still an interrupt, exit 130. The
+    // evaluator dies with `hm` (its parent-death signal).
+    let project_args = args.project.clone();
+    let loading = tokio::task::spawn_blocking(move || load(&project_args));
+    let loaded = match &mut signals {
+        (Ok(int), Ok(term)) => {
+            let loaded = tokio::select! {
+                biased;
+                _ = int.recv() => return Ok(interrupted_while_loading()),
+                _ = term.recv() => return Ok(interrupted_while_loading()),
+                loaded = loading => loaded,
+            };
+            // A Ctrl-C reaches `python3` too, which may end (and fail the
+            // load) before `hm` has taken the signal in.
+            if matches!(loaded, Ok(Err(_))) {
+                let grace = std::time::Duration::from_millis(100);
+                let signalled = async {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                };
+                if tokio::time::timeout(grace, signalled).await.is_ok() {
+                    return Ok(interrupted_while_loading());
+                }
+            }
+            loaded
+        }
+        _ => loading.await,
+    };
+    let (project, loaded) = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let pipeline = select(&loaded, args.pipeline.as_deref())?;
     let plan = hm_ir::Plan::new(pipeline).map_err(|source| {
         let at = loaded
