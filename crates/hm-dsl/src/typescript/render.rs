@@ -137,7 +137,7 @@ pub(crate) fn definition<'js>(
 }
 
 /// A step's fields, read from its object.
-struct Read {
+struct StepFields {
     cmd: Option<String>,
     is_wait: bool,
     continue_on_failure: bool,
@@ -153,7 +153,7 @@ struct Read {
     key: Option<String>,
 }
 
-impl Read {
+impl StepFields {
     fn runs_command(&self) -> bool {
         self.cmd.is_some() && !self.is_wait
     }
@@ -169,7 +169,7 @@ enum Entry {
 
 struct Lowerer<'a, 'js> {
     names: &'a Names<'js>,
-    steps: Vec<Read>,
+    steps: Vec<StepFields>,
     /// Step index by the identity of its object.
     index: HashMap<usize, usize>,
     ordered: Vec<Entry>,
@@ -279,14 +279,14 @@ impl<'a, 'js> Lowerer<'a, 'js> {
         Ok(())
     }
 
-    fn read(&mut self, step: &Object<'js>, parent: Option<usize>) -> Result<Read, String> {
+    fn read(&mut self, step: &Object<'js>, parent: Option<usize>) -> Result<StepFields, String> {
         let n = self.names;
         let cache = match self.get(step, &n.cache)?.into_object() {
             Some(policy) => Some(self.policy(&policy, 0)?),
             None => None,
         };
         let runner_args = self.get(step, &n.runner_args)?;
-        Ok(Read {
+        Ok(StepFields {
             cmd: text(self.get(step, &n.cmd)?, "a step's command")?,
             is_wait: self.get(step, &n.is_wait)?.as_bool() == Some(true),
             continue_on_failure: self.get(step, &n.continue_on_failure)?.as_bool() == Some(true),
