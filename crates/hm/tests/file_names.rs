@@ -114,3 +114,61 @@ fn a_name_that_is_not_utf8_is_synced_rootless() {
         Run::from(output)
     });
 }
+
+/// A cache directory whose path holds a byte that is not UTF-8, a comma
+/// and a colon: overlayfs options cut paths at `,` and `:` and must be
+/// text, so every step failed (`view of /: ENOENT`) and the backend was
+/// reported unavailable (exit 4). As root and unprivileged.
+#[test]
+fn a_cache_directory_with_any_bytes_in_its_path_works() {
+    if !util::sandbox_available() {
+        return;
+    }
+    let steps = [
+        step("a", "echo one > f").cache(json!({"policy": "forever", "env_keys": []})),
+        step("b", "cat f"),
+    ];
+    let fx = Fixture::with(&envelope("odd", &steps, &[("a", "b", "builds_in")], None));
+    let cache = fx.dir.path().join(OsStr::from_bytes(b"c\xff,x:y"));
+    let run = |unprivileged: bool| {
+        let mut command = match unprivileged {
+            false => Command::new(util::hm_bin()),
+            true => {
+                let mut command = Command::new("setpriv");
+                command.args(["--reuid=65534", "--regid=65534", "--clear-groups", util::hm_bin()]);
+                command
+            }
+        };
+        let output = command
+            .args(["run", "--format", "json"])
+            .current_dir(fx.project())
+            .env("HM_CACHE_DIR", &cache)
+            .env("HOME", fx.dir.path())
+            .env_remove("HM_NETWORK")
+            .output()
+            .unwrap();
+        Run::from(output)
+    };
+    let mut modes = vec![false];
+    if util::is_root() {
+        modes.push(true);
+    }
+    for unprivileged in modes {
+        if unprivileged {
+            let status = Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(fx.dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::fs::remove_dir_all(&cache).unwrap();
+        }
+        let first = run(unprivileged);
+        assert_eq!(first.code, 0, "unprivileged {unprivileged}: {}", first.dump());
+        assert_eq!(first.stdout("b"), ["one"]);
+        let second = run(unprivileged);
+        assert_eq!(second.code, 0, "unprivileged {unprivileged}: {}", second.dump());
+        assert_eq!(second.executed(), ["b"], "a hit boots from the stored layer");
+        util::assert_nothing_left(&cache);
+    }
+}

@@ -38,7 +38,9 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         ),
         MountOp::View { target, empty, lower } => {
-            let options = format!("lowerdir={}:{},userxattr", empty.display(), lower.display());
+            let shown = |e| io::Error::other(format!("view of `{}`: {e}", crate::os_path::escaped(lower)));
+            let (empty_fd, lower_fd) = (by_fd(empty).map_err(shown)?, by_fd(lower).map_err(shown)?);
+            let options = format!("lowerdir={}:{},userxattr", fd_path(&empty_fd), fd_path(&lower_fd));
             mount(
                 Some("overlay"),
                 target,
@@ -46,7 +48,7 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
                 MsFlags::MS_RDONLY | SAFE,
                 Some(options.as_str()),
             )
-            .map_err(|e| io::Error::other(format!("view of `{}`: {e}", lower.display())))
+            .map_err(shown)
         }
         MountOp::Overlay {
             target,
@@ -57,20 +59,19 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
             // Named by descriptor, so the options stay short at any depth.
             let fds = lowers
                 .iter()
-                .map(|l| {
-                    nix::fcntl::open(l, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-                        .map_err(|e| io::Error::other(format!("layer `{}`: {e}", l.display())))
-                })
+                .map(|l| by_fd(l).map_err(|e| io::Error::other(format!("layer `{}`: {e}", crate::os_path::escaped(l)))))
                 .collect::<io::Result<Vec<OwnedFd>>>()?;
-            let lowerdir: Vec<String> = fds
-                .iter()
-                .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
-                .collect();
+            let lowerdir: Vec<String> = fds.iter().map(fd_path).collect();
+            let [upper, work] = [upper, work].map(|d| {
+                by_fd(d)
+                    .map_err(|e| io::Error::other(format!("overlay directory `{}`: {e}", crate::os_path::escaped(d))))
+            });
+            let (upper, work) = (upper?, work?);
             let options = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
                 lowerdir.join(":"),
-                upper.display(),
-                work.display()
+                fd_path(&upper),
+                fd_path(&work)
             );
             // `volatile` skips syncing the upper directory on unmount (a
             // commit makes a layer durable when it must be); kernels
@@ -97,6 +98,23 @@ pub(super) fn mount_op(root: &Path, op: &MountOp) -> io::Result<()> {
             other => other.map_err(|e| io::Error::other(format!("bind `{}`: {e}", source.display()))),
         },
     }
+}
+
+/// Opens a directory an overlay is made of, to name it by descriptor
+/// ([`fd_path`]) in the mount options: a path there is cut at `,` and `:`
+/// and must be text, so a cache directory whose path holds a comma or a
+/// byte that is not UTF-8 could not be mounted.
+fn by_fd(dir: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// How the mount options name a directory opened by [`by_fd`].
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 /// Bind-mounts `source` on `target` and makes the bind read-only, `nosuid`
