@@ -583,28 +583,36 @@ contract!(
 // --- Rootless -----------------------------------------------------------------
 
 /// Unprivileged, the same list holds: no raw socket (the user namespace
-/// owns no network but, with `none`, its own), no mount, no new
-/// namespaces beyond a nested user namespace, the listed capabilities,
-/// and `--network none` keeps the host's loopback out of reach.
+/// owns no network but, with `none`, its own), no mount, no new mount,
+/// network, pid, ipc or uts namespace, the listed capabilities, the cache
+/// directory out of sight, and `--network none` keeps the host's loopback
+/// out of reach.
 #[test]
 fn an_unprivileged_step_is_held_to_the_same_list() {
     if !util::sandbox_available() {
         return;
     }
     let listener = HostListener::start();
-    let cmd = format!(
-        "{RAW_SOCKETS}; grep -E '^CapBnd' /proc/self/status; \
-         mkdir -p /tmp/m; mount -t tmpfs none /tmp/m 2>/dev/null; echo mount $?; \
-         unshare -m true 2>/dev/null; echo unshare $?; \
-         ls /proc/1/root/ >/dev/null 2>&1; echo proc1 $?; {}",
-        listener.probe()
-    );
     let mask: u64 = hm_vm::capabilities::STEP_CAPABILITIES
         .iter()
         .map(|(n, _)| 1u64 << n)
         .sum();
     for network in ["host", "none"] {
-        let fx = one_step(Backend::Sandbox, &cmd);
+        let fx = one_step(Backend::Sandbox, "true");
+        let cmd = format!(
+            "{RAW_SOCKETS}; grep -E '^CapBnd' /proc/self/status; \
+             mkdir -p /tmp/m; mount -t tmpfs none /tmp/m 2>/dev/null; echo mount $?; \
+             for ns in -m -n -p -i -u; do unshare $ns -f true 2>/dev/null; echo \"unshare $ns $?\"; done; \
+             ls /proc/1/root/ >/dev/null 2>&1; echo proc1 $?; \
+             echo cache $(ls -A {cache} 2>/dev/null | wc -l); \
+             touch {cache}/planted 2>/dev/null && echo cache wrote || echo cache read-only; {probe}",
+            cache = fx.cache().display(),
+            probe = listener.probe()
+        );
+        fx.write(
+            ".hm/pipeline.json",
+            &serde_json::to_string(&envelope("sec", &[step("s", &cmd)], &[], None)).unwrap(),
+        );
         let run = run_unprivileged(&fx, &["run", "--format", "json", "--network", network]);
         let reached = if network == "host" { "reached" } else { "unreachable" };
         assert_eq!(
@@ -614,12 +622,19 @@ fn an_unprivileged_step_is_held_to_the_same_list() {
                 "icmp raw socket: Operation not permitted".to_owned(),
                 format!("CapBnd:\t{mask:016x}"),
                 "mount 32".to_owned(),
-                "unshare 1".to_owned(),
+                "unshare -m 1".to_owned(),
+                "unshare -n 1".to_owned(),
+                "unshare -p 1".to_owned(),
+                "unshare -i 1".to_owned(),
+                "unshare -u 1".to_owned(),
                 "proc1 2".to_owned(),
+                "cache 0".to_owned(),
+                "cache read-only".to_owned(),
                 reached.to_owned(),
             ],
             "--network {network}"
         );
+        assert!(!fx.cache().join("planted").exists());
         fx.assert_clean();
     }
     assert_eq!(
