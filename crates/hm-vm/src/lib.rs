@@ -17,6 +17,7 @@ mod flatten;
 pub mod fsutil;
 mod images;
 pub mod lines;
+pub mod oci;
 pub mod os_path;
 pub mod registry;
 pub mod sandbox;
