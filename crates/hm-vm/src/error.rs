@@ -87,6 +87,13 @@ pub enum ImageError {
     Missing(PathBuf),
     #[error("the import was interrupted; its partial copy is removed")]
     Interrupted,
+    #[error("cannot read `{}`: permission denied; import as root, or from a tarball made as root (`sudo tar -C {} -c . > rootfs.tar`)", crate::os_path::escaped(path), crate::os_path::escaped(dir))]
+    Unreadable {
+        /// The entry of the source directory that could not be read.
+        path: PathBuf,
+        /// The directory being imported.
+        dir: PathBuf,
+    },
     #[error("cannot {op} `{}`", crate::os_path::escaped(path))]
     Io {
         op: &'static str,

@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Removes `path` and everything below it. Directories a step made
 /// unreadable or unwritable are opened up first; a missing path is fine.
@@ -82,8 +82,30 @@ pub fn copy_tree(src: &Path, dst: &Path, mut options: CopyOptions<'_>) -> io::Re
     Ok(summary)
 }
 
+/// An entry of the source [`copy_tree`] may not read: the error it returns
+/// then wraps this, so that the caller can name the entry, not only the tree.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{}`: permission denied", crate::os_path::escaped(path))]
+pub struct Unreadable {
+    pub path: PathBuf,
+}
+
+impl Unreadable {
+    /// The entry `err` (from [`copy_tree`]) could not read, if that is why
+    /// it failed.
+    pub fn of(err: &io::Error) -> Option<&Unreadable> {
+        err.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+}
+
 fn copy_entry(src: &Path, dst: &Path, options: &mut CopyOptions<'_>, summary: &mut CopySummary) -> io::Result<()> {
-    let meta = fs::symlink_metadata(src)?;
+    let unreadable = |err: io::Error| match err.kind() {
+        io::ErrorKind::PermissionDenied => {
+            io::Error::new(io::ErrorKind::PermissionDenied, Unreadable { path: src.to_owned() })
+        }
+        _ => err,
+    };
+    let meta = fs::symlink_metadata(src).map_err(unreadable)?;
     let ft = meta.file_type();
     summary.entries += 1;
     if let Some(progress) = options.progress.as_mut() {
@@ -93,17 +115,22 @@ fn copy_entry(src: &Path, dst: &Path, options: &mut CopyOptions<'_>, summary: &m
         fs::create_dir(dst)?;
         // Writable while we fill it; its own mode is set afterwards.
         fs::set_permissions(dst, fs::Permissions::from_mode(0o700))?;
-        let mut names: Vec<_> = fs::read_dir(src)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
+        let mut names: Vec<_> = fs::read_dir(src)
+            .and_then(|entries| {
+                entries
+                    .map(|e| e.map(|e| e.file_name()))
+                    .collect::<io::Result<Vec<_>>>()
+            })
+            .map_err(unreadable)?;
         names.sort();
         for name in names {
             copy_entry(&src.join(&name), &dst.join(&name), options, summary)?;
         }
     } else if ft.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
+        std::os::unix::fs::symlink(fs::read_link(src).map_err(unreadable)?, dst)?;
     } else if ft.is_file() {
-        summary.bytes += fs::copy(src, dst)?;
+        // The copy is new in a directory of ours: a denial is the source's.
+        summary.bytes += fs::copy(src, dst).map_err(unreadable)?;
     } else {
         use std::os::unix::fs::FileTypeExt;
         let is_fifo = ft.is_fifo();

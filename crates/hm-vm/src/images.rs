@@ -260,7 +260,13 @@ impl ImageStore {
                 progress: Some(&mut tick),
             };
             fsutil::copy_tree(source, &rootfs, options)
-                .map_err(ImageError::io("copy", source))?
+                .map_err(|err| match fsutil::Unreadable::of(&err) {
+                    Some(entry) => ImageError::Unreadable {
+                        path: entry.path.clone(),
+                        dir: source.to_owned(),
+                    },
+                    None => ImageError::io("copy", source)(err),
+                })?
                 .skipped_special
         } else if meta.is_file() {
             unpack_tar(source, &rootfs, privileged, &mut copying)?

@@ -90,3 +90,32 @@ fn a_pipeline_runs_as_an_unprivileged_user() {
         assert!(!std::path::Path::new("/etc/hm-rootless").exists());
     }
 }
+
+/// An unprivileged import of a root filesystem holding a file only root may
+/// read names that file and says how to import it (it named the directory
+/// alone: `cannot copy DIR`).
+#[test]
+fn an_unprivileged_import_names_the_file_it_cannot_read() {
+    if !util::is_root() {
+        eprintln!("skipping: only root can make the file an unprivileged import cannot read");
+        return;
+    }
+    let fx = Fixture::new();
+    let outside = tempfile::Builder::new().prefix("hm-test-rootfs-").tempdir().unwrap();
+    let rootfs = outside.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::fs::write(rootfs.join("etc/shadow"), "root:*:19000::::::\n").unwrap();
+    for (path, mode) in [(outside.path(), 0o755), (&rootfs.join("etc/shadow"), 0o640)] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let rootfs_arg = rootfs.to_str().unwrap();
+    let run = run_unprivileged(&fx, &fx.project(), &["image", "import", "unreadable", rootfs_arg]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    let expected = format!(
+        "cannot read `{rootfs_arg}/etc/shadow`: permission denied; import as root, or from a tarball made as root (`sudo tar -C {rootfs_arg} -c . > rootfs.tar`)"
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(!run.stderr.contains("cannot copy"), "{}", run.stderr);
+    fx.assert_clean();
+}
