@@ -285,6 +285,12 @@ pub trait VmBackend: Send + Sync {
     /// killed between storing a part and registering it) once they are old
     /// enough that no live process can be about to register them.
     async fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError>;
+
+    /// One-line notes for the user about how steps will run here (the
+    /// caller says each once per process, as `note: ...`).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One VM, used for one command.

@@ -8,13 +8,21 @@
 //! `commit` renames the upper directory into a layer. All of a process's
 //! layers and scratch directories live in its [`Session`], so whatever a
 //! killed `hm` leaves is collected by the next one.
+//!
+//! Rootless, a step's user namespace maps root to the caller and, when the
+//! caller has subordinate ids, ids 1 and up to those (see [`subids`]), so
+//! that steps may switch users; what they leave as those ids, the helper
+//! removes (see [`remove`]). Without a range, [`VmBackend::notes`] says
+//! what to add.
 
 mod helper;
 mod host;
 mod layers;
 mod mounts;
+mod remove;
 mod rootfs;
 mod spec;
+mod subids;
 mod sync;
 mod vm;
 
@@ -35,9 +43,11 @@ use crate::images::{ImageStore, HOST_IMAGE};
 use crate::session::Session;
 use host::HostLayout;
 use layers::{Layer, Trash};
+use remove::Remover;
 use rootfs::MountPoints;
 pub(crate) use rootfs::{is_opaque, OPAQUE_XATTR};
 use spec::{FlattenSpec, IdMap, Job, Report};
+use subids::SubIds;
 use vm::SandboxVm;
 
 /// Layers a snapshot may stack before it is flattened into one.
@@ -65,6 +75,14 @@ struct Inner {
     network: Network,
     images: ImageStore,
     rootless: bool,
+    /// Rootless: the caller's subordinate ids, mapped from 1 up in steps'
+    /// user namespaces.
+    sub_ids: Option<SubIds>,
+    /// Rootless without subordinate ids: what to add (see [`VmBackend::notes`]).
+    note: Option<String>,
+    /// Removes what steps wrote (with the helper when they may have
+    /// written as subordinate ids).
+    remover: Remover,
     state: Mutex<State>,
     steps: AtomicU64,
     /// Removals running in the background, awaited by `shutdown`.
@@ -93,6 +111,15 @@ struct Workspace {
     /// Steps' upper and work directories.
     scratch: PathBuf,
     layers: PathBuf,
+    remover: Remover,
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        // Before the session's own removal, which could not remove what
+        // steps left as subordinate ids.
+        let _ = self.remover.remove(self.session.dir());
+    }
 }
 
 /// A committed filesystem: layers (top first) over a base.
@@ -134,15 +161,26 @@ impl SandboxBackend {
     /// A backend whose steps get `network` (see [`Network`]).
     pub fn with_network(config: SandboxConfig, network: Network) -> Self {
         let images = ImageStore::new(&config.cache_dir);
+        let rootless = !fsutil::is_root();
+        let (sub_ids, note) = match rootless.then(|| SubIds::find(nix::unistd::getuid().as_raw())) {
+            Some(Ok(ids)) => (Some(ids), None),
+            Some(Err(note)) => (None, Some(note)),
+            None => (None, None),
+        };
+        let id_map = id_map(rootless, &sub_ids);
+        let remover = Remover::new(&config.helper, id_map);
         SandboxBackend {
             inner: Arc::new(Inner {
                 config,
                 network,
                 images,
-                rootless: !fsutil::is_root(),
+                rootless,
+                sub_ids,
+                note,
+                remover: remover.clone(),
                 state: Mutex::new(State::default()),
                 steps: AtomicU64::new(0),
-                trash: Arc::new(Trash::default()),
+                trash: Arc::new(Trash::new(remover)),
                 flattening: tokio::sync::Mutex::new(()),
                 verified: Mutex::new(std::collections::HashSet::new()),
             }),
@@ -153,6 +191,15 @@ impl SandboxBackend {
     pub fn rootless(&self) -> bool {
         self.inner.rootless
     }
+}
+
+/// The user namespace mapping of a step or helper job, when not root.
+fn id_map(rootless: bool, sub_ids: &Option<SubIds>) -> Option<IdMap> {
+    rootless.then(|| IdMap {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        sub: sub_ids.clone(),
+    })
 }
 
 impl Inner {
@@ -166,6 +213,9 @@ impl Inner {
             return Ok(workspace.clone());
         }
         let cache = &self.config.cache_dir;
+        // Dead sessions first, with what their steps left as other ids.
+        let runs = cache.join(crate::session::RUNS_DIR);
+        crate::session::collect_dead_with(&runs, |path| self.remover.remove(path));
         let session = Session::create(cache).map_err(VmError::io("create a session in", cache))?;
         let dir = session.dir();
         let mnt = dir.join("mnt");
@@ -175,6 +225,7 @@ impl Inner {
             scratch: dir.join("steps"),
             layers: dir.join("layers"),
             session,
+            remover: self.remover.clone(),
         };
         for path in [&workspace.scratch, &workspace.layers] {
             std::fs::create_dir_all(path).map_err(VmError::io("create", path))?;
@@ -205,10 +256,7 @@ impl Inner {
 
     /// The user namespace mapping of a step or helper job, when not root.
     fn id_map(&self) -> Option<IdMap> {
-        self.rootless.then(|| IdMap {
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-        })
+        id_map(self.rootless, &self.sub_ids)
     }
 
     fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot, VmError> {
@@ -278,6 +326,12 @@ impl VmBackend for SandboxBackend {
 
     fn storage(&self) -> Option<&std::path::Path> {
         Some(&self.inner.config.cache_dir)
+    }
+
+    /// Rootless without subordinate ids: what to add so that steps may
+    /// switch users.
+    fn notes(&self) -> Vec<String> {
+        self.inner.note.iter().cloned().collect()
     }
 
     async fn check(&self) -> Result<(), BackendUnavailable> {
@@ -398,7 +452,7 @@ impl VmBackend for SandboxBackend {
                     layers.push(layer.clone());
                     continue;
                 }
-                let size = fsutil::disk_usage(layer.path()).map_err(VmError::io("measure", layer.path()))?;
+                let size = layers::layer_size(layer.path()).map_err(VmError::io("measure", layer.path()))?;
                 let dest = store.join(layer.name());
                 // The move is atomic: the store never holds half a layer.
                 std::fs::rename(layer.path(), &dest).map_err(VmError::io("store", layer.path()))?;
@@ -466,9 +520,10 @@ impl VmBackend for SandboxBackend {
 
     async fn delete_parts(&self, parts: &[String]) -> Result<(), VmError> {
         let paths: Vec<PathBuf> = parts.iter().map(|p| self.inner.store_dir().join(p)).collect();
+        let remover = self.inner.remover.clone();
         tokio::task::spawn_blocking(move || {
             for path in paths {
-                fsutil::remove_tree(&path).map_err(VmError::io("remove", &path))?;
+                remover.remove(&path).map_err(VmError::io("remove", &path))?;
             }
             Ok(())
         })
@@ -476,11 +531,16 @@ impl VmBackend for SandboxBackend {
         .map_err(|e| VmError::io("remove layers", PathBuf::new())(std::io::Error::other(e)))?
     }
 
+    /// Also removes the sessions of dead processes: the sweep every command
+    /// starts with cannot remove what their steps left as other ids.
     async fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError> {
         let store = self.inner.store_dir();
+        let runs = self.inner.config.cache_dir.join(crate::session::RUNS_DIR);
         let known = known.clone();
         let grace = orphan_grace();
+        let remover = self.inner.remover.clone();
         tokio::task::spawn_blocking(move || {
+            crate::session::collect_dead_with(&runs, |path| remover.remove(path));
             let Ok(entries) = std::fs::read_dir(&store) else {
                 return Ok(());
             };
@@ -489,7 +549,9 @@ impl VmBackend for SandboxBackend {
                 if known.contains(&name) || !fsutil::changed_before(&entry.path(), grace) {
                     continue;
                 }
-                fsutil::remove_tree(&entry.path()).map_err(VmError::io("remove", entry.path()))?;
+                remover
+                    .remove(&entry.path())
+                    .map_err(VmError::io("remove", entry.path()))?;
             }
             Ok(())
         })

@@ -113,11 +113,17 @@ fn new_lock(runs: &Path, id: &str) -> io::Result<(Flock<File>, PathBuf)> {
 
 /// Removes the session directories whose owner is gone.
 pub fn collect_dead(runs: &Path) {
+    collect_dead_with(runs, remove_tree);
+}
+
+/// [`collect_dead`], removing each with `remove` (the sandbox's removes
+/// what its steps left as other ids).
+pub(crate) fn collect_dead_with(runs: &Path, remove: impl Fn(&Path) -> io::Result<()>) {
     let Ok(entries) = fs::read_dir(runs) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
         if is_dead(&path) {
-            let _ = remove_tree(&path);
+            let _ = remove(&path);
         }
     }
 }

@@ -16,7 +16,13 @@
 //! socket. It never writes to the step's stdout or stderr, and the shell's
 //! standard input is `/dev/null`. Besides running steps, the helper
 //! flattens layers (a [`Job::Flatten`]) inside a user namespace when `hm`
-//! is not root, where it may read and write whatever a step left.
+//! is not root, where it may read and write whatever a step left, and
+//! removes what a step left as subordinate ids (a [`Job::Remove`]).
+//!
+//! Unprivileged, root inside the user namespace is the caller; when the
+//! caller has subordinate ids (see [`super::subids`]), ids 1 and up are
+//! those, mapped by `newuidmap` and `newgidmap` from a child forked before
+//! the namespace exists (see [`enter_user_namespace`]).
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
@@ -35,7 +41,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 use super::mounts::{bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs};
-use super::spec::{FlattenSpec, IdMap, Job, Report, Spec};
+use super::spec::{FlattenSpec, IdMap, Job, RemoveSpec, Report, Spec};
+use super::subids::{IdRange, SubIds};
 use super::sync::{self, SourceDir};
 use crate::backend::Network;
 use crate::capabilities::STEP_CAPABILITIES;
@@ -66,6 +73,7 @@ enum Stage {
     Harden,
     Exec,
     Flatten,
+    Remove,
 }
 
 impl Stage {
@@ -91,6 +99,7 @@ impl Stage {
             Stage::Harden => "dropping privileges",
             Stage::Exec => "exec /bin/sh",
             Stage::Flatten => "flattening layers",
+            Stage::Remove => "removing files",
         }
     }
 }
@@ -160,6 +169,10 @@ pub fn helper_main() -> ! {
             reporter.send(&Report::Exited(0));
             0
         }),
+        Ok(Job::Remove(spec)) => remove(&spec).map(|()| {
+            reporter.send(&Report::Exited(0));
+            0
+        }),
         Err(message) => Err(Failure {
             stage: Stage::Spec,
             message,
@@ -182,11 +195,25 @@ pub fn helper_main() -> ! {
 /// [`crate::flatten`]).
 fn flatten(spec: &FlattenSpec) -> Staged<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).at(Stage::Parent)?;
-    if let Some(map) = spec.id_map {
-        unshare(CloneFlags::CLONE_NEWUSER).at(Stage::Namespaces)?;
-        write_id_map(map).at(Stage::IdMap)?;
+    if let Some(map) = &spec.id_map {
+        enter_user_namespace(CloneFlags::empty(), map)?;
     }
-    crate::flatten::flatten(&spec.layers, &spec.dest, spec.id_map.is_none()).at(Stage::Flatten)
+    // Owners are kept where every owner a step can make is mapped.
+    let keep_owners = spec.id_map.as_ref().is_none_or(|map| map.sub.is_some());
+    crate::flatten::flatten(&spec.layers, &spec.dest, keep_owners).at(Stage::Flatten)
+}
+
+/// Removes trees as root of a user namespace with the step's map, where
+/// every file a step can leave is someone's that root may remove.
+fn remove(spec: &RemoveSpec) -> Staged<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).at(Stage::Parent)?;
+    enter_user_namespace(CloneFlags::empty(), &spec.id_map)?;
+    for path in &spec.paths {
+        crate::fsutil::remove_tree(path)
+            .map_err(|err| format!("`{}`: {err}", crate::os_path::escaped(path)))
+            .at(Stage::Remove)?;
+    }
+    Ok(())
 }
 
 /// The helper proper: namespaces, then init as a child, then wait.
@@ -200,15 +227,12 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     unistd::setsid().at(Stage::Namespaces)?;
     let mut flags =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-    if spec.id_map.is_some() {
-        flags |= CloneFlags::CLONE_NEWUSER;
-    }
     if spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(flags).at(Stage::Namespaces)?;
-    if let Some(map) = spec.id_map {
-        write_id_map(map).at(Stage::IdMap)?;
+    match &spec.id_map {
+        Some(map) => enter_user_namespace(flags, map)?,
+        None => unshare(flags).at(Stage::Namespaces)?,
     }
     if spec.network == Network::None {
         // A new network namespace has a loopback interface that is down.
@@ -254,10 +278,110 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     }
 }
 
-fn write_id_map(map: IdMap) -> io::Result<()> {
+/// Unshares a new user namespace (with the other namespaces in `flags`)
+/// and maps root inside to the caller, and with subordinate ids, ids 1 and
+/// up to those.
+///
+/// Only the setuid `newuidmap`/`newgidmap` may map subordinate ids, and
+/// only from the parent user namespace: run from inside the new one, a
+/// setuid program gains nothing there. So a child forked before the
+/// `unshare` (still outside) waits on a pipe until the helper has
+/// unshared, runs both on the helper's pid and exits with their verdict.
+/// The helper does it rather than `hm` because the helper is the one that
+/// unshares and is single-threaded (a plain fork is safe), and because the
+/// jobs that need the same map (flattening, removing) have no protocol
+/// step in which `hm` could act.
+fn enter_user_namespace(flags: CloneFlags, map: &IdMap) -> Staged<()> {
+    let flags = flags | CloneFlags::CLONE_NEWUSER;
+    let Some(sub) = &map.sub else {
+        unshare(flags).at(Stage::Namespaces)?;
+        return write_single_id_map(map).at(Stage::IdMap);
+    };
+    let helper = unistd::getpid();
+    let (go_read, go_write) = unistd::pipe2(OFlag::O_CLOEXEC).at(Stage::IdMap)?;
+    let (verdict_read, verdict_write) = unistd::pipe2(OFlag::O_CLOEXEC).at(Stage::IdMap)?;
+    // SAFETY: the helper is single-threaded, so the child may do anything.
+    match unsafe { unistd::fork() }.at(Stage::IdMap)? {
+        ForkResult::Child => {
+            drop(go_write);
+            drop(verdict_read);
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let mut go = [0u8; 1];
+            // No byte: the helper failed to unshare (or died); nothing to map.
+            let code = match unistd::read(&go_read, &mut go) {
+                Ok(1) => match write_sub_id_maps(helper, map, sub) {
+                    Ok(()) => 0,
+                    Err(message) => {
+                        let _ = unistd::write(&verdict_write, message.as_bytes());
+                        1
+                    }
+                },
+                _ => 0,
+            };
+            // SAFETY: leave without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(go_read);
+            drop(verdict_write);
+            let unshared = unshare(flags);
+            if unshared.is_ok() {
+                let _ = unistd::write(&go_write, &[1]);
+            }
+            drop(go_write);
+            let mut verdict = String::new();
+            let _ = File::from(verdict_read).read_to_string(&mut verdict);
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            unshared.at(Stage::Namespaces)?;
+            match status {
+                _ if !verdict.is_empty() => fail(Stage::IdMap, verdict),
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                other => fail(Stage::IdMap, format!("the process mapping ids ended: {other:?}")),
+            }
+        }
+    }
+}
+
+/// The map an unprivileged process may write itself: root inside is the
+/// caller, and no other id exists (so `setgroups` must be denied).
+fn write_single_id_map(map: &IdMap) -> io::Result<()> {
     fs::write("/proc/self/setgroups", "deny")?;
     fs::write("/proc/self/uid_map", format!("0 {} 1\n", map.uid))?;
     fs::write("/proc/self/gid_map", format!("0 {} 1\n", map.gid))
+}
+
+/// Runs `newuidmap PID 0 UID 1 1 START COUNT` and the same `newgidmap`
+/// (from the parent user namespace); the error names the command and
+/// says what it printed.
+fn write_sub_id_maps(pid: Pid, map: &IdMap, sub: &SubIds) -> Result<(), String> {
+    let run = |tool: &std::path::Path, own: u32, range: IdRange| {
+        let args = [
+            pid.as_raw().to_string(),
+            "0".to_owned(),
+            own.to_string(),
+            "1".to_owned(),
+        ]
+        .into_iter()
+        .chain(["1".to_owned(), range.start.to_string(), range.count.to_string()]);
+        let args: Vec<String> = args.collect();
+        let command = format!("{} {}", tool.display(), args.join(" "));
+        match std::process::Command::new(tool).args(&args).output() {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(format!(
+                "`{command}` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(err) => Err(format!("cannot run `{command}`: {err}")),
+        }
+    };
+    run(&sub.newuidmap, map.uid, sub.uids)?;
+    run(&sub.newgidmap, map.gid, sub.gids)
 }
 
 /// Pid 1 of the new pid namespace.

@@ -7,29 +7,39 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-use crate::fsutil::remove_tree;
+use super::remove::Remover;
 
 /// Directories to remove, removed off the async threads; `drain` waits for
 /// all of them.
 #[derive(Default)]
 pub(super) struct Trash {
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    remover: Remover,
 }
 
 impl Trash {
+    /// Trash whose directories `remover` removes.
+    pub(super) fn new(remover: Remover) -> Self {
+        Trash {
+            tasks: Mutex::default(),
+            remover,
+        }
+    }
+
     /// Removes `path` in the background (at once, outside a runtime).
     pub(super) fn discard(&self, path: PathBuf) {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
+                let remover = self.remover.clone();
                 let task = runtime.spawn_blocking(move || {
-                    let _ = remove_tree(&path);
+                    let _ = remover.remove(&path);
                 });
                 let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
                 tasks.retain(|t| !t.is_finished());
                 tasks.push(task);
             }
             Err(_) => {
-                let _ = remove_tree(&path);
+                let _ = self.remover.remove(&path);
             }
         }
     }
@@ -46,6 +56,25 @@ impl Trash {
             }
         }
     }
+}
+
+/// Bytes a layer takes on disk, as far as the caller may look: a directory
+/// a step left to a subordinate id (`0700`, apt's `partial/`) counts as
+/// itself alone.
+pub(super) fn layer_size(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir() {
+        let entries = match std::fs::read_dir(path) {
+            Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => return Ok(total),
+            other => other?,
+        };
+        for entry in entries {
+            total += layer_size(&entry?.path())?;
+        }
+    }
+    Ok(total)
 }
 
 /// A committed layer directory. A layer of this process is removed when

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::subids::SubIds;
 use crate::backend::{Drift, Network, SyncPlan};
 
 /// What the helper is asked to do, sent as JSON on its standard input.
@@ -14,6 +15,17 @@ use crate::backend::{Drift, Network, SyncPlan};
 pub(crate) enum Job {
     Step(Box<Spec>),
     Flatten(FlattenSpec),
+    Remove(RemoveSpec),
+}
+
+/// Remove `paths` (and everything below them) as root of a user namespace
+/// with `id_map`: steps leave files of subordinate ids, in directories the
+/// caller itself may not enter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RemoveSpec {
+    pub id_map: IdMap,
+    #[serde(with = "crate::os_path::vec")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Merge `layers` (top first) into the new directory `dest`.
@@ -55,11 +67,14 @@ pub(crate) struct Spec {
     pub exec: ExecSpec,
 }
 
-/// Root inside the user namespace is this user outside.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// Root inside the user namespace is this user outside; with `sub`, ids
+/// from 1 up are the user's subordinate ids (see [`super::subids`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IdMap {
     pub uid: u32,
     pub gid: u32,
+    #[serde(default)]
+    pub sub: Option<SubIds>,
 }
 
 /// One filesystem of the root; all paths are absolute.

@@ -112,6 +112,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
         say!("warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them");
     }
+    for note in vm.notes() {
+        say!("note: {note}");
+    }
     let parallelism = args
         .parallelism
         .or(config.parallelism)
