@@ -858,9 +858,10 @@ fn shared_layers(layout: &OciLayout) -> Vec<String> {
     layout.images[0].layers[..2].iter().map(|l| l.digest.clone()).collect()
 }
 
-/// Whether `/etc/subuid` and `/etc/subgid` give the user the unprivileged
-/// tests run as (nobody when root, else ourselves) a range of ids.
-fn has_subordinate_ids() -> bool {
+/// Why the user the unprivileged tests run as (nobody when root, else
+/// ourselves) cannot have subordinate ids mapped, if it cannot: a range in
+/// `/etc/subuid` and `/etc/subgid`, and `newuidmap` and `newgidmap`.
+fn no_subordinate_ids() -> Option<&'static str> {
     let (name, uid) = if util::is_root() {
         ("nobody".to_owned(), UID.to_string())
     } else {
@@ -871,7 +872,7 @@ fn has_subordinate_ids() -> bool {
             String::from_utf8_lossy(&uid.stdout).trim().to_owned(),
         )
     };
-    ["/etc/subuid", "/etc/subgid"].iter().all(|file| {
+    let has_range = |file: &str| {
         fs::read_to_string(file).unwrap_or_default().lines().any(|l| {
             let mut fields = l.split(':');
             let owner = fields.next().unwrap_or("");
@@ -880,7 +881,19 @@ fn has_subordinate_ids() -> bool {
                     .nth(1)
                     .is_some_and(|n| n.trim().parse::<u32>().is_ok_and(|n| n > 0))
         })
-    })
+    };
+    let tool = |name: &str| {
+        ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(name).exists())
+    };
+    if !has_range("/etc/subuid") || !has_range("/etc/subgid") {
+        Some("the test user has no range in /etc/subuid and /etc/subgid (`.ci/run` adds `nobody:200000:65536`)")
+    } else if !tool("newuidmap") || !tool("newgidmap") {
+        Some("newuidmap and newgidmap are missing (install uidmap)")
+    } else {
+        None
+    }
 }
 
 #[test]
@@ -897,11 +910,11 @@ fn apt_installs_a_package_on_a_pulled_debian_image_as_an_unprivileged_user() {
             return;
         }
     };
-    if !has_subordinate_ids() {
+    if let Some(reason) = no_subordinate_ids() {
         if ci {
-            panic!("CI=true but /etc/subuid and /etc/subgid give the test user no range (apt drops to `_apt`)");
+            panic!("CI=true but apt (which drops to `_apt`) cannot run unprivileged here: {reason}");
         }
-        eprintln!("skipping: /etc/subuid and /etc/subgid give the test user no range");
+        eprintln!("skipping: {reason}");
         return;
     }
     let work = tempfile::tempdir().unwrap();
