@@ -110,6 +110,25 @@ pub enum Event {
         duration_ms: u64,
         status: BuildStatus,
     },
+    /// `hm run` checks or pulls an image the pipeline names (before
+    /// `build_start`; sandbox backend).
+    ImagePullStart {
+        image: String,
+    },
+    /// A layer of it is downloaded and verified.
+    ImagePullLayer {
+        image: String,
+        layer: String,
+        bytes: u64,
+    },
+    /// The image is there: `fetched` is false when the stored one was
+    /// already the registry's.
+    ImagePullEnd {
+        image: String,
+        digest: String,
+        fetched: bool,
+        duration_ms: u64,
+    },
 }
 
 /// The shape of the plan, announced at `build_start`.

@@ -238,7 +238,11 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                     view.outcome = Some(Outcome::Skipped(reason.clone()));
                 }
             }
-            Event::ChainFailed { .. } => {}
+            // Pulls show their own progress on stderr.
+            Event::ChainFailed { .. }
+            | Event::ImagePullStart { .. }
+            | Event::ImagePullLayer { .. }
+            | Event::ImagePullEnd { .. } => {}
             Event::BuildEnd {
                 status, duration_ms, ..
             } => self.summary(*status, *duration_ms)?,

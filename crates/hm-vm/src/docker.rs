@@ -11,7 +11,6 @@
 //! run from a killed one, whose leftovers the next run removes.
 
 mod archive;
-mod auth;
 mod connect;
 mod vm;
 
@@ -20,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
@@ -32,6 +32,7 @@ use crate::backend::{
     orphan_grace, BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
 };
 use crate::capabilities::STEP_CAPABILITIES;
+use crate::credentials::Credentials;
 use crate::error::{BackendUnavailable, VmError};
 use crate::images::HOST_IMAGE;
 use crate::session::{is_alive, Session};
@@ -374,7 +375,22 @@ impl Inner {
     /// Pulls `name` with the credentials the Docker configuration has for
     /// its registry.
     async fn pull(&self, docker: &Docker, name: &str) -> Result<(), String> {
-        let credentials = auth::credentials(name)?;
+        let credentials = crate::credentials::credentials(name)?.map(|found| {
+            let server = crate::credentials::server_key(crate::credentials::registry_of(name)).to_owned();
+            match found {
+                Credentials::Basic { username, password } => DockerCredentials {
+                    username: Some(username),
+                    password: Some(password),
+                    serveraddress: Some(server),
+                    ..Default::default()
+                },
+                Credentials::IdentityToken(token) => DockerCredentials {
+                    identitytoken: Some(token),
+                    serveraddress: Some(server),
+                    ..Default::default()
+                },
+            }
+        });
         let (image, tag) = split_tag(name);
         let options = CreateImageOptionsBuilder::new().from_image(image).tag(tag).build();
         // Never a panic on a closed stderr (as `eprintln!` would).

@@ -6,7 +6,7 @@ use crate::backend::SnapshotId;
 /// starts.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendUnavailable {
-    #[error("image `{name}` not found; import a root filesystem with `hm image import {name} PATH` (a directory or a tarball, e.g. from `debootstrap` or `docker export`), or use the `host` image")]
+    #[error("image `{name}` not found; pull it with `hm image pull {name}` (or run without `--pull never`), import a root filesystem with `hm image import {name} PATH` (a directory or a tarball, e.g. from `debootstrap` or `docker export`), or use the `host` image")]
     ImageNotFound { name: String },
     #[error("image `{name}` is damaged; import it again with `hm image import {name} PATH`")]
     ImageDamaged {
@@ -87,6 +87,8 @@ pub enum ImageError {
     Missing(PathBuf),
     #[error("the import was interrupted; its partial copy is removed")]
     Interrupted,
+    #[error("cannot import the image in `{}`: {detail}", crate::os_path::escaped(path))]
+    BadImage { path: PathBuf, detail: String },
     #[error("cannot read `{}`: permission denied; import as root, or from a tarball made as root (`sudo tar -C {} -c . > rootfs.tar`)", crate::os_path::escaped(path), crate::os_path::escaped(dir))]
     Unreadable {
         /// The entry of the source directory that could not be read.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::ImageRef;
 use crate::error::ImageError;
 use crate::fsutil::{self, random_id, remove_tree, CopyOptions};
+use crate::oci;
 use crate::tempdir::{self, TempDir};
 
 /// The name of the image that is the host's own root filesystem.
@@ -41,6 +42,15 @@ pub struct ImageInfo {
     /// `KEY=VALUE` entries of the image's own environment.
     #[serde(default)]
     pub env: Vec<String>,
+    /// The manifest digest of a pulled image (also its `id`).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// When it was pulled, in seconds since the epoch.
+    #[serde(default)]
+    pub pulled: Option<u64>,
+    /// The blobs (config and layers) a pulled image was made from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<String>,
 }
 
 /// Imported images under `<cache>/images`.
@@ -165,6 +175,19 @@ impl ImageStore {
         }
     }
 
+    /// The image a pipeline means by `name`: one imported under that name,
+    /// else one pulled under its canonical reference (`ubuntu:24.04` is
+    /// `docker.io/library/ubuntu:24.04`).
+    pub fn lookup(&self, name: &str) -> io::Result<Option<ImageInfo>> {
+        if let Some(info) = self.get(name)? {
+            return Ok(Some(info));
+        }
+        match crate::oci::ImageName::parse(name) {
+            Ok(reference) if reference.canonical() != name => self.get(&reference.canonical()),
+            _ => Ok(None),
+        }
+    }
+
     /// Resolves a name to an image reference (`host` included).
     pub fn resolve(&self, name: &str) -> io::Result<Option<ImageRef>> {
         if name == HOST_IMAGE {
@@ -173,7 +196,7 @@ impl ImageStore {
                 id: host_identity(),
             }));
         }
-        Ok(self.get(name)?.map(|info| ImageRef {
+        Ok(self.lookup(name)?.map(|info| ImageRef {
             name: info.name,
             id: info.id,
         }))
@@ -199,15 +222,27 @@ impl ImageStore {
         Ok(images)
     }
 
-    /// Removes an imported image.
-    pub fn remove(&self, name: &str) -> Result<(), ImageError> {
-        if self.get(name).ok().flatten().is_none() {
+    /// Removes an image (`name` as [`ImageStore::lookup`] finds it), and
+    /// the blobs no other pulled image was made from; returns the bytes of
+    /// blobs freed.
+    pub fn remove(&self, name: &str) -> Result<u64, ImageError> {
+        let Some(info) = self.lookup(name).ok().flatten() else {
             return Err(ImageError::NotFound(name.to_owned()));
-        }
-        let dir = self.image_dir(name);
+        };
+        let dir = self.image_dir(&info.name);
         let doomed = self.dir.join(format!(".rm-{}", random_id(6)));
         fs::rename(&dir, &doomed).map_err(ImageError::io("remove", &dir))?;
-        remove_tree(&doomed).map_err(ImageError::io("remove", &doomed))
+        remove_tree(&doomed).map_err(ImageError::io("remove", &doomed))?;
+        let _ = fs::remove_file(self.pull_lock_path(&info.name));
+        if info.blobs.is_empty() {
+            return Ok(0);
+        }
+        // A pull in progress holds the store's lock shared until its image
+        // is installed (and lists its blobs): it keeps what it uses.
+        let blobs = crate::oci::BlobStore::new(self.dir.parent().unwrap_or(&self.dir));
+        let _lock = blobs.lock(true).map_err(ImageError::io("lock", &self.dir))?;
+        let keep: std::collections::HashSet<String> = self.list()?.into_iter().flat_map(|other| other.blobs).collect();
+        Ok(blobs.remove_only(&info.blobs, &keep))
     }
 
     /// Imports a root filesystem from a directory or a tar archive
@@ -253,6 +288,9 @@ impl ImageStore {
         let rootfs = staging.path().join("rootfs");
         let privileged = fsutil::is_root();
         let mut copying = Tracker::new(observer, ImportPhase::Copying);
+        if let Some(layout) = self.image_layout(source, meta, &staging)? {
+            return self.import_layout(name, source, &layout, staging, &mut copying);
+        }
         let skipped_special = if meta.is_dir() {
             let mut tick = |bytes| copying.entry(bytes);
             let options = CopyOptions {
@@ -286,20 +324,141 @@ impl ImageStore {
             size_bytes,
             files,
             env: vec![format!("PATH={DEFAULT_PATH}")],
+            digest: None,
+            pulled: None,
+            blobs: Vec::new(),
         };
+        self.install(staging, &info)?;
+        Ok(ImportSummary { info, skipped_special })
+    }
+
+    /// The image directory `source` is or holds, if it is an image (OCI
+    /// layout or `docker save`) rather than a root filesystem; a tarball is
+    /// extracted into `staging` first.
+    fn image_layout(
+        &self,
+        source: &Path,
+        meta: &fs::Metadata,
+        staging: &TempDir,
+    ) -> Result<Option<(PathBuf, oci::layout::Format)>, ImageError> {
+        if meta.is_dir() {
+            return Ok(oci::layout::format_of_dir(source).map(|f| (source.to_owned(), f)));
+        }
+        if !meta.is_file() || !oci::layout::is_image_archive(source) {
+            return Ok(None);
+        }
+        let dir = staging.path().join("image");
+        let file = fs::File::open(source).map_err(ImageError::io("read", source))?;
+        tar::Archive::new(io::BufReader::new(file))
+            .unpack(&dir)
+            .map_err(ImageError::io("unpack", source))?;
+        Ok(oci::layout::format_of_dir(&dir).map(|f| (dir, f)))
+    }
+
+    /// Imports the image in `layout`: its layers applied in order.
+    fn import_layout(
+        &self,
+        name: &str,
+        source: &Path,
+        (dir, format): &(PathBuf, oci::layout::Format),
+        staging: TempDir,
+        tracker: &mut Tracker<'_>,
+    ) -> Result<ImportSummary, ImageError> {
+        let bad = |detail: String| ImageError::BadImage {
+            path: source.to_owned(),
+            detail,
+        };
+        let image = oci::layout::read(dir, *format, &oci::Platform::host()).map_err(bad)?;
+        let rootfs = staging.path().join("rootfs");
+        fs::create_dir(&rootfs).map_err(ImageError::io("create", &rootfs))?;
+        let root = fsutil::is_root();
+        let options = oci::unpack::UnpackOptions {
+            chown: root,
+            devices: root,
+        };
+        let mut seen = 0;
+        let mut progress = |report: &oci::unpack::UnpackReport| {
+            let bytes = report.bytes - seen;
+            seen = report.bytes;
+            tracker.entry(bytes)
+        };
+        let report = oci::layout::unpack(&image, &rootfs, &options, &mut progress).map_err(|detail| {
+            match tracker.observer.stopped() {
+                true => ImageError::Interrupted,
+                false => bad(detail),
+            }
+        })?;
+        if dir.starts_with(staging.path()) {
+            remove_tree(dir).map_err(ImageError::io("remove", dir))?;
+        }
+        let info = ImageInfo {
+            name: name.to_owned(),
+            id: image.digest.clone(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            source: source.display().to_string(),
+            size_bytes: report.bytes,
+            files: report.entries,
+            env: match image.env.is_empty() {
+                true => vec![format!("PATH={DEFAULT_PATH}")],
+                false => image.env,
+            },
+            digest: Some(image.digest),
+            pulled: None,
+            blobs: Vec::new(),
+        };
+        self.install(staging, &info)?;
+        Ok(ImportSummary {
+            info,
+            skipped_special: report.skipped_devices,
+        })
+    }
+
+    /// A locked directory to assemble a new image in (`rootfs/` inside),
+    /// removed when dropped.
+    pub(crate) fn begin(&self) -> Result<TempDir, ImageError> {
+        fs::create_dir_all(&self.dir).map_err(ImageError::io("create", &self.dir))?;
+        self.collect_abandoned();
+        TempDir::create(&self.dir).map_err(ImageError::io("create a directory in", &self.dir))
+    }
+
+    /// Records `info` in `staging` and puts it in place of any image of
+    /// that name, at once.
+    pub(crate) fn install(&self, staging: TempDir, info: &ImageInfo) -> Result<(), ImageError> {
         let record = staging.path().join("image.json");
         let json =
-            serde_json::to_vec_pretty(&info).map_err(|e| ImageError::io("write", &record)(io::Error::other(e)))?;
+            serde_json::to_vec_pretty(info).map_err(|e| ImageError::io("write", &record)(io::Error::other(e)))?;
         fs::write(&record, json).map_err(ImageError::io("write", &record))?;
 
-        let target = self.image_dir(name);
+        let target = self.image_dir(&info.name);
         let old = self.dir.join(format!(".rm-{}", random_id(6)));
         let had_old = fs::rename(&target, &old).is_ok();
         staging.rename_to(&target).map_err(ImageError::io("rename", &target))?;
         if had_old {
             let _ = remove_tree(&old);
         }
-        Ok(ImportSummary { info, skipped_special })
+        Ok(())
+    }
+
+    fn pull_lock_path(&self, name: &str) -> PathBuf {
+        let dir = self.image_dir(name);
+        let file = format!(".pull-{}.lock", dir.file_name().unwrap_or_default().to_string_lossy());
+        self.dir.join(file)
+    }
+
+    /// A lock held while `name` is pulled, so that two processes pulling
+    /// it store it once (the second finds it done).
+    pub(crate) fn pull_lock(&self, name: &str) -> io::Result<nix::fcntl::Flock<fs::File>> {
+        fs::create_dir_all(&self.dir)?;
+        let path = self.pull_lock_path(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))
     }
 
     /// Removes what stopped or killed imports and removals left: partial

@@ -11,6 +11,7 @@ mod backend;
 mod cache_dir;
 pub mod capabilities;
 pub mod child;
+pub mod credentials;
 pub mod docker;
 mod error;
 mod flatten;

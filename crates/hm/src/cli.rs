@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// pipeline's, else host]
     #[arg(long, value_enum, env = "HM_NETWORK", value_name = "MODE")]
     pub network: Option<NetworkName>,
+    /// When to pull the images the pipeline names (sandbox backend)
+    /// [default: `[images] pull` in the configuration, else missing]
+    #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
+    pub pull: Option<PullPolicy>,
     /// Run on the hosted service (not supported)
     #[arg(long, hide = true)]
     pub cloud: bool,
@@ -155,6 +159,18 @@ pub enum NetworkName {
     None,
 }
 
+/// `--pull`, `HM_PULL` and `[images] pull` in config.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Pull images that are not stored locally
+    Missing,
+    /// Check the registry for every pulled image, and pull what changed
+    Always,
+    /// Never pull: a missing image is an error
+    Never,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendName {
@@ -164,14 +180,21 @@ pub enum BackendName {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Pull an image from a registry (`ubuntu:24.04`, `ghcr.io/o/i:tag`, `name@sha256:...`)
+    Pull {
+        reference: String,
+        /// The platform to pick from an image index, as `linux/arm64/v8` (default: this machine's)
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+    },
     /// Import a root filesystem (a directory, or a tar archive such as `docker export` makes) as NAME
     Import { name: String, path: PathBuf },
-    /// List imported images
+    /// List pulled and imported images
     Ls {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
-    /// Remove an imported image
+    /// Remove an image, and the blobs no other image uses
     Rm { name: String },
 }
 

@@ -6,6 +6,8 @@ mod init;
 mod pipelines;
 mod run;
 
+pub use image::format_size;
+
 use std::path::PathBuf;
 
 use hm_exec::exit_codes;

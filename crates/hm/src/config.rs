@@ -16,6 +16,13 @@
 //! memory = "4GiB"         # HM_MEMORY
 //! cpus = 2.5              # HM_CPUS
 //!
+//! [images]                # pulls for the sandbox backend
+//! pull = "missing"        # HM_PULL: "missing" (default), "always" or "never"
+//! insecure = ["registry.lan:5000"]   # HM_INSECURE_REGISTRIES (comma-separated):
+//!                         # plain HTTP (loopback registries always may)
+//! [images.mirrors]        # tried in order, then the registry itself
+//! "docker.io" = ["mirror.lan:5000"]
+//!
 //! [preferences]           # Harmont's keys
 //! format = "json"         # the default of `hm run --format`
 //! auto_watch = false      # accepted; hm has no watch mode
@@ -26,11 +33,12 @@
 //! hosted service, which is not part of `hm`; they are accepted with one
 //! note, and the run goes on locally (see docs/decisions.md).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{BackendName, Format, NetworkName};
+use crate::cli::{BackendName, Format, NetworkName, PullPolicy};
 
 /// One configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +53,8 @@ struct File {
     resources: ResourcesFile,
     #[serde(default)]
     preferences: PreferencesFile,
+    #[serde(default)]
+    images: ImagesFile,
     /// Harmont's hosted-service settings: read, and otherwise ignored.
     cloud: Option<CloudFile>,
 }
@@ -93,6 +103,14 @@ struct ResourcesFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ImagesFile {
+    pull: Option<PullPolicy>,
+    insecure: Option<Vec<String>>,
+    mirrors: Option<BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CacheFile {
     max_entries: Option<u64>,
     max_size: Option<Size>,
@@ -124,6 +142,12 @@ pub struct Config {
     pub millicpus: Option<u64>,
     /// The output format of `hm run` when `--format` is not given.
     pub format: Option<Format>,
+    /// When `hm run` pulls images (`--pull` and `HM_PULL` win over it).
+    pub pull: Option<PullPolicy>,
+    /// Registries that may be reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Mirrors per registry, tried in order before it.
+    pub mirrors: BTreeMap<String, Vec<String>>,
     /// Things worth a line on stderr (settings read but not applied).
     pub notes: Vec<String>,
 }
@@ -141,6 +165,9 @@ impl Default for Config {
             memory: None,
             millicpus: None,
             format: None,
+            pull: None,
+            insecure_registries: Vec::new(),
+            mirrors: BTreeMap::new(),
             notes: Vec::new(),
         }
     }
@@ -255,6 +282,15 @@ impl Config {
             }
             None => {}
         }
+        if let Some(pull) = file.images.pull {
+            self.pull = Some(pull);
+        }
+        if let Some(insecure) = file.images.insecure {
+            self.insecure_registries = insecure;
+        }
+        for (registry, mirrors) in file.images.mirrors.unwrap_or_default() {
+            self.mirrors.insert(registry, mirrors);
+        }
         if let Some(cpus) = file.resources.cpus {
             self.millicpus = Some(millicpus(cpus).map_err(|m| parse_err(format!("resources.cpus: {m}")))?);
         }
@@ -284,6 +320,14 @@ impl Config {
                 message,
             })?;
             self.memory = Some(bytes);
+        }
+        if let Some(value) = var("HM_INSECURE_REGISTRIES") {
+            self.insecure_registries = value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(value) = var("HM_CPUS") {
             let cpus = value

@@ -32,6 +32,8 @@ pub enum CliError {
     #[error(transparent)]
     Image(#[from] hm_vm::ImageError),
     #[error(transparent)]
+    Pull(hm_vm::oci::PullError),
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("invalid `{flag}`: {message}")]
     BadArgument { flag: &'static str, message: String },
@@ -75,9 +77,13 @@ impl CliError {
                 hm_vm::ImageError::InvalidName(_)
                 | hm_vm::ImageError::NotFound(_)
                 | hm_vm::ImageError::NotARootfs(_)
+                | hm_vm::ImageError::BadImage { .. }
                 | hm_vm::ImageError::Missing(_),
             ) => exit_codes::USAGE,
             CliError::Image(hm_vm::ImageError::Interrupted) => exit_codes::INTERRUPTED,
+            CliError::Pull(hm_vm::oci::PullError::BadReference { .. }) => exit_codes::USAGE,
+            CliError::Pull(hm_vm::oci::PullError::Interrupted { .. }) => exit_codes::INTERRUPTED,
+            CliError::Pull(_) => exit_codes::UNAVAILABLE,
             CliError::Unavailable(_) => exit_codes::UNAVAILABLE,
             CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,
             CliError::NoExe(_)

@@ -99,12 +99,30 @@ fn unknown_image_is_exit_4_before_any_step() {
         step("b", "true").image(None),
     ];
     let fx = Fixture::with(&envelope("ci", &steps, &[], None));
-    let (code, err) = fails(&fx, &["run", "--format", "json"]);
+    let (code, err) = fails(&fx, &["run", "--format", "json", "--pull", "never"]);
     assert_eq!(code, 4);
     assert!(
-        err.contains("image `debian:bookworm` not found") && err.contains("hm image import debian:bookworm PATH"),
+        err.contains("image `debian:bookworm` not found")
+            && err.contains("hm image pull debian:bookworm")
+            && err.contains("hm image import debian:bookworm PATH"),
         "{err}"
     );
+
+    // Pulled by default: a registry that cannot be reached is exit 4 too,
+    // naming the image, with nothing but the pull's events on stdout.
+    let out = fx
+        .command(&["run", "--format", "json"])
+        .env("HM_INSECURE_REGISTRIES", "")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("cannot pull `docker.io/library/debian:bookworm`"), "{err}");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(event["kind"].as_str().unwrap().starts_with("image_pull"), "{line}");
+    }
+    fx.assert_clean();
 }
 
 #[test]

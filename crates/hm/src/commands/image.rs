@@ -14,8 +14,35 @@ use crate::error::CliError;
 
 /// `hm image ...`.
 pub async fn image(command: ImageCommand) -> Result<i32, CliError> {
-    let store = ImageStore::new(&cache_dir()?);
+    let cache = cache_dir()?;
+    let store = ImageStore::new(&cache);
     match command {
+        ImageCommand::Pull { reference, platform } => {
+            let name = crate::pull::parse(&reference)?;
+            let root = std::env::current_dir()
+                .ok()
+                .and_then(|dir| hm_dsl::Project::find(&dir).ok());
+            let config = super::config(root.as_ref().map(|p| p.root.as_path()))?;
+            let settings = crate::pull::settings(&config, platform.as_deref())?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopper = stop.clone();
+            let signals = tokio::spawn(async move {
+                let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                stopper.store(true, Ordering::SeqCst);
+                say!("hm: interrupted; removing what the pull stored so far...");
+            });
+            let pulled = crate::pull::pull(&cache, &name, &settings, crate::pull::View::Human, None, stop).await;
+            signals.abort();
+            let pulled = pulled?;
+            crate::output::print(&format!("{} {}\n", pulled.info.name, pulled.info.id))?;
+        }
         ImageCommand::Import { name, path } => {
             say!("importing `{name}` from `{}`...", path.display());
             let summary = import(store, name.clone(), path).await?;
@@ -39,18 +66,36 @@ pub async fn image(command: ImageCommand) -> Result<i32, CliError> {
                 Format::Json => print_json(&images)?,
                 Format::Human => {
                     let width = images.iter().map(|i| i.name.len()).max().unwrap_or(4).max(4);
-                    let mut text = format!("{:<width$}  {:<19}  {:>9}  CREATED\n", "NAME", "ID", "SIZE");
+                    let mut text = format!(
+                        "{:<width$}  {:<19}  {:>9}  {:<8}  SOURCE\n",
+                        "NAME", "DIGEST", "SIZE", "PULLED"
+                    );
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
                     for image in images {
+                        let (when, source) = match image.pulled {
+                            Some(at) => (
+                                format!("{} ago", format_age(now.saturating_sub(at))),
+                                image.source.clone(),
+                            ),
+                            None => (
+                                "-".to_owned(),
+                                format!(
+                                    "imported {} ago from {}",
+                                    format_age(now.saturating_sub(image.created)),
+                                    image.source
+                                ),
+                            ),
+                        };
                         text.push_str(&format!(
-                            "{:<width$}  {:<19}  {:>9}  {} ago\n",
+                            "{:<width$}  {:<19}  {:>9}  {:<8}  {}\n",
                             image.name,
                             short_id(&image.id),
                             format_size(image.size_bytes),
-                            format_age(now.saturating_sub(image.created))
+                            when,
+                            source,
                         ));
                     }
                     crate::output::print(&text)?;
@@ -58,8 +103,14 @@ pub async fn image(command: ImageCommand) -> Result<i32, CliError> {
             }
         }
         ImageCommand::Rm { name } => {
-            store.remove(&name)?;
-            say!("removed `{name}`");
+            let freed = store.remove(&name)?;
+            match freed {
+                0 => say!("removed `{name}`"),
+                bytes => say!(
+                    "removed `{name}` and {} of blobs no other image uses",
+                    format_size(bytes)
+                ),
+            }
         }
     }
     Ok(exit_codes::PASSED)

@@ -1,4 +1,5 @@
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
@@ -6,11 +7,11 @@ use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
 use hm_vm::{
     DockerBackend, DockerConfig, Network, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS,
 };
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::pipelines::select;
 use super::{cache_dir, load};
-use crate::cli::{BackendName, Format, NetworkName, RunArgs};
+use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
 
@@ -115,6 +116,34 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     for note in vm.notes() {
         say!("note: {note}");
     }
+    let format = args.format.or(config.format).unwrap_or(Format::Human);
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut renderer: Box<dyn Renderer> = match format {
+        Format::Json => Box::new(JsonRenderer::new(out)),
+        Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal))),
+    };
+    if vm.name() == "sandbox" {
+        let policy = args.pull.or(config.pull).unwrap_or(PullPolicy::Missing);
+        let mut roots: Vec<String> = Vec::new();
+        for step in plan.steps.iter().filter(|s| s.parent.is_none()) {
+            if !roots.contains(&step.base_image) {
+                roots.push(step.base_image.clone());
+            }
+        }
+        let wanted = crate::pull::to_pull(&cache, &roots, policy)?;
+        if !wanted.is_empty() {
+            let settings = crate::pull::settings(&config, None)?;
+            let view = match format {
+                Format::Json => crate::pull::View::Events,
+                Format::Human => crate::pull::View::Human,
+            };
+            for (_, name) in wanted {
+                pull_before_build(&cache, &name, &settings, view, &mut signals, &mut *renderer).await?;
+            }
+        }
+    }
     let parallelism = args
         .parallelism
         .or(config.parallelism)
@@ -153,13 +182,6 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         }
     });
 
-    let stdout = std::io::stdout();
-    let terminal = stdout.is_terminal();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut renderer: Box<dyn Renderer> = match args.format.or(config.format).unwrap_or(Format::Human) {
-        Format::Json => Box::new(JsonRenderer::new(out)),
-        Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal))),
-    };
     let mut events = handle.events;
     let mut output_error = None;
     while let Some(event) = events.recv().await {
@@ -187,6 +209,51 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         return Err(CliError::Output(err));
     }
     Ok(outcome.exit_code)
+}
+
+/// Pulls one image before the build, its events through `renderer`; an
+/// interrupt stops it (exit 130, nothing of it stored).
+async fn pull_before_build(
+    cache: &std::path::Path,
+    name: &hm_vm::oci::ImageName,
+    settings: &hm_vm::oci::PullSettings,
+    view: crate::pull::View,
+    signals: &mut (std::io::Result<Signal>, std::io::Result<Signal>),
+    renderer: &mut dyn Renderer,
+) -> Result<(), CliError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let pull = crate::pull::pull(cache, name, settings, view, Some(events_tx), stop.clone());
+    tokio::pin!(pull);
+    let interrupted = async {
+        match signals {
+            (Ok(int), Ok(term)) => tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            },
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::pin!(interrupted);
+    let mut said = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut pull => break result,
+            Some(event) = events_rx.recv() => {
+                let _ = renderer.event(&event).and_then(|()| renderer.flush());
+            }
+            () = &mut interrupted, if !said => {
+                said = true;
+                stop.store(true, Ordering::SeqCst);
+                say!("hm: interrupted; removing what the pull stored so far...");
+            }
+        }
+    };
+    while let Ok(event) = events_rx.try_recv() {
+        let _ = renderer.event(&event);
+    }
+    let _ = renderer.flush();
+    result.map(|_| ())
 }
 
 /// The steps' network: `--network` (or `HM_NETWORK`), else the

@@ -1,7 +1,8 @@
 //! Registry credentials for pulling an image, read from the Docker client's
 //! configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
 //! a credential helper for the registry, the default credential store, or
-//! the `auths` entry.
+//! the `auths` entry. One reading for both backends: the docker backend
+//! hands them to the daemon, the sandbox's puller to the registry.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,7 +10,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use base64::Engine;
-use bollard::auth::DockerCredentials;
 use serde::Deserialize;
 
 /// The key Docker Hub's credentials are stored under.
@@ -41,6 +41,25 @@ struct HelperReply {
     secret: String,
 }
 
+/// What the configuration holds for a registry.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A user name and password (or access token used as one).
+    Basic { username: String, password: String },
+    /// An OAuth2 refresh token (`identitytoken`, or a helper's `<token>`).
+    IdentityToken(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never a secret in a log.
+        match self {
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            Credentials::IdentityToken(_) => f.write_str("IdentityToken(***)"),
+        }
+    }
+}
+
 /// The registry an image reference names: its first component when that
 /// looks like a host (`localhost`, a dot or a port), else Docker Hub.
 pub(crate) fn registry_of(image: &str) -> &str {
@@ -59,7 +78,22 @@ fn config_dir() -> Option<PathBuf> {
 }
 
 /// The credentials to pull `image` with, if the configuration has any.
-pub(crate) fn credentials(image: &str) -> Result<Option<DockerCredentials>, String> {
+pub(crate) fn credentials(image: &str) -> Result<Option<Credentials>, String> {
+    for_registry(registry_of(image))
+}
+
+/// The key `registry` (`docker.io`, `host:port`) is stored under.
+pub(crate) fn server_key(registry: &str) -> &str {
+    if registry == "docker.io" {
+        DOCKER_HUB
+    } else {
+        registry
+    }
+}
+
+/// The credentials the configuration has for `registry` (`docker.io`,
+/// `ghcr.io`, `host:port`).
+pub(crate) fn for_registry(registry: &str) -> Result<Option<Credentials>, String> {
     let Some(path) = config_dir().map(|d| d.join("config.json")) else {
         return Ok(None);
     };
@@ -70,8 +104,7 @@ pub(crate) fn credentials(image: &str) -> Result<Option<DockerCredentials>, Stri
     };
     let config: ConfigFile =
         serde_json::from_str(&text).map_err(|err| format!("`{}` is not valid: {err}", path.display()))?;
-    let registry = registry_of(image);
-    let server = if registry == "docker.io" { DOCKER_HUB } else { registry };
+    let server = server_key(registry);
     if let Some(helper) = config.cred_helpers.get(registry).or(config.creds_store.as_ref()) {
         if let Some(found) = from_helper(helper, server)? {
             return Ok(Some(found));
@@ -79,10 +112,9 @@ pub(crate) fn credentials(image: &str) -> Result<Option<DockerCredentials>, Stri
     }
     let entry = config.auths.iter().find(|(key, _)| normalize(key) == normalize(server));
     let Some((_, entry)) = entry else { return Ok(None) };
-    let mut credentials = DockerCredentials {
-        serveraddress: Some(server.to_owned()),
-        ..Default::default()
-    };
+    if let Some(token) = &entry.identitytoken {
+        return Ok(Some(Credentials::IdentityToken(token.clone())));
+    }
     if let Some(auth) = &entry.auth {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
@@ -94,11 +126,12 @@ pub(crate) fn credentials(image: &str) -> Result<Option<DockerCredentials>, Stri
                 path.display()
             )
         })?;
-        credentials.username = Some(user.to_owned());
-        credentials.password = Some(password.to_owned());
+        return Ok(Some(Credentials::Basic {
+            username: user.to_owned(),
+            password: password.to_owned(),
+        }));
     }
-    credentials.identitytoken = entry.identitytoken.clone();
-    Ok(Some(credentials))
+    Ok(None)
 }
 
 /// A registry key without scheme and path: `https://r.io/v1/` is `r.io`.
@@ -116,7 +149,7 @@ fn normalize(key: &str) -> &str {
 }
 
 /// Asks `docker-credential-HELPER get` for `server`'s credentials.
-fn from_helper(helper: &str, server: &str) -> Result<Option<DockerCredentials>, String> {
+fn from_helper(helper: &str, server: &str) -> Result<Option<Credentials>, String> {
     let program = format!("docker-credential-{helper}");
     let mut command = Command::new(&program);
     crate::child::die_with_parent(&mut command);
@@ -142,17 +175,14 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<DockerCredentials>, 
     }
     let reply: HelperReply = serde_json::from_slice(&output.stdout)
         .map_err(|err| format!("the credential helper `{program}` answered something else: {err}"))?;
-    let mut credentials = DockerCredentials {
-        serveraddress: Some(server.to_owned()),
-        ..Default::default()
-    };
-    if reply.username == "<token>" {
-        credentials.identitytoken = Some(reply.secret);
+    Ok(Some(if reply.username == "<token>" {
+        Credentials::IdentityToken(reply.secret)
     } else {
-        credentials.username = Some(reply.username);
-        credentials.password = Some(reply.secret);
-    }
-    Ok(Some(credentials))
+        Credentials::Basic {
+            username: reply.username,
+            password: reply.secret,
+        }
+    }))
 }
 
 #[cfg(test)]
