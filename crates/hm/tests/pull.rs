@@ -944,3 +944,96 @@ fn apt_installs_a_package_on_a_pulled_debian_image_as_an_unprivileged_user() {
     );
     fx.assert_clean();
 }
+
+/// `hm image import` of images on disk: an OCI layout directory, the same
+/// as a tarball, and the older `docker save` format (`manifest.json` naming
+/// layer files), each giving the layers as a pull does.
+#[test]
+fn image_layouts_and_docker_save_archives_import_as_pulls_do() {
+    if !sandbox_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let layout = layered_image(work.path());
+    let image = &layout.images[0];
+
+    // docker save's older format: layer files by path, a config by path.
+    let save = work.path().join("save");
+    fs::create_dir_all(&save).unwrap();
+    let blob = |digest: &str| {
+        layout
+            .dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    fs::copy(blob(&image.config.digest), save.join("config.json")).unwrap();
+    let mut layers = Vec::new();
+    for (i, layer) in image.layers.iter().enumerate() {
+        let name = format!("{i}/layer.tar");
+        fs::create_dir_all(save.join(i.to_string())).unwrap();
+        fs::copy(blob(&layer.digest), save.join(&name)).unwrap();
+        layers.push(name);
+    }
+    let manifest = json!([{"Config": "config.json", "RepoTags": ["layered:save"], "Layers": layers}]);
+    fs::write(save.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let tarball = work.path().join("layout.tar");
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&layout.dir)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+
+    for (name, source) in [
+        ("local/layout:1", layout.dir.clone()),
+        ("local/layout:tar", tarball.clone()),
+        ("local/save:1", save.clone()),
+    ] {
+        let fx = one_step("inspect", INSPECT, name);
+        let out = hm(&fx, &["image", "import", name, source.to_str().unwrap()], &[]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let listing = images(&fx);
+        let imported = image_entry(&listing, name);
+        if name != "local/save:1" {
+            assert_eq!(
+                imported["id"],
+                layout.digest(),
+                "{name}: the manifest's digest is its identity"
+            );
+        }
+        assert!(imported["pulled"].is_null(), "{imported}");
+        // Imported images are not pulled, even with --pull always.
+        let run = hm_run(&fx, &["--pull", "always"], &[]);
+        assert_layered(&run);
+        fx.assert_clean();
+    }
+
+    // A layer that is not what its digest says is refused, naming it.
+    let bad = work.path().join("bad");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&layout.dir)
+        .arg(&bad)
+        .status()
+        .unwrap()
+        .success());
+    let victim = &image.layers[1].digest;
+    let path = bad.join("blobs/sha256").join(victim.trim_start_matches("sha256:"));
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let fx = Fixture::new();
+    let out = hm(&fx, &["image", "import", "local/bad:1", bad.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(victim.as_str()), "{}", stderr(&out));
+    assert!(images(&fx).is_empty(), "nothing stored");
+}
+
+fn image_entry<'a>(listing: &'a [Value], name: &str) -> &'a Value {
+    image(listing, name).unwrap_or_else(|| panic!("{name} not listed: {listing:#?}"))
+}
