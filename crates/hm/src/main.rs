@@ -7,6 +7,7 @@ mod output;
 mod cli;
 mod commands;
 mod config;
+mod early;
 mod error;
 mod pull;
 
@@ -22,6 +23,9 @@ fn main() {
     }
 
     let cli = cli::Cli::parse();
+    if matches!(cli.command, cli::Command::Run(_)) {
+        early::listen();
+    }
     // Commands that only evaluate pipeline files run on this thread: worker
     // threads would cost more to start than the command takes.
     let mut builder = match cli.command {

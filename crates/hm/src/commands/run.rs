@@ -26,6 +26,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     // Handled from the start: an interrupt while the pipeline loads stops
     // the build before its first step (exit 130), never kills `hm` midway.
     let mut signals = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    if crate::early::interrupted() {
+        return Ok(interrupted_while_loading());
+    }
     if args.cloud {
         return Err(CliError::Cloud);
     }
