@@ -247,7 +247,7 @@ impl<R: Read> Read for Source<R> {
 /// The tar stream inside the layer blob.
 enum Decoder<R: BufRead> {
     Tar(R),
-    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, R>),
 }
 
@@ -269,7 +269,10 @@ impl<R: Read> Decoder<Input<R>> {
         }
         let input = BufReader::with_capacity(BUF_SIZE, io::Cursor::new(magic).take(len as u64).chain(reader));
         Ok(match magic[..len] {
-            [0x1f, 0x8b, ..] => (Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(input)), "gzip"),
+            [0x1f, 0x8b, ..] => (
+                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input))),
+                "gzip",
+            ),
             [0x28, 0xb5, 0x2f, 0xfd] => (Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(input)?), "zstd"),
             _ => (Decoder::Tar(input), "tar"),
         })
