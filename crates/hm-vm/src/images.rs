@@ -401,10 +401,7 @@ impl ImageStore {
             source: source.display().to_string(),
             size_bytes: report.bytes,
             files: report.entries,
-            env: match image.env.is_empty() {
-                true => vec![format!("PATH={DEFAULT_PATH}")],
-                false => image.env,
-            },
+            env: image.env,
             digest: Some(image.digest),
             pulled: None,
             blobs: Vec::new(),

@@ -59,7 +59,8 @@ pub struct LocalImage {
     /// Layer files, bottom first, with the digest to check each against
     /// (none for `docker save`'s older format, which names layers by path).
     pub layers: Vec<(PathBuf, Option<String>)>,
-    /// The image's environment, from its configuration.
+    /// The image's environment, from its configuration (`PATH` alone when
+    /// it sets none).
     pub env: Vec<String>,
 }
 
@@ -90,10 +91,21 @@ struct SaveEntry {
     layers: Vec<String>,
 }
 
+/// The parts of an image configuration a step needs.
 #[derive(Debug, Default, Deserialize)]
-struct Config {
+pub(crate) struct ImageConfig {
     #[serde(default)]
     config: Option<RunConfig>,
+}
+
+impl ImageConfig {
+    /// The image's environment, or `PATH` alone when it sets none.
+    pub(crate) fn env(self) -> Vec<String> {
+        self.config
+            .and_then(|c| c.env)
+            .filter(|env| !env.is_empty())
+            .unwrap_or_else(|| vec![format!("PATH={}", crate::images::DEFAULT_PATH)])
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,10 +131,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<(Vec<u8>, T), 
 
 fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, String> {
     Ok(dir.join("blobs").join("sha256").join(check_digest(digest)?))
-}
-
-fn env_of(config: Config) -> Vec<String> {
-    config.config.and_then(|c| c.env).unwrap_or_default()
 }
 
 fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, String> {
@@ -152,7 +160,7 @@ fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, String> {
         let config = manifest
             .config
             .ok_or_else(|| format!("manifest {digest} has no config (is it an image?)"))?;
-        let (_, config): (_, Config) = read_json(&blob_path(dir, &config.digest)?)?;
+        let (_, config): (_, ImageConfig) = read_json(&blob_path(dir, &config.digest)?)?;
         let layers = manifest
             .layers
             .into_iter()
@@ -161,7 +169,7 @@ fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, String> {
         return Ok(LocalImage {
             digest,
             layers,
-            env: env_of(config),
+            env: config.env(),
         });
     }
     Err("its indexes nest too deep".to_owned())
@@ -181,7 +189,7 @@ fn read_docker_save(dir: &Path) -> Result<LocalImage, String> {
         }
         Ok(dir.join(path))
     };
-    let (_, config): (_, Config) = read_json(&inside(&entry.config)?)?;
+    let (_, config): (_, ImageConfig) = read_json(&inside(&entry.config)?)?;
     let layers = entry
         .layers
         .iter()
@@ -190,7 +198,7 @@ fn read_docker_save(dir: &Path) -> Result<LocalImage, String> {
     Ok(LocalImage {
         digest: super::blobs::digest_of(&bytes),
         layers,
-        env: env_of(config),
+        env: config.env(),
     })
 }
 

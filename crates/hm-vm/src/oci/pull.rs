@@ -31,7 +31,7 @@ use super::platform::{pick, IndexEntry, Platform};
 use super::reference::{endpoint, is_loopback, ImageName};
 use super::unpack::{apply_layer, UnpackOptions, UnpackReport};
 use crate::credentials::{self, Credentials};
-use crate::images::{ImageInfo, ImageStore, DEFAULT_PATH};
+use crate::images::{ImageInfo, ImageStore};
 
 /// Layers downloaded at once (as `docker pull` does).
 const CONCURRENT_DOWNLOADS: usize = 3;
@@ -132,20 +132,6 @@ struct Manifest {
     layers: Vec<OciDescriptor>,
     #[serde(default)]
     manifests: Option<Vec<IndexEntry>>,
-}
-
-/// The parts of an image configuration a step needs.
-#[derive(Debug, Default, Deserialize)]
-struct ImageConfig {
-    #[serde(default)]
-    config: Option<RunConfig>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RunConfig {
-    #[serde(default)]
-    env: Option<Vec<String>>,
 }
 
 /// One place to fetch from: a mirror, or the registry itself (`None`).
@@ -465,7 +451,7 @@ async fn fetch(
             bytes
         }
     };
-    let image_config: ImageConfig = serde_json::from_slice(&config_bytes)
+    let image_config: super::layout::ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|err| registry_err(format!("its config {} is not valid: {err}", config.digest)))?;
 
     observer.event(PullEvent::Resolved {
@@ -551,11 +537,7 @@ async fn fetch(
     let pulled_at = now();
     let mut blob_list = vec![config.digest.clone()];
     blob_list.extend(manifest.layers.iter().map(|l| l.digest.clone()));
-    let env = image_config
-        .config
-        .and_then(|c| c.env)
-        .filter(|env| !env.is_empty())
-        .unwrap_or_else(|| vec![format!("PATH={DEFAULT_PATH}")]);
+    let env = image_config.env();
     let info = ImageInfo {
         name: image.clone(),
         id: digest.clone(),
