@@ -18,8 +18,7 @@ use util::registry::{
 };
 use util::{envelope, sandbox_available, step, tiny_rootfs, Fixture, Run};
 
-/// An unprivileged uid for the tests that pull as another user (nobody).
-const UID: u32 = 65534;
+use util::NOBODY as UID;
 
 /// What steps on the test images need.
 const TOOLS: &[&str] = &[
@@ -68,23 +67,7 @@ fn hm_run(fx: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Run {
 /// the fixture's directory handed to that user first.
 fn hm_as_user(fx: &Fixture, args: &[&str]) -> Output {
     let home = home(fx);
-    let mut command = Command::new(util::hm_bin());
-    if util::is_root() {
-        let chown = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{UID}:{UID}"))
-            .arg(fx.dir.path())
-            .status()
-            .unwrap();
-        assert!(chown.success());
-        command = Command::new("setpriv");
-        command.args([
-            &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
-            "--clear-groups",
-            util::hm_bin(),
-        ]);
-    }
+    let mut command = util::hm_as_nobody(fx);
     command
         .args(args)
         .current_dir(fx.project())

@@ -7,29 +7,10 @@ use std::process::Command;
 
 use util::{envelope, sandbox_available, step, Fixture, Run};
 
-/// An unprivileged uid for the test (nobody).
-const UID: u32 = 65534;
-
 /// `hm ARGS` in `project` as the unprivileged user (when root) or as
 /// ourselves (already unprivileged), with the fixture's cache.
 fn run_unprivileged(fx: &Fixture, project: &std::path::Path, args: &[&str]) -> Run {
-    let mut command = Command::new(util::hm_bin());
-    if util::is_root() {
-        let status = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{UID}:{UID}"))
-            .arg(fx.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        command = Command::new("setpriv");
-        command.args([
-            &format!("--reuid={UID}"),
-            &format!("--regid={UID}"),
-            "--clear-groups",
-            util::hm_bin(),
-        ]);
-    }
+    let mut command = util::hm_as_nobody(fx);
     let output = command
         .args(args)
         .current_dir(project)

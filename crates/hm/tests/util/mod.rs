@@ -577,3 +577,31 @@ pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// An unprivileged uid for tests that act as another user (nobody).
+pub const NOBODY: u32 = 65534;
+
+/// A command running `hm` as [`NOBODY`] (when root; as ourselves when
+/// already unprivileged), the fixture's directory handed to that user
+/// first.
+#[allow(dead_code)] // not every test file acts as another user
+pub fn hm_as_nobody(fx: &Fixture) -> Command {
+    if !is_root() {
+        return Command::new(hm_bin());
+    }
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{NOBODY}:{NOBODY}"))
+        .arg(fx.dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let mut command = Command::new("setpriv");
+    command.args([
+        &format!("--reuid={NOBODY}"),
+        &format!("--regid={NOBODY}"),
+        "--clear-groups",
+        hm_bin(),
+    ]);
+    command
+}
