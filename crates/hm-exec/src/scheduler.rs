@@ -218,38 +218,44 @@ impl<'p> Scheduler<'p> {
     /// Moves a waiting step on if everything before it has ended: to ready,
     /// or to skipped (and then its successors too).
     fn consider(&mut self, idx: StepIdx, actions: &mut Vec<Action>) {
-        if self.states[idx] != State::Waiting {
-            return;
-        }
-        let step = &self.plan.steps[idx];
-        let lenient = step.node.step.continue_on_failure;
-        let mut blocker = None;
-        for (pred, ordering_only) in step
-            .parent
-            .map(|p| (p, false))
-            .into_iter()
-            .chain(step.depends_on.iter().map(|&p| (p, lenient)))
-        {
-            match self.states[pred] {
-                State::Done(status) if status.is_success() || ordering_only => {}
-                State::Skipped if ordering_only => {}
-                State::Done(status) => blocker = blocker.or(Some((pred, UpstreamStatus::Failed(status)))),
-                State::Skipped => blocker = blocker.or(Some((pred, UpstreamStatus::Skipped))),
-                _ => return,
+        // A worklist, not recursion: a chain of skips is as long as the plan
+        // and would overflow the stack. Successors go on in reverse so that
+        // they are taken depth first, in order, as recursion took them.
+        let mut pending = vec![idx];
+        'pending: while let Some(idx) = pending.pop() {
+            if self.states[idx] != State::Waiting {
+                continue;
             }
-        }
-        match blocker {
-            Some((pred, status)) => {
-                self.states[idx] = State::Skipped;
-                let key = self.plan.steps[pred].key().to_owned();
-                actions.push(Action::Skip(idx, SkipReason::Upstream { key, status }));
-                for next in self.plan.successors(idx).collect::<Vec<_>>() {
-                    self.consider(next, actions);
+            let step = &self.plan.steps[idx];
+            let lenient = step.node.step.continue_on_failure;
+            let mut blocker = None;
+            for (pred, ordering_only) in step
+                .parent
+                .map(|p| (p, false))
+                .into_iter()
+                .chain(step.depends_on.iter().map(|&p| (p, lenient)))
+            {
+                match self.states[pred] {
+                    State::Done(status) if status.is_success() || ordering_only => {}
+                    State::Skipped if ordering_only => {}
+                    State::Done(status) => blocker = blocker.or(Some((pred, UpstreamStatus::Failed(status)))),
+                    State::Skipped => blocker = blocker.or(Some((pred, UpstreamStatus::Skipped))),
+                    _ => continue 'pending,
                 }
             }
-            None => {
-                self.states[idx] = State::Ready;
-                self.ready.push((step.remaining, Reverse(idx)));
+            match blocker {
+                Some((pred, status)) => {
+                    self.states[idx] = State::Skipped;
+                    let key = self.plan.steps[pred].key().to_owned();
+                    actions.push(Action::Skip(idx, SkipReason::Upstream { key, status }));
+                    let first = pending.len();
+                    pending.extend(self.plan.successors(idx));
+                    pending[first..].reverse();
+                }
+                None => {
+                    self.states[idx] = State::Ready;
+                    self.ready.push((step.remaining, Reverse(idx)));
+                }
             }
         }
     }
@@ -417,6 +423,50 @@ mod tests {
         assert_eq!(starts(&actions), [3]);
         s.finished(3, StepStatus::Passed);
         assert!(s.is_done());
+    }
+
+    /// Regression: skipping the descendants of a failed step recursed once
+    /// per step, so a long enough chain overflowed the stack (10,000 steps
+    /// did on a test thread's default 2 MiB).
+    #[test]
+    fn a_failed_root_skips_a_very_long_chain_without_overflowing_the_stack() {
+        const LEN: usize = 100_000;
+        let mut pipeline: Pipeline = serde_json::from_value(json!({
+            "slug": "t", "definition": {"version": "0", "graph": {"nodes": [], "edge_property": "directed", "edges": []}}
+        }))
+        .unwrap();
+        let node: hm_ir::Node = serde_json::from_value(json!({"step": {"key": "", "cmd": "true"}})).unwrap();
+        let graph = &mut pipeline.definition.graph;
+        graph.nodes = (0..LEN)
+            .map(|i| {
+                let mut node = node.clone();
+                node.step.key = format!("s{i}");
+                node
+            })
+            .collect();
+        graph.edges = (1..LEN as u32)
+            .map(|i| Some((i - 1, i, hm_ir::EdgeKind::BuildsIn)))
+            .collect();
+        let p = Plan::new(&pipeline).unwrap();
+        // A stack of a set size, whatever RUST_MIN_STACK and the
+        // optimisation level: the chain must not depend on it.
+        let actions = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let mut s = Scheduler::new(&p, 4, false);
+                assert_eq!(starts(&s.start()), [0]);
+                let actions = s.finished(0, StepStatus::Failed);
+                assert!(s.is_done());
+                actions
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(skips(&actions), (1..LEN).collect::<Vec<_>>());
+        let Action::Skip(_, SkipReason::Upstream { key, status }) = &actions[LEN - 2] else {
+            panic!("{:?}", actions[LEN - 2]);
+        };
+        assert_eq!((key.as_str(), *status), ("s99998", UpstreamStatus::Skipped));
     }
 
     #[test]
