@@ -16,6 +16,14 @@ use crate::workspace::{EntryKind, Manifest};
 /// The version of the key encoding; changing it invalidates every entry.
 const KEY_VERSION: &str = "hm-cache-key-v2";
 
+/// Seconds since the epoch (0 before it), for `ttl` windows and entry times.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// How a build uses the cache.
 #[derive(Clone)]
 pub struct CacheSettings {

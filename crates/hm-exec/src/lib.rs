@@ -9,10 +9,13 @@
 
 pub mod cache;
 pub mod events;
+#[cfg(test)]
+mod fake;
 mod local;
 mod outcome;
 mod runner;
 pub mod scheduler;
+pub mod store;
 pub mod workspace;
 
 pub use cache::CacheSettings;
@@ -21,4 +24,4 @@ pub use local::{
     BackendHandle, Capabilities, ExecutionBackend, Interrupter, LocalBackend, RunControl, RunError, RunRequest,
 };
 pub use outcome::{exit_codes, BuildOutcome};
-pub use runner::delete_doomed;
+pub use store::{delete_and_collect, delete_doomed, SnapshotCache};

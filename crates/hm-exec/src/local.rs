@@ -5,19 +5,20 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hm_ir::{Plan, StepIdx};
-use hm_vm::{BackendUnavailable, VmBackend};
-use tokio::sync::{mpsc, watch};
+use hm_vm::{BackendUnavailable, Found, ImageRef, VmBackend};
+use tokio::sync::{mpsc, watch, OnceCell};
 use tokio::task::JoinSet;
 
 use crate::cache::CacheSettings;
 use crate::events::{now_rfc3339, Event, PlanSummary, StepStatus};
 use crate::outcome::{build_status, BuildOutcome};
-use crate::runner::{delete_doomed, prefetch, RunContext, RunnerRegistry, StepReport, DEFAULT_RUNNER};
+use crate::runner::{prefetch, Kept, RunnerRegistry, Shared, StepInput, StepOutcome, DEFAULT_RUNNER};
 use crate::scheduler::{Action, Scheduler, StopReason};
+use crate::store::SnapshotCache;
 use crate::workspace::Source;
 
 /// What a build needs.
@@ -47,8 +48,10 @@ pub struct Capabilities {
 /// A build that could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// Found before any step started (an image), or by the first step
+    /// about to boot (the backend itself).
     #[error(transparent)]
-    Unavailable(#[from] BackendUnavailable),
+    Unavailable(Arc<BackendUnavailable>),
     #[error("the build task failed")]
     Panicked(#[source] tokio::task::JoinError),
 }
@@ -145,37 +148,32 @@ impl ExecutionBackend for LocalBackend {
     }
 }
 
-/// Lets go of the cache entries this build held, brings the cache within
-/// its bounds (entries this build held could not go before), deletes what
-/// nothing needs any more, and collects stored parts no entry knows (left
-/// by a killed process). Failures only leave work for a later run.
-async fn release_cache(vm: &dyn VmBackend, cache: &CacheSettings, stored: bool) {
-    let registry = cache.registry.clone();
-    let backend = vm.name().to_owned();
-    let bounds = cache.bounds;
-    let released = tokio::task::spawn_blocking(move || {
-        let released = registry.release()?;
-        let evicted = if stored {
-            registry.evict(bounds)?
-        } else {
-            hm_vm::Doomed::default()
-        };
-        let known = registry.known_parts(&backend)?;
-        Ok::<_, hm_vm::RegistryError>((released, evicted, known))
-    })
-    .await;
-    if let Ok(Ok((released, evicted, known))) = released {
-        delete_doomed(vm, &released).await;
-        delete_doomed(vm, &evicted).await;
-        let _ = vm.collect_orphans(&known).await;
-    }
-}
-
 struct Build {
     vm: Arc<dyn VmBackend>,
     parallelism: usize,
     events: mpsc::Sender<Event>,
     interrupted: watch::Receiver<bool>,
+}
+
+/// What the build keeps of its steps while it runs; only the build's loop
+/// reads and writes it.
+#[derive(Default)]
+struct Ledger {
+    /// Snapshots children will boot from, with the source they saw.
+    snapshots: HashMap<StepIdx, Kept>,
+    /// Cache keys of the cached steps that passed or hit.
+    keys: HashMap<StepIdx, String>,
+    /// Entries found before the build started, by step, with their key.
+    prefetched: HashMap<StepIdx, (String, Found)>,
+    /// Steps that hold a snapshot until their children are done.
+    held: BTreeSet<StepIdx>,
+    /// How to stop each running step.
+    cancels: HashMap<StepIdx, watch::Sender<bool>>,
+    /// Whether a step stored a cache entry (the cache may be over its
+    /// bounds once the build lets go of what it held).
+    stored: bool,
+    /// Why the backend cannot run here, once a step found out.
+    unavailable: Option<Arc<BackendUnavailable>>,
 }
 
 impl Build {
@@ -188,14 +186,67 @@ impl Build {
         let started = Instant::now();
         // Images that do not exist make the build impossible: say so before
         // any event. The backend itself is checked before the first boot.
+        let images = self.resolve_images(&request.plan).await?;
+        self.announce(&request).await;
+        let shared = Arc::new(Shared {
+            plan: request.plan,
+            vm: self.vm.clone(),
+            source: Source::new(request.source_root).excluding(request.source_exclude),
+            env_overrides: request.env,
+            events: self.events.clone(),
+            images,
+            cache: request
+                .cache
+                .map(|settings| SnapshotCache::new(settings, self.vm.clone())),
+            backend: OnceCell::new(),
+        });
+        let mut ledger = Ledger {
+            // A registry that cannot be read now is read step by step instead.
+            prefetched: prefetch(&shared).await.unwrap_or_default(),
+            ..Ledger::default()
+        };
+        let mut scheduler = Scheduler::new(&shared.plan, self.parallelism, request.keep_going);
+        self.drive(&shared, &mut scheduler, &mut ledger).await?;
+
+        for idx in std::mem::take(&mut ledger.held) {
+            self.release(&mut ledger, idx).await;
+        }
+        if let Some(cache) = &shared.cache {
+            cache.finish(ledger.stored).await;
+        }
+        let (status, exit_code) = build_status(scheduler.stop_reason(), scheduler.any_failed());
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.emit(Event::BuildEnd {
+            exit_code,
+            duration_ms,
+            status,
+        })
+        .await;
+        if let Some(unavailable) = ledger.unavailable {
+            return Err(RunError::Unavailable(unavailable));
+        }
+        Ok(BuildOutcome {
+            status,
+            exit_code,
+            duration_ms,
+        })
+    }
+
+    /// The base images of the plan's roots.
+    async fn resolve_images(&self, plan: &Plan) -> Result<HashMap<String, ImageRef>, RunError> {
         let mut images = HashMap::new();
-        for step in request.plan.steps.iter().filter(|s| s.parent.is_none()) {
+        for step in plan.steps.iter().filter(|s| s.parent.is_none()) {
             if !images.contains_key(&step.base_image) {
-                let image = self.vm.resolve_image(&step.base_image).await?;
+                let image = self.vm.resolve_image(&step.base_image).await;
+                let image = image.map_err(|err| RunError::Unavailable(Arc::new(err)))?;
                 images.insert(step.base_image.clone(), image);
             }
         }
+        Ok(images)
+    }
 
+    /// `build_start`, then every step's `step_queued`.
+    async fn announce(&self, request: &RunRequest) {
         let plan = &request.plan;
         self.emit(Event::BuildStart {
             run_id: request.run_id.clone(),
@@ -219,30 +270,19 @@ impl Build {
             })
             .await;
         }
+    }
 
-        let ctx = Arc::new(RunContext {
-            plan: request.plan.clone(),
-            vm: self.vm.clone(),
-            source: Source::new(request.source_root.clone()).excluding(request.source_exclude.clone()),
-            env_overrides: request.env.clone(),
-            events: self.events.clone(),
-            images,
-            snapshots: Mutex::new(HashMap::new()),
-            cache: request.cache.clone(),
-            keys: Mutex::new(HashMap::new()),
-            checked: tokio::sync::Mutex::new(None),
-            unavailable: Mutex::new(None),
-            prefetched: Mutex::new(HashMap::new()),
-            stored: std::sync::atomic::AtomicBool::new(false),
-        });
-        // A registry that cannot be read now is read step by step instead.
-        let _ = prefetch(&ctx).await;
-        let plan = &ctx.plan;
+    /// Carries the scheduler's decisions out until every step is done,
+    /// feeding it what ends: steps, the pipeline's timeout, an interrupt.
+    async fn drive(
+        &mut self,
+        shared: &Arc<Shared>,
+        scheduler: &mut Scheduler<'_>,
+        ledger: &mut Ledger,
+    ) -> Result<(), RunError> {
+        let plan = &shared.plan;
         let runners = RunnerRegistry::new();
-        let mut scheduler = Scheduler::new(plan, self.parallelism, request.keep_going);
-        let mut tasks: JoinSet<(StepIdx, StepReport)> = JoinSet::new();
-        let mut cancels: HashMap<StepIdx, watch::Sender<bool>> = HashMap::new();
-        let mut held: BTreeSet<StepIdx> = BTreeSet::new();
+        let mut tasks: JoinSet<(StepIdx, StepOutcome)> = JoinSet::new();
         // A timeout too far away to represent is no timeout.
         let deadline = plan
             .timeout_seconds
@@ -258,15 +298,13 @@ impl Build {
             for action in actions.drain(..) {
                 match action {
                     Action::Start(idx) => {
-                        let step = &plan.steps[idx];
-                        let (cancel, cancelled) = watch::channel(false);
-                        cancels.insert(idx, cancel);
-                        let runner = runners.get(step.node.step.runner.as_deref());
-                        let ctx = ctx.clone();
-                        tasks.spawn(async move { (idx, runner.run(ctx, idx, cancelled).await) });
+                        let input = ledger.input(plan, idx);
+                        let runner = runners.get(plan.steps[idx].node.step.runner.as_deref());
+                        let shared = shared.clone();
+                        tasks.spawn(async move { (idx, runner.run(shared, input).await) });
                     }
                     Action::Cancel(idx) => {
-                        if let Some(cancel) = cancels.get(&idx) {
+                        if let Some(cancel) = ledger.cancels.get(&idx) {
                             cancel.send_replace(true);
                         }
                     }
@@ -280,9 +318,9 @@ impl Build {
                     }
                 }
             }
-            self.release_finished(&ctx, &scheduler, &mut held).await;
+            self.release_finished(plan, scheduler, ledger).await;
             if scheduler.is_done() {
-                break;
+                return Ok(());
             }
             let timeout = async {
                 match deadline {
@@ -292,19 +330,17 @@ impl Build {
             };
             tokio::select! {
                 Some(joined) = tasks.join_next() => {
-                    let (idx, report) = match joined {
-                        Ok(done) => done,
-                        Err(err) => return Err(RunError::Panicked(err)),
+                    let (idx, outcome) = joined.map_err(RunError::Panicked)?;
+                    self.step_ended(plan, idx, &outcome).await;
+                    let status = outcome.status;
+                    // Nothing more may start once the backend is known to
+                    // be unavailable: stop first, then let the step end.
+                    actions = match outcome.unavailable.is_some() {
+                        true => scheduler.stop(StopReason::Unavailable),
+                        false => Vec::new(),
                     };
-                    cancels.remove(&idx);
-                    if report.snapshot.is_some() {
-                        held.insert(idx);
-                    }
-                    self.step_ended(plan, idx, &report).await;
-                    actions = scheduler.finished(idx, report.status);
-                    if report.unavailable {
-                        actions.extend(scheduler.stop(StopReason::Unavailable));
-                    }
+                    ledger.record(idx, outcome);
+                    actions.extend(scheduler.finished(idx, status));
                 }
                 Ok(()) = self.interrupted.changed() => {
                     actions = scheduler.stop(StopReason::Interrupted);
@@ -315,49 +351,25 @@ impl Build {
                 }
             }
         }
-        for idx in std::mem::take(&mut held) {
-            self.release(&ctx, idx).await;
-        }
-        if let Some(cache) = &ctx.cache {
-            let stored = ctx.stored.load(std::sync::atomic::Ordering::SeqCst);
-            release_cache(self.vm.as_ref(), cache, stored).await;
-        }
-
-        let (status, exit_code) = build_status(scheduler.stop_reason(), scheduler.any_failed());
-        let duration_ms = started.elapsed().as_millis() as u64;
-        self.emit(Event::BuildEnd {
-            exit_code,
-            duration_ms,
-            status,
-        })
-        .await;
-        if let Some(unavailable) = ctx.unavailable.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(RunError::Unavailable(unavailable));
-        }
-        Ok(BuildOutcome {
-            status,
-            exit_code,
-            duration_ms,
-        })
     }
 
-    async fn step_ended(&self, plan: &Plan, idx: StepIdx, report: &StepReport) {
+    async fn step_ended(&self, plan: &Plan, idx: StepIdx, outcome: &StepOutcome) {
         let step_id = idx.to_string();
         self.emit(Event::StepEnd {
             step_id: step_id.clone(),
-            exit_code: report.exit_code,
-            duration_ms: report.duration.as_millis() as u64,
-            snapshot: report.snapshot.as_ref().map(|s| s.to_string()),
-            status: report.status,
-            message: report.message.clone(),
+            exit_code: outcome.exit_code,
+            duration_ms: outcome.duration.as_millis() as u64,
+            snapshot: outcome.snapshot.as_ref().map(|s| s.to_string()),
+            status: outcome.status,
+            message: outcome.message.clone(),
         })
         .await;
-        if report.status.is_success() {
+        if outcome.status.is_success() {
             return;
         }
         let step = &plan.steps[idx];
-        let message = match (report.status, &report.message) {
-            (StepStatus::Failed, None) => format!("step `{}` failed with exit code {}", step.key(), report.exit_code),
+        let message = match (outcome.status, &outcome.message) {
+            (StepStatus::Failed, None) => format!("step `{}` failed with exit code {}", step.key(), outcome.exit_code),
             (_, Some(message)) => format!("step `{}`: {message}", step.key()),
             (status, None) => format!("step `{}` ended as {status:?}", step.key()),
         };
@@ -365,7 +377,7 @@ impl Build {
             chain_idx: step.chain_idx,
             failed_step_id: step_id,
             failed_step_key: step.key().to_owned(),
-            exit_code: report.exit_code,
+            exit_code: outcome.exit_code,
             message,
             ts: now_rfc3339(),
         })
@@ -373,24 +385,61 @@ impl Build {
     }
 
     /// Releases the snapshots no step of this build will boot from again.
-    async fn release_finished(&self, ctx: &RunContext, scheduler: &Scheduler<'_>, held: &mut BTreeSet<StepIdx>) {
-        let done: Vec<StepIdx> = held
+    async fn release_finished(&self, plan: &Plan, scheduler: &Scheduler<'_>, ledger: &mut Ledger) {
+        let done: Vec<StepIdx> = ledger
+            .held
             .iter()
             .copied()
-            .filter(|&idx| ctx.plan.steps[idx].children.iter().all(|&c| scheduler.is_finished(c)))
+            .filter(|&idx| plan.steps[idx].children.iter().all(|&c| scheduler.is_finished(c)))
             .collect();
         for idx in done {
-            held.remove(&idx);
-            self.release(ctx, idx).await;
+            ledger.held.remove(&idx);
+            self.release(ledger, idx).await;
         }
     }
 
-    async fn release(&self, ctx: &RunContext, idx: StepIdx) {
-        let taken = ctx.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
-        if let Some((snapshot, _)) = taken {
+    async fn release(&self, ledger: &mut Ledger, idx: StepIdx) {
+        if let Some((snapshot, _)) = ledger.snapshots.remove(&idx) {
             // A snapshot that cannot be removed now is collected with the
             // session; the build's result does not depend on it.
             let _ = self.vm.release(&snapshot).await;
         }
     }
 }
+
+impl Ledger {
+    /// What step `idx` starts with; it becomes cancellable.
+    fn input(&mut self, plan: &Plan, idx: StepIdx) -> StepInput {
+        let (cancel, cancelled) = watch::channel(false);
+        self.cancels.insert(idx, cancel);
+        let parent = plan.steps[idx].parent;
+        StepInput {
+            idx,
+            parent: parent.and_then(|p| self.snapshots.get(&p).cloned()),
+            parent_key: parent.and_then(|p| self.keys.get(&p).cloned()),
+            prefetched: self.prefetched.remove(&idx),
+            cancel: cancelled,
+        }
+    }
+
+    /// Keeps what the build needs of a step that ended.
+    fn record(&mut self, idx: StepIdx, outcome: StepOutcome) {
+        self.cancels.remove(&idx);
+        if outcome.snapshot.is_some() {
+            self.held.insert(idx);
+        }
+        if let Some(kept) = outcome.kept {
+            self.snapshots.insert(idx, kept);
+        }
+        if let Some(key) = outcome.key {
+            self.keys.insert(idx, key);
+        }
+        self.stored |= outcome.stored;
+        if self.unavailable.is_none() {
+            self.unavailable = outcome.unavailable;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,31 +3,39 @@
 //! its output streamed as events, keep a snapshot when children will build
 //! on it, and store it in the cache when its policy says so.
 //!
+//! A step gets what it needs in a [`StepInput`] and reports everything the
+//! build must know in a [`StepOutcome`]; the build ([`crate::local`]) is
+//! the only owner of the state steps share (snapshots, keys, holds).
 //! [`RunnerRegistry`] maps a step's `runner` to a [`StepRunner`];
 //! [`VmRunner`] is the default.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hm_ir::{CachePolicy, Plan, StepIdx};
 use hm_vm::{
-    BootFrom, BootRequest, CacheEntry, ExecOutcome, ExecRequest, ImageRef, LogLine, NewEntry, SnapshotId,
-    StoredSnapshot, Successors, VmBackend, VmError,
+    BackendUnavailable, BootFrom, BootRequest, ExecOutcome, ExecRequest, Found, ImageRef, LogLine, SnapshotId,
+    Successors, VmBackend, VmError,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OnceCell};
 
-use crate::cache::{CacheSettings, KeyContext, KeyInputs};
+use crate::cache::{KeyContext, KeyInputs};
 use crate::events::{now_rfc3339, Event, StepStatus};
+use crate::store::{CacheError, EntryName, Keyed, Lookup, SnapshotCache};
 use crate::workspace::{sync_plan, Manifest, Source, SourceError, WORKSPACE};
 
 /// The name of the default runner.
 pub const DEFAULT_RUNNER: &str = "vm";
 
-/// Everything the steps of one build share.
-pub(crate) struct RunContext {
+/// A snapshot a step kept, with the source it was synced to.
+pub(crate) type Kept = (SnapshotId, Arc<Manifest>);
+
+/// What every step of one build reads; nothing in it changes while the
+/// build runs, but the backend's check, made once.
+pub(crate) struct Shared {
     pub plan: Plan,
     pub vm: Arc<dyn VmBackend>,
     pub source: Source,
@@ -36,55 +44,76 @@ pub(crate) struct RunContext {
     pub events: mpsc::Sender<Event>,
     /// Base images, resolved before the build started.
     pub images: HashMap<String, ImageRef>,
-    /// Snapshots of this build's steps, with the source they saw.
-    pub snapshots: Mutex<HashMap<StepIdx, (SnapshotId, Arc<Manifest>)>>,
-    pub cache: Option<CacheSettings>,
-    /// Cache keys of the cached steps that passed or hit.
-    pub keys: Mutex<HashMap<StepIdx, String>>,
+    pub cache: Option<SnapshotCache>,
     /// The backend's check, made before the first boot (a build whose
     /// steps are all cache hits boots nothing and needs none).
-    pub checked: tokio::sync::Mutex<Option<Result<(), String>>>,
-    /// Why the backend cannot run here, once the check failed.
-    pub unavailable: Mutex<Option<hm_vm::BackendUnavailable>>,
-    /// Cache entries looked up before the build started, by step, with the
-    /// key they were found under.
-    pub prefetched: Mutex<HashMap<StepIdx, (String, hm_vm::Found)>>,
-    /// Whether this build stored an entry (and the cache may be over its
-    /// bounds once the build lets go of what it held).
-    pub stored: AtomicBool,
+    pub backend: OnceCell<Result<(), Arc<BackendUnavailable>>>,
 }
 
-impl RunContext {
-    pub fn snapshot_of(&self, idx: StepIdx) -> Option<(SnapshotId, Arc<Manifest>)> {
-        self.snapshots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&idx)
-            .cloned()
-    }
-
+impl Shared {
     async fn emit(&self, event: Event) {
+        // A renderer that stopped listening does not stop the build.
         let _ = self.events.send(event).await;
     }
 }
 
-/// How a step that started ended.
-#[derive(Debug, Clone)]
-pub(crate) struct StepReport {
+/// What one step is given when it starts.
+pub(crate) struct StepInput {
+    pub idx: StepIdx,
+    /// The parent's snapshot, when the step builds on one.
+    pub parent: Option<Kept>,
+    /// The parent's cache key, when the parent is cached and passed or hit.
+    pub parent_key: Option<String>,
+    /// The entry found for this step before the build started, with the
+    /// key it was found under.
+    pub prefetched: Option<(String, Found)>,
+    /// Becomes true when the step must stop.
+    pub cancel: watch::Receiver<bool>,
+}
+
+/// How a step that started ended, and what the build must keep of it.
+#[derive(Debug)]
+pub(crate) struct StepOutcome {
     pub status: StepStatus,
     pub exit_code: i32,
     pub duration: Duration,
+    /// The snapshot the step made or restored (for `step_end`).
     pub snapshot: Option<SnapshotId>,
+    /// The snapshot children boot from, kept until they are done.
+    pub kept: Option<Kept>,
     /// Why it failed, when the command's exit status does not say it.
     pub message: Option<String>,
+    /// The step's cache key, when it is cached and passed or hit.
+    pub key: Option<String>,
+    /// Whether it stored a cache entry.
+    pub stored: bool,
     /// The backend turned out to be unavailable: the build must stop.
-    pub unavailable: bool,
+    pub unavailable: Option<Arc<BackendUnavailable>>,
+}
+
+impl StepOutcome {
+    fn failed(started: Instant, err: StepError) -> Self {
+        StepOutcome {
+            status: StepStatus::Failed,
+            exit_code: -1,
+            duration: started.elapsed(),
+            snapshot: None,
+            kept: None,
+            message: Some(error_chain(&err)),
+            key: None,
+            stored: false,
+            unavailable: match err {
+                StepError::Unavailable(why) => Some(why),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Runs steps of one kind.
 #[async_trait::async_trait]
 pub(crate) trait StepRunner: Send + Sync {
-    async fn run(&self, ctx: Arc<RunContext>, idx: StepIdx, cancel: watch::Receiver<bool>) -> StepReport;
+    async fn run(&self, shared: Arc<Shared>, input: StepInput) -> StepOutcome;
 }
 
 /// Maps runner names to runners.
@@ -120,11 +149,9 @@ pub(crate) enum StepError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
-    Registry(#[from] hm_vm::RegistryError),
-    #[error("the task failed")]
-    Join(#[from] tokio::task::JoinError),
-    #[error("{0}")]
-    Unavailable(String),
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Unavailable(Arc<BackendUnavailable>),
 }
 
 impl StepError {
@@ -132,88 +159,59 @@ impl StepError {
     pub fn is_full(&self) -> bool {
         match self {
             StepError::Vm(VmError::DiskFull { .. }) => true,
-            StepError::Registry(err) => err.is_full(),
+            StepError::Cache(err) => err.is_full(),
             _ => false,
         }
     }
 }
 
-/// A cached step's key and what it was made of.
-struct Keyed {
-    key: String,
-    inputs: KeyInputs,
+/// What the cache said of a cached step that has to run.
+struct Missed {
+    keyed: Keyed,
+    reason: Option<String>,
+}
+
+/// What the cache said of a step.
+enum Cached {
+    /// Not cached (no policy, or no cache): it runs.
+    No,
+    Hit(StepOutcome),
+    /// Boxed: a key's inputs are large.
+    Miss(Box<Missed>),
 }
 
 #[async_trait::async_trait]
 impl StepRunner for VmRunner {
-    async fn run(&self, ctx: Arc<RunContext>, idx: StepIdx, cancel: watch::Receiver<bool>) -> StepReport {
+    async fn run(&self, shared: Arc<Shared>, mut input: StepInput) -> StepOutcome {
         let started = Instant::now();
-        let planned = &ctx.plan.steps[idx];
-        let env = step_env(&ctx, idx);
+        let idx = input.idx;
+        let planned = &shared.plan.steps[idx];
+        let env = step_env(&shared, idx);
         let mut source = None;
-        let mut keyed = None;
-        let mut cache_miss = None;
-        if let (Some(cache), Some(policy)) = (&ctx.cache, planned.node.step.cache.as_ref().filter(|p| p.is_cached())) {
-            if policy.uses_files() {
-                source = match scan(&ctx).await {
-                    Ok(manifest) => Some(manifest),
-                    Err(err) => return failed(started, err),
-                };
-            }
-            let inputs = key_inputs(&ctx, idx, cache, policy, &env, source.as_ref());
-            let key = inputs.key();
-            if !cache.refresh {
-                let prefetched = ctx.prefetched.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
-                let looked_up = match prefetched {
-                    // Still the same key (the source or the ttl window may
-                    // have moved since the build started).
-                    Some((prefetched_key, found)) if prefetched_key == key => {
-                        use_found(&ctx, idx, cache, Some(found)).await
-                    }
-                    _ => lookup(&ctx, idx, cache, &key).await,
-                };
-                match looked_up {
-                    Ok(Lookup::Hit { tag }) => {
-                        ctx.keys
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(idx, key.clone());
-                        ctx.emit(Event::StepCacheHit {
-                            step_id: idx.to_string(),
-                            key,
-                            tag,
-                        })
-                        .await;
-                        return StepReport {
-                            status: StepStatus::CacheHit,
-                            exit_code: 0,
-                            duration: started.elapsed(),
-                            snapshot: ctx.snapshot_of(idx).map(|(s, _)| s),
-                            message: None,
-                            unavailable: false,
-                        };
-                    }
-                    Ok(Lookup::Miss { reason }) => {
-                        cache_miss = explain_miss(&ctx, idx, cache, &inputs).await.or(reason)
-                    }
-                    Err(err) => cache_miss = Some(format!("the cache could not be read: {}", error_chain(&err))),
-                }
-            }
-            keyed = Some(Keyed { key, inputs });
-        }
+        let missed = match consult_cache(&shared, &mut input, &env, &mut source, started).await {
+            Ok(Cached::Hit(outcome)) => return outcome,
+            Ok(Cached::Miss(missed)) => Some(*missed),
+            Ok(Cached::No) => None,
+            Err(err) => return StepOutcome::failed(started, err),
+        };
+        let (keyed, cache_miss) = match missed {
+            Some(Missed { keyed, reason }) => (Some(keyed), reason),
+            None => (None, None),
+        };
 
-        ctx.emit(Event::StepStart {
-            step_id: idx.to_string(),
-            runner: planned
-                .node
-                .step
-                .runner
-                .clone()
-                .unwrap_or_else(|| DEFAULT_RUNNER.to_owned()),
-            image: planned.parent.is_none().then(|| planned.base_image.clone()),
-            cache_miss,
-        })
-        .await;
+        shared
+            .emit(Event::StepStart {
+                step_id: idx.to_string(),
+                runner: planned
+                    .node
+                    .step
+                    .runner
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_RUNNER.to_owned()),
+                image: planned.parent.is_none().then(|| planned.base_image.clone()),
+                cache_miss,
+            })
+            .await;
         let timed_out = Arc::new(AtomicBool::new(false));
         // A snapshot is kept for children and the cache; only an uncached
         // step with one child may hand its VM over.
@@ -222,13 +220,25 @@ impl StepRunner for VmRunner {
             (false, 1) => Some(Successors::One),
             _ => Some(Successors::Many),
         };
-        let result = match run_in_vm(&ctx, idx, cancel, timed_out.clone(), source, env, keep).await {
+        let vm_input = VmInput {
+            idx,
+            parent: input.parent,
+            cancel: input.cancel,
+            timed_out: timed_out.clone(),
+            source,
+            env,
+            keep,
+        };
+        let result = match run_in_vm(&shared, vm_input).await {
             Err(err) if !err.is_full() && !matches!(err, StepError::Unavailable(_)) => {
-                Err(disk_full(&ctx).unwrap_or(err))
+                Err(disk_full(&shared).unwrap_or(err))
             }
             other => other,
         };
-        let unavailable = matches!(result, Err(StepError::Unavailable(_)));
+        let unavailable = match &result {
+            Err(StepError::Unavailable(why)) => Some(why.clone()),
+            _ => None,
+        };
         let (mut status, mut exit_code, mut snapshot, mut message) = match result {
             Ok((ExecOutcome::Exited(0), snapshot)) => (StepStatus::Passed, 0, snapshot, None),
             Ok((ExecOutcome::Killed, _)) if timed_out.load(Ordering::SeqCst) => {
@@ -249,87 +259,151 @@ impl StepRunner for VmRunner {
             Ok((outcome, _)) => (StepStatus::Failed, outcome.exit_code(), None, None),
             Err(err) => (StepStatus::Failed, -1, None, Some(error_chain(&err))),
         };
-        if let (StepStatus::Passed, Some(mut keyed), Some((stored, manifest))) = (status, keyed, snapshot.clone()) {
+        let mut key = None;
+        let mut stored = false;
+        if let (StepStatus::Passed, Some(mut keyed), Some((id, manifest)), Some(cache)) =
+            (status, keyed, snapshot.clone(), &shared.cache)
+        {
             // The key covers what was copied, which the snapshot's manifest
             // records (the source may have moved while the step started).
             keyed.inputs.refresh_files(&manifest);
             keyed.key = keyed.inputs.key();
-            ctx.keys
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(idx, keyed.key.clone());
-            match store(&ctx, idx, keyed, &stored, &manifest).await {
-                Ok(()) => {}
+            key = Some(keyed.key.clone());
+            let name = EntryName {
+                step: planned.key(),
+                pipeline: &shared.plan.slug,
+            };
+            let hold = !planned.children.is_empty();
+            match cache.store(name, keyed, &id, &manifest, hold).await {
+                Ok(()) => stored = true,
                 // A full disk fails the step (its files may be cut short, and
                 // nothing can be stored): its children are skipped.
                 Err(err) if err.is_full() => {
                     status = StepStatus::Failed;
                     exit_code = -1;
                     message = Some(error_chain(&err));
-                    ctx.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
-                    let _ = ctx.vm.release(&stored).await;
+                    let _ = shared.vm.release(&id).await;
                     snapshot = None;
                 }
                 // The step passed; only its cache entry is lost.
                 Err(err) => message = Some(format!("passed, but could not be cached: {}", error_chain(&err))),
             }
             if planned.children.is_empty() && snapshot.is_some() {
-                ctx.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&idx);
-                let _ = ctx.vm.release(&stored).await;
+                let _ = shared.vm.release(&id).await;
             }
         }
-        StepReport {
+        StepOutcome {
             status,
             exit_code,
             duration: started.elapsed(),
-            snapshot: snapshot.map(|(s, _)| s),
+            snapshot: snapshot.as_ref().map(|(id, _)| id.clone()),
+            kept: snapshot.filter(|_| !planned.children.is_empty()),
             message,
+            key,
+            stored,
             unavailable,
         }
     }
 }
 
+/// Looks a cached step up: a hit ends it; a miss gives its key and why it
+/// missed. `source` gets the scanned source when the policy needed it.
+async fn consult_cache(
+    shared: &Arc<Shared>,
+    input: &mut StepInput,
+    env: &BTreeMap<String, String>,
+    source: &mut Option<Manifest>,
+    started: Instant,
+) -> Result<Cached, StepError> {
+    let idx = input.idx;
+    let planned = &shared.plan.steps[idx];
+    let policy = planned.node.step.cache.as_ref().filter(|p| p.is_cached());
+    let (Some(cache), Some(policy)) = (&shared.cache, policy) else {
+        return Ok(Cached::No);
+    };
+    if policy.uses_files() {
+        *source = Some(scan(shared).await?);
+    }
+    let inputs = key_inputs(
+        shared,
+        cache,
+        idx,
+        policy,
+        env,
+        source.as_ref(),
+        input.parent_key.clone(),
+    );
+    let key = inputs.key();
+    let mut reason = None;
+    if !cache.settings().refresh {
+        let keep = !planned.children.is_empty();
+        let looked_up = match input.prefetched.take() {
+            // Still the same key (the source or the ttl window may have
+            // moved since the build started).
+            Some((prefetched_key, found)) if prefetched_key == key => cache.restore(Some(found), keep).await,
+            _ => cache.lookup(&key, keep).await,
+        };
+        match looked_up {
+            Ok(Lookup::Hit { tag, snapshot }) => {
+                shared
+                    .emit(Event::StepCacheHit {
+                        step_id: idx.to_string(),
+                        key: key.clone(),
+                        tag,
+                    })
+                    .await;
+                return Ok(Cached::Hit(StepOutcome {
+                    status: StepStatus::CacheHit,
+                    exit_code: 0,
+                    duration: started.elapsed(),
+                    snapshot: snapshot.as_ref().map(|(id, _)| id.clone()),
+                    kept: snapshot,
+                    message: None,
+                    key: Some(key),
+                    stored: false,
+                    unavailable: None,
+                }));
+            }
+            Ok(Lookup::Miss { reason: dropped }) => {
+                let name = EntryName {
+                    step: planned.key(),
+                    pipeline: &shared.plan.slug,
+                };
+                reason = cache.explain_miss(name, &inputs).await.or(dropped);
+            }
+            Err(err) => reason = Some(format!("the cache could not be read: {}", error_chain(&err))),
+        }
+    }
+    Ok(Cached::Miss(Box::new(Missed {
+        keyed: Keyed { key, inputs },
+        reason,
+    })))
+}
+
 /// Checks the backend once, before the first step boots. A check that
 /// failed because the backend's storage is full is the step's failure,
 /// not the backend's, and the next step checks again.
-async fn ensure_backend(ctx: &RunContext) -> Result<(), StepError> {
-    let mut checked = ctx.checked.lock().await;
-    if let Some(done) = &*checked {
-        return done.clone().map_err(StepError::Unavailable);
-    }
-    match ctx.vm.check().await {
-        Ok(()) => {
-            *checked = Some(Ok(()));
-            Ok(())
-        }
-        Err(err) => {
-            if let Some(full) = disk_full(ctx) {
-                return Err(full);
+async fn ensure_backend(shared: &Shared) -> Result<(), StepError> {
+    let checked = shared
+        .backend
+        .get_or_try_init(|| async {
+            match shared.vm.check().await {
+                Ok(()) => Ok(Ok(())),
+                Err(err) => match disk_full(shared) {
+                    Some(full) => Err(full),
+                    None => Ok(Err(Arc::new(err))),
+                },
             }
-            let message = error_chain(&err);
-            *ctx.unavailable.lock().unwrap_or_else(|p| p.into_inner()) = Some(err);
-            *checked = Some(Err(message.clone()));
-            Err(StepError::Unavailable(message))
-        }
-    }
+        })
+        .await?;
+    checked.clone().map_err(StepError::Unavailable)
 }
 
 /// The error a step fails with when the filesystem the backend writes
 /// steps' files to is full (whatever else went wrong follows from it).
-fn disk_full(ctx: &RunContext) -> Option<StepError> {
-    let dir = ctx.vm.storage()?;
+fn disk_full(shared: &Shared) -> Option<StepError> {
+    let dir = shared.vm.storage()?;
     hm_vm::fsutil::is_full(dir).then(|| VmError::DiskFull { dir: dir.to_owned() }.into())
-}
-
-fn failed(started: Instant, err: impl Into<StepError>) -> StepReport {
-    StepReport {
-        status: StepStatus::Failed,
-        exit_code: -1,
-        duration: started.elapsed(),
-        snapshot: None,
-        message: Some(error_chain(&err.into())),
-        unavailable: false,
-    }
 }
 
 /// The error and its causes, joined.
@@ -348,302 +422,141 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// The step's environment: the node's, its own, then `-e` overrides.
-fn step_env(ctx: &RunContext, idx: StepIdx) -> BTreeMap<String, String> {
-    let node = &ctx.plan.steps[idx].node;
+fn step_env(shared: &Shared, idx: StepIdx) -> BTreeMap<String, String> {
+    let node = &shared.plan.steps[idx].node;
     let mut env = node.env.clone();
     if let Some(own) = &node.step.env {
         env.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    env.extend(ctx.env_overrides.iter().cloned());
+    env.extend(shared.env_overrides.iter().cloned());
     env
 }
 
-async fn scan(ctx: &Arc<RunContext>) -> Result<Manifest, SourceError> {
-    let scan_ctx = ctx.clone();
-    tokio::task::spawn_blocking(move || scan_ctx.source.scan())
+async fn scan(shared: &Arc<Shared>) -> Result<Manifest, SourceError> {
+    let scanning = shared.clone();
+    tokio::task::spawn_blocking(move || scanning.source.scan())
         .await
         .map_err(|e| SourceError {
-            path: ctx.source.root().to_owned(),
+            path: shared.source.root().to_owned(),
             source: std::io::Error::other(e),
         })?
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
+/// What a cached step's key is made of, given its parent's key.
 fn key_inputs(
-    ctx: &RunContext,
+    shared: &Shared,
+    cache: &SnapshotCache,
     idx: StepIdx,
-    cache: &CacheSettings,
-    policy: &CachePolicy,
-    env: &BTreeMap<String, String>,
-    source: Option<&Manifest>,
-) -> KeyInputs {
-    let planned = &ctx.plan.steps[idx];
-    let parent = planned
-        .parent
-        .and_then(|p| ctx.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&p).cloned());
-    key_inputs_with_parent(ctx, idx, cache, policy, env, source, parent)
-}
-
-fn key_inputs_with_parent(
-    ctx: &RunContext,
-    idx: StepIdx,
-    cache: &CacheSettings,
     policy: &CachePolicy,
     env: &BTreeMap<String, String>,
     source: Option<&Manifest>,
     parent: Option<String>,
 ) -> KeyInputs {
-    let planned = &ctx.plan.steps[idx];
+    let planned = &shared.plan.steps[idx];
     let base = match planned.parent {
         Some(_) => None,
-        None => ctx
+        None => shared
             .images
             .get(&planned.base_image)
-            .map(|i| format!("{}:{}", ctx.vm.name(), i.id)),
+            .map(|i| format!("{}:{}", shared.vm.name(), i.id)),
     };
     let context = KeyContext {
-        scope: &cache.scope,
+        scope: &cache.settings().scope,
         parent,
         base,
         env: env.clone(),
         source,
-        now: now(),
-        network: ctx.vm.network(),
+        now: crate::cache::now(),
+        network: shared.vm.network(),
     };
     KeyInputs::new(planned, policy, context)
-}
-
-enum Lookup {
-    Hit { tag: String },
-    Miss { reason: Option<String> },
 }
 
 /// Computes the key of every cached step up front and looks them all up in
 /// one transaction, so that a build of cache hits reads the registry once.
 /// Each step still checks its key when it is its turn.
-pub(crate) async fn prefetch(ctx: &Arc<RunContext>) -> Result<(), StepError> {
-    let Some(cache) = ctx.cache.as_ref().filter(|c| !c.refresh) else {
-        return Ok(());
+pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<HashMap<StepIdx, (String, Found)>, StepError> {
+    let Some(cache) = shared.cache.as_ref().filter(|c| !c.settings().refresh) else {
+        return Ok(HashMap::new());
     };
-    let cached = |idx: StepIdx| ctx.plan.steps[idx].node.step.cache.as_ref().filter(|p| p.is_cached());
-    let needs_source = (0..ctx.plan.steps.len()).any(|idx| cached(idx).is_some_and(CachePolicy::uses_files));
-    let source = if needs_source { Some(scan(ctx).await?) } else { None };
+    let plan = &shared.plan;
+    let cached = |idx: StepIdx| plan.steps[idx].node.step.cache.as_ref().filter(|p| p.is_cached());
+    let needs_source = (0..plan.steps.len()).any(|idx| cached(idx).is_some_and(CachePolicy::uses_files));
+    let source = if needs_source { Some(scan(shared).await?) } else { None };
     let mut keys: HashMap<StepIdx, String> = HashMap::new();
-    for &idx in &ctx.plan.topo_order {
+    for &idx in &plan.topo_order {
         let Some(policy) = cached(idx) else { continue };
-        let parent = match ctx.plan.steps[idx].parent {
+        let parent = match plan.steps[idx].parent {
             Some(p) => match keys.get(&p) {
                 Some(key) => Some(key.clone()),
                 None => continue,
             },
             None => None,
         };
-        let env = step_env(ctx, idx);
-        let inputs = key_inputs_with_parent(ctx, idx, cache, policy, &env, source.as_ref(), parent);
+        let env = step_env(shared, idx);
+        let inputs = key_inputs(shared, cache, idx, policy, &env, source.as_ref(), parent);
         keys.insert(idx, inputs.key());
     }
-    let registry = cache.registry.clone();
     // Every hit is held: a child that misses after all (its source moved
     // while the build ran) boots from its parent's entry, and another
     // process may not evict it meanwhile.
-    let wanted: Vec<(String, bool)> = keys.values().map(|k| (k.clone(), true)).collect();
-    let mut found = tokio::task::spawn_blocking(move || registry.lookup_many(&wanted)).await??;
-    let mut prefetched = ctx.prefetched.lock().unwrap_or_else(|p| p.into_inner());
-    for (idx, key) in keys {
-        if let Some(entry) = found.remove(&key) {
-            prefetched.insert(idx, (key, entry));
-        }
-    }
-    Ok(())
+    let mut found = cache.lookup_many(keys.values().cloned().collect()).await?;
+    Ok(keys
+        .into_iter()
+        .filter_map(|(idx, key)| found.remove(&key).map(|entry| (idx, (key, entry))))
+        .collect())
 }
 
-/// Looks `key` up (see [`use_found`]).
-async fn lookup(ctx: &RunContext, idx: StepIdx, cache: &CacheSettings, key: &str) -> Result<Lookup, StepError> {
-    let registry = cache.registry.clone();
-    let owned_key = key.to_owned();
-    let found = tokio::task::spawn_blocking(move || registry.lookup(&owned_key)).await??;
-    use_found(ctx, idx, cache, found).await
-}
-
-/// A found entry's snapshot is restored (when children will boot from it)
-/// with the source it saw. An entry whose storage is gone or damaged is
-/// dropped and the step runs.
-async fn use_found(
-    ctx: &RunContext,
+/// What [`run_in_vm`] needs.
+struct VmInput {
     idx: StepIdx,
-    cache: &CacheSettings,
-    found: Option<hm_vm::Found>,
-) -> Result<Lookup, StepError> {
-    let Some(hm_vm::Found { entry, manifest }) = found.filter(|f| f.entry.backend == ctx.vm.name()) else {
-        return Ok(Lookup::Miss { reason: None });
-    };
-    let stored = StoredSnapshot {
-        parts: entry.parts.clone(),
-        base: entry.base.clone(),
-    };
-    let restored = match manifest.as_deref().and_then(Manifest::from_bytes) {
-        Some(manifest) => ctx.vm.restore(&stored).await.map(|snapshot| (snapshot, manifest)),
-        None => Err(VmError::StoredMissing("its source manifest is gone".to_owned())),
-    };
-    match restored {
-        Ok((snapshot, manifest)) => {
-            if ctx.plan.steps[idx].children.is_empty() {
-                let _ = ctx.vm.release(&snapshot).await;
-            } else {
-                ctx.snapshots
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(idx, (snapshot, Arc::new(manifest)));
-            }
-            let tag = entry.parts.first().cloned().unwrap_or_default();
-            Ok(Lookup::Hit { tag })
-        }
-        Err(VmError::StoredMissing(why)) => {
-            forget(ctx, cache, vec![entry.key.clone()]).await?;
-            Ok(Lookup::Miss {
-                reason: Some(format!("the stored snapshot was incomplete ({why}); it was dropped")),
-            })
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Removes entries and deletes the storage nothing needs any more.
-async fn forget(ctx: &RunContext, cache: &CacheSettings, keys: Vec<String>) -> Result<(), StepError> {
-    let registry = cache.registry.clone();
-    let doomed = tokio::task::spawn_blocking(move || registry.remove(&keys)).await??;
-    delete_doomed(ctx.vm.as_ref(), &doomed).await;
-    Ok(())
-}
-
-/// Deletes the parts of this backend in `doomed`; a part that cannot be
-/// deleted now becomes an orphan that a later run collects.
-pub async fn delete_doomed(vm: &dyn VmBackend, doomed: &hm_vm::Doomed) {
-    let parts: Vec<String> = doomed
-        .parts
-        .iter()
-        .filter(|(b, _)| b == vm.name())
-        .map(|(_, p)| p.clone())
-        .collect();
-    if !parts.is_empty() {
-        let _ = vm.delete_parts(&parts).await;
-    }
-}
-
-/// Why a cached step missed, from the step's latest entry.
-async fn explain_miss(ctx: &RunContext, idx: StepIdx, cache: &CacheSettings, now: &KeyInputs) -> Option<String> {
-    let registry = cache.registry.clone();
-    let (scope, pipeline, step) = (
-        cache.scope.clone(),
-        ctx.plan.slug.clone(),
-        ctx.plan.steps[idx].key().to_owned(),
-    );
-    let latest = tokio::task::spawn_blocking(move || registry.latest_for_step(&scope, &pipeline, &step)).await;
-    let previous: KeyInputs = serde_json::from_value(latest.ok()?.ok()??.inputs).ok()?;
-    previous.explain_change(now)
-}
-
-/// Stores a passed step's snapshot under its key, keeping the cache within
-/// its bounds. On a full disk the storage it made durable is deleted at
-/// once: the step fails, and nothing boots from it.
-async fn store(
-    ctx: &RunContext,
-    idx: StepIdx,
-    keyed: Keyed,
-    snapshot: &SnapshotId,
-    manifest: &Manifest,
-) -> Result<(), StepError> {
-    let Some(cache) = &ctx.cache else { return Ok(()) };
-    let persisted = ctx.vm.persist(snapshot).await?;
-    let top = persisted.stored.parts.first().cloned().unwrap_or_default();
-    let size = persisted
-        .new_parts
-        .iter()
-        .find(|(p, _)| *p == top)
-        .map(|(_, s)| *s)
-        .unwrap_or(0);
-    let new_parts: Vec<String> = persisted.new_parts.iter().map(|(p, _)| p.clone()).collect();
-    let at = now();
-    let new = NewEntry {
-        entry: CacheEntry {
-            key: keyed.key,
-            parent: keyed.inputs.parent.clone(),
-            backend: ctx.vm.name().to_owned(),
-            parts: persisted.stored.parts,
-            base: persisted.stored.base,
-            manifest: Some(manifest.digest().to_hex().to_string()),
-            size,
-            step: ctx.plan.steps[idx].key().to_owned(),
-            pipeline: ctx.plan.slug.clone(),
-            project: cache.scope.clone(),
-            created: at,
-            last_used: at,
-            inputs: serde_json::to_value(&keyed.inputs).unwrap_or_default(),
-        },
-        part_sizes: persisted.new_parts,
-        manifest_bytes: Some(manifest.to_bytes()),
-    };
-    let registry = cache.registry.clone();
-    let bounds = cache.bounds;
-    // Children about to boot from it need its storage until they are done,
-    // whether or not its entry stays.
-    let hold = !ctx.plan.steps[idx].children.is_empty();
-    let stored = tokio::task::spawn_blocking(move || registry.store(&new, hold, Some(bounds))).await?;
-    match stored {
-        Ok(stored) => {
-            ctx.stored.store(true, Ordering::SeqCst);
-            delete_doomed(ctx.vm.as_ref(), &stored.doomed).await;
-            Ok(())
-        }
-        Err(err) => {
-            if err.is_full() && !new_parts.is_empty() {
-                let _ = ctx.vm.delete_parts(&new_parts).await;
-            }
-            Err(err.into())
-        }
-    }
+    parent: Option<Kept>,
+    cancel: watch::Receiver<bool>,
+    /// Set when the step's own timeout killed it.
+    timed_out: Arc<AtomicBool>,
+    /// The source, when the cache lookup scanned it already.
+    source: Option<Manifest>,
+    env: BTreeMap<String, String>,
+    /// Whether (and for whom) to commit the VM's filesystem.
+    keep: Option<Successors>,
 }
 
 /// Boots, syncs, runs and (when `keep`, for those successors) commits;
-/// returns how the command
-/// ended and, if committed, the snapshot with the source it was synced to.
-async fn run_in_vm(
-    ctx: &Arc<RunContext>,
-    idx: StepIdx,
-    mut cancel: watch::Receiver<bool>,
-    timed_out: Arc<AtomicBool>,
-    source: Option<Manifest>,
-    env: BTreeMap<String, String>,
-    keep: Option<Successors>,
-) -> Result<(ExecOutcome, Option<(SnapshotId, Arc<Manifest>)>), StepError> {
-    let planned = &ctx.plan.steps[idx];
+/// returns how the command ended and, if committed, the snapshot with the
+/// source it was synced to.
+async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<(ExecOutcome, Option<Kept>), StepError> {
+    let VmInput {
+        idx,
+        parent,
+        mut cancel,
+        timed_out,
+        source,
+        env,
+        keep,
+    } = input;
+    let planned = &shared.plan.steps[idx];
     let step = &planned.node.step;
     let step_id = idx.to_string();
 
-    let (from, before) = match planned.parent {
-        Some(parent) => {
-            let (snapshot, manifest) = ctx.snapshot_of(parent).ok_or_else(|| VmError::Setup {
+    let (from, before) = match (planned.parent, parent) {
+        (Some(_), Some((snapshot, manifest))) => (BootFrom::Snapshot(snapshot), Some(manifest)),
+        (Some(parent), None) => {
+            return Err(VmError::Setup {
                 stage: "boot".to_owned(),
-                message: format!("the snapshot of `{}` is gone", ctx.plan.steps[parent].key()),
-            })?;
-            (BootFrom::Snapshot(snapshot), Some(manifest))
+                message: format!("the snapshot of `{}` is gone", shared.plan.steps[parent].key()),
+            }
+            .into())
         }
-        None => (BootFrom::Image(ctx.images[&planned.base_image].clone()), None),
+        (None, _) => (BootFrom::Image(shared.images[&planned.base_image].clone()), None),
     };
     let manifest = match source {
         Some(manifest) => manifest,
-        None => scan(ctx).await?,
+        None => scan(shared).await?,
     };
-    let sync = sync_plan(ctx.source.root(), before.as_deref(), &manifest);
-    ensure_backend(ctx).await?;
+    let sync = sync_plan(shared.source.root(), before.as_deref(), &manifest);
+    ensure_backend(shared).await?;
 
-    let mut vm = ctx
+    let mut vm = shared
         .vm
         .boot(BootRequest {
             from,
@@ -670,7 +583,7 @@ async fn run_in_vm(
 
     // Few pieces in flight: each may be 64 KiB (see `hm_vm::lines`).
     let (logs, mut lines) = mpsc::channel::<LogLine>(32);
-    let events = ctx.events.clone();
+    let events = shared.events.clone();
     let forward = tokio::spawn(async move {
         while let Some(LogLine { stream, line, partial }) = lines.recv().await {
             let event = Event::StepLog {
@@ -700,7 +613,7 @@ async fn run_in_vm(
     };
     if outcome != ExecOutcome::Killed {
         // What the step wrote may be cut short: nothing of it is kept.
-        if let Some(full) = disk_full(ctx) {
+        if let Some(full) = disk_full(shared) {
             let _ = vm.destroy().await;
             return Err(full);
         }
@@ -710,14 +623,7 @@ async fn run_in_vm(
 
     if let (ExecOutcome::Exited(0), Some(successors)) = (outcome, keep) {
         let snapshot = vm.commit(successors).await?;
-        let manifest = Arc::new(manifest);
-        if !planned.children.is_empty() {
-            ctx.snapshots
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(idx, (snapshot.clone(), manifest.clone()));
-        }
-        Ok((outcome, Some((snapshot, manifest))))
+        Ok((outcome, Some((snapshot, Arc::new(manifest)))))
     } else {
         vm.destroy().await?;
         Ok((outcome, None))

@@ -99,7 +99,11 @@ impl CliError {
 impl From<hm_exec::RunError> for CliError {
     fn from(err: hm_exec::RunError) -> Self {
         match err {
-            hm_exec::RunError::Unavailable(e) => CliError::Unavailable(e),
+            // The build is over: nothing else holds the reason any more.
+            hm_exec::RunError::Unavailable(e) => match std::sync::Arc::try_unwrap(e) {
+                Ok(e) => CliError::Unavailable(e),
+                Err(e) => CliError::Run(hm_exec::RunError::Unavailable(e)),
+            },
             other => CliError::Run(other),
         }
     }

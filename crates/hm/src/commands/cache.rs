@@ -247,10 +247,7 @@ async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doom
 }
 
 async fn delete_with(backend: &dyn VmBackend, registry: &Registry, doomed: &hm_vm::Doomed) {
-    hm_exec::delete_doomed(backend, doomed).await;
-    if let Ok(known) = registry.known_parts(backend.name()) {
-        let _ = backend.collect_orphans(&known).await;
-    }
+    hm_exec::delete_and_collect(backend, registry, doomed).await;
     let _ = backend.shutdown().await;
 }
 

@@ -1,0 +1,262 @@
+//! [`SnapshotCache`]: the snapshot cache as a build and `hm cache` use it.
+//! Looking entries up (and holding them), restoring their snapshots,
+//! storing new ones, dropping those whose storage is gone, and tidying up
+//! when a build ends: the registry's bookkeeping and the backend's storage
+//! kept in step, in one place.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hm_vm::{
+    CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError, SnapshotId, StoredSnapshot, VmBackend, VmError,
+};
+
+use crate::cache::{CacheSettings, KeyInputs};
+use crate::workspace::Manifest;
+
+/// The cache of one build, on one backend.
+pub struct SnapshotCache {
+    settings: CacheSettings,
+    vm: Arc<dyn VmBackend>,
+}
+
+/// Why the cache could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("the cache task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl CacheError {
+    /// Whether the cache directory's filesystem is full.
+    pub fn is_full(&self) -> bool {
+        match self {
+            CacheError::Vm(VmError::DiskFull { .. }) => true,
+            CacheError::Registry(err) => err.is_full(),
+            _ => false,
+        }
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// An entry, `tag` its top part; its snapshot, with the source it saw,
+    /// when it was restored for children to boot from.
+    Hit {
+        tag: String,
+        snapshot: Option<(SnapshotId, Arc<Manifest>)>,
+    },
+    /// No usable entry; `reason` when one was there but had to go.
+    Miss { reason: Option<String> },
+}
+
+/// A cached step's key and what it was made of.
+pub(crate) struct Keyed {
+    pub key: String,
+    pub inputs: KeyInputs,
+}
+
+/// Who a new entry is.
+pub(crate) struct EntryName<'a> {
+    pub step: &'a str,
+    pub pipeline: &'a str,
+}
+
+impl SnapshotCache {
+    pub fn new(settings: CacheSettings, vm: Arc<dyn VmBackend>) -> Self {
+        SnapshotCache { settings, vm }
+    }
+
+    pub fn settings(&self) -> &CacheSettings {
+        &self.settings
+    }
+
+    /// Runs a registry call off the async threads.
+    async fn registry<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, CacheError> {
+        let registry = self.settings.registry.clone();
+        Ok(tokio::task::spawn_blocking(move || call(&registry)).await??)
+    }
+
+    /// Looks every key up in one transaction and holds what it finds, so
+    /// that another process may not evict an entry this build will use.
+    pub(crate) async fn lookup_many(&self, keys: Vec<String>) -> Result<HashMap<String, Found>, CacheError> {
+        let wanted: Vec<(String, bool)> = keys.into_iter().map(|k| (k, true)).collect();
+        self.registry(move |r| r.lookup_many(&wanted)).await
+    }
+
+    /// Looks `key` up (see [`SnapshotCache::restore`]).
+    pub(crate) async fn lookup(&self, key: &str, keep: bool) -> Result<Lookup, CacheError> {
+        let key = key.to_owned();
+        let found = self.registry(move |r| r.lookup(&key)).await?;
+        self.restore(found, keep).await
+    }
+
+    /// A found entry's snapshot is restored (when `keep`: children will boot
+    /// from it) with the source it saw. An entry whose storage is gone or
+    /// damaged is dropped, and the step runs.
+    pub(crate) async fn restore(&self, found: Option<Found>, keep: bool) -> Result<Lookup, CacheError> {
+        let Some(Found { entry, manifest }) = found.filter(|f| f.entry.backend == self.vm.name()) else {
+            return Ok(Lookup::Miss { reason: None });
+        };
+        let stored = StoredSnapshot {
+            parts: entry.parts.clone(),
+            base: entry.base.clone(),
+        };
+        let restored = match manifest.as_deref().and_then(Manifest::from_bytes) {
+            Some(manifest) => self.vm.restore(&stored).await.map(|snapshot| (snapshot, manifest)),
+            None => Err(VmError::StoredMissing("its source manifest is gone".to_owned())),
+        };
+        match restored {
+            Ok((snapshot, manifest)) => {
+                let tag = entry.parts.first().cloned().unwrap_or_default();
+                let snapshot = if keep {
+                    Some((snapshot, Arc::new(manifest)))
+                } else {
+                    let _ = self.vm.release(&snapshot).await;
+                    None
+                };
+                Ok(Lookup::Hit { tag, snapshot })
+            }
+            Err(VmError::StoredMissing(why)) => {
+                self.forget(vec![entry.key.clone()]).await?;
+                Ok(Lookup::Miss {
+                    reason: Some(format!("the stored snapshot was incomplete ({why}); it was dropped")),
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Removes entries and deletes the storage nothing needs any more.
+    async fn forget(&self, keys: Vec<String>) -> Result<(), CacheError> {
+        let doomed = self.registry(move |r| r.remove(&keys)).await?;
+        delete_doomed(self.vm.as_ref(), &doomed).await;
+        Ok(())
+    }
+
+    /// Why a cached step missed, from the step's latest entry.
+    pub(crate) async fn explain_miss(&self, name: EntryName<'_>, now: &KeyInputs) -> Option<String> {
+        let (scope, pipeline, step) = (
+            self.settings.scope.clone(),
+            name.pipeline.to_owned(),
+            name.step.to_owned(),
+        );
+        let latest = self
+            .registry(move |r| r.latest_for_step(&scope, &pipeline, &step))
+            .await
+            .ok()??;
+        let previous: KeyInputs = serde_json::from_value(latest.inputs).ok()?;
+        previous.explain_change(now)
+    }
+
+    /// Stores a passed step's snapshot under its key, keeping the cache
+    /// within its bounds; `hold`: children are about to boot from it, so
+    /// its storage stays until they are done, whether or not its entry
+    /// does. On a full disk the storage it made durable is deleted at once:
+    /// the step fails, and nothing boots from it.
+    pub(crate) async fn store(
+        &self,
+        name: EntryName<'_>,
+        keyed: Keyed,
+        snapshot: &SnapshotId,
+        manifest: &Manifest,
+        hold: bool,
+    ) -> Result<(), CacheError> {
+        let persisted = self.vm.persist(snapshot).await?;
+        let top = persisted.stored.parts.first().cloned().unwrap_or_default();
+        let size = persisted
+            .new_parts
+            .iter()
+            .find(|(p, _)| *p == top)
+            .map(|(_, s)| *s)
+            .unwrap_or(0);
+        let new_parts: Vec<String> = persisted.new_parts.iter().map(|(p, _)| p.clone()).collect();
+        let at = crate::cache::now();
+        let new = NewEntry {
+            entry: CacheEntry {
+                key: keyed.key,
+                parent: keyed.inputs.parent.clone(),
+                backend: self.vm.name().to_owned(),
+                parts: persisted.stored.parts,
+                base: persisted.stored.base,
+                manifest: Some(manifest.digest().to_hex().to_string()),
+                size,
+                step: name.step.to_owned(),
+                pipeline: name.pipeline.to_owned(),
+                project: self.settings.scope.clone(),
+                created: at,
+                last_used: at,
+                inputs: serde_json::to_value(&keyed.inputs).unwrap_or_default(),
+            },
+            part_sizes: persisted.new_parts,
+            manifest_bytes: Some(manifest.to_bytes()),
+        };
+        let bounds = self.settings.bounds;
+        match self.registry(move |r| r.store(&new, hold, Some(bounds))).await {
+            Ok(stored) => {
+                delete_doomed(self.vm.as_ref(), &stored.doomed).await;
+                Ok(())
+            }
+            Err(err) => {
+                if err.is_full() && !new_parts.is_empty() {
+                    let _ = self.vm.delete_parts(&new_parts).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// At the end of a build: lets go of the entries it held, brings the
+    /// cache within its bounds when the build `stored` an entry (entries
+    /// it held could not go before), deletes what nothing needs any more,
+    /// and collects stored parts no entry knows (left by a killed
+    /// process). Failures only leave work for a later run.
+    pub async fn finish(&self, stored: bool) {
+        let bounds = self.settings.bounds;
+        let doomed = self
+            .registry(move |r| {
+                let mut doomed = r.release()?;
+                if stored {
+                    let evicted = r.evict(bounds)?;
+                    doomed.parts.extend(evicted.parts);
+                    doomed.entries.extend(evicted.entries);
+                }
+                Ok(doomed)
+            })
+            .await;
+        if let Ok(doomed) = doomed {
+            delete_and_collect(self.vm.as_ref(), &self.settings.registry, &doomed).await;
+        }
+    }
+}
+
+/// Deletes the parts of `vm`'s backend in `doomed`; a part that cannot be
+/// deleted now becomes an orphan that a later run collects.
+pub async fn delete_doomed(vm: &dyn VmBackend, doomed: &Doomed) {
+    let parts: Vec<String> = doomed
+        .parts
+        .iter()
+        .filter(|(b, _)| b == vm.name())
+        .map(|(_, p)| p.clone())
+        .collect();
+    if !parts.is_empty() {
+        let _ = vm.delete_parts(&parts).await;
+    }
+}
+
+/// Deletes the parts of `vm`'s backend in `doomed`, then the stored parts
+/// of that backend the registry does not know.
+pub async fn delete_and_collect(vm: &dyn VmBackend, registry: &Registry, doomed: &Doomed) {
+    delete_doomed(vm, doomed).await;
+    if let Ok(known) = registry.known_parts(vm.name()) {
+        let _ = vm.collect_orphans(&known).await;
+    }
+}
