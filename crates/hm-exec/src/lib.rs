@@ -8,7 +8,8 @@
 //! [`scheduler`], tested without a runtime.
 
 pub mod cache;
-pub mod events;
+/// The event stream, from its own crate (`hm-render` reads it alone).
+pub use hm_events as events;
 #[cfg(test)]
 mod fake;
 mod local;

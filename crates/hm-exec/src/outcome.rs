@@ -1,23 +1,8 @@
 //! How a build ended, and the exit codes of `hm run` (DESIGN.md §3).
 
-use crate::events::BuildStatus;
 use crate::scheduler::StopReason;
-
-/// Exit codes of `hm`, in one place.
-pub mod exit_codes {
-    /// Every step passed or was a cache hit.
-    pub const PASSED: i32 = 0;
-    /// A step failed (or timed out, or its VM failed).
-    pub const FAILED: i32 = 1;
-    /// Bad usage, configuration or pipeline definition.
-    pub const USAGE: i32 = 2;
-    /// The backend is unavailable or an image is missing.
-    pub const UNAVAILABLE: i32 = 4;
-    /// The pipeline's own timeout expired.
-    pub const TIMEOUT: i32 = 124;
-    /// Interrupted by SIGINT or SIGTERM.
-    pub const INTERRUPTED: i32 = 130;
-}
+pub use hm_events::exit_codes;
+use hm_events::BuildStatus;
 
 /// The result of a build that ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

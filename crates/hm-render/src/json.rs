@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use hm_exec::Event;
+use hm_events::Event;
 
 use crate::Renderer;
 

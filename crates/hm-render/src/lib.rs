@@ -2,7 +2,7 @@
 //! stream: it never sees anything but events.
 //!
 //! [`JsonRenderer`] prints NDJSON (the format is documented in
-//! [`hm_exec::events`]); [`LogsRenderer`] prints one prefixed line per log
+//! [`hm_events`]); [`LogsRenderer`] prints one prefixed line per log
 //! line, a line when a step starts and ends, and a summary with the tail of
 //! every failed step's log.
 
@@ -10,7 +10,7 @@ mod json;
 mod logs;
 mod style;
 
-use hm_exec::Event;
+use hm_events::Event;
 
 pub use json::JsonRenderer;
 pub use logs::LogsRenderer;

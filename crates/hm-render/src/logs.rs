@@ -1,7 +1,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
-use hm_exec::events::{BuildStatus, Event, LogStream, StepStatus};
+use hm_events::{BuildStatus, Event, LogStream, StepStatus};
 
 use crate::{Renderer, Style};
 
@@ -258,7 +258,7 @@ impl<W: Write> Renderer for LogsRenderer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hm_exec::events::PlanSummary;
+    use hm_events::PlanSummary;
 
     fn events() -> Vec<Event> {
         let queued = |id: &str, key: &str| Event::StepQueued {

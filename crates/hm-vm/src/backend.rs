@@ -188,13 +188,8 @@ pub struct ExecRequest {
     pub cwd: PathBuf,
 }
 
-/// Which stream a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-}
+/// Which stream a log line came from (the event stream's own type).
+pub use hm_events::LogStream;
 
 /// One line of output, without its line terminator, or a piece of a line
 /// longer than [`crate::lines::MAX_LINE_BYTES`].

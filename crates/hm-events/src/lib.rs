@@ -1,5 +1,6 @@
 //! The event stream of a build: plain data, the only path from execution
-//! to output (DESIGN.md §7).
+//! to output (DESIGN.md §7); with the statuses it carries and the exit
+//! codes of `hm` ([`exit_codes`]).
 //!
 //! `--format json` prints each [`Event`] as one JSON object per line, with
 //! the variant name in `kind`:
@@ -38,7 +39,13 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use hm_vm::LogStream;
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
 
 /// One event of a build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +172,22 @@ pub enum BuildStatus {
     Failed,
     TimedOut,
     Interrupted,
+}
+
+/// Exit codes of `hm`, in one place.
+pub mod exit_codes {
+    /// Every step passed or was a cache hit.
+    pub const PASSED: i32 = 0;
+    /// A step failed (or timed out, or its VM failed).
+    pub const FAILED: i32 = 1;
+    /// Bad usage, configuration or pipeline definition.
+    pub const USAGE: i32 = 2;
+    /// The backend is unavailable or an image is missing.
+    pub const UNAVAILABLE: i32 = 4;
+    /// The pipeline's own timeout expired.
+    pub const TIMEOUT: i32 = 124;
+    /// Interrupted by SIGINT or SIGTERM.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.
