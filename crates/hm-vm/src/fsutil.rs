@@ -2,10 +2,8 @@
 //! sandbox: removal that copes with read-only directories, copies that keep
 //! links, modes and (as root) owners, and extended attributes.
 
-use std::ffi::{CString, OsStr};
 use std::fs;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -179,45 +177,18 @@ pub fn set_times(path: &Path, meta: &fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 
-fn c_path(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn c_name(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
 /// Reads an extended attribute of `path` itself (not following links);
-/// `None` when it is not set.
+/// `None` when it is not set, or the filesystem has none.
 pub fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
-    let (p, n) = (c_path(path)?, c_name(OsStr::new(name))?);
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: both strings are NUL-terminated and `buf` is valid for its length.
-        let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if len >= 0 {
-            buf.truncate(len as usize);
-            return Ok(Some(buf));
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
-            _ => return Err(err),
-        }
+    match xattr::get(path, name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Ok(None),
+        other => other,
     }
 }
 
 /// Sets an extended attribute of `path` itself (not following links).
 pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let (p, n) = (c_path(path)?, c_name(OsStr::new(name))?);
-    // SAFETY: both strings are NUL-terminated and `value` is valid for its length.
-    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    xattr::set(path, name, value)
 }
 
 /// Below this much free space (for this user: root may use the blocks a
@@ -269,12 +240,13 @@ pub fn changed_before(path: &Path, age: std::time::Duration) -> bool {
 /// A random identifier of `bytes` bytes, hex-encoded.
 pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    if let Err(err) = fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut buf)) {
-        // /dev/urandom is always there on Linux; fall back to time and pid.
+    if let Err(err) = getrandom::fill(&mut buf) {
+        // The kernel's generator is always there on Linux; fall back to
+        // time and pid.
         let seed = format!("{err}{:?}{}", std::time::SystemTime::now(), std::process::id());
         buf.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..bytes]);
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(buf)
 }
 
 #[cfg(test)]
@@ -292,6 +264,27 @@ mod tests {
         remove_tree(&dir.path().join("a")).unwrap();
         assert!(!dir.path().join("a").exists());
         remove_tree(&dir.path().join("missing")).unwrap();
+    }
+
+    #[test]
+    fn xattrs_round_trip_and_an_unset_one_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, "x").unwrap();
+        assert_eq!(get_xattr(&file, "user.hm.unset").unwrap(), None);
+        // tmpfs before 6.6 has no user attributes: nothing more to see there.
+        if set_xattr(&file, "user.hm", &[0, 1, 255]).is_ok() {
+            assert_eq!(get_xattr(&file, "user.hm").unwrap().as_deref(), Some(&[0, 1, 255][..]));
+        }
+        assert!(set_xattr(&dir.path().join("missing"), "user.hm", b"y").is_err());
+    }
+
+    #[test]
+    fn random_ids_are_hex_of_their_length() {
+        let (a, b) = (random_id(8), random_id(8));
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
     }
 
     #[test]

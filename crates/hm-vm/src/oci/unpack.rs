@@ -1012,15 +1012,13 @@ impl Layer<'_> {
 /// Sets extended attributes on the open file `fd`; those the kernel or the
 /// filesystem refuses are counted.
 fn set_xattrs(fd: BorrowedFd<'_>, xattrs: &[(CString, Vec<u8>)], report: &mut UnpackReport) -> Result<(), Fault> {
+    use xattr::FileExt;
     for (name, value) in xattrs {
         if name.is_empty() {
             report.skipped_xattrs += 1;
             continue;
         }
-        // SAFETY: `name` is NUL-terminated and `value` is valid for its length.
-        let rc = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
+        if let Err(err) = OpenFile(fd).set_xattr(OsStr::from_bytes(name.as_bytes()), value) {
             match err.raw_os_error() {
                 Some(libc::EPERM | libc::EACCES | libc::ENOTSUP | libc::EINVAL | libc::E2BIG | libc::ERANGE) => {
                     report.skipped_xattrs += 1;
@@ -1031,6 +1029,18 @@ fn set_xattrs(fd: BorrowedFd<'_>, xattrs: &[(CString, Vec<u8>)], report: &mut Un
     }
     Ok(())
 }
+
+/// A descriptor as the open file [`xattr::FileExt`] sets attributes on
+/// (the crate implements it for `File` alone).
+struct OpenFile<'fd>(BorrowedFd<'fd>);
+
+impl AsRawFd for OpenFile<'_> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl xattr::FileExt for OpenFile<'_> {}
 
 #[cfg(test)]
 mod tests;
