@@ -33,7 +33,7 @@ use crate::backend::{
 };
 use crate::capabilities::STEP_CAPABILITIES;
 use crate::credentials::Credentials;
-use crate::error::{BackendUnavailable, VmError};
+use crate::error::{BackendUnavailable, DockerError, VmError};
 use crate::images::HOST_IMAGE;
 use crate::session::{is_alive, Session};
 use vm::DockerVm;
@@ -98,10 +98,12 @@ enum Snap {
 
 /// Maps a bollard error to a [`VmError`] for `op`.
 pub(crate) fn docker_error(op: &'static str) -> impl FnOnce(bollard::errors::Error) -> VmError {
-    move |err| VmError::Docker {
-        op,
-        message: err.to_string(),
-    }
+    move |source| DockerError::Api { op, source }.into()
+}
+
+/// A [`VmError`] for an answer of the daemon that makes no sense for `op`.
+pub(crate) fn unexpected(op: &'static str, why: &'static str) -> VmError {
+    DockerError::Unexpected { op, why }.into()
 }
 
 fn is_not_found(err: &bollard::errors::Error) -> bool {
@@ -163,10 +165,9 @@ impl Inner {
     }
 
     fn docker(&self) -> Result<&Docker, VmError> {
-        self.client.get().ok_or(VmError::Docker {
-            op: "be reached",
-            message: "the backend was not checked before use".to_owned(),
-        })
+        self.client
+            .get()
+            .ok_or_else(|| unexpected("be reached", "the backend was not checked before use"))
     }
 
     async fn connect(&self) -> Result<&Docker, BackendUnavailable> {
@@ -559,10 +560,7 @@ impl VmBackend for DockerBackend {
         let (id, base, size) = match self.inner.snapshot(snapshot)? {
             Snap::Image { id, base, size, .. } => (id, base, size),
             Snap::Container { .. } => {
-                return Err(VmError::Docker {
-                    op: "store a snapshot",
-                    message: "a handed-over container cannot be stored".to_owned(),
-                })
+                return Err(unexpected("store a snapshot", "a handed-over container cannot be stored"))
             }
         };
         let docker = self.inner.docker()?;

@@ -61,10 +61,28 @@ pub enum VmError {
     ImageChanged { name: String },
     #[error("the stored snapshot is incomplete: {0}")]
     StoredMissing(String),
-    #[error("the Docker daemon failed to {op}: {message}")]
-    Docker { op: &'static str, message: String },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
     #[error("the cache directory `{}` is full: free some space, or remove cache entries with `hm cache prune` or `hm cache clean`", crate::os_path::escaped(dir))]
     DiskFull { dir: PathBuf },
+}
+
+/// The Docker daemon did not do what the docker backend asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// The API call failed.
+    #[error("the Docker daemon failed to {op}")]
+    Api {
+        op: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// It answered, but not as it should have.
+    #[error("the Docker daemon failed to {op}: {why}")]
+    Unexpected { op: &'static str, why: &'static str },
+    /// A command the backend ran in a container failed.
+    #[error("the Docker daemon failed to {op}: exit code {code}: {output}")]
+    Command { op: &'static str, code: i64, output: String },
 }
 
 impl VmError {

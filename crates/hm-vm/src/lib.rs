@@ -31,7 +31,7 @@ pub use backend::{
 };
 pub use cache_dir::{collect_leftovers, ensure_private, hm_cache_dir, CacheDirError, CacheDirState};
 pub use docker::{DockerBackend, DockerConfig};
-pub use error::{BackendUnavailable, ImageError, VmError};
+pub use error::{BackendUnavailable, DockerError, ImageError, VmError};
 pub use images::{
     ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,
 };

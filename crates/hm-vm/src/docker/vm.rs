@@ -9,7 +9,8 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
 
 use super::archive::{removals, tar_stream};
-use super::{docker_error, Inner, Snap};
+use super::{docker_error, unexpected, Inner, Snap};
+use crate::error::DockerError;
 
 /// The attached output of an exec, frame by frame.
 type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
@@ -64,10 +65,7 @@ impl DockerVm {
             .map_err(docker_error("start an exec"))?
         {
             StartExecResults::Attached { output, .. } => Ok((exec.id, output)),
-            StartExecResults::Detached => Err(VmError::Docker {
-                op: "attach to an exec",
-                message: "it started detached".to_owned(),
-            }),
+            StartExecResults::Detached => Err(unexpected("attach to an exec", "it started detached")),
         }
     }
 
@@ -96,17 +94,13 @@ impl DockerVm {
                 .await
                 .map_err(docker_error("inspect an exec"))?;
             if inspect.running != Some(true) {
-                return inspect.exit_code.ok_or_else(|| VmError::Docker {
-                    op: "report an exit code",
-                    message: "the exec ended without one".to_owned(),
-                });
+                return inspect
+                    .exit_code
+                    .ok_or_else(|| unexpected("report an exit code", "the exec ended without one"));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Err(VmError::Docker {
-            op: "finish an exec",
-            message: "its output ended but it still runs".to_owned(),
-        })
+        Err(unexpected("finish an exec", "its output ended but it still runs"))
     }
 }
 
@@ -117,10 +111,12 @@ impl Vm for DockerVm {
         for argv in removals(&plan) {
             let (code, output) = self.run_quiet(argv, &target).await?;
             if code != 0 {
-                return Err(VmError::Docker {
+                return Err(DockerError::Command {
                     op: "remove deleted files from /workspace",
-                    message: format!("exit code {code}: {}", output.trim()),
-                });
+                    code,
+                    output: output.trim().to_owned(),
+                }
+                .into());
             }
         }
         if plan.write.is_empty() {
@@ -150,10 +146,12 @@ impl Vm for DockerVm {
         for argv in removals(&gone) {
             let (code, output) = self.run_quiet(argv, &target).await?;
             if code != 0 {
-                return Err(VmError::Docker {
+                return Err(DockerError::Command {
                     op: "remove deleted files from /workspace",
-                    message: format!("exit code {code}: {}", output.trim()),
-                });
+                    code,
+                    output: output.trim().to_owned(),
+                }
+                .into());
             }
         }
         Ok(())
