@@ -148,18 +148,7 @@ impl Backend {
 /// Whether a Docker daemon with the test image answers; outside CI a
 /// machine without one skips with a reason, in CI that is a failure.
 pub fn docker_available() -> bool {
-    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let probe = PROBE.get_or_init(|| {
-        let out = Command::new("docker")
-            .args(["image", "inspect", &docker_image()])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-            Err(e) => Err(format!("docker: {e}")),
-        }
-    });
-    match probe {
+    match docker_probe() {
         Ok(()) => true,
         Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("CI=true but the docker backend cannot be tested here: {reason}")
@@ -169,6 +158,22 @@ pub fn docker_available() -> bool {
             false
         }
     }
+}
+
+/// Why no Docker daemon with the test image answers, if none does (asked
+/// once).
+fn docker_probe() -> &'static Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| {
+        let out = Command::new("docker")
+            .args(["image", "inspect", &docker_image()])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+            Err(e) => Err(format!("docker: {e}")),
+        }
+    })
 }
 
 /// Runs `docker ARGS` and returns its stdout lines.
@@ -363,9 +368,10 @@ impl Fixture {
 
 impl Drop for Fixture {
     /// A docker fixture's cache entries are images in the daemon, which
-    /// outlives the temporary directory: remove them.
+    /// outlives the temporary directory: remove them (where no daemon
+    /// answers, as for the tests of a stopped one, there are none).
     fn drop(&mut self) {
-        if self.backend == Backend::Docker && !std::thread::panicking() {
+        if self.backend == Backend::Docker && !std::thread::panicking() && docker_probe().is_ok() {
             let tags: Vec<String> = self.cache_images().into_iter().map(|(tag, _)| tag).collect();
             if !tags.is_empty() {
                 let mut args = vec!["rmi"];
