@@ -1,6 +1,9 @@
 //! The Python SDK's own test suite (pytest, in `sdk/python/tests`), run as
 //! part of `cargo test` so that one command tests everything.
 
+#[path = "../../hm/tests/util/skip.rs"]
+mod skip;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -9,11 +12,7 @@ fn python_sdk_suite_passes() {
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/python");
     let probe = Command::new("python3").args(["-m", "pytest", "--version"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but pytest is not installed for python3 (`python3 -m pip install pytest`)"
-        );
-        eprintln!("skipping: pytest is not installed for python3 (`python3 -m pip install pytest`)");
+        skip::skip("pytest is not installed for python3 (`python3 -m pip install pytest`)");
         return;
     }
     let out = Command::new("python3")

@@ -13,21 +13,7 @@ mod util;
 
 use std::path::Path;
 
-use util::{python_available, sandbox_available, Fixture, Run};
-
-/// The Debian root filesystem to test on; skips outside CI without one.
-fn debian_rootfs() -> Option<String> {
-    match std::env::var("HM_TEST_DEBIAN_ROOTFS") {
-        Ok(dir) if Path::new(&dir).join("usr/bin/apt-get").exists() => Some(dir),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but HM_TEST_DEBIAN_ROOTFS does not name a Debian root filesystem")
-        }
-        _ => {
-            eprintln!("skipping: set HM_TEST_DEBIAN_ROOTFS to a Debian root filesystem (.ci/debian-rootfs.sh DIR)");
-            None
-        }
-    }
-}
+use util::{debian_rootfs, python_available, sandbox_available, Fixture, Run};
 
 /// Copies Harmont's example `name` into the fixture's project.
 fn copy_example(fx: &Fixture, name: &str) {
@@ -56,7 +42,7 @@ fn harmonts_c_example_builds_and_tests_for_real() {
     let Some(rootfs) = debian_rootfs() else { return };
     let fx = Fixture::new();
     copy_example(&fx, "c");
-    let import = fx.hm(&["image", "import", "ubuntu:24.04", &rootfs]);
+    let import = fx.hm(&["image", "import", "ubuntu:24.04", rootfs.to_str().unwrap()]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
     let run = || Run::from(fx.command(&["run", "--format", "json"]).output().unwrap());
 

@@ -13,10 +13,10 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 use util::registry::{
     auths, credential_helper, dead_host, debian_layers, dir, dir_mode, docker_config, file, file_mode, hardlink,
-    http_request, noise, non_loopback_ip, opaque, path_with, push, registry_available, sha256_hex, symlink, whiteout,
-    Compression, Fault, FaultProxy, ImageSpec, Layer, OciLayout, Platform, Registry, RegistryOptions,
+    http_request, noise, non_loopback_ip, opaque, path_with, push, sha256_hex, symlink, whiteout, Compression, Fault,
+    FaultProxy, ImageSpec, Layer, OciLayout, Platform, Registry, RegistryOptions,
 };
-use util::{envelope, sandbox_available, step, tiny_rootfs, Fixture, Run};
+use util::{envelope, registry_available, sandbox_available, skip, step, tiny_rootfs, Fixture, Run};
 
 use util::NOBODY as UID;
 
@@ -600,10 +600,7 @@ fn a_registry_off_loopback_is_plain_http_only_when_configured() {
         return;
     }
     let Some(ip) = non_loopback_ip() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but this machine has no address other than loopback");
-        }
-        eprintln!("skipping: no address other than loopback");
+        skip("this machine has no address other than loopback");
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -884,20 +881,11 @@ fn apt_installs_a_package_on_a_pulled_debian_image_as_an_unprivileged_user() {
     if !registry_and_sandbox() {
         return;
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let rootfs = match std::env::var("HM_TEST_DEBIAN_ROOTFS") {
-        Ok(dir) if Path::new(&dir).join("usr/bin/apt-get").exists() => PathBuf::from(dir),
-        _ if ci => panic!("CI=true but HM_TEST_DEBIAN_ROOTFS does not name a Debian root filesystem"),
-        _ => {
-            eprintln!("skipping: set HM_TEST_DEBIAN_ROOTFS to a Debian root filesystem (.ci/debian-rootfs.sh DIR)");
-            return;
-        }
-    };
+    let Some(rootfs) = util::debian_rootfs() else { return };
     if let Some(reason) = no_subordinate_ids() {
-        if ci {
-            panic!("CI=true but apt (which drops to `_apt`) cannot run unprivileged here: {reason}");
-        }
-        eprintln!("skipping: {reason}");
+        skip(&format!(
+            "apt (which drops to `_apt`) cannot run unprivileged here: {reason}"
+        ));
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -316,8 +316,7 @@ fn a_pipeline_file_imports_installed_packages() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_pytest {
-        assert!(std::env::var("CI").is_err(), "CI=true but pytest is not installed");
-        eprintln!("skipping: pytest is not installed for python3");
+        util::skip("pytest is not installed for python3");
         return;
     }
     let fx = python(

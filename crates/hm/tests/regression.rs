@@ -230,8 +230,7 @@ fn a_host_mount_that_went_away_broke_the_host_image() {
     if !sandbox_available() {
         return;
     }
-    if !util::is_root() {
-        eprintln!("skipping: mounting a tmpfs on the host needs root");
+    if !util::root_available("mounting a tmpfs on the host") {
         return;
     }
     let fx = Fixture::new();

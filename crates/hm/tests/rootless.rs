@@ -77,8 +77,7 @@ fn a_pipeline_runs_as_an_unprivileged_user() {
 /// alone: `cannot copy DIR`).
 #[test]
 fn an_unprivileged_import_names_the_file_it_cannot_read() {
-    if !util::is_root() {
-        eprintln!("skipping: only root can make the file an unprivileged import cannot read");
+    if !util::root_available("making a file an unprivileged import cannot read") {
         return;
     }
     let fx = Fixture::new();

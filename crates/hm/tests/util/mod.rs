@@ -6,9 +6,12 @@
 pub mod disk;
 pub mod registry;
 mod rootfs;
+pub mod skip;
 
 #[allow(unused_imports)]
 pub use rootfs::tiny_rootfs;
+#[allow(unused_imports)]
+pub use skip::skip;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -136,7 +139,8 @@ impl Backend {
         }
     }
 
-    /// Whether this backend can run here; in CI it must.
+    /// Whether this backend can run here; where it cannot, the test is
+    /// [`skip`]ped (a failure in CI).
     pub fn available(self) -> bool {
         match self {
             Backend::Sandbox => sandbox_available(),
@@ -145,16 +149,13 @@ impl Backend {
     }
 }
 
-/// Whether a Docker daemon with the test image answers; outside CI a
-/// machine without one skips with a reason, in CI that is a failure.
+/// Whether a Docker daemon with the test image answers; where one does not,
+/// the test is [`skip`]ped (a failure in CI).
 pub fn docker_available() -> bool {
     match docker_probe() {
         Ok(()) => true,
-        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but the docker backend cannot be tested here: {reason}")
-        }
         Err(reason) => {
-            eprintln!("skipping: no Docker daemon with `{}` ({reason})", docker_image());
+            skip(&format!("no Docker daemon with `{}` ({reason})", docker_image()));
             false
         }
     }
@@ -533,8 +534,8 @@ pub fn processes_with(marker: &str) -> Vec<String> {
     found
 }
 
-/// Whether these tests can create namespaces here; outside CI a machine
-/// without them skips with a reason, in CI (`CI=true`) that is a failure.
+/// Whether these tests can create namespaces here; where they cannot, the
+/// test is [`skip`]ped (a failure in CI).
 pub fn sandbox_available() -> bool {
     static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let probe = PROBE.get_or_init(|| {
@@ -543,25 +544,21 @@ pub fn sandbox_available() -> bool {
             .output();
         match out {
             Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
-            Err(e) => Err(e.to_string()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+            Err(e) => Err(format!("unshare: {e}")),
         }
     });
     match probe {
         Ok(()) => true,
-        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but the sandbox cannot run here: {reason}")
-        }
         Err(reason) => {
-            eprintln!("skipping: user and mount namespaces are unavailable here ({reason})");
+            skip(&format!("user and mount namespaces are unavailable here ({reason})"));
             false
         }
     }
 }
 
 /// Whether `python3` 3.10 or newer is here for Python pipeline files;
-/// outside CI a machine without it skips with a reason, in CI that is a
-/// failure.
+/// where it is not, the test is [`skip`]ped (a failure in CI).
 pub fn python_available() -> bool {
     let out = Command::new("python3")
         .args(["-c", "import sys; sys.exit(sys.version_info < (3, 10))"])
@@ -571,17 +568,52 @@ pub fn python_available() -> bool {
         Ok(_) => "python3 is older than 3.10".to_owned(),
         Err(e) => format!("python3: {e}"),
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but Python pipelines cannot be evaluated here: {reason}");
-    }
-    eprintln!("skipping: {reason}");
+    skip(&format!("Python pipeline files cannot be evaluated here: {reason}"));
     false
+}
+
+/// Whether a registry can be run and pushed to here; where
+/// `docker-registry` or `htpasswd` is missing, the test is [`skip`]ped (a
+/// failure in CI).
+pub fn registry_available() -> bool {
+    match registry::tools_missing() {
+        None => true,
+        Some(reason) => {
+            skip(&format!(
+                "no registry tools ({reason}); install docker-registry and apache2-utils"
+            ));
+            false
+        }
+    }
+}
+
+/// The Debian root filesystem in `HM_TEST_DEBIAN_ROOTFS`; without one, the
+/// test is [`skip`]ped (a failure in CI).
+pub fn debian_rootfs() -> Option<PathBuf> {
+    match std::env::var_os("HM_TEST_DEBIAN_ROOTFS").map(PathBuf::from) {
+        Some(dir) if dir.join("usr/bin/apt-get").exists() => Some(dir),
+        _ => {
+            skip("HM_TEST_DEBIAN_ROOTFS does not name a Debian root filesystem (`.ci/debian-rootfs.sh DIR` makes one)");
+            None
+        }
+    }
 }
 
 /// Whether the tests run as root (needed to act as another user).
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Whether the tests run as root, for a test (or the part of one) that
+/// needs it for `purpose`; otherwise it is [`skip`]ped (a failure in CI,
+/// which runs as root).
+pub fn root_available(purpose: &str) -> bool {
+    let root = is_root();
+    if !root {
+        skip(&format!("{purpose} needs root"));
+    }
+    root
 }
 
 /// An unprivileged uid for tests that act as another user (nobody).

@@ -41,22 +41,6 @@ pub fn tools_missing() -> Option<String> {
         .clone()
 }
 
-/// Whether a registry can be run and pushed to here; outside CI a machine
-/// without `docker-registry` and `htpasswd` skips with a reason,
-/// in CI (`CI=true`) that is a failure.
-pub fn registry_available() -> bool {
-    match tools_missing() {
-        None => true,
-        Some(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but no registry can run here: {reason}")
-        }
-        Some(reason) => {
-            eprintln!("skipping: no registry tools ({reason}); install docker-registry and apache2-utils");
-            false
-        }
-    }
-}
-
 /// How to run a [`Registry`].
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
