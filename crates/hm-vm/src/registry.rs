@@ -60,6 +60,8 @@ pub enum RegistryError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cache registry `{}` was written by another version of hm (schema {found})", path.display())]
+    WrongSchema { path: PathBuf, found: i64 },
     #[error("cannot set aside the damaged cache registry `{}`", path.display())]
     SetAside {
         path: PathBuf,
@@ -85,7 +87,7 @@ impl RegistryError {
                 source.raw_os_error(),
                 Some(libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EACCES | libc::EPERM)
             ),
-            RegistryError::SetAside { .. } => false,
+            RegistryError::SetAside { .. } | RegistryError::WrongSchema { .. } => false,
         }
     }
 
@@ -296,15 +298,22 @@ impl Registry {
                 source,
             },
         };
+        let open_err = |err: OpenError| match err {
+            OpenError::WrongSchema { found } => RegistryError::WrongSchema {
+                path: path.clone(),
+                found,
+            },
+            OpenError::Damaged(source) | OpenError::Sqlite(source) => sqlite_err(source),
+        };
         let (conn, rebuilt) = match Self::connect_patiently(&path) {
             Ok(conn) => (conn, false),
-            // Only a database that is damaged is replaced; one that is busy
-            // or unreadable for another reason is an error.
-            Err(err) if is_damage(&err) => {
+            // Only a database that is damaged or another hm's is replaced;
+            // one that is busy, unreadable or fails a query is an error.
+            Err(OpenError::WrongSchema { .. } | OpenError::Damaged(_)) => {
                 Self::set_aside(&path)?;
-                (Self::connect_patiently(&path).map_err(sqlite_err)?, true)
+                (Self::connect_patiently(&path).map_err(open_err)?, true)
             }
-            Err(err) => return Err(sqlite_err(err)),
+            Err(err) => return Err(open_err(err)),
         };
         Ok(Registry {
             path,
@@ -318,12 +327,12 @@ impl Registry {
     /// [`Registry::connect`], retried while another process holds a lock
     /// that SQLite does not wait for by itself (switching to WAL, creating
     /// the schema).
-    fn connect_patiently(path: &Path) -> rusqlite::Result<Connection> {
+    fn connect_patiently(path: &Path) -> Result<Connection, OpenError> {
         let started = std::time::Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
             match Self::connect(path) {
-                Err(rusqlite::Error::SqliteFailure(e, _))
+                Err(OpenError::Sqlite(rusqlite::Error::SqliteFailure(e, _)))
                     if matches!(
                         e.code,
                         rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
@@ -337,7 +346,7 @@ impl Registry {
         }
     }
 
-    fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    fn connect(path: &Path) -> Result<Connection, OpenError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -369,7 +378,7 @@ impl Registry {
             }
             Some(3) => Self::upgrade_from_3(&conn)?,
             // Another version of hm wrote this cache: start afresh.
-            Some(_) => return Err(rusqlite::Error::InvalidQuery),
+            Some(found) => return Err(OpenError::WrongSchema { found }),
         }
         Ok(conn)
     }
@@ -690,15 +699,35 @@ impl Registry {
     }
 }
 
-/// Whether an error means the database file is damaged (or not a database,
-/// or from a newer hm).
-fn is_damage(err: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode;
-    match err {
-        rusqlite::Error::SqliteFailure(e, _) => {
-            matches!(e.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+/// Why [`Registry::connect`] gave no connection: the first two set the file
+/// aside for an empty one, the last is an error to report.
+#[derive(Debug)]
+enum OpenError {
+    /// Another version of hm wrote the database.
+    WrongSchema { found: i64 },
+    /// The file is not a sound database.
+    Damaged(rusqlite::Error),
+    /// Anything else: busy, unreadable, a query that failed.
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(err: rusqlite::Error) -> Self {
+        match is_damage(&err) {
+            true => OpenError::Damaged(err),
+            false => OpenError::Sqlite(err),
         }
-        rusqlite::Error::InvalidQuery => true,
+    }
+}
+
+/// Whether an error means the database file is damaged (or not a
+/// database); a query that fails on a sound file is not damage.
+fn is_damage(err: &rusqlite::Error) -> bool {
+    match err {
+        rusqlite::Error::SqliteFailure(e, _) => matches!(
+            e.code,
+            rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+        ),
         _ => false,
     }
 }

@@ -340,3 +340,55 @@ fn a_sound_registry_has_no_problems_and_a_broken_one_says_what() {
         .unwrap();
     assert_eq!(registry.problems().unwrap(), ["entry b names unknown part l-b"]);
 }
+
+/// The files a registry was set aside as.
+fn set_aside(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".damaged-"))
+        .collect()
+}
+
+#[test]
+fn a_registry_of_another_version_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry.insert(&entry("k", &["l"], 1), false).unwrap();
+    registry
+        .conn()
+        .execute("UPDATE meta SET value = ?1 WHERE name = 'schema'", [SCHEMA_VERSION + 1])
+        .unwrap();
+    drop(registry);
+    let again = Registry::open(dir.path()).unwrap();
+    assert!(again.rebuilt());
+    assert!(again.lookup("k").unwrap().is_none());
+    assert!(!set_aside(dir.path()).is_empty());
+}
+
+/// Regression: `InvalidQuery` stood for "another schema version", so any
+/// error of that kind counted as damage and set the registry aside.
+#[test]
+fn a_query_error_is_reported_not_taken_for_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    registry.insert(&entry("k", &["l"], 1), false).unwrap();
+    // The schema version is ours, but the entries table lacks a column.
+    let rename = |from: &str, to: &str| {
+        registry
+            .conn()
+            .execute_batch(&format!("ALTER TABLE entries RENAME COLUMN {from} TO {to}"))
+            .unwrap();
+    };
+    rename("parent", "mother");
+    let err = registry.list().unwrap_err();
+    assert!(matches!(err, RegistryError::Sqlite { .. }), "{err:?}");
+    let err = (registry.err())(rusqlite::Error::InvalidQuery);
+    assert!(matches!(err, RegistryError::Sqlite { .. }), "{err:?}");
+    assert_eq!(set_aside(dir.path()), Vec::<String>::new());
+    rename("mother", "parent");
+    drop(registry);
+    let again = Registry::open(dir.path()).unwrap();
+    assert!(!again.rebuilt());
+    assert!(again.lookup("k").unwrap().is_some());
+}
