@@ -53,7 +53,10 @@ impl Manifest {
         let rows: Vec<Row> = self
             .entries
             .iter()
-            .map(|(path, e)| Row(path.clone(), e.kind as u8, e.mode, hex(&e.hash)))
+            .map(|(path, e)| {
+                let hash = blake3::Hash::from(e.hash).to_hex().to_string();
+                Row(path.clone(), e.kind as u8, e.mode, hash)
+            })
             .collect();
         serde_json::to_vec(&rows).unwrap_or_default()
     }
@@ -69,18 +72,8 @@ impl Manifest {
                 2 => EntryKind::Symlink,
                 _ => return None,
             };
-            let mut bytes = [0u8; 32];
-            for (i, byte) in bytes.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(hash.get(i * 2..i * 2 + 2)?, 16).ok()?;
-            }
-            manifest.entries.insert(
-                path,
-                ManifestEntry {
-                    kind,
-                    mode,
-                    hash: bytes,
-                },
-            );
+            let hash = *blake3::Hash::from_hex(hash).ok()?.as_bytes();
+            manifest.entries.insert(path, ManifestEntry { kind, mode, hash });
         }
         Some(manifest)
     }
@@ -117,10 +110,6 @@ impl Manifest {
         }
         hasher.finalize()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why the source could not be read.

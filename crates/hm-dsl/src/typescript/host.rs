@@ -108,5 +108,5 @@ fn sha256<'js>(ctx: Ctx<'js>, parts: Array<'js>) -> rquickjs::Result<String> {
             return Err(Exception::throw_type(&ctx, "sha256 hashes strings and Uint8Arrays"));
         }
     }
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hash.finalize()))
 }

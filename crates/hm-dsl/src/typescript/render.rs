@@ -495,7 +495,7 @@ fn hash_key(parent_key: &str, cmd: &str, position: usize) -> String {
     hash.update(cmd.as_bytes());
     hash.update([0]);
     hash.update(position.to_string().as_bytes());
-    hash.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hash.finalize()[..6])
 }
 
 /// The key a label gives: lowercase, `:shortcode:`s turned into
