@@ -31,6 +31,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use caps::CapSet;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -498,6 +499,9 @@ fn loopback_up() -> io::Result<()> {
 /// nothing), and init itself made non-dumpable, so the step can neither
 /// trace it nor open its `/proc` entries.
 fn harden() -> io::Result<()> {
+    // The bounding set by number, up to the kernel's last capability, not
+    // with the `caps` crate: it names only the capabilities it knows, and
+    // one that a newer kernel adds would stay in the step's bounding set.
     let last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -511,51 +515,13 @@ fn harden() -> io::Result<()> {
             }
         }
     }
-    clear_inheritable()?;
-    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes no pointers.
-    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0 {
-        let err = io::Error::last_os_error();
-        // Kernels before 4.3 have no ambient set to clear.
-        if err.raw_os_error() != Some(libc::EINVAL) {
-            return Err(err);
-        }
+    caps::clear(None, CapSet::Inheritable).map_err(io::Error::other)?;
+    // Kernels before 4.3 have no ambient set to clear.
+    if caps::runtime::ambient_set_supported().is_ok() {
+        caps::clear(None, CapSet::Ambient).map_err(io::Error::other)?;
     }
     nix::sys::prctl::set_no_new_privs()?;
     nix::sys::prctl::set_dumpable(false)?;
-    Ok(())
-}
-
-/// Empties the inheritable capability set, keeping the others.
-fn clear_inheritable() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: version 3 takes two `Data` entries; both outlive the calls.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    for entry in &mut data {
-        entry.inheritable = 0;
-    }
-    // SAFETY: as above.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
     Ok(())
 }
 
