@@ -47,7 +47,8 @@ const FLAGS: &[&str] = &["-I", "-S"];
 /// SDKs are unpacked or kept compiled.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
-    /// The interpreter: `HM_PYTHON`, else `python3` from `PATH`.
+    /// The interpreter (`hm` passes `HM_PYTHON`, else `python3`, found in
+    /// `PATH`).
     pub interpreter: OsString,
     /// Where the SDKs and their bytecode go (`<cache>/sdk`); `None` when no
     /// cache directory is known (Python files then cannot be evaluated,
@@ -56,12 +57,10 @@ pub struct EvalOptions {
 }
 
 impl EvalOptions {
-    /// `HM_PYTHON` or `python3`, with the SDK under `cache_dir/sdk`.
-    pub fn from_env(cache_dir: Option<&Path>) -> Self {
+    /// `interpreter`, with the SDK under `cache_dir/sdk`.
+    pub fn new(interpreter: impl Into<OsString>, cache_dir: Option<&Path>) -> Self {
         EvalOptions {
-            interpreter: std::env::var_os("HM_PYTHON")
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "python3".into()),
+            interpreter: interpreter.into(),
             sdk_root: cache_dir.map(|d| d.join("sdk")),
         }
     }

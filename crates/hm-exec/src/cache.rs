@@ -4,6 +4,7 @@
 //! changed.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub struct CacheSettings {
     pub scope: String,
     /// `--no-cache`: execute every step and refresh its entry.
     pub refresh: bool,
+    /// The environment `hm` runs in: policies' `env_keys` are read here.
+    pub host_env: Arc<BTreeMap<OsString, OsString>>,
 }
 
 /// What a key depends on besides the step itself.
@@ -51,6 +54,8 @@ pub struct KeyContext<'a> {
     pub now: u64,
     /// The network steps run with.
     pub network: Network,
+    /// The environment `hm` runs in, for `env_keys`.
+    pub host_env: &'a BTreeMap<OsString, OsString>,
 }
 
 /// Everything a step's cache key is made of.
@@ -101,6 +106,7 @@ impl KeyInputs {
 
     /// The inputs of `step` with `policy` in `context`.
     pub fn new(step: &PlannedStep, policy: &CachePolicy, context: KeyContext<'_>) -> Self {
+        let (source, now, host_env) = (context.source, context.now, context.host_env);
         let mut inputs = KeyInputs {
             scope: context.scope.to_owned(),
             parent: context.parent,
@@ -115,7 +121,7 @@ impl KeyInputs {
             policy: policy.clone(),
             network: context.network,
         };
-        inputs.add_policy(policy, context.source, context.now);
+        inputs.add_policy(policy, source, now, host_env);
         inputs
     }
 
@@ -139,9 +145,15 @@ impl KeyInputs {
         }
     }
 
-    fn add_policy(&mut self, policy: &CachePolicy, source: Option<&Manifest>, now: u64) {
+    fn add_policy(
+        &mut self,
+        policy: &CachePolicy,
+        source: Option<&Manifest>,
+        now: u64,
+        host_env: &BTreeMap<OsString, OsString>,
+    ) {
         for name in policy.env_keys() {
-            let value = match std::env::var_os(name) {
+            let value = match host_env.get(OsStr::new(name)) {
                 Some(v) => blake3::hash(v.as_encoded_bytes()).to_hex().to_string(),
                 None => "unset".to_owned(),
             };
@@ -164,7 +176,7 @@ impl KeyInputs {
             }
             PolicyKind::Compose { sub_policies } => {
                 for sub in sub_policies {
-                    self.add_policy(sub, source, now);
+                    self.add_policy(sub, source, now, host_env);
                 }
             }
             PolicyKind::None | PolicyKind::Forever { .. } => {}
@@ -325,6 +337,15 @@ mod tests {
     }
 
     fn inputs(policy: serde_json::Value, source: &Manifest, now: u64) -> KeyInputs {
+        inputs_in(policy, source, now, &BTreeMap::new())
+    }
+
+    fn inputs_in(
+        policy: serde_json::Value,
+        source: &Manifest,
+        now: u64,
+        host_env: &BTreeMap<OsString, OsString>,
+    ) -> KeyInputs {
         let (step, policy) = step(policy);
         let context = KeyContext {
             scope: "/p",
@@ -334,6 +355,7 @@ mod tests {
             source: Some(source),
             now,
             network: Network::Host,
+            host_env,
         };
         KeyInputs::new(&step, &policy, context)
     }
@@ -419,13 +441,13 @@ mod tests {
     fn env_keys_are_read_from_the_host_and_never_stored_in_clear() {
         let src = Manifest::default();
         let policy = json!({"policy": "forever", "env_keys": ["HM_TEST_SECRET_FOR_KEYS"]});
-        std::env::set_var("HM_TEST_SECRET_FOR_KEYS", "s3cret");
-        let a = inputs(policy.clone(), &src, 0);
+        let host = |value: &str| BTreeMap::from([("HM_TEST_SECRET_FOR_KEYS".into(), value.into())]);
+        let a = inputs_in(policy.clone(), &src, 0, &host("s3cret"));
         assert!(!serde_json::to_string(&a).unwrap().contains("s3cret"));
-        std::env::set_var("HM_TEST_SECRET_FOR_KEYS", "other");
-        let b = inputs(policy, &src, 0);
-        std::env::remove_var("HM_TEST_SECRET_FOR_KEYS");
+        let b = inputs_in(policy.clone(), &src, 0, &host("other"));
         assert_ne!(a.key(), b.key());
+        let unset = inputs(policy, &src, 0);
+        assert_eq!(unset.env_keys["HM_TEST_SECRET_FOR_KEYS"], "unset");
         assert_eq!(
             a.explain_change(&b).unwrap(),
             "env_keys changed: HM_TEST_SECRET_FOR_KEYS"

@@ -468,6 +468,7 @@ fn key_inputs(
         source,
         now: crate::cache::now(),
         network: shared.vm.network(),
+        host_env: &cache.settings().host_env,
     };
     KeyInputs::new(planned, policy, context)
 }

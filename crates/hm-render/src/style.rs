@@ -1,13 +1,13 @@
-/// ANSI styling, or none (not a terminal, or `NO_COLOR` set).
+/// ANSI styling, or none (not a terminal, or colour turned off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
 }
 
 impl Style {
-    /// Colour when `is_terminal` and `NO_COLOR` is unset or empty.
-    pub fn detect(is_terminal: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    /// Colour when `is_terminal` and the user did not turn it off (the
+    /// caller reads `NO_COLOR`).
+    pub fn detect(is_terminal: bool, no_color: bool) -> Self {
         Style {
             color: is_terminal && !no_color,
         }

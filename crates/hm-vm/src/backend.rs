@@ -14,16 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{BackendUnavailable, VmError};
 
-/// Stored parts unknown to the registry are collected after this long
-/// (`HM_CACHE_ORPHAN_GRACE`, in seconds, overrides it for tests): a live
-/// process registers a part within moments of storing it.
-pub(crate) fn orphan_grace() -> std::time::Duration {
-    let secs = std::env::var("HM_CACHE_ORPHAN_GRACE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
-    std::time::Duration::from_secs(secs)
-}
+/// Stored parts unknown to the registry are collected after this long by
+/// default: a live process registers a part within moments of storing it.
+pub const DEFAULT_ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// An opaque handle to a snapshot kept by a backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

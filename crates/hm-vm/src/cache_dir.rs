@@ -10,15 +10,6 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The cache root: `$HM_CACHE_DIR`, else `$XDG_CACHE_HOME/hm`, else
-/// `~/.cache/hm`. `None` only when none of those variables is set.
-pub fn hm_cache_dir() -> Option<PathBuf> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("HM_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("hm")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache").join("hm")))
-}
-
 /// What [`ensure_private`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheDirState {

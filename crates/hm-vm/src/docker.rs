@@ -12,6 +12,8 @@
 
 mod archive;
 mod connect;
+
+pub use connect::DockerDaemon;
 mod vm;
 
 use std::collections::{HashMap, HashSet};
@@ -28,9 +30,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::backend::{
-    orphan_grace, BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend,
-};
+use crate::backend::{BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend};
 use crate::capabilities::STEP_CAPABILITIES;
 use crate::credentials::Credentials;
 use crate::error::{BackendUnavailable, DockerError, VmError};
@@ -59,6 +59,11 @@ pub struct DockerConfig {
     pub memory: Option<u64>,
     /// CPU limit of each container, in CPUs.
     pub cpus: Option<f64>,
+    /// Where the daemon is.
+    pub daemon: DockerDaemon,
+    /// Images no entry knows are collected once this old
+    /// ([`crate::DEFAULT_ORPHAN_GRACE`]).
+    pub orphan_grace: std::time::Duration,
 }
 
 /// The docker backend.
@@ -122,8 +127,7 @@ impl DockerBackend {
     /// A backend whose containers get `network` (`none`: Docker's `none`
     /// network, loopback only).
     pub fn with_network(config: DockerConfig, network: Network) -> Self {
-        let canonical = std::fs::canonicalize(&config.cache_dir).unwrap_or_else(|_| config.cache_dir.clone());
-        let cache_id = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_owned();
+        let (canonical, cache_id) = cache_id(&config.cache_dir);
         DockerBackend {
             inner: Arc::new(Inner {
                 config: DockerConfig {
@@ -140,10 +144,17 @@ impl DockerBackend {
         }
     }
 
-    /// The repository this cache directory's cache entries are tagged in.
-    pub fn cache_repository(&self) -> String {
-        self.inner.cache_repo()
+    /// The repository the cache entries of `cache_dir` are tagged in.
+    pub fn cache_repository(cache_dir: &std::path::Path) -> String {
+        format!("hm-cache-{}", cache_id(cache_dir).1)
     }
+}
+
+/// The canonical cache directory, and the id its docker names carry.
+fn cache_id(cache_dir: &std::path::Path) -> (PathBuf, String) {
+    let canonical = std::fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_owned());
+    let id = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_owned();
+    (canonical, id)
 }
 
 impl Inner {
@@ -171,7 +182,9 @@ impl Inner {
     }
 
     async fn connect(&self) -> Result<&Docker, BackendUnavailable> {
-        self.client.get_or_try_init(connect::connect).await
+        self.client
+            .get_or_try_init(|| connect::connect(&self.config.daemon))
+            .await
     }
 
     /// This process's session, made (and the leftovers of dead runs
@@ -560,7 +573,10 @@ impl VmBackend for DockerBackend {
         let (id, base, size) = match self.inner.snapshot(snapshot)? {
             Snap::Image { id, base, size, .. } => (id, base, size),
             Snap::Container { .. } => {
-                return Err(unexpected("store a snapshot", "a handed-over container cannot be stored"))
+                return Err(unexpected(
+                    "store a snapshot",
+                    "a handed-over container cannot be stored",
+                ))
             }
         };
         let docker = self.inner.docker()?;
@@ -615,7 +631,7 @@ impl VmBackend for DockerBackend {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let grace = orphan_grace().as_secs() as i64;
+        let grace = self.inner.config.orphan_grace.as_secs() as i64;
         for (tag, id, created) in self.inner.tags_with_age(&self.inner.cache_repo()).await {
             // An image is created when committed, before it is registered.
             if !known.contains(&id) && now - created > grace {

@@ -82,7 +82,11 @@ pub enum DockerError {
     Unexpected { op: &'static str, why: &'static str },
     /// A command the backend ran in a container failed.
     #[error("the Docker daemon failed to {op}: exit code {code}: {output}")]
-    Command { op: &'static str, code: i64, output: String },
+    Command {
+        op: &'static str,
+        code: i64,
+        output: String,
+    },
 }
 
 impl VmError {

@@ -28,9 +28,10 @@ pub mod tempdir;
 pub use backend::{
     BootFrom, BootRequest, Drift, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Network,
     Persisted, SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
+    DEFAULT_ORPHAN_GRACE,
 };
-pub use cache_dir::{collect_leftovers, ensure_private, hm_cache_dir, CacheDirError, CacheDirState};
-pub use docker::{DockerBackend, DockerConfig};
+pub use cache_dir::{collect_leftovers, ensure_private, CacheDirError, CacheDirState};
+pub use docker::{DockerBackend, DockerConfig, DockerDaemon};
 pub use error::{BackendUnavailable, DockerError, ImageError, VmError};
 pub use images::{
     ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,

@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex};
 pub use helper::{helper_main, is_helper_invocation, HELPER_ARG};
 
 use crate::backend::{
-    orphan_grace, BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Network, Persisted, SnapshotId,
-    StoredSnapshot, Vm, VmBackend,
+    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm,
+    VmBackend,
 };
 use crate::error::{BackendUnavailable, VmError};
 use crate::fsutil::{self, random_id};
@@ -62,6 +62,9 @@ pub struct SandboxConfig {
     pub helper: PathBuf,
     /// Snapshots deeper than this are flattened before a step boots on them.
     pub max_layers: usize,
+    /// Stored parts no entry knows are collected once this old
+    /// ([`crate::DEFAULT_ORPHAN_GRACE`]).
+    pub orphan_grace: std::time::Duration,
 }
 
 /// The sandbox backend.
@@ -537,7 +540,7 @@ impl VmBackend for SandboxBackend {
         let store = self.inner.store_dir();
         let runs = self.inner.config.cache_dir.join(crate::session::RUNS_DIR);
         let known = known.clone();
-        let grace = orphan_grace();
+        let grace = self.inner.config.orphan_grace;
         let remover = self.inner.remover.clone();
         tokio::task::spawn_blocking(move || {
             crate::session::collect_dead_with(&runs, |path| remover.remove(path));

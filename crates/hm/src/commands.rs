@@ -8,11 +8,13 @@ mod run;
 
 pub use image::format_size;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hm_exec::exit_codes;
+use hm_vm::{DockerBackend, DockerConfig, SandboxBackend, SandboxConfig, VmBackend};
 
-use crate::cli::{Command, ProjectArgs};
+use crate::cli::{BackendName, Command, ProjectArgs};
 use crate::error::CliError;
 
 /// Runs a subcommand; returns the exit code of a command that did its job.
@@ -39,13 +41,13 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let project = hm_dsl::Project::find(&start)?;
-    let cache = hm_vm::hm_cache_dir();
+    let cache = crate::host::cache_dir();
     if let Some(cache) = &cache {
         // The SDKs run from here: it must be ours alone before they do.
         private(cache)?;
         sweep(cache);
     }
-    let python = hm_dsl::EvalOptions::from_env(cache.as_deref());
+    let python = hm_dsl::EvalOptions::new(crate::host::python(), cache.as_deref());
     let loaded = project.load(&python)?;
     if let Some(left_out) = &loaded.left_out {
         say!("note: {left_out}");
@@ -65,7 +67,7 @@ fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Confi
 /// The cache root, or an error saying how to set one; it is made private
 /// (or refused), and what killed `hm`s left in it is removed first.
 fn cache_dir() -> Result<PathBuf, CliError> {
-    let dir = hm_vm::hm_cache_dir().ok_or(CliError::NoCacheDir)?;
+    let dir = crate::host::cache_dir().ok_or(CliError::NoCacheDir)?;
     private(&dir)?;
     sweep(&dir);
     Ok(dir)
@@ -96,6 +98,43 @@ fn sweep(cache: &std::path::Path) {
         hm_vm::collect_leftovers(cache);
         hm_dsl::python::remove_interrupted_copies(&cache.join("sdk"));
     });
+}
+
+/// How to build a VM backend.
+struct BackendSpec<'a> {
+    name: BackendName,
+    cache_dir: &'a Path,
+    /// The project, for the docker backend's labels.
+    project: String,
+    config: &'a crate::config::Config,
+    network: hm_vm::Network,
+}
+
+/// The VM backend `spec` names, with every setting it takes.
+fn backend(spec: BackendSpec<'_>) -> Result<Arc<dyn VmBackend>, CliError> {
+    let config = spec.config;
+    Ok(match spec.name {
+        BackendName::Sandbox => Arc::new(SandboxBackend::with_network(
+            SandboxConfig {
+                cache_dir: spec.cache_dir.to_owned(),
+                helper: std::env::current_exe().map_err(CliError::NoExe)?,
+                max_layers: crate::host::max_layers(),
+                orphan_grace: crate::host::orphan_grace(),
+            },
+            spec.network,
+        )),
+        BackendName::Docker => Arc::new(DockerBackend::with_network(
+            DockerConfig {
+                cache_dir: spec.cache_dir.to_owned(),
+                project: spec.project,
+                memory: config.memory,
+                cpus: config.millicpus.map(|m| m as f64 / 1000.0),
+                daemon: crate::host::docker_daemon(),
+                orphan_grace: crate::host::orphan_grace(),
+            },
+            spec.network,
+        )),
+    })
 }
 
 /// Prints JSON, pretty, with a final newline.

@@ -201,11 +201,7 @@ impl Config {
     /// The configuration for a project (or none), before flags.
     pub fn load(project_root: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = Config::default();
-        let user = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-            .map(|dir| dir.join("hm").join("config.toml"));
+        let user = crate::host::config_dir().map(|dir| dir.join("hm").join("config.toml"));
         let project = project_root.map(|root| root.join(hm_dsl::HM_DIR).join("config.toml"));
         if let Some(path) = user {
             match config.apply_file(&path) {

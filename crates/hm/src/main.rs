@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod early;
 mod error;
+mod host;
 mod pull;
 
 use clap::Parser;

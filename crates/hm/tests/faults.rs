@@ -304,13 +304,7 @@ fn a_full_disk_at_random_points(b: Backend) {
         return;
     };
     let cache = disk.cache();
-    let images = hm_vm::DockerBackend::new(hm_vm::DockerConfig {
-        cache_dir: cache.clone(),
-        project: String::new(),
-        memory: None,
-        cpus: None,
-    })
-    .cache_repository();
+    let images = hm_vm::DockerBackend::cache_repository(&cache);
     write_pipeline(&fx);
     let run_on_disk = || {
         Run::from(

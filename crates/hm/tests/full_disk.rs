@@ -82,13 +82,7 @@ impl Drop for DockerImagesOf {
         if self.1 != Backend::Docker {
             return;
         }
-        let repo = hm_vm::DockerBackend::new(hm_vm::DockerConfig {
-            cache_dir: self.0.clone(),
-            project: String::new(),
-            memory: None,
-            cpus: None,
-        })
-        .cache_repository();
+        let repo = hm_vm::DockerBackend::cache_repository(&self.0);
         let tags: Vec<String> = util::docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
             .into_iter()
             .filter(|t| t.starts_with(&format!("{repo}:")))

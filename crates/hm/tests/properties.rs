@@ -287,7 +287,7 @@ fn mangled_pipeline_files_never_panic_the_dsl_loader() {
         .run(&mangled_file(), |bytes| {
             let dir = project_with(&bytes);
             let project = hm_dsl::Project::find(dir.path()).unwrap();
-            let options = hm_dsl::EvalOptions::from_env(None);
+            let options = hm_dsl::EvalOptions::new("python3", None);
             if let Err(err) = project.load(&options) {
                 prop_assert!(!err.to_string().trim().is_empty());
             }
@@ -309,7 +309,7 @@ fn the_binary_exits_2_with_a_message_for_files_that_do_not_load() {
             let dir = project_with(&bytes);
             let project = hm_dsl::Project::find(dir.path()).unwrap();
             let loads = project
-                .load(&hm_dsl::EvalOptions::from_env(None))
+                .load(&hm_dsl::EvalOptions::new("python3", None))
                 .is_ok_and(|loaded| loaded.envelope.pipelines.iter().all(|p| hm_ir::Plan::new(p).is_ok()));
             let hm = |args: &[&str]| {
                 Command::new(util::hm_bin())

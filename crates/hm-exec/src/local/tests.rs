@@ -84,6 +84,7 @@ impl Fixture {
                 bounds: Bounds::default(),
                 scope: "scope".to_owned(),
                 refresh: false,
+                host_env: Arc::default(),
             }),
         }
     }

@@ -12,30 +12,45 @@ use crate::error::BackendUnavailable;
 /// operations (pulls, uploads, commits) stream and are not bound by it.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The daemon addresses tried, in order: `DOCKER_HOST` alone when set.
-pub(crate) fn candidates() -> Vec<String> {
-    if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
-        return vec![host];
+/// Where to look for a Docker-compatible daemon (read from the environment
+/// by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerDaemon {
+    /// `DOCKER_HOST`: when set, the one address tried.
+    pub host: Option<String>,
+    /// `XDG_RUNTIME_DIR` (else `/run/user/UID`): rootless daemons' sockets.
+    pub runtime_dir: Option<PathBuf>,
+    /// The home directory: Docker Desktop's sockets.
+    pub home: Option<PathBuf>,
+}
+
+impl DockerDaemon {
+    /// The daemon addresses tried, in order: `host` alone when set.
+    pub(crate) fn candidates(&self) -> Vec<String> {
+        if let Some(host) = &self.host {
+            return vec![host.clone()];
+        }
+        let mut sockets: Vec<PathBuf> = vec!["/var/run/docker.sock".into(), "/run/docker.sock".into()];
+        let runtime = self
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())));
+        sockets.push(runtime.join("docker.sock"));
+        if let Some(home) = &self.home {
+            sockets.push(home.join(".docker/run/docker.sock"));
+            sockets.push(home.join(".docker/desktop/docker.sock"));
+        }
+        sockets.push(runtime.join("podman/podman.sock"));
+        sockets.push("/run/podman/podman.sock".into());
+        sockets.into_iter().map(|p| format!("unix://{}", p.display())).collect()
     }
-    let mut sockets: Vec<PathBuf> = vec!["/var/run/docker.sock".into(), "/run/docker.sock".into()];
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())));
-    sockets.push(runtime.join("docker.sock"));
-    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-        sockets.push(home.join(".docker/run/docker.sock"));
-        sockets.push(home.join(".docker/desktop/docker.sock"));
-    }
-    sockets.push(runtime.join("podman/podman.sock"));
-    sockets.push("/run/podman/podman.sock".into());
-    sockets.into_iter().map(|p| format!("unix://{}", p.display())).collect()
 }
 
 /// Connects to the first address that answers a ping, with the API version
 /// both sides speak.
-pub(crate) async fn connect() -> Result<Docker, BackendUnavailable> {
-    let candidates = candidates();
-    let explicit = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty());
+pub(crate) async fn connect(daemon: &DockerDaemon) -> Result<Docker, BackendUnavailable> {
+    let candidates = daemon.candidates();
+    let explicit = daemon.host.is_some();
     let mut tried = Vec::new();
     for address in &candidates {
         if let Some(path) = address.strip_prefix("unix://") {
@@ -91,16 +106,19 @@ mod tests {
 
     #[test]
     fn docker_host_alone_when_set() {
-        // One test touches DOCKER_HOST, so no other test races with it.
-        let saved = std::env::var_os("DOCKER_HOST");
-        std::env::set_var("DOCKER_HOST", "unix:///tmp/hm-test.sock");
-        assert_eq!(candidates(), ["unix:///tmp/hm-test.sock"]);
-        std::env::remove_var("DOCKER_HOST");
-        let found = candidates();
+        let daemon = DockerDaemon {
+            host: Some("unix:///tmp/hm-test.sock".to_owned()),
+            ..DockerDaemon::default()
+        };
+        assert_eq!(daemon.candidates(), ["unix:///tmp/hm-test.sock"]);
+        let daemon = DockerDaemon {
+            home: Some("/home/u".into()),
+            runtime_dir: Some("/run/user/7".into()),
+            ..DockerDaemon::default()
+        };
+        let found = daemon.candidates();
         assert_eq!(found[0], "unix:///var/run/docker.sock");
-        assert!(found.iter().any(|c| c.ends_with("podman/podman.sock")));
-        if let Some(saved) = saved {
-            std::env::set_var("DOCKER_HOST", saved);
-        }
+        assert!(found.contains(&"unix:///run/user/7/podman/podman.sock".to_owned()));
+        assert!(found.contains(&"unix:///home/u/.docker/desktop/docker.sock".to_owned()));
     }
 }

@@ -2,11 +2,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hm_exec::exit_codes;
-use hm_vm::{DockerBackend, DockerConfig, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS};
+use hm_vm::{Registry, VmBackend};
 
 use super::image::{format_age, format_size};
 use super::{cache_dir, print_json};
-use crate::cli::{CacheCommand, Format};
+use crate::cli::{BackendName, CacheCommand, Format};
 use crate::config::parse_size;
 use crate::error::CliError;
 
@@ -220,23 +220,27 @@ fn confirm(count: u64, bytes: u64) -> bool {
 /// knows, for each backend that has some. Docker images stay when the
 /// daemon is down; the docker backend collects them on its next run.
 async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doomed) {
-    let sandbox = SandboxBackend::new(SandboxConfig {
-        cache_dir: dir.to_owned(),
-        helper: std::env::current_exe().unwrap_or_default(),
-        max_layers: DEFAULT_MAX_LAYERS,
-    });
-    delete_with(&sandbox, registry, doomed).await;
+    let config = crate::config::Config::default();
+    let spec = |name| super::BackendSpec {
+        name,
+        cache_dir: dir,
+        project: String::new(),
+        config: &config,
+        network: hm_vm::Network::Host,
+    };
+    // Without its own executable `hm` cannot remove what its sandbox left;
+    // a later command collects it.
+    if let Ok(sandbox) = super::backend(spec(BackendName::Sandbox)) {
+        delete_with(&*sandbox, registry, doomed).await;
+    }
     let docker_parts = doomed.parts.iter().any(|(b, _)| b == "docker");
     let docker_known = registry.known_parts("docker").is_ok_and(|k| !k.is_empty());
     if docker_parts || docker_known {
-        let docker = DockerBackend::new(DockerConfig {
-            cache_dir: dir.to_owned(),
-            project: String::new(),
-            memory: None,
-            cpus: None,
-        });
+        let Ok(docker) = super::backend(spec(BackendName::Docker)) else {
+            return;
+        };
         match docker.check().await {
-            Ok(()) => delete_with(&docker, registry, doomed).await,
+            Ok(()) => delete_with(&*docker, registry, doomed).await,
             Err(err) if docker_parts => say!(
                 "warning: the docker images of removed entries stay until the next docker run: {}",
                 crate::error::chain(&CliError::Unavailable(err))

@@ -4,14 +4,12 @@ use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
-use hm_vm::{
-    DockerBackend, DockerConfig, Network, Registry, SandboxBackend, SandboxConfig, VmBackend, DEFAULT_MAX_LAYERS,
-};
+use hm_vm::{Network, Registry};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::pipelines::select;
 use super::{cache_dir, load};
-use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RunArgs};
+use crate::cli::{Format, NetworkName, PullPolicy, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
 
@@ -91,28 +89,16 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
     let network = network(args.network, &config, &plan);
-    let vm: Arc<dyn VmBackend> = match args.backend.unwrap_or(config.backend) {
-        BackendName::Sandbox => Arc::new(SandboxBackend::with_network(
-            SandboxConfig {
-                cache_dir: cache.clone(),
-                helper: std::env::current_exe().map_err(CliError::NoExe)?,
-                max_layers: max_layers(),
-            },
-            network,
-        )),
-        BackendName::Docker => Arc::new(DockerBackend::with_network(
-            DockerConfig {
-                cache_dir: cache.clone(),
-                project: config
-                    .cache_scope
-                    .clone()
-                    .unwrap_or_else(|| project.root.display().to_string()),
-                memory: config.memory,
-                cpus: config.millicpus.map(|m| m as f64 / 1000.0),
-            },
-            network,
-        )),
-    };
+    let vm = super::backend(super::BackendSpec {
+        name: args.backend.unwrap_or(config.backend),
+        cache_dir: &cache,
+        project: config
+            .cache_scope
+            .clone()
+            .unwrap_or_else(|| project.root.display().to_string()),
+        config: &config,
+        network,
+    })?;
     if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
         say!("warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them");
     }
@@ -125,7 +111,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut renderer: Box<dyn Renderer> = match format {
         Format::Json => Box::new(JsonRenderer::new(out)),
-        Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal))),
+        Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal, crate::host::no_color()))),
     };
     if vm.name() == "sandbox" {
         let policy = args.pull.or(config.pull).unwrap_or(PullPolicy::Missing);
@@ -303,15 +289,6 @@ fn open_cache(
             .clone()
             .unwrap_or_else(|| project.root.display().to_string()),
         refresh: no_cache,
+        host_env: Arc::new(crate::host::environment()),
     })
-}
-
-/// `HM_SANDBOX_MAX_LAYERS` overrides how deep a snapshot may get before it
-/// is flattened (for tests of the flattening).
-fn max_layers() -> usize {
-    std::env::var("HM_SANDBOX_MAX_LAYERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_MAX_LAYERS)
 }

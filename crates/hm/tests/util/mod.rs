@@ -340,13 +340,7 @@ impl Fixture {
 
     /// The docker repositories of this fixture's cache.
     pub fn cache_repository(&self) -> String {
-        hm_vm::DockerBackend::new(hm_vm::DockerConfig {
-            cache_dir: self.cache(),
-            project: String::new(),
-            memory: None,
-            cpus: None,
-        })
-        .cache_repository()
+        hm_vm::DockerBackend::cache_repository(&self.cache())
     }
 
     pub fn snapshot_repository(&self) -> String {
