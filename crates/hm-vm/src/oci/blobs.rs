@@ -22,13 +22,49 @@ pub struct BlobStore {
     dir: PathBuf,
 }
 
-/// Why a digest cannot name a blob here.
-pub(crate) fn check_digest(digest: &str) -> Result<&str, String> {
+/// A digest that cannot name a blob here.
+#[derive(Debug, thiserror::Error)]
+#[error("`{digest}` is not a sha256 digest")]
+pub struct DigestError {
+    pub digest: String,
+}
+
+/// Why a blob could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("cannot create `{}`: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("its content does not match its digest (got {actual} after {written} bytes)")]
+    Mismatch { actual: String, written: u64 },
+    #[error("cannot store `{}`: {source}", path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The hex part of `digest`, if it can name a blob here.
+pub(crate) fn check_digest(digest: &str) -> Result<&str, DigestError> {
     match digest.strip_prefix("sha256:") {
         Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
             Ok(hex)
         }
-        _ => Err(format!("`{digest}` is not a sha256 digest")),
+        _ => Err(DigestError {
+            digest: digest.to_owned(),
+        }),
     }
 }
 
@@ -40,7 +76,7 @@ impl BlobStore {
     }
 
     /// Where the blob `digest` is (or would be) stored.
-    pub fn path(&self, digest: &str) -> Result<PathBuf, String> {
+    pub fn path(&self, digest: &str) -> Result<PathBuf, DigestError> {
         Ok(self.dir.join("sha256").join(check_digest(digest)?))
     }
 
@@ -73,10 +109,13 @@ impl BlobStore {
     }
 
     /// A writer for the blob `digest` in `staging`.
-    pub(crate) fn writer(&self, staging: &Path, digest: &str) -> Result<BlobWriter, String> {
+    pub(crate) fn writer(&self, staging: &Path, digest: &str) -> Result<BlobWriter, BlobError> {
         let target = self.path(digest)?;
         let path = staging.join(random_id(8));
-        let file = File::create(&path).map_err(|err| format!("cannot create `{}`: {err}", path.display()))?;
+        let file = match File::create(&path) {
+            Ok(file) => file,
+            Err(source) => return Err(BlobError::Create { path, source }),
+        };
         Ok(BlobWriter {
             file,
             path,
@@ -89,11 +128,14 @@ impl BlobStore {
 
     /// Stores `bytes` (a manifest or config) as the blob `digest`, if they
     /// are that blob.
-    pub(crate) fn put(&self, staging: &Path, digest: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    pub(crate) fn put(&self, staging: &Path, digest: &str, bytes: &[u8]) -> Result<PathBuf, BlobError> {
         let mut writer = self.writer(staging, digest)?;
-        writer
-            .write_all(bytes)
-            .map_err(|err| format!("cannot write `{}`: {err}", writer.path.display()))?;
+        if let Err(source) = writer.write_all(bytes) {
+            return Err(BlobError::Write {
+                path: writer.path.clone(),
+                source,
+            });
+        }
         writer.finish()
     }
 
@@ -129,19 +171,23 @@ impl BlobWriter {
     }
 
     /// Checks the digest and moves the blob into the store.
-    pub(crate) fn finish(self) -> Result<PathBuf, String> {
+    pub(crate) fn finish(self) -> Result<PathBuf, BlobError> {
         let actual = format!("sha256:{:x}", self.hasher.finalize());
         if actual != self.digest {
             let _ = fs::remove_file(&self.path);
-            return Err(format!(
-                "its content does not match its digest (got {actual} after {} bytes)",
-                self.written
-            ));
+            return Err(BlobError::Mismatch {
+                actual,
+                written: self.written,
+            });
         }
         drop(self.file);
-        fs::rename(&self.path, &self.target)
-            .map_err(|err| format!("cannot store `{}`: {err}", self.target.display()))?;
-        Ok(self.target)
+        match fs::rename(&self.path, &self.target) {
+            Ok(()) => Ok(self.target),
+            Err(source) => Err(BlobError::Store {
+                path: self.target,
+                source,
+            }),
+        }
     }
 }
 
@@ -191,7 +237,7 @@ mod tests {
 
         let wrong = digest_of(b"other");
         let err = store.put(staging.path(), &wrong, b"hello").unwrap_err();
-        assert!(err.contains("does not match its digest"), "{err}");
+        assert!(err.to_string().contains("does not match its digest"), "{err}");
         assert!(!store.has(&wrong));
         assert!(store.path("sha256:zz").is_err());
         assert!(store.path("md5:00").is_err());

@@ -10,9 +10,71 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::blobs::check_digest;
-use super::platform::{pick, IndexEntry, Platform};
-use super::unpack::{apply_layer, UnpackOptions, UnpackReport};
+use super::blobs::{check_digest, DigestError};
+use super::platform::{pick, IndexEntry, NoPlatformImage, Platform};
+use super::unpack::{apply_layer, UnpackError, UnpackOptions, UnpackReport};
+
+/// Why an image on disk could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadImageError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{}` is not valid: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("`{}` lists no image", index.display())]
+    NoImage { index: PathBuf },
+    #[error(transparent)]
+    Platform(#[from] NoPlatformImage),
+    #[error("`{}` does not match its digest {digest}", path.display())]
+    Mismatch { path: PathBuf, digest: String },
+    #[error("manifest {digest} has no config (is it an image?)")]
+    NoConfig { digest: String },
+    #[error("its indexes nest too deep")]
+    TooDeep,
+    #[error("its manifest.json lists no image")]
+    NoSavedImage,
+    #[error("it holds {count} images; save one image per file")]
+    SeveralImages { count: usize },
+    #[error("its manifest.json names `{name}`, outside the image")]
+    Outside { name: String },
+}
+
+/// Why a layer of an image on disk could not be applied; `layer` is its
+/// digest, or its path in a `docker save` of the older format.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackImageError {
+    #[error("layer {layer}: cannot read `{}`: {source}", path.display())]
+    Open {
+        layer: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: {source}")]
+    Apply {
+        layer: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("layer {layer}: {source}")]
+    Read {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: its content does not match its digest (got {actual})")]
+    Mismatch { layer: String, actual: String },
+}
 
 /// What kind of image a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,31 +177,96 @@ struct RunConfig {
     env: Option<Vec<String>>,
 }
 
-/// Reads the image in `dir` (for `platform` when it holds several).
+/// [`LocalImage::read`], for callers that take the message alone.
 pub fn read(dir: &Path, format: Format, platform: &Platform) -> Result<LocalImage, String> {
-    match format {
-        Format::OciLayout => read_oci(dir, platform),
-        Format::DockerSave => read_docker_save(dir),
+    LocalImage::read(dir, format, platform).map_err(|err| err.to_string())
+}
+
+/// [`LocalImage::unpack`], for callers that take the message alone.
+pub fn unpack(
+    image: &LocalImage,
+    rootfs: &Path,
+    options: &UnpackOptions,
+    progress: &mut dyn FnMut(&UnpackReport) -> io::Result<()>,
+) -> Result<UnpackReport, String> {
+    image.unpack(rootfs, options, progress).map_err(|err| err.to_string())
+}
+
+impl LocalImage {
+    /// Reads the image in `dir` (for `platform` when it holds several).
+    pub fn read(dir: &Path, format: Format, platform: &Platform) -> Result<Self, ReadImageError> {
+        match format {
+            Format::OciLayout => read_oci(dir, platform),
+            Format::DockerSave => read_docker_save(dir),
+        }
+    }
+
+    /// Applies the layers to `rootfs`, each checked against its digest;
+    /// `progress` may stop it.
+    pub fn unpack(
+        &self,
+        rootfs: &Path,
+        options: &UnpackOptions,
+        progress: &mut dyn FnMut(&UnpackReport) -> io::Result<()>,
+    ) -> Result<UnpackReport, UnpackImageError> {
+        let mut report = UnpackReport::default();
+        for (path, digest) in &self.layers {
+            let layer = || digest.clone().unwrap_or_else(|| path.display().to_string());
+            let file = File::open(path).map_err(|source| UnpackImageError::Open {
+                layer: layer(),
+                path: path.clone(),
+                source,
+            })?;
+            let mut reader = Verified {
+                inner: io::BufReader::with_capacity(1 << 20, file),
+                hasher: Sha256::new(),
+            };
+            apply_layer(&mut reader, rootfs, options, &mut report, progress)
+                .map_err(|source| UnpackImageError::Apply { layer: layer(), source })?;
+            // What the unpacker left unread (tar padding) counts too.
+            io::copy(&mut reader, &mut io::sink())
+                .map_err(|source| UnpackImageError::Read { layer: layer(), source })?;
+            if let Some(digest) = digest {
+                let actual = format!("sha256:{:x}", reader.hasher.finalize());
+                if &actual != digest {
+                    return Err(UnpackImageError::Mismatch {
+                        layer: digest.clone(),
+                        actual,
+                    });
+                }
+            }
+        }
+        Ok(report)
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<(Vec<u8>, T), String> {
-    let bytes = fs::read(path).map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
-    let value = serde_json::from_slice(&bytes).map_err(|err| format!("`{}` is not valid: {err}", path.display()))?;
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<(Vec<u8>, T), ReadImageError> {
+    let bytes = fs::read(path).map_err(|source| ReadImageError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let value = serde_json::from_slice(&bytes).map_err(|source| ReadImageError::Invalid {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok((bytes, value))
 }
 
-fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, String> {
+fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, DigestError> {
     Ok(dir.join("blobs").join("sha256").join(check_digest(digest)?))
 }
 
-fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, String> {
+fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, ReadImageError> {
     let (_, index): (_, Index) = read_json(&dir.join("index.json"))?;
     let mut entries = index.manifests;
     // Nested indexes (an index of indexes) narrowed one level at a time.
     for _ in 0..4 {
         let entry = match entries.len() {
-            0 => return Err(format!("`{}` lists no image", dir.join("index.json").display())),
+            0 => {
+                return Err(ReadImageError::NoImage {
+                    index: dir.join("index.json"),
+                })
+            }
             1 => entries.remove(0),
             _ => pick(&entries, platform)?.clone(),
         };
@@ -147,11 +274,10 @@ fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, String> {
         let (bytes, manifest): (_, Manifest) = read_json(&path)?;
         let digest = super::blobs::digest_of(&bytes);
         if digest != entry.digest {
-            return Err(format!(
-                "`{}` does not match its digest {}",
-                path.display(),
-                entry.digest
-            ));
+            return Err(ReadImageError::Mismatch {
+                path,
+                digest: entry.digest,
+            });
         }
         if let Some(children) = manifest.manifests {
             entries = children;
@@ -159,33 +285,33 @@ fn read_oci(dir: &Path, platform: &Platform) -> Result<LocalImage, String> {
         }
         let config = manifest
             .config
-            .ok_or_else(|| format!("manifest {digest} has no config (is it an image?)"))?;
+            .ok_or_else(|| ReadImageError::NoConfig { digest: digest.clone() })?;
         let (_, config): (_, ImageConfig) = read_json(&blob_path(dir, &config.digest)?)?;
         let layers = manifest
             .layers
             .into_iter()
             .map(|l| Ok((blob_path(dir, &l.digest)?, Some(l.digest))))
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, DigestError>>()?;
         return Ok(LocalImage {
             digest,
             layers,
             env: config.env(),
         });
     }
-    Err("its indexes nest too deep".to_owned())
+    Err(ReadImageError::TooDeep)
 }
 
-fn read_docker_save(dir: &Path) -> Result<LocalImage, String> {
+fn read_docker_save(dir: &Path) -> Result<LocalImage, ReadImageError> {
     let (bytes, entries): (_, Vec<SaveEntry>) = read_json(&dir.join("manifest.json"))?;
     let entry = match entries.len() {
         1 => &entries[0],
-        0 => return Err("its manifest.json lists no image".to_owned()),
-        n => return Err(format!("it holds {n} images; save one image per file")),
+        0 => return Err(ReadImageError::NoSavedImage),
+        count => return Err(ReadImageError::SeveralImages { count }),
     };
-    let inside = |rel: &str| -> Result<PathBuf, String> {
+    let inside = |rel: &str| -> Result<PathBuf, ReadImageError> {
         let path = Path::new(rel);
         if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(format!("its manifest.json names `{rel}`, outside the image"));
+            return Err(ReadImageError::Outside { name: rel.to_owned() });
         }
         Ok(dir.join(path))
     };
@@ -194,7 +320,7 @@ fn read_docker_save(dir: &Path) -> Result<LocalImage, String> {
         .layers
         .iter()
         .map(|l| Ok((inside(l)?, None)))
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, ReadImageError>>()?;
     Ok(LocalImage {
         digest: super::blobs::digest_of(&bytes),
         layers,
@@ -214,36 +340,4 @@ impl<R: Read> Read for Verified<R> {
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
-}
-
-/// Applies the layers of `image` to `rootfs`, each checked against its
-/// digest; `progress` may stop it.
-pub fn unpack(
-    image: &LocalImage,
-    rootfs: &Path,
-    options: &UnpackOptions,
-    progress: &mut dyn FnMut(&UnpackReport) -> io::Result<()>,
-) -> Result<UnpackReport, String> {
-    let mut report = UnpackReport::default();
-    for (path, digest) in &image.layers {
-        let name = digest.clone().unwrap_or_else(|| path.display().to_string());
-        let file = File::open(path).map_err(|err| format!("layer {name}: cannot read `{}`: {err}", path.display()))?;
-        let mut reader = Verified {
-            inner: io::BufReader::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-        };
-        apply_layer(&mut reader, rootfs, options, &mut report, progress)
-            .map_err(|err| format!("layer {name}: {err}"))?;
-        // What the unpacker left unread (tar padding) counts too.
-        io::copy(&mut reader, &mut io::sink()).map_err(|err| format!("layer {name}: {err}"))?;
-        if let Some(digest) = digest {
-            let actual = format!("sha256:{:x}", reader.hasher.finalize());
-            if &actual != digest {
-                return Err(format!(
-                    "layer {digest}: its content does not match its digest (got {actual})"
-                ));
-            }
-        }
-    }
-    Ok(report)
 }

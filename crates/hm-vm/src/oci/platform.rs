@@ -2,6 +2,29 @@
 
 use serde::Deserialize;
 
+/// Why text is not a platform.
+#[derive(Debug, thiserror::Error)]
+#[error("`{text}` is not a platform (os/arch or os/arch/variant, as linux/arm64/v8)")]
+pub struct ParsePlatformError {
+    pub text: String,
+}
+
+/// An index has no image for the platform wanted.
+#[derive(Debug, thiserror::Error)]
+#[error("it has no image for {want} (it has {})", listed(available))]
+pub struct NoPlatformImage {
+    pub want: Platform,
+    /// The platforms it has, as `os/arch[/variant]`.
+    pub available: Vec<String>,
+}
+
+fn listed(platforms: &[String]) -> String {
+    match platforms.is_empty() {
+        true => "none".to_owned(),
+        false => platforms.join(", "),
+    }
+}
+
 /// An operating system, architecture and optional variant, as OCI names
 /// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +54,18 @@ impl Platform {
         }
     }
 
-    /// Parses `os/arch[/variant]`.
+    /// Parses `os/arch[/variant]`, for callers that take the message
+    /// alone; `text.parse::<Platform>()` gives the error.
     pub fn parse(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|err: ParsePlatformError| err.to_string())
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = ParsePlatformError;
+
+    /// Parses `os/arch[/variant]`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = text.split('/').collect();
         match parts[..] {
             [os, architecture] if !os.is_empty() && !architecture.is_empty() => Ok(Platform {
@@ -47,9 +80,7 @@ impl Platform {
                     variant: Some(variant.to_owned()),
                 })
             }
-            _ => Err(format!(
-                "`{text}` is not a platform (os/arch or os/arch/variant, as linux/arm64/v8)"
-            )),
+            _ => Err(ParsePlatformError { text: text.to_owned() }),
         }
     }
 }
@@ -95,7 +126,7 @@ impl EntryPlatform {
 /// The entry of `entries` for `want`: same os and architecture, and the
 /// same variant when both name one (`arm64` without a variant is `v8`).
 /// Entries without a platform (attestations) never match.
-pub(crate) fn pick<'a>(entries: &'a [IndexEntry], want: &Platform) -> Result<&'a IndexEntry, String> {
+pub(crate) fn pick<'a>(entries: &'a [IndexEntry], want: &Platform) -> Result<&'a IndexEntry, NoPlatformImage> {
     let normal = |arch: &str, variant: Option<&str>| -> Option<String> {
         match (arch, variant) {
             ("arm64", None) => Some("v8".to_owned()),
@@ -113,21 +144,14 @@ pub(crate) fn pick<'a>(entries: &'a [IndexEntry], want: &Platform) -> Result<&'a
     // other way round, still has the one image for the architecture.
     exact
         .or_else(|| entries.iter().find(|e| e.platform.as_ref().is_some_and(matches)))
-        .ok_or_else(|| {
-            let available: Vec<String> = entries
+        .ok_or_else(|| NoPlatformImage {
+            want: want.clone(),
+            available: entries
                 .iter()
                 .filter_map(|e| e.platform.as_ref())
                 .filter(|p| p.os != "unknown")
                 .map(EntryPlatform::show)
-                .collect();
-            format!(
-                "it has no image for {want} (it has {})",
-                if available.is_empty() {
-                    "none".to_owned()
-                } else {
-                    available.join(", ")
-                }
-            )
+                .collect(),
         })
 }
 
@@ -154,18 +178,24 @@ mod tests {
             entry("amd", "linux", "amd64", None),
             entry("att", "unknown", "unknown", None),
         ];
-        let pick_for = |text: &str| pick(&entries, &Platform::parse(text).unwrap()).map(|e| e.digest.clone());
+        let pick_for = |text: &str| pick(&entries, &text.parse().unwrap()).map(|e| e.digest.clone());
         assert_eq!(pick_for("linux/amd64").unwrap(), "amd");
         assert_eq!(pick_for("linux/arm64").unwrap(), "arm64");
         assert_eq!(pick_for("linux/arm64/v8").unwrap(), "arm64");
         assert_eq!(pick_for("linux/arm/v7").unwrap(), "arm7");
         let err = pick_for("linux/s390x").unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "it has no image for linux/s390x (it has linux/arm/v7, linux/arm64/v8, linux/amd64)"
         );
-        assert!(Platform::parse("linux").is_err());
-        assert_eq!(Platform::parse("linux/arm64/v8").unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(
+            Platform::parse("linux").unwrap_err(),
+            "`linux` is not a platform (os/arch or os/arch/variant, as linux/arm64/v8)"
+        );
+        assert_eq!(
+            "linux/arm64/v8".parse::<Platform>().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
         let host = Platform::host();
         assert_eq!(host.os, "linux");
     }

@@ -24,14 +24,16 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde::Deserialize;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, AcquireError, Semaphore};
+use tokio::task::JoinError;
 
-use super::blobs::{digest_of, BlobStore};
-use super::platform::{pick, IndexEntry, Platform};
-use super::reference::{endpoint, is_loopback, ImageName};
-use super::unpack::{apply_layer, UnpackOptions, UnpackReport};
+use super::blobs::{digest_of, BlobError, BlobStore, DigestError};
+use super::platform::{pick, IndexEntry, NoPlatformImage, Platform};
+use super::reference::{endpoint, is_loopback, ImageName, ReferenceError};
+use super::unpack::{apply_layer, UnpackError, UnpackOptions, UnpackReport};
 use crate::credentials::{self, Credentials};
 use crate::images::{ImageInfo, ImageStore};
+use crate::ImageError;
 
 /// Layers downloaded at once (as `docker pull` does).
 const CONCURRENT_DOWNLOADS: usize = 3;
@@ -107,19 +109,193 @@ pub struct Pulled {
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     #[error("invalid image reference `{reference}`: {detail}")]
-    BadReference { reference: String, detail: String },
-    #[error("cannot pull `{image}`: {detail}")]
-    Registry { image: String, detail: String },
+    BadReference {
+        reference: String,
+        #[source]
+        detail: ReferenceError,
+    },
+    #[error("cannot pull `{image}`: {detail}{}", after(tried))]
+    Registry {
+        image: String,
+        #[source]
+        detail: RemoteError,
+        /// What the mirrors said before the registry itself failed (as
+        /// `mirror HOST`).
+        tried: Vec<(String, RemoteError)>,
+    },
     #[error("cannot pull `{image}`: layer {layer}: {detail}")]
     Layer {
         image: String,
         layer: String,
-        detail: String,
+        #[source]
+        detail: LayerError,
     },
     #[error("cannot pull `{image}`: {detail}")]
-    Store { image: String, detail: String },
+    Store {
+        image: String,
+        #[source]
+        detail: StoreError,
+    },
     #[error("the pull of `{image}` was interrupted; nothing of it is stored")]
     Interrupted { image: String },
+}
+
+/// ` (after what the mirrors said)`, or nothing.
+fn after(tried: &[(String, RemoteError)]) -> String {
+    if tried.is_empty() {
+        return String::new();
+    }
+    let tried: Vec<String> = tried.iter().map(|(from, err)| format!("{from}: {err}")).collect();
+    format!(" (after {})", tried.join("; "))
+}
+
+/// A registry's or mirror's answer, explained as a user can act on it.
+/// The explanation says all the answer does (the causes of a request
+/// that failed included), so the answer is no `#[source]` to print again.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", explain(answer, from))]
+pub struct ProtocolError {
+    /// Who answered, as the message names it (`docker.io`, `mirror HOST`).
+    pub from: String,
+    pub answer: OciDistributionError,
+}
+
+/// Why a registry or mirror did not give the image's manifest or config.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The Docker configuration's credentials for `host` could not be read.
+    #[error("{detail}")]
+    Credentials { host: String, detail: String },
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("the registry sent manifest {digest} for {pinned}")]
+    NotPinned { digest: String, pinned: String },
+    #[error("its manifest {digest} is not valid: {source}")]
+    InvalidManifest {
+        digest: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Platform(#[from] NoPlatformImage),
+    #[error("the registry sent manifest {digest} for {wanted} of index {index}")]
+    NotListed {
+        digest: String,
+        wanted: String,
+        index: String,
+    },
+    #[error("its manifest {digest} for {platform} is not valid: {source}")]
+    InvalidPlatformManifest {
+        digest: String,
+        platform: Platform,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("its index {index} lists another index for {platform}")]
+    NestedIndex { index: String, platform: Platform },
+    #[error("its manifest {digest} has no config (is it an image?)")]
+    NoConfig { digest: String },
+    #[error("layer {digest} has media type `{media_type}`, which is not an image layer")]
+    NotALayer { digest: String, media_type: String },
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+    #[error("its config {digest}: {source}")]
+    ConfigDownload {
+        digest: String,
+        #[source]
+        source: ProtocolError,
+    },
+    #[error("its config {digest}: {source}")]
+    ConfigStore {
+        digest: String,
+        #[source]
+        source: BlobError,
+    },
+    #[error("its config {digest} is not valid: {source}")]
+    InvalidConfig {
+        digest: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why one layer could not be downloaded or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("the download broke off after {written} of {total} bytes: {source}")]
+    BrokeOff {
+        written: u64,
+        total: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the download broke off after {written} of {total} bytes")]
+    Short { written: u64, total: u64 },
+    #[error("cannot write it to the blob store: {source}")]
+    Write {
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Permit(#[source] AcquireError),
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+}
+
+/// Why the pulled image could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    LockTask(#[source] JoinError),
+    #[error("cannot lock the image store: {source}")]
+    ImageLock {
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Images(#[from] ImageError),
+    #[error("cannot lock the blob store in {}: {source}", dir.display())]
+    BlobLock {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write blobs in {}: {source}", dir.display())]
+    Staging {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a download failed: {0}")]
+    Download(#[source] JoinError),
+    #[error("unpacking failed: {0}")]
+    Unpack(#[source] JoinError),
+    #[error("a layer's download stopped")]
+    DownloadStopped,
 }
 
 /// The parts of an image manifest a pull needs.
@@ -147,6 +323,14 @@ impl Source {
             None => name.registry().to_owned(),
         }
     }
+
+    /// What this source answered, as an error.
+    fn refused(&self, name: &ImageName, answer: OciDistributionError) -> ProtocolError {
+        ProtocolError {
+            from: self.describe(name),
+            answer,
+        }
+    }
 }
 
 /// Pulls `name` into the image store of `cache_dir`, unless the stored
@@ -158,15 +342,15 @@ pub async fn pull(
     observer: Arc<dyn PullObserver>,
 ) -> Result<Pulled, PullError> {
     let image = name.canonical();
-    let registry_err = |detail: String| PullError::Registry {
+    let client = client_for(name, settings);
+    let sources = sources_for(name, settings).map_err(|detail| PullError::Registry {
         image: image.clone(),
         detail,
-    };
-    let client = client_for(name, settings);
-    let sources = sources_for(name, settings).map_err(&registry_err)?;
+        tried: Vec::new(),
+    })?;
     let (source, digest, manifest) = resolve(&client, name, &sources, &settings.platform).await?;
     let images = ImageStore::new(cache_dir);
-    let store_err = |detail: String| PullError::Store {
+    let store_err = |detail: StoreError| PullError::Store {
         image: image.clone(),
         detail,
     };
@@ -190,8 +374,8 @@ pub async fn pull(
         let image = image.clone();
         tokio::task::spawn_blocking(move || images.pull_lock(&image))
             .await
-            .map_err(|err| store_err(err.to_string()))?
-            .map_err(|err| store_err(format!("cannot lock the image store: {err}")))?
+            .map_err(|err| store_err(StoreError::LockTask(err)))?
+            .map_err(|source| store_err(StoreError::ImageLock { source }))?
     };
     if let Some(info) = current(&images) {
         return Ok(Pulled {
@@ -236,9 +420,13 @@ fn client_for(name: &ImageName, settings: &PullSettings) -> Client {
 
 /// The mirrors of the registry, then the registry, each with the
 /// credentials the Docker configuration has for it.
-fn sources_for(name: &ImageName, settings: &PullSettings) -> Result<Vec<Source>, String> {
-    let auth = |host: &str| -> Result<RegistryAuth, String> {
-        Ok(match credentials::for_registry(host)? {
+fn sources_for(name: &ImageName, settings: &PullSettings) -> Result<Vec<Source>, RemoteError> {
+    let auth = |host: &str| -> Result<RegistryAuth, RemoteError> {
+        let found = credentials::for_registry(host).map_err(|err| RemoteError::Credentials {
+            host: host.to_owned(),
+            detail: err.to_string(),
+        })?;
+        Ok(match found {
             None => RegistryAuth::Anonymous,
             Some(Credentials::Basic { username, password }) => RegistryAuth::Basic(username, password),
             // Registries that issue refresh tokens take them as the password
@@ -274,14 +462,8 @@ async fn resolve(
         match resolve_at(client, name, source, platform).await {
             Ok((digest, manifest)) => return Ok((i, digest, manifest)),
             // The registry itself has the last word.
-            Err(detail) if source.mirror.is_some() => tried.push(format!("{}: {detail}", source.describe(name))),
-            Err(detail) => {
-                let detail = match tried.is_empty() {
-                    true => detail,
-                    false => format!("{detail} (after {})", tried.join("; ")),
-                };
-                return Err(PullError::Registry { image, detail });
-            }
+            Err(detail) if source.mirror.is_some() => tried.push((source.describe(name), detail)),
+            Err(detail) => return Err(PullError::Registry { image, detail, tried }),
         }
     }
     unreachable!("the registry itself is always the last source")
@@ -292,21 +474,26 @@ async fn resolve_at(
     name: &ImageName,
     source: &Source,
     platform: &Platform,
-) -> Result<(String, Manifest), String> {
+) -> Result<(String, Manifest), RemoteError> {
     let host = source.mirror.as_deref();
     let reference = name.via(host);
     client
         .auth(&reference, &source.auth, RegistryOperation::Pull)
         .await
-        .map_err(|err| explain(&err, &source.describe(name)))?;
+        .map_err(|err| source.refused(name, err))?;
     let (bytes, digest) = manifest_at(client, &reference, source, name).await?;
     if let Some(pinned) = name.digest() {
         if digest != pinned {
-            return Err(format!("the registry sent manifest {digest} for {pinned}"));
+            return Err(RemoteError::NotPinned {
+                digest,
+                pinned: pinned.to_owned(),
+            });
         }
     }
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|err| format!("its manifest {digest} is not valid: {err}"))?;
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(manifest) => manifest,
+        Err(source) => return Err(RemoteError::InvalidManifest { digest, source }),
+    };
     let Some(entries) = &manifest.manifests else {
         return Ok((digest, manifest));
     };
@@ -314,15 +501,27 @@ async fn resolve_at(
     let child = name.at(&entry.digest, host);
     let (bytes, child_digest) = manifest_at(client, &child, source, name).await?;
     if child_digest != entry.digest {
-        return Err(format!(
-            "the registry sent manifest {child_digest} for {} of index {digest}",
-            entry.digest
-        ));
+        return Err(RemoteError::NotListed {
+            digest: child_digest,
+            wanted: entry.digest.clone(),
+            index: digest,
+        });
     }
-    let manifest: Manifest = serde_json::from_slice(&bytes)
-        .map_err(|err| format!("its manifest {child_digest} for {platform} is not valid: {err}"))?;
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(manifest) => manifest,
+        Err(source) => {
+            return Err(RemoteError::InvalidPlatformManifest {
+                digest: child_digest,
+                platform: platform.clone(),
+                source,
+            })
+        }
+    };
     if manifest.manifests.is_some() {
-        return Err(format!("its index {digest} lists another index for {platform}"));
+        return Err(RemoteError::NestedIndex {
+            index: digest,
+            platform: platform.clone(),
+        });
     }
     Ok((child_digest, manifest))
 }
@@ -334,11 +533,11 @@ async fn manifest_at(
     reference: &Reference,
     source: &Source,
     name: &ImageName,
-) -> Result<(bytes::Bytes, String), String> {
+) -> Result<(bytes::Bytes, String), ProtocolError> {
     let (bytes, _) = client
         .pull_manifest_raw(reference, &source.auth, MANIFEST_TYPES)
         .await
-        .map_err(|err| explain(&err, &source.describe(name)))?;
+        .map_err(|err| source.refused(name, err))?;
     let digest = digest_of(&bytes);
     Ok((bytes, digest))
 }
@@ -394,11 +593,12 @@ async fn fetch(
     observer: Arc<dyn PullObserver>,
 ) -> Result<Pulled, PullError> {
     let image = name.canonical();
-    let registry_err = |detail: String| PullError::Registry {
+    let registry_err = |detail: RemoteError| PullError::Registry {
         image: image.clone(),
         detail,
+        tried: Vec::new(),
     };
-    let store_err = |detail: String| PullError::Store {
+    let store_err = |detail: StoreError| PullError::Store {
         image: image.clone(),
         detail,
     };
@@ -406,53 +606,71 @@ async fn fetch(
     let config = manifest
         .config
         .clone()
-        .ok_or_else(|| registry_err(format!("its manifest {digest} has no config (is it an image?)")))?;
+        .ok_or_else(|| registry_err(RemoteError::NoConfig { digest: digest.clone() }))?;
     for layer in &manifest.layers {
         if !is_layer_type(&layer.media_type) {
-            return Err(registry_err(format!(
-                "layer {} has media type `{}`, which is not an image layer",
-                layer.digest, layer.media_type
-            )));
+            return Err(registry_err(RemoteError::NotALayer {
+                digest: layer.digest.clone(),
+                media_type: layer.media_type.clone(),
+            }));
         }
-        super::blobs::check_digest(&layer.digest).map_err(&registry_err)?;
+        super::blobs::check_digest(&layer.digest).map_err(|err| registry_err(err.into()))?;
     }
     let blobs = BlobStore::new(cache_dir);
-    let _shared = blobs
-        .lock(false)
-        .map_err(|err| store_err(format!("cannot lock the blob store in {}: {err}", cache_dir.display())))?;
-    let staging = blobs
-        .staging()
-        .map_err(|err| store_err(format!("cannot write blobs in {}: {err}", cache_dir.display())))?;
+    let _shared = blobs.lock(false).map_err(|source| {
+        store_err(StoreError::BlobLock {
+            dir: cache_dir.to_owned(),
+            source,
+        })
+    })?;
+    let staging = blobs.staging().map_err(|source| {
+        store_err(StoreError::Staging {
+            dir: cache_dir.to_owned(),
+            source,
+        })
+    })?;
     let images = ImageStore::new(cache_dir);
-    let assembly = images.begin().map_err(|err| store_err(err.to_string()))?;
+    let assembly = images.begin().map_err(|err| store_err(err.into()))?;
     let rootfs = assembly.path().join("rootfs");
-    std::fs::create_dir(&rootfs).map_err(|err| store_err(format!("cannot create {}: {err}", rootfs.display())))?;
+    std::fs::create_dir(&rootfs).map_err(|source| {
+        store_err(StoreError::Create {
+            path: rootfs.clone(),
+            source,
+        })
+    })?;
 
     // The configuration: small, read whole.
-    let config_bytes = match blobs.path(&config.digest).map_err(&registry_err)? {
-        path if path.is_file() => {
-            std::fs::read(&path).map_err(|err| store_err(format!("cannot read {}: {err}", path.display())))?
-        }
+    let config_bytes = match blobs.path(&config.digest).map_err(|err| registry_err(err.into()))? {
+        path if path.is_file() => match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(source) => return Err(store_err(StoreError::Read { path, source })),
+        },
         _ => {
             let mut bytes = Vec::new();
             client
                 .pull_blob(&name.via(host), &config, &mut bytes)
                 .await
                 .map_err(|err| {
-                    registry_err(format!(
-                        "its config {}: {}",
-                        config.digest,
-                        explain(&err, &source.describe(name))
-                    ))
+                    registry_err(RemoteError::ConfigDownload {
+                        digest: config.digest.clone(),
+                        source: source.refused(name, err),
+                    })
                 })?;
-            blobs
-                .put(staging.path(), &config.digest, &bytes)
-                .map_err(|err| registry_err(format!("its config {}: {err}", config.digest)))?;
+            blobs.put(staging.path(), &config.digest, &bytes).map_err(|source| {
+                registry_err(RemoteError::ConfigStore {
+                    digest: config.digest.clone(),
+                    source,
+                })
+            })?;
             bytes
         }
     };
-    let image_config: super::layout::ImageConfig = serde_json::from_slice(&config_bytes)
-        .map_err(|err| registry_err(format!("its config {} is not valid: {err}", config.digest)))?;
+    let image_config: super::layout::ImageConfig = serde_json::from_slice(&config_bytes).map_err(|source| {
+        registry_err(RemoteError::InvalidConfig {
+            digest: config.digest.clone(),
+            source,
+        })
+    })?;
 
     observer.event(PullEvent::Resolved {
         image: image.clone(),
@@ -473,7 +691,7 @@ async fn fetch(
     for layer in &manifest.layers {
         let (tx, rx) = oneshot::channel();
         ready.push((layer.digest.clone(), rx));
-        let path = blobs.path(&layer.digest).map_err(&registry_err)?;
+        let path = blobs.path(&layer.digest).map_err(|err| registry_err(err.into()))?;
         if path.is_file() {
             let _ = tx.send(path);
             continue;
@@ -491,11 +709,11 @@ async fn fetch(
             let _permit = permits
                 .acquire_owned()
                 .await
-                .map_err(|e| (job.layer.digest.clone(), e.to_string()))?;
+                .map_err(|e| (job.layer.digest.clone(), LayerError::Permit(e)))?;
             let layer = job.layer.digest.clone();
             let path = job.run().await.map_err(|detail| (layer.clone(), detail))?;
             let _ = tx.send(path);
-            Ok::<(), (String, String)>(())
+            Ok::<(), (String, LayerError)>(())
         });
     }
 
@@ -513,9 +731,9 @@ async fn fetch(
                     let _ = (&mut unpacking).await;
                     return Err(layer_error(&image, layer, detail, &*observer));
                 }
-                Err(err) => return Err(store_err(format!("a download failed: {err}"))),
+                Err(err) => return Err(store_err(StoreError::Download(err))),
             },
-            joined = &mut unpacking => break joined.map_err(|err| store_err(format!("unpacking failed: {err}")))?,
+            joined = &mut unpacking => break joined.map_err(|err| store_err(StoreError::Unpack(err)))?,
         }
     };
     let report = match unpacked {
@@ -529,7 +747,7 @@ async fn fetch(
                     return Err(layer_error(&image, layer, detail, &*observer));
                 }
             }
-            return Err(store_err("a layer's download stopped".to_owned()));
+            return Err(store_err(StoreError::DownloadStopped));
         }
     };
     drop(staging);
@@ -553,9 +771,7 @@ async fn fetch(
         pulled: Some(pulled_at),
         blobs: blob_list,
     };
-    images
-        .install(assembly, &info)
-        .map_err(|err| store_err(err.to_string()))?;
+    images.install(assembly, &info).map_err(|err| store_err(err.into()))?;
     Ok(Pulled {
         info,
         fetched: true,
@@ -564,7 +780,7 @@ async fn fetch(
 }
 
 /// A layer's error, or the interruption that caused it.
-fn layer_error(image: &str, layer: String, detail: String, observer: &dyn PullObserver) -> PullError {
+fn layer_error(image: &str, layer: String, detail: LayerError, observer: &dyn PullObserver) -> PullError {
     if observer.stopped() {
         return PullError::Interrupted {
             image: image.to_owned(),
@@ -604,28 +820,30 @@ struct Download {
 }
 
 impl Download {
-    async fn run(self) -> Result<PathBuf, String> {
+    async fn run(self) -> Result<PathBuf, LayerError> {
         let total = self.layer.size.max(0) as u64;
         let mut stream = self
             .client
             .pull_blob_stream(&self.reference, &self.layer)
             .await
-            .map_err(|err| explain(&err, self.reference.resolve_registry()))?;
+            .map_err(|answer| ProtocolError {
+                from: self.reference.resolve_registry().to_owned(),
+                answer,
+            })?;
         let mut writer = self.blobs.writer(&self.staging, &self.layer.digest)?;
         let mut reported = 0;
         while let Some(chunk) = stream.next().await {
             if self.observer.stopped() {
-                return Err("interrupted".to_owned());
+                return Err(LayerError::Interrupted);
             }
-            let chunk = chunk.map_err(|err| {
-                format!(
-                    "the download broke off after {} of {total} bytes: {err}",
-                    writer.written()
-                )
+            let chunk = chunk.map_err(|source| LayerError::BrokeOff {
+                written: writer.written(),
+                total,
+                source,
             })?;
             writer
                 .write_all(&chunk)
-                .map_err(|err| format!("cannot write it to the blob store: {err}"))?;
+                .map_err(|source| LayerError::Write { source })?;
             if writer.written() - reported >= 256 * 1024 {
                 reported = writer.written();
                 self.observer.event(PullEvent::Downloading {
@@ -636,10 +854,10 @@ impl Download {
             }
         }
         if total > 0 && writer.written() != total {
-            return Err(format!(
-                "the download broke off after {} of {total} bytes",
-                writer.written()
-            ));
+            return Err(LayerError::Short {
+                written: writer.written(),
+                total,
+            });
         }
         let path = writer.finish()?;
         self.observer.event(PullEvent::Downloaded {
@@ -653,7 +871,7 @@ impl Download {
 enum UnpackFailure {
     Stopped,
     NotDownloaded,
-    Layer(String, String),
+    Layer(String, LayerError),
 }
 
 /// Applies the layers in order, each once its download is done.
@@ -670,8 +888,10 @@ fn unpack_all(
     let mut report = UnpackReport::default();
     for (layer, rx) in ready {
         let path = rx.blocking_recv().map_err(|_| UnpackFailure::NotDownloaded)?;
-        let file = File::open(&path)
-            .map_err(|err| UnpackFailure::Layer(layer.clone(), format!("cannot open {}: {err}", path.display())))?;
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(source) => return Err(UnpackFailure::Layer(layer, LayerError::Open { path, source })),
+        };
         let mut progress = |_: &UnpackReport| -> io::Result<()> {
             match observer.stopped() {
                 true => Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted")),
@@ -688,7 +908,7 @@ fn unpack_all(
             if observer.stopped() {
                 return Err(UnpackFailure::Stopped);
             }
-            return Err(UnpackFailure::Layer(layer, err.to_string()));
+            return Err(UnpackFailure::Layer(layer, err.into()));
         }
         observer.event(PullEvent::Unpacked { layer });
     }

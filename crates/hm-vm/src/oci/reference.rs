@@ -4,6 +4,17 @@ use std::net::IpAddr;
 
 use oci_client::Reference;
 
+/// Why text is not an image reference.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("a reference has no spaces and is not empty")]
+    Blank,
+    #[error(transparent)]
+    Syntax(#[from] oci_client::ParseError),
+    #[error("repository names are lowercase")]
+    Uppercase,
+}
+
 /// A reference parsed and made canonical: `ubuntu:24.04` is
 /// `docker.io/library/ubuntu:24.04`, a reference without tag or digest is
 /// `:latest`.
@@ -14,13 +25,13 @@ pub struct ImageName {
 
 impl ImageName {
     /// Parses `text`; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ReferenceError> {
         if text.trim() != text || text.is_empty() {
-            return Err("a reference has no spaces and is not empty".to_owned());
+            return Err(ReferenceError::Blank);
         }
-        let reference: Reference = text.parse().map_err(|err: oci_client::ParseError| err.to_string())?;
+        let reference: Reference = text.parse()?;
         if reference.repository().chars().any(|c| c.is_ascii_uppercase()) {
-            return Err("repository names are lowercase".to_owned());
+            return Err(ReferenceError::Uppercase);
         }
         Ok(ImageName { reference })
     }
