@@ -218,10 +218,10 @@ pub(crate) fn evaluate(
                 .and_then(|stack| stack_location(graph, &stack))
                 .or_else(|| export_location(graph, &file, &exported))
                 .unwrap_or_else(|| Location::file(&file));
-            let pipeline = render::pipeline(&names, &item).map_err(|message| LoadError::Evaluation {
+            let pipeline = render::pipeline(&names, &item).map_err(|err| LoadError::Evaluation {
                 at: at.clone(),
                 what: "the pipeline cannot be rendered",
-                traceback: message,
+                traceback: err.to_string(),
             })?;
             sourced.push((pipeline, at));
         }
@@ -264,7 +264,7 @@ pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcom
         for file in files {
             let name = module_name(root, file);
             let namespace = import(&ctx, &name).map_err(|thrown| thrown.into_error(graph, Path::new(&name)))?;
-            let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e))?;
+            let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e.summary))?;
             if !differ.is_empty() {
                 outcomes.push(TestOutcome {
                     file: PathBuf::from(&name),
@@ -284,7 +284,7 @@ pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcom
                         other => other.to_string(),
                     }
                 });
-                let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e))?;
+                let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e.summary))?;
                 if result.is_ok() && !differ.is_empty() {
                     result = Err(differ.join("\n"));
                 }
@@ -302,8 +302,8 @@ pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcom
 /// Takes the pipelines made since the last call (`__hm_created`) and
 /// makes each one's graph in JavaScript and in Rust: how they differ, one
 /// line each.
-fn lowerings_differ<'js>(ctx: &Ctx<'js>, sdk: &Object<'js>, names: &render::Names<'js>) -> Result<Vec<String>, String> {
-    let js = |e: rquickjs::Error| Thrown::caught(ctx, e).summary;
+fn lowerings_differ<'js>(ctx: &Ctx<'js>, sdk: &Object<'js>, names: &render::Names<'js>) -> Result<Vec<String>, Thrown> {
+    let js = |e: rquickjs::Error| Thrown::caught(ctx, e);
     let made: Array = ctx.globals().get("__hm_created").map_err(js)?;
     ctx.globals()
         .set("__hm_created", Array::new(ctx.clone()).map_err(js)?)
@@ -318,7 +318,7 @@ fn lowerings_differ<'js>(ctx: &Ctx<'js>, sdk: &Object<'js>, names: &render::Name
             .map(|definition| serde_json::to_value(definition).unwrap_or_default());
         let in_js: Result<serde_json::Value, String> = lower_in_js
             .call::<_, String>((ir,))
-            .map_err(js)
+            .map_err(|e| js(e).summary)
             .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()));
         match (in_rust, in_js) {
             (Ok(a), Ok(b)) if a == b => {}
@@ -478,9 +478,24 @@ impl Loader for Codes {
     }
 }
 
+/// Why a JavaScript value has no JSON form.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ToJsonError {
+    #[error("a string that is not Unicode")]
+    NotUnicode,
+    #[error("not an array")]
+    NotAnArray,
+    #[error("not an object")]
+    NotAnObject,
+    #[error(transparent)]
+    Engine(#[from] rquickjs::Error),
+    #[error("the SDK rendered a {0} value")]
+    Unrenderable(rquickjs::Type),
+}
+
 /// A JavaScript value as JSON: what `JSON.stringify` would give, read
 /// straight from the engine's objects.
-fn to_json(value: &Value<'_>) -> Result<serde_json::Value, String> {
+fn to_json(value: &Value<'_>) -> Result<serde_json::Value, ToJsonError> {
     use rquickjs::Type;
     Ok(match value.type_of() {
         Type::Null | Type::Undefined => serde_json::Value::Null,
@@ -498,28 +513,28 @@ fn to_json(value: &Value<'_>) -> Result<serde_json::Value, String> {
             value
                 .as_string()
                 .and_then(|s| s.to_string().ok())
-                .ok_or("a string that is not Unicode")?,
+                .ok_or(ToJsonError::NotUnicode)?,
         ),
         Type::Array => {
-            let array = value.as_array().ok_or("not an array")?;
+            let array = value.as_array().ok_or(ToJsonError::NotAnArray)?;
             let mut items = Vec::with_capacity(array.len());
             for item in array.iter::<Value>() {
-                items.push(to_json(&item.map_err(|e| e.to_string())?)?);
+                items.push(to_json(&item?)?);
             }
             serde_json::Value::Array(items)
         }
         Type::Object => {
-            let object = value.as_object().ok_or("not an object")?;
+            let object = value.as_object().ok_or(ToJsonError::NotAnObject)?;
             let mut map = serde_json::Map::new();
             for prop in object.props::<String, Value>() {
-                let (key, item) = prop.map_err(|e| e.to_string())?;
+                let (key, item) = prop?;
                 if !item.is_undefined() {
                     map.insert(key, to_json(&item)?);
                 }
             }
             serde_json::Value::Object(map)
         }
-        other => return Err(format!("the SDK rendered a {other} value")),
+        other => return Err(ToJsonError::Unrenderable(other)),
     })
 }
 

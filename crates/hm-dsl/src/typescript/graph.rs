@@ -73,6 +73,20 @@ fn join_normalized(dir: &Path, specifier: &str) -> PathBuf {
     out
 }
 
+/// Why an import names no module.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImportError {
+    #[error(
+        "cannot import `{specifier}`: pipeline files import `@harmont/hm`, `@harmont/hm/toolchains` \
+         and files of the project (npm packages and Node.js modules are not available)"
+    )]
+    NotAvailable { specifier: String },
+    #[error("the SDK has no module `{path}`")]
+    NoSdkModule { path: String },
+    #[error("cannot import `{specifier}`: no such file (tried `{}`)", tried.display())]
+    NoSuchFile { specifier: String, tried: PathBuf },
+}
+
 /// What `specifier`, imported by the module `importer`, means. With
 /// `internals`, project files may import the SDK's own modules by their
 /// names (`@harmont/hm/src/keys.ts`), as the SDK's tests do.
@@ -82,7 +96,7 @@ fn resolve(
     file: Option<&Path>,
     specifier: &str,
     internals: bool,
-) -> Result<String, String> {
+) -> Result<String, ImportError> {
     if let Some((_, path)) = SDK_ENTRIES.iter().find(|(name, _)| *name == specifier) {
         return Ok(sdk_name(path));
     }
@@ -93,10 +107,9 @@ fn resolve(
     }
     let relative = specifier.starts_with("./") || specifier.starts_with("../");
     if !relative && !specifier.starts_with('/') {
-        return Err(format!(
-            "cannot import `{specifier}`: pipeline files import `@harmont/hm`, `@harmont/hm/toolchains` \
-             and files of the project (npm packages and Node.js modules are not available)"
-        ));
+        return Err(ImportError::NotAvailable {
+            specifier: specifier.to_owned(),
+        });
     }
     match file {
         // The SDK imports its own files.
@@ -108,7 +121,9 @@ fn resolve(
             let path = path.to_string_lossy();
             sdk_source(&path)
                 .map(|_| sdk_name(&path))
-                .ok_or_else(|| format!("the SDK has no module `{path}`"))
+                .ok_or_else(|| ImportError::NoSdkModule {
+                    path: path.into_owned(),
+                })
         }
         Some(file) => {
             let dir = root
@@ -127,7 +142,10 @@ fn resolve(
             let found = candidates
                 .into_iter()
                 .find(|c| c.is_file())
-                .ok_or_else(|| format!("cannot import `{specifier}`: no such file (tried `{}`)", base.display()))?;
+                .ok_or_else(|| ImportError::NoSuchFile {
+                    specifier: specifier.to_owned(),
+                    tried: base.clone(),
+                })?;
             Ok(project_name(root, &found))
         }
     }
@@ -181,7 +199,7 @@ impl Graph {
             let shown = module.file.clone().unwrap_or_else(|| PathBuf::from(&name));
             for (specifier, at) in &module.transpiled.requests {
                 let target = resolve(root, &name, module.file.as_deref(), specifier, internals)
-                    .map_err(|message| parse_error(&shown, *at, message))?;
+                    .map_err(|err| parse_error(&shown, *at, err.to_string()))?;
                 queue.push_back(target.clone());
                 graph.links.insert((name.clone(), specifier.clone()), target);
             }

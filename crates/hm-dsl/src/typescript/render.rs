@@ -16,10 +16,75 @@ use hm_ir::{CachePolicy, Definition, EdgeKind, Graph, Node, Pipeline, PolicyKind
 use rquickjs::{Atom, Ctx, Object, Value};
 use sha2::Digest;
 
-use super::to_json;
+use super::{to_json, ToJsonError};
 
 /// The environment every step starts with, before the pipeline's and its own.
 const BASE_ENV: [(&str, &str); 2] = [("DEBIAN_FRONTEND", "noninteractive"), ("TERM", "dumb")];
+
+/// Why the SDK's objects could not be made into a pipeline's IR.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RenderError {
+    #[error(transparent)]
+    Engine(#[from] rquickjs::Error),
+    #[error("{what} must be a string")]
+    NotAString { what: &'static str },
+    #[error("{what} must be a number")]
+    NotANumber { what: &'static str },
+    #[error("{what} must be a whole number of seconds, not {number}")]
+    NotWholeSeconds { what: &'static str, number: f64 },
+    #[error("{what} must be an array")]
+    NotAnArray { what: &'static str },
+    #[error("{what} must be strings")]
+    NotStrings { what: &'static str },
+    #[error("{what}: the value of {name} must be a string")]
+    NotAStringValue { what: &'static str, name: String },
+    #[error("`network` must be \"host\" or \"none\", not {0:?}")]
+    Network(String),
+    #[error("the SDK kept no leaves")]
+    NoLeaves,
+    #[error("a step is its own ancestor")]
+    Cycle,
+    #[error("cache policies nest too deep")]
+    PoliciesTooDeep,
+    #[error("a composed policy's policies must be an array")]
+    NotPolicies,
+    #[error("unknown cache policy kind `{0}`")]
+    UnknownPolicy(String),
+    #[error(transparent)]
+    Value(#[from] ToJsonError),
+    #[error("it is not JSON")]
+    NotJson,
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// Why a pipeline the SDK prepared could not be made into IR.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PipelineError {
+    /// Before its slug is known.
+    #[error(transparent)]
+    Read(#[from] RenderError),
+    #[error("pipeline `{slug}`: triggers: {source}")]
+    Triggers {
+        slug: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("pipeline `{slug}`: no IR")]
+    NoIr { slug: String },
+    #[error("pipeline `{slug}`: {source}")]
+    Lowering {
+        slug: String,
+        #[source]
+        source: RenderError,
+    },
+    #[error("pipeline `{slug}`: the IR is not valid: {source}")]
+    InvalidIr {
+        slug: String,
+        #[source]
+        source: RenderError,
+    },
+}
 
 /// The property names read from the SDK's objects, made once.
 pub(crate) struct Names<'js> {
@@ -68,20 +133,28 @@ impl<'js> Names<'js> {
 }
 
 /// A definition as the SDK's `prepare` hands it over, made into a pipeline.
-pub(crate) fn pipeline<'js>(names: &Names<'js>, prepared: &Object<'js>) -> Result<Pipeline, String> {
-    let get = |name: &str| prepared.get::<_, Value>(name).map_err(|e| e.to_string());
+pub(crate) fn pipeline<'js>(names: &Names<'js>, prepared: &Object<'js>) -> Result<Pipeline, PipelineError> {
+    let get = |name: &str| prepared.get::<_, Value>(name).map_err(RenderError::from);
     let slug = text(get("slug")?, "slug")?.unwrap_or_default();
     let name = text(get("name")?, "name")?.unwrap_or_else(|| slug.clone());
     let allow_manual = get("allowManual")?.as_bool().unwrap_or(true);
     let triggers = text(get("triggers")?, "triggers")?.unwrap_or_else(|| "[]".to_owned());
-    let triggers: Vec<serde_json::Value> =
-        serde_json::from_str(&triggers).map_err(|e| format!("pipeline `{slug}`: triggers: {e}"))?;
-    let ir = get("ir")?
-        .into_object()
-        .ok_or_else(|| format!("pipeline `{slug}`: no IR"))?;
+    let triggers: Vec<serde_json::Value> = match serde_json::from_str(&triggers) {
+        Ok(triggers) => triggers,
+        Err(source) => return Err(PipelineError::Triggers { slug, source }),
+    };
+    let Some(ir) = get("ir")?.into_object() else {
+        return Err(PipelineError::NoIr { slug });
+    };
     let definition = match get("lowering")?.into_object() {
-        Some(lowering) => definition(names, &ir, &lowering).map_err(|e| format!("pipeline `{slug}`: {e}"))?,
-        None => read_ir(&ir).map_err(|e| format!("pipeline `{slug}`: the IR is not valid: {e}"))?,
+        Some(lowering) => definition(names, &ir, &lowering).map_err(|source| PipelineError::Lowering {
+            slug: slug.clone(),
+            source,
+        })?,
+        None => read_ir(&ir).map_err(|source| PipelineError::InvalidIr {
+            slug: slug.clone(),
+            source,
+        })?,
     };
     Ok(Pipeline {
         slug,
@@ -94,15 +167,13 @@ pub(crate) fn pipeline<'js>(names: &Names<'js>, prepared: &Object<'js>) -> Resul
 
 /// An IR object as it is (one whose graph was read, or one the user
 /// wrote), through `JSON.stringify` as Harmont's runner reads it.
-fn read_ir<'js>(ir: &Object<'js>) -> Result<Definition, String> {
+fn read_ir<'js>(ir: &Object<'js>) -> Result<Definition, RenderError> {
     let json = ir
         .ctx()
-        .json_stringify(ir.clone())
-        .map_err(|e| e.to_string())?
-        .ok_or("it is not JSON")?
-        .to_string()
-        .map_err(|e| e.to_string())?;
-    serde_json::from_str(&json).map_err(|e| e.to_string())
+        .json_stringify(ir.clone())?
+        .ok_or(RenderError::NotJson)?
+        .to_string()?;
+    Ok(serde_json::from_str(&json)?)
 }
 
 /// The IR of a `pipeline()` whose graph nobody read: `ir`'s version,
@@ -111,28 +182,28 @@ pub(crate) fn definition<'js>(
     names: &Names<'js>,
     ir: &Object<'js>,
     lowering: &Object<'js>,
-) -> Result<Definition, String> {
-    let version = text(ir.get("version").map_err(|e| e.to_string())?, "version")?.unwrap_or_default();
-    let timeout_seconds = seconds(ir.get("timeout_seconds").map_err(|e| e.to_string())?, "timeout_seconds")?;
-    let network = match text(ir.get("network").map_err(|e| e.to_string())?, "network")?.as_deref() {
+) -> Result<Definition, RenderError> {
+    let version = text(ir.get("version")?, "version")?.unwrap_or_default();
+    let timeout_seconds = seconds(ir.get("timeout_seconds")?, "timeout_seconds")?;
+    let network = match text(ir.get("network")?, "network")? {
         None => None,
-        Some("host") => Some(hm_ir::Network::Host),
-        Some("none") => Some(hm_ir::Network::None),
-        Some(other) => return Err(format!("`network` must be \"host\" or \"none\", not {other:?}")),
+        Some(network) if network == "host" => Some(hm_ir::Network::Host),
+        Some(network) if network == "none" => Some(hm_ir::Network::None),
+        Some(other) => return Err(RenderError::Network(other)),
     };
-    let get = |name: &str| lowering.get::<_, Value>(name).map_err(|e| e.to_string());
-    let leaves = get("leaves")?.into_array().ok_or("the SDK kept no leaves")?;
+    let get = |name: &str| lowering.get::<_, Value>(name);
+    let leaves = get("leaves")?.into_array().ok_or(RenderError::NoLeaves)?;
     let env = env_of(get("env")?, "pipeline env")?.unwrap_or_default();
     let default_image = text(get("defaultImage")?, "defaultImage")?.unwrap_or_else(|| hm_ir::DEFAULT_IMAGE.to_owned());
     let mut lowerer = Lowerer::new(names);
     for leaf in leaves.iter::<Object>() {
-        lowerer.leaf(leaf.map_err(|e| e.to_string())?)?;
+        lowerer.leaf(leaf?)?;
     }
     Ok(Definition {
         version,
         timeout_seconds,
         network,
-        graph: lowerer.graph(&env, &default_image)?,
+        graph: lowerer.graph(&env, &default_image),
     })
 }
 
@@ -184,7 +255,7 @@ fn identity(object: &Object<'_>) -> usize {
     unsafe { rquickjs::qjs::JS_VALUE_GET_PTR(object.as_raw()) as usize }
 }
 
-fn text(value: Value<'_>, what: &str) -> Result<Option<String>, String> {
+fn text(value: Value<'_>, what: &'static str) -> Result<Option<String>, RenderError> {
     if value.is_null() || value.is_undefined() {
         return Ok(None);
     }
@@ -192,41 +263,40 @@ fn text(value: Value<'_>, what: &str) -> Result<Option<String>, String> {
         .as_string()
         .and_then(|s| s.to_string().ok())
         .map(Some)
-        .ok_or_else(|| format!("{what} must be a string"))
+        .ok_or(RenderError::NotAString { what })
 }
 
-fn seconds(value: Value<'_>, what: &str) -> Result<Option<u64>, String> {
+fn seconds(value: Value<'_>, what: &'static str) -> Result<Option<u64>, RenderError> {
     if value.is_null() || value.is_undefined() {
         return Ok(None);
     }
-    let number = value.as_number().ok_or_else(|| format!("{what} must be a number"))?;
+    let number = value.as_number().ok_or(RenderError::NotANumber { what })?;
     if number < 0.0 || number.fract() != 0.0 || number > u64::MAX as f64 {
-        return Err(format!("{what} must be a whole number of seconds, not {number}"));
+        return Err(RenderError::NotWholeSeconds { what, number });
     }
     Ok(Some(number as u64))
 }
 
-fn strings(value: Value<'_>, what: &str) -> Result<Vec<String>, String> {
-    let array = value.into_array().ok_or_else(|| format!("{what} must be an array"))?;
+fn strings(value: Value<'_>, what: &'static str) -> Result<Vec<String>, RenderError> {
+    let array = value.into_array().ok_or(RenderError::NotAnArray { what })?;
     array
         .iter::<Value>()
-        .map(|item| {
-            item.map_err(|e| e.to_string())
-                .and_then(|item| text(item, what)?.ok_or_else(|| format!("{what} must be strings")))
-        })
+        .map(|item| text(item?, what)?.ok_or(RenderError::NotStrings { what }))
         .collect()
 }
 
 /// An object's own enumerable string properties, as an environment.
-fn env_of(value: Value<'_>, what: &str) -> Result<Option<BTreeMap<String, String>>, String> {
+fn env_of(value: Value<'_>, what: &'static str) -> Result<Option<BTreeMap<String, String>>, RenderError> {
     let Some(object) = value.as_object() else {
         return Ok(None);
     };
     let mut env = BTreeMap::new();
     for prop in object.props::<String, Value>() {
-        let (name, value) = prop.map_err(|e| e.to_string())?;
-        let value = text(value, what)?.ok_or_else(|| format!("{what}: the value of {name} must be a string"))?;
-        env.insert(name, value);
+        let (name, value) = prop?;
+        match text(value, what)? {
+            Some(value) => env.insert(name, value),
+            None => return Err(RenderError::NotAStringValue { what, name }),
+        };
     }
     Ok(Some(env))
 }
@@ -242,13 +312,13 @@ impl<'a, 'js> Lowerer<'a, 'js> {
         }
     }
 
-    fn get(&self, step: &Object<'js>, atom: &Atom<'js>) -> Result<Value<'js>, String> {
-        step.get::<_, Value>(atom.clone()).map_err(|e| e.to_string())
+    fn get(&self, step: &Object<'js>, atom: &Atom<'js>) -> rquickjs::Result<Value<'js>> {
+        step.get::<_, Value>(atom.clone())
     }
 
     /// Adds a leaf: a listed wait, or the leaf and the ancestors not added
     /// yet, oldest first.
-    fn leaf(&mut self, leaf: Object<'js>) -> Result<(), String> {
+    fn leaf(&mut self, leaf: Object<'js>) -> Result<(), RenderError> {
         if self.get(&leaf, &self.names.is_wait)?.as_bool() == Some(true) {
             let lenient = self.get(&leaf, &self.names.continue_on_failure)?.as_bool() == Some(true);
             self.ordered.push(Entry::Wait(lenient));
@@ -264,7 +334,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                 break;
             }
             if !in_chain.insert(id) {
-                return Err("a step is its own ancestor".to_owned());
+                return Err(RenderError::Cycle);
             }
             walk = self.get(&step, &self.names.parent)?.into_object();
             chain.push((step, walk.as_ref().map(identity)));
@@ -279,7 +349,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
         Ok(())
     }
 
-    fn read(&mut self, step: &Object<'js>, parent: Option<usize>) -> Result<StepFields, String> {
+    fn read(&mut self, step: &Object<'js>, parent: Option<usize>) -> Result<StepFields, RenderError> {
         let n = self.names;
         let cache = match self.get(step, &n.cache)?.into_object() {
             Some(policy) => Some(self.policy(&policy, 0)?),
@@ -307,16 +377,16 @@ impl<'a, 'js> Lowerer<'a, 'js> {
     }
 
     /// A cache policy's IR, read once per policy object.
-    fn policy(&mut self, policy: &Object<'js>, depth: usize) -> Result<CachePolicy, String> {
+    fn policy(&mut self, policy: &Object<'js>, depth: usize) -> Result<CachePolicy, RenderError> {
         let id = identity(policy);
         if let Some(known) = self.policies.get(&id) {
             return Ok(known.clone());
         }
         if depth > 64 {
-            return Err("cache policies nest too deep".to_owned());
+            return Err(RenderError::PoliciesTooDeep);
         }
         let n = self.names;
-        let get = |atom: &Atom<'js>| policy.get::<_, Value>(atom.clone()).map_err(|e| e.to_string());
+        let get = |atom: &Atom<'js>| policy.get::<_, Value>(atom.clone());
         let kind = text(get(&n.kind)?, "a cache policy's kind")?.unwrap_or_default();
         let kind = match kind.as_str() {
             "forever" => PolicyKind::Forever {
@@ -330,16 +400,14 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                 paths: strings(get(&n.paths)?, "paths")?,
             },
             "compose" => {
-                let subs = get(&n.policies)?
-                    .into_array()
-                    .ok_or("a composed policy's policies must be an array")?;
+                let subs = get(&n.policies)?.into_array().ok_or(RenderError::NotPolicies)?;
                 let mut sub_policies = Vec::with_capacity(subs.len());
                 for sub in subs.iter::<Object>() {
-                    sub_policies.push(self.policy(&sub.map_err(|e| e.to_string())?, depth + 1)?);
+                    sub_policies.push(self.policy(&sub?, depth + 1)?);
                 }
                 PolicyKind::Compose { sub_policies }
             }
-            other => return Err(format!("unknown cache policy kind `{other}`")),
+            _ => return Err(RenderError::UnknownPolicy(kind)),
         };
         let ir = CachePolicy::new(kind);
         self.policies.insert(id, ir.clone());
@@ -399,7 +467,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
 
     /// The graph, with `env` under every step's own and `default_image` on
     /// imageless roots.
-    fn graph(mut self, env: &BTreeMap<String, String>, default_image: &str) -> Result<Graph, String> {
+    fn graph(mut self, env: &BTreeMap<String, String>, default_image: &str) -> Graph {
         let commands: Vec<usize> = self
             .ordered
             .iter()
@@ -477,12 +545,12 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                 env: node_env,
             });
         }
-        Ok(Graph {
+        Graph {
             nodes,
             node_holes: Vec::new(),
             edge_property: "directed".to_owned(),
             edges,
-        })
+        }
     }
 }
 
