@@ -65,6 +65,9 @@ pub struct SandboxConfig {
     /// Stored parts no entry knows are collected once this old
     /// ([`crate::DEFAULT_ORPHAN_GRACE`]).
     pub orphan_grace: std::time::Duration,
+    /// Where `newuidmap` and `newgidmap` are looked for before the usual
+    /// directories (`PATH`).
+    pub search_path: std::ffi::OsString,
 }
 
 /// The sandbox backend.
@@ -165,7 +168,8 @@ impl SandboxBackend {
     pub fn with_network(config: SandboxConfig, network: Network) -> Self {
         let images = ImageStore::new(&config.cache_dir);
         let rootless = !fsutil::is_root();
-        let (sub_ids, note) = match rootless.then(|| SubIds::find(nix::unistd::getuid().as_raw())) {
+        let (sub_ids, note) = match rootless.then(|| SubIds::find(nix::unistd::getuid().as_raw(), &config.search_path))
+        {
             Some(Ok(ids)) => (Some(ids), None),
             Some(Err(note)) => (None, Some(note)),
             None => (None, None),

@@ -120,6 +120,7 @@ fn backend(spec: BackendSpec<'_>) -> Result<Arc<dyn VmBackend>, CliError> {
                 helper: std::env::current_exe().map_err(CliError::NoExe)?,
                 max_layers: crate::host::max_layers(),
                 orphan_grace: crate::host::orphan_grace(),
+                search_path: crate::host::search_path(),
             },
             spec.network,
         )),

@@ -41,6 +41,11 @@ pub fn docker_daemon() -> hm_vm::DockerDaemon {
     }
 }
 
+/// `PATH`, where the sandbox looks for `newuidmap` and `newgidmap`.
+pub fn search_path() -> OsString {
+    std::env::var_os("PATH").unwrap_or_default()
+}
+
 /// `NO_COLOR`, set and not empty.
 pub fn no_color() -> bool {
     var("NO_COLOR").is_some()

@@ -6,6 +6,7 @@
 //! `newgidmap` (package `uidmap`) may write such a map; without a range or
 //! without them, root inside is the caller and no other id exists.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -38,15 +39,16 @@ pub(crate) struct SubIds {
 
 impl SubIds {
     /// The caller's ranges, or the note that says what to add (one line,
-    /// for the user).
-    pub(crate) fn find(uid: u32) -> Result<SubIds, String> {
+    /// for the user); the tools are looked for in `search_path` (`PATH`),
+    /// then the usual directories.
+    pub(crate) fn find(uid: u32, search_path: &OsStr) -> Result<SubIds, String> {
         let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
             .flatten()
             .map(|user| user.name);
         let read = |path| fs::read_to_string(path).unwrap_or_default();
         let (subuid, subgid) = (read(SUBUID), read(SUBGID));
-        let tools = [tool("newuidmap"), tool("newgidmap")];
+        let tools = [tool("newuidmap", search_path), tool("newgidmap", search_path)];
         decide(name.as_deref(), uid, &subuid, &subgid, tools)
     }
 }
@@ -133,10 +135,10 @@ fn free_start(subuid: &str, subgid: &str) -> u64 {
     ends.fold(100_000, u64::max)
 }
 
-/// The path of the executable `name`, in `PATH` or the usual directories.
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path).chain(TOOL_DIRS.iter().map(PathBuf::from));
+/// The path of the executable `name`, in `search_path` or the usual
+/// directories.
+fn tool(name: &str, search_path: &OsStr) -> Option<PathBuf> {
+    let dirs = std::env::split_paths(search_path).chain(TOOL_DIRS.iter().map(PathBuf::from));
     dirs.map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
 }
