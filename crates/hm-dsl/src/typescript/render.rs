@@ -26,16 +26,11 @@ const BASE_ENV: [(&str, &str); 2] = [("DEBIAN_FRONTEND", "noninteractive"), ("TE
 pub(crate) enum RenderError {
     #[error(transparent)]
     Engine(#[from] rquickjs::Error),
-    #[error("{what} must be a string")]
-    NotAString { what: &'static str },
-    #[error("{what} must be a number")]
-    NotANumber { what: &'static str },
+    /// A field of the wrong type: `expected` is "a string", "an array"...
+    #[error("{what} must be {expected}")]
+    Mistyped { what: &'static str, expected: &'static str },
     #[error("{what} must be a whole number of seconds, not {number}")]
     NotWholeSeconds { what: &'static str, number: f64 },
-    #[error("{what} must be an array")]
-    NotAnArray { what: &'static str },
-    #[error("{what} must be strings")]
-    NotStrings { what: &'static str },
     #[error("{what}: the value of {name} must be a string")]
     NotAStringValue { what: &'static str, name: String },
     #[error("`network` must be \"host\" or \"none\", not {0:?}")]
@@ -56,6 +51,12 @@ pub(crate) enum RenderError {
     NotJson,
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+}
+
+impl RenderError {
+    fn mistyped(what: &'static str, expected: &'static str) -> Self {
+        RenderError::Mistyped { what, expected }
+    }
 }
 
 /// Why a pipeline the SDK prepared could not be made into IR.
@@ -263,14 +264,14 @@ fn text(value: Value<'_>, what: &'static str) -> Result<Option<String>, RenderEr
         .as_string()
         .and_then(|s| s.to_string().ok())
         .map(Some)
-        .ok_or(RenderError::NotAString { what })
+        .ok_or(RenderError::mistyped(what, "a string"))
 }
 
 fn seconds(value: Value<'_>, what: &'static str) -> Result<Option<u64>, RenderError> {
     if value.is_null() || value.is_undefined() {
         return Ok(None);
     }
-    let number = value.as_number().ok_or(RenderError::NotANumber { what })?;
+    let number = value.as_number().ok_or(RenderError::mistyped(what, "a number"))?;
     if number < 0.0 || number.fract() != 0.0 || number > u64::MAX as f64 {
         return Err(RenderError::NotWholeSeconds { what, number });
     }
@@ -278,10 +279,10 @@ fn seconds(value: Value<'_>, what: &'static str) -> Result<Option<u64>, RenderEr
 }
 
 fn strings(value: Value<'_>, what: &'static str) -> Result<Vec<String>, RenderError> {
-    let array = value.into_array().ok_or(RenderError::NotAnArray { what })?;
+    let array = value.into_array().ok_or(RenderError::mistyped(what, "an array"))?;
     array
         .iter::<Value>()
-        .map(|item| text(item?, what)?.ok_or(RenderError::NotStrings { what }))
+        .map(|item| text(item?, what)?.ok_or(RenderError::mistyped(what, "strings")))
         .collect()
 }
 
