@@ -172,12 +172,7 @@ impl Project {
         };
         let script_files = of(&[Language::TypeScript, Language::JavaScript]);
         if let Some(first) = script_files.first() {
-            evaluated.extend(typescript::evaluate(
-                &self.root,
-                &script_files,
-                &rel(first),
-                options.sdk_root.as_deref(),
-            )?);
+            evaluated.extend(typescript::evaluate(&self.root, &script_files, &rel(first), options)?);
         }
         let mut loaded = Loaded {
             envelope: Envelope::new(),

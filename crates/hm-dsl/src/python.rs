@@ -8,10 +8,12 @@
 //! pipeline was defined, or an error with the traceback already trimmed to
 //! the user's frames.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hm_ir::Pipeline;
@@ -54,14 +56,26 @@ pub struct EvalOptions {
     /// cache directory is known (Python files then cannot be evaluated,
     /// TypeScript files are compiled afresh every time).
     pub sdk_root: Option<PathBuf>,
+    /// The environment TypeScript pipelines see (`process.env`); Python
+    /// pipelines see their process's, which `hm` passes on.
+    pub env: Arc<BTreeMap<String, String>>,
 }
 
 impl EvalOptions {
-    /// `interpreter`, with the SDK under `cache_dir/sdk`.
+    /// `interpreter`, with the SDK under `cache_dir/sdk`, and no environment.
     pub fn new(interpreter: impl Into<OsString>, cache_dir: Option<&Path>) -> Self {
         EvalOptions {
             interpreter: interpreter.into(),
             sdk_root: cache_dir.map(|d| d.join("sdk")),
+            env: Arc::default(),
+        }
+    }
+
+    /// The same, with `env` as the environment pipelines see.
+    pub fn with_env(self, env: BTreeMap<String, String>) -> Self {
+        EvalOptions {
+            env: Arc::new(env),
+            ..self
         }
     }
 }

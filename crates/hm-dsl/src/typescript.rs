@@ -70,6 +70,7 @@ impl Engine {
         first: &Path,
         sdk_root: Option<&Path>,
         internals: bool,
+        env: Arc<BTreeMap<String, String>>,
     ) -> Result<Self, LoadError> {
         let cache = SdkCache::new(sdk_root);
         let graph = Graph::build(root, entries, cache.load().unwrap_or_default(), internals)?;
@@ -103,7 +104,7 @@ impl Engine {
         let context = Context::full(&runtime).map_err(|e| failed(e.to_string()))?;
         context
             .with(|ctx| {
-                host::install(&ctx, root)?;
+                host::install(&ctx, root, env)?;
                 install_console(&ctx)
             })
             .map_err(|e| failed(e.to_string()))?;
@@ -194,9 +195,10 @@ pub(crate) fn evaluate(
     root: &Path,
     files: &[PathBuf],
     first: &Path,
-    sdk_root: Option<&Path>,
+    options: &crate::EvalOptions,
 ) -> Result<Vec<Sourced>, LoadError> {
-    let engine = Engine::new(root, files, first, sdk_root, false)?;
+    let sdk_root = options.sdk_root.as_deref();
+    let engine = Engine::new(root, files, first, sdk_root, false, options.env.clone())?;
     let failed = engine_failed(first);
     let graph = &engine.graph;
     let sourced = engine.context.with(|ctx| {
@@ -250,9 +252,13 @@ pub struct TestOutcome {
 /// engine's Rust, and the two must be equal: a difference fails the test
 /// (or the module, as a test named `(module)`).
 #[doc(hidden)]
-pub fn run_script_tests(root: &Path, files: &[PathBuf]) -> Result<Vec<TestOutcome>, LoadError> {
+pub fn run_script_tests(
+    root: &Path,
+    files: &[PathBuf],
+    env: BTreeMap<String, String>,
+) -> Result<Vec<TestOutcome>, LoadError> {
     let first = files.first().map(|f| module_name(root, f)).unwrap_or_default();
-    let engine = Engine::new(root, files, Path::new(&first), None, true)?;
+    let engine = Engine::new(root, files, Path::new(&first), None, true, Arc::new(env))?;
     let graph = &engine.graph;
     let failed = |file: &str, message: String| engine_failed(Path::new(file))(message);
     engine.context.with(|ctx| {

@@ -26,10 +26,7 @@ fn envelope(slug: &str, keys: &[&str]) -> String {
 /// Evaluation options with the SDK unpacked under the project's own
 /// temporary directory.
 fn options(dir: &Path) -> EvalOptions {
-    EvalOptions {
-        interpreter: "python3".into(),
-        sdk_root: Some(dir.join("cache/sdk")),
-    }
+    EvalOptions::new("python3", Some(&dir.join("cache"))).with_env(std::env::vars().collect())
 }
 
 fn load_err(dir: &Path) -> String {

@@ -13,10 +13,7 @@ fn render(file: &Path, cache: &Path) -> serde_json::Value {
     std::fs::create_dir(dir.path().join(".hm")).unwrap();
     let ext = file.extension().unwrap().to_str().unwrap();
     std::fs::copy(file, dir.path().join(".hm").join(format!("pipeline.{ext}"))).unwrap();
-    let options = EvalOptions {
-        interpreter: "python3".into(),
-        sdk_root: Some(cache.join("sdk")),
-    };
+    let options = EvalOptions::new("python3", Some(cache)).with_env(std::env::vars().collect());
     let loaded = Project::find(dir.path())
         .unwrap()
         .load(&options)
@@ -70,10 +67,7 @@ fn python_and_typescript_render_the_same_ir() {
 fn all_pairs_load_into_one_project_per_language() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/parity");
     let cache = tempfile::tempdir().unwrap();
-    let options = EvalOptions {
-        interpreter: "python3".into(),
-        sdk_root: Some(cache.path().join("sdk")),
-    };
+    let options = EvalOptions::new("python3", Some(cache.path())).with_env(std::env::vars().collect());
     let mut rendered = Vec::new();
     for ext in ["py", "ts"] {
         let project = tempfile::tempdir().unwrap();

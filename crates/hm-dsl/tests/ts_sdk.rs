@@ -16,7 +16,8 @@ fn typescript_sdk_suite_passes() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no test files in {}", root.display());
-    let outcomes = hm_dsl::run_script_tests(&root, &files).unwrap_or_else(|err| panic!("{}", err_chain(&err)));
+    let outcomes = hm_dsl::run_script_tests(&root, &files, std::env::vars().collect())
+        .unwrap_or_else(|err| panic!("{}", err_chain(&err)));
     let failures: Vec<String> = outcomes
         .iter()
         .filter_map(|o| {

@@ -1,12 +1,13 @@
 //! Registry credentials for pulling an image, read from the Docker client's
-//! configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
+//! configuration (`config.json` in the directory the caller names:
+//! `$DOCKER_CONFIG`, else `~/.docker`):
 //! a credential helper for the registry, the default credential store, or
 //! the `auths` entry. One reading for both backends: the docker backend
 //! hands them to the daemon, the sandbox's puller to the registry.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
@@ -69,17 +70,54 @@ pub(crate) fn registry_of(image: &str) -> &str {
     }
 }
 
-/// The config file's directory.
-fn config_dir() -> Option<PathBuf> {
-    std::env::var_os("DOCKER_CONFIG")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+/// Why the Docker configuration's credentials could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is not valid", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the `auth` of `{server}` in `{}` is not base64", path.display())]
+    NotBase64 {
+        server: String,
+        path: PathBuf,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("the `auth` of `{server}` in `{}` is not `user:password`", path.display())]
+    NotUserPassword { server: String, path: PathBuf },
+    #[error("cannot run the credential helper `{program}`")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the credential helper `{program}` failed")]
+    Helper {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the credential helper `{program}` answered something else")]
+    Reply {
+        program: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
-/// The credentials to pull `image` with, if the configuration has any.
-pub(crate) fn credentials(image: &str) -> Result<Option<Credentials>, String> {
-    for_registry(registry_of(image))
+/// The credentials to pull `image` with, if the configuration in
+/// `config_dir` has any.
+pub(crate) fn credentials(config_dir: Option<&Path>, image: &str) -> Result<Option<Credentials>, CredentialsError> {
+    for_registry(config_dir, registry_of(image))
 }
 
 /// The key `registry` (`docker.io`, `host:port`) is stored under.
@@ -91,19 +129,21 @@ pub(crate) fn server_key(registry: &str) -> &str {
     }
 }
 
-/// The credentials the configuration has for `registry` (`docker.io`,
-/// `ghcr.io`, `host:port`).
-pub(crate) fn for_registry(registry: &str) -> Result<Option<Credentials>, String> {
-    let Some(path) = config_dir().map(|d| d.join("config.json")) else {
+/// The credentials the configuration in `config_dir` has for `registry`
+/// (`docker.io`, `ghcr.io`, `host:port`).
+pub(crate) fn for_registry(config_dir: Option<&Path>, registry: &str) -> Result<Option<Credentials>, CredentialsError> {
+    let Some(path) = config_dir.map(|d| d.join("config.json")) else {
         return Ok(None);
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(format!("cannot read `{}`: {err}", path.display())),
+        Err(source) => return Err(CredentialsError::Read { path, source }),
     };
-    let config: ConfigFile =
-        serde_json::from_str(&text).map_err(|err| format!("`{}` is not valid: {err}", path.display()))?;
+    let config: ConfigFile = match serde_json::from_str(&text) {
+        Ok(config) => config,
+        Err(source) => return Err(CredentialsError::Invalid { path, source }),
+    };
     let server = server_key(registry);
     if let Some(helper) = config.cred_helpers.get(registry).or(config.creds_store.as_ref()) {
         if let Some(found) = from_helper(helper, server)? {
@@ -116,16 +156,17 @@ pub(crate) fn for_registry(registry: &str) -> Result<Option<Credentials>, String
         return Ok(Some(Credentials::IdentityToken(token.clone())));
     }
     if let Some(auth) = &entry.auth {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth.trim())
-            .map_err(|err| format!("the `auth` of `{server}` in `{}` is not base64: {err}", path.display()))?;
-        let decoded = String::from_utf8_lossy(&decoded).into_owned();
-        let (user, password) = decoded.split_once(':').ok_or_else(|| {
-            format!(
-                "the `auth` of `{server}` in `{}` is not `user:password`",
-                path.display()
-            )
-        })?;
+        let decoded = match base64::engine::general_purpose::STANDARD.decode(auth.trim()) {
+            Ok(decoded) => String::from_utf8_lossy(&decoded).into_owned(),
+            Err(source) => {
+                let server = server.to_owned();
+                return Err(CredentialsError::NotBase64 { server, path, source });
+            }
+        };
+        let Some((user, password)) = decoded.split_once(':') else {
+            let server = server.to_owned();
+            return Err(CredentialsError::NotUserPassword { server, path });
+        };
         return Ok(Some(Credentials::Basic {
             username: user.to_owned(),
             password: password.to_owned(),
@@ -149,7 +190,7 @@ fn normalize(key: &str) -> &str {
 }
 
 /// Asks `docker-credential-HELPER get` for `server`'s credentials.
-fn from_helper(helper: &str, server: &str) -> Result<Option<Credentials>, String> {
+fn from_helper(helper: &str, server: &str) -> Result<Option<Credentials>, CredentialsError> {
     let program = format!("docker-credential-{helper}");
     let mut command = Command::new(&program);
     crate::child::die_with_parent(&mut command);
@@ -161,20 +202,23 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Credentials>, String
         .spawn();
     let mut child = match child {
         Ok(child) => child,
-        Err(err) => return Err(format!("cannot run the credential helper `{program}`: {err}")),
+        Err(source) => return Err(CredentialsError::Spawn { program, source }),
     };
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(server.as_bytes());
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|err| format!("the credential helper `{program}` failed: {err}"))?;
+    let output = match child.wait_with_output() {
+        Ok(output) => output,
+        Err(source) => return Err(CredentialsError::Helper { program, source }),
+    };
     if !output.status.success() {
         // Helpers answer "credentials not found" with a failure.
         return Ok(None);
     }
-    let reply: HelperReply = serde_json::from_slice(&output.stdout)
-        .map_err(|err| format!("the credential helper `{program}` answered something else: {err}"))?;
+    let reply: HelperReply = match serde_json::from_slice(&output.stdout) {
+        Ok(reply) => reply,
+        Err(source) => return Err(CredentialsError::Reply { program, source }),
+    };
     Ok(Some(if reply.username == "<token>" {
         Credentials::IdentityToken(reply.secret)
     } else {

@@ -14,6 +14,7 @@ mod archive;
 mod connect;
 
 pub use connect::DockerDaemon;
+
 mod vm;
 
 use std::collections::{HashMap, HashSet};
@@ -33,7 +34,7 @@ use futures_util::StreamExt;
 use crate::backend::{BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend};
 use crate::capabilities::STEP_CAPABILITIES;
 use crate::credentials::Credentials;
-use crate::error::{BackendUnavailable, DockerError, VmError};
+use crate::error::{BackendUnavailable, DockerError, DockerPullError, VmError};
 use crate::images::HOST_IMAGE;
 use crate::session::{is_alive, Session};
 use vm::DockerVm;
@@ -64,6 +65,9 @@ pub struct DockerConfig {
     /// Images no entry knows are collected once this old
     /// ([`crate::DEFAULT_ORPHAN_GRACE`]).
     pub orphan_grace: std::time::Duration,
+    /// The Docker client's configuration directory, whose `config.json`
+    /// has registry credentials (`$DOCKER_CONFIG`, else `~/.docker`).
+    pub client_config: Option<PathBuf>,
 }
 
 /// The docker backend.
@@ -84,7 +88,13 @@ struct Inner {
     session: tokio::sync::OnceCell<Session>,
     snapshots: Mutex<HashMap<SnapshotId, Snap>>,
     counter: AtomicU64,
+    /// Told before the daemon pulls an image.
+    pull_notice: std::sync::OnceLock<PullNotice>,
 }
+
+/// Called with an image's name before the daemon pulls it: the caller says
+/// so (a line, an event); the backend prints nothing.
+pub type PullNotice = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A snapshot this process holds.
 #[derive(Debug, Clone)]
@@ -124,6 +134,12 @@ impl DockerBackend {
         Self::with_network(config, Network::Host)
     }
 
+    /// Calls `notice` before the daemon pulls an image.
+    pub fn on_pull(self, notice: PullNotice) -> Self {
+        let _ = self.inner.pull_notice.set(notice);
+        self
+    }
+
     /// A backend whose containers get `network` (`none`: Docker's `none`
     /// network, loopback only).
     pub fn with_network(config: DockerConfig, network: Network) -> Self {
@@ -140,6 +156,7 @@ impl DockerBackend {
                 session: tokio::sync::OnceCell::new(),
                 snapshots: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
+                pull_notice: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -388,8 +405,9 @@ impl Inner {
 
     /// Pulls `name` with the credentials the Docker configuration has for
     /// its registry.
-    async fn pull(&self, docker: &Docker, name: &str) -> Result<(), String> {
-        let credentials = crate::credentials::credentials(name)?.map(|found| {
+    async fn pull(&self, docker: &Docker, name: &str) -> Result<(), DockerPullError> {
+        let client_config = self.config.client_config.as_deref();
+        let credentials = crate::credentials::credentials(client_config, name)?.map(|found| {
             let server = crate::credentials::server_key(crate::credentials::registry_of(name)).to_owned();
             match found {
                 Credentials::Basic { username, password } => DockerCredentials {
@@ -407,14 +425,12 @@ impl Inner {
         });
         let (image, tag) = split_tag(name);
         let options = CreateImageOptionsBuilder::new().from_image(image).tag(tag).build();
-        // Never a panic on a closed stderr (as `eprintln!` would).
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            format!("pulling image `{name}`...\n").as_bytes(),
-        );
+        if let Some(notice) = self.pull_notice.get() {
+            notice(name);
+        }
         let mut progress = docker.create_image(Some(options), None, credentials);
         while let Some(item) = progress.next().await {
-            item.map_err(|e| e.to_string())?;
+            item?;
         }
         Ok(())
     }
@@ -461,16 +477,16 @@ impl VmBackend for DockerBackend {
                 self.inner
                     .pull(docker, name)
                     .await
-                    .map_err(|detail| BackendUnavailable::DockerImage {
+                    .map_err(|source| BackendUnavailable::DockerImage {
                         name: name.to_owned(),
-                        detail,
+                        source,
                     })?;
                 docker
                     .inspect_image(name)
                     .await
                     .map_err(|err| BackendUnavailable::DockerImage {
                         name: name.to_owned(),
-                        detail: err.to_string(),
+                        source: err.into(),
                     })?
             }
             Err(err) => {
@@ -481,7 +497,7 @@ impl VmBackend for DockerBackend {
         };
         let id = inspect.id.ok_or_else(|| BackendUnavailable::DockerImage {
             name: name.to_owned(),
-            detail: "the daemon reports no id for it".to_owned(),
+            source: DockerPullError::NoId,
         })?;
         Ok(ImageRef {
             name: name.to_owned(),

@@ -22,8 +22,12 @@ pub enum BackendUnavailable {
     },
     #[error("the docker backend cannot reach a Docker daemon: {detail}; start Docker (or Podman's API socket), or set DOCKER_HOST")]
     Docker { detail: String },
-    #[error("image `{name}` is not in the Docker daemon and could not be pulled: {detail}; pull it (`docker pull {name}`) or import one (`docker import ROOTFS.tar {name}`)")]
-    DockerImage { name: String, detail: String },
+    #[error("image `{name}` is not in the Docker daemon and could not be pulled: {source}; pull it (`docker pull {name}`) or import one (`docker import ROOTFS.tar {name}`)")]
+    DockerImage {
+        name: String,
+        #[source]
+        source: DockerPullError,
+    },
     #[error("the `host` image is only for the sandbox backend; name an image for the docker backend")]
     DockerHost,
     #[error("cache directory `{}` is not usable", crate::os_path::escaped(path))]
@@ -65,6 +69,17 @@ pub enum VmError {
     Docker(#[from] DockerError),
     #[error("the cache directory `{}` is full: free some space, or remove cache entries with `hm cache prune` or `hm cache clean`", crate::os_path::escaped(dir))]
     DiskFull { dir: PathBuf },
+}
+
+/// Why the Docker daemon could not pull an image.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerPullError {
+    #[error(transparent)]
+    Credentials(#[from] crate::credentials::CredentialsError),
+    #[error(transparent)]
+    Daemon(#[from] bollard::errors::Error),
+    #[error("the daemon reports no id for it")]
+    NoId,
 }
 
 /// The Docker daemon did not do what the docker backend asked.

@@ -31,8 +31,8 @@ pub use backend::{
     DEFAULT_ORPHAN_GRACE,
 };
 pub use cache_dir::{collect_leftovers, ensure_private, CacheDirError, CacheDirState};
-pub use docker::{DockerBackend, DockerConfig, DockerDaemon};
-pub use error::{BackendUnavailable, DockerError, ImageError, VmError};
+pub use docker::{DockerBackend, DockerConfig, DockerDaemon, PullNotice};
+pub use error::{BackendUnavailable, DockerError, DockerPullError, ImageError, VmError};
 pub use images::{
     ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,
 };

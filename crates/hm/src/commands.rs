@@ -47,7 +47,8 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
         private(cache)?;
         sweep(cache);
     }
-    let python = hm_dsl::EvalOptions::new(crate::host::python(), cache.as_deref());
+    let python =
+        hm_dsl::EvalOptions::new(crate::host::python(), cache.as_deref()).with_env(crate::host::pipeline_env());
     let loaded = project.load(&python)?;
     if let Some(left_out) = &loaded.left_out {
         say!("note: {left_out}");
@@ -124,17 +125,21 @@ fn backend(spec: BackendSpec<'_>) -> Result<Arc<dyn VmBackend>, CliError> {
             },
             spec.network,
         )),
-        BackendName::Docker => Arc::new(DockerBackend::with_network(
-            DockerConfig {
-                cache_dir: spec.cache_dir.to_owned(),
-                project: spec.project,
-                memory: config.memory,
-                cpus: config.millicpus.map(|m| m as f64 / 1000.0),
-                daemon: crate::host::docker_daemon(),
-                orphan_grace: crate::host::orphan_grace(),
-            },
-            spec.network,
-        )),
+        BackendName::Docker => Arc::new(
+            DockerBackend::with_network(
+                DockerConfig {
+                    cache_dir: spec.cache_dir.to_owned(),
+                    project: spec.project,
+                    memory: config.memory,
+                    cpus: config.millicpus.map(|m| m as f64 / 1000.0),
+                    daemon: crate::host::docker_daemon(),
+                    orphan_grace: crate::host::orphan_grace(),
+                    client_config: crate::host::docker_client_config(),
+                },
+                spec.network,
+            )
+            .on_pull(Arc::new(|name| say!("pulling image `{name}`..."))),
+        ),
     })
 }
 

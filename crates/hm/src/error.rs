@@ -31,8 +31,9 @@ pub enum CliError {
     Unavailable(#[from] hm_vm::BackendUnavailable),
     #[error(transparent)]
     Image(#[from] hm_vm::ImageError),
+    /// Boxed: a pull's error carries its causes.
     #[error(transparent)]
-    Pull(hm_vm::oci::PullError),
+    Pull(Box<hm_vm::oci::PullError>),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("invalid `{flag}`: {message}")]
@@ -81,9 +82,11 @@ impl CliError {
                 | hm_vm::ImageError::Missing(_),
             ) => exit_codes::USAGE,
             CliError::Image(hm_vm::ImageError::Interrupted) => exit_codes::INTERRUPTED,
-            CliError::Pull(hm_vm::oci::PullError::BadReference { .. }) => exit_codes::USAGE,
-            CliError::Pull(hm_vm::oci::PullError::Interrupted { .. }) => exit_codes::INTERRUPTED,
-            CliError::Pull(_) => exit_codes::UNAVAILABLE,
+            CliError::Pull(err) => match **err {
+                hm_vm::oci::PullError::BadReference { .. } => exit_codes::USAGE,
+                hm_vm::oci::PullError::Interrupted { .. } => exit_codes::INTERRUPTED,
+                _ => exit_codes::UNAVAILABLE,
+            },
             CliError::Unavailable(_) => exit_codes::UNAVAILABLE,
             CliError::Run(hm_exec::RunError::Unavailable(_)) => exit_codes::UNAVAILABLE,
             CliError::NoExe(_)

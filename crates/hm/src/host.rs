@@ -41,6 +41,12 @@ pub fn docker_daemon() -> hm_vm::DockerDaemon {
     }
 }
 
+/// The Docker client's configuration directory (its `config.json` has
+/// registry credentials): `DOCKER_CONFIG`, else `~/.docker`.
+pub fn docker_client_config() -> Option<PathBuf> {
+    path("DOCKER_CONFIG").or_else(|| path("HOME").map(|h| h.join(".docker")))
+}
+
 /// `PATH`, where the sandbox looks for `newuidmap` and `newgidmap`.
 pub fn search_path() -> OsString {
     std::env::var_os("PATH").unwrap_or_default()
@@ -74,6 +80,14 @@ pub fn max_layers() -> usize {
 
 fn number(name: &str) -> Option<u64> {
     var(name)?.to_str()?.parse().ok()
+}
+
+/// The environment TypeScript pipelines see as `process.env` (names and
+/// values that are not UTF-8 are shown lossily, as Node does).
+pub fn pipeline_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect()
 }
 
 /// The whole environment, for the `env_keys` of cache policies.

@@ -46,16 +46,17 @@ pub fn settings(config: &Config, platform: Option<&str>) -> Result<PullSettings,
         insecure: config.insecure_registries.clone(),
         mirrors: config.mirrors.clone(),
         platform,
+        client_config: crate::host::docker_client_config(),
     })
 }
 
 /// Parses a reference, or says what is wrong with it (exit 2).
 pub fn parse(reference: &str) -> Result<ImageName, CliError> {
     ImageName::parse(reference).map_err(|detail| {
-        CliError::Pull(PullError::BadReference {
+        CliError::Pull(Box::new(PullError::BadReference {
             reference: reference.to_owned(),
             detail,
-        })
+        }))
     })
 }
 
@@ -75,7 +76,7 @@ pub async fn pull(
     display.send(Event::ImagePullStart { image: image.clone() });
     let result = hm_vm::oci::pull(cache, name, settings, display.clone()).await;
     display.finish();
-    let pulled = result.map_err(CliError::Pull)?;
+    let pulled = result.map_err(|err| CliError::Pull(Box::new(err)))?;
     display.send(Event::ImagePullEnd {
         image: image.clone(),
         digest: pulled.info.id.clone(),

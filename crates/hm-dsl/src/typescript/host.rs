@@ -3,13 +3,15 @@
 //! functions Node's modules give it under Node. Relative paths are taken
 //! from the project root, the directory Harmont's runner is started in.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rquickjs::{Array, Ctx, Exception, Function, Object, TypedArray, Value};
 use sha2::Digest;
 
-/// Installs `__hm_host` for a project at `root`.
-pub(crate) fn install<'js>(ctx: &Ctx<'js>, root: &Path) -> rquickjs::Result<()> {
+/// Installs `__hm_host` for a project at `root`, whose pipelines see `env`.
+pub(crate) fn install<'js>(ctx: &Ctx<'js>, root: &Path, env: Arc<BTreeMap<String, String>>) -> rquickjs::Result<()> {
     let host = Object::new(ctx.clone())?;
     let at = {
         let root = root.to_owned();
@@ -63,11 +65,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, root: &Path) -> rquickjs::Result<()> 
     };
     host.set("list", Function::new(ctx.clone(), list)?)?;
 
-    let env = || -> std::collections::BTreeMap<String, String> {
-        std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-            .collect()
-    };
+    let env = move || -> BTreeMap<String, String> { (*env).clone() };
     host.set("env", Function::new(ctx.clone(), env)?)?;
 
     let root = root.to_string_lossy().into_owned();

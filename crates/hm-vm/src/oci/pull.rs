@@ -57,6 +57,9 @@ pub struct PullSettings {
     pub mirrors: BTreeMap<String, Vec<String>>,
     /// The platform picked from an index.
     pub platform: Platform,
+    /// The Docker client's configuration directory, whose `config.json`
+    /// has the credentials (`$DOCKER_CONFIG`, else `~/.docker`).
+    pub client_config: Option<PathBuf>,
 }
 
 impl Default for PullSettings {
@@ -65,6 +68,7 @@ impl Default for PullSettings {
             insecure: Vec::new(),
             mirrors: BTreeMap::new(),
             platform: Platform::host(),
+            client_config: None,
         }
     }
 }
@@ -163,9 +167,9 @@ pub struct ProtocolError {
 /// Why a registry or mirror did not give the image's manifest or config.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    /// The Docker configuration's credentials for `host` could not be read.
-    #[error("{detail}")]
-    Credentials { host: String, detail: String },
+    /// The Docker configuration's credentials could not be read.
+    #[error(transparent)]
+    Credentials(#[from] crate::credentials::CredentialsError),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
     #[error("the registry sent manifest {digest} for {pinned}")]
@@ -422,10 +426,7 @@ fn client_for(name: &ImageName, settings: &PullSettings) -> Client {
 /// credentials the Docker configuration has for it.
 fn sources_for(name: &ImageName, settings: &PullSettings) -> Result<Vec<Source>, RemoteError> {
     let auth = |host: &str| -> Result<RegistryAuth, RemoteError> {
-        let found = credentials::for_registry(host).map_err(|err| RemoteError::Credentials {
-            host: host.to_owned(),
-            detail: err.to_string(),
-        })?;
+        let found = credentials::for_registry(settings.client_config.as_deref(), host)?;
         Ok(match found {
             None => RegistryAuth::Anonymous,
             Some(Credentials::Basic { username, password }) => RegistryAuth::Basic(username, password),
