@@ -124,8 +124,12 @@ pub enum ImageError {
     Missing(PathBuf),
     #[error("the import was interrupted; its partial copy is removed")]
     Interrupted,
-    #[error("cannot import the image in `{}`: {detail}", crate::os_path::escaped(path))]
-    BadImage { path: PathBuf, detail: String },
+    #[error("cannot import the image in `{}`: {source}", crate::os_path::escaped(path))]
+    BadImage {
+        path: PathBuf,
+        #[source]
+        source: BadImage,
+    },
     #[error("cannot read `{}`: permission denied; import as root, or from a tarball made as root (`sudo tar -C {} -c . > rootfs.tar`)", crate::os_path::escaped(path), crate::os_path::escaped(dir))]
     Unreadable {
         /// The entry of the source directory that could not be read.
@@ -140,6 +144,15 @@ pub enum ImageError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What is wrong with an image file or directory being imported.
+#[derive(Debug, thiserror::Error)]
+pub enum BadImage {
+    #[error(transparent)]
+    Read(#[from] crate::oci::layout::ReadImageError),
+    #[error(transparent)]
+    Unpack(#[from] crate::oci::layout::UnpackImageError),
 }
 
 impl ImageError {

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::ImageRef;
-use crate::error::ImageError;
+use crate::error::{BadImage, ImageError};
 use crate::fsutil::{self, random_id, remove_tree, CopyOptions};
 use crate::oci;
 use crate::tempdir::{self, TempDir};
@@ -364,11 +364,12 @@ impl ImageStore {
         staging: TempDir,
         tracker: &mut Tracker<'_>,
     ) -> Result<ImportSummary, ImageError> {
-        let bad = |detail: String| ImageError::BadImage {
+        let bad = |err: BadImage| ImageError::BadImage {
             path: source.to_owned(),
-            detail,
+            source: err,
         };
-        let image = oci::layout::read(dir, *format, &oci::Platform::host()).map_err(bad)?;
+        let image = oci::layout::LocalImage::read(dir, *format, &oci::Platform::host());
+        let image = image.map_err(|err| bad(err.into()))?;
         let rootfs = staging.path().join("rootfs");
         fs::create_dir(&rootfs).map_err(ImageError::io("create", &rootfs))?;
         let root = fsutil::is_root();
@@ -382,12 +383,13 @@ impl ImageStore {
             seen = report.bytes;
             tracker.entry(bytes)
         };
-        let report = oci::layout::unpack(&image, &rootfs, &options, &mut progress).map_err(|detail| {
-            match tracker.observer.stopped() {
-                true => ImageError::Interrupted,
-                false => bad(detail),
-            }
-        })?;
+        let report =
+            image
+                .unpack(&rootfs, &options, &mut progress)
+                .map_err(|err| match tracker.observer.stopped() {
+                    true => ImageError::Interrupted,
+                    false => bad(err.into()),
+                })?;
         if dir.starts_with(staging.path()) {
             remove_tree(dir).map_err(ImageError::io("remove", dir))?;
         }

@@ -171,7 +171,7 @@ impl SandboxBackend {
         let (sub_ids, note) = match rootless.then(|| SubIds::find(nix::unistd::getuid().as_raw(), &config.search_path))
         {
             Some(Ok(ids)) => (Some(ids), None),
-            Some(Err(note)) => (None, Some(note)),
+            Some(Err(note)) => (None, Some(note.to_string())),
             None => (None, None),
         };
         let id_map = id_map(rootless, &sub_ids);

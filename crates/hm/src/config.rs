@@ -173,12 +173,23 @@ impl Default for Config {
     }
 }
 
+/// A setting's value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("`{0}` is not a size such as `20GiB`")]
+    NotASize(String),
+    #[error("`{0}` has an unknown unit (use B, kB, MB, GB, KiB, MiB, GiB)")]
+    UnknownUnit(String),
+    #[error("`{0}` is not a positive number of CPUs")]
+    NotCpus(String),
+}
+
 /// A CPU count as thousandths of a CPU; it must be positive.
-fn millicpus(cpus: f64) -> Result<u64, String> {
+fn millicpus(cpus: f64) -> Result<u64, ValueError> {
     if cpus.is_finite() && cpus > 0.0 {
         Ok((cpus * 1000.0).round().max(1.0) as u64)
     } else {
-        Err(format!("`{cpus}` is not a positive number of CPUs"))
+        Err(ValueError::NotCpus(cpus.to_string()))
     }
 }
 
@@ -302,18 +313,18 @@ impl Config {
             })?;
         }
         if let Some(value) = var("HM_CACHE_MAX_SIZE") {
-            self.cache_max_bytes = parse_size(&value).map_err(|message| ConfigError::Env {
+            self.cache_max_bytes = parse_size(&value).map_err(|err| ConfigError::Env {
                 name: "HM_CACHE_MAX_SIZE",
-                message,
+                message: err.to_string(),
             })?;
         }
         if let Some(value) = var("HM_CACHE_SCOPE") {
             self.cache_scope = Some(value);
         }
         if let Some(value) = var("HM_MEMORY") {
-            let bytes = parse_size(&value).map_err(|message| ConfigError::Env {
+            let bytes = parse_size(&value).map_err(|err| ConfigError::Env {
                 name: "HM_MEMORY",
-                message,
+                message: err.to_string(),
             })?;
             self.memory = Some(bytes);
         }
@@ -329,7 +340,7 @@ impl Config {
             let cpus = value
                 .parse::<f64>()
                 .map_err(|_| format!("`{value}` is not a number"))
-                .and_then(millicpus)
+                .and_then(|cpus| millicpus(cpus).map_err(|err| err.to_string()))
                 .map_err(|message| ConfigError::Env {
                     name: "HM_CPUS",
                     message,
@@ -349,15 +360,13 @@ impl Config {
 
 /// `1024`, `500MB`, `20GiB`, `1.5G` (decimal units: kB, MB, GB, TB; binary:
 /// KiB, MiB, GiB, TiB; K, M, G, T are binary).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, ValueError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size such as `20GiB`"))?;
+    let number: f64 = number.parse().map_err(|_| ValueError::NotASize(text.to_owned()))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -368,11 +377,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mib" => 1 << 20,
         "g" | "gib" => 1 << 30,
         "t" | "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit (use B, kB, MB, GB, KiB, MiB, GiB)"
-            ))
-        }
+        _ => return Err(ValueError::UnknownUnit(text.to_owned())),
     };
     Ok((number * factor as f64) as u64)
 }

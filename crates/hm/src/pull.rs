@@ -36,9 +36,9 @@ pub enum View {
 /// machine's).
 pub fn settings(config: &Config, platform: Option<&str>) -> Result<PullSettings, CliError> {
     let platform = match platform {
-        Some(text) => Platform::parse(text).map_err(|message| CliError::BadArgument {
+        Some(text) => text.parse::<Platform>().map_err(|err| CliError::BadArgument {
             flag: "--platform",
-            message,
+            message: err.to_string(),
         })?,
         None => Platform::host(),
     };

@@ -71,32 +71,38 @@ pub(crate) async fn connect(daemon: &DockerDaemon) -> Result<Docker, BackendUnav
     Err(BackendUnavailable::Docker { detail })
 }
 
-async fn try_connect(address: &str) -> Result<Docker, String> {
-    let docker = if let Some(path) = address.strip_prefix("unix://") {
-        Docker::connect_with_unix(path, TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-    } else if address.starts_with("tcp://") || address.starts_with("http://") {
-        Docker::connect_with_http(address, TIMEOUT.as_secs(), API_DEFAULT_VERSION)
-    } else {
-        return Err("unsupported address (use unix:// or tcp://)".to_owned());
-    }
-    .map_err(|e| e.to_string())?;
-    // A daemon that never answers must not hang `hm`.
-    let ping = tokio::time::timeout(Duration::from_secs(10), docker.ping()).await;
-    match ping {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => return Err(describe(&err)),
-        Err(_) => return Err("no answer within 10 s".to_owned()),
-    }
-    docker.negotiate_version().await.map_err(|e| describe(&e))
+/// Why one daemon address did not answer.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error("unsupported address (use unix:// or tcp://)")]
+    Unsupported,
+    #[error("{}{}", .0, permission_hint(.0))]
+    Daemon(#[from] bollard::errors::Error),
+    #[error("no answer within 10 s")]
+    Timeout,
 }
 
-/// A connection error in a user's words (permission problems are common).
-fn describe(err: &bollard::errors::Error) -> String {
-    let text = err.to_string();
-    if text.contains("Permission denied") || text.contains("permission denied") {
-        format!("{text} (add yourself to the `docker` group, or use a rootless daemon)")
+async fn try_connect(address: &str) -> Result<Docker, ConnectError> {
+    let docker = if let Some(path) = address.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, TIMEOUT.as_secs(), API_DEFAULT_VERSION)?
+    } else if address.starts_with("tcp://") || address.starts_with("http://") {
+        Docker::connect_with_http(address, TIMEOUT.as_secs(), API_DEFAULT_VERSION)?
     } else {
-        text
+        return Err(ConnectError::Unsupported);
+    };
+    // A daemon that never answers must not hang `hm`.
+    let ping = tokio::time::timeout(Duration::from_secs(10), docker.ping()).await;
+    ping.map_err(|_| ConnectError::Timeout)??;
+    Ok(docker.negotiate_version().await?)
+}
+
+/// What to do about a connection error, in a user's words (permission
+/// problems are common).
+fn permission_hint(err: &bollard::errors::Error) -> &'static str {
+    let text = err.to_string();
+    match text.contains("Permission denied") || text.contains("permission denied") {
+        true => " (add yourself to the `docker` group, or use a rootless daemon)",
+        false => "",
     }
 }
 

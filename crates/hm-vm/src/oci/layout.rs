@@ -177,21 +177,6 @@ struct RunConfig {
     env: Option<Vec<String>>,
 }
 
-/// [`LocalImage::read`], for callers that take the message alone.
-pub fn read(dir: &Path, format: Format, platform: &Platform) -> Result<LocalImage, String> {
-    LocalImage::read(dir, format, platform).map_err(|err| err.to_string())
-}
-
-/// [`LocalImage::unpack`], for callers that take the message alone.
-pub fn unpack(
-    image: &LocalImage,
-    rootfs: &Path,
-    options: &UnpackOptions,
-    progress: &mut dyn FnMut(&UnpackReport) -> io::Result<()>,
-) -> Result<UnpackReport, String> {
-    image.unpack(rootfs, options, progress).map_err(|err| err.to_string())
-}
-
 impl LocalImage {
     /// Reads the image in `dir` (for `platform` when it holds several).
     pub fn read(dir: &Path, format: Format, platform: &Platform) -> Result<Self, ReadImageError> {

@@ -53,12 +53,6 @@ impl Platform {
             variant: variant.map(str::to_owned),
         }
     }
-
-    /// Parses `os/arch[/variant]`, for callers that take the message
-    /// alone; `text.parse::<Platform>()` gives the error.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        text.parse().map_err(|err: ParsePlatformError| err.to_string())
-    }
 }
 
 impl std::str::FromStr for Platform {
@@ -189,7 +183,7 @@ mod tests {
             "it has no image for linux/s390x (it has linux/arm/v7, linux/arm64/v8, linux/amd64)"
         );
         assert_eq!(
-            Platform::parse("linux").unwrap_err(),
+            "linux".parse::<Platform>().unwrap_err().to_string(),
             "`linux` is not a platform (os/arch or os/arch/variant, as linux/arm64/v8)"
         );
         assert_eq!(

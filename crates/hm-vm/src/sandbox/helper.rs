@@ -312,8 +312,9 @@ fn enter_user_namespace(flags: CloneFlags, map: &IdMap) -> Staged<()> {
             let code = match unistd::read(&go_read, &mut go) {
                 Ok(1) => match write_sub_id_maps(helper, map, sub) {
                     Ok(()) => 0,
-                    Err(message) => {
-                        let _ = unistd::write(&verdict_write, message.as_bytes());
+                    Err(err) => {
+                        // The parent reads the message: the verdict is text.
+                        let _ = unistd::write(&verdict_write, err.to_string().as_bytes());
                         1
                     }
                 },
@@ -356,10 +357,27 @@ fn write_single_id_map(map: &IdMap) -> io::Result<()> {
     fs::write("/proc/self/gid_map", format!("0 {} 1\n", map.gid))
 }
 
+/// Why `newuidmap` or `newgidmap` did not map a step's ids.
+#[derive(Debug, thiserror::Error)]
+enum IdMapError {
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Runs `newuidmap PID 0 UID 1 1 START COUNT` and the same `newgidmap`
 /// (from the parent user namespace); the error names the command and
 /// says what it printed.
-fn write_sub_id_maps(pid: Pid, map: &IdMap, sub: &SubIds) -> Result<(), String> {
+fn write_sub_id_maps(pid: Pid, map: &IdMap, sub: &SubIds) -> Result<(), IdMapError> {
     let run = |tool: &std::path::Path, own: u32, range: IdRange| {
         let args = [
             pid.as_raw().to_string(),
@@ -373,12 +391,12 @@ fn write_sub_id_maps(pid: Pid, map: &IdMap, sub: &SubIds) -> Result<(), String> 
         let command = format!("{} {}", tool.display(), args.join(" "));
         match std::process::Command::new(tool).args(&args).output() {
             Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "`{command}` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(err) => Err(format!("cannot run `{command}`: {err}")),
+            Ok(out) => Err(IdMapError::Failed {
+                command,
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            }),
+            Err(source) => Err(IdMapError::Spawn { command, source }),
         }
     };
     run(&sub.newuidmap, map.uid, sub.uids)?;

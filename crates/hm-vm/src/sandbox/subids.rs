@@ -26,6 +26,33 @@ pub(crate) struct IdRange {
     pub count: u32,
 }
 
+/// Why the caller's subordinate ids cannot be used: one line for the user,
+/// saying what to add or install.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NoSubIds {
+    #[error(
+        "no subordinate ids for user {user} in {missing}; steps that switch users (apt) will fail: \
+         add '{user}:{start}:65536' to {to} (usermod {usermod} {user}){install}"
+    )]
+    NoRange {
+        user: String,
+        /// The files without a range.
+        missing: String,
+        /// A free range's start.
+        start: u64,
+        /// Which files to add it to.
+        to: String,
+        usermod: String,
+        /// ` and install uidmap` when the tools are missing too.
+        install: &'static str,
+    },
+    #[error(
+        "newuidmap and newgidmap are not installed, so the subordinate ids of user {user} cannot be used; \
+         steps that switch users (apt) will fail: install uidmap"
+    )]
+    NoTools { user: String },
+}
+
 /// The caller's subordinate ids and the programs that map them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SubIds {
@@ -41,7 +68,7 @@ impl SubIds {
     /// The caller's ranges, or the note that says what to add (one line,
     /// for the user); the tools are looked for in `search_path` (`PATH`),
     /// then the usual directories.
-    pub(crate) fn find(uid: u32, search_path: &OsStr) -> Result<SubIds, String> {
+    pub(crate) fn find(uid: u32, search_path: &OsStr) -> Result<SubIds, NoSubIds> {
         let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
             .ok()
             .flatten()
@@ -61,7 +88,7 @@ fn decide(
     subuid: &str,
     subgid: &str,
     tools: [Option<PathBuf>; 2],
-) -> Result<SubIds, String> {
+) -> Result<SubIds, NoSubIds> {
     let user = name.map_or_else(|| uid.to_string(), str::to_owned);
     let (uids, gids) = (range_of(subuid, name, uid), range_of(subgid, name, uid));
     let (Some(uids), Some(gids)) = (uids, gids) else {
@@ -84,16 +111,17 @@ fn decide(
             true => "",
             false => " and install uidmap",
         };
-        return Err(format!(
-            "no subordinate ids for user {user} in {missing}; steps that switch users (apt) will fail: \
-             add '{user}:{start}:65536' to {to} (usermod {usermod} {user}){install}"
-        ));
+        return Err(NoSubIds::NoRange {
+            user,
+            missing,
+            start,
+            to,
+            usermod,
+            install,
+        });
     };
     let [Some(newuidmap), Some(newgidmap)] = tools else {
-        return Err(format!(
-            "newuidmap and newgidmap are not installed, so the subordinate ids of user {user} cannot be used; \
-             steps that switch users (apt) will fail: install uidmap"
-        ));
+        return Err(NoSubIds::NoTools { user });
     };
     Ok(SubIds {
         uids,
@@ -179,20 +207,26 @@ mod tests {
 
     #[test]
     fn without_a_range_the_note_says_what_to_add() {
-        let note = decide(Some("alice"), 1000, "bob:100000:65536\n", "", tools()).unwrap_err();
+        let note = decide(Some("alice"), 1000, "bob:100000:65536\n", "", tools())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             note,
             "no subordinate ids for user alice in /etc/subuid and /etc/subgid; steps that switch users (apt) \
              will fail: add 'alice:165536:65536' to both (usermod --add-subuids 165536-231071 \
              --add-subgids 165536-231071 alice)"
         );
-        let note = decide(None, 1000, "1000:100000:65536\n", "", [None, None]).unwrap_err();
+        let note = decide(None, 1000, "1000:100000:65536\n", "", [None, None])
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             note,
             "no subordinate ids for user 1000 in /etc/subgid; steps that switch users (apt) will fail: \
              add '1000:165536:65536' to /etc/subgid (usermod --add-subgids 165536-231071 1000) and install uidmap"
         );
-        let note = decide(Some("alice"), 1000, "alice:1:0\n", "alice:100000:x\n", tools()).unwrap_err();
+        let note = decide(Some("alice"), 1000, "alice:1:0\n", "alice:100000:x\n", tools())
+            .unwrap_err()
+            .to_string();
         assert!(note.contains("add 'alice:100000:65536' to both"), "{note}");
     }
 
@@ -206,7 +240,8 @@ mod tests {
             file,
             [Some("/usr/bin/newuidmap".into()), None],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(note.contains("install uidmap"), "{note}");
     }
 }

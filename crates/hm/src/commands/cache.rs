@@ -35,9 +35,9 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 bounds.max_entries = n;
             }
             if let Some(size) = max_size {
-                bounds.max_bytes = parse_size(&size).map_err(|message| CliError::BadArgument {
+                bounds.max_bytes = parse_size(&size).map_err(|err| CliError::BadArgument {
                     flag: "--max-size",
-                    message,
+                    message: err.to_string(),
                 })?;
             }
             let older_than = older_than
