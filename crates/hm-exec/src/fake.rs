@@ -330,9 +330,10 @@ impl Vm for FakeVm {
         });
         let mut state = self.backend.state();
         if state.fail_commit.contains(&self.step) {
-            return Err(VmError::Setup {
-                stage: "commit".to_owned(),
-                message: "the fake commit failed".to_owned(),
+            return Err(VmError::Io {
+                op: "commit",
+                path: self.step.into(),
+                source: std::io::Error::other("the fake commit failed"),
             });
         }
         state.next_part += 1;

@@ -152,6 +152,10 @@ pub(crate) enum StepError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Unavailable(Arc<BackendUnavailable>),
+    /// The snapshot a child boots from is not there (a bug, never a
+    /// user's doing).
+    #[error("the snapshot of `{0}` is gone")]
+    ParentGone(String),
 }
 
 impl StepError {
@@ -541,13 +545,7 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<(ExecOutcome,
 
     let (from, before) = match (planned.parent, parent) {
         (Some(_), Some((snapshot, manifest))) => (BootFrom::Snapshot(snapshot), Some(manifest)),
-        (Some(parent), None) => {
-            return Err(VmError::Setup {
-                stage: "boot".to_owned(),
-                message: format!("the snapshot of `{}` is gone", shared.plan.steps[parent].key()),
-            }
-            .into())
-        }
+        (Some(parent), None) => return Err(StepError::ParentGone(shared.plan.steps[parent].key().to_owned())),
         (None, _) => (BootFrom::Image(shared.images[&planned.base_image].clone()), None),
     };
     let manifest = match source {

@@ -49,16 +49,8 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the sandbox helper `{}`", crate::os_path::escaped(helper))]
-    Spawn {
-        helper: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("sandbox setup failed at `{stage}`: {message}")]
-    Setup { stage: String, message: String },
-    #[error("the sandbox helper ended ({status}) without reporting a result")]
-    NoResult { status: String },
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     #[error("snapshot `{0}` does not exist")]
     UnknownSnapshot(SnapshotId),
     #[error("image `{name}` was removed or replaced while the build ran")]
@@ -69,6 +61,26 @@ pub enum VmError {
     Docker(#[from] DockerError),
     #[error("the cache directory `{}` is full: free some space, or remove cache entries with `hm cache prune` or `hm cache clean`", crate::os_path::escaped(dir))]
     DiskFull { dir: PathBuf },
+}
+
+/// The sandbox backend's helper could not set a step up or run it.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start the sandbox helper `{}`", crate::os_path::escaped(helper))]
+    Spawn {
+        helper: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The helper reported a failure: its stage, and its message (text
+    /// from another process).
+    #[error("sandbox setup failed at `{stage}`: {message}")]
+    Setup { stage: String, message: String },
+    #[error("the sandbox helper ended ({status}) without reporting a result")]
+    NoResult { status: String },
+    /// A sandbox was used against its contract.
+    #[error("sandbox setup failed at `{stage}`: {why}")]
+    Misuse { stage: &'static str, why: &'static str },
 }
 
 /// Why the Docker daemon could not pull an image.

@@ -32,7 +32,7 @@ pub use backend::{
 };
 pub use cache_dir::{collect_leftovers, ensure_private, CacheDirError, CacheDirState};
 pub use docker::{DockerBackend, DockerConfig, DockerDaemon, PullNotice};
-pub use error::{BackendUnavailable, BadImage, DockerError, DockerPullError, ImageError, VmError};
+pub use error::{BackendUnavailable, BadImage, DockerError, DockerPullError, ImageError, SandboxError, VmError};
 pub use images::{
     ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,
 };

@@ -37,7 +37,7 @@ use crate::backend::{
     BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm,
     VmBackend,
 };
-use crate::error::{BackendUnavailable, VmError};
+use crate::error::{BackendUnavailable, SandboxError, VmError};
 use crate::fsutil::{self, random_id};
 use crate::images::{ImageStore, HOST_IMAGE};
 use crate::session::Session;
@@ -305,10 +305,11 @@ impl Inner {
             other => {
                 self.trash.discard(dest);
                 return Err(match other {
-                    Some(Report::SetupFailed { stage, message }) => VmError::Setup { stage, message },
-                    _ => VmError::NoResult {
+                    Some(Report::SetupFailed { stage, message }) => SandboxError::Setup { stage, message }.into(),
+                    _ => SandboxError::NoResult {
                         status: status.to_string(),
-                    },
+                    }
+                    .into(),
                 });
             }
         }

@@ -65,12 +65,17 @@ fn main() {
     let mut hm = Vec::new();
     let mut skopeo = Vec::new();
     let mut unpacked = Vec::new();
+    let mut floor = Vec::new();
+    let mut entries = 0;
     for i in 0..runs {
-        hm.push(hm_pull(root.path(), i, &reference));
+        let (elapsed, count) = hm_pull(root.path(), i, &reference);
+        hm.push(elapsed);
+        entries = count;
         skopeo.push(skopeo_copy(root.path(), i, &reference, false));
         unpacked.push(skopeo_copy(root.path(), i, &reference, true));
+        floor.push(create_empty(root.path(), i, entries));
     }
-    let (hm, skopeo, unpacked) = (median(hm), median(skopeo), median(unpacked));
+    let (hm, skopeo, unpacked, floor) = (median(hm), median(skopeo), median(unpacked), median(floor));
     println!(
         "\nimage pull, {} layers, {:.1} MB compressed, loopback registry (median of {runs})\n",
         image.layers.len(),
@@ -92,7 +97,52 @@ fn main() {
         secs(unpacked),
         ratio(unpacked, skopeo)
     );
+    println!(
+        "| creating {entries} empty files and directories there, one thread (what any unpacking pull creates) | {} | {:.2}x |",
+        secs(floor),
+        ratio(floor, skopeo)
+    );
     println!("\ntarget: hm at most 1.50x skopeo");
+}
+
+/// Creates `entries` empty files, 100 to a directory, in a new directory
+/// under `root` (on the cache's filesystem), and removes them.
+fn create_empty(root: &Path, i: usize, entries: usize) -> Duration {
+    let dir = root.join(format!("empty-{i}"));
+    let started = Instant::now();
+    std::fs::create_dir(&dir).unwrap();
+    let mut made = 0;
+    for d in 0.. {
+        if made >= entries {
+            break;
+        }
+        let sub = dir.join(d.to_string());
+        std::fs::create_dir(&sub).unwrap();
+        made += 1;
+        for f in 0..100.min(entries - made) {
+            std::fs::File::create(sub.join(f.to_string())).unwrap();
+            made += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    remove(&dir);
+    elapsed
+}
+
+/// How many files, directories and links are under `dir`.
+fn count_entries(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            count += 1;
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    count
 }
 
 fn secs(d: Duration) -> String {
@@ -103,8 +153,9 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
 }
 
-/// One `hm image pull` into a new cache directory.
-fn hm_pull(root: &Path, i: usize, reference: &str) -> Duration {
+/// One `hm image pull` into a new cache directory; how long it took and
+/// how many entries the cache then held.
+fn hm_pull(root: &Path, i: usize, reference: &str) -> (Duration, usize) {
     let cache = root.join(format!("cache-{i}"));
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -124,8 +175,9 @@ fn hm_pull(root: &Path, i: usize, reference: &str) -> Duration {
         "hm image pull: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let entries = count_entries(&cache);
     remove(&cache);
-    elapsed
+    (elapsed, entries)
 }
 
 /// One `skopeo copy` of the image to a new directory, and with `unpack`

@@ -16,7 +16,7 @@ use super::{Inner, Snapshot, SnapshotBase, Workspace};
 use crate::backend::{
     Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
 };
-use crate::error::VmError;
+use crate::error::{SandboxError, VmError};
 use crate::images::DEFAULT_PATH;
 use crate::lines::LineSplitter;
 
@@ -145,10 +145,11 @@ impl Vm for SandboxVm {
         mut kill: KillSignal,
     ) -> Result<ExecOutcome, VmError> {
         if self.dirs.is_some() {
-            return Err(VmError::Setup {
-                stage: "exec".to_owned(),
-                message: "a sandbox runs one command".to_owned(),
-            });
+            return Err(SandboxError::Misuse {
+                stage: "exec",
+                why: "a sandbox runs one command",
+            }
+            .into());
         }
         let spec = self.build_spec(&request)?;
         let helper = &self.inner.config.helper;
@@ -182,10 +183,11 @@ impl Vm for SandboxVm {
             _ if killed => Ok(ExecOutcome::Killed),
             Some(Report::Exited(code)) => Ok(ExecOutcome::Exited(code)),
             Some(Report::Signaled(sig)) => Ok(ExecOutcome::Signaled(sig)),
-            Some(Report::SetupFailed { stage, message }) => Err(VmError::Setup { stage, message }),
-            Some(Report::Drifted(_)) | None => Err(VmError::NoResult {
+            Some(Report::SetupFailed { stage, message }) => Err(SandboxError::Setup { stage, message }.into()),
+            Some(Report::Drifted(_)) | None => Err(SandboxError::NoResult {
                 status: status.to_string(),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -196,10 +198,11 @@ impl Vm for SandboxVm {
     /// Layers are shared by every child, so `successors` changes nothing.
     async fn commit(mut self: Box<Self>, _successors: Successors) -> Result<SnapshotId, VmError> {
         let Some(dirs) = &self.dirs else {
-            return Err(VmError::Setup {
-                stage: "commit".to_owned(),
-                message: "nothing ran in this sandbox".to_owned(),
-            });
+            return Err(SandboxError::Misuse {
+                stage: "commit",
+                why: "nothing ran in this sandbox",
+            }
+            .into());
         };
         let layer = self.workspace.layers.join(crate::fsutil::random_id(8));
         std::fs::rename(&dirs.upper, &layer).map_err(VmError::io("commit", &dirs.upper))?;
@@ -249,9 +252,12 @@ fn spawn_helper_replies(
     job: &Job,
     logs: bool,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Replies>), VmError> {
-    let spawn_err = |source| VmError::Spawn {
-        helper: helper.to_owned(),
-        source,
+    let spawn_err = |source| -> VmError {
+        SandboxError::Spawn {
+            helper: helper.to_owned(),
+            source,
+        }
+        .into()
     };
     let json = serde_json::to_vec(job).map_err(|e| spawn_err(std::io::Error::other(e)))?;
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
