@@ -11,6 +11,7 @@ mod early;
 mod error;
 mod host;
 mod pull;
+mod settings;
 
 use clap::Parser;
 

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
-use hm_vm::{Network, Registry};
+use hm_vm::Registry;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::pipelines::select;
 use super::{cache_dir, load};
-use crate::cli::{Format, NetworkName, PullPolicy, RunArgs};
+use crate::cli::{Format, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
+use crate::settings::RunSettings;
 
 /// What `hm run` says and returns when interrupted before the first step.
 fn interrupted_while_loading() -> i32 {
@@ -88,16 +89,13 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
-    let network = network(args.network, &config, &plan);
+    let settings = RunSettings::resolve(&args, &config, &plan, &project.root);
     let vm = super::backend(super::BackendSpec {
-        name: args.backend.unwrap_or(config.backend),
+        name: settings.backend,
         cache_dir: &cache,
-        project: config
-            .cache_scope
-            .clone()
-            .unwrap_or_else(|| project.root.display().to_string()),
+        project: settings.scope.clone(),
         config: &config,
-        network,
+        network: settings.network,
     })?;
     if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
         say!("warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them");
@@ -105,7 +103,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     for note in vm.notes() {
         say!("note: {note}");
     }
-    let format = args.format.or(config.format).unwrap_or(Format::Human);
+    let format = settings.format;
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -114,7 +112,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal, crate::host::no_color()))),
     };
     if vm.name() == "sandbox" {
-        let policy = args.pull.or(config.pull).unwrap_or(PullPolicy::Missing);
+        let policy = settings.pull;
         let mut roots: Vec<String> = Vec::new();
         for step in plan.steps.iter().filter(|s| s.parent.is_none()) {
             if !roots.contains(&step.base_image) {
@@ -133,19 +131,14 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             }
         }
     }
-    let parallelism = args
-        .parallelism
-        .or(config.parallelism)
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let backend = LocalBackend::new(parallelism, vm.clone());
-    let cache_settings = open_cache(&cache, &project, &config, args.no_cache);
+    let backend = LocalBackend::new(settings.parallelism, vm.clone());
+    let cache_settings = open_cache(&cache, &config, &settings);
     let handle = backend.start(RunRequest {
         plan,
         source_root: project.root.clone(),
         source_exclude: std::fs::canonicalize(&cache).into_iter().collect(),
         env,
-        keep_going: args.keep_going,
+        keep_going: settings.keep_going,
         run_id: hm_vm::fsutil::random_id(8),
         cache: cache_settings,
     });
@@ -245,27 +238,9 @@ async fn pull_before_build(
     result.map(|_| ())
 }
 
-/// The steps' network: `--network` (or `HM_NETWORK`), else the
-/// configuration's, else the pipeline's `definition.network`, else `host`.
-fn network(flag: Option<NetworkName>, config: &Config, plan: &hm_ir::Plan) -> Network {
-    let chosen = flag.or(config.network).or(plan.network.map(|n| match n {
-        hm_ir::Network::Host => NetworkName::Host,
-        hm_ir::Network::None => NetworkName::None,
-    }));
-    match chosen {
-        Some(NetworkName::None) => Network::None,
-        Some(NetworkName::Host) | None => Network::Host,
-    }
-}
-
 /// The snapshot cache of this run; without a usable registry the build
 /// runs uncached and says so.
-fn open_cache(
-    dir: &std::path::Path,
-    project: &hm_dsl::Project,
-    config: &Config,
-    no_cache: bool,
-) -> Option<CacheSettings> {
+fn open_cache(dir: &std::path::Path, config: &Config, settings: &RunSettings) -> Option<CacheSettings> {
     let registry = match Registry::open(dir) {
         Ok(registry) => registry,
         Err(err) => {
@@ -284,11 +259,8 @@ fn open_cache(
     Some(CacheSettings {
         registry: Arc::new(registry),
         bounds: config.bounds(),
-        scope: config
-            .cache_scope
-            .clone()
-            .unwrap_or_else(|| project.root.display().to_string()),
-        refresh: no_cache,
+        scope: settings.scope.clone(),
+        refresh: settings.refresh,
         host_env: Arc::new(crate::host::environment()),
     })
 }

@@ -1,0 +1,127 @@
+//! What `hm run` decides from its flags, then `HM_*` variables, then the
+//! project's `.hm/config.toml`, then the user's configuration (`config`
+//! merges the last three), then the pipeline itself: once, here, and
+//! passed down.
+
+use std::path::Path;
+
+use hm_vm::Network;
+
+use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RunArgs};
+use crate::config::Config;
+
+/// The settings of one `hm run`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    pub backend: BackendName,
+    /// The steps' network: `--network` (or `HM_NETWORK`), else the
+    /// configuration's, else the pipeline's `definition.network`, else
+    /// `host`.
+    pub network: Network,
+    pub format: Format,
+    /// When to pull the pipeline's images (sandbox backend).
+    pub pull: PullPolicy,
+    /// Steps executing at once: `-j` (or `HM_PARALLELISM`), else the
+    /// configuration's, else the number of CPUs; 0 means the default.
+    pub parallelism: usize,
+    /// The cache scope: the configuration's, else the project root.
+    pub scope: String,
+    pub keep_going: bool,
+    /// `--no-cache`.
+    pub refresh: bool,
+}
+
+impl RunSettings {
+    pub fn resolve(args: &RunArgs, config: &Config, plan: &hm_ir::Plan, project_root: &Path) -> Self {
+        let network = args.network.or(config.network).or(plan.network.map(|n| match n {
+            hm_ir::Network::Host => NetworkName::Host,
+            hm_ir::Network::None => NetworkName::None,
+        }));
+        RunSettings {
+            backend: args.backend.unwrap_or(config.backend),
+            network: match network {
+                Some(NetworkName::None) => Network::None,
+                Some(NetworkName::Host) | None => Network::Host,
+            },
+            format: args.format.or(config.format).unwrap_or(Format::Human),
+            pull: args.pull.or(config.pull).unwrap_or(PullPolicy::Missing),
+            parallelism: args
+                .parallelism
+                .or(config.parallelism)
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            scope: config
+                .cache_scope
+                .clone()
+                .unwrap_or_else(|| project_root.display().to_string()),
+            keep_going: args.keep_going,
+            refresh: args.no_cache,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let argv = ["hm", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn plan(network: Option<&str>) -> hm_ir::Plan {
+        let mut definition = serde_json::json!({"version": "0", "graph": {"nodes": [{"step": {"key": "a", "cmd": "true"}}],
+            "edge_property": "directed", "edges": []}});
+        if let Some(network) = network {
+            definition["network"] = network.into();
+        }
+        let pipeline = serde_json::from_value(serde_json::json!({"slug": "p", "definition": definition})).unwrap();
+        hm_ir::Plan::new(&pipeline).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_configuration_which_wins_over_the_pipeline() {
+        let root = Path::new("/project");
+        let config = Config {
+            network: Some(NetworkName::Host),
+            parallelism: Some(3),
+            format: Some(Format::Json),
+            cache_scope: Some("shared".to_owned()),
+            ..Config::default()
+        };
+        let from_config = RunSettings::resolve(&run_args(&[]), &config, &plan(Some("none")), root);
+        assert_eq!(from_config.network, Network::Host);
+        assert_eq!(from_config.parallelism, 3);
+        assert_eq!(from_config.format, Format::Json);
+        assert_eq!(from_config.scope, "shared");
+
+        let flags = run_args(&["--network", "none", "-j", "5", "--format", "human"]);
+        let from_flags = RunSettings::resolve(&flags, &config, &plan(None), root);
+        assert_eq!(
+            (from_flags.network, from_flags.parallelism, from_flags.format),
+            (Network::None, 5, Format::Human)
+        );
+
+        let from_pipeline = RunSettings::resolve(&run_args(&[]), &Config::default(), &plan(Some("none")), root);
+        assert_eq!(from_pipeline.network, Network::None);
+        assert_eq!(from_pipeline.scope, "/project");
+        assert_eq!(from_pipeline.pull, PullPolicy::Missing);
+    }
+
+    #[test]
+    fn zero_parallelism_means_the_default() {
+        let settings = RunSettings::resolve(
+            &run_args(&["-j", "0"]),
+            &Config::default(),
+            &plan(None),
+            Path::new("/p"),
+        );
+        assert!(settings.parallelism >= 1);
+    }
+}
