@@ -14,7 +14,7 @@ mod json;
 pub mod python;
 mod typescript;
 #[doc(hidden)]
-pub use typescript::{run_script_tests, TestOutcome};
+pub use typescript::{run_script_tests, TestFailure, TestOutcome};
 
 use std::path::{Path, PathBuf};
 

@@ -233,13 +233,24 @@ pub(crate) fn evaluate(
     Ok(sourced)
 }
 
-/// One test of a script test suite and how it ended: `Err` holds the
-/// error, with the frames of the suite's own files.
+/// One test of a script test suite and how it ended.
 #[derive(Debug)]
 pub struct TestOutcome {
     pub file: PathBuf,
     pub name: String,
-    pub result: Result<(), String>,
+    pub result: Result<(), TestFailure>,
+}
+
+/// Why a script test failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TestFailure {
+    /// It threw: the error, with the frames of the suite's own files.
+    #[error("{0}")]
+    Threw(String),
+    /// The pipelines it made came out differently from Rust and from the
+    /// SDK's own JavaScript lowering: one line per pipeline.
+    #[error("{}", .0.join("\n"))]
+    LoweringsDiffer(Vec<String>),
 }
 
 /// Runs the test suites `files` (absolute, under `root`) in the embedded
@@ -275,7 +286,7 @@ pub fn run_script_tests(
                 outcomes.push(TestOutcome {
                     file: PathBuf::from(&name),
                     name: "(module)".to_owned(),
-                    result: Err(differ.join("\n")),
+                    result: Err(TestFailure::LoweringsDiffer(differ)),
                 });
             }
             let tests: Object = namespace
@@ -285,14 +296,14 @@ pub fn run_script_tests(
                 let Ok(test) = key else { continue };
                 let function: Function = tests.get(test.as_str()).map_err(|e| failed(&name, e.to_string()))?;
                 let mut result = function.call::<_, Value>(()).map(drop).map_err(|e| {
-                    match Thrown::caught(&ctx, e).into_error(graph, Path::new(&name)) {
+                    TestFailure::Threw(match Thrown::caught(&ctx, e).into_error(graph, Path::new(&name)) {
                         LoadError::Evaluation { traceback, .. } => traceback,
                         other => other.to_string(),
-                    }
+                    })
                 });
                 let differ = lowerings_differ(&ctx, &sdk, &names).map_err(|e| failed(&name, e.summary))?;
                 if result.is_ok() && !differ.is_empty() {
-                    result = Err(differ.join("\n"));
+                    result = Err(TestFailure::LoweringsDiffer(differ));
                 }
                 outcomes.push(TestOutcome {
                     file: PathBuf::from(&name),
@@ -322,10 +333,10 @@ fn lowerings_differ<'js>(ctx: &Ctx<'js>, sdk: &Object<'js>, names: &render::Name
         let lowering: Object = lowering_of.call((ir.clone(),)).map_err(js)?;
         let in_rust = render::definition(names, &ir, &lowering)
             .map(|definition| serde_json::to_value(definition).unwrap_or_default());
-        let in_js: Result<serde_json::Value, String> = lower_in_js
+        let in_js = lower_in_js
             .call::<_, String>((ir,))
-            .map_err(|e| js(e).summary)
-            .and_then(|json| serde_json::from_str(&json).map_err(|e| e.to_string()));
+            .map_err(|e| JsLoweringError::Threw(js(e).summary))
+            .and_then(|json| Ok(serde_json::from_str::<serde_json::Value>(&json)?));
         match (in_rust, in_js) {
             (Ok(a), Ok(b)) if a == b => {}
             (Ok(a), Ok(b)) => differ.push(format!(
@@ -340,6 +351,16 @@ fn lowerings_differ<'js>(ctx: &Ctx<'js>, sdk: &Object<'js>, names: &render::Name
 }
 
 /// Where two JSON values first differ, as `path: rust ... js ...`.
+/// Why the SDK's JavaScript lowering gave no graph.
+#[derive(Debug, thiserror::Error)]
+enum JsLoweringError {
+    /// It threw (`Name: message`).
+    #[error("{0}")]
+    Threw(String),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> String {
     use serde_json::Value as J;
     match (a, b) {
