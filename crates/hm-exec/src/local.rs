@@ -364,7 +364,10 @@ impl Build {
             message: outcome.message.clone(),
         })
         .await;
-        if outcome.status.is_success() {
+        // A chain fails when a step of it fails or times out; a step that
+        // was only cancelled (an interrupt, another chain's failure) does
+        // not fail its chain.
+        if outcome.status.is_success() || outcome.status == StepStatus::Canceled {
             return;
         }
         let step = &plan.steps[idx];

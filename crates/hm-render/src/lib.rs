@@ -7,6 +7,7 @@
 //! every failed step's log.
 
 mod json;
+mod line;
 mod logs;
 mod style;
 

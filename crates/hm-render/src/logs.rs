@@ -8,8 +8,9 @@ use crate::{Renderer, Style};
 /// Lines of a failed step's log repeated in the summary.
 const TAIL_LINES: usize = 20;
 
-/// The `--logs` view: `key | line` for every log line, a line per step
-/// start and end, and a summary at the end. A line too long for one event
+/// The `--logs` view: `key | line` for every log line (what a terminal
+/// would show of it, see [`crate::line`]), a line per step start and end,
+/// and a summary at the end. A line too long for one event
 /// comes in pieces: each piece that continues the one before is shown as
 /// `key + piece`.
 pub struct LogsRenderer<W: Write> {
@@ -191,13 +192,14 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 };
                 let continued = self.step(step_id).is_some_and(|v| v.continuing[slot]);
                 let separator = if continued { '+' } else { '|' };
+                let line = crate::line::clean(line, s.color);
                 writeln!(self.out, "{} {line}", self.prefix_with(&key, separator))?;
                 if let Some(view) = self.step(step_id) {
                     view.continuing[slot] = *partial;
                     if view.tail.len() == TAIL_LINES {
                         view.tail.pop_front();
                     }
-                    view.tail.push_back((continued, line.clone()));
+                    view.tail.push_back((continued, line.into_owned()));
                 }
             }
             // Shown with the step's end, `cached`.

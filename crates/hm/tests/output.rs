@@ -10,10 +10,35 @@ use serde_json::{json, Value};
 use util::{envelope, step, Backend, Fixture};
 
 contract!(
+    carriage_returns_and_escapes_keep_each_line_behind_its_prefix,
     a_huge_line_arrives_split_marked_and_whole,
     a_closed_stdout_ends_every_command_quietly,
     a_full_stdout_is_one_error_and_exit_1,
 );
+
+/// `printf "progress 10\rprogress 100\n"` showed as `progress 100s 10`
+/// (the terminal redrew the line over the prefix) and apt's progress lines
+/// lost their prefix: the logs view shows what a terminal would show of a
+/// line, after its prefix, without colour when not on a terminal, and
+/// `--format json` keeps the bytes.
+fn carriage_returns_and_escapes_keep_each_line_behind_its_prefix(backend: Backend) {
+    if !backend.available() {
+        return;
+    }
+    let cmd = r"printf 'progress 10\rprogress 100\n\033[31mred\033[0m\n\033[2Kclear\r\n'";
+    let fx = Fixture::with_on(backend, &envelope("cr", &[step("bar", cmd)], &[], None));
+    let human = fx.hm(&["run", "--format", "human"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("bar ")).collect();
+    for wanted in ["bar | progress 100", "bar | red", "bar | clear"] {
+        assert!(lines.contains(&wanted), "`{wanted}` in {lines:?}");
+    }
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+    let json = fx.hm(&["run", "--format", "json"]);
+    let text = String::from_utf8_lossy(&json.stdout);
+    assert!(text.contains(r#""line":"progress 10\rprogress 100""#), "{text}");
+}
 
 /// The longest piece of a line in a `step_log` event.
 const MAX_LINE_BYTES: usize = 64 * 1024;

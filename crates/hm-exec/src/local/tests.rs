@@ -327,6 +327,10 @@ async fn a_step_past_its_timeout_is_killed_and_its_chain_skipped() {
     let build = f.run(p).await;
     let (status, code, message) = build.end(0);
     assert_eq!((status, code), (StepStatus::TimedOut, 124));
+    assert!(build
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ChainFailed { failed_step_key, .. } if failed_step_key == "slow")));
     assert_eq!(message.as_deref(), Some("timed out after 5s"));
     assert!(build.skip_reason(1).contains("timed out"), "{}", build.skip_reason(1));
     assert_eq!(build.exit_code(), exit_codes::FAILED);
@@ -344,6 +348,10 @@ async fn an_interrupt_cancels_running_steps_and_skips_the_rest() {
     handle.control.interrupter().interrupt();
     let build = handle.finish().await;
     assert_eq!(build.end(0).0, StepStatus::Canceled);
+    assert!(
+        !build.events.iter().any(|e| matches!(e, Event::ChainFailed { .. })),
+        "a cancelled chain did not fail"
+    );
     assert_eq!(build.skip_reason(1), "the build was interrupted");
     assert_eq!(build.exit_code(), exit_codes::INTERRUPTED);
     assert_eq!(f.fake.live_snapshots(), 0);
