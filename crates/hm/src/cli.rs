@@ -24,8 +24,8 @@ pub enum Command {
     Pipelines(ProjectArgs),
     /// Print one pipeline's IR (JSON)
     Render {
-        /// The pipeline's slug
-        slug: String,
+        /// The pipeline's slug (may be left out when there is only one)
+        slug: Option<String>,
         #[command(flatten)]
         project: ProjectArgs,
     },

@@ -22,7 +22,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
     match command {
         Command::Run(args) => run::run(args).await,
         Command::Pipelines(project) => pipelines::pipelines(&project),
-        Command::Render { slug, project } => pipelines::render(&slug, &project),
+        Command::Render { slug, project } => pipelines::render(slug.as_deref(), &project),
         Command::Image(command) => image::image(command).await,
         Command::Cache(command) => cache::cache(command).await,
         Command::Init(args) => init::init(args),

@@ -22,6 +22,10 @@ fn pipelines_and_render_print_the_ir_back() {
     assert!(out.status.success());
     let definition: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(definition, input["pipelines"][0]["definition"]);
+    // The only pipeline needs no slug.
+    let only = fx.hm(&["render"]);
+    assert!(only.status.success(), "{}", String::from_utf8_lossy(&only.stderr));
+    assert_eq!(only.stdout, out.stdout);
 }
 
 #[test]
@@ -40,6 +44,11 @@ fn pipelines_merge_across_files_and_holes_survive() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["pipelines"].as_array().unwrap().len(), 2);
+    // Two pipelines: `render` must be told which.
+    let ambiguous = fx.hm(&["render"]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(err.contains("one") && err.contains("two"), "{err}");
     assert_eq!(
         printed["pipelines"][1]["definition"]["graph"]["node_holes"],
         serde_json::json!([1])

@@ -13,10 +13,10 @@ pub fn pipelines(project: &ProjectArgs) -> Result<i32, CliError> {
     Ok(exit_codes::PASSED)
 }
 
-/// `hm render SLUG`: one pipeline's IR.
-pub fn render(slug: &str, project: &ProjectArgs) -> Result<i32, CliError> {
+/// `hm render [SLUG]`: one pipeline's IR (the only one's without a slug).
+pub fn render(slug: Option<&str>, project: &ProjectArgs) -> Result<i32, CliError> {
     let (_, loaded) = load(project)?;
-    print_json(&select(&loaded, Some(slug))?.definition)?;
+    print_json(&select(&loaded, slug)?.definition)?;
     // The process ends next: freeing every pipeline would only cost time.
     std::mem::forget(loaded);
     Ok(exit_codes::PASSED)
