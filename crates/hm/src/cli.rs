@@ -234,11 +234,15 @@ pub enum CacheCommand {
         #[arg(long)]
         wait: bool,
     },
-    /// Remove entries (and the entries built on them) by key or key prefix
+    /// Remove entries (and the entries built on them) by step or by key
     Rm {
-        /// A key, or the start of one as `hm cache ls` shows it
-        #[arg(required = true)]
+        /// A step of this project (every entry of that step), or a key, or
+        /// the start of one as `hm cache ls` shows it
+        #[arg(required = true, value_name = "STEP|KEY")]
         keys: Vec<String>,
+        /// Only steps of this pipeline
+        #[arg(long, value_name = "SLUG")]
+        pipeline: Option<String>,
         /// Wait for running builds to let go of entries they use
         #[arg(long)]
         wait: bool,

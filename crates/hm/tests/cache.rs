@@ -534,6 +534,61 @@ fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun(b: Backend) {
     assert_eq!(run(&fx).status("root"), "cache_hit");
 }
 
+/// Every template names its pipeline `ci`: `hm cache du` summed three
+/// projects as `ci: 8 entries`, and a bad entry could only go by key or
+/// with the whole cache. Usage is by project, pipeline and backend, and
+/// `hm cache rm STEP` removes that step's entries in this project (and
+/// what is built on them), nothing of another project's step of the same
+/// name.
+fn projects_are_told_apart_and_a_step_is_removed_by_name(b: Backend) {
+    if !b.available() {
+        return;
+    }
+    let fx = Fixture::on(b);
+    let steps = [
+        step("prep", "true").cache(json!({"policy": "forever"})),
+        step("build", "true").cache(json!({"policy": "forever"})),
+    ];
+    write(&fx, &steps, &[("prep", "build", "builds_in")]);
+    run(&fx);
+    let other = fx.dir.path().join("other");
+    std::fs::create_dir_all(other.join(".hm")).unwrap();
+    std::fs::copy(fx.project().join(".hm/pipeline.json"), other.join(".hm/pipeline.json")).unwrap();
+    let in_other = |args: &[&str]| fx.command(args).current_dir(&other).output().unwrap();
+    assert!(in_other(&["run", "--format", "json"]).status.success());
+    assert_eq!(entries(&fx).len(), 4);
+
+    let du = fx.hm(&["cache", "du", "--format", "json"]);
+    let du: Value = serde_json::from_slice(&du.stdout).unwrap();
+    let groups = du["pipelines"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{du}");
+    assert!(groups
+        .iter()
+        .all(|g| g["pipeline"] == "ci" && g["entries"] == 2 && g["backend"] == b.name()));
+    assert_ne!(groups[0]["project"], groups[1]["project"]);
+    let human = String::from_utf8_lossy(&fx.hm(&["cache", "du"]).stdout).into_owned();
+    assert!(human.contains(&format!("    ci ({}): 2 entries", b.name())), "{human}");
+
+    // `build` here only; the other project's stays.
+    let rm = fx.hm(&["cache", "rm", "build"]);
+    assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
+    let left: Vec<Value> = entries(&fx);
+    assert_eq!(left.len(), 3);
+    assert_eq!(left.iter().filter(|e| e["step"] == "build").count(), 1);
+    // A step of no pipeline by that slug is an error naming both.
+    let wrong = fx.hm(&["cache", "rm", "prep", "--pipeline", "nightly"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("`prep`") && err.contains("`nightly`"), "{err}");
+    // `prep` in the other project takes what is built on it along.
+    let rm = in_other(&["cache", "rm", "prep", "--pipeline", "ci"]);
+    assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
+    let left: Vec<Value> = entries(&fx);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["step"], "prep");
+    assert_consistent(&fx);
+}
+
 fn cache_commands(b: Backend) {
     if !b.available() {
         return;
@@ -555,7 +610,19 @@ fn cache_commands(b: Backend) {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .collect();
-    assert_eq!(header, ["STEP", "PIPELINE", "KEY", "SIZE", "AGE", "LAST USED"]);
+    assert_eq!(
+        header,
+        [
+            "STEP",
+            "PIPELINE",
+            "PROJECT",
+            "BACKEND",
+            "KEY",
+            "SIZE",
+            "AGE",
+            "LAST USED"
+        ]
+    );
     assert_eq!(table.lines().count(), 3, "{table}");
     assert!(table.contains(" ci "), "{table}");
     let du = fx.hm(&["cache", "du", "--format", "json"]);
@@ -866,6 +933,7 @@ contract!(
     eviction_spares_what_another_run_holds,
     a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun,
     cache_commands,
+    projects_are_told_apart_and_a_step_is_removed_by_name,
     cache_commands_never_break_a_running_build,
     another_process_evicting_never_fails_a_build,
     eviction_keeps_the_start_of_a_chain_within_bounds_during_the_run,

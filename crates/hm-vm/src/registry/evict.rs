@@ -19,8 +19,9 @@ pub struct Removed {
     pub in_use: Vec<String>,
 }
 
-/// The cache's size, in total and by pipeline; every part counts once, for
-/// the entry whose own part it is (the one it is the top of).
+/// The cache's size, in total and by project, pipeline and backend; every
+/// part counts once, for the entry whose own part it is (the one it is the
+/// top of).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
     pub entries: u64,
@@ -28,10 +29,13 @@ pub struct Usage {
     pub pipelines: Vec<PipelineUsage>,
 }
 
-/// One pipeline's share of [`Usage`].
+/// One pipeline's share of [`Usage`]: its project's scope (the project's
+/// path, or the configured scope), its slug, and the backend.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PipelineUsage {
+    pub project: String,
     pub pipeline: String,
+    pub backend: String,
     pub entries: u64,
     pub bytes: u64,
 }
@@ -222,21 +226,39 @@ fn all_keys(tx: &Connection) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
+/// The usage of `(project, pipeline, backend)`, made empty when new.
+fn group_of(
+    pipelines: &mut BTreeMap<(String, String, String), PipelineUsage>,
+    group: (String, String, String),
+) -> &mut PipelineUsage {
+    pipelines.entry(group.clone()).or_insert_with(|| {
+        let (project, pipeline, backend) = group;
+        PipelineUsage {
+            project,
+            pipeline,
+            backend,
+            ..PipelineUsage::default()
+        }
+    })
+}
+
 fn usage(tx: &Connection) -> rusqlite::Result<Usage> {
-    let mut pipelines: BTreeMap<String, PipelineUsage> = BTreeMap::new();
+    type Group = (String, String, String);
+    let mut pipelines: BTreeMap<Group, PipelineUsage> = BTreeMap::new();
     {
-        let mut stmt = tx.prepare("SELECT pipeline, COUNT(*) FROM entries GROUP BY pipeline")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+        let mut stmt =
+            tx.prepare("SELECT project, pipeline, backend, COUNT(*) FROM entries GROUP BY project, pipeline, backend")?;
+        let rows = stmt.query_map([], |row| {
+            Ok(((row.get(0)?, row.get(1)?, row.get(2)?), row.get::<_, i64>(3)?))
+        })?;
         for row in rows {
-            let (pipeline, count) = row?;
-            let slot = pipelines.entry(pipeline.clone()).or_default();
-            slot.pipeline = pipeline;
-            slot.entries = count as u64;
+            let (group, count) = row?;
+            group_of(&mut pipelines, group).entries = count as u64;
         }
     }
     // Each referenced part once, for the entry it lies highest in.
     let mut stmt = tx.prepare(
-        "SELECT p.backend, p.part, p.size, e.pipeline FROM parts p
+        "SELECT p.backend, p.part, p.size, e.project, e.pipeline FROM parts p
          JOIN entry_parts ep ON ep.backend = p.backend AND ep.part = p.part
          JOIN entries e ON e.key = ep.key
          ORDER BY p.backend, p.part, ep.position, e.key",
@@ -247,19 +269,18 @@ fn usage(tx: &Connection) -> rusqlite::Result<Usage> {
             row.get::<_, String>(1)?,
             row.get::<_, i64>(2)?,
             row.get::<_, String>(3)?,
+            row.get::<_, String>(4)?,
         ))
     })?;
     let mut last: Option<(String, String)> = None;
     for row in rows {
-        let (backend, part, size, pipeline) = row?;
-        let this = Some((backend, part));
+        let (backend, part, size, project, pipeline) = row?;
+        let this = Some((backend.clone(), part));
         if this == last {
             continue;
         }
         last = this;
-        let slot = pipelines.entry(pipeline.clone()).or_default();
-        slot.pipeline = pipeline;
-        slot.bytes += size.max(0) as u64;
+        group_of(&mut pipelines, (project, pipeline, backend)).bytes += size.max(0) as u64;
     }
     let pipelines: Vec<PipelineUsage> = pipelines.into_values().collect();
     Ok(Usage {

@@ -93,27 +93,70 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             }
             remove(&dir, &registry, None, wait).await
         }
-        CacheCommand::Rm { keys, wait } => {
+        CacheCommand::Rm { keys, pipeline, wait } => {
+            let scope = project_scope()?;
+            let entries = registry.list()?;
             let mut full = Vec::new();
-            for prefix in &keys {
-                match registry.keys_starting_with(prefix)?.as_slice() {
-                    [key] => full.push(key.clone()),
-                    [] => {
-                        return Err(CliError::BadArgument {
-                            flag: "KEY",
-                            message: format!("no cache entry's key starts with `{prefix}` (see `hm cache ls`)"),
-                        })
-                    }
-                    _ => {
-                        return Err(CliError::BadArgument {
-                            flag: "KEY",
-                            message: format!("several cache entries' keys start with `{prefix}`; give more of it"),
-                        })
-                    }
-                }
+            for wanted in &keys {
+                full.extend(entries_named(
+                    &registry,
+                    &entries,
+                    scope.as_deref(),
+                    pipeline.as_deref(),
+                    wanted,
+                )?);
             }
+            full.sort();
+            full.dedup();
             remove(&dir, &registry, Some(&full), wait).await
         }
+    }
+}
+
+/// The cache scope of the project around the current directory (its
+/// configured scope, else its path), if there is one.
+fn project_scope() -> Result<Option<String>, CliError> {
+    let project = std::env::current_dir()
+        .ok()
+        .and_then(|d| hm_dsl::Project::find(&d).ok());
+    let Some(project) = project else { return Ok(None) };
+    let config = super::config(Some(&project.root))?;
+    Ok(Some(
+        config.cache_scope.unwrap_or_else(|| project.root.display().to_string()),
+    ))
+}
+
+/// The keys `wanted` names: every entry of that step in this project
+/// (and `pipeline`), else the one key it starts.
+fn entries_named(
+    registry: &Registry,
+    entries: &[hm_vm::CacheEntry],
+    scope: Option<&str>,
+    pipeline: Option<&str>,
+    wanted: &str,
+) -> Result<Vec<String>, CliError> {
+    let of_step: Vec<String> = entries
+        .iter()
+        .filter(|e| Some(e.project.as_str()) == scope && e.step == wanted)
+        .filter(|e| pipeline.is_none_or(|p| e.pipeline == p))
+        .map(|e| e.key.clone())
+        .collect();
+    if !of_step.is_empty() {
+        return Ok(of_step);
+    }
+    match registry.keys_starting_with(wanted)?.as_slice() {
+        [key] => Ok(vec![key.clone()]),
+        [] => Err(CliError::BadArgument {
+            flag: "STEP|KEY",
+            message: format!(
+                "no cache entry of a step `{wanted}` in this project{}, and no key starts with it (see `hm cache ls`)",
+                pipeline.map(|p| format!(" (pipeline `{p}`)")).unwrap_or_default()
+            ),
+        }),
+        _ => Err(CliError::BadArgument {
+            flag: "STEP|KEY",
+            message: format!("several cache entries' keys start with `{wanted}`; give more of it"),
+        }),
     }
 }
 
@@ -269,12 +312,14 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
         return Ok(exit_codes::PASSED);
     }
     let now = now();
-    let rows: Vec<[String; 6]> = entries
+    let rows: Vec<[String; 8]> = entries
         .iter()
         .map(|e| {
             [
                 e.step.clone(),
                 e.pipeline.clone(),
+                e.project.clone(),
+                e.backend.clone(),
                 e.key[..12.min(e.key.len())].to_owned(),
                 format_size(e.size),
                 format!("{} ago", format_age(now.saturating_sub(e.created))),
@@ -282,7 +327,17 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
             ]
         })
         .collect();
-    let header = ["STEP", "PIPELINE", "KEY", "SIZE", "AGE", "LAST USED"].map(str::to_owned);
+    let header = [
+        "STEP",
+        "PIPELINE",
+        "PROJECT",
+        "BACKEND",
+        "KEY",
+        "SIZE",
+        "AGE",
+        "LAST USED",
+    ]
+    .map(str::to_owned);
     let mut text = String::new();
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
@@ -296,7 +351,7 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
             .zip(widths)
             .enumerate()
             .map(|(i, (cell, w))| {
-                if i == 3 {
+                if i == 5 {
                     format!("{cell:>w$}")
                 } else {
                     format!("{cell:<w$}")
@@ -317,10 +372,16 @@ fn du(registry: &Registry, format: Format) -> Result<i32, CliError> {
         return Ok(exit_codes::PASSED);
     }
     let mut text = format!("total: {} entries, {}\n", usage.entries, format_size(usage.bytes));
+    let mut project = None;
     for pipeline in &usage.pipelines {
+        if project != Some(&pipeline.project) {
+            text.push_str(&format!("  {}\n", pipeline.project));
+            project = Some(&pipeline.project);
+        }
         text.push_str(&format!(
-            "  {}: {} entries, {}\n",
+            "    {} ({}): {} entries, {}\n",
             pipeline.pipeline,
+            pipeline.backend,
             pipeline.entries,
             format_size(pipeline.bytes)
         ));
