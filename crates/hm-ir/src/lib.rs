@@ -9,6 +9,7 @@
 
 mod envelope;
 mod plan;
+mod select;
 mod validate;
 
 pub use envelope::{
@@ -16,4 +17,5 @@ pub use envelope::{
     ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};
+pub use select::{Selection, UnknownStep};
 pub use validate::{is_env_name, printable, validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};

@@ -58,6 +58,15 @@ pub struct ProjectArgs {
 pub struct RunArgs {
     /// The pipeline's slug (may be left out when there is only one)
     pub pipeline: Option<String>,
+    /// Run only these steps (keys or labels) and what they need
+    #[arg(value_name = "STEP")]
+    pub steps: Vec<String>,
+    /// Run this step, everything after it, and what they need
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Run this step and what it needs, nothing after it
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
     #[command(flatten)]
     pub project: ProjectArgs,
     /// Steps executing at once (default: the number of CPUs)

@@ -9,6 +9,8 @@ pub enum CliError {
     Load(#[from] hm_dsl::LoadError),
     #[error("unknown pipeline `{slug}`; the project has: {}", list(available))]
     UnknownPipeline { slug: String, available: Vec<String> },
+    #[error(transparent)]
+    UnknownStep(#[from] hm_ir::UnknownStep),
     #[error("the project has several pipelines; name one: {}", list(.0))]
     AmbiguousPipeline(Vec<String>),
     #[error("the project has no pipelines; add a file to `.hm/`")]
@@ -64,6 +66,7 @@ impl CliError {
         match self {
             CliError::Load(_)
             | CliError::UnknownPipeline { .. }
+            | CliError::UnknownStep(_)
             | CliError::AmbiguousPipeline(_)
             | CliError::NoPipelines
             | CliError::BadEnv(_)

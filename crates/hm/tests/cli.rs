@@ -67,3 +67,48 @@ fn version_and_cloud() {
     let out = fx.hm(&["cloud", "login"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `hm run demo par-a` was `unexpected argument`: steps (by key or label)
+/// run with what they need and nothing after them, `--from` and `--until`
+/// cut the pipeline, a step word alone names a step when there is one
+/// pipeline, and a misspelt step is exit 2 with a suggestion, before
+/// anything runs.
+#[test]
+fn steps_are_selected_by_name_from_and_until() {
+    if !util::sandbox_available() {
+        return;
+    }
+    let steps = [
+        step("prep", "true"),
+        step("build", "true"),
+        step("test", "true"),
+        step("lint", "true"),
+    ];
+    let mut input = envelope(
+        "ci",
+        &steps,
+        &[("prep", "build", "builds_in"), ("build", "test", "builds_in")],
+        None,
+    );
+    input["pipelines"][0]["definition"]["graph"]["nodes"][1]["step"]["label"] = "Build it".into();
+    let fx = Fixture::with(&input);
+    let ran = |args: &[&str]| {
+        let run = fx.run_json(args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.dump());
+        run.executed()
+    };
+    assert_eq!(ran(&["ci", "build"]), ["build", "prep"]);
+    assert_eq!(ran(&["Build it"]), ["build", "prep"]);
+    assert_eq!(ran(&["--from", "build"]), ["build", "prep", "test"]);
+    assert_eq!(ran(&["--until", "prep", "lint"]), ["lint", "prep"]);
+    assert_eq!(ran(&[]).len(), 4);
+
+    let wrong = fx.hm(&["run", "ci", "tset"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("pipeline `ci` has no step `tset`; did you mean `test`?"),
+        "{err}"
+    );
+    assert!(wrong.stdout.is_empty(), "nothing ran");
+}

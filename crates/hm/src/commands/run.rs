@@ -75,8 +75,17 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         _ => loading.await,
     };
     let (project, loaded) = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    let pipeline = select(&loaded, args.pipeline.as_deref())?;
-    let plan = hm_ir::Plan::new(pipeline).map_err(|source| {
+    // `hm run STEP` with one pipeline: the word names a step, not a pipeline.
+    let mut steps = args.steps.clone();
+    let mut slug = args.pipeline.as_deref();
+    if let ([only], Some(word)) = (loaded.envelope.pipelines.as_slice(), slug) {
+        if only.slug != word {
+            steps.insert(0, word.to_owned());
+            slug = None;
+        }
+    }
+    let pipeline = select(&loaded, slug)?;
+    let invalid = |source| {
         let at = loaded
             .pipeline(&pipeline.slug)
             .map(|(_, at)| at.clone())
@@ -85,7 +94,16 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             at,
             source: Box::new(source),
         })
-    })?;
+    };
+    let mut plan = hm_ir::Plan::new(pipeline).map_err(invalid)?;
+    let selection = hm_ir::Selection {
+        targets: steps,
+        from: args.from.clone(),
+        until: args.until.clone(),
+    };
+    if !selection.is_empty() {
+        plan = hm_ir::Plan::new(&selection.apply(pipeline, &plan)?).map_err(invalid)?;
+    }
 
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
