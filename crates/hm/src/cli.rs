@@ -39,6 +39,11 @@ pub enum Command {
     Init(InitArgs),
     /// Print the version
     Version,
+    /// Print a completion script for a shell (`source <(hm completions bash)`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Hosted runs (not supported by this hm)
     #[command(hide = true, disable_help_flag = true)]
     Cloud {

@@ -30,6 +30,17 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
             crate::output::print(&format!("hm {}\n", env!("CARGO_PKG_VERSION")))?;
             Ok(exit_codes::PASSED)
         }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <crate::cli::Cli as clap::CommandFactory>::command(),
+                "hm",
+                &mut script,
+            );
+            crate::output::print(&String::from_utf8_lossy(&script))?;
+            Ok(exit_codes::PASSED)
+        }
         Command::Cloud { .. } => Err(CliError::Cloud),
     }
 }

@@ -112,3 +112,31 @@ fn steps_are_selected_by_name_from_and_until() {
     );
     assert!(wrong.stdout.is_empty(), "nothing ran");
 }
+
+/// `hm completions SHELL` prints a script the shell loads: bash registers
+/// it for `hm` and offers the subcommands.
+#[test]
+fn completion_scripts_load_in_their_shell() {
+    let fx = Fixture::new();
+    let bash = fx.hm(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = fx.dir.path().join("hm.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let probe = format!(
+        "source {}; complete -p hm; COMP_WORDS=(hm ca); COMP_CWORD=1; _hm hm ca hm; echo \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("-F _hm hm"), "{text}");
+    assert!(text.lines().last().unwrap_or_default().contains("cache"), "{text}");
+    for shell in ["zsh", "fish"] {
+        let out = fx.hm(&["completions", shell]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    assert_eq!(fx.hm(&["completions", "tcsh"]).status.code(), Some(2));
+}
