@@ -133,6 +133,12 @@ impl<W: Write> LogsRenderer<W> {
     }
 }
 
+/// Whether `key` is one Harmont's SDKs generate for a step without one:
+/// a SHA-256 in hex.
+fn is_generated(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// `850ms`, `1.2s`, `2m05s`.
 pub(crate) fn format_duration(ms: u64) -> String {
     match ms {
@@ -158,11 +164,19 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                     s.dim(&format!("(run {run_id})"))
                 )?;
             }
-            Event::StepQueued { step_id, key, .. } => {
-                self.width = self.width.max(key.chars().count());
+            Event::StepQueued {
+                step_id,
+                key,
+                display_name,
+                ..
+            } => {
+                // A key Harmont's SDK made (a hash) says nothing: the step's
+                // label or command does.
+                let name = if is_generated(key) { display_name } else { key };
+                self.width = self.width.max(name.chars().count());
                 self.by_id.insert(step_id.clone(), self.steps.len());
                 self.steps.push(StepView {
-                    key: key.clone(),
+                    key: name.clone(),
                     outcome: None,
                     tail: VecDeque::new(),
                     continuing: [false; 2],
@@ -390,6 +404,33 @@ mod tests {
         for (line, event) in text.lines().zip(events()) {
             assert_eq!(serde_json::from_str::<Event>(line).unwrap(), event);
         }
+    }
+
+    #[test]
+    fn a_step_without_a_key_of_its_own_is_shown_by_its_name() {
+        let hash = "9ae18140488a6f319aecaa032f7ad2f727f63bb9bc0a3100c58635e188f45667";
+        let events = [
+            Event::StepQueued {
+                step_id: "0".into(),
+                key: hash.into(),
+                chain_idx: 0,
+                parent_key: None,
+                display_name: "cargo test".into(),
+            },
+            Event::StepSkipped {
+                step_id: "0".into(),
+                key: hash.into(),
+                reason: "no".into(),
+            },
+        ];
+        let mut out = Vec::new();
+        let mut renderer = LogsRenderer::new(&mut out, Style { color: false });
+        for event in &events {
+            renderer.event(event).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "cargo test | skipped: no\n");
+        assert!(is_generated(hash) && !is_generated("build"));
     }
 
     #[test]

@@ -244,7 +244,7 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let file: File = toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim().replace('\n', " ")))?;
+        let file: File = toml::from_str(&text).map_err(|e| parse_err(toml_error(&text, &e)))?;
         match file.backend {
             Some(BackendSetting::Sandbox) => self.backend = BackendName::Sandbox,
             Some(BackendSetting::Docker) => self.backend = BackendName::Docker,
@@ -358,6 +358,19 @@ impl Config {
     }
 }
 
+/// A TOML error as one line: where (line and column, from 1) and what,
+/// without the source excerpt `toml` draws over several lines.
+fn toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim();
+    let Some(span) = err.span() else {
+        return message.to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
 /// `1024`, `500MB`, `20GiB`, `1.5G` (decimal units: kB, MB, GB, TB; binary:
 /// KiB, MiB, GiB, TiB; K, M, G, T are binary).
 pub fn parse_size(text: &str) -> Result<u64, ValueError> {
@@ -413,6 +426,12 @@ mod tests {
         std::fs::write(&path, "[cache]\nmax_entrees = 3\n").unwrap();
         let err = config.apply_file(&path).unwrap_err().to_string();
         assert!(err.contains("config.toml") && err.contains("max_entrees"), "{err}");
+        // Where, and what, on one line: not toml's excerpt folded into it.
+        assert!(err.contains(": line 2, column 1: unknown field `max_entrees`"), "{err}");
+        assert!(!err.contains('|') && !err.contains('\n'), "{err}");
+        std::fs::write(&path, "parallelism = \n").unwrap();
+        let err = config.apply_file(&path).unwrap_err().to_string();
+        assert!(err.contains(": line 1, column 15: "), "{err}");
     }
 
     #[test]

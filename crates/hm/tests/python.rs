@@ -427,6 +427,16 @@ fn init_detects_the_stack_and_never_overwrites_without_force() {
     let out = fx.hm(&["init", "-t", "go", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(std::fs::read_to_string(&file).unwrap().contains("hm.go(path=\".\")"));
+
+    // `--lang ts` beside a `pipeline.py` wrote a second `ci` without a word.
+    let out = fx.hm(&["init", "--lang", "ts"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("pipeline.py` exists: a project's pipelines are in one language"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!fx.project().join(".hm/pipeline.ts").exists());
 }
 
 #[test]

@@ -54,6 +54,26 @@ pub fn init(args: InitArgs) -> Result<i32, CliError> {
     if file.exists() && !args.force {
         return Err(CliError::Exists(file));
     }
+    // A project's pipelines are in one language: with TypeScript files
+    // there, the Python ones are left out.
+    let other = hm_dir.join(match args.lang {
+        Lang::Py => "pipeline.ts",
+        Lang::Ts => "pipeline.py",
+    });
+    if other.exists() && !args.force {
+        return Err(CliError::BadArgument {
+            flag: "--lang",
+            message: format!(
+                "`{}` exists: a project's pipelines are in one language, and `{}` beside it would {}; remove it first, or pass --force to write both",
+                other.display(),
+                file.display(),
+                match args.lang {
+                    Lang::Ts => "take its place (hm reads the TypeScript files when there are any)",
+                    Lang::Py => "be left out (hm reads the TypeScript files when there are any)",
+                }
+            ),
+        });
+    }
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| CliError::Io { path, source }
