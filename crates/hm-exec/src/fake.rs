@@ -295,8 +295,9 @@ impl Vm for FakeVm {
         if let Some(text) = cmd.strip_prefix("echo ") {
             let line = LogLine {
                 stream: LogStream::Stdout,
-                line: text.to_owned(),
+                bytes: text.as_bytes().to_vec(),
                 partial: false,
+                eol: true,
             };
             let _ = logs.send(line).await;
             return Ok(ExecOutcome::Exited(0));

@@ -23,6 +23,7 @@ pub use cache::CacheSettings;
 pub use events::{BuildStatus, Event, StepStatus};
 pub use local::{
     BackendHandle, Capabilities, ExecutionBackend, Interrupter, LocalBackend, RunControl, RunError, RunRequest,
+    StepLogs,
 };
 pub use outcome::{exit_codes, BuildOutcome};
 pub use store::{delete_and_collect, delete_doomed, SnapshotCache};

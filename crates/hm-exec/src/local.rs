@@ -35,6 +35,17 @@ pub struct RunRequest {
     pub run_id: String,
     /// The snapshot cache, when the build uses one.
     pub cache: Option<CacheSettings>,
+    /// Where each step's output is kept, when it is.
+    pub logs: Option<StepLogs>,
+}
+
+/// Each step's whole output, kept as the step wrote it (both streams, in
+/// the order they arrived) in `dir/STEP_ID.log`, up to `limit` bytes per
+/// step; a longer output is cut, and the file says so.
+#[derive(Debug, Clone)]
+pub struct StepLogs {
+    pub dir: PathBuf,
+    pub limit: u64,
 }
 
 /// What an execution backend offers.
@@ -198,6 +209,7 @@ impl Build {
             cache: request
                 .cache
                 .map(|settings| SnapshotCache::new(settings, self.vm.clone())),
+            logs: request.logs,
             backend: OnceCell::new(),
         });
         let mut ledger = Ledger {

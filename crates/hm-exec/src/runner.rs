@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     /// Base images, resolved before the build started.
     pub images: HashMap<String, ImageRef>,
     pub cache: Option<SnapshotCache>,
+    /// Where steps' output is kept.
+    pub logs: Option<crate::local::StepLogs>,
     /// The backend's check, made before the first boot (a build whose
     /// steps are all cache hits boots nothing and needs none).
     pub backend: OnceCell<Result<(), Arc<BackendUnavailable>>>,
@@ -512,6 +514,75 @@ pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<HashMap<StepIdx, (S
         .collect())
 }
 
+/// One step's output as it is kept ([`crate::local::StepLogs`]): written
+/// as it arrives, cut at the limit. A log that cannot be written is given
+/// up; the step goes on.
+struct KeptLog {
+    path: PathBuf,
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+    written: u64,
+    limit: u64,
+    failed: bool,
+}
+
+impl KeptLog {
+    fn new(logs: &crate::local::StepLogs, step_id: &str) -> Self {
+        KeptLog {
+            path: logs.dir.join(format!("{step_id}.log")),
+            file: None,
+            written: 0,
+            limit: logs.limit,
+            failed: false,
+        }
+    }
+
+    async fn write(&mut self, line: &LogLine) {
+        use tokio::io::AsyncWriteExt;
+        if self.failed || self.written > self.limit {
+            return;
+        }
+        if self.file.is_none() {
+            match tokio::fs::File::create(&self.path).await {
+                Ok(file) => self.file = Some(tokio::io::BufWriter::new(file)),
+                Err(_) => {
+                    self.failed = true;
+                    return;
+                }
+            }
+        }
+        let Some(file) = &mut self.file else { return };
+        let eol: &[u8] = if line.eol { b"\n" } else { b"" };
+        let size = (line.bytes.len() + eol.len()) as u64;
+        let result = if self.written + size > self.limit {
+            let room = (self.limit - self.written) as usize;
+            let note = format!(
+                "\n[hm: the output goes on; the log keeps its first {} bytes]\n",
+                self.limit
+            );
+            self.written = self.limit + 1;
+            let head = &[&line.bytes[..], eol].concat()[..room];
+            match file.write_all(head).await {
+                Ok(()) => file.write_all(note.as_bytes()).await,
+                err => err,
+            }
+        } else {
+            self.written += size;
+            match file.write_all(&line.bytes).await {
+                Ok(()) => file.write_all(eol).await,
+                err => err,
+            }
+        };
+        self.failed = result.is_err();
+    }
+
+    async fn finish(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        if let Some(file) = &mut self.file {
+            let _ = file.flush().await;
+        }
+    }
+}
+
 /// What [`run_in_vm`] needs.
 struct VmInput {
     idx: StepIdx,
@@ -583,17 +654,24 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<(ExecOutcome,
     // Few pieces in flight: each may be 64 KiB (see `hm_vm::lines`).
     let (logs, mut lines) = mpsc::channel::<LogLine>(32);
     let events = shared.events.clone();
+    let mut kept = shared.logs.as_ref().map(|logs| KeptLog::new(logs, &step_id));
     let forward = tokio::spawn(async move {
-        while let Some(LogLine { stream, line, partial }) = lines.recv().await {
+        while let Some(line) = lines.recv().await {
+            if let Some(kept) = &mut kept {
+                kept.write(&line).await;
+            }
             let event = Event::StepLog {
                 step_id: step_id.clone(),
-                stream,
-                line,
-                partial,
+                stream: line.stream,
+                line: line.text().into_owned(),
+                partial: line.partial,
                 ts: now_rfc3339(),
             };
             // Nobody listening any more does not stop the step.
             let _ = events.send(event).await;
+        }
+        if let Some(kept) = &mut kept {
+            kept.finish().await;
         }
     });
     let request = ExecRequest {

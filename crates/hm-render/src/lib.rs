@@ -14,7 +14,7 @@ mod style;
 use hm_events::Event;
 
 pub use json::JsonRenderer;
-pub use logs::LogsRenderer;
+pub use logs::{format_duration, LogsRenderer};
 pub use style::Style;
 
 /// Something that shows a build.

@@ -140,7 +140,7 @@ fn is_generated(key: &str) -> bool {
 }
 
 /// `850ms`, `1.2s`, `2m05s`.
-pub(crate) fn format_duration(ms: u64) -> String {
+pub fn format_duration(ms: u64) -> String {
     match ms {
         0..=999 => format!("{ms}ms"),
         1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),

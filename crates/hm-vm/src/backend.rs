@@ -185,13 +185,23 @@ pub struct ExecRequest {
 pub use hm_events::LogStream;
 
 /// One line of output, without its line terminator, or a piece of a line
-/// longer than [`crate::lines::MAX_LINE_BYTES`].
+/// longer than [`crate::lines::MAX_LINE_BYTES`]: the bytes as the step
+/// wrote them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub stream: LogStream,
-    pub line: String,
+    pub bytes: Vec<u8>,
     /// The line goes on in the next `LogLine` of this stream.
     pub partial: bool,
+    /// A newline ended it (the output's last line may have none).
+    pub eol: bool,
+}
+
+impl LogLine {
+    /// The line as text (bytes that are not UTF-8 replaced).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
 }
 
 /// Where a VM sends its output; lines of one stream arrive in order.

@@ -35,11 +35,11 @@ impl LineSplitter {
                 // Full: a newline next ends the line here, anything else
                 // continues it in another piece.
                 if chunk[0] == b'\n' {
-                    out.push(self.take(self.buf.len(), false));
+                    out.push(self.take(self.buf.len(), false, true));
                     chunk = &chunk[1..];
                 } else {
                     let cut = char_boundary(&self.buf);
-                    out.push(self.take(cut, true));
+                    out.push(self.take(cut, true, false));
                 }
                 continue;
             }
@@ -48,7 +48,7 @@ impl LineSplitter {
             match window.iter().position(|&b| b == b'\n') {
                 Some(end) => {
                     self.buf.extend_from_slice(&window[..end]);
-                    out.push(self.take(self.buf.len(), false));
+                    out.push(self.take(self.buf.len(), false, true));
                     chunk = &chunk[end + 1..];
                 }
                 None => {
@@ -62,17 +62,17 @@ impl LineSplitter {
 
     /// The last line, when the output did not end with a newline.
     pub fn finish(&mut self) -> Option<LogLine> {
-        (!self.buf.is_empty()).then(|| self.take(self.buf.len(), false))
+        (!self.buf.is_empty()).then(|| self.take(self.buf.len(), false, false))
     }
 
     /// The first `len` bytes of the buffer as a line or a piece.
-    fn take(&mut self, len: usize, partial: bool) -> LogLine {
-        let line = String::from_utf8_lossy(&self.buf[..len]).into_owned();
-        self.buf.drain(..len);
+    fn take(&mut self, len: usize, partial: bool, eol: bool) -> LogLine {
+        let bytes = self.buf.drain(..len).collect();
         LogLine {
             stream: self.stream,
-            line,
+            bytes,
             partial,
+            eol,
         }
     }
 }
@@ -102,25 +102,33 @@ mod tests {
     use super::*;
 
     fn texts(lines: &[LogLine]) -> Vec<(usize, bool)> {
-        lines.iter().map(|l| (l.line.len(), l.partial)).collect()
+        lines.iter().map(|l| (l.bytes.len(), l.partial)).collect()
     }
 
     #[test]
     fn lines_split_across_chunks_arrive_whole() {
         let mut lines = LineSplitter::new(LogStream::Stdout);
         assert!(lines.push(b"hel").is_empty());
-        let got: Vec<String> = lines.push(b"lo\nwor").into_iter().map(|l| l.line).collect();
+        let got: Vec<String> = lines
+            .push(b"lo\nwor")
+            .into_iter()
+            .map(|l| l.text().into_owned())
+            .collect();
         assert_eq!(got, ["hello"]);
-        let got: Vec<String> = lines.push(b"ld\n\nlast").into_iter().map(|l| l.line).collect();
+        let got: Vec<String> = lines
+            .push(b"ld\n\nlast")
+            .into_iter()
+            .map(|l| l.text().into_owned())
+            .collect();
         assert_eq!(got, ["world", ""]);
-        assert_eq!(lines.finish().map(|l| l.line).as_deref(), Some("last"));
+        assert_eq!(lines.finish().map(|l| l.text().into_owned()).as_deref(), Some("last"));
         assert!(lines.finish().is_none());
         // A character split between chunks is not mangled.
         let snowman = "☃".as_bytes();
         assert!(lines.push(&snowman[..1]).is_empty());
         let mut rest = snowman[1..].to_vec();
         rest.push(b'\n');
-        assert_eq!(lines.push(&rest)[0].line, "☃");
+        assert_eq!(lines.push(&rest)[0].text(), "☃");
     }
 
     #[test]
@@ -165,8 +173,8 @@ mod tests {
         assert!(got.len() > 1);
         assert!(got
             .iter()
-            .all(|l| l.line.len() <= MAX_LINE_BYTES && !l.line.contains('\u{FFFD}')));
+            .all(|l| l.bytes.len() <= MAX_LINE_BYTES && !l.text().contains('\u{FFFD}')));
         assert!(got[..got.len() - 1].iter().all(|l| l.partial));
-        assert_eq!(got.iter().map(|l| l.line.as_str()).collect::<String>(), text);
+        assert_eq!(got.iter().map(|l| l.text()).collect::<String>(), text);
     }
 }

@@ -39,6 +39,21 @@ pub enum Command {
     Init(InitArgs),
     /// Print the version
     Version,
+    /// List past runs, newest first
+    Runs {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print a step's whole output from a past run
+    Logs {
+        /// The run: its id or the start of one (default: the last run)
+        run: Option<String>,
+        /// The step: its key, label or id (default: the run's first failed
+        /// step)
+        step: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Print a completion script for a shell (`source <(hm completions bash)`)
     Completions {
         #[arg(value_enum)]

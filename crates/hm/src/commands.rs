@@ -5,6 +5,7 @@ mod image;
 mod init;
 mod pipelines;
 mod run;
+mod runs;
 
 pub use image::format_size;
 
@@ -30,6 +31,8 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
             crate::output::print(&format!("hm {}\n", env!("CARGO_PKG_VERSION")))?;
             Ok(exit_codes::PASSED)
         }
+        Command::Runs { format } => runs::runs(format),
+        Command::Logs { run, step, format } => runs::logs(run.as_deref(), step.as_deref(), format),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(

@@ -23,6 +23,10 @@
 //! [images.mirrors]        # tried in order, then the registry itself
 //! "docker.io" = ["mirror.lan:5000"]
 //!
+//! [history]               # past runs, for `hm runs` and `hm logs`
+//! runs = 50               # runs kept
+//! max_size = "512MiB"     # bytes they may take
+//!
 //! [preferences]           # Harmont's keys
 //! format = "json"         # the default of `hm run --format`
 //! auto_watch = false      # accepted; hm has no watch mode
@@ -55,6 +59,8 @@ struct File {
     preferences: PreferencesFile,
     #[serde(default)]
     images: ImagesFile,
+    #[serde(default)]
+    history: HistoryFile,
     /// Harmont's hosted-service settings: read, and otherwise ignored.
     cloud: Option<CloudFile>,
 }
@@ -111,6 +117,13 @@ struct ImagesFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct HistoryFile {
+    runs: Option<usize>,
+    max_size: Option<Size>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CacheFile {
     max_entries: Option<u64>,
     max_size: Option<Size>,
@@ -148,6 +161,10 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Mirrors per registry, tried in order before it.
     pub mirrors: BTreeMap<String, Vec<String>>,
+    /// Past runs kept (`[history] runs`).
+    pub history_runs: usize,
+    /// Bytes the run history may take (`[history] max_size`).
+    pub history_max_bytes: u64,
     /// Things worth a line on stderr (settings read but not applied).
     pub notes: Vec<String>,
 }
@@ -168,6 +185,8 @@ impl Default for Config {
             pull: None,
             insecure_registries: Vec::new(),
             mirrors: BTreeMap::new(),
+            history_runs: crate::history::DEFAULT_RUNS,
+            history_max_bytes: crate::history::DEFAULT_MAX_BYTES,
             notes: Vec::new(),
         }
     }
@@ -297,6 +316,16 @@ impl Config {
         }
         for (registry, mirrors) in file.images.mirrors.unwrap_or_default() {
             self.mirrors.insert(registry, mirrors);
+        }
+        if let Some(runs) = file.history.runs {
+            self.history_runs = runs;
+        }
+        match file.history.max_size {
+            Some(Size::Bytes(n)) => self.history_max_bytes = n,
+            Some(Size::Text(text)) => {
+                self.history_max_bytes = parse_size(&text).map_err(|m| parse_err(format!("history.max_size: {m}")))?
+            }
+            None => {}
         }
         if let Some(cpus) = file.resources.cpus {
             self.millicpus = Some(millicpus(cpus).map_err(|m| parse_err(format!("resources.cpus: {m}")))?);

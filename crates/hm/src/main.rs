@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod early;
 mod error;
+mod history;
 mod host;
 mod pull;
 mod settings;

@@ -10,8 +10,13 @@ use crate::error::CliError;
 
 /// Writes `text` to stdout and flushes it.
 pub fn print(text: &str) -> Result<(), CliError> {
+    print_bytes(text.as_bytes())
+}
+
+/// Writes `bytes` to stdout as they are, and flushes them.
+pub fn print_bytes(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
+    out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(CliError::Output)
 }

@@ -86,6 +86,10 @@ impl Fixture {
                 refresh: false,
                 host_env: Arc::default(),
             }),
+            logs: Some(StepLogs {
+                dir: self.cache_dir.path().to_owned(),
+                limit: 16,
+            }),
         }
     }
 
@@ -210,6 +214,17 @@ async fn a_chain_boots_each_step_from_its_parent_and_releases_everything() {
         f.fake.calls().iter().filter(|c| **c == Call::Check).count(),
         1,
         "the backend is checked once"
+    );
+}
+
+#[tokio::test]
+async fn a_log_longer_than_its_limit_is_cut_and_says_so() {
+    let f = Fixture::new();
+    f.run(plan(&[("a", "echo 0123456789abcdefghij", json!({}))])).await;
+    let log = String::from_utf8(std::fs::read(f.cache_dir.path().join("0.log")).unwrap()).unwrap();
+    assert_eq!(
+        log,
+        "0123456789abcdef\n[hm: the output goes on; the log keeps its first 16 bytes]\n"
     );
 }
 

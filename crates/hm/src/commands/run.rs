@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest};
+use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest, StepLogs};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
 use hm_vm::Registry;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -12,6 +12,7 @@ use super::{cache_dir, load};
 use crate::cli::{Format, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
+use crate::history::{History, RunInfo};
 use crate::settings::RunSettings;
 
 /// What `hm run` says and returns when interrupted before the first step.
@@ -151,14 +152,29 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     }
     let backend = LocalBackend::new(settings.parallelism, vm.clone());
     let cache_settings = open_cache(&cache, &config, &settings);
+    let run_id = hm_vm::fsutil::random_id(8);
+    let info = RunInfo {
+        id: run_id.clone(),
+        pipeline: plan.slug.clone(),
+        project: project.root.display().to_string(),
+        started_ms: crate::history::now_ms(),
+        status: None,
+        exit_code: None,
+        duration_ms: None,
+    };
+    let mut recorder = History::new(&cache).begin(info, config.history_runs, config.history_max_bytes);
     let handle = backend.start(RunRequest {
         plan,
         source_root: project.root.clone(),
         source_exclude: std::fs::canonicalize(&cache).into_iter().collect(),
         env,
         keep_going: settings.keep_going,
-        run_id: hm_vm::fsutil::random_id(8),
+        run_id,
         cache: cache_settings,
+        logs: recorder.as_ref().map(|r| StepLogs {
+            dir: r.steps_dir(),
+            limit: crate::history::STEP_LOG_LIMIT,
+        }),
     });
 
     let interrupter = handle.control.interrupter();
@@ -185,6 +201,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let mut events = handle.events;
     let mut output_error = None;
     while let Some(event) = events.recv().await {
+        if let Some(recorder) = &mut recorder {
+            recorder.record(&event);
+        }
         if output_error.is_none() {
             // Once stdout fails (a closed pipe, a full device), nothing more
             // is written, but the build goes on to its end and cleans up:

@@ -1,0 +1,156 @@
+//! `hm runs` and `hm logs`: the run history (see `crate::history`).
+
+use std::path::PathBuf;
+
+use hm_exec::events::{Event, StepStatus};
+use hm_exec::exit_codes;
+
+use super::image::{format_age, format_size};
+use super::{cache_dir, print_json};
+use crate::cli::Format;
+use crate::error::CliError;
+use crate::history::{events, History, RunInfo};
+
+/// `hm runs`.
+pub fn runs(format: Format) -> Result<i32, CliError> {
+    let runs = History::new(&cache_dir()?).runs();
+    if format == Format::Json {
+        let infos: Vec<&RunInfo> = runs.iter().map(|(_, info)| info).collect();
+        print_json(&infos)?;
+        return Ok(exit_codes::PASSED);
+    }
+    let now = crate::history::now_ms() / 1000;
+    let mut text = String::new();
+    let header = ["RUN", "WHEN", "PIPELINE", "RESULT", "DURATION", "PROJECT"];
+    let rows: Vec<[String; 6]> = runs
+        .iter()
+        .map(|(_, info)| {
+            [
+                info.id.clone(),
+                format!("{} ago", format_age(now.saturating_sub(info.started_ms / 1000))),
+                info.pipeline.clone(),
+                info.status.clone().unwrap_or_else(|| "unfinished".to_owned()),
+                info.duration_ms.map(hm_render::format_duration).unwrap_or_default(),
+                info.project.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        text.push_str(line.join("  ").trim_end());
+        text.push('\n');
+    }
+    crate::output::print(&text)?;
+    Ok(exit_codes::PASSED)
+}
+
+/// A step of a recorded run: its id, key and how it ended.
+struct RecordedStep {
+    id: String,
+    key: String,
+    name: String,
+    status: Option<StepStatus>,
+}
+
+/// `hm logs [RUN] [STEP]`.
+pub fn logs(run: Option<&str>, step: Option<&str>, format: Format) -> Result<i32, CliError> {
+    let runs = History::new(&cache_dir()?).runs();
+    let bad = |message: String| CliError::BadArgument { flag: "RUN", message };
+    let find_run = |wanted: &str| runs.iter().find(|(_, info)| info.id.starts_with(wanted));
+    // One word: a run when one starts so, else a step of the last run.
+    let (run, step) = match (run, step) {
+        (Some(word), None) if find_run(word).is_none() => (None, Some(word)),
+        other => other,
+    };
+    let (dir, info) = match run {
+        Some(wanted) => find_run(wanted).ok_or_else(|| bad(format!("no run `{wanted}` (see `hm runs`)")))?,
+        None => runs.first().ok_or_else(|| bad("no run recorded yet".to_owned()))?,
+    };
+    let steps = recorded_steps(dir);
+    let chosen = match step {
+        Some(wanted) => steps
+            .iter()
+            .find(|s| s.key == wanted || s.name == wanted || s.id == wanted)
+            .ok_or_else(|| {
+                let known: Vec<&str> = steps.iter().map(|s| s.key.as_str()).collect();
+                bad(format!(
+                    "run {} has no step `{wanted}` (it has {})",
+                    info.id,
+                    known.join(", ")
+                ))
+            })?,
+        None => steps
+            .iter()
+            .find(|s| matches!(s.status, Some(StepStatus::Failed | StepStatus::TimedOut)))
+            .ok_or_else(|| {
+                bad(format!(
+                    "run {} has no failed step; name one: `hm logs {} STEP`",
+                    info.id, info.id
+                ))
+            })?,
+    };
+    let path: PathBuf = dir.join("steps").join(format!("{}.log", chosen.id));
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(CliError::Io { path, source }),
+    };
+    if format == Format::Json {
+        print_json(&serde_json::json!({
+            "run": info.id,
+            "step_id": chosen.id,
+            "key": chosen.key,
+            "status": chosen.status,
+            "bytes": bytes.len(),
+            "log": String::from_utf8_lossy(&bytes),
+        }))?;
+        return Ok(exit_codes::PASSED);
+    }
+    crate::output::print_bytes(&bytes)?;
+    if bytes.is_empty() {
+        say!(
+            "step `{}` of run {} wrote nothing ({})",
+            chosen.key,
+            info.id,
+            format_size(0)
+        );
+    }
+    Ok(exit_codes::PASSED)
+}
+
+/// The steps a run's events name, in the order they were queued.
+fn recorded_steps(dir: &std::path::Path) -> Vec<RecordedStep> {
+    let events = events(dir);
+    let mut steps: Vec<RecordedStep> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepQueued {
+                step_id,
+                key,
+                display_name,
+                ..
+            } => Some(RecordedStep {
+                id: step_id.clone(),
+                key: key.clone(),
+                name: display_name.clone(),
+                status: None,
+            }),
+            _ => None,
+        })
+        .collect();
+    for event in &events {
+        if let Event::StepEnd { step_id, status, .. } = event {
+            if let Some(step) = steps.iter_mut().find(|s| &s.id == step_id) {
+                step.status = Some(*status);
+            }
+        }
+    }
+    steps
+}
