@@ -21,6 +21,33 @@ pub fn print_bytes(bytes: &[u8]) -> Result<(), CliError> {
         .map_err(CliError::Output)
 }
 
+/// A table: columns two spaces apart, each as wide as its widest cell,
+/// those in `right` aligned right, the header first.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[usize]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_owned);
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, w))| match right.contains(&i) {
+                true => format!("{cell:>w$}"),
+                false => format!("{cell:<w$}"),
+            })
+            .collect();
+        text.push_str(cells.join("  ").trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 /// Whether an output error only means that nobody reads any more.
 pub fn is_closed(err: &std::io::Error) -> bool {
     err.kind() == std::io::ErrorKind::BrokenPipe

@@ -336,31 +336,8 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
         "SIZE",
         "AGE",
         "LAST USED",
-    ]
-    .map(str::to_owned);
-    let mut text = String::new();
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (cell, w))| {
-                if i == 5 {
-                    format!("{cell:>w$}")
-                } else {
-                    format!("{cell:<w$}")
-                }
-            })
-            .collect();
-        text.push_str(line.join("  ").trim_end());
-        text.push('\n');
-    }
+    ];
+    let text = crate::output::table(header, &rows, &[5]);
     crate::output::print(&text)?;
     Ok(exit_codes::PASSED)
 }

@@ -20,8 +20,6 @@ pub fn runs(format: Format) -> Result<i32, CliError> {
         return Ok(exit_codes::PASSED);
     }
     let now = crate::history::now_ms() / 1000;
-    let mut text = String::new();
-    let header = ["RUN", "WHEN", "PIPELINE", "RESULT", "DURATION", "PROJECT"];
     let rows: Vec<[String; 6]> = runs
         .iter()
         .map(|(_, info)| {
@@ -35,18 +33,8 @@ pub fn runs(format: Format) -> Result<i32, CliError> {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let header = header.map(str::to_owned);
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        text.push_str(line.join("  ").trim_end());
-        text.push('\n');
-    }
+    let header = ["RUN", "WHEN", "PIPELINE", "RESULT", "DURATION", "PROJECT"];
+    let text = crate::output::table(header, &rows, &[]);
     crate::output::print(&text)?;
     Ok(exit_codes::PASSED)
 }
