@@ -291,22 +291,22 @@ impl Config {
         if let Some(n) = file.cache.max_entries {
             self.cache_max_entries = n;
         }
-        match file.cache.max_size {
-            Some(Size::Bytes(n)) => self.cache_max_bytes = n,
-            Some(Size::Text(text)) => {
-                self.cache_max_bytes = parse_size(&text).map_err(|m| parse_err(format!("cache.max_size: {m}")))?
-            }
-            None => {}
+        // A size field in bytes, naming the field when it is no size.
+        let bytes = |size: Option<Size>, field: &str| match size {
+            Some(Size::Bytes(n)) => Ok(Some(n)),
+            Some(Size::Text(text)) => parse_size(&text)
+                .map(Some)
+                .map_err(|m| parse_err(format!("{field}: {m}"))),
+            None => Ok(None),
+        };
+        if let Some(n) = bytes(file.cache.max_size, "cache.max_size")? {
+            self.cache_max_bytes = n;
         }
         if let Some(scope) = file.cache.scope {
             self.cache_scope = Some(scope);
         }
-        match file.resources.memory {
-            Some(Size::Bytes(n)) => self.memory = Some(n),
-            Some(Size::Text(text)) => {
-                self.memory = Some(parse_size(&text).map_err(|m| parse_err(format!("resources.memory: {m}")))?)
-            }
-            None => {}
+        if let Some(n) = bytes(file.resources.memory, "resources.memory")? {
+            self.memory = Some(n);
         }
         if let Some(pull) = file.images.pull {
             self.pull = Some(pull);
@@ -320,12 +320,8 @@ impl Config {
         if let Some(runs) = file.history.runs {
             self.history_runs = runs;
         }
-        match file.history.max_size {
-            Some(Size::Bytes(n)) => self.history_max_bytes = n,
-            Some(Size::Text(text)) => {
-                self.history_max_bytes = parse_size(&text).map_err(|m| parse_err(format!("history.max_size: {m}")))?
-            }
-            None => {}
+        if let Some(n) = bytes(file.history.max_size, "history.max_size")? {
+            self.history_max_bytes = n;
         }
         if let Some(cpus) = file.resources.cpus {
             self.millicpus = Some(millicpus(cpus).map_err(|m| parse_err(format!("resources.cpus: {m}")))?);

@@ -95,20 +95,27 @@ impl History {
     /// Removes the oldest runs until at most `keep` are left and they take
     /// at most `max_bytes`.
     fn prune(&self, keep: usize, max_bytes: u64) {
-        let runs = self.runs();
+        let runs: Vec<(PathBuf, RunInfo, u64)> = self
+            .runs()
+            .into_iter()
+            .map(|(dir, info)| {
+                let size = size_of(&dir);
+                (dir, info, size)
+            })
+            .collect();
         let mut count = runs.len();
-        let mut total: u64 = runs.iter().map(|(dir, _)| size_of(dir)).sum();
+        let mut total: u64 = runs.iter().map(|(_, _, size)| size).sum();
         // A run without an end may still be running: it goes only when it
         // is a day old (its `hm` was killed).
         let day_ago = now_ms().saturating_sub(24 * 3600 * 1000);
-        for (dir, info) in runs.iter().rev() {
+        for (dir, info, size) in runs.iter().rev() {
             if count <= keep && total <= max_bytes {
                 break;
             }
             if info.status.is_none() && info.started_ms > day_ago {
                 continue;
             }
-            total = total.saturating_sub(size_of(dir));
+            total = total.saturating_sub(*size);
             count -= 1;
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -114,11 +114,7 @@ fn a_changed_parent_or_image_invalidates(b: Backend) {
         Backend::Docker => {
             let name = format!("hm-test/tiny-{}", std::process::id());
             let tar = fx.dir.path().join("tiny.tar");
-            let packed = std::process::Command::new("tar")
-                .args(["-C", rootfs.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
-                .status()
-                .unwrap();
-            assert!(packed.success());
+            util::tar_dir(&rootfs, &tar);
             util::docker(&["import", tar.to_str().unwrap(), &name]);
             name
         }

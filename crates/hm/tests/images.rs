@@ -2,8 +2,6 @@
 
 mod util;
 
-use std::process::Command;
-
 use util::{envelope, sandbox_available, step, tiny_rootfs, Fixture};
 
 #[test]
@@ -28,15 +26,7 @@ fn import_run_list_remove() {
     // No /proc, /dev or /tmp in it: the sandbox adds them.
     tiny_rootfs(&rootfs, &["/bin/sh"]);
     let tarball = fx.dir.path().join("rootfs.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    util::tar_dir(&rootfs, &tarball);
 
     let import = fx.hm(&["image", "import", "tiny:1", tarball.to_str().unwrap()]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));

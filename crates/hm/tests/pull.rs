@@ -949,15 +949,7 @@ fn image_layouts_and_docker_save_archives_import_as_pulls_do() {
     fs::write(save.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
 
     let tarball = work.path().join("layout.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&layout.dir)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    util::tar_dir(&layout.dir, &tarball);
 
     for (name, source) in [
         ("local/layout:1", layout.dir.clone()),

@@ -247,15 +247,7 @@ fn apt_installs_a_package_in_a_rootless_step() {
     // As nobody, from a tarball made as root (the directory holds files
     // only root may read).
     let tarball = fx.dir.path().join("rootfs.tar");
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(tar.success());
+    util::tar_dir(&rootfs, &tarball);
     give(&fx, NOBODY);
     let import = hm_as(
         NOBODY,

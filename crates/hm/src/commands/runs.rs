@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use hm_exec::events::{Event, StepStatus};
 use hm_exec::exit_codes;
 
-use super::image::{format_age, format_size};
+use super::image::format_age;
 use super::{cache_dir, print_json};
 use crate::cli::Format;
 use crate::error::CliError;
@@ -103,12 +103,7 @@ pub fn logs(run: Option<&str>, step: Option<&str>, format: Format) -> Result<i32
     }
     crate::output::print_bytes(&bytes)?;
     if bytes.is_empty() {
-        say!(
-            "step `{}` of run {} wrote nothing ({})",
-            chosen.key,
-            info.id,
-            format_size(0)
-        );
+        say!("step `{}` of run {} wrote nothing", chosen.key, info.id);
     }
     Ok(exit_codes::PASSED)
 }

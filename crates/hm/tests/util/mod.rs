@@ -177,6 +177,20 @@ fn docker_probe() -> &'static Result<(), String> {
     })
 }
 
+/// Packs the contents of `dir` into the tar archive `tarball` (as
+/// `tar -C DIR -cf TARBALL .`).
+pub fn tar_dir(dir: &Path, tarball: &Path) {
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar of {}", dir.display());
+}
+
 /// Runs `docker ARGS` and returns its stdout lines.
 pub fn docker(args: &[&str]) -> Vec<String> {
     let out = Command::new("docker").args(args).output().unwrap();
