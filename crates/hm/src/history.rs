@@ -1,7 +1,7 @@
-//! Run history: every `hm run` keeps its events and each step's output in
-//! `<cache>/history/RUN/` (`run.json`, `events.ndjson`, `steps/ID.log`),
-//! bounded to the last runs and a total size; `hm runs` lists them and
-//! `hm logs` prints a step's output.
+//! Run history: every `hm run` keeps its events (but the log lines) and
+//! each step's output in `<cache>/history/RUN/` (`run.json`,
+//! `events.ndjson`, `steps/ID.log`), bounded to the last runs and a total
+//! size; `hm runs` lists them and `hm logs` prints a step's output.
 //!
 //! A run's directory is written only by its own `hm`; a run killed before
 //! its end stays, marked unfinished, until the bounds remove it.
@@ -128,8 +128,12 @@ impl Recorder {
         self.dir.join("steps")
     }
 
-    /// Keeps one event; the end of the build completes `run.json`.
+    /// Keeps one event; the end of the build completes `run.json`. Log
+    /// lines are not kept here: the steps' logs hold them, byte for byte.
     pub fn record(&mut self, event: &Event) {
+        if matches!(event, Event::StepLog { .. }) {
+            return;
+        }
         if let Some(events) = &mut self.events {
             let line = serde_json::to_string(event).unwrap_or_default();
             if writeln!(events, "{line}").is_err() {
@@ -226,6 +230,23 @@ mod tests {
         let (dir, c) = &history.runs()[0];
         assert_eq!(c.status.as_deref(), Some("passed"));
         assert_eq!(events(dir).len(), 1);
+        let mut run = history.begin(info("e", now_ms() + 5), 10, u64::MAX).unwrap();
+        run.record(&Event::StepLog {
+            step_id: "0".into(),
+            stream: hm_exec::events::LogStream::Stdout,
+            line: "in the step's log instead".into(),
+            partial: false,
+            ts: "t".into(),
+        });
+        assert!(
+            events(&history.runs()[0].0).is_empty(),
+            "log lines stay out of the events"
+        );
+        run.record(&Event::BuildEnd {
+            exit_code: 0,
+            duration_ms: 5,
+            status: hm_exec::events::BuildStatus::Passed,
+        });
 
         // A byte bound removes old runs too; the new one always stays.
         std::fs::write(history.runs()[0].0.join("steps/0.log"), vec![b'x'; 1000]).unwrap();
