@@ -4,17 +4,24 @@
 //! [`JsonRenderer`] prints NDJSON (the format is documented in
 //! [`hm_events`]); [`LogsRenderer`] prints one prefixed line per log
 //! line, a line when a step starts and ends, and a summary with the tail of
-//! every failed step's log.
+//! every failed step's log; [`LiveRenderer`] is the view on a terminal:
+//! finished steps once, live lines for the running ones below them.
 
+mod board;
 mod json;
 mod line;
+mod live;
 mod logs;
 mod style;
+#[cfg(test)]
+mod testing;
 
 use hm_events::Event;
 
+pub use board::format_duration;
 pub use json::JsonRenderer;
-pub use logs::{format_duration, LogsRenderer};
+pub use live::{Clock, LiveRenderer};
+pub use logs::LogsRenderer;
 pub use style::Style;
 
 /// Something that shows a build.
@@ -26,4 +33,24 @@ pub trait Renderer {
     /// Writes out everything shown so far (called whenever no further
     /// event is waiting, so output is never late).
     fn flush(&mut self) -> std::io::Result<()>;
+
+    /// Called a few times a second while the build runs, so that what
+    /// shows time passing can show it between events.
+    fn tick(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// Shows a message of `hm`'s own (an interrupt being handled) if this
+    /// view shows such messages; `false` when the caller should print it
+    /// (on stderr) itself.
+    fn note(&mut self, _text: &str) -> std::io::Result<bool> {
+        Ok(false)
+    }
+
+    /// Takes whatever is being redrawn off the screen, before something
+    /// else uses the terminal (an interactive shell); the next event or
+    /// tick draws it again.
+    fn pause(&mut self) -> std::io::Result<()> {
+        self.flush()
+    }
 }

@@ -1,45 +1,19 @@
-use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
-use hm_events::{BuildStatus, Event, LogStream, StepStatus};
+use hm_events::{BuildStatus, Event};
 
+use crate::board::{format_duration, status_line, verdict, Board, Outcome};
 use crate::{Renderer, Style};
 
-/// Lines of a failed step's log repeated in the summary.
-const TAIL_LINES: usize = 20;
-
-/// The `--logs` view: `key | line` for every log line (what a terminal
-/// would show of it, see [`crate::line`]), a line per step start and end,
-/// and a summary at the end. A line too long for one event
-/// comes in pieces: each piece that continues the one before is shown as
-/// `key + piece`.
+/// The `--logs` view (and the view when stdout is not a terminal):
+/// `key | line` for every log line (what a terminal would show of it, see
+/// [`crate::line`]), a line per step start and end, and a summary at the
+/// end. A line too long for one event comes in pieces: each piece that
+/// continues the one before is shown as `key + piece`.
 pub struct LogsRenderer<W: Write> {
     out: W,
     style: Style,
-    steps: Vec<StepView>,
-    by_id: HashMap<String, usize>,
-    width: usize,
-}
-
-struct StepView {
-    key: String,
-    outcome: Option<Outcome>,
-    /// The last lines (pieces of long lines), each marked when it continues
-    /// the piece before it.
-    tail: VecDeque<(bool, String)>,
-    /// Per stream (stdout, stderr): the last piece was partial, so the next
-    /// one continues it.
-    continuing: [bool; 2],
-}
-
-enum Outcome {
-    Ended {
-        status: StepStatus,
-        exit_code: i32,
-        duration_ms: u64,
-        message: Option<String>,
-    },
-    Skipped(String),
+    board: Board,
 }
 
 impl<W: Write> LogsRenderer<W> {
@@ -47,104 +21,40 @@ impl<W: Write> LogsRenderer<W> {
         LogsRenderer {
             out,
             style,
-            steps: Vec::new(),
-            by_id: HashMap::new(),
-            width: 0,
+            board: Board::default(),
         }
     }
 
-    fn step(&mut self, step_id: &str) -> Option<&mut StepView> {
-        let idx = *self.by_id.get(step_id)?;
-        self.steps.get_mut(idx)
-    }
-
-    fn key(&self, step_id: &str) -> String {
-        self.by_id
-            .get(step_id)
-            .map(|&i| self.steps[i].key.clone())
-            .unwrap_or_else(|| step_id.to_owned())
-    }
-
-    fn prefix(&self, key: &str) -> String {
-        self.prefix_with(key, '|')
-    }
-
-    fn prefix_with(&self, key: &str, separator: char) -> String {
-        self.style
-            .dim(&format!("{key:<width$} {separator}", width = self.width))
-    }
-
-    fn status_line(&self, status: StepStatus, exit_code: i32, message: Option<&str>) -> String {
-        let s = self.style;
-        match status {
-            StepStatus::Passed => s.green("passed"),
-            StepStatus::CacheHit => s.green("cached"),
-            StepStatus::Failed => match message {
-                Some(m) => s.red(&format!("failed: {m}")),
-                None => s.red(&format!("failed (exit code {exit_code})")),
-            },
-            StepStatus::TimedOut => s.red(&format!("{} (exit code 124)", message.unwrap_or("timed out"))),
-            StepStatus::Canceled => s.yellow("canceled"),
-        }
+    fn prefix(&self, key: &str, separator: char) -> String {
+        let width = self.board.width;
+        self.style.dim(&format!("{key:<width$} {separator}"))
     }
 
     fn summary(&mut self, status: BuildStatus, duration_ms: u64) -> std::io::Result<()> {
         let s = self.style;
+        let width = self.board.width;
         writeln!(self.out)?;
         writeln!(self.out, "{}", s.bold("Summary"))?;
-        for view in &self.steps {
+        for view in &self.board.steps {
             let line = match &view.outcome {
                 Some(Outcome::Ended {
                     status,
                     exit_code,
                     duration_ms,
                     message,
-                }) => {
-                    format!(
-                        "{} {}",
-                        self.status_line(*status, *exit_code, message.as_deref()),
-                        s.dim(&format_duration(*duration_ms))
-                    )
-                }
+                }) => format!(
+                    "{} {}",
+                    status_line(s, *status, *exit_code, message.as_deref()),
+                    s.dim(&format_duration(*duration_ms))
+                ),
                 Some(Outcome::Skipped(reason)) => s.dim(&format!("skipped: {reason}")),
                 None => s.dim("not run"),
             };
-            writeln!(self.out, "  {:<width$}  {line}", view.key, width = self.width)?;
+            writeln!(self.out, "  {:<width$}  {line}", view.name)?;
         }
-        for view in &self.steps {
-            let failed = matches!(&view.outcome, Some(Outcome::Ended { status, .. }) if !status.is_success() && *status != StepStatus::Canceled);
-            if failed && !view.tail.is_empty() {
-                writeln!(self.out)?;
-                writeln!(self.out, "{}", s.bold(&format!("Last lines of `{}`:", view.key)))?;
-                for (continued, line) in &view.tail {
-                    let mark = if *continued { '+' } else { ' ' };
-                    writeln!(self.out, "{mark} {line}")?;
-                }
-            }
-        }
+        self.board.write_tails(&mut self.out, s)?;
         writeln!(self.out)?;
-        let verdict = match status {
-            BuildStatus::Passed => s.green("build passed"),
-            BuildStatus::Failed => s.red("build failed"),
-            BuildStatus::TimedOut => s.red("build timed out"),
-            BuildStatus::Interrupted => s.yellow("build interrupted"),
-        };
-        writeln!(self.out, "{verdict} in {}", format_duration(duration_ms))
-    }
-}
-
-/// Whether `key` is one Harmont's SDKs generate for a step without one:
-/// a SHA-256 in hex.
-fn is_generated(key: &str) -> bool {
-    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// `850ms`, `1.2s`, `2m05s`.
-pub fn format_duration(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        _ => format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000),
+        writeln!(self.out, "{}", verdict(s, status, duration_ms))
     }
 }
 
@@ -170,27 +80,17 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 display_name,
                 ..
             } => {
-                // A key Harmont's SDK made (a hash) says nothing: the step's
-                // label or command does.
-                let name = if is_generated(key) { display_name } else { key };
-                self.width = self.width.max(name.chars().count());
-                self.by_id.insert(step_id.clone(), self.steps.len());
-                self.steps.push(StepView {
-                    key: name.clone(),
-                    outcome: None,
-                    tail: VecDeque::new(),
-                    continuing: [false; 2],
-                });
+                self.board.queued(step_id, key, display_name);
             }
             Event::StepStart {
                 step_id, cache_miss, ..
             } => {
-                let key = self.key(step_id);
                 let started = match cache_miss {
                     Some(why) => format!("started (cache miss: {why})"),
                     None => "started".to_owned(),
                 };
-                writeln!(self.out, "{} {}", self.prefix(&key), s.dim(&started))?;
+                let key = self.board.name(step_id);
+                writeln!(self.out, "{} {}", self.prefix(&key, '|'), s.dim(&started))?;
             }
             Event::StepLog {
                 step_id,
@@ -199,22 +99,11 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 partial,
                 ..
             } => {
-                let key = self.key(step_id);
-                let slot = match stream {
-                    LogStream::Stdout => 0,
-                    LogStream::Stderr => 1,
-                };
-                let continued = self.step(step_id).is_some_and(|v| v.continuing[slot]);
-                let separator = if continued { '+' } else { '|' };
                 let line = crate::line::clean(line, s.color);
-                writeln!(self.out, "{} {line}", self.prefix_with(&key, separator))?;
-                if let Some(view) = self.step(step_id) {
-                    view.continuing[slot] = *partial;
-                    if view.tail.len() == TAIL_LINES {
-                        view.tail.pop_front();
-                    }
-                    view.tail.push_back((continued, line.into_owned()));
-                }
+                let continued = self.board.log(step_id, *stream, &line, *partial);
+                let separator = if continued { '+' } else { '|' };
+                let key = self.board.name(step_id);
+                writeln!(self.out, "{} {line}", self.prefix(&key, separator))?;
             }
             // Shown with the step's end, `cached`.
             Event::StepCacheHit { .. } => {}
@@ -226,33 +115,32 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 message,
                 ..
             } => {
-                let key = self.key(step_id);
                 let line = format!(
                     "{} {}",
-                    self.status_line(*status, *exit_code, message.as_deref()),
+                    status_line(s, *status, *exit_code, message.as_deref()),
                     s.dim(&format!("in {}", format_duration(*duration_ms)))
                 );
-                writeln!(self.out, "{} {line}", self.prefix(&key))?;
-                if let Some(view) = self.step(step_id) {
-                    view.outcome = Some(Outcome::Ended {
+                let key = self.board.name(step_id);
+                writeln!(self.out, "{} {line}", self.prefix(&key, '|'))?;
+                self.board.set_outcome(
+                    step_id,
+                    Outcome::Ended {
                         status: *status,
                         exit_code: *exit_code,
                         duration_ms: *duration_ms,
                         message: message.clone(),
-                    });
-                }
+                    },
+                );
             }
             Event::StepSkipped { step_id, reason, .. } => {
-                let key = self.key(step_id);
+                let key = self.board.name(step_id);
                 writeln!(
                     self.out,
                     "{} {}",
-                    self.prefix(&key),
+                    self.prefix(&key, '|'),
                     s.dim(&format!("skipped: {reason}"))
                 )?;
-                if let Some(view) = self.step(step_id) {
-                    view.outcome = Some(Outcome::Skipped(reason.clone()));
-                }
+                self.board.set_outcome(step_id, Outcome::Skipped(reason.clone()));
             }
             // Pulls show their own progress on stderr.
             Event::ChainFailed { .. }
@@ -274,7 +162,7 @@ impl<W: Write> Renderer for LogsRenderer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hm_events::PlanSummary;
+    use hm_events::{LogStream, PlanSummary, StepStatus};
 
     fn events() -> Vec<Event> {
         let queued = |id: &str, key: &str| Event::StepQueued {
@@ -430,13 +318,5 @@ mod tests {
         }
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "cargo test | skipped: no\n");
-        assert!(is_generated(hash) && !is_generated("build"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(format_duration(850), "850ms");
-        assert_eq!(format_duration(1234), "1.2s");
-        assert_eq!(format_duration(125_000), "2m05s");
     }
 }
