@@ -7,14 +7,15 @@
 //! first: a commit adds one part (`p1`, `p2`, ...) on top of what the VM
 //! booted from. What the test sets decides the failures: the check
 //! ([`FakeBackend::unavailable`]), commits of given steps, restores of
-//! given parts.
+//! given parts. A shell records its environment and exits with what the
+//! test sets ([`FakeBackend::shell_exits`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use hm_vm::{
     BackendUnavailable, BootFrom, BootRequest, Drift, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink,
-    LogStream, Persisted, SnapshotId, StoredSnapshot, Successors, SyncPlan, Vm, VmBackend, VmError,
+    LogStream, Persisted, ShellRequest, SnapshotId, StoredSnapshot, Successors, SyncPlan, Vm, VmBackend, VmError,
 };
 use tokio::sync::{watch, Notify};
 
@@ -34,6 +35,11 @@ pub(crate) enum Call {
     Exec {
         step: String,
         cmd: String,
+    },
+    /// An interactive shell, with the environment it was given.
+    Shell {
+        step: String,
+        env: Vec<(String, String)>,
     },
     Commit {
         step: String,
@@ -59,6 +65,8 @@ struct State {
     fail_commit: HashSet<String>,
     missing: HashSet<String>,
     unavailable: bool,
+    /// What shells exit with.
+    shell_exit: i32,
 }
 
 /// The fake backend; clones share their state.
@@ -105,6 +113,11 @@ impl FakeBackend {
     /// Restoring a snapshot with `part` fails as if its storage were gone.
     pub fn lose_part(&self, part: &str) {
         self.state().missing.insert(part.to_owned());
+    }
+
+    /// Shells exit with `code`.
+    pub fn shell_exits(&self, code: i32) {
+        self.state().shell_exit = code;
     }
 
     /// Lets every `block` command (now and later) exit 0.
@@ -319,6 +332,16 @@ impl Vm for FakeVm {
             }
             _ => Ok(ExecOutcome::Exited(0)),
         }
+    }
+
+    /// Records the shell and returns [`FakeBackend::shell_exits`]'s code;
+    /// the terminal is not touched.
+    async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
+        self.backend.record(Call::Shell {
+            step: self.step.clone(),
+            env: request.env_with_term(),
+        });
+        Ok(self.backend.state().shell_exit)
     }
 
     fn drift(&mut self) -> Vec<Drift> {

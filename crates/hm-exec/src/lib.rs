@@ -5,7 +5,8 @@
 //! with a parallelism and an injected [`hm_vm::VmBackend`]; `start` returns
 //! a [`BackendHandle`] with the build's [`Event`]s and a [`RunControl`] to
 //! interrupt and await it. Scheduling decisions live in the synchronous
-//! [`scheduler`], tested without a runtime.
+//! [`scheduler`], tested without a runtime. A build given a [`ShellHook`]
+//! hands its front end a [`ShellSession`] in one step's state.
 
 pub mod cache;
 /// The event stream, from its own crate (`hm-render` reads it alone).
@@ -16,6 +17,7 @@ mod local;
 mod outcome;
 mod runner;
 pub mod scheduler;
+mod shell;
 pub mod store;
 pub mod workspace;
 
@@ -26,4 +28,5 @@ pub use local::{
     StepLogs,
 };
 pub use outcome::{exit_codes, BuildOutcome};
+pub use shell::{ShellHook, ShellPoint, ShellSession, ShellState};
 pub use store::{delete_and_collect, delete_doomed, SnapshotCache};

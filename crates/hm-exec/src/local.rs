@@ -18,6 +18,7 @@ use crate::events::{now_rfc3339, Event, PlanSummary, StepStatus};
 use crate::outcome::{build_status, BuildOutcome};
 use crate::runner::{prefetch, Kept, RunnerRegistry, Shared, StepInput, StepOutcome, DEFAULT_RUNNER};
 use crate::scheduler::{Action, Scheduler, StopReason};
+use crate::shell::{HeldShell, ShellHook, ShellPlan, ShellSession};
 use crate::store::SnapshotCache;
 use crate::workspace::Source;
 
@@ -37,6 +38,8 @@ pub struct RunRequest {
     pub cache: Option<CacheSettings>,
     /// Where each step's output is kept, when it is.
     pub logs: Option<StepLogs>,
+    /// Where to open a shell for the front end, when it wants one.
+    pub shell: Option<ShellHook>,
 }
 
 /// Each step's whole output, kept as the step wrote it (both streams, in
@@ -185,6 +188,8 @@ struct Ledger {
     stored: bool,
     /// Why the backend cannot run here, once a step found out.
     unavailable: Option<Arc<BackendUnavailable>>,
+    /// The VM a step kept for the shell.
+    shell: Option<(StepIdx, HeldShell)>,
 }
 
 impl Build {
@@ -199,6 +204,10 @@ impl Build {
         // any event. The backend itself is checked before the first boot.
         let images = self.resolve_images(&request.plan).await?;
         self.announce(&request).await;
+        let (shell, sessions) = match request.shell {
+            Some(hook) => (Some(ShellPlan::new(hook.at)), Some(hook.sessions)),
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             plan: request.plan,
             vm: self.vm.clone(),
@@ -211,6 +220,7 @@ impl Build {
                 .map(|settings| SnapshotCache::new(settings, self.vm.clone())),
             logs: request.logs,
             backend: OnceCell::new(),
+            shell,
         });
         let mut ledger = Ledger {
             // A registry that cannot be read now is read step by step instead.
@@ -220,6 +230,9 @@ impl Build {
         let mut scheduler = Scheduler::new(&shared.plan, self.parallelism, request.keep_going);
         self.drive(&shared, &mut scheduler, &mut ledger).await?;
 
+        if let Some((idx, held)) = ledger.shell.take() {
+            self.serve_shell(&shared, idx, held, sessions).await;
+        }
         for idx in std::mem::take(&mut ledger.held) {
             self.release(&mut ledger, idx).await;
         }
@@ -367,6 +380,15 @@ impl Build {
 
     async fn step_ended(&self, plan: &Plan, idx: StepIdx, outcome: &StepOutcome) {
         let step_id = idx.to_string();
+        if let Some(reason) = &outcome.skipped {
+            self.emit(Event::StepSkipped {
+                step_id,
+                key: plan.steps[idx].key().to_owned(),
+                reason: reason.clone(),
+            })
+            .await;
+            return;
+        }
         self.emit(Event::StepEnd {
             step_id: step_id.clone(),
             exit_code: outcome.exit_code,
@@ -399,12 +421,39 @@ impl Build {
         .await;
     }
 
-    /// Releases the snapshots no step of this build will boot from again.
+    /// Hands the VM a step kept for the shell to the front end and, once
+    /// it comes back, destroys it: nothing of the shell is kept. An
+    /// interrupted build, or one whose front end is gone, opens no shell.
+    async fn serve_shell(
+        &self,
+        shared: &Shared,
+        idx: StepIdx,
+        held: HeldShell,
+        sessions: Option<mpsc::Sender<ShellSession>>,
+    ) {
+        let (session, returned) = crate::shell::session(held, &shared.plan.steps[idx], self.vm.name());
+        match sessions {
+            Some(sessions) if !*self.interrupted.borrow() => {
+                // Unsent, the session is dropped and its VM comes back.
+                let _ = sessions.send(session).await;
+            }
+            _ => drop(session),
+        }
+        if let Ok(vm) = returned.await {
+            // A VM that cannot be destroyed now goes with the session.
+            let _ = vm.destroy().await;
+        }
+    }
+
+    /// Releases the snapshots no step of this build will boot from again
+    /// (nor a shell still to be opened).
     async fn release_finished(&self, plan: &Plan, scheduler: &Scheduler<'_>, ledger: &mut Ledger) {
+        let shell = ledger.shell.as_ref().map(|(idx, _)| *idx);
         let done: Vec<StepIdx> = ledger
             .held
             .iter()
             .copied()
+            .filter(|&idx| Some(idx) != shell)
             .filter(|&idx| plan.steps[idx].children.iter().all(|&c| scheduler.is_finished(c)))
             .collect();
         for idx in done {
@@ -440,6 +489,9 @@ impl Ledger {
     /// Keeps what the build needs of a step that ended.
     fn record(&mut self, idx: StepIdx, outcome: StepOutcome) {
         self.cancels.remove(&idx);
+        if let Some(held) = outcome.shell {
+            self.shell = Some((idx, held));
+        }
         if outcome.snapshot.is_some() {
             self.held.insert(idx);
         }

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 use hm_ir::{CachePolicy, Plan, StepIdx};
 use hm_vm::{
     BackendUnavailable, BootFrom, BootRequest, ExecOutcome, ExecRequest, Found, ImageRef, LogLine, SnapshotId,
-    Successors, VmBackend, VmError,
+    Successors, Vm, VmBackend, VmError,
 };
 use tokio::sync::{mpsc, watch, OnceCell};
 
 use crate::cache::{KeyContext, KeyInputs};
 use crate::events::{now_rfc3339, Event, StepStatus};
+use crate::shell::{HeldShell, ShellPlan, ShellState};
 use crate::store::{CacheError, EntryName, Keyed, Lookup, SnapshotCache};
 use crate::workspace::{sync_plan, Manifest, Source, SourceError, WORKSPACE};
 
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     /// The backend's check, made before the first boot (a build whose
     /// steps are all cache hits boots nothing and needs none).
     pub backend: OnceCell<Result<(), Arc<BackendUnavailable>>>,
+    /// Where the build opens a shell, when it does.
+    pub shell: Option<ShellPlan>,
 }
 
 impl Shared {
@@ -91,6 +94,11 @@ pub(crate) struct StepOutcome {
     pub stored: bool,
     /// The backend turned out to be unavailable: the build must stop.
     pub unavailable: Option<Arc<BackendUnavailable>>,
+    /// A VM kept for the build's shell.
+    pub shell: Option<HeldShell>,
+    /// The step did not run (its `step_skipped` reason); it holds the
+    /// shell opened before it.
+    pub skipped: Option<String>,
 }
 
 impl StepOutcome {
@@ -108,6 +116,8 @@ impl StepOutcome {
                 StepError::Unavailable(why) => Some(why),
                 _ => None,
             },
+            shell: None,
+            skipped: None,
         }
     }
 }
@@ -177,11 +187,21 @@ struct Missed {
     reason: Option<String>,
 }
 
+/// How a step's VM ended up.
+struct Ran {
+    outcome: ExecOutcome,
+    /// The snapshot committed, with the source it was synced to.
+    kept: Option<Kept>,
+    /// The VM of a failed command, kept for the shell.
+    failed: Option<Box<dyn Vm>>,
+}
+
 /// What the cache said of a step.
 enum Cached {
     /// Not cached (no policy, or no cache): it runs.
     No,
-    Hit(StepOutcome),
+    /// Boxed, as a miss is: an outcome is large.
+    Hit(Box<StepOutcome>),
     /// Boxed: a key's inputs are large.
     Miss(Box<Missed>),
 }
@@ -193,9 +213,14 @@ impl StepRunner for VmRunner {
         let idx = input.idx;
         let planned = &shared.plan.steps[idx];
         let env = step_env(&shared, idx);
+        let shell_after = shared.shell.as_ref().is_some_and(|s| s.after(idx));
+        if shared.shell.as_ref().is_some_and(|s| s.before(idx)) {
+            return shell_before(&shared, input, env, started).await;
+        }
         let mut source = None;
         let missed = match consult_cache(&shared, &mut input, &env, &mut source, started).await {
-            Ok(Cached::Hit(outcome)) => return outcome,
+            Ok(Cached::Hit(outcome)) if shell_after => return shell_after_step(&shared, idx, *outcome, &env).await,
+            Ok(Cached::Hit(outcome)) => return *outcome,
             Ok(Cached::Miss(missed)) => Some(*missed),
             Ok(Cached::No) => None,
             Err(err) => return StepOutcome::failed(started, err),
@@ -219,9 +244,10 @@ impl StepRunner for VmRunner {
             })
             .await;
         let timed_out = Arc::new(AtomicBool::new(false));
-        // A snapshot is kept for children and the cache; only an uncached
-        // step with one child may hand its VM over.
-        let keep = match (keyed.is_some(), planned.children.len()) {
+        // A snapshot is kept for children, the cache and a shell after
+        // the step; only an uncached step with one successor may hand its
+        // VM over.
+        let keep = match (keyed.is_some(), planned.children.len() + usize::from(shell_after)) {
             (false, 0) => None,
             (false, 1) => Some(Successors::One),
             _ => Some(Successors::Many),
@@ -232,7 +258,7 @@ impl StepRunner for VmRunner {
             cancel: input.cancel,
             timed_out: timed_out.clone(),
             source,
-            env,
+            env: env.clone(),
             keep,
         };
         let result = match run_in_vm(&shared, vm_input).await {
@@ -245,9 +271,30 @@ impl StepRunner for VmRunner {
             Err(StepError::Unavailable(why)) => Some(why.clone()),
             _ => None,
         };
+        let mut shell = None;
         let (mut status, mut exit_code, mut snapshot, mut message) = match result {
-            Ok((ExecOutcome::Exited(0), snapshot)) => (StepStatus::Passed, 0, snapshot, None),
-            Ok((ExecOutcome::Killed, _)) if timed_out.load(Ordering::SeqCst) => {
+            Ok(Ran {
+                outcome: ExecOutcome::Exited(0),
+                kept,
+                ..
+            }) => (StepStatus::Passed, 0, kept, None),
+            Ok(Ran {
+                outcome,
+                failed: Some(vm),
+                ..
+            }) => {
+                let exit_code = outcome.exit_code();
+                shell = Some(HeldShell {
+                    vm: vm.into(),
+                    state: ShellState::Failed { exit_code },
+                    env: env.clone().into_iter().collect(),
+                });
+                (StepStatus::Failed, exit_code, None, None)
+            }
+            Ok(Ran {
+                outcome: ExecOutcome::Killed,
+                ..
+            }) if timed_out.load(Ordering::SeqCst) => {
                 let secs = planned.node.step.timeout_seconds.unwrap_or(0);
                 (
                     StepStatus::TimedOut,
@@ -256,13 +303,16 @@ impl StepRunner for VmRunner {
                     Some(format!("timed out after {secs}s")),
                 )
             }
-            Ok((ExecOutcome::Killed, _)) => (
+            Ok(Ran {
+                outcome: ExecOutcome::Killed,
+                ..
+            }) => (
                 StepStatus::Canceled,
                 ExecOutcome::Killed.exit_code(),
                 None,
                 Some("canceled".to_owned()),
             ),
-            Ok((outcome, _)) => (StepStatus::Failed, outcome.exit_code(), None, None),
+            Ok(Ran { outcome, .. }) => (StepStatus::Failed, outcome.exit_code(), None, None),
             Err(err) => (StepStatus::Failed, -1, None, Some(error_chain(&err))),
         };
         let mut key = None;
@@ -294,21 +344,98 @@ impl StepRunner for VmRunner {
                 // The step passed; only its cache entry is lost.
                 Err(err) => message = Some(format!("passed, but could not be cached: {}", error_chain(&err))),
             }
-            if planned.children.is_empty() && snapshot.is_some() {
+            if planned.children.is_empty() && !shell_after && snapshot.is_some() {
                 let _ = shared.vm.release(&id).await;
             }
         }
-        StepOutcome {
+        let outcome = StepOutcome {
             status,
             exit_code,
             duration: started.elapsed(),
             snapshot: snapshot.as_ref().map(|(id, _)| id.clone()),
-            kept: snapshot.filter(|_| !planned.children.is_empty()),
+            kept: snapshot.filter(|_| !planned.children.is_empty() || shell_after),
             message,
             key,
             stored,
             unavailable,
+            shell,
+            skipped: None,
+        };
+        match status {
+            StepStatus::Passed if shell_after => shell_after_step(&shared, idx, outcome, &env).await,
+            _ => outcome,
         }
+    }
+}
+
+/// A step that passed or hit, with a VM booted from its snapshot for the
+/// shell after it (the snapshot stays the build's until the shell is
+/// done). A VM that cannot be booted is said in the step's message.
+async fn shell_after_step(
+    shared: &Arc<Shared>,
+    idx: StepIdx,
+    mut outcome: StepOutcome,
+    env: &BTreeMap<String, String>,
+) -> StepOutcome {
+    let Some((snapshot, _)) = &outcome.kept else {
+        return outcome;
+    };
+    let state = match outcome.status {
+        StepStatus::CacheHit => ShellState::Cached,
+        _ => ShellState::Passed,
+    };
+    let booted = async {
+        ensure_backend(shared).await?;
+        let request = BootRequest {
+            from: BootFrom::Snapshot(snapshot.clone()),
+            name: shared.plan.steps[idx].key().to_owned(),
+        };
+        Ok::<_, StepError>(shared.vm.boot(request).await?)
+    };
+    match booted.await {
+        Ok(vm) => {
+            outcome.shell = Some(HeldShell {
+                vm: vm.into(),
+                state,
+                env: env.clone().into_iter().collect(),
+            })
+        }
+        Err(err) => {
+            let passed = outcome.message.take().map(|m| format!("{m}; ")).unwrap_or_default();
+            outcome.message = Some(format!("{passed}no shell: {}", error_chain(&err)));
+        }
+    }
+    outcome
+}
+
+/// The step `hm shell --before` stops at: its VM is booted and synced as
+/// if it were to run, and kept for the shell; the step is reported
+/// skipped. A VM that cannot be made ready fails the step.
+async fn shell_before(
+    shared: &Arc<Shared>,
+    input: StepInput,
+    env: BTreeMap<String, String>,
+    started: Instant,
+) -> StepOutcome {
+    match boot_synced(shared, input.idx, input.parent, None).await {
+        Ok((vm, _)) => StepOutcome {
+            status: StepStatus::Passed,
+            exit_code: 0,
+            duration: started.elapsed(),
+            snapshot: None,
+            kept: None,
+            message: None,
+            key: None,
+            stored: false,
+            unavailable: None,
+            shell: Some(HeldShell {
+                vm: vm.into(),
+                state: ShellState::Before,
+                env: env.into_iter().collect(),
+            }),
+            skipped: Some("not run: a shell opens in the state before it".to_owned()),
+        },
+        Err(err) => StepOutcome::failed(started, err),
     }
 }
 
@@ -342,7 +469,7 @@ async fn consult_cache(
     let key = inputs.key();
     let mut reason = None;
     if !cache.settings().refresh {
-        let keep = !planned.children.is_empty();
+        let keep = !planned.children.is_empty() || shared.shell.as_ref().is_some_and(|s| s.after(idx));
         let looked_up = match input.prefetched.take() {
             // Still the same key (the source or the ttl window may have
             // moved since the build started).
@@ -358,7 +485,7 @@ async fn consult_cache(
                         tag,
                     })
                     .await;
-                return Ok(Cached::Hit(StepOutcome {
+                return Ok(Cached::Hit(Box::new(StepOutcome {
                     status: StepStatus::CacheHit,
                     exit_code: 0,
                     duration: started.elapsed(),
@@ -368,7 +495,9 @@ async fn consult_cache(
                     key: Some(key),
                     stored: false,
                     unavailable: None,
-                }));
+                    shell: None,
+                    skipped: None,
+                })));
             }
             Ok(Lookup::Miss { reason: dropped }) => {
                 let name = EntryName {
@@ -597,23 +726,16 @@ struct VmInput {
     keep: Option<Successors>,
 }
 
-/// Boots, syncs, runs and (when `keep`, for those successors) commits;
-/// returns how the command ended and, if committed, the snapshot with the
-/// source it was synced to.
-async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<(ExecOutcome, Option<Kept>), StepError> {
-    let VmInput {
-        idx,
-        parent,
-        mut cancel,
-        timed_out,
-        source,
-        env,
-        keep,
-    } = input;
+/// Boots step `idx`'s VM from its parent's snapshot (or its image) and
+/// syncs `/workspace` to the source (`source`, or scanned now); returns
+/// the VM and the source it is synced to.
+async fn boot_synced(
+    shared: &Arc<Shared>,
+    idx: StepIdx,
+    parent: Option<Kept>,
+    source: Option<Manifest>,
+) -> Result<(Box<dyn Vm>, Manifest), StepError> {
     let planned = &shared.plan.steps[idx];
-    let step = &planned.node.step;
-    let step_id = idx.to_string();
-
     let (from, before) = match (planned.parent, parent) {
         (Some(_), Some((snapshot, manifest))) => (BootFrom::Snapshot(snapshot), Some(manifest)),
         (Some(parent), None) => return Err(StepError::ParentGone(shared.plan.steps[parent].key().to_owned())),
@@ -630,10 +752,34 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<(ExecOutcome,
         .vm
         .boot(BootRequest {
             from,
-            name: step.key.clone(),
+            name: planned.key().to_owned(),
         })
         .await?;
-    vm.sync(sync).await?;
+    if let Err(err) = vm.sync(sync).await {
+        let _ = vm.destroy().await;
+        return Err(err.into());
+    }
+    Ok((vm, manifest))
+}
+
+/// Boots, syncs, runs and (when `keep`, for those successors) commits;
+/// returns how the command ended and, if committed, the snapshot with the
+/// source it was synced to. The VM of a command that failed is kept for
+/// the build's shell when it claims it.
+async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepError> {
+    let VmInput {
+        idx,
+        parent,
+        mut cancel,
+        timed_out,
+        source,
+        env,
+        keep,
+    } = input;
+    let planned = &shared.plan.steps[idx];
+    let step = &planned.node.step;
+    let step_id = idx.to_string();
+    let (mut vm, manifest) = boot_synced(shared, idx, parent, source).await?;
 
     let timeout = step.timeout_seconds.map(Duration::from_secs);
     let kill = Box::pin(async move {
@@ -698,11 +844,27 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<(ExecOutcome,
     // What the sync copied, where the source moved after the scan.
     let manifest = manifest.with_drift(&vm.drift());
 
+    let failed =
+        matches!(outcome, ExecOutcome::Exited(code) if code != 0) || matches!(outcome, ExecOutcome::Signaled(_));
     if let (ExecOutcome::Exited(0), Some(successors)) = (outcome, keep) {
         let snapshot = vm.commit(successors).await?;
-        Ok((outcome, Some((snapshot, Arc::new(manifest)))))
+        Ok(Ran {
+            outcome,
+            kept: Some((snapshot, Arc::new(manifest))),
+            failed: None,
+        })
+    } else if failed && shared.shell.as_ref().is_some_and(|s| s.claim_failure(idx)) {
+        Ok(Ran {
+            outcome,
+            kept: None,
+            failed: Some(vm),
+        })
     } else {
         vm.destroy().await?;
-        Ok((outcome, None))
+        Ok(Ran {
+            outcome,
+            kept: None,
+            failed: None,
+        })
     }
 }

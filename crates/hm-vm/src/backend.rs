@@ -181,6 +181,45 @@ pub struct ExecRequest {
     pub cwd: PathBuf,
 }
 
+/// The shell [`ShellRequest::interactive`] runs: `bash` where the image
+/// has it, else `sh`, both interactive.
+pub const INTERACTIVE_SHELL: &str = "if command -v bash >/dev/null 2>&1; then exec bash -i; fi; exec sh -i";
+
+/// An interactive command, given the caller's terminal (see [`Vm::shell`]).
+#[derive(Debug)]
+pub struct ShellRequest {
+    /// Passed to `sh -c`.
+    pub cmd: String,
+    /// Set on top of the image's own environment, in order; `TERM` is the
+    /// terminal's own type when it has one.
+    pub env: Vec<(String, String)>,
+    /// The working directory inside the VM.
+    pub cwd: PathBuf,
+    /// Its standard input, output and error.
+    pub terminal: crate::terminal::Terminal,
+}
+
+impl ShellRequest {
+    /// [`INTERACTIVE_SHELL`] in `cwd` with `env`, on `terminal`.
+    pub fn interactive(env: Vec<(String, String)>, cwd: PathBuf, terminal: crate::terminal::Terminal) -> Self {
+        ShellRequest {
+            cmd: INTERACTIVE_SHELL.to_owned(),
+            env,
+            cwd,
+            terminal,
+        }
+    }
+
+    /// The environment with the terminal's type last.
+    pub fn env_with_term(&self) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        if let Some(term) = self.terminal.term() {
+            env.push(("TERM".to_owned(), term.to_owned()));
+        }
+        env
+    }
+}
+
 /// Which stream a log line came from (the event stream's own type).
 pub use hm_events::LogStream;
 
@@ -299,6 +338,16 @@ pub trait Vm: Send {
 
     /// Runs the command to its end, or until `kill` fires.
     async fn exec(&mut self, request: ExecRequest, logs: LogSink, kill: KillSignal) -> Result<ExecOutcome, VmError>;
+
+    /// Runs an interactive command on the caller's terminal, in the state
+    /// the VM is in (before `exec` the sync is done first; after it, the
+    /// command's changes are there), and returns its exit status (128 +
+    /// the signal when one ended it). The command gets the terminal as its
+    /// controlling terminal and its foreground, so that keys such as
+    /// Ctrl-C reach it and not the caller; the terminal's modes and
+    /// foreground are given back when it ends. What it changes is the
+    /// VM's, kept only by a `commit`.
+    async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError>;
 
     /// The entries the sync copied other than the plan expected (see
     /// [`SyncEntry::expected`]); known once `exec` has returned.

@@ -61,6 +61,13 @@ pub enum VmError {
     Docker(#[from] DockerError),
     #[error("the cache directory `{}` is full: free some space, or remove cache entries with `hm cache prune` or `hm cache clean`", crate::os_path::escaped(dir))]
     DiskFull { dir: PathBuf },
+    /// The terminal lent to a shell could not be used.
+    #[error("cannot {op} the terminal")]
+    Terminal {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The sandbox backend's helper could not set a step up or run it.
@@ -117,6 +124,10 @@ pub enum DockerError {
 }
 
 impl VmError {
+    pub(crate) fn terminal(op: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Terminal { op, source }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { op, path, source }

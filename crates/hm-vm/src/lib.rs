@@ -4,6 +4,8 @@
 //! or a snapshot, sync `/workspace`, run one command with its output
 //! streamed, commit or destroy. [`SandboxBackend`] implements it with Linux
 //! namespaces and overlayfs, without a daemon and without root.
+//! [`Vm::shell`] lends a VM the caller's [`Terminal`] for an interactive
+//! shell.
 //! [`ImageStore`] holds imported images, and [`Session`] a process's
 //! scratch space in the cache. Nothing here knows about pipelines.
 
@@ -24,11 +26,12 @@ pub mod registry;
 pub mod sandbox;
 mod session;
 pub mod tempdir;
+mod terminal;
 
 pub use backend::{
     BootFrom, BootRequest, Drift, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Network,
-    Persisted, SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
-    DEFAULT_ORPHAN_GRACE,
+    Persisted, ShellRequest, SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
+    DEFAULT_ORPHAN_GRACE, INTERACTIVE_SHELL,
 };
 pub use cache_dir::{collect_leftovers, ensure_private, CacheDirError, CacheDirState};
 pub use docker::{DockerBackend, DockerConfig, DockerDaemon, PullNotice};
@@ -40,3 +43,4 @@ pub use lines::{LineSplitter, MAX_LINE_BYTES};
 pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError, Removed, Stored, Usage};
 pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};
 pub use session::{live_sessions, Session};
+pub use terminal::{Hold, Keys, NotATerminal, Terminal};

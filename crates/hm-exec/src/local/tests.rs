@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::fake::{Call, FakeBackend};
 use crate::outcome::exit_codes;
+use crate::shell::{ShellPoint, ShellState};
 
 /// A plan from steps `(key, cmd, extra fields)`, each building in the one
 /// named by its `builds_in` field when it has one.
@@ -90,7 +91,37 @@ impl Fixture {
                 dir: self.cache_dir.path().to_owned(),
                 limit: 16,
             }),
+            shell: None,
         }
+    }
+
+    /// A build with a shell at `at`, whose front end opens the session it
+    /// gets on a pseudo-terminal, as `hm` would: after the events sent
+    /// before it, and dropping it before reading on.
+    async fn run_with_shell(&self, plan: Plan, at: ShellPoint, keep_going: bool) -> ShellRun {
+        let (sessions, mut received) = mpsc::channel(1);
+        let mut request = self.request(plan, keep_going);
+        request.shell = Some(ShellHook { at, sessions });
+        let mut handle = LocalBackend::new(4, Arc::new(self.fake.clone())).start(request);
+        let mut run = ShellRun::default();
+        loop {
+            tokio::select! {
+                biased;
+                event = handle.events.recv() => match event {
+                    Some(event) => run.events.push(event),
+                    None => break,
+                },
+                Some(mut session) = received.recv() => {
+                    let (terminal, _controller) = hm_vm::Terminal::pair(Some("xterm-test".into()), 24, 80).unwrap();
+                    run.events_before_shell = run.events.len();
+                    run.sessions.push((session.key.clone(), session.state));
+                    run.exit = Some(session.open(terminal).await.unwrap());
+                    run.calls_in_shell = self.fake.calls();
+                }
+            }
+        }
+        run.result = Some(handle.control.wait().await);
+        run
     }
 
     fn start(&self, plan: Plan, keep_going: bool, parallelism: usize) -> BackendHandle {
@@ -99,6 +130,30 @@ impl Fixture {
 
     async fn run(&self, plan: Plan) -> Build {
         self.start(plan, false, 4).finish().await
+    }
+}
+
+/// What a build with a shell did.
+#[derive(Default)]
+struct ShellRun {
+    events: Vec<Event>,
+    /// How many events came before the session.
+    events_before_shell: usize,
+    /// Each session's step and state.
+    sessions: Vec<(String, ShellState)>,
+    /// The shell's exit status.
+    exit: Option<i32>,
+    /// The backend's calls while the shell was open.
+    calls_in_shell: Vec<Call>,
+    result: Option<Result<BuildOutcome, RunError>>,
+}
+
+impl ShellRun {
+    fn exit_code(&self) -> i32 {
+        match self.events.last() {
+            Some(Event::BuildEnd { exit_code, .. }) => *exit_code,
+            other => panic!("the last event is not build_end: {other:?}"),
+        }
     }
 }
 
@@ -444,4 +499,225 @@ async fn a_failed_commit_fails_the_step_and_skips_its_children() {
     assert_eq!(build.skip_reason(1), "`a` failed");
     assert!(f.registry.list().unwrap().is_empty(), "nothing is stored");
     assert_eq!(build.exit_code(), exit_codes::FAILED);
+}
+
+/// The calls about step `step`'s VMs, without the backend's own.
+fn calls_of(calls: &[Call], step: &str) -> Vec<Call> {
+    calls
+        .iter()
+        .filter(|c| match c {
+            Call::Boot { step: s, .. }
+            | Call::Sync { step: s, .. }
+            | Call::Exec { step: s, .. }
+            | Call::Commit { step: s }
+            | Call::Destroy { step: s } => s == step,
+            Call::Shell { step: s, .. } => s == step,
+            _ => false,
+        })
+        .map(|c| match c {
+            // The environment is checked on its own.
+            Call::Shell { step, .. } => Call::Shell {
+                step: step.clone(),
+                env: Vec::new(),
+            },
+            other => other.clone(),
+        })
+        .collect()
+}
+
+fn boot(step: &str, from: &[&str]) -> Call {
+    Call::Boot {
+        step: step.to_owned(),
+        from: from.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn shell(step: &str) -> Call {
+    Call::Shell {
+        step: step.to_owned(),
+        env: Vec::new(),
+    }
+}
+
+fn destroy(step: &str) -> Call {
+    Call::Destroy { step: step.to_owned() }
+}
+
+#[tokio::test]
+async fn a_shell_after_a_step_runs_in_a_vm_of_its_snapshot_which_is_then_destroyed() {
+    let f = Fixture::new();
+    f.fake.shell_exits(7);
+    let p = plan(&[
+        ("a", "true", json!({})),
+        ("b", "true", json!({"builds_in": "a", "env": {"GREETING": "hi"}})),
+    ]);
+    let run = f.run_with_shell(p, ShellPoint::After(1), false).await;
+    assert_eq!(run.sessions, [("b".to_owned(), ShellState::Passed)]);
+    assert_eq!(run.exit, Some(7));
+    assert_eq!(run.exit_code(), 0, "the build's own result");
+    // Every step's events, then the shell, then `build_end`.
+    assert_eq!(run.events_before_shell, run.events.len() - 1);
+    assert_eq!(
+        calls_of(&f.fake.calls(), "b"),
+        [
+            boot("b", &["p1", "img"]),
+            Call::Sync {
+                step: "b".to_owned(),
+                writes: 0
+            },
+            Call::Exec {
+                step: "b".to_owned(),
+                cmd: "true".to_owned()
+            },
+            Call::Commit { step: "b".to_owned() },
+            boot("b", &["p2", "p1", "img"]),
+            shell("b"),
+            destroy("b"),
+        ]
+    );
+    // The shell's VM lived until the session was dropped.
+    assert!(!run.calls_in_shell.contains(&destroy("b")));
+    let env = f
+        .fake
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            Call::Shell { env, .. } => Some(env),
+            _ => None,
+        })
+        .unwrap();
+    for wanted in [("GREETING", "hi"), ("TERM", "xterm-test"), ("PS1", "(hm b) # ")] {
+        assert!(
+            env.contains(&(wanted.0.to_owned(), wanted.1.to_owned())),
+            "{wanted:?} in {env:?}"
+        );
+    }
+    assert_eq!(f.fake.live_snapshots(), 0, "every snapshot is released");
+    assert!(f.registry.list().unwrap().is_empty(), "nothing is stored");
+}
+
+#[tokio::test]
+async fn a_shell_after_a_cache_hit_boots_from_the_entry_and_stores_nothing() {
+    let f = Fixture::new();
+    let p = || plan(&[("a", "true", cached())]);
+    f.run(p()).await;
+    let entries = f.registry.list().unwrap();
+    let calls_before = f.fake.calls().len();
+    let run = f.run_with_shell(p(), ShellPoint::After(0), false).await;
+    assert_eq!(run.sessions, [("a".to_owned(), ShellState::Cached)]);
+    assert_eq!(run.exit, Some(0));
+    let calls = &f.fake.calls()[calls_before..];
+    assert!(
+        calls.contains(&Call::Check),
+        "a shell's VM needs the backend: {calls:?}"
+    );
+    assert_eq!(
+        calls_of(calls, "a"),
+        [boot("a", &["p1", "img"]), shell("a"), destroy("a")]
+    );
+    assert_eq!(
+        f.registry.list().unwrap().len(),
+        entries.len(),
+        "nothing more is stored"
+    );
+    assert_eq!(f.fake.live_snapshots(), 0);
+}
+
+#[tokio::test]
+async fn a_shell_before_a_step_syncs_its_workspace_and_the_step_does_not_run() {
+    let f = Fixture::new();
+    let p = plan(&[("a", "true", json!({})), ("b", "exit 9", builds_in("a"))]);
+    let run = f.run_with_shell(p, ShellPoint::Before(1), false).await;
+    assert_eq!(run.sessions, [("b".to_owned(), ShellState::Before)]);
+    assert_eq!(f.fake.executed(), ["a"], "`b` does not run");
+    assert_eq!(
+        calls_of(&f.fake.calls(), "b"),
+        [
+            boot("b", &["p1", "img"]),
+            Call::Sync {
+                step: "b".to_owned(),
+                writes: 0
+            },
+            shell("b"),
+            destroy("b"),
+        ]
+    );
+    let skipped = run.events.iter().find_map(|e| match e {
+        Event::StepSkipped { step_id, reason, .. } if step_id == "1" => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        skipped.as_deref(),
+        Some("not run: a shell opens in the state before it")
+    );
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e, Event::StepEnd { step_id, .. } if step_id == "1")),
+        "one end per step: skipped"
+    );
+    assert_eq!(run.exit_code(), 0);
+    assert_eq!(f.fake.live_snapshots(), 0);
+}
+
+#[tokio::test]
+async fn a_shell_on_failure_opens_in_the_first_failed_steps_own_vm() {
+    let f = Fixture::new();
+    let p = plan(&[
+        ("bad", "exit 3", json!({})),
+        ("worse", "exit 4", json!({})),
+        ("good", "true", json!({})),
+    ]);
+    let run = f.run_with_shell(p, ShellPoint::OnFailure, true).await;
+    assert_eq!(run.sessions.len(), 1, "one shell: {:?}", run.sessions);
+    let (key, state) = &run.sessions[0];
+    let failed = calls_of(&f.fake.calls(), key);
+    assert_eq!(
+        failed[2..],
+        [
+            Call::Exec {
+                step: key.clone(),
+                cmd: if key == "bad" { "exit 3" } else { "exit 4" }.to_owned()
+            },
+            shell(key),
+            destroy(key)
+        ],
+        "no commit: the VM the command failed in"
+    );
+    let code = if key == "bad" { 3 } else { 4 };
+    assert_eq!(*state, ShellState::Failed { exit_code: code });
+    // The other failed step's VM went at once.
+    let other = if key == "bad" { "worse" } else { "bad" };
+    assert!(run.calls_in_shell.contains(&destroy(other)));
+    assert_eq!(run.exit_code(), exit_codes::FAILED);
+    assert_eq!(run.events_before_shell, run.events.len() - 1);
+}
+
+#[tokio::test]
+async fn no_failure_opens_no_shell() {
+    let f = Fixture::new();
+    let run = f
+        .run_with_shell(plan(&[("a", "true", json!({}))]), ShellPoint::OnFailure, false)
+        .await;
+    assert!(run.sessions.is_empty());
+    assert_eq!(run.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn a_shell_nobody_takes_is_destroyed_and_the_build_ends() {
+    let f = Fixture::new();
+    let (sessions, received) = mpsc::channel(1);
+    drop(received);
+    let mut request = f.request(plan(&[("bad", "exit 3", json!({}))]), false);
+    request.shell = Some(ShellHook {
+        at: ShellPoint::OnFailure,
+        sessions,
+    });
+    let build = LocalBackend::new(1, Arc::new(f.fake.clone()))
+        .start(request)
+        .finish()
+        .await;
+    assert_eq!(build.exit_code(), exit_codes::FAILED);
+    assert_eq!(calls_of(&f.fake.calls(), "bad").last(), Some(&destroy("bad")));
+    assert!(!f.fake.calls().iter().any(|c| matches!(c, Call::Shell { .. })));
 }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
+use std::io::Write;
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 
 use super::archive::{removals, tar_stream};
 use super::{docker_error, unexpected, Inner, Snap};
@@ -15,10 +18,11 @@ use crate::error::DockerError;
 /// The attached output of an exec, frame by frame.
 type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 use crate::backend::{
-    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
+    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan, Vm,
 };
 use crate::error::VmError;
 use crate::lines::LineSplitter;
+use crate::terminal::Keys;
 
 /// Runs the step's command, then kills every process it left (all but the
 /// container's init: `kill -1` spares it and the caller), so a container
@@ -202,6 +206,92 @@ impl Vm for DockerVm {
         }
         let code = self.exit_code(&exec).await?;
         Ok(ExecOutcome::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
+    }
+
+    /// A `docker exec` with a terminal of its own, joined to the caller's:
+    /// the caller's is raw (every key goes to the container's), what is
+    /// typed is sent, what comes back is written, and a resize is passed
+    /// on.
+    async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
+        let docker = self.inner.docker()?;
+        let terminal = &request.terminal;
+        let env = request
+            .env_with_term()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let exec = docker
+            .create_exec(
+                &self.container,
+                CreateExecOptions {
+                    cmd: Some(vec!["sh".to_owned(), "-c".to_owned(), request.cmd.clone()]),
+                    env: Some(env),
+                    working_dir: Some(request.cwd.to_string_lossy().into_owned()),
+                    user: Some("0".to_owned()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_error("create an exec"))?;
+        let mut screen = std::fs::File::from(terminal.try_clone().map_err(VmError::terminal("open"))?);
+        let hold = terminal.hold();
+        hold.raw().map_err(VmError::terminal("put in raw mode"))?;
+        let options = StartExecOptions {
+            detach: false,
+            tty: true,
+            output_capacity: None,
+        };
+        let (mut output, mut input) = match docker
+            .start_exec(&exec.id, Some(options))
+            .await
+            .map_err(docker_error("start an exec"))?
+        {
+            StartExecResults::Attached { output, input } => (output, input),
+            StartExecResults::Detached => return Err(unexpected("attach to an exec", "it started detached")),
+        };
+        let resize = |(rows, cols): (u16, u16)| {
+            let options = bollard::query_parameters::ResizeExecOptionsBuilder::new()
+                .h(i32::from(rows))
+                .w(i32::from(cols))
+                .build();
+            docker.resize_exec(&exec.id, options)
+        };
+        if let Some(size) = terminal.size() {
+            let _ = resize(size).await;
+        }
+        let mut resized = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()).ok();
+        let (keys, mut typed) = Keys::read(terminal).map_err(VmError::terminal("read"))?;
+        let ended = loop {
+            tokio::select! {
+                chunk = output.next() => match chunk {
+                    Some(Ok(chunk)) => {
+                        // The terminal is ours: a write that fails has nowhere to be said.
+                        let _ = screen.write_all(&chunk.into_bytes()).and_then(|()| screen.flush());
+                    }
+                    Some(Err(err)) => break Err(docker_error("read the shell's output")(err)),
+                    None => break Ok(()),
+                },
+                Some(bytes) = typed.recv() => {
+                    // An exec that ended takes no more input; its output ends next.
+                    let _ = input.write_all(&bytes).await;
+                    let _ = input.flush().await;
+                }
+                Some(()) = async { resized.as_mut()?.recv().await } => {
+                    if let Some(size) = terminal.size() {
+                        let _ = resize(size).await;
+                    }
+                }
+            }
+        };
+        drop(keys);
+        drop(hold);
+        ended?;
+        let code = self.exit_code(&exec.id).await?;
+        Ok(i32::try_from(code).unwrap_or(i32::MAX))
     }
 
     fn drift(&mut self) -> Vec<Drift> {

@@ -14,7 +14,11 @@
 //! The helper's standard input is a socket: `hm` sends a [`Job`] and shuts
 //! its side for writing; the helper answers with one [`Report`] on the same
 //! socket. It never writes to the step's stdout or stderr, and the shell's
-//! standard input is `/dev/null`. Besides running steps, the helper
+//! standard input is `/dev/null`, except for an interactive shell (a
+//! [`Spec`] with `terminal`): its stdout and stderr are then the caller's
+//! terminal, which the shell also reads and gets as its controlling
+//! terminal, in the foreground, with the helper in a process group of its
+//! own in `hm`'s session (see [`take_terminal`]). Besides running steps, the helper
 //! flattens layers (a [`Job::Flatten`]) inside a user namespace when `hm`
 //! is not root, where it may read and write whatever a step left, and
 //! removes what a step left as subordinate ids (a [`Job::Remove`]).
@@ -223,9 +227,16 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     if unistd::getppid().as_raw() as u32 != spec.parent_pid {
         return fail(Stage::Parent, "hm exited before the sandbox started");
     }
-    // A session of its own: a Ctrl-C at the terminal reaches `hm` only,
-    // which then cancels cleanly.
-    unistd::setsid().at(Stage::Namespaces)?;
+    if spec.terminal {
+        // Stays in the session whose controlling terminal the shell gets,
+        // in a process group of its own: keys typed at the terminal reach
+        // the shell (in the foreground) and never the helper.
+        unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).at(Stage::Namespaces)?;
+    } else {
+        // A session of its own: a Ctrl-C at the terminal reaches `hm`
+        // only, which then cancels cleanly.
+        unistd::setsid().at(Stage::Namespaces)?;
+    }
     let mut flags =
         CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if spec.network == Network::None {
@@ -564,13 +575,27 @@ fn spawn_shell(spec: &Spec) -> Staged<Pid> {
         ForkResult::Child => {
             drop(err_read);
             // Start the shell in the state a fresh process expects.
-            for sig in [Signal::SIGPIPE, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            for sig in [
+                Signal::SIGPIPE,
+                Signal::SIGTERM,
+                Signal::SIGINT,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+                Signal::SIGTSTP,
+                Signal::SIGTTIN,
+                Signal::SIGTTOU,
+            ] {
                 // SAFETY: restoring the default disposition.
                 let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
             }
             let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&signal::SigSet::empty()), None);
-            // The socket to `hm` stays with init; the shell reads nothing.
-            if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+            // The socket to `hm` stays with init.
+            if spec.terminal {
+                // SAFETY: fd 1 is the terminal, open for the process's life.
+                let _ = unistd::dup2_stdin(unsafe { std::os::fd::BorrowedFd::borrow_raw(1) });
+                take_terminal();
+            } else if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
+                // A step reads nothing.
                 let _ = unistd::dup2_stdin(&null);
             }
             umask(Mode::from_bits_truncate(0o022));
@@ -592,6 +617,33 @@ fn spawn_shell(spec: &Spec) -> Staged<Pid> {
             }
         }
     }
+}
+
+/// Makes the terminal on standard input the calling process's controlling
+/// terminal, with its own process group in the foreground: Ctrl-C, Ctrl-Z
+/// and job control then work as in any terminal. The terminal is normally
+/// the controlling terminal of `hm`'s session, which the process is in;
+/// otherwise it becomes the terminal of a new session. Where neither works
+/// the shell runs without job control.
+fn take_terminal() {
+    // SAFETY: fd 0 is the terminal, open for the process's life.
+    let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    // A process outside the foreground group must ignore SIGTTOU to take
+    // the terminal over; the caller restores the default afterwards.
+    // SAFETY: setting a disposition, in a single-threaded process.
+    let _ = unsafe { signal::signal(Signal::SIGTTOU, SigHandler::SigIgn) };
+    // SAFETY: tcgetsid(3) takes a descriptor and no pointers.
+    let controlling = unsafe { libc::tcgetsid(0) } >= 0;
+    if controlling {
+        if unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).is_ok() {
+            let _ = unistd::tcsetpgrp(stdin, unistd::getpgrp());
+        }
+    } else if unistd::setsid().is_ok() {
+        // SAFETY: TIOCSCTTY takes an integer argument and no pointers.
+        let _ = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+    }
+    // SAFETY: restoring the default disposition.
+    let _ = unsafe { signal::signal(Signal::SIGTTOU, SigHandler::SigDfl) };
 }
 
 /// Reaps every process until the shell has exited.

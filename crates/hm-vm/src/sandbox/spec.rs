@@ -65,6 +65,11 @@ pub(crate) struct Spec {
     pub masked: Vec<PathBuf>,
     pub sync: SyncPlan,
     pub exec: ExecSpec,
+    /// The helper's standard output and error are a terminal, which the
+    /// command gets as its standard input too, as its controlling terminal
+    /// and in the foreground (an interactive shell).
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// Root inside the user namespace is this user outside; with `sub`, ids

@@ -14,11 +14,12 @@ use super::rootfs::{self, Base, RootfsPlan};
 use super::spec::{ExecSpec, Job, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
 use crate::backend::{
-    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, SnapshotId, Successors, SyncPlan, Vm,
+    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan, Vm,
 };
 use crate::error::{SandboxError, VmError};
 use crate::images::DEFAULT_PATH;
 use crate::lines::LineSplitter;
+use crate::terminal::Terminal;
 
 /// How long a cancelled helper gets to take its namespace down before it is
 /// killed outright.
@@ -50,22 +51,34 @@ impl SandboxVm {
         }
     }
 
-    fn build_spec(&mut self, request: &ExecRequest) -> Result<Spec, VmError> {
-        let host;
-        let base = match &self.snapshot.base {
-            SnapshotBase::Host => {
-                host = self.inner.host_layout()?;
-                Base::Host(&host)
+    /// The spec of a command: `cmd` with `env` on top of the image's, in
+    /// `cwd`. The first command's creates the step's directories; a later
+    /// one (a shell after the step) mounts the same ones again, and finds
+    /// what the first wrote.
+    fn build_spec(&mut self, cmd: &str, env: &[(String, String)], cwd: &Path, terminal: bool) -> Result<Spec, VmError> {
+        let ws = &self.workspace;
+        let mounts = match &self.dirs {
+            Some(plan) => plan.mounts.clone(),
+            None => {
+                let host;
+                let base = match &self.snapshot.base {
+                    SnapshotBase::Host => {
+                        host = self.inner.host_layout()?;
+                        Base::Host(&host)
+                    }
+                    SnapshotBase::Image { rootfs, .. } => Base::Rootfs(rootfs),
+                };
+                let layers = self.snapshot.layer_paths();
+                let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &layers, &base, &ws.store)
+                    .map_err(VmError::io("prepare a root filesystem in", &ws.scratch))?;
+                let mounts = plan.mounts.clone();
+                self.dirs = Some(plan);
+                mounts
             }
-            SnapshotBase::Image { rootfs, .. } => Base::Rootfs(rootfs),
         };
         let ws = &self.workspace;
-        let layers = self.snapshot.layer_paths();
-        let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &layers, &base, &ws.store)
-            .map_err(VmError::io("prepare a root filesystem in", &ws.scratch))?;
-        let mounts = plan.mounts.clone();
-        self.dirs = Some(plan);
         let is_host = self.snapshot.base == SnapshotBase::Host;
+        let env_on_top = env;
         let mut env = vec![
             ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
             ("HOME".to_owned(), "/root".to_owned()),
@@ -73,7 +86,7 @@ impl SandboxVm {
         if let SnapshotBase::Image { rootfs, .. } = &self.snapshot.base {
             env.extend(image_env(rootfs));
         }
-        env.extend(request.env.iter().cloned());
+        env.extend(env_on_top.iter().cloned());
         Ok(Spec {
             root: ws.points.root.clone(),
             parent_pid: std::process::id(),
@@ -85,10 +98,11 @@ impl SandboxVm {
             masked: if is_host { vec![ws.store.clone()] } else { Vec::new() },
             sync: std::mem::take(&mut self.sync),
             exec: ExecSpec {
-                cmd: request.cmd.clone(),
+                cmd: cmd.to_owned(),
                 env: dedup_env(env),
-                cwd: request.cwd.clone(),
+                cwd: cwd.to_owned(),
             },
+            terminal,
         })
     }
 
@@ -151,11 +165,10 @@ impl Vm for SandboxVm {
             }
             .into());
         }
-        let spec = self.build_spec(&request)?;
+        let spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false)?;
         let helper = &self.inner.config.helper;
-        let (mut child, replies) = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), true)?;
-        let stdout = forward_lines(child.stdout.take(), LogStream::Stdout, logs.clone());
-        let stderr = forward_lines(child.stderr.take(), LogStream::Stderr, logs);
+        let (mut child, replies) = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes)?;
+        let output = forward_output(child.stdout.take(), child.stderr.take(), logs);
         let mut killed = false;
         let status = tokio::select! {
             biased;
@@ -176,13 +189,40 @@ impl Vm for SandboxVm {
             }
         };
         let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
-        let _ = tokio::join!(stdout, stderr);
+        let _ = output.await;
         let Replies { report, drift } = replies.await.unwrap_or_default();
         self.drift = drift;
         match report {
             _ if killed => Ok(ExecOutcome::Killed),
             Some(Report::Exited(code)) => Ok(ExecOutcome::Exited(code)),
             Some(Report::Signaled(sig)) => Ok(ExecOutcome::Signaled(sig)),
+            Some(Report::SetupFailed { stage, message }) => Err(SandboxError::Setup { stage, message }.into()),
+            Some(Report::Drifted(_)) | None => Err(SandboxError::NoResult {
+                status: status.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// The shell runs as a step does, on the same directories when the
+    /// step ran already; the terminal is its standard input, output and
+    /// error. Nothing can stop it but its own end (or `hm`'s).
+    async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
+        let env = request.env_with_term();
+        let spec = self.build_spec(&request.cmd, &env, &request.cwd, true)?;
+        let helper = &self.inner.config.helper;
+        let hold = request.terminal.hold();
+        let (mut child, replies) =
+            spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Terminal(&request.terminal))?;
+        let status = child.wait().await;
+        // The terminal's foreground and modes, before anything else.
+        drop(hold);
+        let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
+        let Replies { report, drift } = replies.await.unwrap_or_default();
+        self.drift.extend(drift);
+        match report {
+            Some(Report::Exited(code)) => Ok(code),
+            Some(Report::Signaled(sig)) => Ok(128 + sig),
             Some(Report::SetupFailed { stage, message }) => Err(SandboxError::Setup { stage, message }.into()),
             Some(Report::Drifted(_)) | None => Err(SandboxError::NoResult {
                 status: status.to_string(),
@@ -239,18 +279,38 @@ pub(super) fn spawn_helper(
     job: &Job,
     logs: bool,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Option<Report>>), VmError> {
-    let (child, replies) = spawn_helper_replies(helper, job, logs)?;
+    let output = if logs { Output::Pipes } else { Output::Discard };
+    let (child, replies) = spawn_helper_replies(helper, job, output)?;
     Ok((
         child,
         tokio::spawn(async move { replies.await.ok().and_then(|r| r.report) }),
     ))
 }
 
+/// Where the helper's standard output and error go.
+enum Output<'t> {
+    Discard,
+    /// Pipes, to read.
+    Pipes,
+    /// The caller's terminal.
+    Terminal(&'t Terminal),
+}
+
+impl Output<'_> {
+    fn stdio(&self) -> std::io::Result<Stdio> {
+        Ok(match self {
+            Output::Discard => Stdio::null(),
+            Output::Pipes => Stdio::piped(),
+            Output::Terminal(terminal) => Stdio::from(terminal.try_clone()?),
+        })
+    }
+}
+
 /// [`spawn_helper`], with every reply.
 fn spawn_helper_replies(
     helper: &Path,
     job: &Job,
-    logs: bool,
+    output: Output<'_>,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Replies>), VmError> {
     let spawn_err = |source| -> VmError {
         SandboxError::Spawn {
@@ -261,7 +321,6 @@ fn spawn_helper_replies(
     };
     let json = serde_json::to_vec(job).map_err(|e| spawn_err(std::io::Error::other(e)))?;
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
-    let output = || if logs { Stdio::piped() } else { Stdio::null() };
     // Spawned from a runtime worker thread, which lives as long as the
     // process: the helper's parent-death signal follows the spawning
     // thread, not the process.
@@ -271,8 +330,8 @@ fn spawn_helper_replies(
         .arg(HELPER_ARG)
         .env_clear()
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stdout(output())
-        .stderr(output())
+        .stdout(output.stdio().map_err(spawn_err)?)
+        .stderr(output.stdio().map_err(spawn_err)?)
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_err)?;
@@ -298,29 +357,46 @@ fn spawn_helper_replies(
     Ok((child, replies))
 }
 
-/// Reads `pipe` line by line into `logs`, long lines in pieces (see
-/// [`crate::lines`]); runs until the pipe closes.
-fn forward_lines(
-    pipe: Option<impl AsyncRead + Unpin + Send + 'static>,
-    stream: LogStream,
+/// Reads the step's stdout and stderr into `logs` line by line, long lines
+/// in pieces (see [`crate::lines`]), until both close. One task reads both,
+/// stdout first whenever both have output waiting, so that a step that
+/// writes to stdout and then to stderr (`echo checking; echo failed >&2`) is
+/// shown in that order (two readers racing each other could swap them).
+fn forward_output(
+    stdout: Option<impl AsyncRead + Unpin + Send + 'static>,
+    stderr: Option<impl AsyncRead + Unpin + Send + 'static>,
     logs: LogSink,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Some(mut pipe) = pipe else { return };
-        let mut lines = LineSplitter::new(stream);
-        let mut chunk = vec![0u8; 64 * 1024];
+        let (mut stdout, mut stderr) = (stdout, stderr);
+        let mut out_lines = LineSplitter::new(LogStream::Stdout);
+        let mut err_lines = LineSplitter::new(LogStream::Stderr);
+        let mut out_chunk = vec![0u8; 64 * 1024];
+        let mut err_chunk = vec![0u8; 64 * 1024];
         loop {
-            let read = match pipe.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let lines = tokio::select! {
+                biased;
+                read = async { stdout.as_mut()?.read(&mut out_chunk).await.ok() }, if stdout.is_some() => match read {
+                    Some(n) if n > 0 => out_lines.push(&out_chunk[..n]),
+                    _ => {
+                        stdout = None;
+                        out_lines.finish().into_iter().collect()
+                    }
+                },
+                read = async { stderr.as_mut()?.read(&mut err_chunk).await.ok() }, if stderr.is_some() => match read {
+                    Some(n) if n > 0 => err_lines.push(&err_chunk[..n]),
+                    _ => {
+                        stderr = None;
+                        err_lines.finish().into_iter().collect()
+                    }
+                },
+                else => break,
             };
-            for line in lines.push(&chunk[..read]) {
-                // A closed sink still drains the pipe, so the step never blocks.
+            for line in lines {
+                // A closed sink still drains the pipes, so the step never
+                // blocks.
                 let _ = logs.send(line).await;
             }
-        }
-        if let Some(line) = lines.finish() {
-            let _ = logs.send(line).await;
         }
     })
 }

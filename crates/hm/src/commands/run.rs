@@ -175,6 +175,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             dir: r.steps_dir(),
             limit: crate::history::STEP_LOG_LIMIT,
         }),
+        shell: None,
     });
 
     let interrupter = handle.control.interrupter();
