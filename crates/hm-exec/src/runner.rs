@@ -433,7 +433,7 @@ async fn shell_before(
                 state: ShellState::Before,
                 env: env.into_iter().collect(),
             }),
-            skipped: Some("not run: a shell opens in the state before it".to_owned()),
+            skipped: Some("a shell opens in the state before it".to_owned()),
         },
         Err(err) => StepOutcome::failed(started, err),
     }

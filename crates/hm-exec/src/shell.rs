@@ -60,9 +60,9 @@ impl std::fmt::Display for ShellState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ShellState::Passed => f.write_str("after it passed"),
-            ShellState::Cached => f.write_str("after it (from the cache)"),
-            ShellState::Failed { exit_code } => write!(f, "after it failed with exit code {exit_code}"),
-            ShellState::Before => f.write_str("before it ran"),
+            ShellState::Cached => f.write_str("after it (a cache hit)"),
+            ShellState::Failed { exit_code } => write!(f, "after it failed (exit code {exit_code})"),
+            ShellState::Before => f.write_str("before it (it did not run)"),
         }
     }
 }

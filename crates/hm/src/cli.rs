@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a pipeline
     Run(RunArgs),
+    /// Open an interactive shell in the state after a step (or before it),
+    /// running what it needs first; nothing done in the shell is kept
+    Shell(ShellArgs),
     /// Print every pipeline of the project as an envelope (JSON)
     Pipelines(ProjectArgs),
     /// Print one pipeline's IR (JSON)
@@ -67,14 +70,14 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ProjectArgs {
     /// Project directory (default: the nearest directory upwards with a `.hm/` folder)
     #[arg(short = 'd', long = "dir", value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
     /// The pipeline's slug (may be left out when there is only one)
     pub pipeline: Option<String>,
@@ -119,9 +122,59 @@ pub struct RunArgs {
     /// [default: `[images] pull` in the configuration, else missing]
     #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
     pub pull: Option<PullPolicy>,
+    /// When a step fails, open an interactive shell in its state (on a
+    /// terminal; nothing done in the shell is kept)
+    #[arg(long)]
+    pub shell_on_failure: bool,
+    /// Set by `hm shell`: the step to open a shell at.
+    #[arg(skip)]
+    pub shell: Option<ShellTarget>,
     /// Run on the hosted service (not supported)
     #[arg(long, hide = true)]
     pub cloud: bool,
+}
+
+/// `hm shell`'s step, as `hm run` gets it.
+#[derive(Debug, Clone)]
+pub struct ShellTarget {
+    /// A key or label.
+    pub step: String,
+    /// Before the step (it does not run), not after it.
+    pub before: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The step (key or label), after the pipeline's slug when the project
+    /// has several pipelines
+    #[arg(value_name = "[PIPELINE] STEP", required = true, num_args = 1..=2)]
+    pub words: Vec<String>,
+    /// Open the shell in the state before the step (its parent's, with the
+    /// workspace synced as the step would see it); the step does not run
+    #[arg(long)]
+    pub before: bool,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Steps executing at once (default: the number of CPUs)
+    #[arg(short = 'j', long, value_name = "N", env = "HM_PARALLELISM")]
+    pub parallelism: Option<usize>,
+    /// Set KEY=VALUE in every step's environment (after the pipeline's
+    /// own), the shell's included
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The VM backend (default: sandbox)
+    #[arg(long, value_enum, env = "HM_BACKEND")]
+    pub backend: Option<BackendName>,
+    /// Execute every step the shell needs, even cached ones, and refresh
+    /// their entries
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The steps' network: `host` or `none`
+    #[arg(long, value_enum, env = "HM_NETWORK", value_name = "MODE")]
+    pub network: Option<NetworkName>,
+    /// When to pull the images the pipeline names (sandbox backend)
+    #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
+    pub pull: Option<PullPolicy>,
 }
 
 #[derive(Debug, Args)]

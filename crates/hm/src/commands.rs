@@ -6,6 +6,7 @@ mod init;
 mod pipelines;
 mod run;
 mod runs;
+mod shell;
 
 pub use image::format_size;
 
@@ -22,6 +23,7 @@ use crate::error::CliError;
 pub async fn dispatch(command: Command) -> Result<i32, CliError> {
     match command {
         Command::Run(args) => run::run(args).await,
+        Command::Shell(args) => shell::shell(args).await,
         Command::Pipelines(project) => pipelines::pipelines(&project),
         Command::Render { slug, project } => pipelines::render(slug.as_deref(), &project),
         Command::Image(command) => image::image(command).await,

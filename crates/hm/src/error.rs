@@ -54,6 +54,14 @@ pub enum CliError {
     },
     #[error("cannot write to standard output: {0}")]
     Output(#[source] std::io::Error),
+    #[error("hm shell needs a terminal: its standard input is not one; run it in an interactive terminal")]
+    NoTerminal,
+    #[error("the shell in `{step}` failed")]
+    Shell {
+        step: String,
+        #[source]
+        source: hm_vm::VmError,
+    },
 }
 
 fn list(items: &[String]) -> String {
@@ -76,6 +84,7 @@ impl CliError {
             | CliError::Config(_)
             | CliError::BadArgument { .. }
             | CliError::Exists(_)
+            | CliError::NoTerminal
             | CliError::Cloud => exit_codes::USAGE,
             CliError::Image(
                 hm_vm::ImageError::InvalidName(_)
@@ -97,6 +106,7 @@ impl CliError {
             | CliError::Run(_)
             | CliError::Output(_)
             | CliError::Io { .. }
+            | CliError::Shell { .. }
             | CliError::Registry(_) => exit_codes::FAILED,
         }
     }

@@ -52,6 +52,11 @@ pub fn search_path() -> OsString {
     std::env::var_os("PATH").unwrap_or_default()
 }
 
+/// `TERM`: the terminal's type, given to `hm shell`'s shell.
+pub fn term() -> Option<String> {
+    var("TERM").map(|t| t.to_string_lossy().into_owned())
+}
+
 /// `NO_COLOR`, set and not empty.
 pub fn no_color() -> bool {
     var("NO_COLOR").is_some()

@@ -648,7 +648,7 @@ async fn a_shell_before_a_step_syncs_its_workspace_and_the_step_does_not_run() {
     });
     assert_eq!(
         skipped.as_deref(),
-        Some("not run: a shell opens in the state before it")
+        Some("a shell opens in the state before it")
     );
     assert!(
         !run.events

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::helper::HELPER_ARG;
 use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
-use super::spec::{ExecSpec, Job, Report, Spec};
+use super::spec::{ExecSpec, Job, MountOp, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
 use crate::backend::{
     Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan, Vm,
@@ -53,12 +53,28 @@ impl SandboxVm {
 
     /// The spec of a command: `cmd` with `env` on top of the image's, in
     /// `cwd`. The first command's creates the step's directories; a later
-    /// one (a shell after the step) mounts the same ones again, and finds
-    /// what the first wrote.
+    /// one (a shell after the step) mounts the same upper directory again,
+    /// and finds what the first wrote.
     fn build_spec(&mut self, cmd: &str, env: &[(String, String)], cwd: &Path, terminal: bool) -> Result<Spec, VmError> {
         let ws = &self.workspace;
-        let mounts = match &self.dirs {
-            Some(plan) => plan.mounts.clone(),
+        let mounts = match &mut self.dirs {
+            Some(plan) => {
+                // With a work directory of its own: overlayfs refuses one
+                // that a `volatile` mount used (nothing crashed here, so
+                // the upper directory is whole).
+                let work = ws.scratch.join(format!("w{}-{}", self.n, crate::fsutil::random_id(4)));
+                std::fs::create_dir(&work).map_err(VmError::io("create", &work))?;
+                let used = std::mem::replace(&mut plan.work, work.clone());
+                for op in &mut plan.mounts {
+                    if let MountOp::Overlay { work: at, .. } = op {
+                        if *at == used {
+                            *at = work.clone();
+                        }
+                    }
+                }
+                self.inner.trash.discard(used);
+                plan.mounts.clone()
+            }
             None => {
                 let host;
                 let base = match &self.snapshot.base {

@@ -127,6 +127,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     let terminal = stdout.is_terminal();
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut renderer: Box<dyn Renderer> = match format {
+        _ if args.shell.is_some() => Box::new(super::shell::Status::new()),
         Format::Json => Box::new(JsonRenderer::new(out)),
         Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal, crate::host::no_color()))),
     };
@@ -163,6 +164,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         duration_ms: None,
     };
     let mut recorder = History::new(&cache).begin(info, config.history_runs, config.history_max_bytes);
+    let (shell, mut shells) = super::shell::Front::new(&args, &plan);
     let handle = backend.start(RunRequest {
         plan,
         source_root: project.root.clone(),
@@ -175,10 +177,11 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             dir: r.steps_dir(),
             limit: crate::history::STEP_LOG_LIMIT,
         }),
-        shell: None,
+        shell,
     });
 
     let interrupter = handle.control.interrupter();
+    let shell_open = shells.open_flag();
     let signals = tokio::spawn(async move {
         let (Ok(mut int), Ok(mut term)) = signals else {
             return;
@@ -188,6 +191,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
+            }
+            // A shell has the terminal: its Ctrl-C is the shell's.
+            if shell_open.load(Ordering::SeqCst) {
+                continue;
             }
             count += 1;
             interrupter.interrupt();
@@ -201,7 +208,19 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let mut events = handle.events;
     let mut output_error = None;
-    while let Some(event) = events.recv().await {
+    loop {
+        // Every event sent before a shell session is shown before it.
+        let event = tokio::select! {
+            biased;
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            Some(session) = shells.next() => {
+                shells.serve(session, &mut *renderer).await;
+                continue;
+            }
+        };
         if let Some(recorder) = &mut recorder {
             recorder.record(&event);
         }
@@ -228,7 +247,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(err) = output_error.filter(|e| !crate::output::is_closed(e)) {
         return Err(CliError::Output(err));
     }
-    Ok(outcome.exit_code)
+    Ok(shells.exit_code(outcome.exit_code))
 }
 
 /// Pulls one image before the build, its events through `renderer`; an

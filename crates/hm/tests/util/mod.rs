@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod disk;
+pub mod pty;
 pub mod registry;
 mod rootfs;
 pub mod skip;
