@@ -57,6 +57,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Print a past run as one self-contained HTML page (`hm report > run.html`)
+    Report {
+        /// The run: its id or the start of one (default: the last run)
+        run: Option<String>,
+    },
     /// Print a completion script for a shell (`source <(hm completions bash)`)
     Completions {
         #[arg(value_enum)]

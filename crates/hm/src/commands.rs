@@ -4,6 +4,7 @@ mod cache;
 mod image;
 mod init;
 mod pipelines;
+mod report;
 mod run;
 mod runs;
 mod shell;
@@ -35,6 +36,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
         }
         Command::Runs { format } => runs::runs(format),
         Command::Logs { run, step, format } => runs::logs(run.as_deref(), step.as_deref(), format),
+        Command::Report { run } => report::report(run.as_deref()),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(

@@ -1,14 +1,21 @@
 //! Run history: every `hm run` keeps its events (but the log lines) and
 //! each step's output in `<cache>/history/RUN/` (`run.json`,
-//! `events.ndjson`, `steps/ID.log`), bounded to the last runs and a total
-//! size; `hm runs` lists them and `hm logs` prints a step's output.
+//! `events.ndjson`, `plan.json`, `steps/ID.log`), bounded to the last runs
+//! and a total size; `hm runs` lists them, `hm logs` prints a step's output
+//! and `hm report` draws a run.
+//!
+//! Each line of `events.ndjson` is an event as `--format json` prints it,
+//! plus `t_ms`: when `hm` received it, in milliseconds since the run began
+//! (runs recorded before it was added have none). `plan.json` holds each
+//! step's id, key and the ids of the steps it needs (builds in or waits
+//! for): [`RecordedPlan`].
 //!
 //! A run's directory is written only by its own `hm`; a run killed before
 //! its end stays, marked unfinished, until the bounds remove it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hm_exec::events::Event;
 use serde::{Deserialize, Serialize};
@@ -42,6 +49,53 @@ pub struct RunInfo {
     pub duration_ms: Option<u64>,
 }
 
+/// One line of `events.ndjson`: an event and when it was received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    /// Milliseconds since the run began; `None` in runs recorded before
+    /// `hm` kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_ms: Option<u64>,
+}
+
+/// What `plan.json` says of a run's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedPlan {
+    pub steps: Vec<RecordedPlanStep>,
+}
+
+/// One step of a [`RecordedPlan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedPlanStep {
+    /// Its `step_id` in the run's events.
+    pub id: String,
+    pub key: String,
+    /// The ids of the steps it builds in or waits for.
+    pub needs: Vec<String>,
+}
+
+impl RecordedPlan {
+    pub fn of(plan: &hm_ir::Plan) -> Self {
+        let steps = plan
+            .steps
+            .iter()
+            .map(|step| RecordedPlanStep {
+                id: step.idx.to_string(),
+                key: step.key().to_owned(),
+                needs: step
+                    .parent
+                    .iter()
+                    .chain(&step.depends_on)
+                    .map(|i| i.to_string())
+                    .collect(),
+            })
+            .collect();
+        RecordedPlan { steps }
+    }
+}
+
 /// The history of one cache directory.
 pub struct History {
     dir: PathBuf,
@@ -52,6 +106,8 @@ pub struct Recorder {
     dir: PathBuf,
     info: RunInfo,
     events: Option<std::io::BufWriter<std::fs::File>>,
+    /// When the run began: events' `t_ms` count from here.
+    began: Instant,
 }
 
 impl History {
@@ -72,6 +128,7 @@ impl History {
             dir,
             info,
             events: Some(std::io::BufWriter::new(events)),
+            began: Instant::now(),
         };
         recorder.save().then_some(recorder)
     }
@@ -128,14 +185,29 @@ impl Recorder {
         self.dir.join("steps")
     }
 
-    /// Keeps one event; the end of the build completes `run.json`. Log
-    /// lines are not kept here: the steps' logs hold them, byte for byte.
+    /// Keeps the run's plan in `plan.json`, for the dependencies the
+    /// events do not name; a plan that cannot be written is left out.
+    pub fn save_plan(&self, plan: &hm_ir::Plan) {
+        let text = serde_json::to_vec(&RecordedPlan::of(plan)).unwrap_or_default();
+        let partial = self.dir.join("plan.json.partial");
+        if std::fs::write(&partial, text).is_ok() {
+            let _ = std::fs::rename(&partial, self.dir.join("plan.json"));
+        }
+    }
+
+    /// Keeps one event, with when it came; the end of the build completes
+    /// `run.json`. Log lines are not kept here: the steps' logs hold them,
+    /// byte for byte.
     pub fn record(&mut self, event: &Event) {
         if matches!(event, Event::StepLog { .. }) {
             return;
         }
         if let Some(events) = &mut self.events {
-            let line = serde_json::to_string(event).unwrap_or_default();
+            let timed = TimedEvent {
+                event: event.clone(),
+                t_ms: Some(self.began.elapsed().as_millis() as u64),
+            };
+            let line = serde_json::to_string(&timed).unwrap_or_default();
             if writeln!(events, "{line}").is_err() {
                 self.events = None;
             }
@@ -193,8 +265,21 @@ pub fn now_ms() -> u64 {
 
 /// A run's events, read back (lines that are not events are skipped).
 pub fn events(run_dir: &Path) -> Vec<Event> {
+    timed_events(run_dir).into_iter().map(|e| e.event).collect()
+}
+
+/// A run's events with when each came (lines that are not events are
+/// skipped).
+pub fn timed_events(run_dir: &Path) -> Vec<TimedEvent> {
     let text = std::fs::read_to_string(run_dir.join("events.ndjson")).unwrap_or_default();
     text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// A run's plan, if it was kept (runs recorded before `plan.json` have
+/// none).
+pub fn plan(run_dir: &Path) -> Option<RecordedPlan> {
+    let text = std::fs::read(run_dir.join("plan.json")).ok()?;
+    serde_json::from_slice(&text).ok()
 }
 
 #[cfg(test)]
@@ -253,5 +338,34 @@ mod tests {
         history.begin(info("d", now_ms() + 9), 10, 500).unwrap();
         let ids: Vec<String> = history.runs().into_iter().map(|(_, i)| i.id).collect();
         assert_eq!(ids, ["d"]);
+    }
+
+    #[test]
+    fn events_carry_when_they_came_and_old_lines_still_read() {
+        let cache = tempfile::tempdir().unwrap();
+        let history = History::new(cache.path());
+        let mut run = history.begin(info("t", now_ms()), 10, u64::MAX).unwrap();
+        run.record(&Event::StepSkipped {
+            step_id: "1".into(),
+            key: "b".into(),
+            reason: "a failed".into(),
+        });
+        drop(run);
+        let dir = &history.runs()[0].0;
+        let text = std::fs::read_to_string(dir.join("events.ndjson")).unwrap();
+        assert!(
+            text.contains(r#""kind":"step_skipped""#) && text.contains(r#""t_ms":"#),
+            "{text}"
+        );
+        let timed = timed_events(dir);
+        assert_eq!(timed.len(), 1);
+        assert!(timed[0].t_ms.is_some());
+        assert_eq!(events(dir), [timed[0].event.clone()]);
+
+        // A line written before `t_ms` existed.
+        let old = r#"{"kind":"step_end","step_id":"0","exit_code":0,"duration_ms":3,"status":"passed"}"#;
+        std::fs::write(dir.join("events.ndjson"), format!("{old}\n")).unwrap();
+        assert_eq!(timed_events(dir)[0].t_ms, None);
+        assert!(matches!(events(dir)[..], [Event::StepEnd { duration_ms: 3, .. }]));
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod history;
 mod host;
 mod pull;
+mod report;
 mod settings;
 
 use clap::Parser;

@@ -164,6 +164,9 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         duration_ms: None,
     };
     let mut recorder = History::new(&cache).begin(info, config.history_runs, config.history_max_bytes);
+    if let Some(recorder) = &recorder {
+        recorder.save_plan(&plan);
+    }
     let (shell, mut shells) = super::shell::Front::new(&args, &plan);
     let handle = backend.start(RunRequest {
         plan,

@@ -1,4 +1,5 @@
-//! `hm runs` and `hm logs`: the run history (see `crate::history`).
+//! `hm runs` and `hm logs`: the run history (see `crate::history`), and
+//! the lookup of a run that `hm report` shares ([`find_run`]).
 
 use std::path::PathBuf;
 
@@ -39,6 +40,23 @@ pub fn runs(format: Format) -> Result<i32, CliError> {
     Ok(exit_codes::PASSED)
 }
 
+/// The run `wanted` names (its id or the start of one; the newest such),
+/// else the last run; `runs` as [`History::runs`] lists them. None is a
+/// usage error naming what was asked for.
+pub(super) fn find_run<'a>(
+    runs: &'a [(PathBuf, RunInfo)],
+    wanted: Option<&str>,
+) -> Result<&'a (PathBuf, RunInfo), CliError> {
+    let bad = |message: String| CliError::BadArgument { flag: "RUN", message };
+    match wanted {
+        Some(wanted) => runs
+            .iter()
+            .find(|(_, info)| info.id.starts_with(wanted))
+            .ok_or_else(|| bad(format!("no run `{wanted}` (see `hm runs`)"))),
+        None => runs.first().ok_or_else(|| bad("no run recorded yet".to_owned())),
+    }
+}
+
 /// A step of a recorded run: its id, key and how it ended.
 struct RecordedStep {
     id: String,
@@ -51,16 +69,12 @@ struct RecordedStep {
 pub fn logs(run: Option<&str>, step: Option<&str>, format: Format) -> Result<i32, CliError> {
     let runs = History::new(&cache_dir()?).runs();
     let bad = |message: String| CliError::BadArgument { flag: "RUN", message };
-    let find_run = |wanted: &str| runs.iter().find(|(_, info)| info.id.starts_with(wanted));
     // One word: a run when one starts so, else a step of the last run.
     let (run, step) = match (run, step) {
-        (Some(word), None) if find_run(word).is_none() => (None, Some(word)),
+        (Some(word), None) if find_run(&runs, Some(word)).is_err() => (None, Some(word)),
         other => other,
     };
-    let (dir, info) = match run {
-        Some(wanted) => find_run(wanted).ok_or_else(|| bad(format!("no run `{wanted}` (see `hm runs`)")))?,
-        None => runs.first().ok_or_else(|| bad("no run recorded yet".to_owned()))?,
-    };
+    let (dir, info) = find_run(&runs, run)?;
     let steps = recorded_steps(dir);
     let chosen = match step {
         Some(wanted) => steps
