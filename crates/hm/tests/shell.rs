@@ -104,6 +104,8 @@ fn a_shell_after_a_step_has_its_state_and_keeps_nothing(backend: Backend) {
         r#"echo "[$VAR] [$TERM] [$(pwd)]""#,
         "[hello] [vt100] [/workspace]",
     );
+    // A program that looks its terminal up by name finds one.
+    ask(&pty, r#"echo "tty-$(tty)""#, "tty-/dev/");
     ask(&pty, r#"echo "size-$(stty size | tr ' ' x)""#, "size-24x80");
     pty.resize(30, 100);
     // The shell's terminal follows (docker: after the resize reached the
@@ -194,10 +196,33 @@ fn a_failed_step_opens_a_shell_in_its_state(backend: Backend) {
     fx.assert_clean();
 }
 
+/// A SIGTERM to `hm` while its shell is open closes the shell, gives the
+/// terminal back and cleans up (exit 130); a Ctrl-C never reached it.
+fn a_sigterm_closes_the_shell_and_cleans_up(backend: Backend) {
+    if !backend.available() {
+        return;
+    }
+    let fx = fixture(backend);
+    let pty = spawn(&fx, &["shell", "build"]);
+    wait_for(&pty, "hm: shell in `build`");
+    ask(&pty, r#"sleep 300 & echo "started-$((1+1))""#, "started-2");
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pty.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    wait_for(&pty, "hm: terminated; the shell in `build` is closed");
+    let modes = pty.modes();
+    assert_eq!(pty.wait(SHORT).code(), Some(130));
+    assert_cooked(&modes);
+    fx.assert_clean();
+}
+
 contract!(
     a_shell_after_a_step_has_its_state_and_keeps_nothing,
     a_shell_before_a_step_has_its_parents_state,
     a_failed_step_opens_a_shell_in_its_state,
+    a_sigterm_closes_the_shell_and_cleans_up,
 );
 
 #[test]
@@ -257,8 +282,8 @@ fn a_shell_works_rootless() {
     wait_for(&pty, "hm: shell in `build` after it passed");
     ask(
         &pty,
-        r#"test -f built.txt && test -f /root/base-file && echo "uid-$(id -u)-$VAR""#,
-        "uid-0-hello",
+        r#"test -f built.txt && test -f /root/base-file && echo "uid-$(id -u)-$VAR-$(tty)""#,
+        "uid-0-hello-/dev/console",
     );
     pty.write(b"sleep 30\r");
     std::thread::sleep(Duration::from_millis(500));

@@ -45,7 +45,9 @@ use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
-use super::mounts::{bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs};
+use super::mounts::{
+    bind_console, bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs,
+};
 use super::spec::{FlattenSpec, IdMap, Job, RemoveSpec, Report, Spec};
 use super::subids::{IdRange, SubIds};
 use super::sync::{self, SourceDir};
@@ -440,6 +442,10 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     mount_proc(root).at(Stage::Proc)?;
     mount_sys(root).at(Stage::Sys)?;
     mount_dev(root, spec.id_map.is_some()).at(Stage::Dev)?;
+    if spec.terminal {
+        // A nicety: without it the shell works, `tty` says `not a tty`.
+        let _ = bind_console(root);
+    }
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount_tmpfs(&ensure_dir(root, "tmp").at(Stage::Tmp)?, 0o1777, tmpfs_flags).at(Stage::Tmp)?;
     if spec.fresh_run {

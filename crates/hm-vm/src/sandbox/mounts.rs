@@ -320,6 +320,22 @@ pub(super) fn mount_dev(root: &Path, rootless: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Binds the terminal on standard output (an interactive shell's) onto
+/// `/dev/console` under `root`, so that a program looking its terminal up
+/// by name (`tty`, `ttyname(3)`) finds it: the terminal's own device is in
+/// the host's `/dev/pts`, which the sandbox does not see.
+///
+/// The bind is made from the terminal's path, not its descriptor: the
+/// descriptor's mount is the host namespace's, and a bind may only copy a
+/// mount of the caller's own namespace (here, the copy of the host's).
+pub(super) fn bind_console(root: &Path) -> io::Result<()> {
+    let source = fs::read_link("/proc/self/fd/1")?;
+    let target = root.join("dev/console");
+    File::create(&target)?;
+    mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+    Ok(())
+}
+
 /// Binds the host's resolver configuration over the root's
 /// `/etc/resolv.conf`, read-only. The path is resolved inside the root
 /// (`openat2` with `RESOLVE_IN_ROOT`), so a link a step planted cannot lead

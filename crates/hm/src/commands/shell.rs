@@ -20,6 +20,7 @@ use hm_exec::{ShellHook, ShellPoint, ShellSession};
 use hm_ir::Plan;
 use hm_render::{format_duration, Renderer};
 use hm_vm::Terminal;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::cli::{RunArgs, ShellArgs, ShellTarget};
@@ -69,8 +70,18 @@ pub struct Front {
     sessions: mpsc::Receiver<ShellSession>,
     /// Set while a shell has the terminal: interrupts are the shell's.
     open: Arc<AtomicBool>,
-    /// The exit status of the shell, once one ran.
-    exit: Option<i32>,
+    /// What became of the shell, once one was opened.
+    ended: Option<Ended>,
+}
+
+/// How a shell ended.
+#[derive(Debug, Clone, Copy)]
+enum Ended {
+    Exited(i32),
+    /// It could not run (the error is said).
+    Failed,
+    /// `hm` got a SIGTERM and closed it.
+    Terminated,
 }
 
 impl Front {
@@ -96,7 +107,7 @@ impl Front {
             wanted,
             sessions,
             open: Arc::new(AtomicBool::new(false)),
-            exit: None,
+            ended: None,
         };
         (hook, front)
     }
@@ -114,7 +125,8 @@ impl Front {
 
     /// Opens `session`'s shell on the terminal (the view paused first,
     /// nothing printed meanwhile), then lets it go: its VM goes back to
-    /// the build to be destroyed.
+    /// the build to be destroyed. A SIGTERM closes the shell (Ctrl-C is
+    /// the shell's own).
     pub async fn serve(&mut self, mut session: ShellSession, renderer: &mut dyn Renderer) {
         let _ = renderer.pause();
         let terminal = std::io::stdin()
@@ -124,33 +136,46 @@ impl Front {
             .and_then(|fd| Terminal::new(fd, crate::host::term()).ok());
         let Some(terminal) = terminal else {
             crate::error::report(&CliError::NoTerminal);
+            self.ended = Some(Ended::Failed);
             return;
         };
+        let mut terminate = signal(SignalKind::terminate()).ok();
         let _ = std::io::stdout().flush();
         say!("{}", banner(&session));
         self.open.store(true, Ordering::SeqCst);
-        let result = session.open(terminal).await;
+        // Dropped on a SIGTERM, the shell's future takes it down: the
+        // sandbox's helper is killed, the docker exec goes with its VM,
+        // and the terminal is given back either way.
+        let result = tokio::select! {
+            result = session.open(terminal) => Some(result),
+            Some(()) = async { terminate.as_mut()?.recv().await } => None,
+        };
         self.open.store(false, Ordering::SeqCst);
-        match result {
-            Ok(code) => {
-                self.exit = Some(code);
-                say!(
-                    "hm: left the shell in `{}` (exit {code}); what it changed is gone",
-                    step_name(&session.key, &session.display_name)
-                );
+        let name = step_name(&session.key, &session.display_name).to_owned();
+        self.ended = Some(match result {
+            Some(Ok(code)) => {
+                say!("hm: left the shell in `{name}` (exit {code}); what it changed is gone");
+                Ended::Exited(code)
             }
-            Err(source) => crate::error::report(&CliError::Shell {
-                step: step_name(&session.key, &session.display_name).to_owned(),
-                source,
-            }),
-        }
+            Some(Err(source)) => {
+                crate::error::report(&CliError::Shell { step: name, source });
+                Ended::Failed
+            }
+            None => {
+                say!("hm: terminated; the shell in `{name}` is closed and what it changed is gone");
+                Ended::Terminated
+            }
+        });
     }
 
     /// `hm`'s exit code: for `hm shell`, the shell's exit status (or,
-    /// when no shell ran, the build's, said why); otherwise the build's.
+    /// when no shell ran, the build's, said why); otherwise the build's;
+    /// 130 after a SIGTERM closed the shell.
     pub fn exit_code(&self, build: i32) -> i32 {
-        match (&self.wanted, self.exit) {
-            (Some(Wanted::Step(_)), Some(code)) => code,
+        match (&self.wanted, self.ended) {
+            (_, Some(Ended::Terminated)) => hm_exec::exit_codes::INTERRUPTED,
+            (Some(Wanted::Step(_)), Some(Ended::Exited(code))) => code,
+            (Some(Wanted::Step(_)), Some(Ended::Failed)) => hm_exec::exit_codes::FAILED,
             (Some(Wanted::Step(step)), None) => {
                 say!("hm: no shell was opened in `{step}`");
                 match build {

@@ -98,6 +98,11 @@ impl Pty {
         }
     }
 
+    /// The command's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Types `bytes` (a return is `\r`, Ctrl-C `\x03`).
     pub fn write(&self, bytes: &[u8]) {
         let mut rest = bytes;
