@@ -445,15 +445,18 @@ impl Build {
         }
     }
 
-    /// Releases the snapshots no step of this build will boot from again
-    /// (nor a shell still to be opened).
+    /// Releases the snapshots no step of this build will boot from again.
+    /// A VM kept for the shell keeps its step's snapshot and its parent's
+    /// (which it was booted from: a backend may not free an image a VM
+    /// still runs on) until the shell is done.
     async fn release_finished(&self, plan: &Plan, scheduler: &Scheduler<'_>, ledger: &mut Ledger) {
         let shell = ledger.shell.as_ref().map(|(idx, _)| *idx);
+        let for_shell = |idx: StepIdx| shell.is_some_and(|s| s == idx || plan.steps[s].parent == Some(idx));
         let done: Vec<StepIdx> = ledger
             .held
             .iter()
             .copied()
-            .filter(|&idx| Some(idx) != shell)
+            .filter(|&idx| !for_shell(idx))
             .filter(|&idx| plan.steps[idx].children.iter().all(|&c| scheduler.is_finished(c)))
             .collect();
         for idx in done {

@@ -27,7 +27,7 @@ fn main() {
     }
 
     let cli = cli::Cli::parse();
-    if matches!(cli.command, cli::Command::Run(_)) {
+    if matches!(cli.command, cli::Command::Run(_) | cli::Command::Shell(_)) {
         early::listen();
     }
     // Commands that only evaluate pipeline files run on this thread: worker

@@ -646,10 +646,7 @@ async fn a_shell_before_a_step_syncs_its_workspace_and_the_step_does_not_run() {
         Event::StepSkipped { step_id, reason, .. } if step_id == "1" => Some(reason.clone()),
         _ => None,
     });
-    assert_eq!(
-        skipped.as_deref(),
-        Some("a shell opens in the state before it")
-    );
+    assert_eq!(skipped.as_deref(), Some("a shell opens in the state before it"));
     assert!(
         !run.events
             .iter()
@@ -720,4 +717,34 @@ async fn a_shell_nobody_takes_is_destroyed_and_the_build_ends() {
     assert_eq!(build.exit_code(), exit_codes::FAILED);
     assert_eq!(calls_of(&f.fake.calls(), "bad").last(), Some(&destroy("bad")));
     assert!(!f.fake.calls().iter().any(|c| matches!(c, Call::Shell { .. })));
+}
+
+/// The snapshot a kept VM was booted from is released after the shell,
+/// not when the steps built on it are done: the docker backend cannot
+/// remove an image a container still runs on.
+#[tokio::test]
+async fn the_snapshot_under_a_shell_is_released_after_it() {
+    for at in [ShellPoint::OnFailure, ShellPoint::Before(2)] {
+        let f = Fixture::new();
+        // `a` has two children: it commits a snapshot of its own.
+        let p = plan(&[
+            ("a", "true", json!({})),
+            ("b", "true", builds_in("a")),
+            ("c", "exit 3", builds_in("a")),
+        ]);
+        let run = f.run_with_shell(p, at, true).await;
+        assert_eq!(run.sessions.len(), 1, "{at:?}");
+        let calls = f.fake.calls();
+        let destroyed = calls.iter().position(|c| *c == destroy("c")).unwrap();
+        let released = calls
+            .iter()
+            .position(|c| *c == Call::Release(vec!["p1".to_owned(), "img".to_owned()]))
+            .unwrap();
+        assert!(released > destroyed, "{at:?}: {calls:?}");
+        assert!(
+            !run.calls_in_shell.iter().any(|c| matches!(c, Call::Release(_))),
+            "{at:?}: nothing released while the shell was open"
+        );
+        assert_eq!(f.fake.live_snapshots(), 0);
+    }
 }
