@@ -294,3 +294,28 @@ fn a_shell_works_rootless() {
     assert_eq!(pty.wait(SHORT).code(), Some(4));
     fx.assert_clean();
 }
+
+/// An image without `bash` gets `sh`, interactive.
+#[test]
+fn an_image_without_bash_gets_sh() {
+    if !util::sandbox_available() {
+        return;
+    }
+    let steps = [step("made", "echo made > /workspace/made").image(Some("tiny:1"))];
+    let fx = Fixture::with(&envelope("tiny", &steps, &[], None));
+    let rootfs = fx.dir.path().join("rootfs");
+    util::tiny_rootfs(&rootfs, &["/bin/sh"]);
+    let import = fx.hm(&["image", "import", "tiny:1", rootfs.to_str().unwrap()]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let pty = spawn(&fx, &["shell", "made"]);
+    wait_for(&pty, "hm: shell in `made` after it passed (image `tiny:1`, sandbox)");
+    ask(
+        &pty,
+        r#"read line < made; echo "[$0] [$line] [$((1+1))]""#,
+        "[sh] [made] [2]",
+    );
+    pty.write(b"exit 5\r");
+    wait_for(&pty, "hm: left the shell in `made` (exit 5)");
+    assert_eq!(pty.wait(SHORT).code(), Some(5));
+    fx.assert_clean();
+}
