@@ -213,7 +213,10 @@ fn a_sigterm_closes_the_shell_and_cleans_up(backend: Backend) {
     assert!(kill.success());
     wait_for(&pty, "hm: terminated; the shell in `build` is closed");
     let modes = pty.modes();
-    assert_eq!(pty.wait(SHORT).code(), Some(130));
+    std::thread::sleep(Duration::from_millis(300));
+    let text = pty.text();
+    assert_eq!(pty.wait(SHORT).code(), Some(130), "{text}");
+    assert!(!text.contains("stopping every step"), "{text}");
     assert_cooked(&modes);
     fx.assert_clean();
 }

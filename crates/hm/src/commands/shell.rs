@@ -150,7 +150,11 @@ impl Front {
             result = session.open(terminal) => Some(result),
             Some(()) = async { terminate.as_mut()?.recv().await } => None,
         };
-        self.open.store(false, Ordering::SeqCst);
+        // After a SIGTERM the flag stays: the build, whose steps are done,
+        // only cleans up, and is not to say it was interrupted.
+        if result.is_some() {
+            self.open.store(false, Ordering::SeqCst);
+        }
         let name = step_name(&session.key, &session.display_name).to_owned();
         self.ended = Some(match result {
             Some(Ok(code)) => {
