@@ -127,6 +127,10 @@ pub struct RunArgs {
     /// [default: `[images] pull` in the configuration, else missing]
     #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
     pub pull: Option<PullPolicy>,
+    /// After the run, wait for a change to the source or the pipeline and
+    /// run again (cached steps stay cached), until Ctrl-C
+    #[arg(long)]
+    pub watch: bool,
     /// When a step fails, open an interactive shell in its state (on a
     /// terminal; nothing done in the shell is kept)
     #[arg(long)]

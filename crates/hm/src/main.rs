@@ -14,6 +14,7 @@ mod host;
 mod pull;
 mod report;
 mod settings;
+mod watch;
 
 use clap::Parser;
 

@@ -1,19 +1,21 @@
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest, StepLogs};
 use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
-use hm_vm::Registry;
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use hm_vm::{Registry, VmBackend};
+use tokio::signal::unix::{signal, SignalKind};
 
 use super::pipelines::select;
 use super::{cache_dir, load};
-use crate::cli::{Format, RunArgs};
+use crate::cli::{BackendName, Format, PullPolicy, RunArgs};
 use crate::config::Config;
 use crate::error::CliError;
 use crate::history::{History, RunInfo};
 use crate::settings::RunSettings;
+use crate::watch::{WatchError, Watcher};
 
 /// What `hm run` says and returns when interrupted before the first step.
 fn interrupted_while_loading() -> i32 {
@@ -25,7 +27,7 @@ fn interrupted_while_loading() -> i32 {
 pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     // Handled from the start: an interrupt while the pipeline loads stops
     // the build before its first step (exit 130), never kills `hm` midway.
-    let mut signals = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    let interrupts = Interrupts::listen();
     if crate::early::interrupted() {
         return Ok(interrupted_while_loading());
     }
@@ -44,37 +46,143 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
             _ => Err(CliError::BadEnv(kv.clone())),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut backends = Backends::default();
+    let result = match args.watch {
+        false => run_once(&args, &env, &interrupts, &mut backends, true)
+            .await
+            .map(|ran| ran.exit_code),
+        true => watch(&args, &env, &interrupts, &mut backends).await,
+    };
+    backends.shutdown().await;
+    result
+}
+
+/// `hm run --watch`: runs, then waits for a change to the source or the
+/// pipeline and runs again, until an interrupt. An interrupt during a run
+/// ends that run as without `--watch` (130) and the watch; one while
+/// waiting ends with the last run's exit code: how the project stands,
+/// since nothing was interrupted. A run that cannot start (a pipeline
+/// file with an error) is reported, and watching goes on; only a closed
+/// or failing stdout, or the watch itself failing, ends it otherwise.
+async fn watch(
+    args: &RunArgs,
+    env: &[(String, String)],
+    interrupts: &Interrupts,
+    backends: &mut Backends,
+) -> Result<i32, CliError> {
+    let start = match &args.project.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    let project = hm_dsl::Project::find(&start)?;
+    // Made now, as the runs make it, so that the watch leaves out what
+    // their source leaves out.
+    let exclude = source_exclude(&cache_dir()?);
+    // Watched from before the first load: an edit made while it runs is
+    // not missed.
+    let watching = async {
+        let mut watcher = Watcher::new(project.root.clone(), exclude)?;
+        let snapshot = watcher.snapshot().await?;
+        Ok::<_, WatchError>((watcher, snapshot))
+    };
+    let watching = tokio::select! {
+        biased;
+        () = interrupts.any() => return Ok(interrupted_while_loading()),
+        watching = watching => watching,
+    };
+    let (mut watcher, mut seen) = match watching {
+        Ok(watching) => watching,
+        Err(err) => return Ok(watch_failed(&err)),
+    };
+    let mut first = true;
+    loop {
+        let exit_code = match run_once(args, env, interrupts, backends, first).await {
+            Ok(ran) if ran.stdout_closed => return Ok(ran.exit_code),
+            Ok(ran) => {
+                first = false;
+                ran.exit_code
+            }
+            Err(err @ CliError::Output(_)) => return Err(err),
+            Err(err) => {
+                crate::error::report(&err);
+                err.exit_code()
+            }
+        };
+        // Interrupted, or an interrupt came as the run ended.
+        if exit_code == hm_exec::exit_codes::INTERRUPTED || interrupts.arrived() {
+            return Ok(exit_code);
+        }
+        say!("hm: watching for changes (Ctrl-C to stop)");
+        tokio::select! {
+            changed = watcher.changed(&seen) => match changed {
+                Ok((now, paths)) => {
+                    say!("hm: changed: {}; running again", crate::watch::describe(&paths));
+                    seen = now;
+                }
+                Err(err) => return Ok(watch_failed(&err)),
+            },
+            () = interrupts.any() => return Ok(exit_code),
+        }
+    }
+}
+
+/// Says why watching stopped; the exit code.
+fn watch_failed(err: &WatchError) -> i32 {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    say!("error: {text}");
+    hm_exec::exit_codes::FAILED
+}
+
+/// How one run ended.
+struct Ran {
+    exit_code: i32,
+    /// Nobody reads stdout any more (the build still ran to its end).
+    stdout_closed: bool,
+}
+
+impl Ran {
+    fn interrupted_while_loading() -> Self {
+        Ran {
+            exit_code: interrupted_while_loading(),
+            stdout_closed: false,
+        }
+    }
+}
+
+/// One run: loads the pipeline, resolves the settings, pulls the images,
+/// runs the build and renders it. `first`: the first run of this `hm`
+/// (later runs of `--watch` pull only missing images, even with `--pull
+/// always`).
+async fn run_once(
+    args: &RunArgs,
+    env: &[(String, String)],
+    interrupts: &Interrupts,
+    backends: &mut Backends,
+    first: bool,
+) -> Result<Ran, CliError> {
     // Loading runs beside the signals: a pipeline file that hangs (or a
     // Ctrl-C that reached Python too) is still an interrupt, exit 130. The
     // evaluator dies with `hm` (its parent-death signal).
     let project_args = args.project.clone();
     let loading = tokio::task::spawn_blocking(move || load(&project_args));
-    let loaded = match &mut signals {
-        (Ok(int), Ok(term)) => {
-            let loaded = tokio::select! {
-                biased;
-                _ = int.recv() => return Ok(interrupted_while_loading()),
-                _ = term.recv() => return Ok(interrupted_while_loading()),
-                loaded = loading => loaded,
-            };
-            // A Ctrl-C reaches `python3` too, which may end (and fail the
-            // load) before `hm` has taken the signal in.
-            if matches!(loaded, Ok(Err(_))) {
-                let grace = std::time::Duration::from_millis(100);
-                let signalled = async {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                };
-                if tokio::time::timeout(grace, signalled).await.is_ok() {
-                    return Ok(interrupted_while_loading());
-                }
-            }
-            loaded
-        }
-        _ => loading.await,
+    let loaded = tokio::select! {
+        biased;
+        () = interrupts.any() => return Ok(Ran::interrupted_while_loading()),
+        loaded = loading => loaded,
     };
+    // A Ctrl-C reaches `python3` too, which may end (and fail the load)
+    // before `hm` has taken the signal in.
+    if matches!(loaded, Ok(Err(_))) && interrupts.listening() {
+        let grace = std::time::Duration::from_millis(100);
+        if tokio::time::timeout(grace, interrupts.any()).await.is_ok() {
+            return Ok(Ran::interrupted_while_loading());
+        }
+    }
     let (project, loaded) = loaded.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     // `hm run STEP` with one pipeline: the word names a step, not a pipeline.
     let mut steps = args.steps.clone();
@@ -108,20 +216,8 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
 
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
-    let settings = RunSettings::resolve(&args, &config, &plan, &project.root);
-    let vm = super::backend(super::BackendSpec {
-        name: settings.backend,
-        cache_dir: &cache,
-        project: settings.scope.clone(),
-        config: &config,
-        network: settings.network,
-    })?;
-    if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
-        say!("warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them");
-    }
-    for note in vm.notes() {
-        say!("note: {note}");
-    }
+    let settings = RunSettings::resolve(args, &config, &plan, &project.root);
+    let vm = backends.get(&cache, &config, &settings).await?;
     let format = settings.format;
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
@@ -132,7 +228,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal, crate::host::no_color()))),
     };
     if vm.name() == "sandbox" {
-        let policy = settings.pull;
+        let policy = match settings.pull {
+            PullPolicy::Always if !first => PullPolicy::Missing,
+            policy => policy,
+        };
         let mut roots: Vec<String> = Vec::new();
         for step in plan.steps.iter().filter(|s| s.parent.is_none()) {
             if !roots.contains(&step.base_image) {
@@ -147,7 +246,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
                 Format::Human => crate::pull::View::Human,
             };
             for (_, name) in wanted {
-                pull_before_build(&cache, &name, &settings, view, &mut signals, &mut *renderer).await?;
+                pull_before_build(&cache, &name, &settings, view, interrupts, &mut *renderer).await?;
             }
         }
     }
@@ -167,12 +266,12 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(recorder) = &recorder {
         recorder.save_plan(&plan);
     }
-    let (shell, mut shells) = super::shell::Front::new(&args, &plan);
+    let (shell, mut shells) = super::shell::Front::new(args, &plan);
     let handle = backend.start(RunRequest {
         plan,
         source_root: project.root.clone(),
-        source_exclude: std::fs::canonicalize(&cache).into_iter().collect(),
-        env,
+        source_exclude: source_exclude(&cache),
+        env: env.to_vec(),
         keep_going: settings.keep_going,
         run_id,
         cache: cache_settings,
@@ -184,28 +283,24 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     });
 
     let interrupter = handle.control.interrupter();
+    let interrupted = interrupts.clone();
     let shell_open = shells.open_flag();
     let signals = tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = signals else {
-            return;
-        };
-        let mut count = 0;
+        let mut seen = 0;
         loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            let count = interrupted.beyond(seen).await;
             // A shell has the terminal: its Ctrl-C is the shell's.
             if shell_open.load(Ordering::SeqCst) {
+                interrupted.let_pass(count - seen);
                 continue;
             }
-            count += 1;
             interrupter.interrupt();
-            if count == 1 {
+            if seen == 0 {
                 say!("hm: interrupted; stopping every step and cleaning up...");
             } else {
                 say!("hm: still cleaning up (mounts, processes, snapshots); this takes a moment");
             }
+            seen = count;
         }
     });
 
@@ -244,13 +339,159 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     drop(renderer);
     let outcome = handle.control.wait().await;
     signals.abort();
-    let _ = vm.shutdown().await;
     let outcome = outcome?;
-    // Nobody reading any more is not a failure: the build's own code stands.
-    if let Some(err) = output_error.filter(|e| !crate::output::is_closed(e)) {
-        return Err(CliError::Output(err));
+    match output_error {
+        // Nobody reading any more is not a failure: the build's own code
+        // stands.
+        Some(err) if !crate::output::is_closed(&err) => Err(CliError::Output(err)),
+        closed => Ok(Ran {
+            exit_code: shells.exit_code(outcome.exit_code),
+            stdout_closed: closed.is_some(),
+        }),
     }
-    Ok(shells.exit_code(outcome.exit_code))
+}
+
+/// The directories under the project that are not source: the cache.
+fn source_exclude(cache: &Path) -> Vec<PathBuf> {
+    std::fs::canonicalize(cache).into_iter().collect()
+}
+
+/// SIGINT and SIGTERM, counted from the moment `hm run` listens. Every
+/// phase of a run (loading, pulling, the build, waiting for changes) waits
+/// on the count, so none of them has to own the signal streams. Any
+/// interrupt ends `hm run`, but those a run lets pass to a shell it opened.
+#[derive(Clone)]
+struct Interrupts {
+    count: tokio::sync::watch::Receiver<u32>,
+    /// How many were let pass: they were a shell's, not `hm`'s.
+    passed: Arc<AtomicU32>,
+}
+
+impl Interrupts {
+    /// Listens from now on (where the signals cannot be listened to, no
+    /// interrupt ever arrives).
+    fn listen() -> Self {
+        let (sender, count) = tokio::sync::watch::channel(0);
+        if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    sender.send_modify(|n| *n += 1);
+                }
+            });
+        }
+        Interrupts {
+            count,
+            passed: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// Whether interrupts are listened to.
+    fn listening(&self) -> bool {
+        self.count.has_changed().is_ok()
+    }
+
+    /// Whether one arrived (and was not let pass).
+    fn arrived(&self) -> bool {
+        *self.count.borrow() > self.passed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until more than `seen` interrupts arrived (not counting those
+    /// let pass); how many did.
+    async fn beyond(&self, seen: u32) -> u32 {
+        let mut count = self.count.clone();
+        let passed = &self.passed;
+        let ours = |n: u32| n.saturating_sub(passed.load(Ordering::SeqCst));
+        let arrived = count.wait_for(|n| ours(*n) > seen).await.map(|n| ours(*n));
+        match arrived {
+            Ok(n) => n,
+            // Nobody listens: no interrupt will come.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Waits for the first interrupt (at once if one arrived already).
+    async fn any(&self) {
+        self.beyond(0).await;
+    }
+
+    /// Lets `n` interrupts pass: they were meant for a shell.
+    fn let_pass(&self, n: u32) {
+        self.passed.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+/// The VM backend of this `hm`'s runs: built for the first, kept while
+/// what it is built from stays the same (a run of `--watch` may reload a
+/// changed configuration), shut down once, at the end.
+#[derive(Default)]
+struct Backends {
+    current: Option<(BackendKey, Arc<dyn VmBackend>)>,
+}
+
+/// What a VM backend is built from.
+#[derive(Debug, Clone, PartialEq)]
+struct BackendKey {
+    name: BackendName,
+    cache: PathBuf,
+    scope: String,
+    network: hm_vm::Network,
+    memory: Option<u64>,
+    millicpus: Option<u64>,
+}
+
+impl Backends {
+    /// The backend for a run with `settings`; a new one says its notes.
+    async fn get(
+        &mut self,
+        cache: &Path,
+        config: &Config,
+        settings: &RunSettings,
+    ) -> Result<Arc<dyn VmBackend>, CliError> {
+        let key = BackendKey {
+            name: settings.backend,
+            cache: cache.to_owned(),
+            scope: settings.scope.clone(),
+            network: settings.network,
+            memory: config.memory,
+            millicpus: config.millicpus,
+        };
+        if let Some((current, vm)) = &self.current {
+            if *current == key {
+                return Ok(vm.clone());
+            }
+        }
+        let vm = super::backend(super::BackendSpec {
+            name: settings.backend,
+            cache_dir: cache,
+            project: settings.scope.clone(),
+            config,
+            network: settings.network,
+        })?;
+        if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
+            say!(
+                "warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them"
+            );
+        }
+        for note in vm.notes() {
+            say!("note: {note}");
+        }
+        // The one it replaces holds nothing between runs but its session.
+        if let Some((_, old)) = self.current.replace((key, vm.clone())) {
+            let _ = old.shutdown().await;
+        }
+        Ok(vm)
+    }
+
+    /// Shuts the backend down (what any run left is torn down).
+    async fn shutdown(&mut self) {
+        if let Some((_, vm)) = self.current.take() {
+            let _ = vm.shutdown().await;
+        }
+    }
 }
 
 /// Pulls one image before the build, its events through `renderer`; an
@@ -260,22 +501,14 @@ async fn pull_before_build(
     name: &hm_vm::oci::ImageName,
     settings: &hm_vm::oci::PullSettings,
     view: crate::pull::View,
-    signals: &mut (std::io::Result<Signal>, std::io::Result<Signal>),
+    interrupts: &Interrupts,
     renderer: &mut dyn Renderer,
 ) -> Result<(), CliError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let pull = crate::pull::pull(cache, name, settings, view, Some(events_tx), stop.clone());
     tokio::pin!(pull);
-    let interrupted = async {
-        match signals {
-            (Ok(int), Ok(term)) => tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            },
-            _ => std::future::pending().await,
-        }
-    };
+    let interrupted = interrupts.any();
     tokio::pin!(interrupted);
     let mut said = false;
     let result = loop {
