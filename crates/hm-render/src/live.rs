@@ -6,13 +6,15 @@
 //!
 //! Drawing is indicatif's: it rewrites the live lines at a bounded rate,
 //! cuts them to the terminal's width (read at every draw, so a resize is
-//! followed) and keeps printed lines above them.
+//! followed) and keeps printed lines above them; each redraw is one
+//! synchronized update, so nothing flickers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use hm_events::{Event, StepStatus};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::board::{format_duration, status_line, verdict, Board, Outcome};
 use crate::{Renderer, Style};
@@ -52,10 +54,15 @@ struct Running {
 
 impl LiveRenderer {
     /// The view on this process's stdout, or `None` when stdout is not a
-    /// terminal that can be redrawn (not a terminal, or `TERM=dumb`).
+    /// terminal. (The caller knows whether the terminal can be redrawn at
+    /// all: not when `TERM` is unset or `dumb`.)
     pub fn stdout(style: Style) -> Option<Self> {
-        let target = ProgressDrawTarget::stdout_with_hz(REFRESH_HZ);
-        (!target.is_hidden()).then(|| Self::new(target, style, Arc::new(Instant::now)))
+        let term = console::Term::buffered_stdout();
+        if !term.is_term() {
+            return None;
+        }
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(Synchronized::new(term)), REFRESH_HZ);
+        Some(Self::new(target, style, Arc::new(Instant::now)))
     }
 
     pub fn new(target: ProgressDrawTarget, style: Style, clock: Clock) -> Self {
@@ -200,6 +207,87 @@ impl LiveRenderer {
         self.board.write_tails(&mut text, s)?;
         text.extend_from_slice(format!("\n{}", verdict(s, status, duration_ms)).as_bytes());
         self.print(&String::from_utf8_lossy(&text))
+    }
+}
+
+/// A terminal whose every redraw is one synchronized update (DEC mode
+/// 2026): a terminal that knows the mode shows the redraw at once, never
+/// the live lines half cleared, so nothing flickers; one that does not
+/// ignores it.
+#[derive(Debug)]
+struct Synchronized {
+    term: console::Term,
+    /// An update was begun and not yet ended.
+    open: AtomicBool,
+}
+
+impl Synchronized {
+    fn new(term: console::Term) -> Self {
+        Synchronized {
+            term,
+            open: AtomicBool::new(false),
+        }
+    }
+
+    /// Begins an update, unless one is open.
+    fn begin(&self) -> std::io::Result<()> {
+        if self.open.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.term.write_str("\x1b[?2026h")
+    }
+}
+
+impl TermLike for Synchronized {
+    fn width(&self) -> u16 {
+        self.term.size().1
+    }
+
+    fn height(&self) -> u16 {
+        self.term.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.move_cursor_up(n)
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.move_cursor_down(n)
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.move_cursor_right(n)
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.move_cursor_left(n)
+    }
+
+    fn write_line(&self, line: &str) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.write_line(line)
+    }
+
+    fn write_str(&self, text: &str) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.write_str(text)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.begin()?;
+        self.term.clear_line()
+    }
+
+    /// Ends the update: the terminal shows it.
+    fn flush(&self) -> std::io::Result<()> {
+        if self.open.swap(false, Ordering::Relaxed) {
+            self.term.write_str("\x1b[?2026l")?;
+        }
+        self.term.flush()
     }
 }
 

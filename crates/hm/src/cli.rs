@@ -97,7 +97,7 @@ pub struct RunArgs {
     pub until: Option<String>,
     #[command(flatten)]
     pub project: ProjectArgs,
-    /// Steps executing at once (default: the number of CPUs)
+    /// Steps executing at once (default: the number of CPUs; 0 is 1)
     #[arg(short = 'j', long, value_name = "N", env = "HM_PARALLELISM")]
     pub parallelism: Option<usize>,
     /// Keep running independent steps after a failure

@@ -4,9 +4,35 @@
 //! Messages on stderr go through [`say!`](crate::say), which ignores a
 //! stderr that cannot be written.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
+use hm_render::{JsonRenderer, LiveRenderer, LogsRenderer, Renderer, Style};
+
+use crate::cli::Format;
 use crate::error::CliError;
+
+/// How often a view is told that time passed.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The view of a build on stdout: NDJSON; on a terminal the live view,
+/// unless `logs` asks for every line; else the prefixed log lines.
+pub fn renderer(format: Format, logs: bool) -> Box<dyn Renderer> {
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    let style = Style::detect(terminal, crate::host::no_color());
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    match format {
+        Format::Json => Box::new(JsonRenderer::new(out)),
+        // A terminal without a type, or `dumb`, cannot be redrawn.
+        Format::Human if terminal && !logs && crate::host::term().is_some_and(|t| t != "dumb") => {
+            match LiveRenderer::stdout(style) {
+                Some(live) => Box::new(live),
+                None => Box::new(LogsRenderer::new(out, style)),
+            }
+        }
+        Format::Human => Box::new(LogsRenderer::new(out, style)),
+    }
+}
 
 /// Writes `text` to stdout and flushes it.
 pub fn print(text: &str) -> Result<(), CliError> {

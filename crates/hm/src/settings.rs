@@ -45,10 +45,11 @@ impl RunSettings {
             },
             format: args.format.or(config.format).unwrap_or(Format::Human),
             pull: args.pull.or(config.pull).unwrap_or(PullPolicy::Missing),
+            // `0` is `1`, as Harmont's `--parallelism` has it.
             parallelism: args
                 .parallelism
                 .or(config.parallelism)
-                .filter(|&n| n > 0)
+                .map(|n| n.max(1))
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
             scope: config
                 .cache_scope
@@ -115,13 +116,13 @@ mod tests {
     }
 
     #[test]
-    fn zero_parallelism_means_the_default() {
+    fn zero_parallelism_is_one() {
         let settings = RunSettings::resolve(
             &run_args(&["-j", "0"]),
             &Config::default(),
             &plan(None),
             Path::new("/p"),
         );
-        assert!(settings.parallelism >= 1);
+        assert_eq!(settings.parallelism, 1);
     }
 }

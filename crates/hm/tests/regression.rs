@@ -258,3 +258,22 @@ fn a_host_mount_that_went_away_broke_the_host_image() {
     assert_eq!(run.logs("second"), ["booted"]);
     fx.assert_clean();
 }
+
+#[test]
+fn stderr_written_after_stdout_came_first() {
+    if !sandbox_available() {
+        return;
+    }
+    // Two readers raced each other: `oops` could come before the line the
+    // step wrote first. Several steps at once, so that the readers are
+    // often late and both pipes have output waiting.
+    let steps: Vec<_> = (0..8)
+        .map(|i| step(&format!("s{i}"), "echo about to fail; echo oops >&2; exit 3"))
+        .collect();
+    let fx = Fixture::with(&envelope("order", &steps, &[], None));
+    let run = fx.run_json(&["-k", "-j", "8"]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    for i in 0..8 {
+        assert_eq!(run.logs(&format!("s{i}")), ["about to fail", "oops"], "{}", run.dump());
+    }
+}

@@ -1,10 +1,9 @@
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use hm_exec::{CacheSettings, ExecutionBackend, LocalBackend, RunRequest, StepLogs};
-use hm_render::{JsonRenderer, LogsRenderer, Renderer, Style};
+use hm_render::Renderer;
 use hm_vm::{Registry, VmBackend};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -219,13 +218,9 @@ async fn run_once(
     let settings = RunSettings::resolve(args, &config, &plan, &project.root);
     let vm = backends.get(&cache, &config, &settings).await?;
     let format = settings.format;
-    let stdout = std::io::stdout();
-    let terminal = stdout.is_terminal();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut renderer: Box<dyn Renderer> = match format {
         _ if args.shell.is_some() => Box::new(super::shell::Status::new()),
-        Format::Json => Box::new(JsonRenderer::new(out)),
-        Format::Human => Box::new(LogsRenderer::new(out, Style::detect(terminal, crate::host::no_color()))),
+        format => crate::output::renderer(format, args.logs),
     };
     if vm.name() == "sandbox" {
         let policy = match settings.pull {
@@ -285,6 +280,9 @@ async fn run_once(
     let interrupter = handle.control.interrupter();
     let interrupted = interrupts.clone();
     let shell_open = shells.open_flag();
+    // What `hm` says of an interrupt goes through the view (above the live
+    // lines on a terminal) while it shows the build, else to stderr.
+    let (notes, mut noted) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
     let signals = tokio::spawn(async move {
         let mut seen = 0;
         loop {
@@ -295,10 +293,13 @@ async fn run_once(
                 continue;
             }
             interrupter.interrupt();
-            if seen == 0 {
-                say!("hm: interrupted; stopping every step and cleaning up...");
+            let note = if seen == 0 {
+                "hm: interrupted; stopping every step and cleaning up..."
             } else {
-                say!("hm: still cleaning up (mounts, processes, snapshots); this takes a moment");
+                "hm: still cleaning up (mounts, processes, snapshots); this takes a moment"
+            };
+            if let Err(unsent) = notes.send(note) {
+                say!("{}", unsent.0);
             }
             seen = count;
         }
@@ -306,6 +307,9 @@ async fn run_once(
 
     let mut events = handle.events;
     let mut output_error = None;
+    // The view's clock: what shows time passing is redrawn between events.
+    let mut ticks = tokio::time::interval(crate::output::TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         // Every event sent before a shell session is shown before it.
         let event = tokio::select! {
@@ -316,6 +320,18 @@ async fn run_once(
             },
             Some(session) = shells.next() => {
                 shells.serve(session, &mut *renderer).await;
+                continue;
+            }
+            Some(note) = noted.recv() => {
+                if !renderer.note(note).unwrap_or(false) {
+                    say!("{note}");
+                }
+                continue;
+            }
+            _ = ticks.tick() => {
+                if output_error.is_none() {
+                    output_error = renderer.tick().err();
+                }
                 continue;
             }
         };
@@ -337,6 +353,8 @@ async fn run_once(
     }
     // Dropping the renderer flushes again, and ignores what that finds.
     drop(renderer);
+    // Notes from here on go to stderr.
+    drop(noted);
     let outcome = handle.control.wait().await;
     signals.abort();
     let outcome = outcome?;

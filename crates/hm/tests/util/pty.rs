@@ -185,6 +185,21 @@ impl Pty {
     }
 }
 
+impl Pty {
+    /// Waits for the command to exit (as [`Pty::wait`]) and for the last of
+    /// what it drew; its exit status and the whole output.
+    pub fn finish(self, timeout: Duration) -> (ExitStatus, Vec<u8>) {
+        let output = self.output.clone();
+        let status = self.wait(timeout);
+        let read = output.bytes.lock().unwrap();
+        let (read, _) = output
+            .grew
+            .wait_timeout_while(read, Duration::from_secs(10), |r| !r.ended)
+            .unwrap();
+        (status, read.bytes.clone())
+    }
+}
+
 impl Drop for Pty {
     /// A test that failed midway leaves no process behind.
     fn drop(&mut self) {
