@@ -51,9 +51,7 @@ impl Outcome {
 impl Board {
     /// Adds a queued step; returns its index.
     pub fn queued(&mut self, step_id: &str, key: &str, display_name: &str) -> usize {
-        // A key Harmont's SDK made (a hash) says nothing: the step's label
-        // or command does.
-        let name = if is_generated(key) { display_name } else { key };
+        let name = step_name(key, display_name);
         self.width = self.width.max(name.chars().count());
         let idx = self.steps.len();
         self.by_id.insert(step_id.to_owned(), idx);
@@ -143,9 +141,18 @@ pub(crate) fn verdict(style: Style, status: BuildStatus, duration_ms: u64) -> St
     format!("{verdict} in {}", format_duration(duration_ms))
 }
 
-/// Whether `key` is one Harmont's SDKs generate for a step without one:
-/// a SHA-256 in hex.
-pub(crate) fn is_generated(key: &str) -> bool {
+/// What a step is called: its key, unless Harmont's SDKs generated it for
+/// a step without one (a SHA-256 in hex, which says nothing), then its
+/// label or command.
+pub fn step_name<'a>(key: &'a str, display_name: &'a str) -> &'a str {
+    match is_generated(key) {
+        true => display_name,
+        false => key,
+    }
+}
+
+/// Whether `key` is one Harmont's SDKs generate for a step without one.
+fn is_generated(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -173,5 +180,7 @@ mod tests {
     fn generated_keys() {
         let hash = "9ae18140488a6f319aecaa032f7ad2f727f63bb9bc0a3100c58635e188f45667";
         assert!(is_generated(hash) && !is_generated("build"));
+        assert_eq!(step_name(hash, "cargo test"), "cargo test");
+        assert_eq!(step_name("build", "cargo build"), "build");
     }
 }

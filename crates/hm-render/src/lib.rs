@@ -9,7 +9,7 @@
 
 mod board;
 mod json;
-mod line;
+pub mod line;
 mod live;
 mod logs;
 mod style;
@@ -18,7 +18,7 @@ mod testing;
 
 use hm_events::Event;
 
-pub use board::format_duration;
+pub use board::{format_duration, step_name};
 pub use json::JsonRenderer;
 pub use live::{Clock, LiveRenderer};
 pub use logs::LogsRenderer;

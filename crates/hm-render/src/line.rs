@@ -6,52 +6,107 @@
 //! its text). Colour (SGR, `ESC [ ... m`) is kept when the view is
 //! coloured and dropped otherwise; every other escape sequence (cursor
 //! movement, erasing, titles) and control character but the tab is
-//! dropped, so that the prefix stays where it is.
+//! dropped, so that the prefix stays where it is. [`pieces`] is the same
+//! reading, for a view that shows colour its own way (the HTML report).
 
 use std::borrow::Cow;
 
-/// `line` as the logs view prints it.
-pub fn clean(line: &str, color: bool) -> Cow<'_, str> {
+/// A piece of what a terminal shows of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text, with no control character but tabs.
+    Text(&'a str),
+    /// A change of colour: the parameters of an SGR sequence (`1;31` of
+    /// `ESC [ 1;31 m`).
+    Color(&'a str),
+}
+
+/// What a terminal shows of `line`, in pieces: the text after its last
+/// carriage return, colour changes, and nothing else (other escape
+/// sequences and control characters are left out).
+pub fn pieces(line: &str) -> Pieces<'_> {
     let line = line.trim_end_matches('\r');
-    let line = match line.rfind('\r') {
+    let rest = match line.rfind('\r') {
         Some(at) => &line[at + 1..],
         None => line,
     };
-    if !line.chars().any(|c| c.is_control() && c != '\t') {
-        return Cow::Borrowed(line);
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => match chars.next() {
+    Pieces { rest }
+}
+
+/// The iterator of [`pieces`].
+pub struct Pieces<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        loop {
+            let mut chars = self.rest.char_indices();
+            let (_, first) = chars.next()?;
+            if !first.is_control() || first == '\t' {
+                let end = self
+                    .rest
+                    .find(|c: char| c.is_control() && c != '\t')
+                    .unwrap_or(self.rest.len());
+                let (text, rest) = self.rest.split_at(end);
+                self.rest = rest;
+                return Some(Piece::Text(text));
+            }
+            if first != '\x1b' {
+                self.rest = chars.as_str();
+                continue;
+            }
+            match chars.next() {
                 // CSI: parameters and intermediates, then one final byte.
-                Some('[') => {
-                    let mut sequence = String::from("\x1b[");
-                    for next in chars.by_ref() {
-                        sequence.push(next);
-                        if ('\x40'..='\x7e').contains(&next) {
-                            break;
+                Some((at, '[')) => {
+                    let params = &self.rest[at + 1..];
+                    match params.find(|c: char| ('\x40'..='\x7e').contains(&c)) {
+                        Some(end) => {
+                            self.rest = &params[end + 1..];
+                            if params[end..].starts_with('m') {
+                                return Some(Piece::Color(&params[..end]));
+                            }
                         }
-                    }
-                    if color && sequence.ends_with('m') {
-                        out.push_str(&sequence);
+                        None => self.rest = "",
                     }
                 }
                 // OSC (a title, a hyperlink): up to BEL or ESC \.
-                Some(']') => {
-                    while let Some(next) = chars.next() {
-                        if next == '\x07' || (next == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
+                Some((at, ']')) => {
+                    let body = &self.rest[at + 1..];
+                    self.rest = match (body.find('\x07'), body.find("\x1b\\")) {
+                        (Some(bel), Some(st)) if st < bel => &body[st + 2..],
+                        (Some(bel), _) => &body[bel + 1..],
+                        (None, Some(st)) => &body[st + 2..],
+                        (None, None) => "",
+                    };
                 }
                 // Any other escape is two characters.
-                _ => {}
-            },
-            '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
+                Some(_) => self.rest = chars.as_str(),
+                None => self.rest = "",
+            }
+        }
+    }
+}
+
+/// `line` as the logs view prints it.
+pub fn clean(line: &str, color: bool) -> Cow<'_, str> {
+    let mut parts = pieces(line);
+    let shown = parts.rest;
+    if !shown.chars().any(|c| c.is_control() && c != '\t') {
+        return Cow::Borrowed(shown);
+    }
+    let mut out = String::with_capacity(shown.len());
+    for piece in parts.by_ref() {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Color(params) if color => {
+                out.push_str("\x1b[");
+                out.push_str(params);
+                out.push('m');
+            }
+            Piece::Color(_) => {}
         }
     }
     Cow::Owned(out)
@@ -59,7 +114,23 @@ pub fn clean(line: &str, color: bool) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::clean;
+    use super::{clean, pieces, Piece};
+
+    #[test]
+    fn pieces_are_text_and_colour() {
+        let all: Vec<_> = pieces("x\rred \x1b[1;31mbold\x1b[0m\x1b[2K\x07 \x1b]0;t\x1b\\end\x1b[").collect();
+        assert_eq!(
+            all,
+            [
+                Piece::Text("red "),
+                Piece::Color("1;31"),
+                Piece::Text("bold"),
+                Piece::Color("0"),
+                Piece::Text(" "),
+                Piece::Text("end"),
+            ]
+        );
+    }
 
     #[test]
     fn a_carriage_return_shows_what_a_terminal_would() {

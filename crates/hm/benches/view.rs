@@ -1,14 +1,18 @@
 //! What the live view costs: the 50-step chain of `true` (uncached) and the
 //! same chain cached (every step a hit), run by this build with its view in
-//! a pseudo-terminal (`script`, so that `hm` sees a terminal and draws the
-//! live view), with `--logs` in the same pseudo-terminal, and with `--format
-//! json` to /dev/null (the figures of the other benchmarks), in turn. Prints
-//! each one's median and the median of the pairwise ratios to the JSON run.
+//! a pseudo-terminal (the tests' driver: `hm` sees a terminal and draws the
+//! live view, a thread reads what it draws), with `--logs` in the same kind
+//! of pseudo-terminal, and with `--format json` to /dev/null (the figures of
+//! the other benchmarks), in turn. Prints each one's median and the median
+//! of the pairwise ratios to the JSON run.
 //!
 //! `cargo bench -p hm --bench view`; `HM_BENCH_RUNS` (default 15) and
 //! `HM_BENCH_STEPS` (default 50).
 
 mod common;
+#[path = "../tests/util/pty.rs"]
+#[allow(dead_code)]
+mod pty;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,66 +29,58 @@ enum View {
 
 /// Wall time of one `hm run` in `project`.
 fn time_run(view: View, project: &Path, cache: &Path) -> Duration {
-    let hm = env!("CARGO_BIN_EXE_hm");
-    let mut command = match view {
-        View::Json => {
-            let mut command = Command::new(hm);
-            command.args(["run", "--format", "json"]);
-            command
-        }
-        // `script` runs the command in a new pseudo-terminal and copies
-        // what it draws to its stdout (here /dev/null).
-        View::Logs | View::Live => {
-            let logs = if matches!(view, View::Logs) { " --logs" } else { "" };
-            let mut command = Command::new("script");
-            command.args(["-qefc", &format!("{hm} run{logs}"), "/dev/null"]);
-            command.env("TERM", "xterm-256color");
-            command
-        }
-    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hm"));
     command
+        .arg("run")
         .current_dir(project)
         .env("HM_CACHE_DIR", cache)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        .env("TERM", "xterm-256color");
     let started = Instant::now();
-    let status = command.status().unwrap();
+    let status = match view {
+        View::Json => command
+            .args(["--format", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap(),
+        View::Logs | View::Live => {
+            if matches!(view, View::Logs) {
+                command.arg("--logs");
+            }
+            pty::Pty::spawn(command, 40, 120).finish(Duration::from_secs(600)).0
+        }
+    };
     let elapsed = started.elapsed();
-    assert!(status.success(), "{command:?} failed");
+    assert!(status.success(), "hm run ({}) failed", project.display());
     elapsed
 }
 
 /// Every view in turn, `runs` times after one uncounted run each; each
-/// view's median and the median of its ratios to the JSON run beside it.
-fn compare(project: &Path, cache: &Path, runs: usize) -> Vec<(Duration, f64)> {
+/// view's median, the median of the live view's ratios to the JSON run
+/// beside it, and to the `--logs` run beside it.
+fn compare(project: &Path, cache: &Path, runs: usize) -> ([Duration; 3], f64, f64) {
     let views = [View::Json, View::Logs, View::Live];
     for view in views {
         time_run(view, project, cache);
     }
-    let mut times = vec![Vec::new(); views.len()];
-    let mut ratios = vec![Vec::new(); views.len()];
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let (mut to_json, mut to_logs) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let round: Vec<Duration> = views.iter().map(|&v| time_run(v, project, cache)).collect();
-        for (i, t) in round.iter().enumerate() {
-            times[i].push(*t);
-            ratios[i].push(t.as_secs_f64() / round[0].as_secs_f64());
+        let round = views.map(|v| time_run(v, project, cache));
+        for (all, t) in times.iter_mut().zip(round) {
+            all.push(t);
         }
+        to_json.push(round[2].as_secs_f64() / round[0].as_secs_f64());
+        to_logs.push(round[2].as_secs_f64() / round[1].as_secs_f64());
     }
-    times
-        .into_iter()
-        .zip(ratios)
-        .map(|(t, mut r)| {
-            r.sort_by(f64::total_cmp);
-            (median(t), r[r.len() / 2])
-        })
-        .collect()
+    let middle = |mut ratios: Vec<f64>| {
+        ratios.sort_by(f64::total_cmp);
+        ratios[ratios.len() / 2]
+    };
+    (times.map(median), middle(to_json), middle(to_logs))
 }
 
 fn main() {
-    if common::time_command("script", &["-qec", "true", "/dev/null"]).is_none() {
-        println!("\nview: n/a (`script`, from util-linux, is needed for a pseudo-terminal)");
-        return;
-    }
     let runs = env_usize("HM_BENCH_RUNS", 15).max(1);
     let steps = env_usize("HM_BENCH_STEPS", 50).max(2);
     let root = tempfile::Builder::new().prefix("hm-bench-view-").tempdir().unwrap();
@@ -105,18 +101,17 @@ fn main() {
     let hits = compare(&cached, &cache, runs);
 
     println!("\nthe views' cost ({steps}-step chains, image `host`, median of {runs} rounds)\n");
-    println!("| measurement | `--format json` > /dev/null | `--logs` in a pty | live view in a pty | live / json |");
-    println!("|---|---:|---:|---:|---:|");
-    for (what, row) in [
+    println!("| measurement | `--format json` > /dev/null | `--logs` in a pty | live view in a pty | live / json | live / logs |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (what, (times, to_json, to_logs)) in [
         ("`hm run`, chain of `true` (uncached)", chain),
         ("`hm run`, the chain cached, every step a hit", hits),
     ] {
         println!(
-            "| {what} | {} | {} | {} | {:.2}x |",
-            ms(row[0].0),
-            ms(row[1].0),
-            ms(row[2].0),
-            row[2].1
+            "| {what} | {} | {} | {} | {to_json:.2}x | {to_logs:.2}x |",
+            ms(times[0]),
+            ms(times[1]),
+            ms(times[2]),
         );
     }
 }

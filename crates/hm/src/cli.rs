@@ -97,9 +97,8 @@ pub struct RunArgs {
     pub until: Option<String>,
     #[command(flatten)]
     pub project: ProjectArgs,
-    /// Steps executing at once (default: the number of CPUs; 0 is 1)
-    #[arg(short = 'j', long, value_name = "N", env = "HM_PARALLELISM")]
-    pub parallelism: Option<usize>,
+    #[command(flatten)]
+    pub build: BuildArgs,
     /// Keep running independent steps after a failure
     #[arg(short = 'k', long)]
     pub keep_going: bool,
@@ -109,7 +108,30 @@ pub struct RunArgs {
     /// Print every log line, prefixed with its step
     #[arg(long)]
     pub logs: bool,
-    /// Set KEY=VALUE in every step's environment (after the pipeline's own)
+    /// After the run, wait for a change to the source or the pipeline and
+    /// run again (cached steps stay cached), until Ctrl-C
+    #[arg(long)]
+    pub watch: bool,
+    /// When a step fails, open an interactive shell in its state (on a
+    /// terminal; nothing done in the shell is kept)
+    #[arg(long)]
+    pub shell_on_failure: bool,
+    /// Set by `hm shell`: the step to open a shell at.
+    #[arg(skip)]
+    pub shell: Option<ShellTarget>,
+    /// Run on the hosted service (not supported)
+    #[arg(long, hide = true)]
+    pub cloud: bool,
+}
+
+/// How the steps of a build run: options of both `hm run` and `hm shell`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BuildArgs {
+    /// Steps executing at once (default: the number of CPUs; 0 is 1)
+    #[arg(short = 'j', long, value_name = "N", env = "HM_PARALLELISM")]
+    pub parallelism: Option<usize>,
+    /// Set KEY=VALUE in every step's environment (after the pipeline's
+    /// own), and in a shell's
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// The VM backend (default: sandbox)
@@ -127,20 +149,6 @@ pub struct RunArgs {
     /// [default: `[images] pull` in the configuration, else missing]
     #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
     pub pull: Option<PullPolicy>,
-    /// After the run, wait for a change to the source or the pipeline and
-    /// run again (cached steps stay cached), until Ctrl-C
-    #[arg(long)]
-    pub watch: bool,
-    /// When a step fails, open an interactive shell in its state (on a
-    /// terminal; nothing done in the shell is kept)
-    #[arg(long)]
-    pub shell_on_failure: bool,
-    /// Set by `hm shell`: the step to open a shell at.
-    #[arg(skip)]
-    pub shell: Option<ShellTarget>,
-    /// Run on the hosted service (not supported)
-    #[arg(long, hide = true)]
-    pub cloud: bool,
 }
 
 /// `hm shell`'s step, as `hm run` gets it.
@@ -164,26 +172,8 @@ pub struct ShellArgs {
     pub before: bool,
     #[command(flatten)]
     pub project: ProjectArgs,
-    /// Steps executing at once (default: the number of CPUs)
-    #[arg(short = 'j', long, value_name = "N", env = "HM_PARALLELISM")]
-    pub parallelism: Option<usize>,
-    /// Set KEY=VALUE in every step's environment (after the pipeline's
-    /// own), the shell's included
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// The VM backend (default: sandbox)
-    #[arg(long, value_enum, env = "HM_BACKEND")]
-    pub backend: Option<BackendName>,
-    /// Execute every step the shell needs, even cached ones, and refresh
-    /// their entries
-    #[arg(long)]
-    pub no_cache: bool,
-    /// The steps' network: `host` or `none`
-    #[arg(long, value_enum, env = "HM_NETWORK", value_name = "MODE")]
-    pub network: Option<NetworkName>,
-    /// When to pull the images the pipeline names (sandbox backend)
-    #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
-    pub pull: Option<PullPolicy>,
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 #[derive(Debug, Args)]

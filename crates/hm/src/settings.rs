@@ -33,20 +33,21 @@ pub struct RunSettings {
 
 impl RunSettings {
     pub fn resolve(args: &RunArgs, config: &Config, plan: &hm_ir::Plan, project_root: &Path) -> Self {
-        let network = args.network.or(config.network).or(plan.network.map(|n| match n {
+        let network = args.build.network.or(config.network).or(plan.network.map(|n| match n {
             hm_ir::Network::Host => NetworkName::Host,
             hm_ir::Network::None => NetworkName::None,
         }));
         RunSettings {
-            backend: args.backend.unwrap_or(config.backend),
+            backend: args.build.backend.unwrap_or(config.backend),
             network: match network {
                 Some(NetworkName::None) => Network::None,
                 Some(NetworkName::Host) | None => Network::Host,
             },
             format: args.format.or(config.format).unwrap_or(Format::Human),
-            pull: args.pull.or(config.pull).unwrap_or(PullPolicy::Missing),
+            pull: args.build.pull.or(config.pull).unwrap_or(PullPolicy::Missing),
             // `0` is `1`, as Harmont's `--parallelism` has it.
             parallelism: args
+                .build
                 .parallelism
                 .or(config.parallelism)
                 .map(|n| n.max(1))
@@ -56,7 +57,7 @@ impl RunSettings {
                 .clone()
                 .unwrap_or_else(|| project_root.display().to_string()),
             keep_going: args.keep_going,
-            refresh: args.no_cache,
+            refresh: args.build.no_cache,
         }
     }
 }

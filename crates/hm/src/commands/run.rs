@@ -34,6 +34,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
         return Err(CliError::Cloud);
     }
     let env = args
+        .build
         .env
         .iter()
         .map(|kv| match kv.split_once('=') {

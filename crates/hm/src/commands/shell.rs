@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use hm_exec::{ShellHook, ShellPoint, ShellSession};
 use hm_ir::Plan;
-use hm_render::{format_duration, Renderer};
+use hm_render::{format_duration, step_name, Renderer};
 use hm_vm::Terminal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -40,12 +40,7 @@ pub async fn shell(args: ShellArgs) -> Result<i32, CliError> {
         pipeline,
         until: Some(step.clone()),
         project: args.project,
-        parallelism: args.parallelism,
-        env: args.env,
-        backend: args.backend,
-        no_cache: args.no_cache,
-        network: args.network,
-        pull: args.pull,
+        build: args.build,
         shell: Some(ShellTarget {
             step,
             before: args.before,
@@ -208,15 +203,6 @@ fn banner(session: &ShellSession) -> String {
         session.image,
         session.backend
     )
-}
-
-/// What a step is called: its key, unless Harmont's SDKs generated it (a
-/// SHA-256 in hex), then its label or command (as the build's views do).
-fn step_name<'a>(key: &'a str, display_name: &'a str) -> &'a str {
-    match key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
-        true => display_name,
-        false => key,
-    }
 }
 
 /// The view of `hm shell`'s build: a line on stderr as each step ends

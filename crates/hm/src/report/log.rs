@@ -6,6 +6,8 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use hm_render::line::Piece;
+
 use super::page::escape;
 
 /// Bytes of one step's log the report embeds at most.
@@ -86,11 +88,7 @@ pub fn to_html(bytes: &[u8]) -> String {
             out.push('\n');
         }
         let text = String::from_utf8_lossy(line);
-        let text = text.trim_end_matches('\r');
-        // A carriage return redraws the line: only what follows the last
-        // one shows.
-        let text = text.rsplit('\r').next().unwrap_or_default();
-        sgr.line(text, &mut out);
+        sgr.line(&text, &mut out);
     }
     out
 }
@@ -105,58 +103,24 @@ struct Sgr {
 }
 
 impl Sgr {
-    /// Appends `line` to `out`.
+    /// Appends what a terminal shows of `line` to `out`.
     fn line(&mut self, line: &str, out: &mut String) {
         let mut open = self.open(out);
-        let mut chars = line.chars().peekable();
-        let mut run = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\x1b' => {
-                    match chars.next() {
-                        // CSI: parameters and intermediates, then a final
-                        // byte; only colours (`m`) are kept.
-                        Some('[') => {
-                            let mut params = String::new();
-                            let mut last = None;
-                            for next in chars.by_ref() {
-                                if ('\x40'..='\x7e').contains(&next) {
-                                    last = Some(next);
-                                    break;
-                                }
-                                params.push(next);
-                            }
-                            if last == Some('m') {
-                                let before = *self;
-                                self.apply(&params);
-                                if *self != before {
-                                    out.push_str(&escape(&run));
-                                    run.clear();
-                                    if open {
-                                        out.push_str("</span>");
-                                    }
-                                    open = self.open(out);
-                                }
-                            }
+        for piece in hm_render::line::pieces(line) {
+            match piece {
+                Piece::Text(text) => out.push_str(&escape(text)),
+                Piece::Color(params) => {
+                    let before = *self;
+                    self.apply(params);
+                    if *self != before {
+                        if open {
+                            out.push_str("</span>");
                         }
-                        // OSC (a title, a hyperlink): up to BEL or ESC \.
-                        Some(']') => {
-                            while let Some(next) = chars.next() {
-                                if next == '\x07' || (next == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
-                                    break;
-                                }
-                            }
-                        }
-                        // Any other escape is two characters.
-                        _ => {}
+                        open = self.open(out);
                     }
                 }
-                '\t' => run.push(c),
-                c if c.is_control() => {}
-                c => run.push(c),
             }
         }
-        out.push_str(&escape(&run));
         if open {
             out.push_str("</span>");
         }

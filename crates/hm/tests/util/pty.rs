@@ -179,7 +179,7 @@ impl Pty {
                     self.text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(1));
         };
         status
     }
