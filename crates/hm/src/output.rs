@@ -84,6 +84,10 @@ pub fn is_closed(err: &std::io::Error) -> bool {
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        // One write: a message is never cut by what another process (a
+        // shell's prompt) writes on the same terminal meanwhile.
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }};
 }

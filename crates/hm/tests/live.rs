@@ -130,3 +130,39 @@ fn without_a_terminal_or_with_logs_the_log_stream_is_printed() {
     assert!(screen(&raw).contains("bad   | about to fail"));
     fx.assert_clean();
 }
+
+#[test]
+fn a_resized_terminal_gets_lines_cut_to_its_new_width() {
+    if !sandbox_available() {
+        return;
+    }
+    let long = "y".repeat(150);
+    let steps = [step("wide", &format!("echo {long}; sleep 3"))];
+    let fx = Fixture::with(&envelope("ci", &steps, &[], None));
+    let mut command = fx.command(&["run"]);
+    command.env("TERM", "xterm-256color");
+    let pty = Pty::spawn(command, ROWS, COLS);
+    pty.wait_for(&long[..60], Duration::from_secs(60)).unwrap();
+    // Drawn at 100 columns; from here on the terminal has 40.
+    std::thread::sleep(Duration::from_millis(600));
+    let before = pty.output().len();
+    pty.resize(ROWS, 40);
+    std::thread::sleep(Duration::from_millis(1000));
+    let during = pty.output().len();
+    let (status, raw) = pty.finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0));
+    let mut parser = vt100::Parser::new(ROWS, COLS, 0);
+    parser.process(&raw[..before]);
+    parser.screen_mut().set_size(ROWS, 40);
+    // Redrawn at 40 columns: the live line cut to fit, not wrapped (a
+    // wrapped line would leave pieces behind when redrawn), the header once.
+    parser.process(&raw[before..during]);
+    let live = parser.screen().contents();
+    assert_eq!(live.lines().filter(|l| l.contains("yyyy")).count(), 1, "{live}");
+    assert_eq!(live.matches("running `ci`").count(), 1, "{live}");
+    parser.process(&raw[during..]);
+    let end = parser.screen().contents();
+    assert!(end.contains("✓ wide") && end.contains("build passed"), "{end}");
+    assert!(!end.contains("yyyy") && !end.contains("running `ci`"), "{end}");
+    fx.assert_clean();
+}
