@@ -28,6 +28,7 @@ fn main() {
     }
 
     let cli = cli::Cli::parse();
+    output::set_color(cli.color_when());
     if matches!(cli.command, cli::Command::Run(_) | cli::Command::Shell(_)) {
         early::listen();
     }

@@ -8,8 +8,25 @@ use std::io::{IsTerminal, Write};
 
 use hm_render::{JsonRenderer, LiveRenderer, LogsRenderer, Renderer, Style};
 
-use crate::cli::Format;
+use crate::cli::{ColorWhen, Format};
 use crate::error::CliError;
+
+/// `--color`, set once at the start.
+static COLOR: std::sync::OnceLock<ColorWhen> = std::sync::OnceLock::new();
+
+/// Sets what `--color` asks for.
+pub fn set_color(when: ColorWhen) {
+    let _ = COLOR.set(when);
+}
+
+/// The style of what goes to a stream that `is_terminal` or not.
+pub fn style(is_terminal: bool) -> Style {
+    match COLOR.get().copied().unwrap_or_default() {
+        ColorWhen::Always => Style { color: true },
+        ColorWhen::Never => Style { color: false },
+        ColorWhen::Auto => Style::detect(is_terminal, crate::host::no_color()),
+    }
+}
 
 /// How often a view is told that time passed.
 pub const TICK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -19,7 +36,7 @@ pub const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 pub fn renderer(format: Format, logs: bool) -> Box<dyn Renderer> {
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
-    let style = Style::detect(terminal, crate::host::no_color());
+    let style = style(terminal);
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     match format {
         Format::Json => Box::new(JsonRenderer::new(out)),

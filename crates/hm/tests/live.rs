@@ -121,6 +121,26 @@ fn without_a_terminal_or_with_logs_the_log_stream_is_printed() {
         "{shown}"
     );
 
+    // Colour when asked for, whatever stdout is; none when asked not to,
+    // on a terminal too (`--no-color`, as Harmont's, or `NO_COLOR`), where
+    // the view is still live.
+    let coloured = fx.hm(&["run", "-k", "--color", "always"]);
+    assert!(coloured.stdout.windows(5).any(|w| w == b"\x1b[32m"));
+    for (flag, no_color) in [("--no-color", None), ("--color=auto", Some("1"))] {
+        let mut command = fx.command(&["run", "-k", flag]);
+        command.env("TERM", "xterm-256color").env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let (status, raw) = Pty::spawn(command, ROWS, COLS).finish(Duration::from_secs(120));
+        assert_eq!(status.code(), Some(1));
+        assert!(
+            !raw.windows(5).any(|w| w == b"\x1b[32m" || w == b"\x1b[31m"),
+            "{flag}: colour"
+        );
+        assert!(raw.windows(8).any(|w| w == b"\x1b[?2026h"), "{flag}: not live");
+    }
+
     // `TERM=dumb` cannot be redrawn: the log stream.
     let mut command = fx.command(&["run", "-k"]);
     command.env("TERM", "dumb");
