@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use crate::cache::CacheSettings;
 use crate::events::{now_rfc3339, Event, PlanSummary, StepStatus};
 use crate::outcome::{build_status, BuildOutcome};
-use crate::runner::{prefetch, Kept, RunnerRegistry, Shared, StepInput, StepOutcome, DEFAULT_RUNNER};
-use crate::scheduler::{Action, Scheduler, StopReason};
+use crate::runner::{prefetch, Kept, Prefetched, RunnerRegistry, Shared, StepInput, StepOutcome, DEFAULT_RUNNER};
+use crate::scheduler::{self, Action, Scheduler, StopReason};
 use crate::shell::{HeldShell, ShellHook, ShellPlan, ShellSession};
 use crate::store::SnapshotCache;
 use crate::workspace::Source;
@@ -190,6 +190,8 @@ struct Ledger {
     unavailable: Option<Arc<BackendUnavailable>>,
     /// The VM a step kept for the shell.
     shell: Option<(StepIdx, HeldShell)>,
+    /// Steps that do not run, as nothing after them needs them.
+    not_needed: BTreeSet<StepIdx>,
 }
 
 impl Build {
@@ -222,9 +224,20 @@ impl Build {
             backend: OnceCell::new(),
             shell,
         });
+        // A registry that cannot be read now is read step by step instead.
+        let Prefetched { keys, found } = prefetch(&shared).await.unwrap_or_default();
+        // A shell before a step needs its parent's state: it is no hit.
+        let before = |idx| shared.shell.as_ref().is_some_and(|s| s.before(idx));
+        let not_needed = scheduler::not_needed(
+            &shared.plan,
+            |idx| keys.contains_key(&idx),
+            |idx| found.contains_key(&idx) && !before(idx),
+        );
         let mut ledger = Ledger {
-            // A registry that cannot be read now is read step by step instead.
-            prefetched: prefetch(&shared).await.unwrap_or_default(),
+            // Children of steps that do not run build on their keys.
+            keys: keys.into_iter().filter(|(idx, _)| not_needed.contains(idx)).collect(),
+            prefetched: found,
+            not_needed,
             ..Ledger::default()
         };
         let mut scheduler = Scheduler::new(&shared.plan, self.parallelism, request.keep_going);
@@ -317,7 +330,7 @@ impl Build {
         let mut actions = if *self.interrupted.borrow() {
             scheduler.stop(StopReason::Interrupted)
         } else {
-            scheduler.start()
+            scheduler.start(&ledger.not_needed)
         };
         loop {
             for action in actions.drain(..) {
@@ -485,6 +498,7 @@ impl Ledger {
             parent: parent.and_then(|p| self.snapshots.get(&p).cloned()),
             parent_key: parent.and_then(|p| self.keys.get(&p).cloned()),
             prefetched: self.prefetched.remove(&idx),
+            parent_not_run: parent.is_some_and(|p| self.not_needed.contains(&p)),
             cancel: cancelled,
         }
     }

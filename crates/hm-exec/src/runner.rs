@@ -72,6 +72,10 @@ pub(crate) struct StepInput {
     /// The entry found for this step before the build started, with the
     /// key it was found under.
     pub prefetched: Option<(String, Found)>,
+    /// The parent did not run, as this step was a cache hit when the build
+    /// started (see [`crate::scheduler::not_needed`]): the step can only
+    /// be a hit.
+    pub parent_not_run: bool,
     /// Becomes true when the step must stop.
     pub cancel: watch::Receiver<bool>,
 }
@@ -168,6 +172,12 @@ pub(crate) enum StepError {
     /// user's doing).
     #[error("the snapshot of `{0}` is gone")]
     ParentGone(String),
+    /// A step that was a hit when the build started, so that its parent
+    /// did not run, is not one any more.
+    #[error(
+        "`{0}` did not run, as this step was cached when the build started, but its cache entry no longer matches (its files changed or its ttl window passed during the build); run again"
+    )]
+    ParentNotRun(String),
 }
 
 impl StepError {
@@ -229,6 +239,10 @@ impl StepRunner for VmRunner {
             Some(Missed { keyed, reason }) => (Some(keyed), reason),
             None => (None, None),
         };
+        if let (true, Some(parent)) = (input.parent_not_run, planned.parent) {
+            let parent = shared.plan.steps[parent].key().to_owned();
+            return StepOutcome::failed(started, StepError::ParentNotRun(parent));
+        }
 
         shared
             .emit(Event::StepStart {
@@ -611,9 +625,9 @@ fn key_inputs(
 /// Computes the key of every cached step up front and looks them all up in
 /// one transaction, so that a build of cache hits reads the registry once.
 /// Each step still checks its key when it is its turn.
-pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<HashMap<StepIdx, (String, Found)>, StepError> {
+pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<Prefetched, StepError> {
     let Some(cache) = shared.cache.as_ref().filter(|c| !c.settings().refresh) else {
-        return Ok(HashMap::new());
+        return Ok(Prefetched::default());
     };
     let plan = &shared.plan;
     let cached = |idx: StepIdx| plan.steps[idx].node.step.cache.as_ref().filter(|p| p.is_cached());
@@ -637,10 +651,20 @@ pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<HashMap<StepIdx, (S
     // while the build ran) boots from its parent's entry, and another
     // process may not evict it meanwhile.
     let mut found = cache.lookup_many(keys.values().cloned().collect()).await?;
-    Ok(keys
-        .into_iter()
-        .filter_map(|(idx, key)| found.remove(&key).map(|entry| (idx, (key, entry))))
-        .collect())
+    let found = keys
+        .iter()
+        .filter_map(|(&idx, key)| found.remove(key).map(|entry| (idx, (key.clone(), entry))))
+        .collect();
+    Ok(Prefetched { keys, found })
+}
+
+/// What the cache said before the build started.
+#[derive(Default)]
+pub(crate) struct Prefetched {
+    /// The key of every cached step whose ancestors are cached too.
+    pub keys: HashMap<StepIdx, String>,
+    /// The entries found, by step, with their key.
+    pub found: HashMap<StepIdx, (String, Found)>,
 }
 
 /// One step's output as it is kept ([`crate::local::StepLogs`]): written

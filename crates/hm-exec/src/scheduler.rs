@@ -3,7 +3,7 @@
 //! no clocks; the run loop in [`crate::local`] carries the actions out.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use hm_ir::{Plan, StepIdx};
 
@@ -30,6 +30,9 @@ pub enum SkipReason {
     Upstream { key: String, status: UpstreamStatus },
     /// The build stopped before the step could start.
     Stopped(StopReason),
+    /// Nothing after it needs it: every step that builds on it or waits
+    /// for it is a cache hit (or not needed either).
+    NotNeeded,
 }
 
 /// What became of the ancestor a step was skipped for.
@@ -57,6 +60,7 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Stopped(StopReason::Unavailable) => f.write_str("the backend is unavailable"),
             SkipReason::Stopped(StopReason::PipelineTimeout) => f.write_str("the pipeline timed out"),
             SkipReason::Stopped(StopReason::Interrupted) => f.write_str("the build was interrupted"),
+            SkipReason::NotNeeded => f.write_str("not needed: what comes after it is cached"),
         }
     }
 }
@@ -76,11 +80,13 @@ enum State {
     Running,
     Done(StepStatus),
     Skipped,
+    /// Skipped as nothing needs it: its successors go on as if it passed.
+    NotNeeded,
 }
 
 impl State {
     fn is_terminal(self) -> bool {
-        matches!(self, State::Done(_) | State::Skipped)
+        matches!(self, State::Done(_) | State::Skipped | State::NotNeeded)
     }
 }
 
@@ -109,9 +115,14 @@ impl<'p> Scheduler<'p> {
         }
     }
 
-    /// The first steps to start.
-    pub fn start(&mut self) -> Vec<Action> {
+    /// The first steps to start; `not_needed` (see [`not_needed`]) are
+    /// skipped, and what comes after them goes on as if they had passed.
+    pub fn start(&mut self, not_needed: &BTreeSet<StepIdx>) -> Vec<Action> {
         let mut actions = Vec::new();
+        for &idx in not_needed {
+            self.states[idx] = State::NotNeeded;
+            actions.push(Action::Skip(idx, SkipReason::NotNeeded));
+        }
         for idx in 0..self.states.len() {
             self.consider(idx, &mut actions);
         }
@@ -237,6 +248,7 @@ impl<'p> Scheduler<'p> {
             {
                 match self.states[pred] {
                     State::Done(status) if status.is_success() || ordering_only => {}
+                    State::NotNeeded => {}
                     State::Skipped if ordering_only => {}
                     State::Done(status) => blocker = blocker.or(Some((pred, UpstreamStatus::Failed(status)))),
                     State::Skipped => blocker = blocker.or(Some((pred, UpstreamStatus::Skipped))),
@@ -274,6 +286,26 @@ impl<'p> Scheduler<'p> {
     }
 }
 
+/// The steps that need not run: those whose key is known (`keyed`) but
+/// that are no cache hit, when every step that builds on them or waits for
+/// them is a hit (`hit`) or not needed either, as the hit's snapshot holds
+/// all they would have done. A step nothing comes after is always needed:
+/// it is what the build is for. Found from the last steps up, so a chain
+/// whose last step is a hit runs nothing.
+pub fn not_needed(plan: &Plan, keyed: impl Fn(StepIdx) -> bool, hit: impl Fn(StepIdx) -> bool) -> BTreeSet<StepIdx> {
+    let mut skipped = BTreeSet::new();
+    for &idx in plan.topo_order.iter().rev() {
+        let mut after = plan.successors(idx).peekable();
+        if hit(idx) || !keyed(idx) || after.peek().is_none() {
+            continue;
+        }
+        if after.all(|next| hit(next) || skipped.contains(&next)) {
+            skipped.insert(idx);
+        }
+    }
+    skipped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +340,60 @@ mod tests {
             .collect()
     }
 
+    fn set(steps: &[StepIdx]) -> BTreeSet<StepIdx> {
+        steps.iter().copied().collect()
+    }
+
+    #[test]
+    fn steps_before_a_hit_are_not_needed() {
+        let chain = plan(
+            &[("a", false), ("b", false), ("c", false)],
+            &[(0, 1, "builds_in"), (1, 2, "builds_in")],
+        );
+        let all = |_| true;
+        assert_eq!(not_needed(&chain, all, |i| i == 2), set(&[0, 1]));
+        assert_eq!(not_needed(&chain, all, |i| i == 1), set(&[0]), "c runs on b's entry");
+        assert_eq!(not_needed(&chain, all, |_| false), set(&[]), "the last step is needed");
+        assert_eq!(
+            not_needed(&chain, |i| i != 0, |i| i == 2),
+            set(&[1]),
+            "a step without a key runs"
+        );
+
+        let mut s = Scheduler::new(&chain, 4, false);
+        let actions = s.start(&set(&[0, 1]));
+        assert_eq!(skips(&actions), [0, 1]);
+        assert!(actions.contains(&Action::Skip(0, SkipReason::NotNeeded)));
+        assert_eq!(starts(&actions), [2], "what comes after goes on");
+        assert!(s.finished(2, StepStatus::CacheHit).is_empty());
+        assert!(s.is_done() && !s.any_failed() && s.stop_reason().is_none());
+    }
+
+    #[test]
+    fn a_step_anything_still_running_needs_is_needed() {
+        // a -> b (a hit), a -> x; a -> c (a hit) with w waiting for c.
+        let p = plan(
+            &[("a", false), ("b", false), ("x", false), ("c", false), ("w", false)],
+            &[
+                (0, 1, "builds_in"),
+                (0, 2, "builds_in"),
+                (0, 3, "builds_in"),
+                (3, 4, "depends_on"),
+            ],
+        );
+        let all = |_| true;
+        assert_eq!(not_needed(&p, all, |i| i == 1 || i == 3), set(&[]), "x builds on a");
+        assert_eq!(not_needed(&p, all, |i| [1, 2, 3].contains(&i)), set(&[0]));
+        // A waiting step needs what it waits for to have passed: not
+        // needed counts as passed.
+        let mut s = Scheduler::new(&p, 4, false);
+        let actions = s.start(&set(&[0]));
+        assert_eq!(starts(&actions), [3, 1, 2], "c first: w comes after it");
+        s.finished(1, StepStatus::CacheHit);
+        s.finished(2, StepStatus::CacheHit);
+        assert_eq!(starts(&s.finished(3, StepStatus::CacheHit)), [4]);
+    }
+
     #[test]
     fn chain_runs_in_order() {
         let p = plan(
@@ -315,7 +401,7 @@ mod tests {
             &[(0, 1, "builds_in"), (1, 2, "builds_in")],
         );
         let mut s = Scheduler::new(&p, 4, false);
-        assert_eq!(starts(&s.start()), [0]);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [0]);
         assert_eq!(starts(&s.finished(0, StepStatus::Passed)), [1]);
         assert_eq!(starts(&s.finished(1, StepStatus::CacheHit)), [2]);
         assert!(s.finished(2, StepStatus::Passed).is_empty());
@@ -331,7 +417,7 @@ mod tests {
             &[(1, 2, "builds_in"), (2, 3, "builds_in")],
         );
         let mut s = Scheduler::new(&p, 1, false);
-        assert_eq!(starts(&s.start()), [1]);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [1]);
         assert_eq!(starts(&s.finished(1, StepStatus::Passed)), [2]);
     }
 
@@ -343,7 +429,7 @@ mod tests {
             &[(0, 2, "builds_in")],
         );
         let mut s = Scheduler::new(&p, 2, false);
-        assert_eq!(starts(&s.start()), [0, 1]);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [0, 1]);
         let actions = s.finished(0, StepStatus::Failed);
         assert!(actions.contains(&Action::Cancel(1)));
         let mut skipped = skips(&actions);
@@ -362,7 +448,7 @@ mod tests {
             &[(0, 1, "builds_in"), (1, 2, "builds_in")],
         );
         let mut s = Scheduler::new(&p, 1, true);
-        assert_eq!(starts(&s.start()), [0]);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [0]);
         let actions = s.finished(0, StepStatus::TimedOut);
         assert_eq!(skips(&actions), [1, 2], "every descendant is skipped");
         assert_eq!(starts(&actions), [3]);
@@ -394,7 +480,7 @@ mod tests {
             ],
         );
         let mut s = Scheduler::new(&p, 4, false);
-        assert_eq!(starts(&s.start()), [0, 1]);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [0, 1]);
         let actions = s.finished(0, StepStatus::Failed);
         assert!(actions.contains(&Action::Cancel(1)));
         assert_eq!(skips(&actions), [2]);
@@ -416,7 +502,7 @@ mod tests {
             &[(1, 2, "builds_in"), (2, 3, "depends_on")],
         );
         let mut s = Scheduler::new(&p, 1, false);
-        assert_eq!(starts(&s.start()), [1]);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [1]);
         let actions = s.finished(1, StepStatus::Failed);
         assert!(skips(&actions).contains(&2));
         assert!(skips(&actions).contains(&0));
@@ -454,7 +540,7 @@ mod tests {
             .stack_size(1 << 20)
             .spawn(move || {
                 let mut s = Scheduler::new(&p, 4, false);
-                assert_eq!(starts(&s.start()), [0]);
+                assert_eq!(starts(&s.start(&BTreeSet::new())), [0]);
                 let actions = s.finished(0, StepStatus::Failed);
                 assert!(s.is_done());
                 actions
@@ -473,7 +559,7 @@ mod tests {
     fn interrupt_stops_everything() {
         let p = plan(&[("a", false), ("b", true)], &[(0, 1, "depends_on")]);
         let mut s = Scheduler::new(&p, 4, false);
-        s.start();
+        s.start(&BTreeSet::new());
         let actions = s.stop(StopReason::Interrupted);
         assert_eq!(
             actions,

@@ -309,6 +309,46 @@ async fn a_cached_chain_misses_then_hits_without_booting() {
 }
 
 #[tokio::test]
+async fn steps_before_a_cached_one_do_not_run() {
+    let f = Fixture::new();
+    let p = || {
+        plan(&[
+            ("a", "true", cached()),
+            ("b", "true", cached_in("a")),
+            ("c", "true", cached_in("b")),
+            ("d", "true", cached_in("c")),
+        ])
+    };
+    f.run(p()).await;
+    // The entries of a, b and d are gone (evicted by bounds, say); c's
+    // snapshot holds all a and b did, and d builds on it.
+    let gone: Vec<String> = f
+        .registry
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.step != "c")
+        .map(|e| e.key)
+        .collect();
+    f.registry.remove(&gone).unwrap();
+    let build = f.run(p()).await;
+    assert_eq!(build.exit_code(), 0);
+    for idx in [0, 1] {
+        assert_eq!(build.skip_reason(idx), "not needed: what comes after it is cached");
+    }
+    assert_eq!(build.end(2).0, StepStatus::CacheHit);
+    assert_eq!(build.end(3).0, StepStatus::Passed);
+    assert_eq!(f.fake.executed(), ["a", "b", "c", "d", "d"], "only d runs again");
+    assert_eq!(
+        build.cache_miss(3),
+        None,
+        "d's parent key is c's: d's entry is simply gone"
+    );
+    assert_eq!(f.registry.list().unwrap().len(), 2, "c's entry, and d's again");
+    assert_eq!(f.fake.live_snapshots(), 0);
+}
+
+#[tokio::test]
 async fn a_changed_command_misses_and_says_why() {
     let f = Fixture::new();
     f.run(plan(&[("a", "true", cached())])).await;
