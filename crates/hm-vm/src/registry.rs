@@ -6,9 +6,11 @@
 //! between entries (a child's stack holds its parent's layers) and a part's
 //! storage is deleted only when no entry references it and no live process
 //! holds it. An entry also names its *parent* entry (the `builds_in`
-//! parent's key): a child is only reachable through its parent, so
-//! eviction goes from the leaves and an entry is only stored while its
-//! parent is.
+//! parent's key). Keys are all known before a build, so a child's entry
+//! is reachable without its parent's, and makes it unnecessary: eviction
+//! over the entry bound takes such ancestors first, over the byte bound
+//! the ends of chains (what frees storage; see [`Registry::store`]). An
+//! entry is only stored while its parent is.
 //!
 //! Processes *hold* what they use until they release it or die (holds of
 //! dead sessions do not count): the entries they looked up (a held entry
@@ -33,15 +35,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use crate::session::{is_alive, Session};
+use crate::session::Session;
 
+mod collect;
 mod evict;
+mod schema;
+
+use collect::{collect, forget_dead_holds, totals};
 
 pub use evict::{PipelineUsage, Removed, Usage};
 
 /// The registry's file in the cache directory.
 pub const REGISTRY_FILE: &str = "registry.db";
-const SCHEMA_VERSION: i64 = 4;
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -172,18 +177,28 @@ pub struct NewEntry {
     pub manifest_bytes: Option<Vec<u8>>,
 }
 
-/// Limits on the cache.
+/// Limits on the cache. Bytes are what a disk runs out of, so they are
+/// the bound that matters; the entry bound only caps the registry's
+/// bookkeeping and is sized for pipelines of thousands of steps (see
+/// docs/decisions.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
     pub max_entries: u64,
     pub max_bytes: u64,
 }
 
+impl Bounds {
+    /// The default entry bound: ten pipelines of 1,000 cached steps.
+    pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
+    /// The default byte bound.
+    pub const DEFAULT_MAX_BYTES: u64 = 20 << 30;
+}
+
 impl Default for Bounds {
     fn default() -> Self {
         Bounds {
-            max_entries: 256,
-            max_bytes: 20 << 30,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -224,59 +239,6 @@ fn now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    backend TEXT NOT NULL,
-    base TEXT NOT NULL,
-    manifest TEXT,
-    size INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    pipeline TEXT NOT NULL,
-    project TEXT NOT NULL,
-    created INTEGER NOT NULL,
-    last_used INTEGER NOT NULL,
-    inputs TEXT NOT NULL,
-    parent TEXT
-);
--- `inputs` is the digest of a blob: entries stay small, so that marking
--- fifty of them used rewrites a page or two.
-CREATE INDEX IF NOT EXISTS entries_by_step ON entries (project, pipeline, step, created);
-CREATE TABLE IF NOT EXISTS entry_parts (
-    key TEXT NOT NULL REFERENCES entries (key) ON DELETE CASCADE ON UPDATE CASCADE,
-    position INTEGER NOT NULL,
-    backend TEXT NOT NULL,
-    part TEXT NOT NULL,
-    PRIMARY KEY (key, position)
-);
-CREATE INDEX IF NOT EXISTS entry_parts_by_part ON entry_parts (backend, part);
-CREATE TABLE IF NOT EXISTS parts (
-    backend TEXT NOT NULL,
-    part TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    PRIMARY KEY (backend, part)
-);
-CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS holds (
-    session TEXT NOT NULL,
-    key TEXT NOT NULL,
-    PRIMARY KEY (session, key)
-);
-";
-
-/// What version 4 added to version 3 (and what a new database gets after
-/// [`SCHEMA`]): entries name their parent, and processes hold parts.
-const SCHEMA_4: &str = "
-CREATE INDEX IF NOT EXISTS entries_by_parent ON entries (parent);
-CREATE TABLE IF NOT EXISTS part_holds (
-    session TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    part TEXT NOT NULL,
-    PRIMARY KEY (session, backend, part)
-);
-";
 
 impl Registry {
     /// Opens (or creates) the registry of `cache_dir`. A database that is
@@ -355,54 +317,10 @@ impl Registry {
         // Checkpoints happen as the WAL grows, not each time `hm` exits
         // (a checkpoint syncs the whole database).
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-        // Damage is found where it is read (see `err`), not by scanning the
-        // whole file on every start.
-        let version = conn
-            .query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| {
-                row.get::<_, i64>(0)
-            })
-            .optional();
-        let version = match version {
-            Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.starts_with("no such table") => None,
-            other => other?,
-        };
-        match version {
-            Some(SCHEMA_VERSION) => {}
-            None => {
-                conn.execute_batch(SCHEMA)?;
-                conn.execute_batch(SCHEMA_4)?;
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?1)",
-                    [SCHEMA_VERSION],
-                )?;
-            }
-            Some(3) => Self::upgrade_from_3(&conn)?,
-            // Another version of hm wrote this cache: start afresh.
-            Some(found) => return Err(OpenError::WrongSchema { found }),
-        }
+        // Room for every statement a build repeats (see `cached`).
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::prepare(&conn)?;
         Ok(conn)
-    }
-
-    /// Adds what version 4 needs to a version 3 database, keeping its
-    /// entries (they have no parent: each counts as a root).
-    fn upgrade_from_3(conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let upgraded = (|| {
-            let version: i64 = conn.query_row("SELECT value FROM meta WHERE name = 'schema'", [], |row| row.get(0))?;
-            if version == 3 {
-                conn.execute_batch("ALTER TABLE entries ADD COLUMN parent TEXT")?;
-                conn.execute_batch(SCHEMA_4)?;
-                conn.execute("UPDATE meta SET value = ?1 WHERE name = 'schema'", [SCHEMA_VERSION])?;
-            }
-            Ok(())
-        })();
-        match upgraded {
-            Ok(()) => conn.execute_batch("COMMIT"),
-            Err(err) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(err)
-            }
-        }
     }
 
     /// Moves a damaged database (and its WAL files) out of the way, keeping
@@ -570,13 +488,18 @@ impl Registry {
     }
 
     /// Adds (or replaces) an entry, then brings the cache within `bounds`
-    /// (least recently used leaves first, the new entry included: it is
-    /// newest, but if only it can go, it goes). With `hold_parts`, this
+    /// (see [`evict::evict_in`]: over the entry bound, ancestors of kept
+    /// entries first; over the byte bound, the least recently used ends
+    /// of chains, the new entry included: it is newest, but if only it can
+    /// go, it goes). Over the entry bound alone the new entry stays when
+    /// every other entry is held: it goes before the next one does, or
+    /// when the build lets go of the others (else a step whose parent is
+    /// held would run again on every build). With `hold_parts`, this
     /// process keeps the entry's parts until it lets go, whatever becomes
-    /// of the entry (its steps boot from them). An entry whose parent entry
-    /// is gone is not kept: it could only be reached by running the parent
-    /// again. An entry replaced while other processes hold it is retired,
-    /// not removed.
+    /// of the entry (its steps boot from them). An entry whose parent
+    /// entry is gone is not kept: under a byte bound the parent went to
+    /// free its layers, which the child's stack holds too. An entry
+    /// replaced while other processes hold it is retired, not removed.
     pub fn store(&self, new: &NewEntry, hold_parts: bool, bounds: Option<Bounds>) -> Result<Stored, RegistryError> {
         let holder = if hold_parts {
             Some(self.holder()?.to_owned())
@@ -592,14 +515,15 @@ impl Registry {
         forget_dead_holds(&tx, &self.cache_dir).map_err(self.err())?;
         let parent_there = match &entry.parent {
             Some(parent) => tx
-                .query_row("SELECT 1 FROM entries WHERE key = ?1", [parent], |_| Ok(()))
-                .optional()
+                .prepare_cached("SELECT 1 FROM entries WHERE key = ?1")
+                .and_then(|mut s| s.query_row([parent], |_| Ok(())).optional())
                 .map_err(self.err())?
                 .is_some(),
             None => true,
         };
         for (part, size) in &new.part_sizes {
-            tx.execute(
+            cached(
+                &tx,
                 "INSERT OR IGNORE INTO parts (backend, part, size) VALUES (?1, ?2, ?3)",
                 params![entry.backend, part, *size as i64],
             )
@@ -607,7 +531,8 @@ impl Registry {
         }
         if let Some(holder) = &holder {
             for part in &entry.parts {
-                tx.execute(
+                cached(
+                    &tx,
                     "INSERT OR IGNORE INTO part_holds (session, backend, part) VALUES (?1, ?2, ?3)",
                     params![holder, entry.backend, part],
                 )
@@ -618,7 +543,7 @@ impl Registry {
         if parent_there {
             put_entry(&tx, new, &me).map_err(self.err())?;
             if let Some(bounds) = bounds {
-                evicted = evict::evict_in(&tx, bounds, None).map_err(self.err())?;
+                evicted = evict::evict_in(&tx, bounds, None, Some(&entry.key)).map_err(self.err())?;
             }
         }
         let kept = parent_there && !evicted.contains(&entry.key);
@@ -635,8 +560,7 @@ impl Registry {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
         for key in keys {
-            tx.execute("DELETE FROM entries WHERE key = ?1", [key])
-                .map_err(self.err())?;
+            cached(&tx, "DELETE FROM entries WHERE key = ?1", [key]).map_err(self.err())?;
         }
         let doomed = collect(&tx, &self.cache_dir, keys.to_vec()).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
@@ -653,9 +577,11 @@ impl Registry {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
-        for table in ["holds", "part_holds"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE session = ?1"), [lease.id()])
-                .map_err(self.err())?;
+        for sql in [
+            "DELETE FROM holds WHERE session = ?1",
+            "DELETE FROM part_holds WHERE session = ?1",
+        ] {
+            cached(&tx, sql, [lease.id()]).map_err(self.err())?;
         }
         let doomed = collect(&tx, &self.cache_dir, Vec::new()).map_err(self.err())?;
         tx.commit().map_err(self.err())?;
@@ -738,11 +664,9 @@ fn put_entry(tx: &Connection, new: &NewEntry, me: &str) -> rusqlite::Result<()> 
     let entry = &new.entry;
     let inputs_json = serde_json::to_vec(&entry.inputs).unwrap_or_else(|_| b"null".to_vec());
     let inputs = format!("inputs:{}", blake3::hash(&inputs_json).to_hex());
-    let held_by_others: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM holds WHERE key = ?1 AND session != ?2",
-        params![entry.key, me],
-        |row| row.get(0),
-    )?;
+    let held_by_others: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM holds WHERE key = ?1 AND session != ?2")?
+        .query_row(params![entry.key, me], |row| row.get(0))?;
     if held_by_others > 0 {
         // Keep the old snapshot for its holders, under a key nothing
         // looks up, first in line for eviction once they let go.
@@ -756,9 +680,10 @@ fn put_entry(tx: &Connection, new: &NewEntry, me: &str) -> rusqlite::Result<()> 
         }
         tx.execute("UPDATE entries SET last_used = 0 WHERE key = ?1", [&retired])?;
     }
-    tx.execute("DELETE FROM holds WHERE key = ?1", [&entry.key])?;
-    tx.execute("DELETE FROM entries WHERE key = ?1", [&entry.key])?;
-    tx.execute(
+    cached(tx, "DELETE FROM holds WHERE key = ?1", [&entry.key])?;
+    cached(tx, "DELETE FROM entries WHERE key = ?1", [&entry.key])?;
+    cached(
+        tx,
         "INSERT INTO entries (key, backend, base, manifest, size, step, pipeline, project, created, last_used, inputs, parent)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
@@ -777,22 +702,32 @@ fn put_entry(tx: &Connection, new: &NewEntry, me: &str) -> rusqlite::Result<()> 
         ],
     )?;
     for (position, part) in entry.parts.iter().enumerate() {
-        tx.execute(
+        cached(
+            tx,
             "INSERT INTO entry_parts (key, position, backend, part) VALUES (?1, ?2, ?3, ?4)",
             params![entry.key, position as i64, entry.backend, part],
         )?;
     }
-    tx.execute(
+    cached(
+        tx,
         "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)",
         params![inputs, inputs_json],
     )?;
     if let (Some(digest), Some(bytes)) = (&entry.manifest, &new.manifest_bytes) {
-        tx.execute(
+        cached(
+            tx,
             "INSERT OR IGNORE INTO blobs (digest, data) VALUES (?1, ?2)",
             params![digest, bytes],
         )?;
     }
     Ok(())
+}
+
+/// Runs a statement kept prepared on the connection: a statement that
+/// fires triggers is costly to prepare, and a build runs the same few
+/// for every step.
+fn cached(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
 }
 
 /// A stored blob (a manifest), if there is one.
@@ -846,72 +781,6 @@ fn read_entry(conn: &Connection, key: &str, with_inputs: bool) -> rusqlite::Resu
     let mut stmt = conn.prepare_cached("SELECT part FROM entry_parts WHERE key = ?1 ORDER BY position")?;
     entry.parts = stmt.query_map([key], |row| row.get(0))?.collect::<Result<_, _>>()?;
     Ok(Some(entry))
-}
-
-fn totals(conn: &Connection) -> rusqlite::Result<(u64, u64)> {
-    let count: i64 = conn.query_row("SELECT COUNT(*) FROM entries", [], |row| row.get(0))?;
-    let bytes: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(size), 0) FROM parts p WHERE EXISTS (
-            SELECT 1 FROM entry_parts e WHERE e.backend = p.backend AND e.part = p.part)",
-        [],
-        |row| row.get(0),
-    )?;
-    Ok((count as u64, bytes as u64))
-}
-
-/// Forgets the holds of processes that are gone.
-fn forget_dead_holds(conn: &Connection, cache_dir: &Path) -> rusqlite::Result<()> {
-    let sessions: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT session FROM holds UNION SELECT session FROM part_holds")?;
-        let rows = stmt.query_map([], |row| row.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for session in sessions {
-        if !is_alive(cache_dir, &session) {
-            conn.execute("DELETE FROM holds WHERE session = ?1", [&session])?;
-            conn.execute("DELETE FROM part_holds WHERE session = ?1", [&session])?;
-        }
-    }
-    Ok(())
-}
-
-/// Forgets manifests no entry refers to.
-fn drop_unreferenced_blobs(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM blobs WHERE digest NOT IN (SELECT manifest FROM entries WHERE manifest IS NOT NULL)
-                             AND digest NOT IN (SELECT inputs FROM entries)",
-        [],
-    )?;
-    Ok(())
-}
-
-/// Removes the rows of parts that no entry references and no live process
-/// holds (a held entry is never removed, so its parts stay referenced), and
-/// returns them for their storage to be deleted.
-fn collect(conn: &Connection, cache_dir: &Path, entries: Vec<String>) -> rusqlite::Result<Doomed> {
-    forget_dead_holds(conn, cache_dir)?;
-    // Retired entries live only as long as someone holds them.
-    conn.execute(
-        "DELETE FROM entries WHERE key LIKE '%~retired-%' AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.key = entries.key)",
-        [],
-    )?;
-    drop_unreferenced_blobs(conn)?;
-    let doomed: Vec<(String, String)> = {
-        let mut stmt = conn.prepare(
-            "SELECT backend, part FROM parts p
-             WHERE NOT EXISTS (SELECT 1 FROM entry_parts e WHERE e.backend = p.backend AND e.part = p.part)
-               AND NOT EXISTS (SELECT 1 FROM part_holds h WHERE h.backend = p.backend AND h.part = p.part)",
-        )?;
-        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for (backend, part) in &doomed {
-        conn.execute(
-            "DELETE FROM parts WHERE backend = ?1 AND part = ?2",
-            params![backend, part],
-        )?;
-    }
-    Ok(Doomed { parts: doomed, entries })
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! What leaves the registry, and how much it holds: eviction within the
-//! bounds (least recently used leaves first), removal on request (never of
-//! what a running build uses), and sizes counted once per part.
+//! bounds (ancestors of kept entries first, then the least recently used
+//! ends of chains), removal on request (never of what a running build
+//! uses), and sizes counted once per part.
 
 use std::collections::{BTreeMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use super::collect::sweep;
 use super::{collect, forget_dead_holds, now, totals, Bounds, Doomed, Registry, RegistryError};
 
 /// What [`Registry::remove_unused`] did.
@@ -41,24 +43,39 @@ pub struct PipelineUsage {
 }
 
 impl Registry {
-    /// Evicts least-recently-used entries until the cache is within
-    /// `bounds`, never one a live process holds.
+    /// Evicts entries until the cache is within `bounds` (see
+    /// [`evict_in`]), never one a live process holds.
     pub fn evict(&self, bounds: Bounds) -> Result<Doomed, RegistryError> {
-        self.evict_where(bounds, None, true)
+        self.evicting(bounds, None, true, false)
     }
 
     /// Like [`Registry::evict`], also evicting entries not used for
-    /// `older_than` seconds. Without `apply`, nothing changes: the result
-    /// says what would go (to free storage first on a full disk, where the
-    /// registry cannot be written until some is free).
+    /// `older_than` seconds, and collecting every part and blob nothing
+    /// needs (not only what this eviction let go). Without `apply`,
+    /// nothing changes: the result says what would go (to free storage
+    /// first on a full disk, where the registry cannot be written until
+    /// some is free).
     pub fn evict_where(&self, bounds: Bounds, older_than: Option<u64>, apply: bool) -> Result<Doomed, RegistryError> {
+        self.evicting(bounds, older_than, apply, true)
+    }
+
+    fn evicting(
+        &self,
+        bounds: Bounds,
+        older_than: Option<u64>,
+        apply: bool,
+        all: bool,
+    ) -> Result<Doomed, RegistryError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
         forget_dead_holds(&tx, &self.cache_dir).map_err(self.err())?;
+        if all {
+            sweep(&tx).map_err(self.err())?;
+        }
         let cutoff = older_than.map(|age| now().saturating_sub(age));
-        let evicted = evict_in(&tx, bounds, cutoff).map_err(self.err())?;
+        let evicted = evict_in(&tx, bounds, cutoff, None).map_err(self.err())?;
         let doomed = collect(&tx, &self.cache_dir, evicted).map_err(self.err())?;
         if apply {
             tx.commit().map_err(self.err())?;
@@ -82,6 +99,7 @@ impl Registry {
             None => all_keys(&tx).map_err(self.err())?,
         };
         let mut removed = Vec::new();
+        let mut gone = HashSet::new();
         let mut kept = Vec::new();
         for key in asked {
             for doomed in with_descendants(&tx, &key).map_err(self.err())? {
@@ -89,13 +107,15 @@ impl Registry {
                     if doomed == key {
                         kept.push(key.clone());
                     }
-                } else if !removed.contains(&doomed) {
-                    tx.execute("DELETE FROM entries WHERE key = ?1", [&doomed])
+                } else if gone.insert(doomed.clone()) {
+                    tx.prepare_cached("DELETE FROM entries WHERE key = ?1")
+                        .and_then(|mut s| s.execute([&doomed]))
                         .map_err(self.err())?;
                     removed.push(doomed);
                 }
             }
         }
+        sweep(&tx).map_err(self.err())?;
         let doomed = collect(&tx, &self.cache_dir, removed).map_err(self.err())?;
         if apply {
             tx.commit().map_err(self.err())?;
@@ -141,6 +161,14 @@ impl Registry {
              WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = e.inputs)",
             "SELECT 'entry ' || key || ' has lost its manifest' FROM entries e
              WHERE manifest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = e.manifest)",
+            "SELECT 'entry ' || key || ' counts ' || children || ' children, not ' || n FROM (
+                 SELECT key, children, (SELECT COUNT(*) FROM entries c WHERE c.parent = e.key) AS n FROM entries e)
+             WHERE children != n",
+            "SELECT 'the running total is ' || counted || ' bytes, not ' || actual FROM (
+                 SELECT (SELECT value FROM meta WHERE name = 'bytes') AS counted,
+                        (SELECT COALESCE(SUM(size), 0) FROM parts p WHERE EXISTS (
+                             SELECT 1 FROM entry_parts e WHERE e.backend = p.backend AND e.part = p.part)) AS actual)
+             WHERE counted IS NOT actual",
         ];
         for check in checks {
             let mut stmt = conn.prepare(check).map_err(self.err())?;
@@ -165,35 +193,90 @@ impl Registry {
 }
 
 /// Evicts entries within a transaction until the cache is within `bounds`
-/// and nothing is older than `cutoff` (seconds since the epoch): always a
-/// leaf (an entry no other entry builds on), the least recently used
-/// first, never a held one. An entry's parent is needed to reach it, so a
-/// chain goes from its end. Returns the evicted keys.
-pub(super) fn evict_in(tx: &Connection, bounds: Bounds, cutoff: Option<u64>) -> rusqlite::Result<Vec<String>> {
+/// and nothing is older than `cutoff` (seconds since the epoch), never a
+/// held one, least recently used first within each kind:
+///
+/// - over the entry bound, first the *ancestors*: entries another entry
+///   builds on. Keys are known before a build, so the kept descendant's
+///   hit makes them unnecessary (`hm_exec::scheduler::not_needed`), and
+///   on the sandbox its stack holds their layers: evicting them frees
+///   entries, not bytes. Only when no ancestor can go, a *leaf* (an entry
+///   nothing builds on), except `spare` (the entry just stored: see
+///   [`Registry::store`]);
+/// - over the byte bound, leaves: evicting an ancestor frees nothing
+///   (its layers are its descendants' too), evicting a leaf frees its own
+///   layer, and those of the ancestors that went before it: a chain goes
+///   from its end, and whole once its ancestors are gone;
+/// - entries older than `cutoff`, ancestors and leaves.
+///
+/// Returns the evicted keys.
+pub(super) fn evict_in(
+    tx: &Connection,
+    bounds: Bounds,
+    cutoff: Option<u64>,
+    spare: Option<&str>,
+) -> rusqlite::Result<Vec<String>> {
     let mut evicted = Vec::new();
     loop {
         let (count, bytes) = totals(tx)?;
-        let over = count > bounds.max_entries || bytes > bounds.max_bytes;
-        let stale_before = match (over, cutoff) {
-            (true, _) => i64::MAX,
-            (false, Some(cutoff)) => cutoff as i64,
-            (false, None) => break,
+        let next = if count > bounds.max_entries {
+            match least_recently_used(tx, Kind::Ancestor, i64::MAX, None)? {
+                Some(key) => Some(key),
+                None => least_recently_used(tx, Kind::Leaf, i64::MAX, spare)?,
+            }
+        } else if bytes > bounds.max_bytes {
+            least_recently_used(tx, Kind::Leaf, i64::MAX, None)?
+        } else if let Some(cutoff) = cutoff {
+            match least_recently_used(tx, Kind::Ancestor, cutoff as i64, None)? {
+                Some(key) => Some(key),
+                None => least_recently_used(tx, Kind::Leaf, cutoff as i64, None)?,
+            }
+        } else {
+            None
         };
-        let next: Option<String> = tx
-            .prepare_cached(
-                "SELECT key FROM entries e
-                 WHERE NOT EXISTS (SELECT 1 FROM holds h WHERE h.key = e.key)
-                   AND NOT EXISTS (SELECT 1 FROM entries c WHERE c.parent = e.key)
-                   AND last_used < ?1
-                 ORDER BY last_used ASC, created ASC, rowid ASC LIMIT 1",
-            )?
-            .query_row(params![stale_before], |row| row.get(0))
-            .optional()?;
         let Some(key) = next else { break };
-        tx.execute("DELETE FROM entries WHERE key = ?1", [&key])?;
+        tx.prepare_cached("DELETE FROM entries WHERE key = ?1")?
+            .execute([&key])?;
         evicted.push(key);
     }
     Ok(evicted)
+}
+
+/// What an entry is to the others, for eviction.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Another entry builds on it.
+    Ancestor,
+    /// No entry builds on it.
+    Leaf,
+}
+
+/// The least recently used entry of `kind` that nobody holds, that was
+/// last used before `before` and is not `except`: the first such row of
+/// that kind's index (see `schema::BOOKKEEPING`).
+fn least_recently_used(
+    tx: &Connection,
+    kind: Kind,
+    before: i64,
+    except: Option<&str>,
+) -> rusqlite::Result<Option<String>> {
+    let sql = match kind {
+        Kind::Ancestor => {
+            "SELECT key FROM entries e
+             WHERE children > 0 AND last_used < ?1 AND key IS NOT ?2
+               AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.key = e.key)
+             ORDER BY last_used ASC, created ASC, rowid ASC LIMIT 1"
+        }
+        Kind::Leaf => {
+            "SELECT key FROM entries e
+             WHERE children = 0 AND last_used < ?1 AND key IS NOT ?2
+               AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.key = e.key)
+             ORDER BY last_used ASC, created ASC, rowid ASC LIMIT 1"
+        }
+    };
+    tx.prepare_cached(sql)?
+        .query_row(params![before, except], |row| row.get(0))
+        .optional()
 }
 
 /// Held entries and every entry above them.
