@@ -90,11 +90,16 @@ impl State {
     }
 }
 
-/// The scheduler of one build.
+/// The scheduler of one build. Every decision costs what the steps it
+/// concerns cost (their edges), never a pass over the whole plan, except
+/// a stop (once per reason): a build of n steps is scheduled in O(n).
 #[derive(Debug)]
 pub struct Scheduler<'p> {
     plan: &'p Plan,
     states: Vec<State>,
+    /// How many states are terminal (so that [`Scheduler::is_done`], asked
+    /// after every event, need not look at them all).
+    ended: usize,
     parallelism: usize,
     keep_going: bool,
     running: usize,
@@ -107,6 +112,7 @@ impl<'p> Scheduler<'p> {
         Scheduler {
             plan,
             states: vec![State::Waiting; plan.steps.len()],
+            ended: 0,
             parallelism: parallelism.max(1),
             keep_going,
             running: 0,
@@ -120,7 +126,7 @@ impl<'p> Scheduler<'p> {
     pub fn start(&mut self, not_needed: &BTreeSet<StepIdx>) -> Vec<Action> {
         let mut actions = Vec::new();
         for &idx in not_needed {
-            self.states[idx] = State::NotNeeded;
+            self.set(idx, State::NotNeeded);
             actions.push(Action::Skip(idx, SkipReason::NotNeeded));
         }
         for idx in 0..self.states.len() {
@@ -133,7 +139,7 @@ impl<'p> Scheduler<'p> {
     /// A started step ended with `status`.
     pub fn finished(&mut self, idx: StepIdx, status: StepStatus) -> Vec<Action> {
         debug_assert_eq!(self.states[idx], State::Running);
-        self.states[idx] = State::Done(status);
+        self.set(idx, State::Done(status));
         self.running -= 1;
         let mut actions = Vec::new();
         // Descendants first, so that they are skipped for this step's sake.
@@ -157,7 +163,7 @@ impl<'p> Scheduler<'p> {
 
     /// Nothing runs and nothing more will start.
     pub fn is_done(&self) -> bool {
-        self.running == 0 && self.ready.is_empty() && self.states.iter().all(|s| s.is_terminal())
+        self.running == 0 && self.ready.is_empty() && self.ended == self.states.len()
     }
 
     /// Whether the step has ended (or will never start).
@@ -185,23 +191,33 @@ impl<'p> Scheduler<'p> {
             return;
         }
         self.stop = Some(reason);
-        let spares =
-            |idx: StepIdx| reason == StopReason::FailFast && self.plan.steps[idx].node.step.continue_on_failure;
+        let continues = |idx: StepIdx| self.plan.steps[idx].node.step.continue_on_failure;
+        let lenient = |idx: StepIdx| reason == StopReason::FailFast && continues(idx);
+        // Whether a step descends (by `builds_in`) from a step that a
+        // fail-fast stop spares: it belongs to the same group of steps.
+        // Parents come first in the topological order, so this is one
+        // pass, not a walk up from every step.
+        let mut behind_spared = vec![false; self.states.len()];
+        for &idx in &self.plan.topo_order {
+            if let Some(parent) = self.plan.steps[idx].parent {
+                behind_spared[idx] = continues(parent) || behind_spared[parent];
+            }
+        }
         let mut spared = BinaryHeap::new();
         for (remaining, Reverse(idx)) in std::mem::take(&mut self.ready) {
-            if spares(idx) {
+            if lenient(idx) {
                 spared.push((remaining, Reverse(idx)));
             } else {
-                self.states[idx] = State::Skipped;
+                self.set(idx, State::Skipped);
                 actions.push(Action::Skip(idx, SkipReason::Stopped(reason)));
             }
         }
         self.ready = spared;
         for idx in 0..self.states.len() {
             match self.states[idx] {
-                State::Running if !spares(idx) => actions.push(Action::Cancel(idx)),
-                State::Waiting if !spares(idx) && !self.behind_spared(idx) => {
-                    self.states[idx] = State::Skipped;
+                State::Running if !lenient(idx) => actions.push(Action::Cancel(idx)),
+                State::Waiting if !lenient(idx) && !behind_spared[idx] => {
+                    self.set(idx, State::Skipped);
                     actions.push(Action::Skip(idx, SkipReason::Stopped(reason)));
                 }
                 _ => {}
@@ -213,17 +229,14 @@ impl<'p> Scheduler<'p> {
         }
     }
 
-    /// Whether a waiting step descends (by `builds_in`) from a step that a
-    /// fail-fast stop spares; it belongs to the same group of steps.
-    fn behind_spared(&self, idx: StepIdx) -> bool {
-        let mut ancestor = self.plan.steps[idx].parent;
-        while let Some(a) = ancestor {
-            if self.plan.steps[a].node.step.continue_on_failure {
-                return true;
-            }
-            ancestor = self.plan.steps[a].parent;
+    /// Moves a step to `state`, counting the steps that have ended.
+    fn set(&mut self, idx: StepIdx, state: State) {
+        match (self.states[idx].is_terminal(), state.is_terminal()) {
+            (false, true) => self.ended += 1,
+            (true, false) => self.ended -= 1,
+            _ => {}
         }
-        false
+        self.states[idx] = state;
     }
 
     /// Moves a waiting step on if everything before it has ended: to ready,
@@ -257,7 +270,7 @@ impl<'p> Scheduler<'p> {
             }
             match blocker {
                 Some((pred, status)) => {
-                    self.states[idx] = State::Skipped;
+                    self.set(idx, State::Skipped);
                     let key = self.plan.steps[pred].key().to_owned();
                     actions.push(Action::Skip(idx, SkipReason::Upstream { key, status }));
                     let first = pending.len();
@@ -265,7 +278,7 @@ impl<'p> Scheduler<'p> {
                     pending[first..].reverse();
                 }
                 None => {
-                    self.states[idx] = State::Ready;
+                    self.set(idx, State::Ready);
                     self.ready.push((step.remaining, Reverse(idx)));
                 }
             }
@@ -279,7 +292,7 @@ impl<'p> Scheduler<'p> {
             let Some((_, Reverse(idx))) = self.ready.pop() else {
                 break;
             };
-            self.states[idx] = State::Running;
+            self.set(idx, State::Running);
             self.running += 1;
             actions.push(Action::Start(idx));
         }
@@ -553,6 +566,67 @@ mod tests {
             panic!("{:?}", actions[LEN - 2]);
         };
         assert_eq!((key.as_str(), *status), ("s99998", UpstreamStatus::Skipped));
+    }
+
+    /// `count` chains of `len` steps each (chain `c`'s steps are
+    /// `c * len ..`), built without JSON: plans of 100,000 steps.
+    fn chains(count: usize, len: usize) -> Plan {
+        let mut pipeline: Pipeline = serde_json::from_value(json!({
+            "slug": "t", "definition": {"version": "0", "graph": {"nodes": [], "edge_property": "directed", "edges": []}}
+        }))
+        .unwrap();
+        let node: hm_ir::Node = serde_json::from_value(json!({"step": {"key": "", "cmd": "true"}})).unwrap();
+        let graph = &mut pipeline.definition.graph;
+        graph.nodes = (0..count * len)
+            .map(|i| {
+                let mut node = node.clone();
+                node.step.key = format!("s{i}");
+                node
+            })
+            .collect();
+        graph.edges = (0..count * len)
+            .filter(|i| i % len != 0)
+            .map(|i| Some((i as u32 - 1, i as u32, hm_ir::EdgeKind::BuildsIn)))
+            .collect();
+        Plan::new(&pipeline).unwrap()
+    }
+
+    /// Issue 15: a build of n steps is scheduled in O(n). `is_done`, asked
+    /// after every event, looked at every step, and a stop walked from
+    /// every waiting step up to its chain's root: this took a minute
+    /// (debug build), and takes a few seconds, mostly making the plans.
+    #[test]
+    fn a_build_of_100_000_steps_is_scheduled_in_linear_time() {
+        let started = std::time::Instant::now();
+        // Wide and deep: 1,000 chains of 100 steps, every step passing.
+        let p = chains(1_000, 100);
+        let mut s = Scheduler::new(&p, 8, false);
+        let mut running = starts(&s.start(&BTreeSet::new()));
+        let mut ended = 0;
+        while let Some(idx) = running.pop() {
+            running.extend(starts(&s.finished(idx, StepStatus::Passed)));
+            ended += 1;
+            assert_eq!(s.is_done(), running.is_empty());
+        }
+        assert_eq!(ended, 100_000);
+        // Every chain's last step a hit: the rest is not needed.
+        let last = |idx: StepIdx| p.steps[idx].children.is_empty();
+        assert_eq!(not_needed(&p, |_| true, last).len(), 99_000);
+        let mut s = Scheduler::new(&p, 8, false);
+        let actions = s.start(&not_needed(&p, |_| true, last));
+        assert_eq!(starts(&actions).len(), 8);
+        // A failure while a 100,000-step chain waits stops it in one pass.
+        let p = chains(2, 100_000);
+        let mut s = Scheduler::new(&p, 2, false);
+        assert_eq!(starts(&s.start(&BTreeSet::new())), [0, 100_000]);
+        let actions = s.finished(100_000, StepStatus::Failed);
+        assert!(actions.contains(&Action::Cancel(0)));
+        assert_eq!(skips(&actions).len(), 2 * 100_000 - 2);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
