@@ -6,13 +6,16 @@
 //! a [`BackendHandle`] with the build's [`Event`]s and a [`RunControl`] to
 //! interrupt and await it. Scheduling decisions live in the synchronous
 //! [`scheduler`], tested without a runtime. A build given a [`ShellHook`]
-//! hands its front end a [`ShellSession`] in one step's state.
+//! hands its front end a [`ShellSession`] in one step's state. The
+//! [`workspace::Source`] is the project tree a build syncs into its steps,
+//! with a persistent [`index`] so that unchanged files are not read again.
 
 pub mod cache;
 /// The event stream, from its own crate (`hm-render` reads it alone).
 pub use hm_events as events;
 #[cfg(test)]
 mod fake;
+pub mod index;
 mod local;
 mod outcome;
 mod runner;

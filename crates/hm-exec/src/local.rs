@@ -30,6 +30,9 @@ pub struct RunRequest {
     pub source_root: PathBuf,
     /// Directories under the project root that are not source (the cache).
     pub source_exclude: Vec<PathBuf>,
+    /// The source index file of this project (see
+    /// [`Source::with_index`]); `None` keeps it in memory for the build.
+    pub source_index: Option<PathBuf>,
     /// `-e KEY=VALUE` overrides, applied over every step's environment.
     pub env: Vec<(String, String)>,
     pub keep_going: bool,
@@ -213,7 +216,9 @@ impl Build {
         let shared = Arc::new(Shared {
             plan: request.plan,
             vm: self.vm.clone(),
-            source: Source::new(request.source_root).excluding(request.source_exclude),
+            source: Source::new(request.source_root)
+                .excluding(request.source_exclude)
+                .with_index(request.source_index),
             env_overrides: request.env,
             events: self.events.clone(),
             images,

@@ -7,9 +7,12 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use hm_vm::{Drift, SyncEntry, SyncKind, SyncPlan};
+
+use crate::index::{Entry as IndexEntry, SourceIndex, Stamp};
 
 /// Where the source appears inside a VM.
 pub const WORKSPACE: &str = "/workspace";
@@ -121,44 +124,41 @@ pub struct SourceError {
     pub source: io::Error,
 }
 
-/// The project tree, scanned on demand, remembering the hashes of files
-/// whose metadata did not change.
+/// The project tree, scanned on demand. A file's content hash is reused
+/// while its stamp (size, mtime, ctime, inode) is unchanged: within this
+/// `Source` always, across runs when it has an index file
+/// ([`Source::with_index`]).
 #[derive(Debug)]
 pub struct Source {
     root: PathBuf,
     /// Directories inside the tree that are never source (hm's own cache,
     /// when it lives in the project).
     excluded: Vec<PathBuf>,
-    hashes: Mutex<HashMap<PathBuf, (FileStamp, [u8; 32])>>,
-}
-
-/// What must be unchanged for a stored hash to be reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    ino: u64,
-}
-
-impl FileStamp {
-    fn of(meta: &fs::Metadata) -> Self {
-        FileStamp {
-            size: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            ino: meta.ino(),
-        }
-    }
+    index: SourceIndex,
+    /// When a scan starts (tests move it, to make files old or recent).
+    clock: fn() -> SystemTime,
+    /// Files read and hashed so far.
+    hashed: AtomicU64,
 }
 
 impl Source {
     pub fn new(root: PathBuf) -> Self {
         Source {
+            index: SourceIndex::new(root.clone(), None),
             root,
             excluded: Vec::new(),
-            hashes: Mutex::new(HashMap::new()),
+            clock: SystemTime::now,
+            hashed: AtomicU64::new(0),
         }
+    }
+
+    /// Keeps what scans learn in the index file `file` (with `None`, only
+    /// in memory, for this `Source`): read at the first scan (ignored if it
+    /// is damaged or another project's) and written again, atomically,
+    /// after each scan that changed it. Several processes may share one.
+    pub fn with_index(mut self, file: Option<PathBuf>) -> Self {
+        self.index = SourceIndex::new(self.root.clone(), file);
+        self
     }
 
     /// Leaves `dirs` (absolute paths) out of the source.
@@ -167,14 +167,31 @@ impl Source {
         self
     }
 
+    #[cfg(test)]
+    fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How many files this source's scans read and hashed: those whose
+    /// index entry was missing, stale or racy.
+    pub fn files_hashed(&self) -> u64 {
+        self.hashed.load(Ordering::Relaxed)
     }
 
     /// Walks the tree now, applying `.gitignore`, `.ignore`,
     /// `.git/info/exclude` and the global excludes, leaving out `.git/` and
     /// `.hm/`, keeping symlinks as links.
     pub fn scan(&self) -> Result<Manifest, SourceError> {
+        let started = (self.clock)();
+        let known = self.index.current();
+        // What this scan learnt: files the index did not vouch for.
+        let mut learnt: Vec<(PathBuf, IndexEntry)> = Vec::new();
+        let mut files = 0;
         let root = self.root.clone();
         let excluded = self.excluded.clone();
         let walker = ignore::WalkBuilder::new(&root)
@@ -223,36 +240,51 @@ impl Source {
                     *blake3::hash(target.as_os_str().as_encoded_bytes()).as_bytes(),
                 )
             } else if ft.is_file() {
-                (EntryKind::File, self.file_hash(path, &rel, &meta)?)
+                files += 1;
+                let stamp = Stamp::of(&meta);
+                let hash = match known.get(&rel).and_then(|e| e.hash_if(&stamp)) {
+                    Some(hash) => hash,
+                    None => {
+                        let hash = self.hash_file(path)?;
+                        let racy = stamp.is_racy(started);
+                        learnt.push((rel.clone(), IndexEntry { stamp, hash, racy }));
+                        hash
+                    }
+                };
+                (EntryKind::File, hash)
             } else {
                 // Sockets, fifos and devices are not source.
                 continue;
             };
             manifest.entries.insert(rel, ManifestEntry { kind, mode, hash });
         }
+        // Every file was known and trusted, and no known file is gone.
+        if learnt.is_empty() && files == known.len() {
+            return Ok(manifest);
+        }
+        let mut learnt: HashMap<PathBuf, IndexEntry> = learnt.into_iter().collect();
+        let entries = manifest
+            .entries
+            .iter()
+            .filter(|(_, e)| e.kind == EntryKind::File)
+            .filter_map(|(path, _)| {
+                let entry = learnt.remove(path).or_else(|| known.get(path).copied())?;
+                Some((path.clone(), entry))
+            })
+            .collect();
+        self.index.replace(entries);
         Ok(manifest)
     }
 
-    fn file_hash(&self, path: &Path, rel: &Path, meta: &fs::Metadata) -> Result<[u8; 32], SourceError> {
-        let stamp = FileStamp::of(meta);
-        let known = self.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(rel).copied();
-        if let Some((known_stamp, hash)) = known {
-            if known_stamp == stamp {
-                return Ok(hash);
-            }
-        }
+    fn hash_file(&self, path: &Path) -> Result<[u8; 32], SourceError> {
+        self.hashed.fetch_add(1, Ordering::Relaxed);
         let mut hasher = blake3::Hasher::new();
         let file = fs::File::open(path).and_then(|f| hasher.update_reader(f).map(|_| ()));
         file.map_err(|source| SourceError {
             path: path.to_owned(),
             source,
         })?;
-        let hash = *hasher.finalize().as_bytes();
-        self.hashes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(rel.to_owned(), (stamp, hash));
-        Ok(hash)
+        Ok(*hasher.finalize().as_bytes())
     }
 }
 
@@ -409,6 +441,166 @@ mod tests {
         let again = sync_plan(dir.path(), Some(&copied), &scanned);
         let written: Vec<_> = again.write.iter().map(|e| e.path.display().to_string()).collect();
         assert_eq!(written, ["link", "src/main.rs"]);
+    }
+
+    /// A clock an hour ahead: every file of a test tree is long settled.
+    fn later() -> SystemTime {
+        SystemTime::now() + std::time::Duration::from_secs(3600)
+    }
+
+    /// A fresh source of `dir` (as each run makes one) with the index file
+    /// `index`, seeing every file as settled.
+    fn indexed(dir: &Path, index: &Path) -> Source {
+        Source::new(dir.to_owned())
+            .with_index(Some(index.to_owned()))
+            .with_clock(later)
+    }
+
+    const FILES: u64 = 3; // .gitignore, src/main.rs, src/deep/run.sh
+
+    #[test]
+    fn unchanged_files_are_only_stated_by_the_next_source() {
+        let dir = tree();
+        let cache = tempfile::tempdir().unwrap();
+        let index = cache.path().join("index/project");
+        let first = indexed(dir.path(), &index);
+        let seen = first.scan().unwrap();
+        assert_eq!(first.files_hashed(), FILES);
+        let next = indexed(dir.path(), &index);
+        assert_eq!(next.scan().unwrap(), seen);
+        assert_eq!(next.files_hashed(), 0, "unchanged files were read again");
+        // A scan that learns nothing writes nothing.
+        let written = fs::metadata(&index).unwrap();
+        assert_eq!(next.scan().unwrap(), seen);
+        let now = fs::metadata(&index).unwrap();
+        assert_eq!((written.ino(), written.mtime_nsec()), (now.ino(), now.mtime_nsec()));
+        // An index of another project in its place is not trusted.
+        let other = tree();
+        let foreign = indexed(other.path(), &index);
+        foreign.scan().unwrap();
+        assert_eq!(foreign.files_hashed(), FILES);
+    }
+
+    #[test]
+    fn racy_files_are_hashed_again() {
+        let dir = tree();
+        let cache = tempfile::tempdir().unwrap();
+        let index = cache.path().join("index");
+        // Files written just now, scanned with the real clock: racy.
+        let now = |dir: &Path| Source::new(dir.to_owned()).with_index(Some(index.clone()));
+        let first = now(dir.path());
+        first.scan().unwrap();
+        first.scan().unwrap();
+        assert_eq!(first.files_hashed(), 2 * FILES, "a racy file was trusted");
+        let next = now(dir.path());
+        next.scan().unwrap();
+        assert_eq!(next.files_hashed(), FILES);
+        // Hashed once more when settled, then trusted.
+        let settled = indexed(dir.path(), &index);
+        settled.scan().unwrap();
+        settled.scan().unwrap();
+        assert_eq!(settled.files_hashed(), FILES);
+        let last = indexed(dir.path(), &index);
+        last.scan().unwrap();
+        assert_eq!(last.files_hashed(), 0);
+    }
+
+    /// A file rewritten in the same second at the same size, its mtime put
+    /// back as it was: the ctime (or the inode) still tells.
+    #[test]
+    fn a_same_size_rewrite_with_the_same_mtime_is_seen() {
+        let dir = tree();
+        let cache = tempfile::tempdir().unwrap();
+        let index = cache.path().join("index");
+        let main = dir.path().join("src/main.rs");
+        let link = dir.path().join("src/deep/run.sh");
+        let kept = indexed(dir.path(), &index);
+        let before = kept.scan().unwrap();
+        let rewrite = |path: &Path, text: &str, replace: bool| {
+            let old = fs::metadata(path).unwrap();
+            assert_eq!(old.len(), text.len() as u64);
+            if replace {
+                let new = path.with_extension("new");
+                fs::write(&new, text).unwrap();
+                fs::set_permissions(&new, old.permissions()).unwrap();
+                fs::rename(&new, path).unwrap();
+            } else {
+                fs::write(path, text).unwrap();
+            }
+            let file = fs::File::options().write(true).open(path).unwrap();
+            file.set_modified(old.modified().unwrap()).unwrap();
+            let new = fs::metadata(path).unwrap();
+            assert_eq!(
+                (new.len(), new.mtime(), new.mtime_nsec()),
+                (old.len(), old.mtime(), old.mtime_nsec())
+            );
+        };
+        // Past the kernel's timestamp tick (1-10 ms), still in the same
+        // second: the scan's clock says none of this is racy.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        rewrite(&main, "fn main(){!}", false);
+        rewrite(&link, "#!/bin/SH", true);
+        for source in [indexed(dir.path(), &index), kept] {
+            let hashed = source.files_hashed();
+            let after = source.scan().unwrap();
+            assert_eq!(source.files_hashed() - hashed, 2, "a rewritten file was not read");
+            assert_eq!(
+                after.entries[Path::new("src/main.rs")].hash,
+                *blake3::hash(b"fn main(){!}").as_bytes()
+            );
+            assert_eq!(
+                after.entries[Path::new("src/deep/run.sh")].hash,
+                *blake3::hash(b"#!/bin/SH").as_bytes()
+            );
+            assert_eq!(sync_plan(dir.path(), Some(&before), &after).write.len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_damaged_index_is_rebuilt_never_trusted() {
+        let dir = tree();
+        let cache = tempfile::tempdir().unwrap();
+        let index = cache.path().join("index");
+        let good = indexed(dir.path(), &index).scan().unwrap();
+        let intact = fs::read(&index).unwrap();
+        let mut other_version = intact[..intact.len() - 32].to_vec();
+        other_version[8] += 1;
+        let sum = blake3::hash(&other_version);
+        other_version.extend_from_slice(sum.as_bytes());
+        let mut flipped = intact.clone();
+        flipped[intact.len() / 2] ^= 1;
+        let damaged: [(&str, Vec<u8>); 5] = [
+            ("empty", Vec::new()),
+            ("truncated", intact[..intact.len() / 2].to_vec()),
+            ("garbage", vec![0x5a; intact.len()]),
+            ("a flipped bit", flipped),
+            ("another version", other_version),
+        ];
+        for (what, bytes) in damaged {
+            fs::write(&index, bytes).unwrap();
+            let source = indexed(dir.path(), &index);
+            assert_eq!(source.scan().unwrap(), good, "{what}");
+            assert_eq!(source.files_hashed(), FILES, "{what}: a damaged index was used");
+            let rebuilt = crate::index::decode(dir.path(), &fs::read(&index).unwrap());
+            assert_eq!(rebuilt.map(|e| e.len()), Some(FILES as usize), "{what}: not rebuilt");
+        }
+    }
+
+    #[test]
+    fn deleted_files_leave_the_manifest_and_the_index() {
+        let dir = tree();
+        let cache = tempfile::tempdir().unwrap();
+        let index = cache.path().join("index");
+        indexed(dir.path(), &index).scan().unwrap();
+        fs::remove_dir_all(dir.path().join("src/deep")).unwrap();
+        let source = indexed(dir.path(), &index);
+        let now = source.scan().unwrap();
+        assert_eq!(paths(&now), [".gitignore", "link", "src", "src/main.rs"]);
+        assert_eq!(source.files_hashed(), 0);
+        let stored = crate::index::decode(dir.path(), &fs::read(&index).unwrap()).unwrap();
+        let mut stored: Vec<_> = stored.keys().map(|p| p.display().to_string()).collect();
+        stored.sort();
+        assert_eq!(stored, [".gitignore", "src/main.rs"]);
     }
 
     #[test]

@@ -200,9 +200,10 @@ pub struct Watcher {
 
 impl Watcher {
     /// A watcher of the project at `root` (canonical), leaving out
-    /// `exclude` (absolute directories, as the run's source does). Must be
-    /// called within a tokio runtime.
-    pub fn new(root: PathBuf, exclude: Vec<PathBuf>) -> Result<Self, WatchError> {
+    /// `exclude` (absolute directories, as the run's source does) and
+    /// sharing the runs' source index file `index`. Must be called within
+    /// a tokio runtime.
+    pub fn new(root: PathBuf, exclude: Vec<PathBuf>, index: Option<PathBuf>) -> Result<Self, WatchError> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(|e| match e {
             Errno::EMFILE => WatchError::Instances(e.into()),
             e => WatchError::Init(e.into()),
@@ -212,7 +213,7 @@ impl Watcher {
         let inotify = unsafe { AsyncFd::register_with_interest(Fd(inotify), tokio::io::Interest::READABLE) }
             .map_err(|e| WatchError::Init(e.into_parts().1))?;
         Ok(Watcher {
-            source: Arc::new(Source::new(root.clone()).excluding(exclude.clone())),
+            source: Arc::new(Source::new(root.clone()).excluding(exclude.clone()).with_index(index)),
             pipeline: Arc::new(Source::new(root.join(PIPELINE_DIR)).excluding(exclude)),
             root,
             inotify,
@@ -498,7 +499,7 @@ mod tests {
     async fn ignored_files_wake_nothing_and_edits_are_seen_in_new_directories_too() {
         let dir = tree();
         let root = dir.path().canonicalize().unwrap();
-        let mut watcher = Watcher::new(root.clone(), vec![root.join("cache")]).unwrap();
+        let mut watcher = Watcher::new(root.clone(), vec![root.join("cache")], None).unwrap();
         let start = watcher.snapshot().await.unwrap();
         // The ignored, `.git/`, the excluded, and a touch that changes no
         // content.

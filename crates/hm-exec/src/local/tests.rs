@@ -77,6 +77,7 @@ impl Fixture {
             plan,
             source_root: self.source.path().to_owned(),
             source_exclude: Vec::new(),
+            source_index: Some(self.cache_dir.path().join("index")),
             env: Vec::new(),
             keep_going,
             run_id: "run".to_owned(),

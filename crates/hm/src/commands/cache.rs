@@ -84,6 +84,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
         CacheCommand::Clean { yes, wait } => {
             let (count, bytes) = registry.totals()?;
             if count == 0 {
+                remove_source_indexes(&dir);
                 say!("the cache is empty");
                 return Ok(exit_codes::PASSED);
             }
@@ -91,6 +92,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 say!("nothing removed");
                 return Ok(exit_codes::PASSED);
             }
+            remove_source_indexes(&dir);
             remove(&dir, &registry, None, wait).await
         }
         CacheCommand::Rm { keys, pipeline, wait } => {
@@ -243,6 +245,17 @@ impl Freeing for hm_vm::Doomed {
 impl Freeing for hm_vm::Removed {
     fn doomed(&self) -> &hm_vm::Doomed {
         &self.doomed
+    }
+}
+
+/// Removes every project's source index: the next run of each reads all
+/// its files again.
+fn remove_source_indexes(dir: &std::path::Path) {
+    match std::fs::remove_dir_all(dir.join(super::run::SOURCE_INDEXES)) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            say!("warning: cannot remove the source indexes: {err}")
+        }
+        _ => {}
     }
 }
 

@@ -77,11 +77,12 @@ async fn watch(
     let project = hm_dsl::Project::find(&start)?;
     // Made now, as the runs make it, so that the watch leaves out what
     // their source leaves out.
-    let exclude = source_exclude(&cache_dir()?);
+    let cache = cache_dir()?;
+    let exclude = source_exclude(&cache);
     // Watched from before the first load: an edit made while it runs is
     // not missed.
     let watching = async {
-        let mut watcher = Watcher::new(project.root.clone(), exclude)?;
+        let mut watcher = Watcher::new(project.root.clone(), exclude, Some(source_index(&cache, &project.root)))?;
         let snapshot = watcher.snapshot().await?;
         Ok::<_, WatchError>((watcher, snapshot))
     };
@@ -267,6 +268,7 @@ async fn run_once(
         plan,
         source_root: project.root.clone(),
         source_exclude: source_exclude(&cache),
+        source_index: Some(source_index(&cache, &project.root)),
         env: env.to_vec(),
         keep_going: settings.keep_going,
         run_id,
@@ -373,6 +375,15 @@ async fn run_once(
 /// The directories under the project that are not source: the cache.
 fn source_exclude(cache: &Path) -> Vec<PathBuf> {
     std::fs::canonicalize(cache).into_iter().collect()
+}
+
+/// Where the cache keeps the source indexes, one file per project.
+pub(super) const SOURCE_INDEXES: &str = "index";
+
+/// The source index file of the project at `root`: what the last scan
+/// learnt of each file, so that the next one reads only what changed.
+fn source_index(cache: &Path, root: &Path) -> PathBuf {
+    cache.join(SOURCE_INDEXES).join(hm_exec::index::file_name(root))
 }
 
 /// SIGINT and SIGTERM, counted from the moment `hm run` listens. Every
