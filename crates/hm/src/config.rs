@@ -7,9 +7,11 @@
 //! parallelism = 4         # HM_PARALLELISM
 //! network = "none"        # HM_NETWORK: "host" (default) or "none"
 //!
-//! [cache]
-//! max_entries = 256       # HM_CACHE_MAX_ENTRIES
-//! max_size = "20GiB"      # HM_CACHE_MAX_SIZE
+//! [cache]                 # bounds, kept during a run as well as after it:
+//! max_size = "20GiB"      # HM_CACHE_MAX_SIZE: the bound that matters (bytes
+//!                         # of layers; the ends of chains go first)
+//! max_entries = 10000     # HM_CACHE_MAX_ENTRIES: ten 1,000-step pipelines
+//!                         # (entries a kept descendant makes unnecessary go first)
 //! scope = "my-project"    # HM_CACHE_SCOPE: share entries across clones
 //!
 //! [resources]             # limits of each step (docker backend)
