@@ -614,6 +614,24 @@ impl Registry {
         totals(&self.conn()).map_err(self.err())
     }
 
+    /// Whether it is time to look for stored parts the registry does not
+    /// know (left by a process killed between storing a part and
+    /// registering it): true at most once per `every`, whichever process
+    /// asks (asking counts as looking). Such a look lists every part the
+    /// registry knows, and a build of cache hits need not pay for that
+    /// each time; orphans are young when found anyway (they are only
+    /// collected after a grace period).
+    pub fn orphans_due(&self, every: Duration) -> Result<bool, RegistryError> {
+        let changed = cached(
+            &self.conn(),
+            "INSERT INTO meta (name, value) VALUES ('orphans_looked_for', ?1)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE value <= ?1 - ?2",
+            params![now() as i64, every.as_secs() as i64],
+        )
+        .map_err(self.err())?;
+        Ok(changed > 0)
+    }
+
     /// Every part of `backend` the registry knows (referenced or held).
     pub fn known_parts(&self, backend: &str) -> Result<HashSet<String>, RegistryError> {
         let conn = self.conn();

@@ -630,3 +630,17 @@ fn a_build_on_10000_entries_costs_what_it_costs_on_1000() {
     let large = build_on_a_full_registry(10_000, 5);
     assert!(large < small * 3, "1,000 entries: {small:?}; 10,000 entries: {large:?}");
 }
+
+/// Issue 15: looking for orphans lists every part the registry knows, so
+/// it is due at most once per period, whichever process asks.
+#[test]
+fn orphans_are_due_once_per_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let other = Registry::open(dir.path()).unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert!(registry.orphans_due(hour).unwrap(), "never looked");
+    assert!(!registry.orphans_due(hour).unwrap());
+    assert!(!other.orphans_due(hour).unwrap(), "another process looked");
+    assert!(other.orphans_due(std::time::Duration::ZERO).unwrap());
+}
