@@ -370,6 +370,40 @@ fn an_entry_replaced_while_another_process_holds_it_is_retired() {
     // Once its holder lets go, the retired entry and its parts go.
     let doomed = other.release().unwrap();
     assert_eq!(parts(&doomed), ["old"]);
+    assert_eq!(registry.problems().unwrap(), Vec::<String>::new());
+}
+
+/// Issue 15: the children counts and the byte total stay right through
+/// replacing a parent that other processes hold (retired under another
+/// key) and removing entries.
+#[test]
+fn the_bookkeeping_follows_retired_and_removed_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let a = entry("a", &["l-a"], 1);
+    let b = child("b", &a, 2);
+    let c = child("c", &b, 3);
+    for new in [&a, &b, &c] {
+        put(&registry, new);
+    }
+    let other = Registry::open(dir.path()).unwrap();
+    other.lookup("b").unwrap().unwrap();
+    // b is stored again (`--no-cache`) with a new layer: the old b is
+    // retired, c counts as the new b's child.
+    let mut again = child("b", &a, 4);
+    again.entry.parts = vec!["l-b2".to_owned(), "l-a".to_owned()];
+    again.part_sizes = vec![("l-b2".to_owned(), 100)];
+    put(&registry, &again);
+    assert_eq!(registry.problems().unwrap(), Vec::<String>::new());
+    assert_eq!(registry.totals().unwrap(), (4, 400), "a, the old b, the new b, c");
+    other.release().unwrap();
+    assert_eq!(registry.totals().unwrap(), (3, 400), "c still stacks the old b's layer");
+    // Over an entry bound of 2, the ancestor a goes (b has a child too,
+    // but a is older).
+    assert_eq!(registry.evict(bounds(2, u64::MAX)).unwrap().entries, ["a"]);
+    registry.remove(&["c".to_owned()]).unwrap();
+    assert_eq!(registry.problems().unwrap(), Vec::<String>::new());
+    assert_eq!(registry.totals().unwrap(), (1, 200), "the new b and a's layer");
 }
 
 #[test]
