@@ -213,10 +213,10 @@ impl<'p> Scheduler<'p> {
             }
         }
         self.ready = spared;
-        for idx in 0..self.states.len() {
+        for (idx, behind) in behind_spared.into_iter().enumerate() {
             match self.states[idx] {
                 State::Running if !lenient(idx) => actions.push(Action::Cancel(idx)),
-                State::Waiting if !lenient(idx) && !behind_spared[idx] => {
+                State::Waiting if !lenient(idx) && !behind => {
                     self.set(idx, State::Skipped);
                     actions.push(Action::Skip(idx, SkipReason::Stopped(reason)));
                 }
