@@ -415,6 +415,7 @@ impl Registry {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.err())?;
         let mut found = HashMap::new();
+        let mut manifests = Manifests::default();
         for (key, hold) in keys {
             let Some(mut entry) = read_entry(&tx, key, false).map_err(self.err())? else {
                 continue;
@@ -429,7 +430,7 @@ impl Registry {
                 .and_then(|mut s| s.execute(params![now as i64, key]))
                 .map_err(self.err())?;
             entry.last_used = now;
-            let manifest = read_blob(&tx, entry.manifest.as_deref()).map_err(self.err())?;
+            let manifest = manifests.read(&tx, entry.manifest.as_deref()).map_err(self.err())?;
             found.insert(key.clone(), Found { entry, manifest });
         }
         tx.commit().map_err(self.err())?;
@@ -441,9 +442,10 @@ impl Registry {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(self.err())?;
         let mut found = HashMap::new();
+        let mut manifests = Manifests::default();
         for (key, _) in keys {
             if let Some(entry) = read_entry(&tx, key, false).map_err(self.err())? {
-                let manifest = read_blob(&tx, entry.manifest.as_deref()).map_err(self.err())?;
+                let manifest = manifests.read(&tx, entry.manifest.as_deref()).map_err(self.err())?;
                 found.insert(key.clone(), Found { entry, manifest });
             }
         }
@@ -746,6 +748,24 @@ fn put_entry(tx: &Connection, new: &NewEntry, me: &str) -> rusqlite::Result<()> 
 /// for every step.
 fn cached(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql)?.execute(params)
+}
+
+/// The manifests read by one lookup, by digest: the entries of one build
+/// mostly share their source's manifest (tens of thousands of files make
+/// it megabytes), which is read once, not once per entry.
+#[derive(Default)]
+struct Manifests(HashMap<String, Option<Vec<u8>>>);
+
+impl Manifests {
+    fn read(&mut self, conn: &Connection, digest: Option<&str>) -> rusqlite::Result<Option<Vec<u8>>> {
+        let Some(digest) = digest else { return Ok(None) };
+        if let Some(bytes) = self.0.get(digest) {
+            return Ok(bytes.clone());
+        }
+        let bytes = read_blob(conn, Some(digest))?;
+        self.0.insert(digest.to_owned(), bytes.clone());
+        Ok(bytes)
+    }
 }
 
 /// A stored blob (a manifest), if there is one.
