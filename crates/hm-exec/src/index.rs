@@ -42,6 +42,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: &[u8; 8] = b"hm-index";
@@ -112,12 +113,19 @@ impl Entry {
 pub type Entries = HashMap<PathBuf, Entry>;
 
 /// The index of one project: loaded from its file (when it has one) on
-/// first use, replaced whole after a scan that learnt something.
+/// first use, replaced whole after a scan that learnt something. The file
+/// is written in the background (its sync waits on the disk, which the
+/// scan that learnt something need not do); dropping the index waits for
+/// the last write.
 #[derive(Debug)]
 pub struct SourceIndex {
     root: PathBuf,
     file: Option<PathBuf>,
     entries: OnceLock<Mutex<Arc<Entries>>>,
+    /// The last write, under way or done: each write waits for the one
+    /// before it, so the file ends as the last [`SourceIndex::replace`]
+    /// left the entries.
+    writing: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl SourceIndex {
@@ -128,6 +136,7 @@ impl SourceIndex {
             root,
             file,
             entries: OnceLock::new(),
+            writing: Mutex::new(None),
         }
     }
 
@@ -143,14 +152,46 @@ impl SourceIndex {
         self.slot().lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Makes `entries` the index, in memory and in its file. A file that
-    /// cannot be written is left as it was: the index only saves work.
+    /// Makes `entries` the index, in memory at once and in its file soon
+    /// (see [`SourceIndex::flush`]). A file that cannot be written is left
+    /// as it was: the index only saves work.
     pub fn replace(&self, entries: Entries) {
         let entries = Arc::new(entries);
         *self.slot().lock().unwrap_or_else(|p| p.into_inner()) = entries.clone();
-        if let Some(file) = &self.file {
-            let _ = save(file, &encode(&self.root, &entries));
+        let Some(file) = &self.file else { return };
+        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let before = writing.take();
+        let write = {
+            let (file, root, entries) = (file.clone(), self.root.clone(), entries.clone());
+            move || {
+                if let Some(before) = before {
+                    let _ = before.join();
+                }
+                let _ = save(&file, &encode(&root, &entries));
+            }
+        };
+        match std::thread::Builder::new().name("hm-index".into()).spawn(write) {
+            Ok(handle) => *writing = Some(handle),
+            // No thread to spare: written now (an earlier write may still
+            // land after this one; the index is then only older).
+            Err(_) => {
+                let _ = save(file, &encode(&self.root, &entries));
+            }
         }
+    }
+
+    /// Waits until the file holds what the last replace left.
+    pub fn flush(&self) {
+        let last = self.writing.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(last) = last {
+            let _ = last.join();
+        }
+    }
+}
+
+impl Drop for SourceIndex {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -416,6 +457,22 @@ mod tests {
         let mut touched = trusted.stamp;
         touched.ctime.1 += 1;
         assert_eq!(trusted.hash_if(&touched), None);
+    }
+
+    #[test]
+    fn the_file_ends_as_the_last_replace_left_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, file) = (Path::new("/p"), dir.path().join("index"));
+        let index = SourceIndex::new(root.to_owned(), Some(file.clone()));
+        for n in 1..=20u8 {
+            let entries = (0..n)
+                .map(|i| (PathBuf::from(format!("f{i}")), entry(i, false)))
+                .collect();
+            index.replace(entries);
+        }
+        drop(index);
+        assert_eq!(decode(root, &fs::read(&file).unwrap()).map(|e| e.len()), Some(20));
+        assert_eq!(SourceIndex::new(root.to_owned(), Some(file)).current().len(), 20);
     }
 
     #[test]

@@ -177,6 +177,12 @@ impl Source {
         &self.root
     }
 
+    /// Waits until the index file holds what this source's scans learnt
+    /// (dropping the source waits too).
+    pub fn flush(&self) {
+        self.index.flush();
+    }
+
     /// How many files this source's scans read and hashed: those whose
     /// index entry was missing, stale or racy.
     pub fn files_hashed(&self) -> u64 {
@@ -203,6 +209,10 @@ impl Source {
             .git_exclude(true)
             .require_git(false)
             .follow_links(false)
+            // Siblings by name: the walk comes out in the manifest's order
+            // (paths compare component by component), so the map is built
+            // from it in one pass.
+            .sort_by_file_name(|a, b| a.cmp(b))
             .filter_entry(move |entry| {
                 let name = entry.file_name();
                 if name == ".git" || excluded.iter().any(|x| x == entry.path()) {
@@ -211,7 +221,7 @@ impl Source {
                 !(entry.depth() == 1 && EXCLUDED_AT_ROOT.iter().any(|x| name == *x))
             })
             .build();
-        let mut manifest = Manifest::default();
+        let mut scanned = Vec::new();
         for entry in walker {
             let entry = entry.map_err(|e| SourceError {
                 path: self.root.clone(),
@@ -242,12 +252,17 @@ impl Source {
             } else if ft.is_file() {
                 files += 1;
                 let stamp = Stamp::of(&meta);
-                let hash = match known.get(&rel).and_then(|e| e.hash_if(&stamp)) {
+                let entry = known.get(&rel);
+                let hash = match entry.and_then(|e| e.hash_if(&stamp)) {
                     Some(hash) => hash,
                     None => {
                         let hash = self.hash_file(path)?;
                         let racy = stamp.is_racy(started);
-                        learnt.push((rel.clone(), IndexEntry { stamp, hash, racy }));
+                        let fresh = IndexEntry { stamp, hash, racy };
+                        // A racy entry read again as it was is nothing new.
+                        if entry != Some(&fresh) {
+                            learnt.push((rel.clone(), fresh));
+                        }
                         hash
                     }
                 };
@@ -256,8 +271,11 @@ impl Source {
                 // Sockets, fifos and devices are not source.
                 continue;
             };
-            manifest.entries.insert(rel, ManifestEntry { kind, mode, hash });
+            scanned.push((rel, ManifestEntry { kind, mode, hash }));
         }
+        let manifest = Manifest {
+            entries: scanned.into_iter().collect(),
+        };
         // Every file was known and trusted, and no known file is gone.
         if learnt.is_empty() && files == known.len() {
             return Ok(manifest);
@@ -466,6 +484,7 @@ mod tests {
         let first = indexed(dir.path(), &index);
         let seen = first.scan().unwrap();
         assert_eq!(first.files_hashed(), FILES);
+        first.flush();
         let next = indexed(dir.path(), &index);
         assert_eq!(next.scan().unwrap(), seen);
         assert_eq!(next.files_hashed(), 0, "unchanged files were read again");
@@ -492,14 +511,17 @@ mod tests {
         first.scan().unwrap();
         first.scan().unwrap();
         assert_eq!(first.files_hashed(), 2 * FILES, "a racy file was trusted");
+        first.flush();
         let next = now(dir.path());
         next.scan().unwrap();
         assert_eq!(next.files_hashed(), FILES);
+        next.flush();
         // Hashed once more when settled, then trusted.
         let settled = indexed(dir.path(), &index);
         settled.scan().unwrap();
         settled.scan().unwrap();
         assert_eq!(settled.files_hashed(), FILES);
+        settled.flush();
         let last = indexed(dir.path(), &index);
         last.scan().unwrap();
         assert_eq!(last.files_hashed(), 0);
@@ -516,6 +538,7 @@ mod tests {
         let link = dir.path().join("src/deep/run.sh");
         let kept = indexed(dir.path(), &index);
         let before = kept.scan().unwrap();
+        kept.flush();
         let rewrite = |path: &Path, text: &str, replace: bool| {
             let old = fs::metadata(path).unwrap();
             assert_eq!(old.len(), text.len() as u64);
@@ -581,6 +604,7 @@ mod tests {
             let source = indexed(dir.path(), &index);
             assert_eq!(source.scan().unwrap(), good, "{what}");
             assert_eq!(source.files_hashed(), FILES, "{what}: a damaged index was used");
+            source.flush();
             let rebuilt = crate::index::decode(dir.path(), &fs::read(&index).unwrap());
             assert_eq!(rebuilt.map(|e| e.len()), Some(FILES as usize), "{what}: not rebuilt");
         }
@@ -597,6 +621,7 @@ mod tests {
         let now = source.scan().unwrap();
         assert_eq!(paths(&now), [".gitignore", "link", "src", "src/main.rs"]);
         assert_eq!(source.files_hashed(), 0);
+        source.flush();
         let stored = crate::index::decode(dir.path(), &fs::read(&index).unwrap()).unwrap();
         let mut stored: Vec<_> = stored.keys().map(|p| p.display().to_string()).collect();
         stored.sort();
