@@ -20,44 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use util::disk::SmallDisk;
+use util::rng::Rng;
 use util::{envelope, step, Backend, Fixture, Run};
-
-/// A small seeded generator (xorshift64*): no dependency, and replayable.
-struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `HM_FAULT_SEED`, else the clock; says which.
-    fn new(test: &str) -> Self {
-        let seed = std::env::var("HM_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        eprintln!("{test}: seed {seed} (replay with HM_FAULT_SEED={seed})");
-        Rng(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A duration in `[0, max)`.
-    fn below(&mut self, max: Duration) -> Duration {
-        let nanos = max.as_nanos().max(1) as u64;
-        Duration::from_nanos(self.next() % nanos)
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
 
 /// The pipeline every fault hits: a cached chain with a fork, the hits
 /// that children boot from, and uncached leaves that print what they see

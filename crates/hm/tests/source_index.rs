@@ -9,9 +9,10 @@ mod util;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use util::rng::Rng;
 use util::{envelope, sandbox_available, step, Fixture, Run, Step};
 
 /// Past the index's racy margin: what was written before is trusted on
@@ -171,34 +172,6 @@ fn cache_clean_removes_the_indexes() {
     fx.hm(&["cache", "clean", "--yes"]);
     fx.hm(&["cache", "clean", "--yes"]);
     assert!(!fx.cache().join("index").exists(), "the indexes stayed");
-}
-
-/// A small seeded generator (xorshift64*), replayable with
-/// `HM_FAULT_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Self {
-        let seed = std::env::var("HM_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        eprintln!("{test}: seed {seed} (replay with HM_FAULT_SEED={seed})");
-        Rng(seed.max(1))
-    }
-
-    fn below(&mut self, max: Duration) -> Duration {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let next = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        Duration::from_nanos(next % (max.as_nanos().max(1) as u64))
-    }
 }
 
 const FILES: usize = 3_000;

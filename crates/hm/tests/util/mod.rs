@@ -6,6 +6,7 @@
 pub mod disk;
 pub mod pty;
 pub mod registry;
+pub mod rng;
 mod rootfs;
 pub mod skip;
 
