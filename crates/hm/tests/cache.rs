@@ -433,7 +433,11 @@ fn a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs(b: Backend) {
             .unwrap();
         let next = Run::from(next);
         assert_eq!(next.code, 0, "round {round}: {}", next.dump());
-        assert_eq!(next.logs("s4"), [round.to_string()], "round {round}");
+        // The killed run may have finished and kept the chain's end, whose
+        // key covers this round's `v.txt`: a hit is this round's result too.
+        if next.status("s4") != "cache_hit" {
+            assert_eq!(next.logs("s4"), [round.to_string()], "round {round}");
+        }
         assert!(entries(&fx).len() <= 3);
         assert_consistent(&fx);
         fx.assert_clean();
