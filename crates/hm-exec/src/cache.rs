@@ -37,6 +37,10 @@ pub struct CacheSettings {
     pub refresh: bool,
     /// The environment `hm` runs in: policies' `env_keys` are read here.
     pub host_env: Arc<BTreeMap<OsString, OsString>>,
+    /// How often builds look for stored parts the registry does not know:
+    /// the backend's grace before it collects one (an orphan found sooner
+    /// could not go yet anyway).
+    pub orphan_interval: std::time::Duration,
 }
 
 /// What a key depends on besides the step itself.

@@ -232,8 +232,13 @@ impl SnapshotCache {
                 Ok(doomed)
             })
             .await;
-        if let Ok(doomed) = doomed {
-            delete_and_collect(self.vm.as_ref(), &self.settings.registry, &doomed).await;
+        let Ok(doomed) = doomed else { return };
+        delete_doomed(self.vm.as_ref(), &doomed).await;
+        // Listing every known part is the slow part of a build of hits on
+        // a large cache: once per interval, whichever process looks.
+        let interval = self.settings.orphan_interval;
+        if self.registry(move |r| r.orphans_due(interval)).await.unwrap_or(true) {
+            collect(self.vm.as_ref(), &self.settings.registry).await;
         }
     }
 }
@@ -256,6 +261,11 @@ pub async fn delete_doomed(vm: &dyn VmBackend, doomed: &Doomed) {
 /// of that backend the registry does not know.
 pub async fn delete_and_collect(vm: &dyn VmBackend, registry: &Registry, doomed: &Doomed) {
     delete_doomed(vm, doomed).await;
+    collect(vm, registry).await;
+}
+
+/// Deletes the stored parts of `vm`'s backend the registry does not know.
+async fn collect(vm: &dyn VmBackend, registry: &Registry) {
     if let Ok(known) = registry.known_parts(vm.name()) {
         let _ = vm.collect_orphans(&known).await;
     }

@@ -87,6 +87,7 @@ impl Fixture {
                 scope: "scope".to_owned(),
                 refresh: false,
                 host_env: Arc::default(),
+                orphan_interval: std::time::Duration::ZERO,
             }),
             logs: Some(StepLogs {
                 dir: self.cache_dir.path().to_owned(),

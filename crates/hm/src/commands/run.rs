@@ -585,5 +585,6 @@ fn open_cache(dir: &std::path::Path, config: &Config, settings: &RunSettings) ->
         scope: settings.scope.clone(),
         refresh: settings.refresh,
         host_env: Arc::new(crate::host::environment()),
+        orphan_interval: crate::host::orphan_grace(),
     })
 }
