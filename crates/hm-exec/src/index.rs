@@ -312,7 +312,7 @@ impl<'a> Reader<'a> {
 /// Writes `bytes` to `file` atomically: a temporary file beside it,
 /// synced, then renamed over it. Temporary files that writers killed
 /// before their rename left behind are removed first.
-fn save(file: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn save(file: &Path, bytes: &[u8]) -> io::Result<()> {
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = file.parent().unwrap_or(Path::new("."));
     let name = file.file_name().unwrap_or_default();

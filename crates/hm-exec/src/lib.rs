@@ -11,6 +11,7 @@
 //! with a persistent [`index`] so that unchanged files are not read again.
 
 pub mod cache;
+mod changes;
 /// The event stream, from its own crate (`hm-render` reads it alone).
 pub use hm_events as events;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod outcome;
 mod runner;
 pub mod scheduler;
 mod shell;
+mod source_layers;
 pub mod store;
 pub mod workspace;
 

@@ -19,6 +19,7 @@ use crate::outcome::{build_status, BuildOutcome};
 use crate::runner::{prefetch, Kept, Prefetched, RunnerRegistry, Shared, StepInput, StepOutcome, DEFAULT_RUNNER};
 use crate::scheduler::{self, Action, Scheduler, StopReason};
 use crate::shell::{HeldShell, ShellHook, ShellPlan, ShellSession};
+use crate::source_layers::SourceLayers;
 use crate::store::SnapshotCache;
 use crate::workspace::Source;
 
@@ -213,9 +214,11 @@ impl Build {
             Some(hook) => (Some(ShellPlan::new(hook.at)), Some(hook.sessions)),
             None => (None, None),
         };
+        let layers = SourceLayers::new(&request.source_root, request.source_index.as_deref());
         let shared = Arc::new(Shared {
             plan: request.plan,
             vm: self.vm.clone(),
+            layers,
             source: Source::new(request.source_root)
                 .excluding(request.source_exclude)
                 .with_index(request.source_index),

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch, OnceCell};
 use crate::cache::{KeyContext, KeyInputs};
 use crate::events::{now_rfc3339, Event, StepStatus};
 use crate::shell::{HeldShell, ShellPlan, ShellState};
+use crate::source_layers::SourceLayers;
 use crate::store::{CacheError, EntryName, Keyed, Lookup, SnapshotCache};
 use crate::workspace::{sync_plan, Manifest, Source, SourceError, WORKSPACE};
 
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub plan: Plan,
     pub vm: Arc<dyn VmBackend>,
     pub source: Source,
+    /// The copies of the source root steps boot on.
+    pub layers: SourceLayers,
     /// `-e KEY=VALUE` overrides, applied last.
     pub env_overrides: Vec<(String, String)>,
     pub events: mpsc::Sender<Event>,
@@ -403,6 +406,7 @@ async fn shell_after_step(
         let request = BootRequest {
             from: BootFrom::Snapshot(snapshot.clone()),
             name: shared.plan.steps[idx].key().to_owned(),
+            source_layer: None,
         };
         Ok::<_, StepError>(shared.vm.boot(request).await?)
     };
@@ -760,23 +764,29 @@ async fn boot_synced(
     source: Option<Manifest>,
 ) -> Result<(Box<dyn Vm>, Manifest), StepError> {
     let planned = &shared.plan.steps[idx];
-    let (from, before) = match (planned.parent, parent) {
-        (Some(_), Some((snapshot, manifest))) => (BootFrom::Snapshot(snapshot), Some(manifest)),
-        (Some(parent), None) => return Err(StepError::ParentGone(shared.plan.steps[parent].key().to_owned())),
-        (None, _) => (BootFrom::Image(shared.images[&planned.base_image].clone()), None),
-    };
     let manifest = match source {
         Some(manifest) => manifest,
         None => scan(shared).await?,
     };
-    let sync = sync_plan(shared.source.root(), before.as_deref(), &manifest);
     ensure_backend(shared).await?;
+    let (from, before, source_layer) = match (planned.parent, parent) {
+        (Some(_), Some((snapshot, manifest))) => (BootFrom::Snapshot(snapshot), Some(manifest), None),
+        (Some(parent), None) => return Err(StepError::ParentGone(shared.plan.steps[parent].key().to_owned())),
+        (None, _) => {
+            let image = &shared.images[&planned.base_image];
+            let layer = shared.layers.choose(shared.vm.as_ref(), image, &manifest).await?;
+            let (name, held) = layer.unzip();
+            (BootFrom::Image(image.clone()), held, name)
+        }
+    };
+    let sync = sync_plan(shared.source.root(), before.as_deref(), &manifest);
 
     let mut vm = shared
         .vm
         .boot(BootRequest {
             from,
             name: planned.key().to_owned(),
+            source_layer,
         })
         .await?;
     if let Err(err) = vm.sync(sync).await {

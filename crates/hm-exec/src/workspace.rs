@@ -2,16 +2,19 @@
 //! manifest, and the sync plan that brings a snapshot's `/workspace` up to
 //! date (DESIGN.md §4).
 
+use std::cmp::Ordering as Order;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use hm_vm::{Drift, SyncEntry, SyncKind, SyncPlan};
 
+use crate::changes::Changes;
 use crate::index::{Entry as IndexEntry, SourceIndex, Stamp};
 
 /// Where the source appears inside a VM.
@@ -19,6 +22,43 @@ pub const WORKSPACE: &str = "/workspace";
 
 /// Directories that are never part of the source, at the project root.
 const EXCLUDED_AT_ROOT: [&str; 1] = [".hm"];
+
+/// Threads a scan walks the tree with, at most.
+const MAX_SCAN_THREADS: usize = 4;
+
+/// An entry a walk found (see [`Source::visit`]).
+struct Visited {
+    path: PathBuf,
+    entry: ManifestEntry,
+    learnt: Option<IndexEntry>,
+}
+
+/// What one walking thread found, added to the walk's when it is done.
+struct Batch<'a> {
+    items: Vec<Visited>,
+    into: &'a Mutex<Vec<Visited>>,
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        let mut all = self.into.lock().unwrap_or_else(|p| p.into_inner());
+        all.append(&mut self.items);
+    }
+}
+
+/// The order of relative, normal paths component by component (as `Path`
+/// compares them), from their bytes: a separator sorts before any byte.
+fn path_order(a: &Path, b: &Path) -> Order {
+    use std::os::unix::ffi::OsStrExt;
+    let key = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.get(common), b.get(common)) {
+        (Some(&x), Some(&y)) => key(x).cmp(&key(y)),
+        // One is the other's prefix: the shorter first.
+        (x, y) => x.is_some().cmp(&y.is_some()),
+    }
+}
 
 /// One source entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +179,15 @@ pub struct Source {
     clock: fn() -> SystemTime,
     /// Files read and hashed so far.
     hashed: AtomicU64,
+    /// Walks of the tree so far.
+    walks: AtomicU64,
+    /// Watches on the tree, made at the first scan (`None` inside: no
+    /// inotify here).
+    changes: OnceLock<Option<Changes>>,
+    /// The last walk's manifest, while its watches hold.
+    last: Mutex<Option<Manifest>>,
+    /// One scan at a time: a walk's watches must all be its own.
+    scanning: Mutex<()>,
 }
 
 impl Source {
@@ -149,6 +198,10 @@ impl Source {
             excluded: Vec::new(),
             clock: SystemTime::now,
             hashed: AtomicU64::new(0),
+            walks: AtomicU64::new(0),
+            changes: OnceLock::new(),
+            last: Mutex::default(),
+            scanning: Mutex::default(),
         }
     }
 
@@ -189,18 +242,47 @@ impl Source {
         self.hashed.load(Ordering::Relaxed)
     }
 
-    /// Walks the tree now, applying `.gitignore`, `.ignore`,
+    /// How many times this source's scans walked the tree.
+    pub fn walks(&self) -> u64 {
+        self.walks.load(Ordering::Relaxed)
+    }
+
+    /// The source now, applying `.gitignore`, `.ignore`,
     /// `.git/info/exclude` and the global excludes, leaving out `.git/` and
-    /// `.hm/`, keeping symlinks as links.
+    /// `.hm/`, keeping symlinks as links. The tree is walked again unless
+    /// nothing in it changed since this source's last walk (see
+    /// [`crate::changes`]).
     pub fn scan(&self) -> Result<Manifest, SourceError> {
+        let _one_at_a_time = self.scanning.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = self.changes.get_or_init(Changes::new);
+        if let Some(changes) = changes {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(last) = last.filter(|_| changes.quiet()) {
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(last.clone());
+                return Ok(last);
+            }
+            changes.begin(&self.root);
+        }
+        let walked = self.walk(changes.as_ref());
+        if let (Some(changes), Err(_)) = (changes, &walked) {
+            changes.abandon();
+        }
+        let manifest = walked?;
+        if changes.is_some() {
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(manifest.clone());
+        }
+        Ok(manifest)
+    }
+
+    /// Walks the tree, in parallel, watching each directory for `changes`
+    /// before it is read.
+    fn walk(&self, changes: Option<&Changes>) -> Result<Manifest, SourceError> {
+        self.walks.fetch_add(1, Ordering::Relaxed);
         let started = (self.clock)();
         let known = self.index.current();
-        // What this scan learnt: files the index did not vouch for.
-        let mut learnt: Vec<(PathBuf, IndexEntry)> = Vec::new();
-        let mut files = 0;
-        let root = self.root.clone();
         let excluded = self.excluded.clone();
-        let walker = ignore::WalkBuilder::new(&root)
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SCAN_THREADS));
+        let walker = ignore::WalkBuilder::new(&self.root)
             .hidden(false)
             .parents(true)
             .ignore(true)
@@ -209,10 +291,7 @@ impl Source {
             .git_exclude(true)
             .require_git(false)
             .follow_links(false)
-            // Siblings by name: the walk comes out in the manifest's order
-            // (paths compare component by component), so the map is built
-            // from it in one pass.
-            .sort_by_file_name(|a, b| a.cmp(b))
+            .threads(threads)
             .filter_entry(move |entry| {
                 let name = entry.file_name();
                 if name == ".git" || excluded.iter().any(|x| x == entry.path()) {
@@ -220,67 +299,65 @@ impl Source {
                 }
                 !(entry.depth() == 1 && EXCLUDED_AT_ROOT.iter().any(|x| name == *x))
             })
-            .build();
-        let mut scanned = Vec::new();
-        for entry in walker {
-            let entry = entry.map_err(|e| SourceError {
-                path: self.root.clone(),
-                source: io::Error::other(e),
-            })?;
-            if entry.depth() == 0 {
-                continue;
-            }
-            let path = entry.path();
-            let rel = path.strip_prefix(&self.root).unwrap_or(path).to_owned();
-            let meta = fs::symlink_metadata(path).map_err(|source| SourceError {
-                path: path.to_owned(),
-                source,
-            })?;
-            let mode = meta.mode() & 0o7777;
-            let ft = meta.file_type();
-            let (kind, hash) = if ft.is_dir() {
-                (EntryKind::Dir, [0; 32])
-            } else if ft.is_symlink() {
-                let target = fs::read_link(path).map_err(|source| SourceError {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                (
-                    EntryKind::Symlink,
-                    *blake3::hash(target.as_os_str().as_encoded_bytes()).as_bytes(),
-                )
-            } else if ft.is_file() {
-                files += 1;
-                let stamp = Stamp::of(&meta);
-                let entry = known.get(&rel);
-                let hash = match entry.and_then(|e| e.hash_if(&stamp)) {
-                    Some(hash) => hash,
-                    None => {
-                        let hash = self.hash_file(path)?;
-                        let racy = stamp.is_racy(started);
-                        let fresh = IndexEntry { stamp, hash, racy };
-                        // A racy entry read again as it was is nothing new.
-                        if entry != Some(&fresh) {
-                            learnt.push((rel.clone(), fresh));
-                        }
-                        hash
+            .build_parallel();
+        let visited: Mutex<Vec<Visited>> = Mutex::default();
+        let failed: Mutex<Option<SourceError>> = Mutex::default();
+        walker.run(|| {
+            let mut batch = Batch {
+                items: Vec::new(),
+                into: &visited,
+            };
+            let (known, failed) = (&known, &failed);
+            Box::new(move |entry| {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(SourceError {
+                            path: self.root.clone(),
+                            source: io::Error::other(e),
+                        });
+                        return ignore::WalkState::Quit;
                     }
                 };
-                (EntryKind::File, hash)
-            } else {
-                // Sockets, fifos and devices are not source.
-                continue;
-            };
-            scanned.push((rel, ManifestEntry { kind, mode, hash }));
+                match self.visit(&entry, known, started, changes) {
+                    Ok(Some(item)) => batch.items.push(item),
+                    Ok(None) => {}
+                    Err(e) => {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return ignore::WalkState::Quit;
+                    }
+                }
+                ignore::WalkState::Continue
+            })
+        });
+        if let Some(err) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(err);
         }
+        let visited = visited.into_inner().unwrap_or_else(|p| p.into_inner());
+        // In the manifest's order (paths compare component by component),
+        // so that the map is built from it in one pass; the entries are
+        // large, so their places are sorted.
+        let mut order: Vec<usize> = (0..visited.len()).collect();
+        order.sort_unstable_by(|&a, &b| path_order(&visited[a].path, &visited[b].path));
+        let files = visited.iter().filter(|v| v.entry.kind == EntryKind::File).count();
+        let mut visited: Vec<Option<Visited>> = visited.into_iter().map(Some).collect();
+        let mut learnt: HashMap<PathBuf, IndexEntry> = HashMap::new();
         let manifest = Manifest {
-            entries: scanned.into_iter().collect(),
+            entries: order
+                .into_iter()
+                .filter_map(|i| visited[i].take())
+                .map(|v| {
+                    if let Some(fresh) = v.learnt {
+                        learnt.insert(v.path.clone(), fresh);
+                    }
+                    (v.path, v.entry)
+                })
+                .collect(),
         };
         // Every file was known and trusted, and no known file is gone.
         if learnt.is_empty() && files == known.len() {
             return Ok(manifest);
         }
-        let mut learnt: HashMap<PathBuf, IndexEntry> = learnt.into_iter().collect();
         let entries = manifest
             .entries
             .iter()
@@ -292,6 +369,70 @@ impl Source {
             .collect();
         self.index.replace(entries);
         Ok(manifest)
+    }
+
+    /// One entry of the walk: what the manifest holds of it and, for a file
+    /// the index did not vouch for, what the index learns.
+    fn visit(
+        &self,
+        entry: &ignore::DirEntry,
+        known: &crate::index::Entries,
+        started: SystemTime,
+        changes: Option<&Changes>,
+    ) -> Result<Option<Visited>, SourceError> {
+        if entry.depth() == 0 {
+            return Ok(None);
+        }
+        let path = entry.path();
+        let failed = |source| SourceError {
+            path: path.to_owned(),
+            source,
+        };
+        let rel = path.strip_prefix(&self.root).unwrap_or(path).to_owned();
+        let meta = fs::symlink_metadata(path).map_err(failed)?;
+        let mode = meta.mode() & 0o7777;
+        let ft = meta.file_type();
+        let mut learnt = None;
+        let (kind, hash) = if ft.is_dir() {
+            if let Some(changes) = changes {
+                changes.watch(path);
+            }
+            (EntryKind::Dir, [0; 32])
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(failed)?;
+            (
+                EntryKind::Symlink,
+                *blake3::hash(target.as_os_str().as_encoded_bytes()).as_bytes(),
+            )
+        } else if ft.is_file() {
+            let stamp = Stamp::of(&meta);
+            let entry = known.get(&rel);
+            let hash = match entry.and_then(|e| e.hash_if(&stamp)) {
+                Some(hash) => hash,
+                None => {
+                    let hash = self.hash_file(path)?;
+                    let fresh = IndexEntry {
+                        stamp,
+                        hash,
+                        racy: stamp.is_racy(started),
+                    };
+                    // A racy entry read again as it was is nothing new.
+                    if entry != Some(&fresh) {
+                        learnt = Some(fresh);
+                    }
+                    hash
+                }
+            };
+            (EntryKind::File, hash)
+        } else {
+            // Sockets, fifos and devices are not source.
+            return Ok(None);
+        };
+        Ok(Some(Visited {
+            path: rel,
+            entry: ManifestEntry { kind, mode, hash },
+            learnt,
+        }))
     }
 
     fn hash_file(&self, path: &Path) -> Result<[u8; 32], SourceError> {
@@ -509,12 +650,11 @@ mod tests {
         let now = |dir: &Path| Source::new(dir.to_owned()).with_index(Some(index.clone()));
         let first = now(dir.path());
         first.scan().unwrap();
-        first.scan().unwrap();
-        assert_eq!(first.files_hashed(), 2 * FILES, "a racy file was trusted");
+        assert_eq!(first.files_hashed(), FILES);
         first.flush();
         let next = now(dir.path());
         next.scan().unwrap();
-        assert_eq!(next.files_hashed(), FILES);
+        assert_eq!(next.files_hashed(), FILES, "a racy file was trusted");
         next.flush();
         // Hashed once more when settled, then trusted.
         let settled = indexed(dir.path(), &index);
@@ -608,6 +748,60 @@ mod tests {
             let rebuilt = crate::index::decode(dir.path(), &fs::read(&index).unwrap());
             assert_eq!(rebuilt.map(|e| e.len()), Some(FILES as usize), "{what}: not rebuilt");
         }
+    }
+
+    #[test]
+    fn paths_sort_as_the_manifest_orders_them() {
+        let mut paths: Vec<PathBuf> = ["a-b", "a/b", "a.b/c", "a", "ab", "a/b/c", "a/b-c", "b", "a/bc"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        paths.sort_by(|a, b| path_order(a, b));
+        let mut by_path = paths.clone();
+        by_path.sort();
+        assert_eq!(paths, by_path);
+    }
+
+    #[test]
+    fn a_scan_with_nothing_changed_since_the_last_walk_does_not_walk() {
+        let dir = tree();
+        let source = Source::new(dir.path().to_owned());
+        let first = source.scan().unwrap();
+        assert_eq!(source.scan().unwrap(), first);
+        if source.walks() == 2 {
+            eprintln!("no inotify here: every scan walks");
+            return;
+        }
+        assert_eq!(source.walks(), 1);
+        // Each kind of change is seen, however deep.
+        type Change = (&'static str, fn(&Path));
+        let changes: [Change; 5] = [
+            ("edited", |root| {
+                fs::write(root.join("src/main.rs"), "fn main() { 1 }").unwrap()
+            }),
+            ("created", |root| fs::write(root.join("src/new.rs"), "").unwrap()),
+            ("made executable", |root| {
+                fs::set_permissions(root.join("src/new.rs"), fs::Permissions::from_mode(0o755)).unwrap()
+            }),
+            ("new folder", |root| {
+                fs::create_dir_all(root.join("src/deep/er")).unwrap()
+            }),
+            ("deleted", |root| fs::remove_file(root.join("src/main.rs")).unwrap()),
+        ];
+        let mut before = first;
+        for (what, change) in changes {
+            change(dir.path());
+            let now = source.scan().unwrap();
+            assert_ne!(now, before, "{what}: not seen");
+            assert_eq!(now, Source::new(dir.path().to_owned()).scan().unwrap(), "{what}");
+            before = now;
+        }
+        let walks = source.walks();
+        fs::write(dir.path().join("src/deep/er/x"), "x").unwrap();
+        assert!(source.scan().unwrap().entries.contains_key(Path::new("src/deep/er/x")));
+        assert_eq!(source.walks(), walks + 1);
+        source.scan().unwrap();
+        assert_eq!(source.walks(), walks + 1, "walked again with nothing changed");
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct BootRequest {
     pub from: BootFrom,
     /// A short name for the VM, used in paths and labels (the step key).
     pub name: String,
+    /// A root step's source layer (see [`VmBackend::source_layer`]), held by
+    /// this process: `/workspace` starts as the layer holds it, and the
+    /// sync brings it from there to the source.
+    pub source_layer: Option<String>,
 }
 
 /// One entry the workspace sync writes.
@@ -296,6 +300,20 @@ pub trait VmBackend: Send + Sync {
     /// Resolves an image name; an unknown image is an error that says how to
     /// get it.
     async fn resolve_image(&self, name: &str) -> Result<ImageRef, BackendUnavailable>;
+
+    /// Source layer `name` for root steps on `image` (DESIGN.md §4): a
+    /// read-only copy of the source at one state, stacked under each root
+    /// step that sees that state instead of a copy of the tree in each.
+    /// `Ok(true)`: it is there and held by this process until
+    /// [`VmBackend::shutdown`]. When it is not and `make` is given (a sync of
+    /// the whole source into an empty `/workspace`), it is made from that
+    /// first. `Ok(false)`: there is none to boot on (a source that changed
+    /// while it was copied makes none; a backend without source layers never
+    /// has one), and root steps sync the source themselves.
+    async fn source_layer(&self, name: &str, image: &ImageRef, make: Option<SyncPlan>) -> Result<bool, VmError> {
+        let _ = (name, image, make);
+        Ok(false)
+    }
 
     /// Prepares a VM. Backends may defer the actual boot until `exec`.
     async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError>;

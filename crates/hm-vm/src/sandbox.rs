@@ -21,6 +21,7 @@ mod layers;
 mod mounts;
 mod remove;
 mod rootfs;
+mod sources;
 mod spec;
 mod subids;
 mod sync;
@@ -34,8 +35,8 @@ use std::sync::{Arc, Mutex};
 pub use helper::{helper_main, is_helper_invocation, HELPER_ARG};
 
 use crate::backend::{
-    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm,
-    VmBackend,
+    BootFrom, BootRequest, ExecOutcome, ExecRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot,
+    SyncPlan, Vm, VmBackend,
 };
 use crate::error::{BackendUnavailable, SandboxError, VmError};
 use crate::fsutil::{self, random_id};
@@ -46,6 +47,7 @@ use layers::{Layer, Trash};
 use remove::Remover;
 use rootfs::MountPoints;
 pub(crate) use rootfs::{is_opaque, OPAQUE_XATTR};
+use sources::SourceLayers;
 use spec::{FlattenSpec, IdMap, Job, Report};
 use subids::SubIds;
 use vm::SandboxVm;
@@ -99,6 +101,8 @@ struct Inner {
     /// Stored layers already found intact by this process (a chain of hits
     /// checks each layer once, not once per descendant).
     verified: Mutex<std::collections::HashSet<String>>,
+    /// Copies of the source that root steps stack.
+    sources: SourceLayers,
 }
 
 #[derive(Default)]
@@ -178,7 +182,6 @@ impl SandboxBackend {
         let remover = Remover::new(&config.helper, id_map);
         SandboxBackend {
             inner: Arc::new(Inner {
-                config,
                 network,
                 images,
                 rootless,
@@ -190,6 +193,8 @@ impl SandboxBackend {
                 trash: Arc::new(Trash::new(remover)),
                 flattening: tokio::sync::Mutex::new(()),
                 verified: Mutex::new(std::collections::HashSet::new()),
+                sources: SourceLayers::new(&config.cache_dir),
+                config,
             }),
         }
     }
@@ -198,6 +203,15 @@ impl SandboxBackend {
     pub fn rootless(&self) -> bool {
         self.inner.rootless
     }
+}
+
+/// Deletes the source layers in `cache_dir` that no stored part in `known`
+/// names and no process uses (`hm cache clean`).
+pub fn remove_source_layers(
+    cache_dir: &std::path::Path,
+    known: &std::collections::HashSet<String>,
+) -> std::io::Result<()> {
+    SourceLayers::new(cache_dir).remove_unused(known)
 }
 
 /// The user namespace mapping of a step or helper job, when not root.
@@ -254,6 +268,19 @@ impl Inner {
         let layout = Arc::new(layout);
         state.host = Some(layout.clone());
         Ok(layout)
+    }
+
+    /// Source layer `name`, which this process holds (see
+    /// [`VmBackend::source_layer`]); a missing one is an error.
+    fn source_layer(&self, name: &str) -> Result<Arc<Layer>, VmError> {
+        let tree = self.sources.tree(name);
+        match self.sources.hold(name) {
+            Ok(true) => Ok(Layer::named(tree, format!("{}{name}", sources::PART_PREFIX))),
+            Ok(false) => Err(VmError::io("use the source layer", &tree)(
+                std::io::ErrorKind::NotFound.into(),
+            )),
+            Err(e) => Err(VmError::io("use the source layer", &tree)(e)),
+        }
     }
 
     /// The directory of stored layers.
@@ -360,6 +387,7 @@ impl VmBackend for SandboxBackend {
         let request = BootRequest {
             from: BootFrom::Image(image),
             name: "probe".to_owned(),
+            source_layer: None,
         };
         let mut vm = self
             .boot(request)
@@ -391,6 +419,25 @@ impl VmBackend for SandboxBackend {
         }
     }
 
+    async fn source_layer(&self, name: &str, image: &ImageRef, make: Option<SyncPlan>) -> Result<bool, VmError> {
+        // A host with a `/workspace` of its own hides it under an opaque
+        // directory in each root step's layer (see `rootfs`), which would
+        // hide the source layer too.
+        if image.name == HOST_IMAGE && std::fs::symlink_metadata("/workspace").is_ok() {
+            return Ok(false);
+        }
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        let tree = inner.sources.tree(&name);
+        tokio::task::spawn_blocking(move || match make {
+            Some(plan) => inner.sources.make(&name, &plan),
+            None => inner.sources.hold(&name),
+        })
+        .await
+        .map_err(|e| VmError::io("make a source layer", &tree)(std::io::Error::other(e)))?
+        .map_err(VmError::io("make the source layer", &tree))
+    }
+
     async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError> {
         let inner = self.inner.clone();
         let snapshot = match &request.from {
@@ -417,6 +464,13 @@ impl VmBackend for SandboxBackend {
             }
             BootFrom::Snapshot(id) => inner.flattened(id).await?,
         };
+        let snapshot = match (&request.source_layer, &request.from) {
+            (Some(name), BootFrom::Image(_)) => Snapshot {
+                layers: vec![inner.source_layer(name)?],
+                ..snapshot
+            },
+            _ => snapshot,
+        };
         let workspace = inner.workspace()?;
         let n = inner.steps.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(SandboxVm::new(inner, workspace, n, snapshot)))
@@ -437,6 +491,7 @@ impl VmBackend for SandboxBackend {
             state.host = None;
             state.session.take()
         };
+        self.inner.sources.release_all();
         self.inner.trash.drain().await;
         // The session directory goes with the last reference to it.
         if let Some(workspace) = workspace {
@@ -451,12 +506,17 @@ impl VmBackend for SandboxBackend {
         let snapshot = self.inner.snapshot(id)?;
         let store = self.inner.store_dir();
         let inner = self.inner.clone();
+        let blocking = self.inner.clone();
         let (layers, new_parts) = tokio::task::spawn_blocking(move || -> Result<_, VmError> {
+            let inner = blocking;
             std::fs::create_dir_all(&store).map_err(VmError::io("create", &store))?;
             let mut layers = Vec::with_capacity(snapshot.layers.len());
             let mut new_parts = Vec::new();
             for layer in &snapshot.layers {
                 if layer.is_stored() {
+                    if let Some(name) = layer.name().strip_prefix(sources::PART_PREFIX) {
+                        new_parts.push((layer.name(), inner.sources.size(name)));
+                    }
                     layers.push(layer.clone());
                     continue;
                 }
@@ -509,6 +569,13 @@ impl VmBackend for SandboxBackend {
         let store = inner.store_dir();
         let mut layers = Vec::with_capacity(stored.parts.len());
         for part in &stored.parts {
+            if let Some(name) = part.strip_prefix(sources::PART_PREFIX) {
+                match inner.source_layer(name) {
+                    Ok(layer) => layers.push(layer),
+                    Err(_) => return Err(VmError::StoredMissing(format!("source layer `{name}` is gone"))),
+                }
+                continue;
+            }
             let path = store.join(part);
             let known = inner.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(part);
             if !known {
@@ -527,9 +594,20 @@ impl VmBackend for SandboxBackend {
     }
 
     async fn delete_parts(&self, parts: &[String]) -> Result<(), VmError> {
-        let paths: Vec<PathBuf> = parts.iter().map(|p| self.inner.store_dir().join(p)).collect();
+        let (sources, layers): (Vec<&String>, Vec<&String>) =
+            parts.iter().partition(|p| p.starts_with(sources::PART_PREFIX));
+        let sources: Vec<String> = sources.into_iter().cloned().collect();
+        let paths: Vec<PathBuf> = layers.iter().map(|p| self.inner.store_dir().join(p)).collect();
         let remover = self.inner.remover.clone();
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            for part in sources {
+                let name = &part[sources::PART_PREFIX.len()..];
+                inner
+                    .sources
+                    .delete(name)
+                    .map_err(VmError::io("remove", inner.sources.tree(name)))?;
+            }
             for path in paths {
                 remover.remove(&path).map_err(VmError::io("remove", &path))?;
             }
@@ -547,8 +625,14 @@ impl VmBackend for SandboxBackend {
         let known = known.clone();
         let grace = self.inner.config.orphan_grace;
         let remover = self.inner.remover.clone();
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             crate::session::collect_dead_with(&runs, |path| remover.remove(path));
+            let sources_dir = inner.config.cache_dir.join(sources::SOURCES_DIR);
+            inner
+                .sources
+                .collect(&known, grace)
+                .map_err(VmError::io("collect source layers in", &sources_dir))?;
             let Ok(entries) = std::fs::read_dir(&store) else {
                 return Ok(());
             };

@@ -312,39 +312,7 @@ fn a_cached_chain_reruns_from_the_changed_step(b: Backend) {
 
 /// `hm cache ls --format json`.
 fn entries(fx: &Fixture) -> Vec<Value> {
-    let out = fx.hm(&["cache", "ls", "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// Every entry's stored parts exist (the sandbox's layers, docker's
-/// images), and every stored part belongs to an entry.
-fn assert_consistent(fx: &Fixture) {
-    let referenced: BTreeSet<String> = entries(fx)
-        .iter()
-        .flat_map(|e| {
-            e["parts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap().to_owned())
-        })
-        .collect();
-    let stored: BTreeSet<String> = match fx.backend {
-        Backend::Sandbox => std::fs::read_dir(fx.cache().join("layers"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Backend::Docker => fx.cache_images().into_iter().map(|(_, id)| id).collect(),
-    };
-    assert_eq!(referenced, stored, "the registry and the stored parts disagree");
+    fx.cache_entries()
 }
 
 fn chain_of_cached_steps(n: usize) -> (Vec<Step>, Vec<(String, String)>) {
@@ -396,7 +364,7 @@ fn two_runs_at_once_share_one_cache(b: Backend) {
     let third = run(&fx);
     assert!(third.executed().is_empty(), "{}", third.dump());
     assert_eq!(entries(&fx).len(), 4);
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
     fx.assert_clean();
 }
 
@@ -439,7 +407,7 @@ fn a_killed_run_leaves_a_cache_the_next_run_uses_or_repairs(b: Backend) {
             assert_eq!(next.logs("s4"), [round.to_string()], "round {round}");
         }
         assert!(entries(&fx).len() <= 3);
-        assert_consistent(&fx);
+        fx.assert_parts_stored("the cache");
         fx.assert_clean();
     }
 }
@@ -489,7 +457,7 @@ fn eviction_spares_what_another_run_holds(b: Backend) {
     let pruned = fx.hm(&["cache", "prune", "--max-size", "1"]);
     assert!(pruned.status.success());
     assert!(entries(&fx).is_empty());
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
 }
 
 fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun(b: Backend) {
@@ -521,7 +489,7 @@ fn a_layer_removed_by_hand_or_a_damaged_registry_means_a_rerun(b: Backend) {
     );
     assert_eq!(again.logs("child"), ["root"]);
     assert_eq!(run(&fx).status("root"), "cache_hit");
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
 
     // Someone scribbles over the registry.
     std::fs::write(fx.cache().join("registry.db"), vec![0x42; 8192]).unwrap();
@@ -586,7 +554,7 @@ fn projects_are_told_apart_and_a_step_is_removed_by_name(b: Backend) {
     let left: Vec<Value> = entries(&fx);
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["step"], "prep");
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
 }
 
 fn cache_commands(b: Backend) {
@@ -641,14 +609,14 @@ fn cache_commands(b: Backend) {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--older-than"));
     assert!(fx.hm(&["cache", "prune", "--max-entries", "1"]).status.success());
     assert_eq!(entries(&fx).len(), 1);
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
 
     // Not a terminal: `clean` does not ask.
     let clean = fx.hm(&["cache", "clean"]);
     assert!(clean.status.success());
     assert!(String::from_utf8_lossy(&clean.stderr).contains("removed 1 entries"));
     assert!(entries(&fx).is_empty());
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
     assert_eq!(run(&fx).executed(), ["a", "b"]);
     fx.assert_clean();
 }
@@ -690,7 +658,7 @@ fn cache_commands_never_break_a_running_build(b: Backend) {
         assert_eq!(build.stdout("user"), ["still-there"], "{command:?}: {}", build.dump());
         assert!(said.contains("running build"), "{command:?} says what it kept: {said}");
         assert_eq!(entries(&fx).len(), 1, "{command:?} kept the entry in use");
-        assert_consistent(&fx);
+        fx.assert_parts_stored("the cache");
     }
     let mut waiting = None;
     let build = fx.run_json_when(&[], "started", || {
@@ -711,7 +679,7 @@ fn cache_commands_never_break_a_running_build(b: Backend) {
         "{said}"
     );
     assert!(entries(&fx).is_empty());
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
     fx.assert_clean();
 }
 
@@ -742,7 +710,7 @@ fn another_process_evicting_never_fails_a_build(b: Backend) {
     assert_eq!(build.status("r"), "cache_hit");
     assert_eq!(build.status("a"), "passed", "{}", build.dump());
     assert_eq!(build.stdout("a"), ["2", "r"]);
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
     fx.assert_clean();
 }
 
@@ -831,7 +799,7 @@ fn eviction_keeps_the_end_of_a_chain_within_bounds_during_the_run(b: Backend) {
         assert_eq!(du_after["bytes"], du["bytes"]);
     }
     assert!(run(&fx).executed().is_empty());
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
 
     // A byte bound of 6.5 MiB: the chain's start stays, within the bound.
     fx.write(".hm/config.toml", "[cache]\nmax_size = \"6.5MiB\"\n");
@@ -843,7 +811,7 @@ fn eviction_keeps_the_end_of_a_chain_within_bounds_during_the_run(b: Backend) {
     assert_eq!(kept, start);
     let du: Value = serde_json::from_slice(&fx.hm(&["cache", "du", "--format", "json"]).stdout).unwrap();
     assert!(du["bytes"].as_u64().unwrap() <= 6_815_744, "{du}");
-    assert_consistent(&fx);
+    fx.assert_parts_stored("the cache");
     fx.assert_clean();
 }
 

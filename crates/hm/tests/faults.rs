@@ -12,7 +12,6 @@
 
 mod util;
 
-use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -94,13 +93,7 @@ fn wait_for_helpers() {
 }
 
 fn entries(fx: &Fixture) -> Vec<Value> {
-    let out = fx.hm(&["cache", "ls", "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    fx.cache_entries()
 }
 
 /// Nothing of `hm` is left, the registry is sound, and its entries' parts
@@ -109,30 +102,7 @@ fn assert_sound(fx: &Fixture, context: &str) {
     fx.assert_clean();
     let registry = hm_vm::Registry::open(&fx.cache()).unwrap();
     assert_eq!(registry.problems().unwrap(), Vec::<String>::new(), "{context}");
-    let referenced: BTreeSet<String> = entries(fx)
-        .iter()
-        .flat_map(|e| {
-            e["parts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p.as_str().unwrap().to_owned())
-        })
-        .collect();
-    let stored: BTreeSet<String> = match fx.backend {
-        Backend::Sandbox => std::fs::read_dir(fx.cache().join("layers"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Backend::Docker => fx.cache_images().into_iter().map(|(_, id)| id).collect(),
-    };
-    assert_eq!(
-        referenced, stored,
-        "{context}: the registry and the stored parts disagree"
-    );
+    fx.assert_parts_stored(context);
 }
 
 /// How long one run takes here, to pick moments within it.

@@ -49,7 +49,7 @@ fn a_pipeline_runs_as_an_unprivileged_user() {
     let steps = [
         step(
             "build",
-            "id -u; mkdir -p out && cp src.txt out/ && echo built > out/artifact",
+            "id -u; stat -c %u src.txt; chown 1 src.txt 2>/dev/null; mkdir -p out && cp src.txt out/ && echo built > out/artifact",
         ),
         step(
             "test",
@@ -62,10 +62,26 @@ fn a_pipeline_runs_as_an_unprivileged_user() {
     fx.write("src.txt", "source\n");
     let run = run_unprivileged(&fx, &fx.project(), &["run", "--format", "json"]);
     assert_eq!(run.code, 0, "{}", run.dump());
-    assert_eq!(run.logs("build"), ["0"], "the caller is root inside");
+    assert_eq!(
+        run.logs("build"),
+        ["0", "0"],
+        "the caller is root inside, and owns the source"
+    );
     // `touch`'s complaint goes to stderr, which may arrive before or after.
     assert_eq!(run.stdout("test"), ["built", "source", "etc-read-only"]);
     assert_eq!(run.logs("other"), ["source"]);
+    // The root step booted on a copy of the source the caller made, which
+    // steps saw as root's, and which a step's `chown` could not change.
+    let copies: Vec<_> = std::fs::read_dir(fx.cache().join("sources"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let copy = copies[0].path().join("tree/workspace/src.txt");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "source\n");
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(fx.cache()).unwrap().uid();
+    assert_eq!(std::fs::metadata(&copy).unwrap().uid(), owner);
     fx.assert_clean();
     if util::is_root() {
         assert!(!std::path::Path::new("/etc/hm-rootless").exists());

@@ -81,6 +81,8 @@ pub(super) fn layer_size(path: &Path) -> std::io::Result<u64> {
 /// dropped; a stored one belongs to the registry and stays.
 pub(super) struct Layer {
     path: PathBuf,
+    /// The part's name, when not its directory's.
+    part: Option<String>,
     trash: Option<Arc<Trash>>,
 }
 
@@ -89,13 +91,27 @@ impl Layer {
     pub(super) fn new(path: PathBuf, trash: &Arc<Trash>) -> Arc<Self> {
         Arc::new(Layer {
             path,
+            part: None,
             trash: Some(trash.clone()),
         })
     }
 
     /// A layer in the persistent store.
     pub(super) fn stored(path: PathBuf) -> Arc<Self> {
-        Arc::new(Layer { path, trash: None })
+        Arc::new(Layer {
+            path,
+            part: None,
+            trash: None,
+        })
+    }
+
+    /// A stored layer whose part is named `part` (a source layer's).
+    pub(super) fn named(path: PathBuf, part: String) -> Arc<Self> {
+        Arc::new(Layer {
+            path,
+            part: Some(part),
+            trash: None,
+        })
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -106,8 +122,11 @@ impl Layer {
         self.trash.is_none()
     }
 
-    /// The layer's name: its directory's.
+    /// The layer's part name: its directory's, unless named otherwise.
     pub(super) fn name(&self) -> String {
+        if let Some(part) = &self.part {
+            return part.clone();
+        }
         self.path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -84,7 +84,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
         CacheCommand::Clean { yes, wait } => {
             let (count, bytes) = registry.totals()?;
             if count == 0 {
-                remove_source_indexes(&dir);
+                remove_sources(&dir, &registry);
                 say!("the cache is empty");
                 return Ok(exit_codes::PASSED);
             }
@@ -92,8 +92,9 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 say!("nothing removed");
                 return Ok(exit_codes::PASSED);
             }
-            remove_source_indexes(&dir);
-            remove(&dir, &registry, None, wait).await
+            let removed = remove(&dir, &registry, None, wait).await;
+            remove_sources(&dir, &registry);
+            removed
         }
         CacheCommand::Rm { keys, pipeline, wait } => {
             let scope = project_scope()?;
@@ -248,14 +249,22 @@ impl Freeing for hm_vm::Removed {
     }
 }
 
-/// Removes every project's source index: the next run of each reads all
-/// its files again.
-fn remove_source_indexes(dir: &std::path::Path) {
+/// Removes every project's source index (the next run of each reads all
+/// its files again) and the sandbox's copies of sources that no entry left
+/// needs and no running build uses.
+fn remove_sources(dir: &std::path::Path, registry: &Registry) {
     match std::fs::remove_dir_all(dir.join(super::run::SOURCE_INDEXES)) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
             say!("warning: cannot remove the source indexes: {err}")
         }
         _ => {}
+    }
+    // Without the registry's word, no copy is known to be unneeded.
+    let Ok(known) = registry.known_parts("sandbox") else {
+        return;
+    };
+    if let Err(err) = hm_vm::sandbox::remove_source_layers(dir, &known) {
+        say!("warning: cannot remove the copies of sources: {err}");
     }
 }
 

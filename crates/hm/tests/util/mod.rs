@@ -15,6 +15,7 @@ pub use rootfs::tiny_rootfs;
 #[allow(unused_imports)]
 pub use skip::skip;
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -353,6 +354,57 @@ impl Fixture {
                 .collect();
             assert!(snapshots.is_empty(), "snapshot images left behind: {snapshots:?}");
         }
+    }
+
+    /// `hm cache ls --format json`.
+    pub fn cache_entries(&self) -> Vec<Value> {
+        let out = self.hm(&["cache", "ls", "--format", "json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Asserts that the cache entries' parts are exactly the stored ones
+    /// (the sandbox's layers, docker's images), and that the sandbox's
+    /// source layers they name are there: those stay while no entry needs
+    /// them (each project's latest), and entries share them.
+    pub fn assert_parts_stored(&self, context: &str) {
+        let (sources, referenced): (BTreeSet<String>, BTreeSet<String>) = self
+            .cache_entries()
+            .iter()
+            .flat_map(|e| {
+                e["parts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_str().unwrap().to_owned())
+            })
+            .partition(|p| p.starts_with("src-"));
+        let listed = |dir: &str| -> BTreeSet<String> {
+            fs::read_dir(self.cache().join(dir))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let stored: BTreeSet<String> = match self.backend {
+            Backend::Sandbox => listed("layers"),
+            Backend::Docker => self.cache_images().into_iter().map(|(_, id)| id).collect(),
+        };
+        assert_eq!(
+            referenced, stored,
+            "{context}: the registry and the stored parts disagree"
+        );
+        let source_layers: BTreeSet<String> = listed("sources").iter().map(|n| format!("src-{n}")).collect();
+        assert!(
+            sources.is_subset(&source_layers),
+            "{context}: entries name source layers that are gone: {sources:?}, there: {source_layers:?}"
+        );
     }
 
     /// The docker repositories of this fixture's cache.
