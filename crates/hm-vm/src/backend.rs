@@ -315,6 +315,13 @@ pub trait VmBackend: Send + Sync {
         Ok(false)
     }
 
+    /// Deletes the source layers that no stored part in `known` names and
+    /// no process uses (`hm cache clean`).
+    async fn remove_source_layers(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError> {
+        let _ = known;
+        Ok(())
+    }
+
     /// Prepares a VM. Backends may defer the actual boot until `exec`.
     async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError>;
 

@@ -15,6 +15,7 @@ mod connect;
 
 pub use connect::DockerDaemon;
 
+mod sources;
 mod vm;
 
 use std::collections::{HashMap, HashSet};
@@ -31,7 +32,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::backend::{BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, Vm, VmBackend};
+use crate::backend::{
+    BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, SyncPlan, Vm, VmBackend,
+};
 use crate::capabilities::STEP_CAPABILITIES;
 use crate::credentials::Credentials;
 use crate::error::{BackendUnavailable, DockerError, DockerPullError, VmError};
@@ -90,6 +93,9 @@ struct Inner {
     counter: AtomicU64,
     /// Told before the daemon pulls an image.
     pull_notice: std::sync::OnceLock<PullNotice>,
+    /// Source images found or made by this process, by layer name and base
+    /// image id (see [`sources`]).
+    sources: Mutex<HashMap<(String, String), String>>,
 }
 
 /// Called with an image's name before the daemon pulls it: the caller says
@@ -157,6 +163,7 @@ impl DockerBackend {
                 snapshots: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
                 pull_notice: std::sync::OnceLock::new(),
+                sources: Mutex::default(),
             }),
         }
     }
@@ -505,12 +512,29 @@ impl VmBackend for DockerBackend {
         })
     }
 
+    async fn source_layer(&self, name: &str, image: &ImageRef, make: Option<SyncPlan>) -> Result<bool, VmError> {
+        self.inner.source_layer(name, image, make).await
+    }
+
+    async fn remove_source_layers(&self, _known: &HashSet<String>) -> Result<(), VmError> {
+        self.inner.collect_sources(std::time::Duration::ZERO, true).await;
+        Ok(())
+    }
+
     async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError> {
         let inner = self.inner.clone();
         let (container, origin, base) = match &request.from {
             BootFrom::Image(image) => {
-                let container = inner.create_container(&image.id, &request.name).await?;
-                (container, image.id.clone(), image.id.clone())
+                // On a source layer, the container starts from its image,
+                // and a snapshot's size is what the step added to it.
+                let origin = match &request.source_layer {
+                    Some(name) => inner.source_image(name, image).ok_or_else(|| {
+                        unexpected("boot on a source image", "the source layer was not made or found first")
+                    })?,
+                    None => image.id.clone(),
+                };
+                let container = inner.create_container(&origin, &request.name).await?;
+                (container, origin, image.id.clone())
             }
             BootFrom::Snapshot(id) => match inner.snapshot(id)? {
                 // The only child takes the container over.
@@ -654,6 +678,7 @@ impl VmBackend for DockerBackend {
                 self.inner.remove_tag(&tag).await;
             }
         }
+        self.inner.collect_sources(self.inner.config.orphan_grace, false).await;
         Ok(())
     }
 }

@@ -25,6 +25,7 @@ pub mod os_path;
 pub mod registry;
 pub mod sandbox;
 mod session;
+mod source_layers;
 pub mod tempdir;
 mod terminal;
 

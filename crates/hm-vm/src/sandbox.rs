@@ -205,15 +205,6 @@ impl SandboxBackend {
     }
 }
 
-/// Deletes the source layers in `cache_dir` that no stored part in `known`
-/// names and no process uses (`hm cache clean`).
-pub fn remove_source_layers(
-    cache_dir: &std::path::Path,
-    known: &std::collections::HashSet<String>,
-) -> std::io::Result<()> {
-    SourceLayers::new(cache_dir).remove_unused(known)
-}
-
 /// The user namespace mapping of a step or helper job, when not root.
 fn id_map(rootless: bool, sub_ids: &Option<SubIds>) -> Option<IdMap> {
     rootless.then(|| IdMap {
@@ -436,6 +427,16 @@ impl VmBackend for SandboxBackend {
         .await
         .map_err(|e| VmError::io("make a source layer", &tree)(std::io::Error::other(e)))?
         .map_err(VmError::io("make the source layer", &tree))
+    }
+
+    async fn remove_source_layers(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError> {
+        let inner = self.inner.clone();
+        let known = known.clone();
+        let dir = inner.config.cache_dir.join(sources::SOURCES_DIR);
+        tokio::task::spawn_blocking(move || inner.sources.remove_unused(&known))
+            .await
+            .map_err(|e| VmError::io("remove the copies of sources in", &dir)(std::io::Error::other(e)))?
+            .map_err(VmError::io("remove the copies of sources in", &dir))
     }
 
     async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError> {

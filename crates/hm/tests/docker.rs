@@ -1,6 +1,6 @@
 //! What only the docker backend does: reaching (or not) the daemon, chains
-//! in one container, the image's own environment, labels, resource
-//! limits, and pulling from a registry with the Docker client's
+//! in one container, source images, the image's own environment, labels,
+//! resource limits, and pulling from a registry with the Docker client's
 //! credentials. The shared behaviour is the contract in `sandbox.rs` and
 //! `cache.rs`.
 
@@ -88,6 +88,58 @@ fn the_host_image_is_refused_with_exit_4() {
 /// in the same container: its mount namespace (unique among containers
 /// alive at once; numbers are reused later) and when its init started.
 const CONTAINER: &str = "echo $(readlink /proc/self/ns/mnt) $(cut -d' ' -f22 /proc/1/stat)";
+
+/// The source images of a fixture's cache: `repo:tag` and image id.
+fn source_images(fx: &Fixture) -> Vec<(String, String)> {
+    let repo = fx.cache_repository().replacen("hm-cache-", "hm-source-", 1);
+    docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        .into_iter()
+        .filter(|l| l.starts_with(&format!("{repo}:")))
+        .map(|l| {
+            let (tag, id) = l.split_once(' ').unwrap();
+            (tag.to_owned(), id.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn root_steps_start_from_one_source_image_per_source() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        step("a", "cat f00; echo changed > f00; ls | wc -l"),
+        step("b", "cat f00; ls | wc -l"),
+    ];
+    let fx = Fixture::with_on(Backend::Docker, &envelope("roots", &steps, &[], None));
+    for i in 0..20 {
+        fx.write(&format!("f{i:02}"), &format!("{i}\n"));
+    }
+    let run = |want: [&str; 2]| {
+        let run = fx.run_json(&[]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        assert_eq!(run.logs("a"), want);
+        assert_eq!(run.logs("b"), want);
+        fx.assert_clean();
+    };
+    run(["0", "20"]);
+    let first = source_images(&fx);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Unchanged: the same image; one file edited: synced on top of it.
+    run(["0", "20"]);
+    fx.write("f00", "edited\n");
+    run(["edited", "20"]);
+    assert_eq!(source_images(&fx), first);
+    // Most of the tree changed: a new image for it.
+    for i in 0..20 {
+        fx.write(&format!("f{i:02}"), "new\n");
+    }
+    run(["new", "20"]);
+    assert_eq!(source_images(&fx).len(), 2);
+    let clean = fx.hm(&["cache", "clean", "--yes"]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    assert_eq!(source_images(&fx), Vec::new());
+}
 
 #[test]
 fn a_linear_chain_runs_in_one_container() {

@@ -238,7 +238,6 @@ fn a_full_disk_at_random_points(b: Backend) {
         return;
     };
     let cache = disk.cache();
-    let images = hm_vm::DockerBackend::cache_repository(&cache);
     write_pipeline(&fx);
     let run_on_disk = || {
         Run::from(
@@ -285,15 +284,7 @@ fn a_full_disk_at_random_points(b: Backend) {
         assert_eq!(registry.problems().unwrap(), Vec::<String>::new(), "{context}");
     }
     if b == Backend::Docker {
-        let tags: Vec<String> = util::docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .into_iter()
-            .filter(|t| t.starts_with(&format!("{images}:")))
-            .collect();
-        if !tags.is_empty() {
-            let mut args = vec!["rmi"];
-            args.extend(tags.iter().map(String::as_str));
-            let _ = std::process::Command::new("docker").args(&args).output();
-        }
+        util::remove_docker_images(&cache);
     }
 }
 

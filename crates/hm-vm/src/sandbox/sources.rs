@@ -32,11 +32,6 @@ use crate::fsutil::{changed_before, random_id, remove_tree};
 pub(super) const SOURCES_DIR: &str = "sources";
 /// Stored parts that are source layers: `src-NAME`.
 pub(super) const PART_PREFIX: &str = "src-";
-/// Layers of one project kept when no entry needs them: the latest, and
-/// the one before (a branch switched back, a change undone).
-const KEEP_PER_PROJECT: usize = 2;
-/// A layer no process used for this long goes, entry or not known.
-const UNUSED_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// What makes leave in place of a layer while copying.
 const MAKING: &str = ".making-";
 
@@ -159,13 +154,14 @@ impl SourceLayers {
     }
 
     /// Deletes the layers no entry in `known` (part names) needs and no
-    /// process holds, but for each project's latest ones, unless unused for
-    /// a week; and what makes killed midway left once `grace` old.
+    /// process holds, but for each project's latest ones (see
+    /// [`crate::source_layers::unneeded`]); and what makes killed midway
+    /// left once `grace` old.
     pub(super) fn collect(&self, known: &HashSet<String>, grace: Duration) -> io::Result<()> {
         let Ok(listing) = fs::read_dir(&self.dir) else {
             return Ok(());
         };
-        let mut by_project: HashMap<String, Vec<(SystemTime, String)>> = HashMap::new();
+        let mut candidates = Vec::new();
         for entry in listing.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(MAKING) {
@@ -180,17 +176,10 @@ impl SourceLayers {
             let used = fs::metadata(entry.path().join("lock"))
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            let project = name.split('-').next().unwrap_or_default().to_owned();
-            by_project.entry(project).or_default().push((used, name));
+            candidates.push((name, used));
         }
-        for mut layers in by_project.into_values() {
-            layers.sort_by(|a, b| b.cmp(a));
-            for (i, (used, name)) in layers.into_iter().enumerate() {
-                let unused = used.elapsed().unwrap_or_default();
-                if (i >= KEEP_PER_PROJECT && unused > grace) || unused > UNUSED_FOR {
-                    self.delete(&name)?;
-                }
-            }
+        for name in crate::source_layers::unneeded(candidates, grace) {
+            self.delete(&name)?;
         }
         Ok(())
     }

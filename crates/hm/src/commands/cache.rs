@@ -84,7 +84,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
         CacheCommand::Clean { yes, wait } => {
             let (count, bytes) = registry.totals()?;
             if count == 0 {
-                remove_sources(&dir, &registry);
+                remove_sources(&dir, &registry).await;
                 say!("the cache is empty");
                 return Ok(exit_codes::PASSED);
             }
@@ -93,7 +93,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 return Ok(exit_codes::PASSED);
             }
             let removed = remove(&dir, &registry, None, wait).await;
-            remove_sources(&dir, &registry);
+            remove_sources(&dir, &registry).await;
             removed
         }
         CacheCommand::Rm { keys, pipeline, wait } => {
@@ -250,22 +250,44 @@ impl Freeing for hm_vm::Removed {
 }
 
 /// Removes every project's source index (the next run of each reads all
-/// its files again) and the sandbox's copies of sources that no entry left
-/// needs and no running build uses.
-fn remove_sources(dir: &std::path::Path, registry: &Registry) {
+/// its files again) and, on each backend here, the copies of sources that
+/// no entry left needs and no running build uses.
+async fn remove_sources(dir: &std::path::Path, registry: &Registry) {
     match std::fs::remove_dir_all(dir.join(super::run::SOURCE_INDEXES)) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
             say!("warning: cannot remove the source indexes: {err}")
         }
         _ => {}
     }
-    // Without the registry's word, no copy is known to be unneeded.
-    let Ok(known) = registry.known_parts("sandbox") else {
-        return;
-    };
-    if let Err(err) = hm_vm::sandbox::remove_source_layers(dir, &known) {
-        say!("warning: cannot remove the copies of sources: {err}");
+    for name in [BackendName::Sandbox, BackendName::Docker] {
+        let Ok(backend) = cache_backend(dir, name) else {
+            continue;
+        };
+        // A daemon that does not answer has nothing to remove now.
+        if name == BackendName::Docker && backend.check().await.is_err() {
+            continue;
+        }
+        // Without the registry's word, no copy is known to be unneeded.
+        let Ok(known) = registry.known_parts(backend.name()) else {
+            continue;
+        };
+        if let Err(err) = backend.remove_source_layers(&known).await {
+            say!("warning: cannot remove the copies of sources: {err}");
+        }
+        let _ = backend.shutdown().await;
     }
+}
+
+/// A backend over the cache directory `dir`, for removing what it stores.
+fn cache_backend(dir: &std::path::Path, name: BackendName) -> Result<std::sync::Arc<dyn VmBackend>, CliError> {
+    let config = crate::config::Config::default();
+    super::backend(super::BackendSpec {
+        name,
+        cache_dir: dir,
+        project: String::new(),
+        config: &config,
+        network: hm_vm::Network::Host,
+    })
 }
 
 fn confirm(count: u64, bytes: u64) -> bool {
@@ -285,23 +307,15 @@ fn confirm(count: u64, bytes: u64) -> bool {
 /// knows, for each backend that has some. Docker images stay when the
 /// daemon is down; the docker backend collects them on its next run.
 async fn delete(dir: &std::path::Path, registry: &Registry, doomed: &hm_vm::Doomed) {
-    let config = crate::config::Config::default();
-    let spec = |name| super::BackendSpec {
-        name,
-        cache_dir: dir,
-        project: String::new(),
-        config: &config,
-        network: hm_vm::Network::Host,
-    };
     // Without its own executable `hm` cannot remove what its sandbox left;
     // a later command collects it.
-    if let Ok(sandbox) = super::backend(spec(BackendName::Sandbox)) {
+    if let Ok(sandbox) = cache_backend(dir, BackendName::Sandbox) {
         delete_with(&*sandbox, registry, doomed).await;
     }
     let docker_parts = doomed.parts.iter().any(|(b, _)| b == "docker");
     let docker_known = registry.known_parts("docker").is_ok_and(|k| !k.is_empty());
     if docker_parts || docker_known {
-        let Ok(docker) = super::backend(spec(BackendName::Docker)) else {
+        let Ok(docker) = cache_backend(dir, BackendName::Docker) else {
             return;
         };
         match docker.check().await {

@@ -435,14 +435,32 @@ impl Drop for Fixture {
     /// outlives the temporary directory: remove them (where no daemon
     /// answers, as for the tests of a stopped one, there are none).
     fn drop(&mut self) {
-        if self.backend == Backend::Docker && !std::thread::panicking() && docker_probe().is_ok() {
-            let tags: Vec<String> = self.cache_images().into_iter().map(|(tag, _)| tag).collect();
-            if !tags.is_empty() {
-                let mut args = vec!["rmi"];
-                args.extend(tags.iter().map(String::as_str));
-                let _ = Command::new("docker").args(&args).output();
-            }
+        if self.backend == Backend::Docker && !std::thread::panicking() {
+            remove_docker_images(&self.cache());
         }
+    }
+}
+
+/// Removes the docker images that the cache directory `cache` keeps (its
+/// entries and its source images), where a daemon answers.
+pub fn remove_docker_images(cache: &Path) {
+    if docker_probe().is_err() {
+        return;
+    }
+    let entries = hm_vm::DockerBackend::cache_repository(cache);
+    let sources = entries.replacen("hm-cache-", "hm-source-", 1);
+    let tags: Vec<String> = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .into_iter()
+        .filter(|t| {
+            [&entries, &sources]
+                .iter()
+                .any(|repo| t.starts_with(&format!("{repo}:")))
+        })
+        .collect();
+    if !tags.is_empty() {
+        let mut args = vec!["rmi"];
+        args.extend(tags.iter().map(String::as_str));
+        let _ = Command::new("docker").args(&args).output();
     }
 }
 
