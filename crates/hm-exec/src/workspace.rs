@@ -107,18 +107,23 @@ impl Manifest {
     /// A manifest stored with [`Manifest::to_bytes`]; `None` if damaged.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let rows: Vec<Row> = serde_json::from_slice(bytes).ok()?;
-        let mut manifest = Manifest::default();
-        for Row(path, kind, mode, hash) in rows {
-            let kind = match kind {
-                0 => EntryKind::Dir,
-                1 => EntryKind::File,
-                2 => EntryKind::Symlink,
-                _ => return None,
-            };
-            let hash = *blake3::Hash::from_hex(hash).ok()?.as_bytes();
-            manifest.entries.insert(path, ManifestEntry { kind, mode, hash });
-        }
-        Some(manifest)
+        let entries = rows
+            .into_iter()
+            .map(|Row(path, kind, mode, hash)| {
+                let kind = match kind {
+                    0 => EntryKind::Dir,
+                    1 => EntryKind::File,
+                    2 => EntryKind::Symlink,
+                    _ => return None,
+                };
+                let hash = *blake3::Hash::from_hex(hash).ok()?.as_bytes();
+                Some((path, ManifestEntry { kind, mode, hash }))
+            })
+            // Stored in order: the map is built in one pass.
+            .collect::<Option<Vec<_>>>()?;
+        Some(Manifest {
+            entries: entries.into_iter().collect(),
+        })
     }
 
     /// The manifest of what a sync planned from `self` actually copied:
@@ -454,12 +459,31 @@ impl Source {
 pub fn sync_plan(source_root: &Path, before: Option<&Manifest>, now: &Manifest) -> SyncPlan {
     let empty = Manifest::default();
     let before = before.unwrap_or(&empty);
-    let mut remove: Vec<PathBuf> = before
-        .entries
-        .keys()
-        .filter(|path| !now.entries.contains_key(*path))
-        .cloned()
-        .collect();
+    let mut remove = Vec::new();
+    let mut write = Vec::new();
+    // Both in the same order: one pass over the two, paths compared by
+    // their bytes first (nearly all are the same).
+    let (mut old, mut new) = (before.entries.iter().peekable(), now.entries.iter().peekable());
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Order::Less,
+            (None, Some(_)) => Order::Greater,
+            (Some((a, _)), Some((b, _))) if a.as_os_str() == b.as_os_str() => Order::Equal,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        match order {
+            Order::Less => remove.extend(old.next().map(|(path, _)| path.clone())),
+            Order::Greater => write.extend(new.next().map(|(path, entry)| sync_entry(path, entry))),
+            Order::Equal => {
+                let (_, was) = old.next().expect("peeked");
+                let (path, entry) = new.next().expect("peeked");
+                if was != entry {
+                    write.push(sync_entry(path, entry));
+                }
+            }
+        }
+    }
     // Children before their parents.
     remove.sort_by(|a, b| {
         b.components()
@@ -467,25 +491,24 @@ pub fn sync_plan(source_root: &Path, before: Option<&Manifest>, now: &Manifest) 
             .cmp(&a.components().count())
             .then_with(|| b.cmp(a))
     });
-    let write = now
-        .entries
-        .iter()
-        .filter(|(path, entry)| before.entries.get(*path) != Some(entry))
-        .map(|(path, entry)| SyncEntry {
-            path: path.clone(),
-            kind: match entry.kind {
-                EntryKind::Dir => SyncKind::Dir { mode: entry.mode },
-                EntryKind::File => SyncKind::File { mode: entry.mode },
-                EntryKind::Symlink => SyncKind::Symlink,
-            },
-            expected: (entry.kind != EntryKind::Dir).then_some(entry.hash),
-        })
-        .collect();
     SyncPlan {
         source_root: source_root.to_owned(),
         target: PathBuf::from(WORKSPACE),
         remove,
         write,
+    }
+}
+
+/// How the sync writes a source entry.
+fn sync_entry(path: &Path, entry: &ManifestEntry) -> SyncEntry {
+    SyncEntry {
+        path: path.to_owned(),
+        kind: match entry.kind {
+            EntryKind::Dir => SyncKind::Dir { mode: entry.mode },
+            EntryKind::File => SyncKind::File { mode: entry.mode },
+            EntryKind::Symlink => SyncKind::Symlink,
+        },
+        expected: (entry.kind != EntryKind::Dir).then_some(entry.hash),
     }
 }
 
