@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use hm_vm::{ImageRef, VmBackend, VmError};
 
-use crate::workspace::{sync_plan, Manifest};
+use crate::workspace::{sync_plan, EntryKind, Manifest, ManifestEntry};
 
-const MAGIC: &[u8] = b"hm-source-layer 1\n";
+const MAGIC: &[u8] = b"hm-source-layer 2\n";
 /// Differences from the latest layer synced by each root step before a new
 /// layer pays off: at most this many entries…
 const MAX_DELTA: usize = 1024;
@@ -114,19 +114,31 @@ impl SourceLayers {
     }
 }
 
-/// The record's bytes: magic, the layer's name and a newline, its manifest,
-/// and the BLAKE3 of all that.
+/// The record's bytes: magic, the layer's name and a newline, the number
+/// of manifest entries, each entry (path length, path, kind, mode, hash;
+/// little-endian), and the BLAKE3 of all that. Binary: it is read by every
+/// run after an edit, and JSON took a tenth of a second at 50,000 files.
 fn encode(name: &str, manifest: &Manifest) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(name.as_bytes());
     bytes.push(b'\n');
-    bytes.extend_from_slice(&manifest.to_bytes());
+    bytes.extend_from_slice(&(manifest.entries.len() as u64).to_le_bytes());
+    for (path, entry) in &manifest.entries {
+        let path = path.as_os_str().as_bytes();
+        bytes.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(path);
+        bytes.push(entry.kind as u8);
+        bytes.extend_from_slice(&entry.mode.to_le_bytes());
+        bytes.extend_from_slice(&entry.hash);
+    }
     let sum = blake3::hash(&bytes);
     bytes.extend_from_slice(sum.as_bytes());
     bytes
 }
 
 fn decode(bytes: &[u8]) -> Option<(String, Manifest)> {
+    use std::os::unix::ffi::OsStrExt;
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if blake3::hash(body).as_bytes() != sum {
         return None;
@@ -134,9 +146,68 @@ fn decode(bytes: &[u8]) -> Option<(String, Manifest)> {
     let rest = body.strip_prefix(MAGIC)?;
     let newline = rest.iter().position(|&b| b == b'\n')?;
     let name = std::str::from_utf8(&rest[..newline]).ok()?.to_owned();
-    Some((name, Manifest::from_bytes(&rest[newline + 1..])?))
+    let mut rest = &rest[newline + 1..];
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    let count = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let mut entries = Vec::with_capacity(count.min(1 << 20) as usize);
+    for _ in 0..count {
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(take(len)?));
+        let kind = match take(1)?[0] {
+            0 => EntryKind::Dir,
+            1 => EntryKind::File,
+            2 => EntryKind::Symlink,
+            _ => return None,
+        };
+        let mode = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let hash: [u8; 32] = take(32)?.try_into().ok()?;
+        entries.push((path, ManifestEntry { kind, mode, hash }));
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    // Written in order: the map is built in one pass.
+    let entries = entries.into_iter().collect();
+    Some((name, Manifest { entries }))
 }
 
 fn read(record: &Path) -> Option<(String, Manifest)> {
     decode(&std::fs::read(record).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_and_a_damaged_one_is_refused() {
+        let mut manifest = Manifest::default();
+        for (i, (path, kind)) in [
+            ("a", EntryKind::Dir),
+            ("a/b.txt", EntryKind::File),
+            ("a-link", EntryKind::Symlink),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let entry = ManifestEntry {
+                kind,
+                mode: 0o640 + i as u32,
+                hash: [i as u8; 32],
+            };
+            manifest.entries.insert(PathBuf::from(path), entry);
+        }
+        let bytes = encode("p-1", &manifest);
+        assert_eq!(decode(&bytes), Some(("p-1".to_owned(), manifest)));
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[MAGIC.len() + 6] ^= 1;
+        assert_eq!(decode(&flipped), None);
+    }
 }

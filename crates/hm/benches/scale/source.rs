@@ -8,9 +8,10 @@
 //! the size of the run's index file. Then the scans alone, with no run
 //! between them: without an index (as before it), and with one.
 //!
-//! Runs on the `host` image, and on an imported Debian image when
-//! `HM_TEST_DEBIAN_ROOTFS` names one. `HM_BENCH_FILES` (e.g. `100,10000`)
-//! sets the tree sizes.
+//! Runs on the `host` image, on an imported Debian image when
+//! `HM_TEST_DEBIAN_ROOTFS` names one, and on the docker backend with the
+//! image `HM_TEST_DOCKER_IMAGE` when a daemon answers. `HM_BENCH_FILES`
+//! (e.g. `100,10000`) sets the tree sizes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use hm_exec::workspace::Source;
 
-use crate::common::{env_usize, hm_run, median, ms, time};
+use crate::common::{docker_up, env_usize, hm_run, median, ms, time};
 
 /// Files per folder.
 const PER_DIR: usize = 100;
@@ -77,13 +78,35 @@ struct Figures {
     scan: Duration,
 }
 
-fn measure(project: &Path, cache: &Path, index: &Path, runs: usize, mut before: impl FnMut(usize)) -> Figures {
+/// Where a row runs: a backend, and an image of it.
+struct Target {
+    backend: &'static str,
+    image: String,
+}
+
+impl Target {
+    /// `hm run` of `project` on this target.
+    fn run(&self, project: &Path, cache: &Path) -> Command {
+        let mut command = hm_run(project, cache);
+        command.env("HM_BACKEND", self.backend);
+        command
+    }
+}
+
+fn measure(
+    target: &Target,
+    project: &Path,
+    cache: &Path,
+    index: &Path,
+    runs: usize,
+    mut before: impl FnMut(usize),
+) -> Figures {
     let mut run = Vec::new();
     let mut scanned = Vec::new();
     for round in 0..runs {
         before(round);
         scanned.push(scan(project, index));
-        run.push(time(hm_run(project, cache)));
+        run.push(time(target.run(project, cache)));
     }
     Figures {
         run: median(run),
@@ -169,24 +192,32 @@ pub fn main() {
     let cache = root.path().join("cache");
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let mut images = vec!["host"];
+    let target = |backend, image: &str| Target {
+        backend,
+        image: image.to_owned(),
+    };
+    let mut targets = vec![target("sandbox", "host")];
     if import_debian(&cache) {
-        images.push("bench-debian");
+        targets.push(target("sandbox", "bench-debian"));
+    }
+    if let Some(image) = std::env::var("HM_TEST_DOCKER_IMAGE").ok().filter(|_| docker_up()) {
+        targets.push(target("docker", &image));
     }
     let sizes = sizes();
     let mut rows = Vec::new();
     let mut scan_rows = Vec::new();
-    for image in images {
+    for (t, target) in targets.iter().enumerate() {
+        let image = target.image.as_str();
         let projects: Vec<(usize, PathBuf)> = sizes
             .iter()
             .map(|&files| {
-                let dir = root.path().join(format!("{image}-{files}"));
+                let dir = root.path().join(format!("{t}-{files}"));
                 project(&dir, files, image);
                 (files, dir)
             })
             .collect();
         std::thread::sleep(SETTLE);
-        if image == "host" {
+        if t == 0 {
             for (files, dir) in &projects {
                 let index = root.path().join(format!("scans-{files}"));
                 let s = scans(dir, &index, *files, runs);
@@ -202,14 +233,14 @@ pub fn main() {
             std::thread::sleep(SETTLE);
         }
         for (files, dir) in projects {
-            let index = root.path().join(format!("index-{image}-{files}"));
+            let index = root.path().join(format!("index-{t}-{files}"));
             let first_scan = scan(&dir, &index);
-            let first = time(hm_run(&dir, &cache));
-            let same = measure(&dir, &cache, &index, runs, |_| {});
-            let one = measure(&dir, &cache, &index, runs, |round| {
+            let first = time(target.run(&dir, &cache));
+            let same = measure(target, &dir, &cache, &index, runs, |_| {});
+            let one = measure(target, &dir, &cache, &index, runs, |round| {
                 edit(&dir, std::iter::once(round * 7919 % files), round + 1)
             });
-            let some = measure(&dir, &cache, &index, runs, |round| {
+            let some = measure(target, &dir, &cache, &index, runs, |round| {
                 let step = 100;
                 edit(&dir, (round % step..files).step_by(step), round + 1)
             });
@@ -217,7 +248,8 @@ pub fn main() {
             let index_file = cache.join("index").join(hm_exec::index::file_name(&root));
             let index_size = std::fs::metadata(index_file).map(|m| m.len()).unwrap_or(0);
             rows.push(format!(
-                "| `{image}` | {files} | {} / {} | {} / {} | {} / {} | {} / {} | {} kB |",
+                "| {} `{image}` | {files} | {} / {} | {} / {} | {} / {} | {} / {} | {} kB |",
+                target.backend,
                 ms(first),
                 ms(first_scan),
                 ms(same.run),
@@ -231,10 +263,17 @@ pub fn main() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
+    // The daemon outlives the cache directory: its source images go.
+    let _ = Command::new(env!("CARGO_BIN_EXE_hm"))
+        .args(["cache", "clean", "--yes"])
+        .env("HM_CACHE_DIR", &cache)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     println!(
         "\nsource trees, 2-step chain, no cache policy (median of {runs} runs; whole `hm run` / a fresh scan alone)\n"
     );
-    println!("| image | files | first run | nothing changed | one file changed | 1% changed | index file |");
+    println!("| backend, image | files | first run | nothing changed | one file changed | 1% changed | index file |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{row}");
