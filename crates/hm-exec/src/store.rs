@@ -18,6 +18,9 @@ use crate::workspace::Manifest;
 pub struct SnapshotCache {
     settings: CacheSettings,
     vm: Arc<dyn VmBackend>,
+    /// Source manifests read for restored snapshots, by digest: a build's
+    /// hits mostly share one, of tens of thousands of files.
+    manifests: std::sync::Mutex<HashMap<String, Arc<Manifest>>>,
 }
 
 /// Why the cache could not be read or written.
@@ -69,7 +72,11 @@ pub(crate) struct EntryName<'a> {
 
 impl SnapshotCache {
     pub fn new(settings: CacheSettings, vm: Arc<dyn VmBackend>) -> Self {
-        SnapshotCache { settings, vm }
+        SnapshotCache {
+            settings,
+            vm,
+            manifests: std::sync::Mutex::default(),
+        }
     }
 
     pub fn settings(&self) -> &CacheSettings {
@@ -110,18 +117,26 @@ impl SnapshotCache {
             parts: entry.parts.clone(),
             base: entry.base.clone(),
         };
-        let restored = match manifest.as_deref().and_then(Manifest::from_bytes) {
+        // Only children sync against the manifest: it is read when they
+        // will boot from the snapshot.
+        let manifest = match (manifest, keep) {
+            (None, _) => None,
+            (Some(_), false) => Some(None),
+            (Some(bytes), true) => self.manifest(entry.manifest.as_deref(), &bytes).map(Some),
+        };
+        let restored = match manifest {
             Some(manifest) => self.vm.restore(&stored).await.map(|snapshot| (snapshot, manifest)),
             None => Err(VmError::StoredMissing("its source manifest is gone".to_owned())),
         };
         match restored {
             Ok((snapshot, manifest)) => {
                 let tag = entry.parts.first().cloned().unwrap_or_default();
-                let snapshot = if keep {
-                    Some((snapshot, Arc::new(manifest)))
-                } else {
-                    let _ = self.vm.release(&snapshot).await;
-                    None
+                let snapshot = match manifest {
+                    Some(manifest) => Some((snapshot, manifest)),
+                    None => {
+                        let _ = self.vm.release(&snapshot).await;
+                        None
+                    }
                 };
                 Ok(Lookup::Hit { tag, snapshot })
             }
@@ -133,6 +148,19 @@ impl SnapshotCache {
             }
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// The manifest stored as `bytes` under `digest`, read once per build.
+    fn manifest(&self, digest: Option<&str>, bytes: &[u8]) -> Option<Arc<Manifest>> {
+        let mut read = self.manifests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(manifest) = digest.and_then(|d| read.get(d)) {
+            return Some(manifest.clone());
+        }
+        let manifest = Arc::new(Manifest::from_bytes(bytes)?);
+        if let Some(digest) = digest {
+            read.insert(digest.to_owned(), manifest.clone());
+        }
+        Some(manifest)
     }
 
     /// Removes entries and deletes the storage nothing needs any more.
