@@ -23,6 +23,10 @@ pub const WORKSPACE: &str = "/workspace";
 /// Directories that are never part of the source, at the project root.
 const EXCLUDED_AT_ROOT: [&str; 1] = [".hm"];
 
+/// Ignore files of hm's own, read as `.gitignore` files are (and over
+/// them): what to leave out of `/workspace` that git should still track.
+pub const HM_IGNORE: &str = ".hmignore";
+
 /// Threads a scan walks the tree with, at most.
 const MAX_SCAN_THREADS: usize = 4;
 
@@ -252,7 +256,7 @@ impl Source {
         self.walks.load(Ordering::Relaxed)
     }
 
-    /// The source now, applying `.gitignore`, `.ignore`,
+    /// The source now, applying `.gitignore`, `.ignore`, `.hmignore`,
     /// `.git/info/exclude` and the global excludes, leaving out `.git/` and
     /// `.hm/`, keeping symlinks as links. The tree is walked again unless
     /// nothing in it changed since this source's last walk (see
@@ -295,6 +299,7 @@ impl Source {
             .git_global(true)
             .git_exclude(true)
             .require_git(false)
+            .add_custom_ignore_filename(HM_IGNORE)
             .follow_links(false)
             .threads(threads)
             .filter_entry(move |entry| {
@@ -557,6 +562,10 @@ mod tests {
         );
         assert_eq!(m.entries[Path::new("link")].kind, EntryKind::Symlink);
         assert_eq!(m.entries[Path::new("src/deep/run.sh")].mode, 0o755);
+        // `.hmignore` files, as `.gitignore` ones, but for hm alone.
+        fs::write(dir.path().join("src/.hmignore"), "deep/\n").unwrap();
+        let m = Source::new(dir.path().to_owned()).scan().unwrap();
+        assert_eq!(paths(&m), [".gitignore", "link", "src", "src/.hmignore", "src/main.rs"]);
     }
 
     #[test]
