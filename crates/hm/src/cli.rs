@@ -59,6 +59,9 @@ pub enum Command {
         #[command(flatten)]
         project: ProjectArgs,
     },
+    /// Print a CI configuration (GitHub Actions, GitLab CI, Buildkite) whose
+    /// jobs run the pipeline's steps with `hm run --step`
+    Export(ExportArgs),
     /// Manage local images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -201,6 +204,40 @@ pub struct ShellArgs {
     pub project: ProjectArgs,
     #[command(flatten)]
     pub build: BuildArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The CI engine to write the configuration for
+    #[arg(value_enum)]
+    pub engine: Engine,
+    /// The pipeline's slug (may be left out when there is only one)
+    pub pipeline: Option<String>,
+    /// One job per step, or per chain of steps that build in one another
+    #[arg(long, value_enum, value_name = "JOB", default_value_t = Per::Step)]
+    pub per: Per,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// The CI engines `hm export` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// GitHub Actions: a workflow (`.github/workflows/hm-PIPELINE.yml`)
+    Github,
+    /// GitLab CI: `.gitlab-ci.yml`
+    Gitlab,
+    /// Buildkite: `.buildkite/pipeline.yml`
+    Buildkite,
+}
+
+/// `hm export --per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Per {
+    /// One job per step
+    Step,
+    /// One job per chain of steps that each build in the one before
+    Chain,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One function per subcommand.
 
 mod cache;
+mod export;
 mod image;
 mod init;
 mod pipelines;
@@ -27,6 +28,7 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
         Command::Shell(args) => shell::shell(args).await,
         Command::Pipelines(project) => pipelines::pipelines(&project),
         Command::Render { slug, project } => pipelines::render(slug.as_deref(), &project),
+        Command::Export(args) => export::export(args),
         Command::Image(command) => image::image(command).await,
         Command::Cache(command) => cache::cache(command).await,
         Command::Init(args) => init::init(args),
