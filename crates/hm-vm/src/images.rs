@@ -376,6 +376,7 @@ impl ImageStore {
         let options = oci::unpack::UnpackOptions {
             chown: root,
             devices: root,
+            keep_whiteouts: false,
         };
         let mut seen = 0;
         let mut progress = |report: &oci::unpack::UnpackReport| {

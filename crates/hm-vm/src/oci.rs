@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod layout;
+pub mod pack;
 pub mod platform;
 pub mod pull;
 pub mod reference;

@@ -885,6 +885,7 @@ fn unpack_all(
     let options = UnpackOptions {
         chown: root,
         devices: root,
+        keep_whiteouts: false,
     };
     let mut report = UnpackReport::default();
     for (layer, rx) in ready {

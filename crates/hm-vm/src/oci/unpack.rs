@@ -61,6 +61,12 @@ pub struct UnpackOptions {
     /// else they are skipped and counted. A node the kernel refuses
     /// (`EPERM`) is skipped and counted as well.
     pub devices: bool,
+    /// Keep whiteouts as overlayfs' own instead of applying them: `.wh.NAME`
+    /// becomes a character device 0/0 (which any user may make), and
+    /// `.wh..wh..opq` marks its directory `user.overlay.opaque`. The result
+    /// is then a layer to stack (a sandbox snapshot's, see
+    /// [`super::pack::pack_layer`]), not a root filesystem.
+    pub keep_whiteouts: bool,
 }
 
 /// What [`apply_layer`] did so far; it adds to the counts it is given, so
@@ -744,6 +750,9 @@ impl Layer<'_> {
     }
 
     fn whiteout(&mut self, parent: &[u8], name: &[u8]) -> Result<(), Fault> {
+        if self.options.keep_whiteouts {
+            return self.keep_whiteout(parent, name);
+        }
         if name == OPAQUE {
             let Some(dir) = self
                 .dirs
@@ -779,6 +788,36 @@ impl Layer<'_> {
             }
             None => Ok(()),
         }
+    }
+
+    /// A whiteout kept as overlayfs' (see [`UnpackOptions::keep_whiteouts`]).
+    fn keep_whiteout(&mut self, parent: &[u8], name: &[u8]) -> Result<(), Fault> {
+        let dir = self.parent(parent)?;
+        if name == OPAQUE {
+            let opaque = CString::new(crate::sandbox::OPAQUE_XATTR).map_err(|_| Fault::Invalid("xattr name"))?;
+            let path =
+                CString::new(format!("/proc/self/fd/{}", dir.as_raw_fd())).map_err(|_| Fault::Invalid("path"))?;
+            // SAFETY: both are NUL-terminated C strings that outlive the call.
+            let set = unsafe { libc::setxattr(path.as_ptr(), opaque.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+            return match set {
+                0 => Ok(()),
+                _ => Err(op("mark opaque")(Errno::last())),
+            };
+        }
+        let hidden = &name[WHITEOUT.len()..];
+        if hidden.starts_with(WHITEOUT) {
+            return Ok(());
+        }
+        if matches!(hidden, b"" | b"." | b"..") || hidden.contains(&b'/') {
+            return Err(Fault::Invalid("its whiteout names no file"));
+        }
+        let mut target = Vec::with_capacity(parent.len() + 1 + hidden.len());
+        join_into(&mut target, parent, hidden);
+        self.mark_created(&target);
+        let hidden = OsStr::from_bytes(hidden);
+        self.replace(dir.as_fd(), hidden.as_bytes(), || {
+            mknodat(dir.as_fd(), hidden, SFlag::S_IFCHR, Mode::empty(), 0)
+        })
     }
 
     fn root_dir(&mut self, meta: &Meta, report: &mut UnpackReport) -> Result<(), Fault> {

@@ -107,6 +107,7 @@ fn options() -> UnpackOptions {
     UnpackOptions {
         chown: privileged(),
         devices: privileged(),
+        keep_whiteouts: false,
     }
 }
 
@@ -422,6 +423,7 @@ fn device_nodes_are_skipped_without_devices() {
     let unprivileged = UnpackOptions {
         chown: false,
         devices: false,
+        keep_whiteouts: false,
     };
     let report = apply_with(&layer(), &root, &unprivileged).unwrap();
     assert_eq!((report.entries, report.skipped_devices), (3, 2));
@@ -466,6 +468,7 @@ fn owners_follow_the_tar_when_chown() {
         &UnpackOptions {
             chown: false,
             devices: false,
+            keep_whiteouts: false,
         },
     )
     .unwrap();
@@ -483,6 +486,7 @@ fn owners_follow_the_tar_when_chown() {
         &UnpackOptions {
             chown: true,
             devices: true,
+            keep_whiteouts: false,
         },
     )
     .unwrap();
