@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-/// The events that mean a directory's entries (or the directory) changed.
-fn mask() -> AddWatchFlags {
+/// The events that mean a directory's entries, a file's content or mode, or
+/// the directory itself changed (not reads: scans and syncs are silent).
+/// Symlinks stay links: a link to a directory is not followed out of the
+/// tree. `hm run --watch` watches for the same.
+pub fn watch_mask() -> AddWatchFlags {
     AddWatchFlags::IN_MODIFY
         | AddWatchFlags::IN_ATTRIB
         | AddWatchFlags::IN_CLOSE_WRITE
@@ -73,7 +76,7 @@ impl Changes {
 
     /// Watches `dir`, before the walk reads it.
     pub(crate) fn watch(&self, dir: &Path) {
-        if self.inotify.add_watch(dir, mask()).is_err() {
+        if self.inotify.add_watch(dir, watch_mask()).is_err() {
             self.complete.store(false, Ordering::Release);
         }
     }

@@ -27,6 +27,7 @@ pub mod store;
 pub mod workspace;
 
 pub use cache::CacheSettings;
+pub use changes::watch_mask;
 pub use events::{BuildStatus, Event, StepStatus};
 pub use local::{
     BackendHandle, Capabilities, ExecutionBackend, Interrupter, LocalBackend, RunControl, RunError, RunRequest,

@@ -32,24 +32,6 @@ pub const MAX_WAIT: Duration = Duration::from_secs(2);
 /// The pipeline's directory, at the project root.
 const PIPELINE_DIR: &str = ".hm";
 
-/// What a watch is told about: every change to a directory's entries or to
-/// a file's content or mode (not reads, so scans and syncs are silent).
-fn mask() -> AddWatchFlags {
-    AddWatchFlags::IN_MODIFY
-        | AddWatchFlags::IN_ATTRIB
-        | AddWatchFlags::IN_CLOSE_WRITE
-        | AddWatchFlags::IN_CREATE
-        | AddWatchFlags::IN_DELETE
-        | AddWatchFlags::IN_MOVED_FROM
-        | AddWatchFlags::IN_MOVED_TO
-        | AddWatchFlags::IN_DELETE_SELF
-        | AddWatchFlags::IN_MOVE_SELF
-        // Symlinks stay links: a link to a directory is not followed out
-        // of the tree.
-        | AddWatchFlags::IN_ONLYDIR
-        | AddWatchFlags::IN_DONT_FOLLOW
-}
-
 /// Why watching for changes failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -297,7 +279,7 @@ impl Watcher {
         for dir in dirs {
             // Adding a watch again is cheap and says whether the path is
             // still the directory it was (a new one gets a new watch).
-            match inotify.add_watch(dir.as_path(), mask()) {
+            match inotify.add_watch(dir.as_path(), hm_exec::watch_mask()) {
                 Ok(wd) => {
                     added |= self.watched.get(dir) != Some(&wd);
                     next.insert(dir.clone(), wd);

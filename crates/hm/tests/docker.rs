@@ -89,19 +89,6 @@ fn the_host_image_is_refused_with_exit_4() {
 /// alive at once; numbers are reused later) and when its init started.
 const CONTAINER: &str = "echo $(readlink /proc/self/ns/mnt) $(cut -d' ' -f22 /proc/1/stat)";
 
-/// The source images of a fixture's cache: `repo:tag` and image id.
-fn source_images(fx: &Fixture) -> Vec<(String, String)> {
-    let repo = fx.cache_repository().replacen("hm-cache-", "hm-source-", 1);
-    docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
-        .into_iter()
-        .filter(|l| l.starts_with(&format!("{repo}:")))
-        .map(|l| {
-            let (tag, id) = l.split_once(' ').unwrap();
-            (tag.to_owned(), id.to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn root_steps_start_from_one_source_image_per_source() {
     if !available() {
@@ -123,22 +110,22 @@ fn root_steps_start_from_one_source_image_per_source() {
         fx.assert_clean();
     };
     run(["0", "20"]);
-    let first = source_images(&fx);
+    let first = fx.source_images();
     assert_eq!(first.len(), 1, "{first:?}");
     // Unchanged: the same image; one file edited: synced on top of it.
     run(["0", "20"]);
     fx.write("f00", "edited\n");
     run(["edited", "20"]);
-    assert_eq!(source_images(&fx), first);
+    assert_eq!(fx.source_images(), first);
     // Most of the tree changed: a new image for it.
     for i in 0..20 {
         fx.write(&format!("f{i:02}"), "new\n");
     }
     run(["new", "20"]);
-    assert_eq!(source_images(&fx).len(), 2);
+    assert_eq!(fx.source_images().len(), 2);
     let clean = fx.hm(&["cache", "clean", "--yes"]);
     assert!(clean.status.success(), "{}", stderr(&clean));
-    assert_eq!(source_images(&fx), Vec::new());
+    assert_eq!(fx.source_images(), Vec::new());
 }
 
 #[test]

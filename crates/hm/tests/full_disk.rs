@@ -79,18 +79,8 @@ struct DockerImagesOf(PathBuf, Backend);
 
 impl Drop for DockerImagesOf {
     fn drop(&mut self) {
-        if self.1 != Backend::Docker {
-            return;
-        }
-        let repo = hm_vm::DockerBackend::cache_repository(&self.0);
-        let tags: Vec<String> = util::docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .into_iter()
-            .filter(|t| t.starts_with(&format!("{repo}:")))
-            .collect();
-        if !tags.is_empty() {
-            let mut args = vec!["rmi"];
-            args.extend(tags.iter().map(String::as_str));
-            let _ = std::process::Command::new("docker").args(&args).output();
+        if self.1 == Backend::Docker {
+            util::remove_docker_images(&self.0);
         }
     }
 }

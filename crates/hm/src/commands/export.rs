@@ -74,16 +74,7 @@ impl fmt::Display for Engine {
 pub fn export(args: ExportArgs) -> Result<i32, CliError> {
     let (project, loaded) = load(&args.project)?;
     let pipeline = select(&loaded, args.pipeline.as_deref())?;
-    let plan = Plan::new(pipeline).map_err(|source| {
-        let at = loaded
-            .pipeline(&pipeline.slug)
-            .map(|(_, at)| at.clone())
-            .unwrap_or_default();
-        CliError::Load(hm_dsl::LoadError::Invalid {
-            at,
-            source: Box::new(source),
-        })
-    })?;
+    let plan = super::pipelines::plan_of(&loaded, pipeline)?;
     let export = Export {
         plan: &plan,
         pipeline,

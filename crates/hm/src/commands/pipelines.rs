@@ -22,6 +22,21 @@ pub fn render(slug: Option<&str>, project: &ProjectArgs) -> Result<i32, CliError
     Ok(exit_codes::PASSED)
 }
 
+/// The plan of `pipeline` (one of `loaded`'s, or made from one); an
+/// invalid one is an error naming the file it came from.
+pub fn plan_of(loaded: &hm_dsl::Loaded, pipeline: &hm_ir::Pipeline) -> Result<hm_ir::Plan, CliError> {
+    hm_ir::Plan::new(pipeline).map_err(|source| {
+        let at = loaded
+            .pipeline(&pipeline.slug)
+            .map(|(_, at)| at.clone())
+            .unwrap_or_default();
+        CliError::Load(hm_dsl::LoadError::Invalid {
+            at,
+            source: Box::new(source),
+        })
+    })
+}
+
 /// The pipeline named `slug`, or the only one.
 pub fn select<'a>(loaded: &'a hm_dsl::Loaded, slug: Option<&str>) -> Result<&'a hm_ir::Pipeline, CliError> {
     let pipelines = &loaded.envelope.pipelines;

@@ -195,24 +195,15 @@ async fn run_once(
         }
     }
     let pipeline = select(&loaded, slug)?;
-    let invalid = |source| {
-        let at = loaded
-            .pipeline(&pipeline.slug)
-            .map(|(_, at)| at.clone())
-            .unwrap_or_default();
-        CliError::Load(hm_dsl::LoadError::Invalid {
-            at,
-            source: Box::new(source),
-        })
-    };
-    let mut plan = hm_ir::Plan::new(pipeline).map_err(invalid)?;
+    let mut plan = super::pipelines::plan_of(&loaded, pipeline)?;
     let selection = hm_ir::Selection {
         targets: steps,
         from: args.from.clone(),
         until: args.until.clone(),
     };
     if !selection.is_empty() {
-        plan = hm_ir::Plan::new(&selection.apply(pipeline, &plan)?).map_err(invalid)?;
+        let selected = selection.apply(pipeline, &plan)?;
+        plan = super::pipelines::plan_of(&loaded, &selected)?;
     }
 
     let config = super::config(Some(&project.root))?;

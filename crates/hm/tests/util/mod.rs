@@ -418,16 +418,25 @@ impl Fixture {
 
     /// The docker cache images of this fixture: `repo:tag` and image id.
     pub fn cache_images(&self) -> Vec<(String, String)> {
-        let repo = self.cache_repository();
-        docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
-            .into_iter()
-            .filter(|l| l.starts_with(&format!("{repo}:")))
-            .map(|l| {
-                let (tag, id) = l.split_once(' ').unwrap();
-                (tag.to_owned(), id.to_owned())
-            })
-            .collect()
+        images_in(&self.cache_repository())
     }
+
+    /// The docker source images of this fixture: `repo:tag` and image id.
+    pub fn source_images(&self) -> Vec<(String, String)> {
+        images_in(&self.cache_repository().replacen("hm-cache-", "hm-source-", 1))
+    }
+}
+
+/// The docker images in repository `repo`: `repo:tag` and image id.
+pub fn images_in(repo: &str) -> Vec<(String, String)> {
+    docker(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        .into_iter()
+        .filter(|l| l.starts_with(&format!("{repo}:")))
+        .map(|l| {
+            let (tag, id) = l.split_once(' ').unwrap();
+            (tag.to_owned(), id.to_owned())
+        })
+        .collect()
 }
 
 impl Drop for Fixture {
@@ -449,13 +458,10 @@ pub fn remove_docker_images(cache: &Path) {
     }
     let entries = hm_vm::DockerBackend::cache_repository(cache);
     let sources = entries.replacen("hm-cache-", "hm-source-", 1);
-    let tags: Vec<String> = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .into_iter()
-        .filter(|t| {
-            [&entries, &sources]
-                .iter()
-                .any(|repo| t.starts_with(&format!("{repo}:")))
-        })
+    let tags: Vec<String> = [entries, sources]
+        .iter()
+        .flat_map(|repo| images_in(repo))
+        .map(|(tag, _)| tag)
         .collect();
     if !tags.is_empty() {
         let mut args = vec!["rmi"];
