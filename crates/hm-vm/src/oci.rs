@@ -7,6 +7,7 @@ pub mod pack;
 pub mod platform;
 pub mod pull;
 pub mod reference;
+pub mod remote;
 pub mod unpack;
 
 pub use blobs::BlobStore;

@@ -395,7 +395,7 @@ pub async fn pull(
 
 /// The client for a pull: plain HTTP for loopback and configured
 /// registries and mirrors, HTTPS for the rest.
-fn client_for(name: &ImageName, settings: &PullSettings) -> Client {
+pub(crate) fn client_for(name: &ImageName, settings: &PullSettings) -> Client {
     static PROVIDER: Once = Once::new();
     PROVIDER.call_once(|| {
         // Another part of the process may have installed one already.
@@ -422,19 +422,22 @@ fn client_for(name: &ImageName, settings: &PullSettings) -> Client {
     })
 }
 
+/// The credentials the Docker configuration has for `host`.
+pub(crate) fn registry_auth(settings: &PullSettings, host: &str) -> Result<RegistryAuth, RemoteError> {
+    let found = credentials::for_registry(settings.client_config.as_deref(), host)?;
+    Ok(match found {
+        None => RegistryAuth::Anonymous,
+        Some(Credentials::Basic { username, password }) => RegistryAuth::Basic(username, password),
+        // Registries that issue refresh tokens take them as the password
+        // of the `<token>` user at their token endpoint.
+        Some(Credentials::IdentityToken(token)) => RegistryAuth::Basic("<token>".to_owned(), token),
+    })
+}
+
 /// The mirrors of the registry, then the registry, each with the
 /// credentials the Docker configuration has for it.
 fn sources_for(name: &ImageName, settings: &PullSettings) -> Result<Vec<Source>, RemoteError> {
-    let auth = |host: &str| -> Result<RegistryAuth, RemoteError> {
-        let found = credentials::for_registry(settings.client_config.as_deref(), host)?;
-        Ok(match found {
-            None => RegistryAuth::Anonymous,
-            Some(Credentials::Basic { username, password }) => RegistryAuth::Basic(username, password),
-            // Registries that issue refresh tokens take them as the password
-            // of the `<token>` user at their token endpoint.
-            Some(Credentials::IdentityToken(token)) => RegistryAuth::Basic("<token>".to_owned(), token),
-        })
-    };
+    let auth = |host: &str| registry_auth(settings, host);
     let mut sources = Vec::new();
     for mirror in settings.mirrors.get(name.registry()).into_iter().flatten() {
         sources.push(Source {
