@@ -315,6 +315,25 @@ pub trait VmBackend: Send + Sync {
         Ok(false)
     }
 
+    /// Writes stored part `part` to the new file `dest` as an OCI layer (a
+    /// remote cache pushes it); `Ok(false)`: this backend's parts are not
+    /// files it can write (docker's are images in the daemon).
+    async fn export_part(&self, part: &str, dest: &std::path::Path) -> Result<bool, VmError> {
+        let _ = (part, dest);
+        Ok(false)
+    }
+
+    /// Makes stored part `part` from the OCI layer `blob` that
+    /// [`VmBackend::export_part`] wrote (on this machine or another), as if
+    /// this process had stored it; its size. A part already there stays.
+    async fn import_part(&self, part: &str, blob: &std::path::Path) -> Result<u64, VmError> {
+        let _ = blob;
+        Err(VmError::StoredMissing(format!(
+            "part `{part}`: the {} backend cannot import parts",
+            self.name()
+        )))
+    }
+
     /// Deletes the source layers that no stored part in `known` names and
     /// no process uses (`hm cache clean`).
     async fn remove_source_layers(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError> {

@@ -48,7 +48,7 @@ use remove::Remover;
 use rootfs::MountPoints;
 pub(crate) use rootfs::{is_opaque, OPAQUE_XATTR};
 use sources::SourceLayers;
-use spec::{FlattenSpec, IdMap, Job, Report};
+use spec::{FlattenSpec, IdMap, Job, PackSpec, Report, UnpackSpec};
 use subids::SubIds;
 use vm::SandboxVm;
 
@@ -296,6 +296,32 @@ impl Inner {
         id
     }
 
+    /// Runs a helper job to its end.
+    async fn run_job(&self, job: &Job) -> Result<(), VmError> {
+        let helper = &self.config.helper;
+        let (mut child, report) = vm::spawn_helper(helper, job, false)?;
+        let status = child
+            .wait()
+            .await
+            .map_err(VmError::io("wait for the sandbox helper", helper))?;
+        match report.await.ok().flatten() {
+            Some(Report::Exited(0)) => Ok(()),
+            Some(Report::SetupFailed { stage, message }) => Err(SandboxError::Setup { stage, message }.into()),
+            _ => Err(SandboxError::NoResult {
+                status: status.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// Where stored part `part` lives: a layer, or a source layer's tree.
+    fn part_path(&self, part: &str) -> PathBuf {
+        match part.strip_prefix(sources::PART_PREFIX) {
+            Some(name) => self.sources.tree(name),
+            None => self.store_dir().join(part),
+        }
+    }
+
     /// The snapshot `id`, its layers replaced by one equivalent layer when
     /// the stack is deeper than the limit. The old layers go once no running
     /// step stacks them any more.
@@ -312,24 +338,9 @@ impl Inner {
             layers: snapshot.layer_paths(),
             dest: dest.clone(),
         });
-        let helper = &self.config.helper;
-        let (mut child, report) = vm::spawn_helper(helper, &job, false)?;
-        let status = child
-            .wait()
-            .await
-            .map_err(VmError::io("wait for the sandbox helper", helper))?;
-        match report.await.ok().flatten() {
-            Some(Report::Exited(0)) => {}
-            other => {
-                self.trash.discard(dest);
-                return Err(match other {
-                    Some(Report::SetupFailed { stage, message }) => SandboxError::Setup { stage, message }.into(),
-                    _ => SandboxError::NoResult {
-                        status: status.to_string(),
-                    }
-                    .into(),
-                });
-            }
+        if let Err(err) = self.run_job(&job).await {
+            self.trash.discard(dest);
+            return Err(err);
         }
         let flat = Snapshot {
             layers: vec![Layer::new(dest, &self.trash)],
@@ -427,6 +438,66 @@ impl VmBackend for SandboxBackend {
         .await
         .map_err(|e| VmError::io("make a source layer", &tree)(std::io::Error::other(e)))?
         .map_err(VmError::io("make the source layer", &tree))
+    }
+
+    async fn export_part(&self, part: &str, dest: &std::path::Path) -> Result<bool, VmError> {
+        let layer = self.inner.part_path(part);
+        if !layer.is_dir() {
+            return Err(VmError::StoredMissing(format!("part `{part}` is gone")));
+        }
+        let job = Job::Pack(PackSpec {
+            id_map: self.inner.id_map(),
+            layer,
+            dest: dest.to_owned(),
+        });
+        self.inner.run_job(&job).await?;
+        Ok(true)
+    }
+
+    async fn import_part(&self, part: &str, blob: &std::path::Path) -> Result<u64, VmError> {
+        let inner = &self.inner;
+        let workspace = inner.workspace()?;
+        // Unpacked in this process's session, then moved into place whole.
+        let made = workspace.layers.join(random_id(8));
+        let source = part.strip_prefix(sources::PART_PREFIX);
+        let dest = match source {
+            Some(_) => {
+                std::fs::create_dir(&made).map_err(VmError::io("create", &made))?;
+                made.join("tree")
+            }
+            None => made.clone(),
+        };
+        let job = Job::Unpack(UnpackSpec {
+            id_map: inner.id_map(),
+            blob: blob.to_owned(),
+            dest: dest.clone(),
+        });
+        let imported = async {
+            inner.run_job(&job).await?;
+            let size = layers::layer_size(&dest).map_err(VmError::io("measure", &dest))?;
+            match source {
+                Some(name) => inner
+                    .sources
+                    .install(name, &made, size)
+                    .map_err(VmError::io("store the source layer", &made))?,
+                None => {
+                    let stored = inner.store_dir().join(part);
+                    std::fs::create_dir_all(inner.store_dir()).map_err(VmError::io("create", &stored))?;
+                    match std::fs::rename(&made, &stored) {
+                        Ok(()) => {}
+                        // Another process imported it first: the same files.
+                        Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => {}
+                        Err(e) => return Err(VmError::io("store", &stored)(e)),
+                    }
+                }
+            }
+            Ok(size)
+        }
+        .await;
+        if made.exists() {
+            inner.trash.discard(made);
+        }
+        imported
     }
 
     async fn remove_source_layers(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError> {

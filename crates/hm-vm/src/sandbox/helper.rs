@@ -48,7 +48,7 @@ use nix::unistd::{self, ForkResult, Pid};
 use super::mounts::{
     bind_console, bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs,
 };
-use super::spec::{FlattenSpec, IdMap, Job, RemoveSpec, Report, Spec};
+use super::spec::{FlattenSpec, IdMap, Job, PackSpec, RemoveSpec, Report, Spec, UnpackSpec};
 use super::subids::{IdRange, SubIds};
 use super::sync::{self, SourceDir};
 use crate::backend::Network;
@@ -81,6 +81,8 @@ enum Stage {
     Exec,
     Flatten,
     Remove,
+    Pack,
+    Unpack,
 }
 
 impl Stage {
@@ -107,6 +109,8 @@ impl Stage {
             Stage::Exec => "exec /bin/sh",
             Stage::Flatten => "flattening layers",
             Stage::Remove => "removing files",
+            Stage::Pack => "packing a layer",
+            Stage::Unpack => "unpacking a layer",
         }
     }
 }
@@ -180,6 +184,14 @@ pub fn helper_main() -> ! {
             reporter.send(&Report::Exited(0));
             0
         }),
+        Ok(Job::Pack(spec)) => pack(&spec).map(|()| {
+            reporter.send(&Report::Exited(0));
+            0
+        }),
+        Ok(Job::Unpack(spec)) => unpack(&spec).map(|()| {
+            reporter.send(&Report::Exited(0));
+            0
+        }),
         Err(message) => Err(Failure {
             stage: Stage::Spec,
             message,
@@ -208,6 +220,45 @@ fn flatten(spec: &FlattenSpec) -> Staged<()> {
     // Owners are kept where every owner a step can make is mapped.
     let keep_owners = spec.id_map.as_ref().is_none_or(|map| map.sub.is_some());
     crate::flatten::flatten(&spec.layers, &spec.dest, keep_owners).at(Stage::Flatten)
+}
+
+/// Packs a layer, as root of a user namespace when not root.
+fn pack(spec: &PackSpec) -> Staged<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).at(Stage::Parent)?;
+    if let Some(map) = &spec.id_map {
+        enter_user_namespace(CloneFlags::empty(), map)?;
+    }
+    let out = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&spec.dest)
+        .map_err(|err| format!("`{}`: {err}", crate::os_path::escaped(&spec.dest)))
+        .at(Stage::Pack)?;
+    let out = crate::oci::pack::pack_layer(&spec.layer, io::BufWriter::new(out)).at(Stage::Pack)?;
+    out.into_inner()
+        .map_err(|err| err.into_error())
+        .and_then(|file| file.sync_all())
+        .at(Stage::Pack)
+}
+
+/// Unpacks a layer, as root of a user namespace when not root.
+fn unpack(spec: &UnpackSpec) -> Staged<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).at(Stage::Parent)?;
+    if let Some(map) = &spec.id_map {
+        enter_user_namespace(CloneFlags::empty(), map)?;
+    }
+    let options = crate::oci::unpack::UnpackOptions {
+        // Owners are kept where every owner a step can make is mapped.
+        chown: spec.id_map.as_ref().is_none_or(|map| map.sub.is_some()),
+        devices: spec.id_map.is_none(),
+        keep_whiteouts: true,
+    };
+    fs::create_dir(&spec.dest).at(Stage::Unpack)?;
+    let blob = File::open(&spec.blob)
+        .map_err(|err| format!("`{}`: {err}", crate::os_path::escaped(&spec.blob)))
+        .at(Stage::Unpack)?;
+    let mut report = crate::oci::unpack::UnpackReport::default();
+    crate::oci::unpack::apply_layer(blob, &spec.dest, &options, &mut report, &mut |_| Ok(())).at(Stage::Unpack)
 }
 
 /// Removes trees as root of a user namespace with the step's map, where

@@ -129,6 +129,21 @@ impl SourceLayers {
         self.hold(name)
     }
 
+    /// Puts the directory `made` (holding `tree/`, of `size` bytes, made
+    /// elsewhere: a layer pulled from a remote cache) in place as layer
+    /// `name`, unless there is one; `made` is gone either way.
+    pub(super) fn install(&self, name: &str, made: &Path, size: u64) -> io::Result<()> {
+        check_name(name)?;
+        File::create(made.join("lock"))?;
+        fs::write(made.join("size"), size.to_string())?;
+        fs::create_dir_all(&self.dir)?;
+        match fs::rename(made, self.dir.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) => remove_tree(made),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes layer `name` unless a process holds it (it then stays, for
     /// [`SourceLayers::collect`] to reconsider).
     pub(super) fn delete(&self, name: &str) -> io::Result<()> {

@@ -16,6 +16,32 @@ pub(crate) enum Job {
     Step(Box<Spec>),
     Flatten(FlattenSpec),
     Remove(RemoveSpec),
+    Pack(PackSpec),
+    Unpack(UnpackSpec),
+}
+
+/// Write the layer `layer` as an OCI layer to the new file `dest` (see
+/// [`crate::oci::pack`]), as root of a user namespace with `id_map` when
+/// not root: a step's files may be unreadable to the caller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PackSpec {
+    pub id_map: Option<IdMap>,
+    #[serde(with = "crate::os_path")]
+    pub layer: PathBuf,
+    #[serde(with = "crate::os_path")]
+    pub dest: PathBuf,
+}
+
+/// Make the new directory `dest` a layer from the OCI layer `blob`,
+/// whiteouts kept (see [`crate::oci::unpack::UnpackOptions::keep_whiteouts`]),
+/// owners as packed where every owner is mapped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UnpackSpec {
+    pub id_map: Option<IdMap>,
+    #[serde(with = "crate::os_path")]
+    pub blob: PathBuf,
+    #[serde(with = "crate::os_path")]
+    pub dest: PathBuf,
 }
 
 /// Remove `paths` (and everything below them) as root of a user namespace
