@@ -31,7 +31,10 @@ pub const MIN_PYTHON: (u32, u32) = (3, 10);
 /// The interpreter starts without `site` (`-S`): site-packages are added
 /// only when a pipeline file imports a module found nowhere else, since
 /// `.pth` files can cost more than the whole evaluation.
-const BOOTSTRAP: &str = r#"import sys
+const BOOTSTRAP: &str = r#"import signal, sys
+# Started with SIGINT ignored (see die_with_parent); from here a Ctrl-C
+# ends the interpreter, and whatever the pipeline code starts, silently.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
 if sys.version_info < (3, 10):
     sys.stdout.write('{"error":{"kind":"python_version","version":"%d.%d.%d"}}\n' % tuple(sys.version_info[:3]))
     sys.exit(0)
@@ -192,11 +195,18 @@ pub(crate) fn evaluate(
 /// included, which leaves no chance to kill it): the kernel sends it
 /// SIGKILL when the thread that spawned it exits, and a parent that died
 /// before the signal was armed is caught by comparing the parent pid.
+///
+/// The child starts with SIGINT ignored: a Ctrl-C reaches the whole
+/// process group, and `hm` answers it (exit 130, and the child goes with
+/// it). Python started so installs no `KeyboardInterrupt` handler, so it
+/// never prints a traceback, even when the signal comes while it
+/// initialises; [`BOOTSTRAP`] then restores the default (the interpreter
+/// and what pipeline code starts end on SIGINT, silently).
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
-    // SAFETY: only async-signal-safe calls (prctl, getppid, kill) run
-    // between fork and exec.
+    // SAFETY: only async-signal-safe calls (prctl, getppid, kill, signal)
+    // run between fork and exec.
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
@@ -205,6 +215,7 @@ fn die_with_parent(command: &mut Command) {
             if libc::getppid() as u32 != parent {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
             Ok(())
         });
     }
