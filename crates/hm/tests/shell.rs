@@ -212,8 +212,22 @@ fn a_sigterm_closes_the_shell_and_cleans_up(backend: Backend) {
         .unwrap();
     assert!(kill.success());
     wait_for(&pty, "hm: terminated; the shell in `build` is closed");
+    // As `hm` leaves the terminal when it has ended (the message may come
+    // before the modes are put back): it is a zombie, or gone.
+    let stat = format!("/proc/{}/stat", pty.pid());
+    let ended = || {
+        std::fs::read_to_string(&stat)
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    let deadline = std::time::Instant::now() + SHORT;
+    while !ended() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let modes = pty.modes();
-    std::thread::sleep(Duration::from_millis(300));
     let text = pty.text();
     assert_eq!(pty.wait(SHORT).code(), Some(130), "{text}");
     assert!(!text.contains("stopping every step"), "{text}");
