@@ -3,12 +3,10 @@
 //! so that an unchanged file is only `stat`ed, never read (git's index
 //! does the same for `git status`).
 //!
-//! The file is one [`encode`]d block, written whole to a temporary file
-//! and renamed over the old one: a reader sees the old index or the new
-//! one, never half of either, whatever happens to the writer, and of
-//! several writers the last one wins. It is not synced (a run would wait
-//! for the disk at its end): after a power loss, a file the disk kept cut
-//! short or empty fails its checksum and is rebuilt. What [`decode`] does not accept (a
+//! The file is one [`encode`]d block, written whole to a temporary file,
+//! synced and renamed over the old one: a reader sees the old index or the
+//! new one, never half of either, whatever happens to the writer, and of
+//! several writers the last one wins. What [`decode`] does not accept (a
 //! truncated, damaged or foreign file, another version) is ignored: the
 //! next scan hashes every file and writes a new one.
 //!
@@ -312,9 +310,8 @@ impl<'a> Reader<'a> {
 }
 
 /// Writes `bytes` to `file` atomically: a temporary file beside it,
-/// then renamed over it (not synced: see the module's note). Temporary
-/// files that writers killed before their rename left behind are removed
-/// first.
+/// synced, then renamed over it. Temporary files that writers killed
+/// before their rename left behind are removed first.
 pub(crate) fn save(file: &Path, bytes: &[u8]) -> io::Result<()> {
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = file.parent().unwrap_or(Path::new("."));
@@ -331,6 +328,7 @@ pub(crate) fn save(file: &Path, bytes: &[u8]) -> io::Result<()> {
     let written = (|| {
         let mut out = fs::File::options().write(true).create_new(true).open(&temp)?;
         out.write_all(bytes)?;
+        out.sync_all()?;
         fs::rename(&temp, file)
     })();
     if written.is_err() {
