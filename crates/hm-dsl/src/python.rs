@@ -31,10 +31,11 @@ pub const MIN_PYTHON: (u32, u32) = (3, 10);
 /// The interpreter starts without `site` (`-S`): site-packages are added
 /// only when a pipeline file imports a module found nowhere else, since
 /// `.pth` files can cost more than the whole evaluation.
-const BOOTSTRAP: &str = r#"import signal, sys
+const BOOTSTRAP: &str = r#"import _signal, sys
 # Started with SIGINT ignored (see die_with_parent); from here a Ctrl-C
 # ends the interpreter, and whatever the pipeline code starts, silently.
-signal.signal(signal.SIGINT, signal.SIG_DFL)
+# (`_signal`: `signal` would import `enum` and `functools`.)
+_signal.signal(_signal.SIGINT, _signal.SIG_DFL)
 if sys.version_info < (3, 10):
     sys.stdout.write('{"error":{"kind":"python_version","version":"%d.%d.%d"}}\n' % tuple(sys.version_info[:3]))
     sys.exit(0)
