@@ -27,13 +27,7 @@ fn run(fx: &Fixture, cache: &Path) -> Run {
 }
 
 fn entries(fx: &Fixture, cache: &Path) -> Vec<Value> {
-    let out = hm(fx, cache, &["cache", "ls", "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    util::json_list(&hm(fx, cache, &["cache", "ls", "--format", "json"]))
 }
 
 fn layers(cache: &Path) -> Vec<PathBuf> {

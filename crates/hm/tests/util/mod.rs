@@ -358,13 +358,7 @@ impl Fixture {
 
     /// `hm cache ls --format json`.
     pub fn cache_entries(&self) -> Vec<Value> {
-        let out = self.hm(&["cache", "ls", "--format", "json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        json_list(&self.hm(&["cache", "ls", "--format", "json"]))
     }
 
     /// Asserts that the cache entries' parts are exactly the stored ones
@@ -425,6 +419,16 @@ impl Fixture {
     pub fn source_images(&self) -> Vec<(String, String)> {
         images_in(&self.cache_repository().replacen("hm-cache-", "hm-source-", 1))
     }
+}
+
+/// The JSON list a command that succeeded printed (`hm cache ls`).
+pub fn json_list(out: &Output) -> Vec<Value> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// The docker images in repository `repo`: `repo:tag` and image id.
