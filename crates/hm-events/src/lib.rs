@@ -88,6 +88,9 @@ pub enum Event {
         step_id: String,
         key: String,
         tag: String,
+        /// The entry came from the remote cache (issue 16).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        remote: bool,
     },
     StepEnd {
         step_id: String,
@@ -117,17 +120,22 @@ pub enum Event {
         duration_ms: u64,
         status: BuildStatus,
     },
+    /// The remote cache could not be used for an entry: `op` is `pull` (the
+    /// step ran instead) or `push` (the entry stays local). `refused`: the
+    /// registry's entry was damaged or not one of hm's, and is never used;
+    /// otherwise the registry failed, and the build stops using it.
+    CacheRemoteError {
+        op: String,
+        key: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refused: bool,
+    },
     /// `hm run` checks or pulls an image the pipeline names (before
     /// `build_start`; sandbox backend).
-    ImagePullStart {
-        image: String,
-    },
+    ImagePullStart { image: String },
     /// A layer of it is downloaded and verified.
-    ImagePullLayer {
-        image: String,
-        layer: String,
-        bytes: u64,
-    },
+    ImagePullLayer { image: String, layer: String, bytes: u64 },
     /// The image is there: `fetched` is false when the stored one was
     /// already the registry's.
     ImagePullEnd {

@@ -41,6 +41,8 @@ pub struct CacheSettings {
     /// the backend's grace before it collects one (an orphan found sooner
     /// could not go yet anyway).
     pub orphan_interval: std::time::Duration,
+    /// The remote cache, when one is configured.
+    pub remote: Option<crate::remote::RemoteSettings>,
 }
 
 /// What a key depends on besides the step itself.

@@ -19,6 +19,7 @@ mod fake;
 pub mod index;
 mod local;
 mod outcome;
+pub mod remote;
 mod runner;
 pub mod scheduler;
 mod shell;

@@ -227,7 +227,7 @@ impl Build {
             images,
             cache: request
                 .cache
-                .map(|settings| SnapshotCache::new(settings, self.vm.clone())),
+                .map(|settings| SnapshotCache::new(settings, self.vm.clone(), Some(self.events.clone()))),
             logs: request.logs,
             backend: OnceCell::new(),
             shell,

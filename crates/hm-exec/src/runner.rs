@@ -494,13 +494,18 @@ async fn consult_cache(
             Some((prefetched_key, found)) if prefetched_key == key => cache.restore(Some(found), keep).await,
             _ => cache.lookup(&key, keep).await,
         };
+        let looked_up = match looked_up {
+            Ok(looked_up) => cache.or_remote(looked_up, &key, keep).await,
+            Err(err) => Err(err),
+        };
         match looked_up {
-            Ok(Lookup::Hit { tag, snapshot }) => {
+            Ok(Lookup::Hit { tag, snapshot, remote }) => {
                 shared
                     .emit(Event::StepCacheHit {
                         step_id: idx.to_string(),
                         key: key.clone(),
                         tag,
+                        remote,
                     })
                     .await;
                 return Ok(Cached::Hit(Box::new(StepOutcome {

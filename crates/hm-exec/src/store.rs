@@ -12,6 +12,8 @@ use hm_vm::{
 };
 
 use crate::cache::{CacheSettings, KeyInputs};
+use crate::events::Event;
+use crate::remote::Remote;
 use crate::workspace::Manifest;
 
 /// The cache of one build, on one backend.
@@ -21,6 +23,8 @@ pub struct SnapshotCache {
     /// Source manifests read for restored snapshots, by digest: a build's
     /// hits mostly share one, of tens of thousands of files.
     manifests: std::sync::Mutex<HashMap<String, Arc<Manifest>>>,
+    /// The remote cache, when one is configured.
+    remote: Option<Arc<Remote>>,
 }
 
 /// Why the cache could not be read or written.
@@ -53,6 +57,8 @@ pub(crate) enum Lookup {
     Hit {
         tag: String,
         snapshot: Option<(SnapshotId, Arc<Manifest>)>,
+        /// Taken in from the remote cache.
+        remote: bool,
     },
     /// No usable entry; `reason` when one was there but had to go.
     Miss { reason: Option<String> },
@@ -71,11 +77,22 @@ pub(crate) struct EntryName<'a> {
 }
 
 impl SnapshotCache {
-    pub fn new(settings: CacheSettings, vm: Arc<dyn VmBackend>) -> Self {
+    /// The cache of a build whose events (the remote cache's warnings) go
+    /// to `events`.
+    pub fn new(
+        settings: CacheSettings,
+        vm: Arc<dyn VmBackend>,
+        events: Option<tokio::sync::mpsc::Sender<Event>>,
+    ) -> Self {
+        let remote = settings.remote.clone().map(|remote| {
+            let (registry, bounds) = (settings.registry.clone(), settings.bounds);
+            Arc::new(Remote::new(remote, vm.clone(), registry, bounds, events))
+        });
         SnapshotCache {
             settings,
             vm,
             manifests: std::sync::Mutex::default(),
+            remote,
         }
     }
 
@@ -138,7 +155,11 @@ impl SnapshotCache {
                         None
                     }
                 };
-                Ok(Lookup::Hit { tag, snapshot })
+                Ok(Lookup::Hit {
+                    tag,
+                    snapshot,
+                    remote: false,
+                })
             }
             Err(VmError::StoredMissing(why)) => {
                 self.forget(vec![entry.key.clone()]).await?;
@@ -148,6 +169,25 @@ impl SnapshotCache {
             }
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// After a local miss, the entry `key` taken in from the remote cache
+    /// (when there is one) and restored as a local hit would be.
+    pub(crate) async fn or_remote(&self, looked_up: Lookup, key: &str, keep: bool) -> Result<Lookup, CacheError> {
+        let Some(remote) = &self.remote else {
+            return Ok(looked_up);
+        };
+        if matches!(looked_up, Lookup::Hit { .. }) || !remote.take(key).await {
+            return Ok(looked_up);
+        }
+        Ok(match self.lookup(key, keep).await? {
+            Lookup::Hit { tag, snapshot, .. } => Lookup::Hit {
+                tag,
+                snapshot,
+                remote: true,
+            },
+            miss => miss,
+        })
     }
 
     /// The manifest stored as `bytes` under `digest`, read once per build.
@@ -228,9 +268,19 @@ impl SnapshotCache {
             manifest_bytes: Some(manifest.to_bytes()),
         };
         let bounds = self.settings.bounds;
+        let pushed = self.remote.as_ref().map(|remote| {
+            (
+                remote.clone(),
+                new.entry.clone(),
+                new.manifest_bytes.clone().unwrap_or_default(),
+            )
+        });
         match self.registry(move |r| r.store(&new, hold, Some(bounds))).await {
             Ok(stored) => {
                 delete_doomed(self.vm.as_ref(), &stored.doomed).await;
+                if let (true, Some((remote, entry, source))) = (stored.kept, pushed) {
+                    remote.push(entry, source);
+                }
                 Ok(())
             }
             Err(err) => {
@@ -248,6 +298,10 @@ impl SnapshotCache {
     /// and collects stored parts no entry knows (left by a killed
     /// process). Failures only leave work for a later run.
     pub async fn finish(&self, stored: bool) {
+        // Pushes read parts the build holds.
+        if let Some(remote) = &self.remote {
+            remote.finish().await;
+        }
         let bounds = self.settings.bounds;
         let doomed = self
             .registry(move |r| {

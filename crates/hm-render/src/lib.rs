@@ -54,3 +54,26 @@ pub trait Renderer {
         self.flush()
     }
 }
+
+/// What a `cache_remote_error` event says to a person, as one warning
+/// line; `None` for any other event.
+pub fn remote_warning(event: &Event) -> Option<String> {
+    let Event::CacheRemoteError {
+        op,
+        key,
+        message,
+        refused,
+    } = event
+    else {
+        return None;
+    };
+    let short = &key[..key.len().min(12)];
+    Some(match (*refused, op.as_str()) {
+        (true, "pull") => format!("warning: the remote cache's entry {short} was refused ({message}); the step runs"),
+        (true, _) => format!("warning: the remote cache's entry {short} was refused ({message})"),
+        (false, "push") => {
+            format!("warning: the remote cache failed ({message}); entries stay local, and this run goes on without it")
+        }
+        (false, _) => format!("warning: the remote cache failed ({message}); this run goes on without it"),
+    })
+}

@@ -372,6 +372,11 @@ impl Renderer for LiveRenderer {
                 self.ended(step_id, outcome)?;
             }
             Event::StepSkipped { step_id, reason, .. } => self.ended(step_id, Outcome::Skipped(reason.clone()))?,
+            Event::CacheRemoteError { .. } => {
+                if let Some(warning) = crate::remote_warning(event) {
+                    self.print(&self.style.yellow(&warning))?;
+                }
+            }
             Event::ChainFailed { .. }
             | Event::ImagePullStart { .. }
             | Event::ImagePullLayer { .. }

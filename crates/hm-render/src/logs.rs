@@ -142,6 +142,11 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 )?;
                 self.board.set_outcome(step_id, Outcome::Skipped(reason.clone()));
             }
+            Event::CacheRemoteError { .. } => {
+                if let Some(warning) = crate::remote_warning(event) {
+                    writeln!(self.out, "{}", s.yellow(&warning))?;
+                }
+            }
             // Pulls show their own progress on stderr.
             Event::ChainFailed { .. }
             | Event::ImagePullStart { .. }
@@ -205,6 +210,7 @@ mod tests {
                 step_id: "3".into(),
                 key: "k".into(),
                 tag: "t".into(),
+                remote: false,
             },
             Event::StepEnd {
                 step_id: "3".into(),

@@ -99,6 +99,7 @@ impl Script {
                 step_id: self.id(key),
                 key: "k".into(),
                 tag: "t".into(),
+                remote: false,
             },
             self.end(key, StepStatus::CacheHit, 0, 2),
         ]

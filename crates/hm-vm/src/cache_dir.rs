@@ -131,6 +131,7 @@ fn looks_like_a_cache(dir: &Path) -> bool {
 pub fn collect_leftovers(cache_dir: &std::path::Path) {
     crate::session::collect_dead(&cache_dir.join(crate::session::RUNS_DIR));
     crate::images::ImageStore::new(cache_dir).collect_abandoned();
+    crate::tempdir::collect(&cache_dir.join("remote"));
 }
 
 #[cfg(test)]

@@ -388,6 +388,11 @@ impl Registry {
         Ok(self.lease.get().map(|s| s.id()).unwrap_or_default())
     }
 
+    /// The cache directory the registry is in.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
     /// The entry for `key`, if any, with its manifest; it is held for this
     /// process and its last-used time is now.
     pub fn lookup(&self, key: &str) -> Result<Option<Found>, RegistryError> {

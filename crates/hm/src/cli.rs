@@ -179,6 +179,28 @@ pub struct BuildArgs {
     /// [default: `[images] pull` in the configuration, else missing]
     #[arg(long, value_enum, env = "HM_PULL", value_name = "WHEN")]
     pub pull: Option<PullPolicy>,
+    /// A snapshot cache shared through an OCI registry: a repository such
+    /// as `ghcr.io/team/hm-cache` [default: `[cache] remote` in the
+    /// configuration]
+    #[arg(long, env = "HM_CACHE_REMOTE", value_name = "REPOSITORY")]
+    pub cache_remote_url: Option<String>,
+    /// How the remote cache is used: `write` (look entries up and push new
+    /// ones), `read` (look up only) or `off` [default: `[cache]
+    /// remote_mode` in the configuration, else write]
+    #[arg(long, value_enum, env = "HM_CACHE_REMOTE_MODE", value_name = "MODE")]
+    pub cache_remote: Option<RemoteMode>,
+}
+
+/// How a build uses the remote cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteMode {
+    /// Look entries up and push new ones
+    Write,
+    /// Look entries up only
+    Read,
+    /// Do not use it
+    Off,
 }
 
 /// `hm shell`'s step, as `hm run` gets it.

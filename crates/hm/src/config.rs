@@ -13,6 +13,10 @@
 //! max_entries = 10000     # HM_CACHE_MAX_ENTRIES: ten 1,000-step pipelines
 //!                         # (entries a kept descendant makes unnecessary go first)
 //! scope = "my-project"    # HM_CACHE_SCOPE: share entries across clones
+//! remote = "ghcr.io/team/hm-cache"   # HM_CACHE_REMOTE: a snapshot cache shared
+//!                         # through an OCI registry (DESIGN.md §5)
+//! remote_mode = "read"    # HM_CACHE_REMOTE_MODE: "write" (default: pull and
+//!                         # push), "read" (pull only) or "off"
 //!
 //! [resources]             # limits of each step (docker backend)
 //! memory = "4GiB"         # HM_MEMORY
@@ -44,7 +48,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{BackendName, Format, NetworkName, PullPolicy};
+use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RemoteMode};
 
 /// One configuration file, as written.
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +134,8 @@ struct CacheFile {
     max_entries: Option<u64>,
     max_size: Option<Size>,
     scope: Option<String>,
+    remote: Option<String>,
+    remote_mode: Option<RemoteMode>,
 }
 
 /// A size written as a number of bytes or a string such as `20GiB`.
@@ -151,6 +157,10 @@ pub struct Config {
     pub cache_max_entries: u64,
     pub cache_max_bytes: u64,
     pub cache_scope: Option<String>,
+    /// The remote cache's repository (`[cache] remote`, `HM_CACHE_REMOTE`).
+    pub cache_remote: Option<String>,
+    /// How the remote cache is used (`[cache] remote_mode`).
+    pub cache_remote_mode: Option<RemoteMode>,
     /// Memory limit of each step, in bytes.
     pub memory: Option<u64>,
     /// CPU limit of each step, in thousandths of a CPU.
@@ -181,6 +191,8 @@ impl Default for Config {
             cache_max_entries: bounds.max_entries,
             cache_max_bytes: bounds.max_bytes,
             cache_scope: None,
+            cache_remote: None,
+            cache_remote_mode: None,
             memory: None,
             millicpus: None,
             format: None,
@@ -307,6 +319,12 @@ impl Config {
         if let Some(scope) = file.cache.scope {
             self.cache_scope = Some(scope);
         }
+        if let Some(remote) = file.cache.remote {
+            self.cache_remote = Some(remote);
+        }
+        if let Some(mode) = file.cache.remote_mode {
+            self.cache_remote_mode = Some(mode);
+        }
         if let Some(n) = bytes(file.resources.memory, "resources.memory")? {
             self.memory = Some(n);
         }
@@ -347,6 +365,9 @@ impl Config {
         }
         if let Some(value) = var("HM_CACHE_SCOPE") {
             self.cache_scope = Some(value);
+        }
+        if let Some(value) = var("HM_CACHE_REMOTE") {
+            self.cache_remote = Some(value);
         }
         if let Some(value) = var("HM_MEMORY") {
             let bytes = parse_size(&value).map_err(|err| ConfigError::Env {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use hm_vm::Network;
 
-use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RunArgs};
+use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RemoteMode, RunArgs};
 use crate::config::Config;
 
 /// The settings of one `hm run`.
@@ -24,8 +24,12 @@ pub struct RunSettings {
     /// Steps executing at once: `-j` (or `HM_PARALLELISM`), else the
     /// configuration's, else the number of CPUs; 0 means the default.
     pub parallelism: usize,
-    /// The cache scope: the configuration's, else the project root.
+    /// The cache scope: the configuration's, else the remote cache's
+    /// repository (machines that share it share keys; whether it is used
+    /// or `off`), else the project root.
     pub scope: String,
+    /// The remote cache's repository and how it is used, unless `off`.
+    pub remote: Option<(String, RemoteMode)>,
     pub keep_going: bool,
     /// `--no-cache`.
     pub refresh: bool,
@@ -37,6 +41,12 @@ impl RunSettings {
             hm_ir::Network::Host => NetworkName::Host,
             hm_ir::Network::None => NetworkName::None,
         }));
+        let remote = args.build.cache_remote_url.clone().or(config.cache_remote.clone());
+        let mode = args
+            .build
+            .cache_remote
+            .or(config.cache_remote_mode)
+            .unwrap_or(RemoteMode::Write);
         RunSettings {
             backend: args.build.backend.unwrap_or(config.backend),
             network: match network {
@@ -55,7 +65,12 @@ impl RunSettings {
             scope: config
                 .cache_scope
                 .clone()
+                .or_else(|| remote.clone().map(|url| format!("remote:{url}")))
                 .unwrap_or_else(|| project_root.display().to_string()),
+            remote: match (remote, mode) {
+                (Some(_), RemoteMode::Off) | (None, _) => None,
+                (Some(url), mode) => Some((url, mode)),
+            },
             keep_going: args.keep_going,
             refresh: args.build.no_cache,
         }

@@ -88,6 +88,7 @@ impl Fixture {
                 refresh: false,
                 host_env: Arc::default(),
                 orphan_interval: std::time::Duration::ZERO,
+                remote: None,
             }),
             logs: Some(StepLogs {
                 dir: self.cache_dir.path().to_owned(),

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
 use oci_client::errors::OciDistributionError;
-use oci_client::manifest::{OciDescriptor, OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
+pub use oci_client::manifest::OciDescriptor;
+use oci_client::manifest::{OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,23 @@ pub struct Part {
     pub packed: PathBuf,
 }
 
+/// A blob of the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Layer {
+    /// The layer `descriptor` names.
+    pub fn of(descriptor: &OciDescriptor) -> Self {
+        Layer {
+            digest: descriptor.digest.clone(),
+            size: descriptor.size.max(0) as u64,
+        }
+    }
+}
+
 /// An entry found in the registry, its config checked.
 #[derive(Debug, Clone)]
 pub struct RemoteEntry {
@@ -94,11 +112,20 @@ pub enum RemoteError {
     },
 }
 
+impl RemoteError {
+    /// Whether the entry itself was refused (damaged, or not one of hm's),
+    /// not the registry unusable.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, RemoteError::Foreign { .. } | RemoteError::Digest { .. })
+    }
+}
+
 /// One repository of a registry used as a cache.
 pub struct RemoteCache {
     client: Client,
     repo: ImageName,
     auth: RegistryAuth,
+    push_auth: tokio::sync::OnceCell<()>,
 }
 
 impl RemoteCache {
@@ -120,6 +147,7 @@ impl RemoteCache {
             client: client_for(&repo, settings),
             repo,
             auth,
+            push_auth: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -132,26 +160,50 @@ impl RemoteCache {
         )
     }
 
-    /// Pushes an entry: the blobs the registry lacks, then its manifest
-    /// tagged with the key.
-    pub async fn push(&self, config: &RemoteConfig, parts: &[Part], source: &[u8]) -> Result<(), RemoteError> {
-        let reference = self.reference(&config.key);
-        self.client
-            .auth(&reference, &self.auth, oci_client::RegistryOperation::Push)
+    /// Authenticates for pushing, once per client.
+    async fn push_auth(&self) -> Result<Reference, RemoteError> {
+        let reference = self.reference("latest");
+        self.push_auth
+            .get_or_try_init(|| async {
+                self.client
+                    .auth(&reference, &self.auth, oci_client::RegistryOperation::Push)
+                    .await
+                    .map(|_| ())
+            })
             .await?;
-        let mut layers = Vec::with_capacity(parts.len() + 1);
+        Ok(reference)
+    }
+
+    /// Whether the repository has the blob `digest`.
+    pub async fn has_blob(&self, digest: &str) -> Result<bool, RemoteError> {
+        let reference = self.push_auth().await?;
+        Ok(self.client.blob_exists(&reference, digest).await?)
+    }
+
+    /// Pushes the packed layer `packed` unless the repository has it.
+    pub async fn push_layer(&self, packed: &Path) -> Result<Layer, RemoteError> {
+        let reference = self.push_auth().await?;
+        let (digest, size) = file_digest(packed).await?;
+        if !self.client.blob_exists(&reference, &digest).await? {
+            let data = tokio::fs::read(packed).await.map_err(|source| RemoteError::Io {
+                op: "read",
+                path: packed.to_owned(),
+                source,
+            })?;
+            self.client.push_blob(&reference, data, &digest).await?;
+        }
+        Ok(Layer { digest, size })
+    }
+
+    /// Pushes an entry whose parts' layers (top first, as `config.parts`)
+    /// are in the repository already: its source manifest and config, then
+    /// its manifest tagged with the key.
+    pub async fn push_entry(&self, config: &RemoteConfig, layers: &[Layer], source: &[u8]) -> Result<(), RemoteError> {
+        let reference = self.push_auth().await?;
+        let mut descriptors = Vec::with_capacity(layers.len() + 1);
         // Bottom first, as images list their layers.
-        for part in parts.iter().rev() {
-            let (digest, size) = file_digest(&part.packed).await?;
-            if !self.client.blob_exists(&reference, &digest).await? {
-                let data = tokio::fs::read(&part.packed).await.map_err(|source| RemoteError::Io {
-                    op: "read",
-                    path: part.packed.clone(),
-                    source,
-                })?;
-                self.client.push_blob(&reference, data, &digest).await?;
-            }
-            layers.push(descriptor(LAYER_TYPE, digest, size, Some(&part.name)));
+        for (part, layer) in config.parts.iter().zip(layers).rev() {
+            descriptors.push(descriptor(LAYER_TYPE, layer.digest.clone(), layer.size, Some(part)));
         }
         let source_digest = sha256(source);
         if !self.client.blob_exists(&reference, &source_digest).await? {
@@ -159,7 +211,7 @@ impl RemoteCache {
                 .push_blob(&reference, source.to_vec(), &source_digest)
                 .await?;
         }
-        layers.push(descriptor(SOURCE_TYPE, source_digest, source.len() as u64, None));
+        descriptors.push(descriptor(SOURCE_TYPE, source_digest, source.len() as u64, None));
         let config_bytes = serde_json::to_vec(config).expect("a config serializes");
         let config_digest = sha256(&config_bytes);
         if !self.client.blob_exists(&reference, &config_digest).await? {
@@ -171,11 +223,23 @@ impl RemoteCache {
             schema_version: 2,
             media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
             config: descriptor(CONFIG_TYPE, config_digest, config_bytes.len() as u64, None),
-            layers,
+            layers: descriptors,
             ..OciImageManifest::default()
         };
-        self.client.push_manifest(&reference, &manifest.into()).await?;
+        self.client
+            .push_manifest(&self.reference(&config.key), &manifest.into())
+            .await?;
         Ok(())
+    }
+
+    /// Pushes an entry with its parts ([`RemoteCache::push_layer`], then
+    /// [`RemoteCache::push_entry`]).
+    pub async fn push(&self, config: &RemoteConfig, parts: &[Part], source: &[u8]) -> Result<(), RemoteError> {
+        let mut layers = Vec::with_capacity(parts.len());
+        for part in parts {
+            layers.push(self.push_layer(&part.packed).await?);
+        }
+        self.push_entry(config, &layers, source).await
     }
 
     /// The entry tagged `key`, its config read and checked (its digest,

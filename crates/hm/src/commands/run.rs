@@ -239,7 +239,7 @@ async fn run_once(
         }
     }
     let backend = LocalBackend::new(settings.parallelism, vm.clone());
-    let cache_settings = open_cache(&cache, &config, &settings);
+    let cache_settings = open_cache(&cache, &config, &settings)?;
     let run_id = hm_vm::fsutil::random_id(8);
     let info = RunInfo {
         id: run_id.clone(),
@@ -553,8 +553,28 @@ async fn pull_before_build(
 }
 
 /// The snapshot cache of this run; without a usable registry the build
-/// runs uncached and says so.
-fn open_cache(dir: &std::path::Path, config: &Config, settings: &RunSettings) -> Option<CacheSettings> {
+/// runs uncached and says so. A remote cache that cannot be named or
+/// authenticated for is bad configuration (exit 2).
+fn open_cache(
+    dir: &std::path::Path,
+    config: &Config,
+    settings: &RunSettings,
+) -> Result<Option<CacheSettings>, CliError> {
+    let remote = match &settings.remote {
+        Some((url, mode)) => {
+            let pull = crate::pull::settings(config, None)?;
+            let cache = hm_vm::oci::remote::RemoteCache::new(url, &pull).map_err(|err| CliError::BadArgument {
+                flag: "--cache-remote-url",
+                message: err.to_string(),
+            })?;
+            Some(hm_exec::remote::RemoteSettings {
+                cache: Arc::new(cache),
+                read: true,
+                write: *mode == crate::cli::RemoteMode::Write,
+            })
+        }
+        None => None,
+    };
     let registry = match Registry::open(dir) {
         Ok(registry) => registry,
         Err(err) => {
@@ -562,7 +582,7 @@ fn open_cache(dir: &std::path::Path, config: &Config, settings: &RunSettings) ->
                 "warning: running without the cache: {}",
                 crate::error::chain(&CliError::from(err))
             );
-            return None;
+            return Ok(None);
         }
     };
     if registry.rebuilt() {
@@ -570,12 +590,13 @@ fn open_cache(dir: &std::path::Path, config: &Config, settings: &RunSettings) ->
             "warning: the cache registry was damaged (or written by another version of hm) and has been reset; every step runs again"
         );
     }
-    Some(CacheSettings {
+    Ok(Some(CacheSettings {
         registry: Arc::new(registry),
         bounds: config.bounds(),
         scope: settings.scope.clone(),
         refresh: settings.refresh,
         host_env: Arc::new(crate::host::environment()),
         orphan_interval: crate::host::orphan_grace(),
-    })
+        remote,
+    }))
 }

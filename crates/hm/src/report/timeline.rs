@@ -355,6 +355,7 @@ mod tests {
                     step_id: "0".into(),
                     key: "k".into(),
                     tag: "t".into(),
+                    remote: false,
                 },
             ),
             timed(2, end("0", 0, StepStatus::CacheHit)),

@@ -1,0 +1,398 @@
+//! The remote cache in a build (issue 16; DESIGN.md §5): after a local
+//! miss an entry is looked up in an OCI registry and taken in (the parts
+//! this cache lacks downloaded, checked and imported, then the entry, and
+//! its ancestors the local registry lacks, registered as if stored here);
+//! a stored entry is pushed in the background, and the build waits for its
+//! pushes at its end. The registry failing never fails a build: the first
+//! failure is said once, in an event, and the build goes on without it.
+//! An entry that is damaged or not hm's is refused and its step runs.
+//!
+//! A part is packed once per machine: the digest of its layer is recorded
+//! in `<cache>/remote/layers/`, so a later push of an entry built on it
+//! only asks the registry whether it still has the blob.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hm_vm::oci::remote::{Layer, OciDescriptor, RemoteCache, RemoteConfig, RemoteEntry, RemoteError};
+use hm_vm::tempdir::TempDir;
+use hm_vm::{Bounds, CacheEntry, NewEntry, Registry, VmBackend};
+use tokio::sync::mpsc;
+
+use crate::events::Event;
+use crate::workspace::Manifest;
+
+/// The directory of the remote cache's files in the cache directory.
+pub const REMOTE_DIR: &str = "remote";
+
+/// How a build uses a remote cache.
+#[derive(Clone)]
+pub struct RemoteSettings {
+    pub cache: Arc<RemoteCache>,
+    /// Look entries up there after a local miss.
+    pub read: bool,
+    /// Push the entries this build stores.
+    pub write: bool,
+}
+
+/// The remote cache of one build.
+pub(crate) struct Remote {
+    settings: RemoteSettings,
+    vm: Arc<dyn VmBackend>,
+    registry: Arc<Registry>,
+    bounds: Bounds,
+    events: Option<mpsc::Sender<Event>>,
+    /// The registry failed: it is not asked again in this build.
+    down: AtomicBool,
+    pushes: Mutex<tokio::task::JoinSet<()>>,
+    /// Each part's layer, pushed (or found there) once per build.
+    layers: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Layer>>>>,
+    /// Each part taken in, with its size: once per build, however many
+    /// steps want it at once.
+    imports: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<u64>>>>,
+    /// Where layers are packed and downloaded, made when first needed.
+    scratch: tokio::sync::OnceCell<TempDir>,
+}
+
+/// Why an entry could not be taken in or pushed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Vm(#[from] hm_vm::VmError),
+    #[error(transparent)]
+    Registry(#[from] hm_vm::RegistryError),
+    #[error("the {0} backend cannot push its parts")]
+    Unsupported(String),
+    #[error("its source manifest does not match its digest")]
+    Manifest,
+    #[error("cannot {op} `{}`: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the cache task failed")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Failure {
+    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Failure {
+        let path = path.to_owned();
+        move |source| Failure::Io { op, path, source }
+    }
+
+    /// Whether the entry is at fault, not the registry or this machine.
+    fn is_refused(&self) -> bool {
+        match self {
+            Failure::Remote(err) => err.is_refused(),
+            Failure::Manifest => true,
+            _ => false,
+        }
+    }
+}
+
+impl Remote {
+    pub(crate) fn new(
+        settings: RemoteSettings,
+        vm: Arc<dyn VmBackend>,
+        registry: Arc<Registry>,
+        bounds: Bounds,
+        events: Option<mpsc::Sender<Event>>,
+    ) -> Self {
+        Remote {
+            settings,
+            vm,
+            registry,
+            bounds,
+            events,
+            down: AtomicBool::new(false),
+            pushes: Mutex::default(),
+            layers: Mutex::default(),
+            imports: Mutex::default(),
+            scratch: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn usable(&self) -> bool {
+        !self.down.load(Ordering::SeqCst)
+    }
+
+    /// Says what failed: a refused entry each time, the registry once
+    /// (it is not used again in this build).
+    async fn failed(&self, op: &str, key: &str, failure: &Failure) {
+        let refused = failure.is_refused();
+        if !refused && self.down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(events) = &self.events {
+            let message = crate::runner::error_chain(failure);
+            let event = Event::CacheRemoteError {
+                op: op.to_owned(),
+                key: key.to_owned(),
+                message,
+                refused,
+            };
+            let _ = events.send(event).await;
+        }
+    }
+
+    async fn scratch(&self) -> Result<&Path, Failure> {
+        let dir = self.registry.cache_dir().join(REMOTE_DIR);
+        let made = self
+            .scratch
+            .get_or_try_init(|| async {
+                std::fs::create_dir_all(&dir).map_err(Failure::io("create", &dir))?;
+                TempDir::create(&dir).map_err(Failure::io("create a directory in", &dir))
+            })
+            .await?;
+        Ok(made.path())
+    }
+
+    /// Takes the entry `key` in from the registry after a local miss: its
+    /// ancestors this cache lacks first, each registered, its parts held by
+    /// this build. `Ok(false)`: there is none to use (none there, another
+    /// backend's, a chain with a missing link, or refused: said in an
+    /// event).
+    pub(crate) async fn take(&self, key: &str) -> bool {
+        if !self.settings.read || !self.usable() {
+            return false;
+        }
+        let mut imported = Vec::new();
+        match self.take_chain(key, &mut imported).await {
+            Ok(taken) => taken,
+            Err(failure) => {
+                // Parts that no registered entry names are deleted now;
+                // any the registry knew stay.
+                if let Ok(known) = self.registry.known_parts(self.vm.name()) {
+                    imported.retain(|p| !known.contains(p));
+                }
+                if !imported.is_empty() {
+                    let _ = self.vm.delete_parts(&imported).await;
+                }
+                self.failed("pull", key, &failure).await;
+                false
+            }
+        }
+    }
+
+    async fn take_chain(&self, key: &str, imported: &mut Vec<String>) -> Result<bool, Failure> {
+        let cache = &self.settings.cache;
+        // The entry and the ancestors this cache lacks, top first.
+        let mut chain: Vec<RemoteEntry> = Vec::new();
+        let mut next = Some(key.to_owned());
+        while let Some(wanted) = next.take() {
+            if wanted != key {
+                let registry = self.registry.clone();
+                let probe = wanted.clone();
+                let here = tokio::task::spawn_blocking(move || registry.lookup_many(&[(probe, false)])).await??;
+                if !here.is_empty() {
+                    break;
+                }
+            }
+            let Some(entry) = cache.fetch(&wanted).await? else {
+                return Ok(false);
+            };
+            if entry.config.backend != self.vm.name() {
+                return Ok(false);
+            }
+            next = entry.config.parent.clone();
+            chain.push(entry);
+        }
+        let registry = self.registry.clone();
+        let backend = self.vm.name().to_owned();
+        let mut known: HashSet<String> = tokio::task::spawn_blocking(move || registry.known_parts(&backend)).await??;
+        for entry in chain.iter().rev() {
+            let mut part_sizes = Vec::new();
+            for part in entry.config.parts.iter().rev() {
+                if known.contains(part) {
+                    continue;
+                }
+                let (size, new) = self.import(part, &entry.layers[part]).await?;
+                if new {
+                    imported.push(part.clone());
+                }
+                part_sizes.push((part.clone(), size));
+                known.insert(part.clone());
+            }
+            let source = cache.source(entry).await?;
+            self.register(&entry.config, part_sizes, source).await?;
+        }
+        Ok(true)
+    }
+
+    /// Downloads and imports `part` from its layer, once per build; its
+    /// size, and whether this call imported it.
+    async fn import(&self, part: &str, layer: &OciDescriptor) -> Result<(u64, bool), Failure> {
+        let cell = {
+            let mut imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
+            imports.entry(part.to_owned()).or_default().clone()
+        };
+        let mut new = false;
+        let size = cell
+            .get_or_try_init(|| async {
+                let blob = self.scratch().await?.join(format!("pull-{part}"));
+                self.settings.cache.download(layer, &blob).await?;
+                let size = self.vm.import_part(part, &blob).await;
+                let _ = std::fs::remove_file(&blob);
+                let size = size?;
+                self.remember(part, &Layer::of(layer));
+                new = true;
+                Ok::<_, Failure>(size)
+            })
+            .await?;
+        Ok((*size, new))
+    }
+
+    /// Registers an entry taken in, its source manifest checked against
+    /// the digest it is known by.
+    async fn register(
+        &self,
+        config: &RemoteConfig,
+        part_sizes: Vec<(String, u64)>,
+        source: Vec<u8>,
+    ) -> Result<(), Failure> {
+        let digest = tokio::task::spawn_blocking(move || {
+            let digest = Manifest::from_bytes(&source).map(|m| m.digest().to_hex().to_string());
+            (digest, source)
+        });
+        let (digest, source) = digest.await?;
+        if digest.is_none() || digest != config.manifest {
+            return Err(Failure::Manifest);
+        }
+        let top = config.parts.first();
+        let size = part_sizes
+            .iter()
+            .find(|(p, _)| Some(p) == top)
+            .map(|(_, s)| *s)
+            .unwrap_or(0);
+        let at = crate::cache::now();
+        let new = NewEntry {
+            entry: CacheEntry {
+                key: config.key.clone(),
+                parent: config.parent.clone(),
+                backend: config.backend.clone(),
+                parts: config.parts.clone(),
+                base: config.base.clone(),
+                manifest: config.manifest.clone(),
+                size,
+                step: config.step.clone(),
+                pipeline: config.pipeline.clone(),
+                project: config.project.clone(),
+                created: at,
+                last_used: at,
+                inputs: config.inputs.clone(),
+            },
+            part_sizes,
+            manifest_bytes: Some(source),
+        };
+        let (registry, bounds) = (self.registry.clone(), self.bounds);
+        let stored = tokio::task::spawn_blocking(move || registry.store(&new, true, Some(bounds))).await??;
+        crate::store::delete_doomed(self.vm.as_ref(), &stored.doomed).await;
+        Ok(())
+    }
+
+    /// Pushes a stored entry in the background.
+    pub(crate) fn push(self: &Arc<Self>, entry: CacheEntry, source: Vec<u8>) {
+        if !self.settings.write || !self.usable() {
+            return;
+        }
+        let remote = self.clone();
+        let mut pushes = self.pushes.lock().unwrap_or_else(|p| p.into_inner());
+        pushes.spawn(async move {
+            if let Err(failure) = remote.push_now(&entry, &source).await {
+                remote.failed("push", &entry.key, &failure).await;
+            }
+        });
+    }
+
+    async fn push_now(&self, entry: &CacheEntry, source: &[u8]) -> Result<(), Failure> {
+        let mut layers = Vec::with_capacity(entry.parts.len());
+        // Bottom first: a chain's parts go up in the order it was built.
+        for part in entry.parts.iter().rev() {
+            if !self.usable() {
+                return Ok(());
+            }
+            layers.push(self.layer(part).await?);
+        }
+        layers.reverse();
+        let config = RemoteConfig {
+            key: entry.key.clone(),
+            parent: entry.parent.clone(),
+            backend: entry.backend.clone(),
+            base: entry.base.clone(),
+            step: entry.step.clone(),
+            pipeline: entry.pipeline.clone(),
+            project: entry.project.clone(),
+            inputs: entry.inputs.clone(),
+            parts: entry.parts.clone(),
+            manifest: entry.manifest.clone(),
+        };
+        Ok(self.settings.cache.push_entry(&config, &layers, source).await?)
+    }
+
+    /// The layer of `part` in the registry: pushed once per build, packed
+    /// once per machine (while the registry keeps the blob).
+    async fn layer(&self, part: &str) -> Result<Layer, Failure> {
+        let cell = {
+            let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+            layers.entry(part.to_owned()).or_default().clone()
+        };
+        let layer = cell
+            .get_or_try_init(|| async {
+                if let Some(layer) = self.recalled(part) {
+                    if self.settings.cache.has_blob(&layer.digest).await? {
+                        return Ok(layer);
+                    }
+                }
+                let packed = self.scratch().await?.join(format!("push-{part}"));
+                let exported = self.vm.export_part(part, &packed).await;
+                if !exported? {
+                    return Err(Failure::Unsupported(self.vm.name().to_owned()));
+                }
+                let pushed = self.settings.cache.push_layer(&packed).await;
+                let _ = std::fs::remove_file(&packed);
+                let layer = pushed?;
+                self.remember(part, &layer);
+                Ok::<_, Failure>(layer)
+            })
+            .await?;
+        Ok(layer.clone())
+    }
+
+    fn record(&self, part: &str) -> PathBuf {
+        let dir = self.registry.cache_dir().join(REMOTE_DIR).join("layers");
+        dir.join(self.vm.name()).join(part)
+    }
+
+    /// The layer recorded for `part` on this machine.
+    fn recalled(&self, part: &str) -> Option<Layer> {
+        let bytes = std::fs::read(self.record(part)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records the layer of `part` (a record that cannot be written only
+    /// costs a packing later).
+    fn remember(&self, part: &str, layer: &Layer) {
+        let record = self.record(part);
+        let Some(dir) = record.parent() else { return };
+        let _ = std::fs::create_dir_all(dir);
+        let temp = dir.join(format!(".{part}.{}", std::process::id()));
+        let bytes = serde_json::to_vec(layer).unwrap_or_default();
+        if std::fs::write(&temp, bytes)
+            .and_then(|()| std::fs::rename(&temp, &record))
+            .is_err()
+        {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
+
+    /// Waits for the build's pushes.
+    pub(crate) async fn finish(&self) {
+        let mut pushes = std::mem::take(&mut *self.pushes.lock().unwrap_or_else(|p| p.into_inner()));
+        while pushes.join_next().await.is_some() {}
+    }
+}
