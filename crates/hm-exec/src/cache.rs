@@ -43,6 +43,10 @@ pub struct CacheSettings {
     pub orphan_interval: std::time::Duration,
     /// The remote cache, when one is configured.
     pub remote: Option<crate::remote::RemoteSettings>,
+    /// The identity of the CI build this run is one job of (`hm run
+    /// --step`): steps without a cache policy are stored under it, so that
+    /// the build's later jobs find their snapshots.
+    pub build: Option<String>,
 }
 
 /// What a key depends on besides the step itself.
@@ -62,6 +66,8 @@ pub struct KeyContext<'a> {
     pub network: Network,
     /// The environment `hm` runs in, for `env_keys`.
     pub host_env: &'a BTreeMap<OsString, OsString>,
+    /// The CI build, for a step without a cache policy.
+    pub build: Option<&'a str>,
 }
 
 /// Everything a step's cache key is made of.
@@ -93,6 +99,10 @@ pub struct KeyInputs {
     /// would make. Left out for `host`, which keeps earlier keys.
     #[serde(default, skip_serializing_if = "is_host")]
     pub network: Network,
+    /// The CI build a step without a cache policy was stored for (`hm run
+    /// --step`); left out otherwise, which keeps earlier keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 fn is_host(network: &Network) -> bool {
@@ -126,6 +136,7 @@ impl KeyInputs {
             dsl_key: None,
             policy: policy.clone(),
             network: context.network,
+            build: context.build.filter(|_| !policy.is_cached()).map(str::to_owned),
         };
         inputs.add_policy(policy, source, now, host_env);
         inputs
@@ -362,6 +373,7 @@ mod tests {
             now,
             network: Network::Host,
             host_env,
+            build: None,
         };
         KeyInputs::new(&step, &policy, context)
     }

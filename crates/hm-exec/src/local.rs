@@ -44,6 +44,9 @@ pub struct RunRequest {
     pub logs: Option<StepLogs>,
     /// Where to open a shell for the front end, when it wants one.
     pub shell: Option<ShellHook>,
+    /// `hm run --step`: the one step that may run; the steps it builds in
+    /// must be cache hits.
+    pub only: Option<StepIdx>,
 }
 
 /// Each step's whole output, kept as the step wrote it (both streams, in
@@ -231,6 +234,7 @@ impl Build {
             logs: request.logs,
             backend: OnceCell::new(),
             shell,
+            only: request.only,
         });
         // A registry that cannot be read now is read step by step instead.
         let Prefetched { keys, found } = prefetch(&shared).await.unwrap_or_default();

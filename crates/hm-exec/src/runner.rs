@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     pub backend: OnceCell<Result<(), Arc<BackendUnavailable>>>,
     /// Where the build opens a shell, when it does.
     pub shell: Option<ShellPlan>,
+    /// `hm run --step`: the one step that may run; every other is a cache
+    /// hit or fails.
+    pub only: Option<StepIdx>,
 }
 
 impl Shared {
@@ -181,6 +184,20 @@ pub(crate) enum StepError {
         "`{0}` did not run, as this step was cached when the build started, but its cache entry no longer matches (its files changed or its ttl window passed during the build); run again"
     )]
     ParentNotRun(String),
+    /// `hm run --step`: a step the one asked for builds in has no entry.
+    #[error("{}", not_cached(step, build.as_deref()))]
+    NotCached { step: String, build: Option<String> },
+}
+
+fn not_cached(step: &str, build: Option<&str>) -> String {
+    match build {
+        Some(build) => format!(
+            "`{step}` has no snapshot in the cache (local or remote) for build `{build}`: run `hm run PIPELINE --step {step}` first, with the same remote cache"
+        ),
+        None => format!(
+            "`{step}` has no snapshot in the cache (local or remote), and a step without a cache policy is stored only for a CI build: run its job first, with HM_BUILD_ID (or the CI system's build id) and the same remote cache"
+        ),
+    }
 }
 
 impl StepError {
@@ -238,6 +255,11 @@ impl StepRunner for VmRunner {
             Ok(Cached::No) => None,
             Err(err) => return StepOutcome::failed(started, err),
         };
+        if shared.only.is_some_and(|only| only != idx) {
+            let step = planned.key().to_owned();
+            let build = shared.cache.as_ref().and_then(|c| c.settings().build.clone());
+            return StepOutcome::failed(started, StepError::NotCached { step, build });
+        }
         let (keyed, cache_miss) = match missed {
             Some(Missed { keyed, reason }) => (Some(keyed), reason),
             None => (None, None),
@@ -468,10 +490,11 @@ async fn consult_cache(
 ) -> Result<Cached, StepError> {
     let idx = input.idx;
     let planned = &shared.plan.steps[idx];
-    let policy = planned.node.step.cache.as_ref().filter(|p| p.is_cached());
+    let policy = policy_of(shared, idx);
     let (Some(cache), Some(policy)) = (&shared.cache, policy) else {
         return Ok(Cached::No);
     };
+    let policy = policy.as_ref();
     if policy.uses_files() {
         *source = Some(scan(shared).await?);
     }
@@ -600,6 +623,27 @@ async fn scan(shared: &Arc<Shared>) -> Result<Manifest, SourceError> {
         })?
 }
 
+/// The cache policy step `idx` is keyed by: its own when it is cached;
+/// for one that is not, in a job of a CI build (`hm run --step`), none,
+/// keyed by the build (see [`CacheSettings::build`]).
+fn policy_of(shared: &Shared, idx: StepIdx) -> Option<std::borrow::Cow<'_, CachePolicy>> {
+    let own = shared.plan.steps[idx]
+        .node
+        .step
+        .cache
+        .as_ref()
+        .filter(|p| p.is_cached());
+    match own {
+        Some(policy) => Some(std::borrow::Cow::Borrowed(policy)),
+        None => shared.cache.as_ref()?.settings().build.as_ref().map(|_| {
+            std::borrow::Cow::Owned(CachePolicy {
+                kind: hm_ir::PolicyKind::None,
+                key: None,
+            })
+        }),
+    }
+}
+
 /// What a cached step's key is made of, given its parent's key.
 fn key_inputs(
     shared: &Shared,
@@ -627,6 +671,7 @@ fn key_inputs(
         now: crate::cache::now(),
         network: shared.vm.network(),
         host_env: &cache.settings().host_env,
+        build: cache.settings().build.as_deref(),
     };
     KeyInputs::new(planned, policy, context)
 }
@@ -639,8 +684,8 @@ pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<Prefetched, StepErr
         return Ok(Prefetched::default());
     };
     let plan = &shared.plan;
-    let cached = |idx: StepIdx| plan.steps[idx].node.step.cache.as_ref().filter(|p| p.is_cached());
-    let needs_source = (0..plan.steps.len()).any(|idx| cached(idx).is_some_and(CachePolicy::uses_files));
+    let cached = |idx: StepIdx| policy_of(shared, idx);
+    let needs_source = (0..plan.steps.len()).any(|idx| cached(idx).is_some_and(|p| p.uses_files()));
     let source = if needs_source { Some(scan(shared).await?) } else { None };
     let mut keys: HashMap<StepIdx, String> = HashMap::new();
     for &idx in &plan.topo_order {
@@ -653,7 +698,7 @@ pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<Prefetched, StepErr
             None => None,
         };
         let env = step_env(shared, idx);
-        let inputs = key_inputs(shared, cache, idx, policy, &env, source.as_ref(), parent);
+        let inputs = key_inputs(shared, cache, idx, &policy, &env, source.as_ref(), parent);
         keys.insert(idx, inputs.key());
     }
     // Every hit is held: a child that misses after all (its source moved

@@ -17,5 +17,5 @@ pub use envelope::{
     ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};
-pub use select::{Selection, UnknownStep};
+pub use select::{chain_to, Selection, UnknownStep};
 pub use validate::{is_env_name, printable, validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};

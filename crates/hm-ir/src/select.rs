@@ -69,6 +69,16 @@ impl Selection {
     }
 }
 
+/// `hm run --step KEY`: the part of `pipeline` (planned as `plan`) that
+/// runs the one step `name` (a key or label) on its parents' snapshots: it
+/// and the steps it builds in, up to its root (the steps it only waits for
+/// are an outside scheduler's to have run), with its key.
+pub fn chain_to(pipeline: &Pipeline, plan: &Plan, name: &str) -> Result<(Pipeline, String), UnknownStep> {
+    let target = find_step(pipeline, plan, name)?;
+    let keep = closure(plan, [target], |idx| plan.steps[idx].parent.into_iter().collect());
+    Ok((subset(pipeline, plan, &keep), plan.steps[target].key().to_owned()))
+}
+
 /// The steps `idx` builds in or waits for.
 fn predecessors(plan: &Plan, idx: StepIdx) -> Vec<StepIdx> {
     let step = &plan.steps[idx];
@@ -192,6 +202,23 @@ mod tests {
         assert_eq!(keys(targets(&["docs", "lint"])), ["lint", "build", "docs"]);
         assert_eq!(keys(targets(&["Build it"])), ["build"], "labels name steps too");
         assert_eq!(keys(Selection::default()).len(), 5);
+    }
+
+    #[test]
+    fn one_step_brings_its_chain_and_not_what_it_waits_for() {
+        let (pipeline, plan) = pipeline();
+        let (selected, key) = chain_to(&pipeline, &plan, "package").unwrap();
+        let plan_of =
+            |p: &Pipeline| -> Vec<String> { Plan::new(p).unwrap().steps.iter().map(|s| s.key().to_owned()).collect() };
+        assert_eq!(
+            (plan_of(&selected), key.as_str()),
+            (vec!["build".into(), "test".into(), "package".into()], "package")
+        );
+        let (selected, key) = chain_to(&pipeline, &plan, "docs").unwrap();
+        assert_eq!((plan_of(&selected), key.as_str()), (vec!["docs".to_owned()], "docs"));
+        let (_, key) = chain_to(&pipeline, &plan, "Build it").unwrap();
+        assert_eq!(key, "build");
+        assert!(chain_to(&pipeline, &plan, "nope").is_err());
     }
 
     #[test]

@@ -125,6 +125,16 @@ pub struct RunArgs {
     /// Run this step and what it needs, nothing after it
     #[arg(long, value_name = "STEP")]
     pub until: Option<String>,
+    /// Run exactly this step (key or label) on its parent's snapshot from
+    /// the cache, local or remote, and store it: the unit a CI engine's job
+    /// runs (`hm export`). The steps it builds in must be cache hits.
+    #[arg(long, value_name = "STEP", conflicts_with_all = ["steps", "from", "until", "watch"])]
+    pub step: Option<String>,
+    /// The CI build this job belongs to, for `--step`: steps without a
+    /// cache policy are stored under it for the build's later jobs
+    /// [default: GITHUB_RUN_ID, CI_PIPELINE_ID or BUILDKITE_BUILD_ID]
+    #[arg(long, env = "HM_BUILD_ID", value_name = "ID", requires = "step")]
+    pub build_id: Option<String>,
     #[command(flatten)]
     pub project: ProjectArgs,
     #[command(flatten)]

@@ -30,6 +30,9 @@ pub struct RunSettings {
     pub scope: String,
     /// The remote cache's repository and how it is used, unless `off`.
     pub remote: Option<(String, RemoteMode)>,
+    /// `--step`'s CI build: `--build-id` (or `HM_BUILD_ID`), else the CI
+    /// system's own.
+    pub build: Option<String>,
     pub keep_going: bool,
     /// `--no-cache`.
     pub refresh: bool,
@@ -73,8 +76,26 @@ impl RunSettings {
             },
             keep_going: args.keep_going,
             refresh: args.build.no_cache,
+            build: match &args.step {
+                Some(_) => args.build_id.clone().or_else(ci_build),
+                None => None,
+            },
         }
     }
+}
+
+/// The build identity the CI system this runs in gives its jobs (the same
+/// in every job of one build, and across its retries).
+fn ci_build() -> Option<String> {
+    let systems = [
+        ("GITHUB_RUN_ID", "github"),
+        ("CI_PIPELINE_ID", "gitlab"),
+        ("BUILDKITE_BUILD_ID", "buildkite"),
+    ];
+    systems.iter().find_map(|(var, system)| {
+        let id = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+        Some(format!("{system}:{id}"))
+    })
 }
 
 #[cfg(test)]

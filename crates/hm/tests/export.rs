@@ -664,3 +664,202 @@ fn an_unknown_pipeline_or_engine_is_exit_2() {
     let err = refused(&fx, &["github", "ci", "--per", "stage"]);
     assert!(err.contains("stage") && err.contains("chain"), "{err}");
 }
+
+/// What each step printed, by key.
+type Outputs = BTreeMap<String, Vec<String>>;
+
+/// [`forks_and_joins`] with commands that run here: each step adds its
+/// name to `trail.txt` and prints the trail, so its output shows the
+/// snapshot it built on; `setup` and `build` are cached, the others are
+/// not (they pass their snapshots on within one CI build only).
+fn runnable() -> Value {
+    let trail = |name: &str| format!("echo {name} >> trail.txt; tr '\\n' ' ' < trail.txt; echo; echo \"${{FOO:-}}\"");
+    let steps = [
+        step("setup", &trail("setup"))
+            .env("FOO", "bar")
+            .cache(json!({"policy": "forever"})),
+        step("build", &trail("build")).cache(json!({"policy": "forever"})),
+        step("unit", &trail("unit")),
+        step("lint", &trail("lint")),
+        step("report", &trail("report")).continue_on_failure(),
+        step("docs", &trail("docs")),
+        step("site", &trail("site")),
+        step("publish", &trail("publish")),
+    ];
+    let edges = [
+        ("setup", "build", "builds_in"),
+        ("build", "unit", "builds_in"),
+        ("build", "lint", "builds_in"),
+        ("unit", "report", "depends_on"),
+        ("lint", "report", "depends_on"),
+        ("docs", "site", "builds_in"),
+        ("site", "publish", "builds_in"),
+        ("report", "publish", "depends_on"),
+    ];
+    envelope("ci", &steps, &edges, None)
+}
+
+/// Runs the jobs of `read` as a CI engine would: each once the jobs it
+/// needs have ended as it requires, several at once, each in a fresh
+/// checkout with a cache directory of its own, sharing only the registry;
+/// each of its steps is `hm run ci --step KEY`. The output of each step
+/// that executed, from the job that ran it.
+fn drive(fx: &Fixture, name: &str, read: &Read, env: &[(String, String)]) -> Outputs {
+    use std::thread::JoinHandle;
+    let id_of_first: BTreeMap<&String, &String> = read.jobs.iter().map(|(id, j)| (&j.steps[0], id)).collect();
+    let mut ended: BTreeMap<String, bool> = BTreeMap::new();
+    let mut running: Vec<(String, JoinHandle<Result<Outputs, String>>)> = Vec::new();
+    let mut started = BTreeSet::new();
+    let mut outputs = BTreeMap::new();
+    loop {
+        for (id, job) in &read.jobs {
+            if started.contains(id) || running.len() >= 3 {
+                continue;
+            }
+            let needs: Vec<(bool, bool)> = job
+                .needs
+                .iter()
+                .map(|(first, strict)| (ended.get(id_of_first[first]).copied().unwrap_or(false), *strict))
+                .collect();
+            let all_ended = job
+                .needs
+                .iter()
+                .all(|(first, _)| ended.contains_key(id_of_first[first]));
+            if !all_ended {
+                continue;
+            }
+            started.insert(id.clone());
+            if needs.iter().any(|(passed, strict)| *strict && !passed) {
+                ended.insert(id.clone(), false);
+                continue;
+            }
+            let dir = fx.dir.path().join("jobs").join(format!("{name}-{id}"));
+            let (project, steps, env) = (fx.project(), job.steps.clone(), env.to_vec());
+            running.push((
+                id.clone(),
+                std::thread::spawn(move || run_job(&dir, &project, &steps, &env)),
+            ));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let Some(at) = running.iter().position(|(_, h)| h.is_finished()) else {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        };
+        let (id, handle) = running.remove(at);
+        match handle.join().unwrap() {
+            Ok(logs) => {
+                outputs.extend(logs);
+                ended.insert(id, true);
+            }
+            Err(why) => panic!("{name}: job `{id}` failed: {why}"),
+        }
+    }
+    assert_eq!(started.len(), read.jobs.len(), "{name}: jobs never started");
+    outputs
+}
+
+/// One job: a checkout of `project` and a cache of its own in `dir`, then
+/// `hm run ci --step KEY` for each of `steps`.
+fn run_job(
+    dir: &std::path::Path,
+    project: &std::path::Path,
+    steps: &[String],
+    env: &[(String, String)],
+) -> Result<Outputs, String> {
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let checkout = dir.join("checkout");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(project)
+        .arg(&checkout)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let config = dir.join("config/hm");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.toml"), "[preferences]\nformat = \"json\"\n").unwrap();
+    let mut logs = BTreeMap::new();
+    for key in steps {
+        let out = Command::new(util::hm_bin())
+            .args(["run", "ci", "--step", key])
+            .current_dir(&checkout)
+            .env("HM_CACHE_DIR", dir.join("cache"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("HOME", dir)
+            .env("HM_BACKEND", "sandbox")
+            .env_remove("GITHUB_RUN_ID")
+            .env_remove("CI_PIPELINE_ID")
+            .env_remove("BUILDKITE_BUILD_ID")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("HM_PARALLELISM")
+            .env_remove("HM_CACHE_SCOPE")
+            .env_remove("HM_BUILD_ID")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let run = util::Run::from(out);
+        if run.code != 0 {
+            return Err(format!("`{key}` exited {}: {}", run.code, run.dump()));
+        }
+        // A cached step an earlier build stored is a hit: it prints nothing.
+        match run.executed().as_slice() {
+            [] => {}
+            [one] if one == key => {
+                logs.insert(key.clone(), run.logs(key));
+            }
+            other => return Err(format!("`{key}` executed {other:?}: {}", run.dump())),
+        }
+    }
+    Ok(logs)
+}
+
+#[test]
+fn exported_jobs_run_one_step_each_on_machines_that_share_a_registry() {
+    if !tools() || !util::registry_available() || !util::sandbox_available() {
+        return;
+    }
+    use util::registry::{auths, docker_config, Registry, RegistryOptions};
+    let registry = Registry::start(&RegistryOptions::auth("hm", "s3cret"));
+    let fx = Fixture::with(&runnable());
+    let docker = docker_config(&fx.dir.path().join("docker"), &auths(&registry.host(), "hm", "s3cret"));
+    let common = |var: &str, id: &str| {
+        vec![
+            (
+                "HM_CACHE_REMOTE".to_owned(),
+                format!("{}/team/hm-cache", registry.host()),
+            ),
+            ("DOCKER_CONFIG".to_owned(), docker.display().to_string()),
+            (var.to_owned(), id.to_owned()),
+        ]
+    };
+    // One machine, one whole run: what every step prints.
+    let whole = fx.run_json(&[]);
+    assert_eq!(whole.code, 0, "{}", whole.dump());
+    let keys = ["setup", "build", "unit", "lint", "report", "docs", "site", "publish"];
+    let expected: Outputs = keys.iter().map(|k| (k.to_string(), whole.logs(k))).collect();
+    assert_eq!(expected["unit"][0], "setup build unit ");
+    assert_eq!(expected["publish"][0], "docs site publish ");
+
+    let builds = [
+        ("github", "step", "GITHUB_RUN_ID", "101"),
+        ("gitlab", "step", "CI_PIPELINE_ID", "202"),
+        ("buildkite", "step", "BUILDKITE_BUILD_ID", "0190-bk"),
+        ("github", "chain", "GITHUB_RUN_ID", "102"),
+    ];
+    for (n, (engine, per, var, id)) in builds.into_iter().enumerate() {
+        let text = export(&fx, &[engine, "ci", "--per", per]);
+        let read = read(engine, &read_yaml(&text));
+        let name = format!("{engine}-{per}");
+        let outputs = drive(&fx, &name, &read, &common(var, id));
+        // The first build runs everything; later ones take the cached
+        // steps from the registry, and run the others again (steps
+        // without a cache policy pass snapshots within one build only).
+        let mut wanted = expected.clone();
+        if n > 0 {
+            wanted.retain(|key, _| key != "setup" && key != "build");
+        }
+        assert_eq!(outputs, wanted, "{name}: the jobs printed what one run does not");
+    }
+}

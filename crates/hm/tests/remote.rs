@@ -343,3 +343,64 @@ fn a_damaged_or_foreign_entry_is_refused_and_the_step_runs() {
     );
     c.fx.assert_clean();
 }
+
+#[test]
+fn one_step_runs_on_its_parents_snapshot_or_says_why_it_cannot() {
+    if !sandbox_available() {
+        return;
+    }
+    let chain = envelope(
+        "ci",
+        &[step("a", "echo from-a > a.txt"), step("b", "cat a.txt")],
+        &[("a", "b", "builds_in")],
+        None,
+    );
+    let fx = Fixture::with(&chain);
+    let run = |args: &[&str], build: Option<&str>| {
+        let mut command = fx.command(&["run", "--format", "json"]);
+        command.args(args).env_remove("HM_BUILD_ID");
+        for var in ["GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILDKITE_BUILD_ID"] {
+            command.env_remove(var);
+        }
+        if let Some(build) = build {
+            command.env("HM_BUILD_ID", build);
+        }
+        Run::from(command.output().unwrap())
+    };
+    // `a` has no cache policy: without a build it is never stored.
+    let alone = run(&["--step", "b"], None);
+    assert_eq!(alone.code, 1, "{}", alone.dump());
+    assert!(alone.executed().is_empty(), "{}", alone.dump());
+    let message = alone.end("a")["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("`a` has no snapshot in the cache") && message.contains("HM_BUILD_ID"),
+        "{message}"
+    );
+
+    let first = run(&["--step", "a"], Some("7"));
+    assert_eq!(
+        (first.code, first.executed()),
+        (0, vec!["a".to_owned()]),
+        "{}",
+        first.dump()
+    );
+    let second = run(&["--step", "b"], Some("7"));
+    assert_eq!(
+        (second.code, second.executed()),
+        (0, vec!["b".to_owned()]),
+        "{}",
+        second.dump()
+    );
+    assert_eq!(second.logs("b"), ["from-a"]);
+    // Another build has not run `a`.
+    let other = run(&["--step", "b"], Some("8"));
+    assert_eq!(other.code, 1, "{}", other.dump());
+    assert!(other.end("a")["message"].as_str().unwrap().contains("for build `8`"));
+
+    let unknown = fx.hm(&["run", "--step", "c"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no step `c`"));
+    let stray = fx.hm(&["run", "--build-id", "3"]);
+    assert_eq!(stray.status.code(), Some(2));
+    fx.assert_clean();
+}

@@ -74,6 +74,7 @@ impl Fixture {
 
     fn request(&self, plan: Plan, keep_going: bool) -> RunRequest {
         RunRequest {
+            only: None,
             plan,
             source_root: self.source.path().to_owned(),
             source_exclude: Vec::new(),
@@ -89,6 +90,7 @@ impl Fixture {
                 host_env: Arc::default(),
                 orphan_interval: std::time::Duration::ZERO,
                 remote: None,
+                build: None,
             }),
             logs: Some(StepLogs {
                 dir: self.cache_dir.path().to_owned(),

@@ -205,6 +205,12 @@ async fn run_once(
         let selected = selection.apply(pipeline, &plan)?;
         plan = super::pipelines::plan_of(&loaded, &selected)?;
     }
+    let mut only = None;
+    if let Some(step) = &args.step {
+        let (selected, key) = hm_ir::chain_to(pipeline, &plan, step)?;
+        plan = super::pipelines::plan_of(&loaded, &selected)?;
+        only = plan.steps.iter().position(|s| s.key() == key);
+    }
 
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
@@ -269,6 +275,7 @@ async fn run_once(
             limit: crate::history::STEP_LOG_LIMIT,
         }),
         shell,
+        only,
     });
 
     let interrupter = handle.control.interrupter();
@@ -598,5 +605,6 @@ fn open_cache(
         host_env: Arc::new(crate::host::environment()),
         orphan_interval: crate::host::orphan_grace(),
         remote,
+        build: settings.build.clone(),
     }))
 }
