@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hm_vm::oci::remote::{Layer, OciDescriptor, RemoteCache, RemoteConfig, RemoteEntry, RemoteError};
+use hm_vm::oci::remote::{Layer, OciDescriptor, RemoteEntry, RemoteError};
+pub use hm_vm::oci::remote::{RemoteCache, RemoteConfig};
 use hm_vm::tempdir::TempDir;
 use hm_vm::{Bounds, CacheEntry, NewEntry, Registry, VmBackend};
 use tokio::sync::mpsc;
@@ -46,6 +47,8 @@ pub(crate) struct Remote {
     events: Option<mpsc::Sender<Event>>,
     /// The registry failed: it is not asked again in this build.
     down: AtomicBool,
+    /// The first failure, for a command that reports it itself.
+    first_failure: Mutex<Option<String>>,
     pushes: Mutex<tokio::task::JoinSet<()>>,
     /// Each part's layer, pushed (or found there) once per build.
     layers: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Layer>>>>,
@@ -110,6 +113,7 @@ impl Remote {
             bounds,
             events,
             down: AtomicBool::new(false),
+            first_failure: Mutex::default(),
             pushes: Mutex::default(),
             layers: Mutex::default(),
             imports: Mutex::default(),
@@ -128,8 +132,12 @@ impl Remote {
         if !refused && self.down.swap(true, Ordering::SeqCst) {
             return;
         }
+        let message = crate::runner::error_chain(failure);
+        self.first_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| format!("{key}: {message}"));
         if let Some(events) = &self.events {
-            let message = crate::runner::error_chain(failure);
             let event = Event::CacheRemoteError {
                 op: op.to_owned(),
                 key: key.to_owned(),
@@ -395,4 +403,132 @@ impl Remote {
         let mut pushes = std::mem::take(&mut *self.pushes.lock().unwrap_or_else(|p| p.into_inner()));
         while pushes.join_next().await.is_some() {}
     }
+}
+
+/// What `hm cache push` or `hm cache pull` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// Entries pushed, or taken in.
+    pub entries: usize,
+    /// Entries the other side had already.
+    pub there: usize,
+    /// The first failure, if any: the entries after it were not moved.
+    pub failure: Option<String>,
+}
+
+impl Remote {
+    fn first_failure(&self) -> Option<String> {
+        self.first_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// `hm cache push`: pushes `entries` of the local registry, one after the
+/// other (each held meanwhile), skipping those the repository has.
+pub async fn push_entries(
+    settings: RemoteSettings,
+    vm: Arc<dyn VmBackend>,
+    registry: Arc<Registry>,
+    bounds: Bounds,
+    entries: Vec<CacheEntry>,
+) -> Moved {
+    let cache = settings.cache.clone();
+    let remote = Remote::new(settings, vm, registry.clone(), bounds, None);
+    let mut moved = Moved::default();
+    for entry in entries {
+        let (held, key) = (registry.clone(), entry.key.clone());
+        let found = tokio::task::spawn_blocking(move || held.lookup_many(&[(key, true)])).await;
+        let Some(found) = found.ok().and_then(Result::ok).and_then(|mut f| f.remove(&entry.key)) else {
+            continue;
+        };
+        match cache.fetch(&entry.key).await {
+            Ok(Some(_)) => {
+                moved.there += 1;
+                continue;
+            }
+            Ok(None) => {}
+            // A damaged or foreign entry under the key is replaced.
+            Err(err) if err.is_refused() => {}
+            Err(err) => {
+                remote.failed("push", &entry.key, &Failure::from(err)).await;
+                break;
+            }
+        }
+        match remote.push_now(&found.entry, &found.manifest.unwrap_or_default()).await {
+            Ok(()) => moved.entries += 1,
+            Err(failure) => {
+                remote.failed("push", &entry.key, &failure).await;
+                break;
+            }
+        }
+    }
+    finish_command(&remote, &registry, &mut moved).await;
+    moved
+}
+
+/// `hm cache pull`: takes in every entry of the repository that `wanted`
+/// accepts (and this cache lacks), with what it builds on.
+pub async fn pull_entries(
+    settings: RemoteSettings,
+    vm: Arc<dyn VmBackend>,
+    registry: Arc<Registry>,
+    bounds: Bounds,
+    wanted: impl Fn(&RemoteConfig) -> bool,
+) -> Moved {
+    let cache = settings.cache.clone();
+    let remote = Remote::new(settings, vm, registry.clone(), bounds, None);
+    let mut moved = Moved::default();
+    let keys = match cache.keys().await {
+        Ok(keys) => keys,
+        Err(err) => {
+            moved.failure = Some(crate::runner::error_chain(&err));
+            return moved;
+        }
+    };
+    for key in keys {
+        let (here, probe) = (registry.clone(), key.clone());
+        let local = tokio::task::spawn_blocking(move || here.lookup_many(&[(probe, false)])).await;
+        if local.ok().and_then(Result::ok).is_some_and(|found| !found.is_empty()) {
+            if cache
+                .fetch(&key)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|e| wanted(&e.config))
+            {
+                moved.there += 1;
+            }
+            continue;
+        }
+        let entry = match cache.fetch(&key).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => continue,
+            Err(err) if err.is_refused() => {
+                remote.failed("pull", &key, &Failure::from(err)).await;
+                continue;
+            }
+            Err(err) => {
+                remote.failed("pull", &key, &Failure::from(err)).await;
+                break;
+            }
+        };
+        if !wanted(&entry.config) || entry.config.backend != remote.vm.name() {
+            continue;
+        }
+        if remote.take(&key).await {
+            moved.entries += 1;
+        } else if !remote.usable() {
+            break;
+        }
+    }
+    finish_command(&remote, &registry, &mut moved).await;
+    moved
+}
+
+/// Lets go of what a command held, deleting what nothing needs any more.
+async fn finish_command(remote: &Remote, registry: &Arc<Registry>, moved: &mut Moved) {
+    let held = registry.clone();
+    if let Ok(Ok(doomed)) = tokio::task::spawn_blocking(move || held.release()).await {
+        crate::store::delete_doomed(remote.vm.as_ref(), &doomed).await;
+    }
+    moved.failure = remote.first_failure();
 }

@@ -201,6 +201,17 @@ pub struct BuildArgs {
     pub cache_remote: Option<RemoteMode>,
 }
 
+/// `hm cache push` and `hm cache pull`.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Only entries of this pipeline (its slug)
+    pub pipeline: Option<String>,
+    /// The remote cache's repository [default: `[cache] remote` in the
+    /// configuration]
+    #[arg(long, env = "HM_CACHE_REMOTE", value_name = "REPOSITORY")]
+    pub cache_remote_url: Option<String>,
+}
+
 /// How a build uses the remote cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -411,6 +422,12 @@ pub enum CacheCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Push this project's entries (of PIPELINE, or every pipeline's) to
+    /// the remote cache, e.g. to warm CI's cache from a laptop
+    Push(RemoteArgs),
+    /// Take this project's entries (of PIPELINE, or every pipeline's) in
+    /// from the remote cache
+    Pull(RemoteArgs),
     /// Remove entries (and the entries built on them) by step or by key
     Rm {
         /// A step of this project (every entry of that step), or a key, or

@@ -65,11 +65,7 @@ impl RunSettings {
                 .or(config.parallelism)
                 .map(|n| n.max(1))
                 .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
-            scope: config
-                .cache_scope
-                .clone()
-                .or_else(|| remote.clone().map(|url| format!("remote:{url}")))
-                .unwrap_or_else(|| project_root.display().to_string()),
+            scope: scope(config, remote.as_deref(), project_root),
             remote: match (remote, mode) {
                 (Some(_), RemoteMode::Off) | (None, _) => None,
                 (Some(url), mode) => Some((url, mode)),
@@ -81,6 +77,17 @@ impl RunSettings {
                 None => None,
             },
         }
+    }
+}
+
+/// The cache scope of a project: the configuration's, else the remote
+/// cache's repository (machines that share it share keys, whether it is
+/// used or `off`), else the project root.
+pub fn scope(config: &Config, remote: Option<&str>, project_root: &Path) -> String {
+    match (&config.cache_scope, remote) {
+        (Some(scope), _) => scope.clone(),
+        (None, Some(url)) => format!("remote:{url}"),
+        (None, None) => project_root.display().to_string(),
     }
 }
 

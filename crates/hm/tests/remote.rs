@@ -404,3 +404,56 @@ fn one_step_runs_on_its_parents_snapshot_or_says_why_it_cannot() {
     assert_eq!(stray.status.code(), Some(2));
     fx.assert_clean();
 }
+
+#[test]
+fn cache_push_warms_the_registry_and_cache_pull_another_machine() {
+    if !available() {
+        return;
+    }
+    let registry = registry();
+    let a = Machine::new(&registry.host(), &pipeline(), false);
+    let b = Machine::new(&registry.host(), &pipeline(), false);
+    write_sources(&a.fx);
+    write_sources(&b.fx);
+    let said = |machine: &Machine, args: &[&str]| {
+        let out = machine.command().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+
+    // A runs without pushing, then pushes its project's entries.
+    let local = a.run(&["--cache-remote", "off"]);
+    assert_eq!(local.executed().len(), 4, "{}", local.dump());
+    let (code, pushed) = said(&a, &["cache", "push"]);
+    assert_eq!(code, Some(0), "{pushed}");
+    assert!(pushed.contains("pushed 3 entries to"), "{pushed}");
+    let (_, again) = said(&a, &["cache", "push"]);
+    assert!(
+        again.contains("pushed 0 entries") && again.contains("had 3 already"),
+        "{again}"
+    );
+
+    // B takes them in, then runs with the remote off: only the uncached
+    // observer runs.
+    let (code, pulled) = said(&b, &["cache", "pull", "ci"]);
+    assert_eq!(code, Some(0), "{pulled}");
+    assert!(pulled.contains("took in 3 entries from"), "{pulled}");
+    let (_, none) = said(&b, &["cache", "pull", "other"]);
+    assert!(none.contains("took in 0 entries"), "{none}");
+    let on_b = b.run(&["--cache-remote", "off"]);
+    assert_eq!(on_b.executed(), ["show"], "{}", on_b.dump());
+    assert_eq!(on_b.logs("show"), local.logs("show"));
+    b.fx.assert_parts_stored("after hm cache pull");
+
+    // Without a remote cache there is nothing to push to.
+    let out = a
+        .command()
+        .args(["cache", "push"])
+        .env_remove("HM_CACHE_REMOTE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no remote cache"));
+    a.fx.assert_clean();
+    b.fx.assert_clean();
+}

@@ -331,6 +331,37 @@ impl RemoteCache {
         Ok(())
     }
 
+    /// The keys of the repository's entries (its tags that are cache keys),
+    /// page by page.
+    pub async fn keys(&self) -> Result<Vec<String>, RemoteError> {
+        const PAGE: usize = 1000;
+        let reference = self.reference("latest");
+        let mut keys = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let page = match self
+                .client
+                .list_tags(&reference, &self.auth, Some(PAGE), last.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                // A repository nothing was pushed to yet has no tags.
+                Err(err) if not_found(&err) => return Ok(keys),
+                Err(err) => return Err(err.into()),
+            };
+            let count = page.tags.len();
+            last = page.tags.last().cloned();
+            keys.extend(
+                page.tags
+                    .into_iter()
+                    .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())),
+            );
+            if count < PAGE || last.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
     /// The source manifest of `entry`, checked.
     pub async fn source(&self, entry: &RemoteEntry) -> Result<Vec<u8>, RemoteError> {
         let mut bytes = Vec::new();

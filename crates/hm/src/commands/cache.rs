@@ -6,7 +6,9 @@ use hm_vm::{Registry, VmBackend};
 
 use super::image::{format_age, format_size};
 use super::{cache_dir, print_json};
-use crate::cli::{BackendName, CacheCommand, Format};
+use hm_exec::remote::{RemoteCache, RemoteConfig, RemoteSettings};
+
+use crate::cli::{BackendName, CacheCommand, Format, RemoteArgs};
 use crate::config::parse_size;
 use crate::error::CliError;
 
@@ -96,6 +98,8 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             remove_sources(&dir, &registry).await;
             removed
         }
+        CacheCommand::Push(args) => move_entries(&dir, registry, args, true).await,
+        CacheCommand::Pull(args) => move_entries(&dir, registry, args, false).await,
         CacheCommand::Rm { keys, pipeline, wait } => {
             let scope = project_scope()?;
             let entries = registry.list()?;
@@ -124,9 +128,78 @@ fn project_scope() -> Result<Option<String>, CliError> {
         .and_then(|d| hm_dsl::Project::find(&d).ok());
     let Some(project) = project else { return Ok(None) };
     let config = super::config(Some(&project.root))?;
-    Ok(Some(
-        config.cache_scope.unwrap_or_else(|| project.root.display().to_string()),
-    ))
+    let remote = config.cache_remote.as_deref();
+    Ok(Some(crate::settings::scope(&config, remote, &project.root)))
+}
+
+/// `hm cache push` (`push`) or `hm cache pull`: this project's entries (of
+/// `args.pipeline`) to or from the remote cache. Exit 1 when the registry
+/// failed part of the way.
+async fn move_entries(
+    dir: &std::path::Path,
+    registry: Registry,
+    args: RemoteArgs,
+    push: bool,
+) -> Result<i32, CliError> {
+    let here = std::env::current_dir().map_err(|e| CliError::BadArgument {
+        flag: "--dir",
+        message: e.to_string(),
+    })?;
+    let project = hm_dsl::Project::find(&here)?;
+    let config = super::config(Some(&project.root))?;
+    let Some(url) = args.cache_remote_url.or(config.cache_remote.clone()) else {
+        return Err(CliError::BadArgument {
+            flag: "--cache-remote-url",
+            message: "no remote cache: set `[cache] remote` in .hm/config.toml, HM_CACHE_REMOTE or --cache-remote-url"
+                .to_owned(),
+        });
+    };
+    let scope = crate::settings::scope(&config, Some(&url), &project.root);
+    let pull = crate::pull::settings(&config, None)?;
+    let cache = RemoteCache::new(&url, &pull).map_err(|err| CliError::BadArgument {
+        flag: "--cache-remote-url",
+        message: err.to_string(),
+    })?;
+    let settings = RemoteSettings {
+        cache: std::sync::Arc::new(cache),
+        read: true,
+        write: true,
+    };
+    let vm = cache_backend(dir, config.backend)?;
+    let registry = std::sync::Arc::new(registry);
+    let pipeline = args.pipeline;
+    let ours = |project: &str, of: &str| project == scope && pipeline.as_deref().is_none_or(|p| p == of);
+    let moved = if push {
+        let mut entries: Vec<_> = registry
+            .list()?
+            .into_iter()
+            .filter(|e| ours(&e.project, &e.pipeline) && e.backend == vm.name())
+            .collect();
+        // Chains bottom first.
+        entries.sort_by_key(|e| (e.parts.len(), e.created));
+        hm_exec::remote::push_entries(settings, vm.clone(), registry, config.bounds(), entries).await
+    } else {
+        let wanted = |c: &RemoteConfig| ours(&c.project, &c.pipeline);
+        hm_exec::remote::pull_entries(settings, vm.clone(), registry, config.bounds(), wanted).await
+    };
+    let _ = vm.shutdown().await;
+    let (done, there) = match push {
+        true => ("pushed", "the remote cache had"),
+        false => ("took in", "this cache had"),
+    };
+    say!(
+        "{done} {} entries {} {url}; {there} {} already",
+        moved.entries,
+        if push { "to" } else { "from" },
+        moved.there
+    );
+    match moved.failure {
+        Some(failure) => {
+            say!("error: the remote cache failed: {failure}");
+            Ok(exit_codes::FAILED)
+        }
+        None => Ok(exit_codes::PASSED),
+    }
 }
 
 /// The keys `wanted` names: every entry of that step in this project

@@ -568,6 +568,10 @@ fn open_cache(
     settings: &RunSettings,
 ) -> Result<Option<CacheSettings>, CliError> {
     let remote = match &settings.remote {
+        Some(_) if settings.backend == BackendName::Docker => {
+            say!("note: the remote cache is used on the sandbox backend only; this docker run uses the local cache");
+            None
+        }
         Some((url, mode)) => {
             let pull = crate::pull::settings(config, None)?;
             let cache = hm_vm::oci::remote::RemoteCache::new(url, &pull).map_err(|err| CliError::BadArgument {
