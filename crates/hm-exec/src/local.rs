@@ -238,6 +238,14 @@ impl Build {
         });
         // A registry that cannot be read now is read step by step instead.
         let Prefetched { keys, found } = prefetch(&shared).await.unwrap_or_default();
+        if let Some(cache) = &shared.cache {
+            // In the order the steps will want them.
+            let order = shared.plan.topo_order.iter();
+            let missing = order
+                .filter(|idx| !found.contains_key(idx))
+                .filter_map(|idx| keys.get(idx));
+            cache.prefetch_remote(missing.cloned().collect());
+        }
         // A shell before a step needs its parent's state: it is no hit.
         let before = |idx| shared.shell.as_ref().is_some_and(|s| s.before(idx));
         let not_needed = scheduler::not_needed(

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
 use hm_vm::oci::remote::{Layer, OciDescriptor, RemoteEntry, RemoteError};
 pub use hm_vm::oci::remote::{RemoteCache, RemoteConfig};
 use hm_vm::tempdir::TempDir;
@@ -55,6 +56,17 @@ pub(crate) struct Remote {
     /// Each part taken in, with its size: once per build, however many
     /// steps want it at once.
     imports: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<u64>>>>,
+    /// Entries fetched (or being fetched) from the registry, by key.
+    entries: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<RemoteEntry>>>>>,
+    /// Source manifests pushed (or found there), by their local digest.
+    pushed_sources: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Layer>>>>,
+    /// Source manifests read and checked, by the digest entries know them
+    /// by: a build's entries mostly share one.
+    sources: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>>>,
+    /// Parts' layers downloaded (or being downloaded), by part.
+    blobs: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<PathBuf>>>>,
+    /// Lookups started before the steps want them ([`Remote::prefetch`]).
+    prefetching: Mutex<tokio::task::JoinSet<()>>,
     /// Where layers are packed and downloaded, made when first needed.
     scratch: tokio::sync::OnceCell<TempDir>,
 }
@@ -117,6 +129,11 @@ impl Remote {
             pushes: Mutex::default(),
             layers: Mutex::default(),
             imports: Mutex::default(),
+            entries: Mutex::default(),
+            blobs: Mutex::default(),
+            sources: Mutex::default(),
+            pushed_sources: Mutex::default(),
+            prefetching: Mutex::default(),
             scratch: tokio::sync::OnceCell::new(),
         }
     }
@@ -188,7 +205,6 @@ impl Remote {
     }
 
     async fn take_chain(&self, key: &str, imported: &mut Vec<String>) -> Result<bool, Failure> {
-        let cache = &self.settings.cache;
         // The entry and the ancestors this cache lacks, top first.
         let mut chain: Vec<RemoteEntry> = Vec::new();
         let mut next = Some(key.to_owned());
@@ -201,7 +217,7 @@ impl Remote {
                     break;
                 }
             }
-            let Some(entry) = cache.fetch(&wanted).await? else {
+            let Some(entry) = self.entry(&wanted).await? else {
                 return Ok(false);
             };
             if entry.config.backend != self.vm.name() {
@@ -226,24 +242,86 @@ impl Remote {
                 part_sizes.push((part.clone(), size));
                 known.insert(part.clone());
             }
-            let source = cache.source(entry).await?;
-            self.register(&entry.config, part_sizes, source).await?;
+            let source = self.source(entry).await?;
+            self.register(&entry.config, part_sizes, source.to_vec()).await?;
         }
         Ok(true)
+    }
+
+    /// The entry `key` in the registry, fetched once per build.
+    async fn entry(&self, key: &str) -> Result<Option<RemoteEntry>, Failure> {
+        let cell = once(&self.entries, key);
+        let entry = cell
+            .get_or_try_init(|| async { Ok::<_, Failure>(self.settings.cache.fetch(key).await?) })
+            .await?;
+        Ok(entry.clone())
+    }
+
+    /// The layer of `part` downloaded and checked, once per build.
+    async fn blob(&self, part: &str, layer: &OciDescriptor) -> Result<PathBuf, Failure> {
+        let cell = once(&self.blobs, part);
+        let blob = cell
+            .get_or_try_init(|| async {
+                let blob = self.scratch().await?.join(format!("pull-{part}"));
+                self.settings.cache.download(layer, &blob).await?;
+                Ok::<_, Failure>(blob)
+            })
+            .await?;
+        Ok(blob.clone())
+    }
+
+    /// Starts looking `keys` (the build's cached steps that this cache
+    /// lacks) up, and downloading the layers of what is found, a few at a
+    /// time, before the steps want them: a chain of remote hits then waits
+    /// for the registry once, not once per step.
+    pub(crate) fn prefetch(self: &Arc<Self>, keys: Vec<String>) {
+        if !self.settings.read || keys.is_empty() {
+            return;
+        }
+        const AT_ONCE: usize = 8;
+        let remote = self.clone();
+        let mut prefetching = self.prefetching.lock().unwrap_or_else(|p| p.into_inner());
+        prefetching.spawn(async move {
+            let registry = remote.registry.clone();
+            let backend = remote.vm.name().to_owned();
+            let known = tokio::task::spawn_blocking(move || registry.known_parts(&backend)).await;
+            let known = known.ok().and_then(Result::ok).unwrap_or_default();
+            let lookups = futures_util::stream::iter(keys).map(|key| {
+                let (remote, known) = (&remote, &known);
+                async move {
+                    if !remote.usable() {
+                        return;
+                    }
+                    match remote.entry(&key).await {
+                        Ok(Some(entry)) if entry.config.backend == remote.vm.name() => {
+                            if remote.source(&entry).await.is_err() {
+                                return;
+                            }
+                            for (part, layer) in entry.layers.iter().filter(|(p, _)| !known.contains(*p)) {
+                                // A failure here is met again, and said, when the step takes the entry.
+                                if remote.blob(part, layer).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(failure) if failure.is_refused() => {}
+                        Err(failure) => remote.failed("pull", &key, &failure).await,
+                    }
+                }
+            });
+            lookups.buffer_unordered(AT_ONCE).collect::<Vec<()>>().await;
+        });
     }
 
     /// Downloads and imports `part` from its layer, once per build; its
     /// size, and whether this call imported it.
     async fn import(&self, part: &str, layer: &OciDescriptor) -> Result<(u64, bool), Failure> {
-        let cell = {
-            let mut imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
-            imports.entry(part.to_owned()).or_default().clone()
-        };
+        let cell = once(&self.imports, part);
         let mut new = false;
         let size = cell
             .get_or_try_init(|| async {
-                let blob = self.scratch().await?.join(format!("pull-{part}"));
-                self.settings.cache.download(layer, &blob).await?;
+                let blob = self.blob(part, layer).await?;
                 let size = self.vm.import_part(part, &blob).await;
                 let _ = std::fs::remove_file(&blob);
                 let size = size?;
@@ -255,22 +333,36 @@ impl Remote {
         Ok((*size, new))
     }
 
-    /// Registers an entry taken in, its source manifest checked against
+    /// The source manifest of `entry`, once per build per digest: this
+    /// cache's copy when it has one, else the registry's, checked against
     /// the digest it is known by.
+    async fn source(&self, entry: &RemoteEntry) -> Result<Arc<Vec<u8>>, Failure> {
+        let digest = entry.config.manifest.clone().ok_or(Failure::Manifest)?;
+        let cell = once(&self.sources, &digest);
+        let bytes = cell
+            .get_or_try_init(|| async {
+                let (registry, wanted) = (self.registry.clone(), digest.clone());
+                if let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || registry.blob(&wanted)).await {
+                    return Ok(Arc::new(bytes));
+                }
+                let bytes = self.settings.cache.source(entry).await?;
+                let checked = tokio::task::spawn_blocking(move || {
+                    let read = Manifest::from_bytes(&bytes).map(|m| m.digest().to_hex().to_string());
+                    (read == Some(digest)).then_some(bytes)
+                });
+                checked.await?.map(Arc::new).ok_or(Failure::Manifest)
+            })
+            .await?;
+        Ok(bytes.clone())
+    }
+
+    /// Registers an entry taken in, its source manifest checked.
     async fn register(
         &self,
         config: &RemoteConfig,
         part_sizes: Vec<(String, u64)>,
         source: Vec<u8>,
     ) -> Result<(), Failure> {
-        let digest = tokio::task::spawn_blocking(move || {
-            let digest = Manifest::from_bytes(&source).map(|m| m.digest().to_hex().to_string());
-            (digest, source)
-        });
-        let (digest, source) = digest.await?;
-        if digest.is_none() || digest != config.manifest {
-            return Err(Failure::Manifest);
-        }
         let top = config.parts.first();
         let size = part_sizes
             .iter()
@@ -318,15 +410,12 @@ impl Remote {
     }
 
     async fn push_now(&self, entry: &CacheEntry, source: &[u8]) -> Result<(), Failure> {
-        let mut layers = Vec::with_capacity(entry.parts.len());
-        // Bottom first: a chain's parts go up in the order it was built.
-        for part in entry.parts.iter().rev() {
-            if !self.usable() {
-                return Ok(());
-            }
-            layers.push(self.layer(part).await?);
+        // At once: each part is pushed once per build, and an entry's own
+        // part need not wait for its ancestors'.
+        let layers = futures_util::future::try_join_all(entry.parts.iter().map(|part| self.layer(part))).await?;
+        if !self.usable() {
+            return Ok(());
         }
-        layers.reverse();
         let config = RemoteConfig {
             key: entry.key.clone(),
             parent: entry.parent.clone(),
@@ -339,16 +428,16 @@ impl Remote {
             parts: entry.parts.clone(),
             manifest: entry.manifest.clone(),
         };
+        let cell = once(&self.pushed_sources, entry.manifest.as_deref().unwrap_or_default());
+        let pushing = || async { self.settings.cache.push_source(source).await };
+        let source = cell.get_or_try_init(pushing).await?;
         Ok(self.settings.cache.push_entry(&config, &layers, source).await?)
     }
 
     /// The layer of `part` in the registry: pushed once per build, packed
     /// once per machine (while the registry keeps the blob).
     async fn layer(&self, part: &str) -> Result<Layer, Failure> {
-        let cell = {
-            let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
-            layers.entry(part.to_owned()).or_default().clone()
-        };
+        let cell = once(&self.layers, part);
         let layer = cell
             .get_or_try_init(|| async {
                 if let Some(layer) = self.recalled(part) {
@@ -398,11 +487,18 @@ impl Remote {
         }
     }
 
-    /// Waits for the build's pushes.
+    /// Waits for the build's pushes (lookups started early are given up).
     pub(crate) async fn finish(&self) {
+        self.prefetching.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
         let mut pushes = std::mem::take(&mut *self.pushes.lock().unwrap_or_else(|p| p.into_inner()));
         while pushes.join_next().await.is_some() {}
     }
+}
+
+/// The cell of `name` in `cells`, made empty when there is none.
+fn once<T>(cells: &Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>, name: &str) -> Arc<tokio::sync::OnceCell<T>> {
+    let mut cells = cells.lock().unwrap_or_else(|p| p.into_inner());
+    cells.entry(name.to_owned()).or_default().clone()
 }
 
 /// What `hm cache push` or `hm cache pull` did.

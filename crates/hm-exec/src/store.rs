@@ -190,6 +190,13 @@ impl SnapshotCache {
         })
     }
 
+    /// Starts looking up in the remote cache the keys this cache lacks.
+    pub(crate) fn prefetch_remote(&self, keys: Vec<String>) {
+        if let Some(remote) = &self.remote {
+            remote.prefetch(keys);
+        }
+    }
+
     /// The manifest stored as `bytes` under `digest`, read once per build.
     fn manifest(&self, digest: Option<&str>, bytes: &[u8]) -> Option<Arc<Manifest>> {
         let mut read = self.manifests.lock().unwrap_or_else(|p| p.into_inner());

@@ -418,6 +418,10 @@ pub(crate) fn client_for(name: &ImageName, settings: &PullSettings) -> Client {
         connect_timeout: Some(Duration::from_secs(15)),
         read_timeout: Some(Duration::from_secs(60)),
         user_agent: concat!("hm/", env!("CARGO_PKG_VERSION")),
+        // One request per blob where a chunked upload takes two (the
+        // remote cache's pushes; a registry's request rate is what bounds
+        // them).
+        use_monolithic_push: true,
         ..ClientConfig::default()
     })
 }

@@ -195,30 +195,37 @@ impl RemoteCache {
         Ok(Layer { digest, size })
     }
 
+    /// Pushes a source manifest unless the repository has it.
+    pub async fn push_source(&self, source: &[u8]) -> Result<Layer, RemoteError> {
+        let reference = self.push_auth().await?;
+        let digest = sha256(source);
+        if !self.client.blob_exists(&reference, &digest).await? {
+            self.client.push_blob(&reference, source.to_vec(), &digest).await?;
+        }
+        Ok(Layer {
+            digest,
+            size: source.len() as u64,
+        })
+    }
+
     /// Pushes an entry whose parts' layers (top first, as `config.parts`)
-    /// are in the repository already: its source manifest and config, then
-    /// its manifest tagged with the key.
-    pub async fn push_entry(&self, config: &RemoteConfig, layers: &[Layer], source: &[u8]) -> Result<(), RemoteError> {
+    /// and source manifest ([`RemoteCache::push_source`]) are in the
+    /// repository already: its config, then its manifest tagged with the
+    /// key.
+    pub async fn push_entry(&self, config: &RemoteConfig, layers: &[Layer], source: &Layer) -> Result<(), RemoteError> {
         let reference = self.push_auth().await?;
         let mut descriptors = Vec::with_capacity(layers.len() + 1);
         // Bottom first, as images list their layers.
         for (part, layer) in config.parts.iter().zip(layers).rev() {
             descriptors.push(descriptor(LAYER_TYPE, layer.digest.clone(), layer.size, Some(part)));
         }
-        let source_digest = sha256(source);
-        if !self.client.blob_exists(&reference, &source_digest).await? {
-            self.client
-                .push_blob(&reference, source.to_vec(), &source_digest)
-                .await?;
-        }
-        descriptors.push(descriptor(SOURCE_TYPE, source_digest, source.len() as u64, None));
+        descriptors.push(descriptor(SOURCE_TYPE, source.digest.clone(), source.size, None));
+        // Each entry's config is its own: pushed without asking.
         let config_bytes = serde_json::to_vec(config).expect("a config serializes");
         let config_digest = sha256(&config_bytes);
-        if !self.client.blob_exists(&reference, &config_digest).await? {
-            self.client
-                .push_blob(&reference, config_bytes.clone(), &config_digest)
-                .await?;
-        }
+        self.client
+            .push_blob(&reference, config_bytes.clone(), &config_digest)
+            .await?;
         let manifest = OciImageManifest {
             schema_version: 2,
             media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
@@ -239,7 +246,8 @@ impl RemoteCache {
         for part in parts {
             layers.push(self.push_layer(&part.packed).await?);
         }
-        self.push_entry(config, &layers, source).await
+        let source = self.push_source(source).await?;
+        self.push_entry(config, &layers, &source).await
     }
 
     /// The entry tagged `key`, its config read and checked (its digest,
