@@ -29,6 +29,10 @@ use crate::workspace::Manifest;
 /// The directory of the remote cache's files in the cache directory.
 pub const REMOTE_DIR: &str = "remote";
 
+/// Work done once per build per name (an entry, a part, a digest), by
+/// whichever task wants it first; the others wait for it.
+type Cells<T> = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>;
+
 /// How a build uses a remote cache.
 #[derive(Clone)]
 pub struct RemoteSettings {
@@ -52,19 +56,19 @@ pub(crate) struct Remote {
     first_failure: Mutex<Option<String>>,
     pushes: Mutex<tokio::task::JoinSet<()>>,
     /// Each part's layer, pushed (or found there) once per build.
-    layers: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Layer>>>>,
+    layers: Cells<Layer>,
     /// Each part taken in, with its size: once per build, however many
     /// steps want it at once.
-    imports: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<u64>>>>,
+    imports: Cells<u64>,
     /// Entries fetched (or being fetched) from the registry, by key.
-    entries: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<RemoteEntry>>>>>,
+    entries: Cells<Option<RemoteEntry>>,
     /// Source manifests pushed (or found there), by their local digest.
-    pushed_sources: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Layer>>>>,
+    pushed_sources: Cells<Layer>,
     /// Source manifests read and checked, by the digest entries know them
     /// by: a build's entries mostly share one.
-    sources: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>>>,
+    sources: Cells<Arc<Vec<u8>>>,
     /// Parts' layers downloaded (or being downloaded), by part.
-    blobs: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<PathBuf>>>>,
+    blobs: Cells<PathBuf>,
     /// Lookups started before the steps want them ([`Remote::prefetch`]).
     prefetching: Mutex<tokio::task::JoinSet<()>>,
     /// Where layers are packed and downloaded, made when first needed.
