@@ -339,6 +339,18 @@ fn add(
     assert!(read.jobs.insert(id.to_owned(), job).is_none(), "two jobs `{id}`");
 }
 
+/// The edges of [`forks_and_joins`] and [`runnable`].
+const FORKS_AND_JOINS: [(&str, &str, &str); 8] = [
+    ("setup", "build", "builds_in"),
+    ("build", "unit", "builds_in"),
+    ("build", "lint", "builds_in"),
+    ("unit", "report", "depends_on"),
+    ("lint", "report", "depends_on"),
+    ("docs", "site", "builds_in"),
+    ("site", "publish", "builds_in"),
+    ("report", "publish", "depends_on"),
+];
+
 /// A pipeline with a chain that forks (`setup` → `build` → `unit`, `lint`),
 /// a join behind a wait with `continue_on_failure` (`report`), a second
 /// chain (`docs` → `site` → `publish`) whose last step also waits for the
@@ -354,17 +366,7 @@ fn forks_and_joins() -> Value {
         step("site", "make site"),
         step("publish", "make publish"),
     ];
-    let edges = [
-        ("setup", "build", "builds_in"),
-        ("build", "unit", "builds_in"),
-        ("build", "lint", "builds_in"),
-        ("unit", "report", "depends_on"),
-        ("lint", "report", "depends_on"),
-        ("docs", "site", "builds_in"),
-        ("site", "publish", "builds_in"),
-        ("report", "publish", "depends_on"),
-    ];
-    let mut input = envelope("ci", &steps, &edges, None);
+    let mut input = envelope("ci", &steps, &FORKS_AND_JOINS, None);
     let pipeline = &mut input["pipelines"][0];
     pipeline["definition"]["graph"]["nodes"][1]["step"]["label"] = json!("Build it");
     pipeline["triggers"] = json!([
@@ -686,17 +688,7 @@ fn runnable() -> Value {
         step("site", &trail("site")),
         step("publish", &trail("publish")),
     ];
-    let edges = [
-        ("setup", "build", "builds_in"),
-        ("build", "unit", "builds_in"),
-        ("build", "lint", "builds_in"),
-        ("unit", "report", "depends_on"),
-        ("lint", "report", "depends_on"),
-        ("docs", "site", "builds_in"),
-        ("site", "publish", "builds_in"),
-        ("report", "publish", "depends_on"),
-    ];
-    envelope("ci", &steps, &edges, None)
+    envelope("ci", &steps, &FORKS_AND_JOINS, None)
 }
 
 /// Runs the jobs of `read` as a CI engine would: each once the jobs it

@@ -105,25 +105,6 @@ fn events_of<'a>(run: &'a Run, kind: &str) -> Vec<&'a Value> {
     run.events.iter().filter(|e| e["kind"] == kind).collect()
 }
 
-/// The keys of the steps that were remote hits.
-fn remote_hits(run: &Run) -> Vec<String> {
-    let mut keys: Vec<String> = events_of(run, "step_cache_hit")
-        .into_iter()
-        .filter(|e| e["remote"] == true)
-        .map(|e| {
-            let id = e["step_id"].as_str().unwrap();
-            let queued = run
-                .events
-                .iter()
-                .find(|q| q["kind"] == "step_queued" && q["step_id"] == id)
-                .unwrap();
-            queued["key"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    keys.sort();
-    keys
-}
-
 #[test]
 fn machine_b_runs_what_machine_a_ran_from_the_registry() {
     if !available() {
@@ -144,14 +125,14 @@ fn machine_b_runs_what_machine_a_ran_from_the_registry() {
     assert_eq!(on_b.code, 0, "{}", on_b.dump());
     // Only the uncached observer runs; it sees what A's steps made.
     assert_eq!(on_b.executed(), ["show"], "{}", on_b.dump());
-    assert_eq!(remote_hits(&on_b), ["build", "deps", "lint"]);
+    assert_eq!(on_b.remote_hits(), ["build", "deps", "lint"]);
     assert_eq!(on_b.logs("show"), on_a.logs("show"));
     assert!(events_of(&on_b, "cache_remote_error").is_empty(), "{}", on_b.dump());
 
     // Again on B: local hits now.
     let again = b.run(&[]);
     assert_eq!(again.executed(), ["show"], "{}", again.dump());
-    assert!(remote_hits(&again).is_empty(), "{}", again.dump());
+    assert!(again.remote_hits().is_empty(), "{}", again.dump());
     assert_eq!(again.logs("show"), on_a.logs("show"));
 
     // B changes one file: only what depends on it runs, on what A made.
@@ -167,7 +148,7 @@ fn machine_b_runs_what_machine_a_ran_from_the_registry() {
     a.fx.write("src.txt", "fn main() { edited() }\n");
     let back = a.run(&[]);
     assert_eq!(back.executed(), ["show"], "{}", back.dump());
-    assert_eq!(remote_hits(&back), ["build"]);
+    assert_eq!(back.remote_hits(), ["build"]);
     assert_eq!(back.logs("show"), edited.logs("show"));
     a.fx.assert_parts_stored("after taking B's entry in");
     a.fx.assert_clean();

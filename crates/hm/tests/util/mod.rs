@@ -499,10 +499,20 @@ impl From<Output> for Run {
 impl Run {
     /// The keys of the steps that executed (not cache hits, not skipped).
     pub fn executed(&self) -> Vec<String> {
+        self.keys_where(|e| e["kind"] == "step_start")
+    }
+
+    /// The keys of the steps that were hits in the remote cache.
+    pub fn remote_hits(&self) -> Vec<String> {
+        self.keys_where(|e| e["kind"] == "step_cache_hit" && e["remote"] == true)
+    }
+
+    /// The keys of the steps of the events `wanted` picks, sorted.
+    fn keys_where(&self, wanted: impl Fn(&Value) -> bool) -> Vec<String> {
         let mut keys: Vec<String> = self
             .events
             .iter()
-            .filter(|e| e["kind"] == "step_start")
+            .filter(|e| wanted(e))
             .map(|e| {
                 let id = e["step_id"].as_str().unwrap();
                 let queued = self
