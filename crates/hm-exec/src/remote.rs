@@ -169,6 +169,27 @@ impl Remote {
         }
     }
 
+    /// Runs a call on the local registry off the async threads, given
+    /// this backend's name.
+    async fn on_registry<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Registry, &str) -> Result<T, hm_vm::RegistryError> + Send + 'static,
+    ) -> Result<Result<T, hm_vm::RegistryError>, tokio::task::JoinError> {
+        let backend = self.vm.name().to_owned();
+        crate::store::on_registry(&self.registry, move |r| call(r, &backend)).await
+    }
+
+    /// The local registry's entry `key`, if it has one (not held).
+    async fn local(&self, key: &str) -> Result<Option<CacheEntry>, Failure> {
+        let probe = key.to_owned();
+        let mut found = self.on_registry(move |r, _| r.lookup_many(&[(probe, false)])).await??;
+        Ok(found.remove(key).map(|f| f.entry))
+    }
+
+    async fn is_local(&self, key: &str) -> Result<bool, Failure> {
+        Ok(self.local(key).await?.is_some())
+    }
+
     async fn scratch(&self) -> Result<&Path, Failure> {
         let dir = self.registry.cache_dir().join(REMOTE_DIR);
         let made = self
@@ -183,12 +204,18 @@ impl Remote {
 
     /// Takes the entry `key` in from the registry after a local miss: its
     /// ancestors this cache lacks first, each registered, its parts held by
-    /// this build. `Ok(false)`: there is none to use (none there, another
+    /// this build. `false`: there is none to use (none there, another
     /// backend's, a chain with a missing link, or refused: said in an
     /// event).
     pub(crate) async fn take(&self, key: &str) -> bool {
+        !self.take_keys(key).await.is_empty()
+    }
+
+    /// [`Remote::take`], saying which entries were registered: `key`'s and
+    /// its ancestors', bottom first; none when there is none to use.
+    async fn take_keys(&self, key: &str) -> Vec<String> {
         if !self.settings.read || !self.usable() {
-            return false;
+            return Vec::new();
         }
         let mut imported = Vec::new();
         match self.take_chain(key, &mut imported).await {
@@ -196,43 +223,36 @@ impl Remote {
             Err(failure) => {
                 // Parts that no registered entry names are deleted now;
                 // any the registry knew stay.
-                if let Ok(known) = self.registry.known_parts(self.vm.name()) {
+                if let Ok(Ok(known)) = self.on_registry(|r, backend| r.known_parts(backend)).await {
                     imported.retain(|p| !known.contains(p));
                 }
                 if !imported.is_empty() {
                     let _ = self.vm.delete_parts(&imported).await;
                 }
                 self.failed("pull", key, &failure).await;
-                false
+                Vec::new()
             }
         }
     }
 
-    async fn take_chain(&self, key: &str, imported: &mut Vec<String>) -> Result<bool, Failure> {
+    async fn take_chain(&self, key: &str, imported: &mut Vec<String>) -> Result<Vec<String>, Failure> {
         // The entry and the ancestors this cache lacks, top first.
         let mut chain: Vec<RemoteEntry> = Vec::new();
         let mut next = Some(key.to_owned());
         while let Some(wanted) = next.take() {
-            if wanted != key {
-                let registry = self.registry.clone();
-                let probe = wanted.clone();
-                let here = tokio::task::spawn_blocking(move || registry.lookup_many(&[(probe, false)])).await??;
-                if !here.is_empty() {
-                    break;
-                }
+            if wanted != key && self.is_local(&wanted).await? {
+                break;
             }
             let Some(entry) = self.entry(&wanted).await? else {
-                return Ok(false);
+                return Ok(Vec::new());
             };
             if entry.config.backend != self.vm.name() {
-                return Ok(false);
+                return Ok(Vec::new());
             }
             next = entry.config.parent.clone();
             chain.push(entry);
         }
-        let registry = self.registry.clone();
-        let backend = self.vm.name().to_owned();
-        let mut known: HashSet<String> = tokio::task::spawn_blocking(move || registry.known_parts(&backend)).await??;
+        let mut known: HashSet<String> = self.on_registry(|r, backend| r.known_parts(backend)).await??;
         for entry in chain.iter().rev() {
             let mut part_sizes = Vec::new();
             for part in entry.config.parts.iter().rev() {
@@ -249,7 +269,7 @@ impl Remote {
             let source = self.source(entry).await?;
             self.register(&entry.config, part_sizes, source.to_vec()).await?;
         }
-        Ok(true)
+        Ok(chain.iter().rev().map(|e| e.config.key.clone()).collect())
     }
 
     /// The entry `key` in the registry, fetched once per build.
@@ -286,9 +306,7 @@ impl Remote {
         let remote = self.clone();
         let mut prefetching = self.prefetching.lock().unwrap_or_else(|p| p.into_inner());
         prefetching.spawn(async move {
-            let registry = remote.registry.clone();
-            let backend = remote.vm.name().to_owned();
-            let known = tokio::task::spawn_blocking(move || registry.known_parts(&backend)).await;
+            let known = remote.on_registry(|r, backend| r.known_parts(backend)).await;
             let known = known.ok().and_then(Result::ok).unwrap_or_default();
             let lookups = futures_util::stream::iter(keys).map(|key| {
                 let (remote, known) = (&remote, &known);
@@ -345,8 +363,8 @@ impl Remote {
         let cell = once(&self.sources, &digest);
         let bytes = cell
             .get_or_try_init(|| async {
-                let (registry, wanted) = (self.registry.clone(), digest.clone());
-                if let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || registry.blob(&wanted)).await {
+                let wanted = digest.clone();
+                if let Ok(Ok(Some(bytes))) = self.on_registry(move |r, _| r.blob(&wanted)).await {
                     return Ok(Arc::new(bytes));
                 }
                 let bytes = self.settings.cache.source(entry).await?;
@@ -393,8 +411,10 @@ impl Remote {
             part_sizes,
             manifest_bytes: Some(source),
         };
-        let (registry, bounds) = (self.registry.clone(), self.bounds);
-        let stored = tokio::task::spawn_blocking(move || registry.store(&new, true, Some(bounds))).await??;
+        let bounds = self.bounds;
+        let stored = self
+            .on_registry(move |r, _| r.store(&new, true, Some(bounds)))
+            .await??;
         crate::store::delete_doomed(self.vm.as_ref(), &stored.doomed).await;
         Ok(())
     }
@@ -535,9 +555,9 @@ pub async fn push_entries(
     let remote = Remote::new(settings, vm, registry.clone(), bounds, None);
     let mut moved = Moved::default();
     for entry in entries {
-        let (held, key) = (registry.clone(), entry.key.clone());
-        let found = tokio::task::spawn_blocking(move || held.lookup_many(&[(key, true)])).await;
-        let Some(found) = found.ok().and_then(Result::ok).and_then(|mut f| f.remove(&entry.key)) else {
+        let key = entry.key.clone();
+        let found = remote.on_registry(move |r, _| r.lookup(&key)).await;
+        let Some(found) = found.ok().and_then(Result::ok).flatten() else {
             continue;
         };
         match cache.fetch(&entry.key).await {
@@ -566,13 +586,14 @@ pub async fn push_entries(
 }
 
 /// `hm cache pull`: takes in every entry of the repository that `wanted`
-/// accepts (and this cache lacks), with what it builds on.
+/// accepts by its project scope and pipeline (and this cache lacks), with
+/// what it builds on.
 pub async fn pull_entries(
     settings: RemoteSettings,
     vm: Arc<dyn VmBackend>,
     registry: Arc<Registry>,
     bounds: Bounds,
-    wanted: impl Fn(&RemoteConfig) -> bool,
+    wanted: impl Fn(&str, &str) -> bool,
 ) -> Moved {
     let cache = settings.cache.clone();
     let remote = Remote::new(settings, vm, registry.clone(), bounds, None);
@@ -584,19 +605,13 @@ pub async fn pull_entries(
             return moved;
         }
     };
+    let mut taken_in = HashSet::new();
     for key in keys {
-        let (here, probe) = (registry.clone(), key.clone());
-        let local = tokio::task::spawn_blocking(move || here.lookup_many(&[(probe, false)])).await;
-        if local.ok().and_then(Result::ok).is_some_and(|found| !found.is_empty()) {
-            if cache
-                .fetch(&key)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|e| wanted(&e.config))
-            {
-                moved.there += 1;
-            }
+        // What this cache has is counted by its own record, not fetched;
+        // an ancestor this command took in was counted then.
+        if let Ok(Some(here)) = remote.local(&key).await {
+            let counted = taken_in.contains(&key);
+            moved.there += usize::from(!counted && wanted(&here.project, &here.pipeline));
             continue;
         }
         let entry = match cache.fetch(&key).await {
@@ -611,14 +626,16 @@ pub async fn pull_entries(
                 break;
             }
         };
-        if !wanted(&entry.config) || entry.config.backend != remote.vm.name() {
+        let config = &entry.config;
+        if !wanted(&config.project, &config.pipeline) || config.backend != remote.vm.name() {
             continue;
         }
-        if remote.take(&key).await {
-            moved.entries += 1;
-        } else if !remote.usable() {
+        let taken = remote.take_keys(&key).await;
+        moved.entries += taken.len();
+        if taken.is_empty() && !remote.usable() {
             break;
         }
+        taken_in.extend(taken);
     }
     finish_command(&remote, &registry, &mut moved).await;
     moved
@@ -626,8 +643,7 @@ pub async fn pull_entries(
 
 /// Lets go of what a command held, deleting what nothing needs any more.
 async fn finish_command(remote: &Remote, registry: &Arc<Registry>, moved: &mut Moved) {
-    let held = registry.clone();
-    if let Ok(Ok(doomed)) = tokio::task::spawn_blocking(move || held.release()).await {
+    if let Ok(Ok(doomed)) = crate::store::on_registry(registry, |r| r.release()).await {
         crate::store::delete_doomed(remote.vm.as_ref(), &doomed).await;
     }
     moved.failure = remote.first_failure();

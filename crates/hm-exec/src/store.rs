@@ -105,8 +105,7 @@ impl SnapshotCache {
         &self,
         call: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
     ) -> Result<T, CacheError> {
-        let registry = self.settings.registry.clone();
-        Ok(tokio::task::spawn_blocking(move || call(&registry)).await??)
+        Ok(on_registry(&self.settings.registry, call).await??)
     }
 
     /// Looks every key up in one transaction and holds what it finds, so
@@ -330,6 +329,15 @@ impl SnapshotCache {
             collect(self.vm.as_ref(), &self.settings.registry).await;
         }
     }
+}
+
+/// Runs a registry call off the async threads (SQLite blocks).
+pub(crate) async fn on_registry<T: Send + 'static>(
+    registry: &Arc<Registry>,
+    call: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<Result<T, RegistryError>, tokio::task::JoinError> {
+    let registry = registry.clone();
+    tokio::task::spawn_blocking(move || call(&registry)).await
 }
 
 /// Deletes the parts of `vm`'s backend in `doomed`; a part that cannot be

@@ -6,7 +6,7 @@ use hm_vm::{Registry, VmBackend};
 
 use super::image::{format_age, format_size};
 use super::{cache_dir, print_json};
-use hm_exec::remote::{RemoteCache, RemoteConfig, RemoteSettings};
+use hm_exec::remote::{RemoteCache, RemoteSettings};
 
 use crate::cli::{BackendName, CacheCommand, Format, RemoteArgs};
 use crate::config::parse_size;
@@ -179,8 +179,7 @@ async fn move_entries(
         entries.sort_by_key(|e| (e.parts.len(), e.created));
         hm_exec::remote::push_entries(settings, vm.clone(), registry, config.bounds(), entries).await
     } else {
-        let wanted = |c: &RemoteConfig| ours(&c.project, &c.pipeline);
-        hm_exec::remote::pull_entries(settings, vm.clone(), registry, config.bounds(), wanted).await
+        hm_exec::remote::pull_entries(settings, vm.clone(), registry, config.bounds(), ours).await
     };
     let _ = vm.shutdown().await;
     let (done, there) = match push {
