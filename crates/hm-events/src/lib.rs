@@ -7,7 +7,7 @@
 //!
 //! | kind | fields |
 //! |---|---|
-//! | `build_start` | `run_id`, `pipeline`, `plan {step_count, chain_count, default_runner}`, `started_at` |
+//! | `build_start` | `run_id`, `pipeline`, `plan {step_count, chain_count, default_runner}`, `started_at`, `branch?`, `message?` |
 //! | `step_queued` | `step_id`, `key`, `chain_idx`, `parent_key?`, `display_name` |
 //! | `step_start` | `step_id`, `runner`, `image?`, `cache_miss?` |
 //! | `step_log` | `step_id`, `stream` (`stdout`/`stderr`), `line`, `partial?`, `ts` |
@@ -56,6 +56,13 @@ pub enum Event {
         pipeline: String,
         plan: PlanSummary,
         started_at: String,
+        /// The branch recorded on the build (`hm run -b`), as Harmont's
+        /// builds carry one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch: Option<String>,
+        /// The build's message (`hm run -m`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     StepQueued {
         step_id: String,
@@ -230,5 +237,33 @@ mod tests {
         };
         let text = serde_json::to_string(&log).unwrap();
         assert!(text.contains(r#""stream":"stderr""#) && !text.contains("partial"));
+    }
+
+    /// `hm run -b/-m` put `branch` and `message` on `build_start`; a build
+    /// without them prints the event as before, and reads it back.
+    #[test]
+    fn build_start_carries_branch_and_message_only_when_given() {
+        let start = |branch: Option<&str>, message: Option<&str>| Event::BuildStart {
+            run_id: "r".into(),
+            pipeline: "ci".into(),
+            plan: PlanSummary {
+                step_count: 1,
+                chain_count: 1,
+                default_runner: "vm".into(),
+            },
+            started_at: "t".into(),
+            branch: branch.map(Into::into),
+            message: message.map(Into::into),
+        };
+        let plain = r#"{"kind":"build_start","run_id":"r","pipeline":"ci","plan":{"step_count":1,"chain_count":1,"default_runner":"vm"},"started_at":"t"}"#;
+        assert_eq!(serde_json::to_string(&start(None, None)).unwrap(), plain);
+        assert_eq!(serde_json::from_str::<Event>(plain).unwrap(), start(None, None));
+        let labelled = start(Some("main"), Some("fix the build"));
+        let text = serde_json::to_string(&labelled).unwrap();
+        assert!(
+            text.ends_with(r#""started_at":"t","branch":"main","message":"fix the build"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), labelled);
     }
 }

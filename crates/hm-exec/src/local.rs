@@ -47,6 +47,10 @@ pub struct RunRequest {
     /// `hm run --step`: the one step that may run; the steps it builds in
     /// must be cache hits.
     pub only: Option<StepIdx>,
+    /// The branch recorded on the build (`build_start`), if one was given.
+    pub branch: Option<String>,
+    /// The message recorded on the build (`build_start`), if one was given.
+    pub message: Option<String>,
 }
 
 /// Each step's whole output, kept as the step wrote it (both streams, in
@@ -238,6 +242,12 @@ impl Build {
         });
         // A registry that cannot be read now is read step by step instead.
         let Prefetched { keys, found } = prefetch(&shared).await.unwrap_or_default();
+        tracing::debug!(
+            parallelism = self.parallelism,
+            cached_steps = keys.len(),
+            found = found.len(),
+            "cache looked up before the build"
+        );
         if let Some(cache) = &shared.cache {
             // In the order the steps will want them.
             let order = shared.plan.topo_order.iter();
@@ -315,6 +325,8 @@ impl Build {
                 default_runner: DEFAULT_RUNNER.to_owned(),
             },
             started_at: now_rfc3339(),
+            branch: request.branch.clone(),
+            message: request.message.clone(),
         })
         .await;
         for &idx in &plan.topo_order {
@@ -356,6 +368,7 @@ impl Build {
             for action in actions.drain(..) {
                 match action {
                     Action::Start(idx) => {
+                        tracing::debug!(step = plan.steps[idx].key(), "step starts");
                         let input = ledger.input(plan, idx);
                         let runner = runners.get(plan.steps[idx].node.step.runner.as_deref());
                         let shared = shared.clone();
@@ -412,6 +425,14 @@ impl Build {
     }
 
     async fn step_ended(&self, plan: &Plan, idx: StepIdx, outcome: &StepOutcome) {
+        tracing::debug!(
+            step = plan.steps[idx].key(),
+            status = ?outcome.status,
+            exit_code = outcome.exit_code,
+            duration = ?outcome.duration,
+            skipped = outcome.skipped.as_deref(),
+            "step ended"
+        );
         let step_id = idx.to_string();
         if let Some(reason) = &outcome.skipped {
             self.emit(Event::StepSkipped {

@@ -369,7 +369,16 @@ impl StepRunner for VmRunner {
                 pipeline: &shared.plan.slug,
             };
             let hold = !planned.children.is_empty();
-            match cache.store(name, keyed, &id, &manifest, hold).await {
+            let storing = Instant::now();
+            let result = cache.store(name, keyed, &id, &manifest, hold).await;
+            tracing::debug!(
+                step = planned.key(),
+                key = key.as_deref(),
+                took = ?storing.elapsed(),
+                error = result.as_ref().err().map(|e| error_chain(e)),
+                "cache entry stored"
+            );
+            match result {
                 Ok(()) => stored = true,
                 // A full disk fails the step (its files may be cut short, and
                 // nothing can be stored): its children are skipped.
@@ -492,6 +501,11 @@ async fn consult_cache(
     let planned = &shared.plan.steps[idx];
     let policy = policy_of(shared, idx);
     let (Some(cache), Some(policy)) = (&shared.cache, policy) else {
+        tracing::debug!(
+            step = planned.key(),
+            cache = shared.cache.is_some(),
+            "not cached: runs every time"
+        );
         return Ok(Cached::No);
     };
     let policy = policy.as_ref();
@@ -523,6 +537,7 @@ async fn consult_cache(
         };
         match looked_up {
             Ok(Lookup::Hit { tag, snapshot, remote }) => {
+                tracing::debug!(step = planned.key(), %key, remote, "cache hit");
                 shared
                     .emit(Event::StepCacheHit {
                         step_id: idx.to_string(),
@@ -551,9 +566,12 @@ async fn consult_cache(
                     pipeline: &shared.plan.slug,
                 };
                 reason = cache.explain_miss(name, &inputs).await.or(dropped);
+                tracing::debug!(step = planned.key(), %key, reason = reason.as_deref(), "cache miss");
             }
             Err(err) => reason = Some(format!("the cache could not be read: {}", error_chain(&err))),
         }
+    } else {
+        tracing::debug!(step = planned.key(), %key, "not looked up (--no-cache): runs and refreshes its entry");
     }
     Ok(Cached::Miss(Box::new(Missed {
         keyed: Keyed { key, inputs },
@@ -830,7 +848,14 @@ async fn boot_synced(
         }
     };
     let sync = sync_plan(shared.source.root(), before.as_deref(), &manifest);
-
+    let booting = Instant::now();
+    tracing::debug!(
+        step = planned.key(),
+        backend = shared.vm.name(),
+        from = ?from,
+        source_layer = source_layer.as_deref(),
+        "VM boots"
+    );
     let mut vm = shared
         .vm
         .boot(BootRequest {
@@ -839,10 +864,17 @@ async fn boot_synced(
             source_layer,
         })
         .await?;
+    let booted = booting.elapsed();
     if let Err(err) = vm.sync(sync).await {
         let _ = vm.destroy().await;
         return Err(err.into());
     }
+    tracing::debug!(
+        step = planned.key(),
+        boot = ?booted,
+        sync = ?booting.elapsed().saturating_sub(booted),
+        "VM booted and /workspace synced"
+    );
     Ok((vm, manifest))
 }
 
@@ -909,8 +941,11 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
         env: env.into_iter().collect(),
         cwd: PathBuf::from(WORKSPACE),
     };
+    tracing::debug!(step = planned.key(), cmd = %step.cmd, "command starts");
+    let executing = Instant::now();
     let outcome = vm.exec(request, logs, kill).await;
     let _ = forward.await;
+    tracing::debug!(step = planned.key(), took = ?executing.elapsed(), outcome = ?outcome.as_ref().map_err(|e| e.to_string()), "command ended");
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -931,7 +966,9 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
     let failed =
         matches!(outcome, ExecOutcome::Exited(code) if code != 0) || matches!(outcome, ExecOutcome::Signaled(_));
     if let (ExecOutcome::Exited(0), Some(successors)) = (outcome, keep) {
+        let committing = Instant::now();
         let snapshot = vm.commit(successors).await?;
+        tracing::debug!(step = planned.key(), %snapshot, ?successors, took = ?committing.elapsed(), "VM snapshotted");
         Ok(Ran {
             outcome,
             kept: Some((snapshot, Arc::new(manifest))),

@@ -201,6 +201,8 @@ mod tests {
                     default_runner: "vm".into(),
                 },
                 started_at: "2026-01-01T00:00:00.000Z".into(),
+                branch: None,
+                message: None,
             },
             queued("0", "build"),
             queued("1", "test"),

@@ -22,6 +22,8 @@ impl Script {
                 default_runner: "vm".into(),
             },
             started_at: TS.into(),
+            branch: None,
+            message: None,
         }];
         for (i, key) in keys.iter().enumerate() {
             events.push(Event::StepQueued {

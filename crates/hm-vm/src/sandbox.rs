@@ -403,6 +403,7 @@ impl VmBackend for SandboxBackend {
         };
         let outcome = vm.exec(request, logs, Box::pin(std::future::pending())).await;
         let _ = vm.destroy().await;
+        tracing::debug!(rootless = self.rootless(), ?outcome, "sandbox probe step");
         match outcome {
             Ok(ExecOutcome::Exited(0)) => Ok(()),
             Ok(other) => Err(unavailable(&format!("a probe step ({other:?})"), None)),
@@ -545,6 +546,13 @@ impl VmBackend for SandboxBackend {
         };
         let workspace = inner.workspace()?;
         let n = inner.steps.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            step = %request.name,
+            n,
+            base = ?snapshot.base,
+            layers = snapshot.layers.len(),
+            "sandbox: root filesystem of overlay layers"
+        );
         Ok(Box::new(SandboxVm::new(inner, workspace, n, snapshot)))
     }
 
@@ -614,6 +622,12 @@ impl VmBackend for SandboxBackend {
             parts: layers.iter().map(|l| l.name()).collect(),
             base: serde_json::to_string(&base).unwrap_or_default(),
         };
+        tracing::debug!(
+            snapshot = %id,
+            parts = stored.parts.len(),
+            new_bytes = new_parts.iter().map(|(_, size)| size).sum::<u64>(),
+            "sandbox: snapshot's layers moved into the store"
+        );
         let mut state = inner.state();
         if let Some(snapshot) = state.snapshots.get_mut(id) {
             snapshot.layers = layers;
@@ -662,6 +676,7 @@ impl VmBackend for SandboxBackend {
             }
             layers.push(Layer::stored(path));
         }
+        tracing::debug!(parts = stored.parts.len(), "sandbox: stored snapshot restored");
         Ok(inner.add_snapshot(Snapshot { layers, base }))
     }
 

@@ -21,6 +21,11 @@ pub struct Cli {
     /// Do not colour the output (`--color never`)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Print debug lines on stderr: the settings a command resolved, the
+    /// pipeline files it evaluated, each step's cache lookup, each VM's
+    /// boot, command and snapshot
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 impl Cli {
@@ -46,7 +51,7 @@ pub enum ColorWhen {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Open an interactive shell in the state after a step (or before it),
     /// running what it needs first; nothing done in the shell is kept
     Shell(ShellArgs),
@@ -97,12 +102,23 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Hosted runs (not supported by this hm)
+    /// List the step runners, the backends and the pipeline languages
+    /// this hm has
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Harmont's hosted service (not part of this hm)
     #[command(hide = true, disable_help_flag = true)]
     Cloud {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         rest: Vec<String>,
     },
+}
+
+/// `hm plugin`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the step runners, the backends and the pipeline languages
+    List,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -159,9 +175,37 @@ pub struct RunArgs {
     /// Set by `hm shell`: the step to open a shell at.
     #[arg(skip)]
     pub shell: Option<ShellTarget>,
-    /// Run on the hosted service (not supported)
+    /// The branch to record on the build (in `hm runs` and `build_start`)
+    #[arg(short, long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// A message to record on the build (in `hm runs` and `build_start`)
+    #[arg(short, long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Accepted for Harmont's command line, and changes nothing: a local
+    /// run is always followed to its end
+    #[arg(long, conflicts_with = "watch")]
+    pub no_watch: bool,
+    /// Run on Harmont's hosted service (not part of this hm: exit 2)
     #[arg(long, hide = true)]
     pub cloud: bool,
+    /// The hosted service's organisation (not part of this hm: exit 2)
+    #[arg(long, hide = true, value_name = "ORG")]
+    pub org: Option<String>,
+}
+
+impl RunArgs {
+    /// The flag that asks for Harmont's hosted service, if one does.
+    pub fn hosted(&self) -> Option<&'static str> {
+        if self.cloud {
+            Some("--cloud")
+        } else if self.org.is_some() {
+            Some("--org")
+        } else if self.build.backend == Some(BackendFlag::Cloud) {
+            Some("--backend cloud")
+        } else {
+            None
+        }
+    }
 }
 
 /// How the steps of a build run: options of both `hm run` and `hm shell`.
@@ -176,7 +220,7 @@ pub struct BuildArgs {
     pub env: Vec<String>,
     /// The VM backend (default: sandbox)
     #[arg(long, value_enum, env = "HM_BACKEND")]
-    pub backend: Option<BackendName>,
+    pub backend: Option<BackendFlag>,
     /// Execute every step, even cached ones, and refresh their entries
     #[arg(long)]
     pub no_cache: bool,
@@ -364,6 +408,28 @@ pub enum PullPolicy {
 pub enum BackendName {
     Sandbox,
     Docker,
+}
+
+/// `--backend` of `hm run` and `hm shell`: one of ours, or Harmont's
+/// `cloud`, accepted only to be refused with a word on what it is (exit 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendFlag {
+    Sandbox,
+    Docker,
+    /// Harmont's hosted service (not part of this hm)
+    #[value(hide = true)]
+    Cloud,
+}
+
+impl BackendFlag {
+    /// The VM backend it names; `None` for `cloud`.
+    pub fn vm(self) -> Option<BackendName> {
+        match self {
+            BackendFlag::Sandbox => Some(BackendName::Sandbox),
+            BackendFlag::Docker => Some(BackendName::Docker),
+            BackendFlag::Cloud => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

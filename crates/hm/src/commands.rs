@@ -5,6 +5,7 @@ mod export;
 mod image;
 mod init;
 mod pipelines;
+mod plugin;
 mod report;
 mod run;
 mod runs;
@@ -24,7 +25,7 @@ use crate::error::CliError;
 /// Runs a subcommand; returns the exit code of a command that did its job.
 pub async fn dispatch(command: Command) -> Result<i32, CliError> {
     match command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Shell(args) => shell::shell(args).await,
         Command::Pipelines(project) => pipelines::pipelines(&project),
         Command::Render { slug, project } => pipelines::render(slug.as_deref(), &project),
@@ -50,7 +51,14 @@ pub async fn dispatch(command: Command) -> Result<i32, CliError> {
             crate::output::print(&String::from_utf8_lossy(&script))?;
             Ok(exit_codes::PASSED)
         }
-        Command::Cloud { .. } => Err(CliError::Cloud),
+        Command::Plugin(command) => plugin::plugin(command),
+        Command::Cloud { rest } => {
+            let what = match rest.first() {
+                Some(verb) if !verb.starts_with('-') => format!("hm cloud {verb}"),
+                _ => "hm cloud".to_owned(),
+            };
+            Err(CliError::Cloud { what })
+        }
     }
 }
 
@@ -61,6 +69,11 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let project = hm_dsl::Project::find(&start)?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let files = project.pipeline_files().unwrap_or_default();
+        let files: Vec<_> = files.iter().filter_map(|f| f.file_name()).collect();
+        tracing::debug!(root = %project.root.display(), "project found; pipeline files: {files:?}");
+    }
     let cache = crate::host::cache_dir();
     if let Some(cache) = &cache {
         // The SDKs run from here: it must be ours alone before they do.
@@ -69,7 +82,15 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
     }
     let python =
         hm_dsl::EvalOptions::new(crate::host::python(), cache.as_deref()).with_env(crate::host::pipeline_env());
+    let started = std::time::Instant::now();
     let loaded = project.load(&python)?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let pipelines: Vec<String> = (loaded.envelope.pipelines.iter().zip(&loaded.sources))
+            .map(|(pipeline, at)| format!("{} ({})", pipeline.slug, at.file.display()))
+            .collect();
+        let took = started.elapsed();
+        tracing::debug!("pipeline files evaluated in {took:?}: {}", pipelines.join(", "));
+    }
     if let Some(left_out) = &loaded.left_out {
         say!("note: {left_out}");
     }
@@ -79,6 +100,7 @@ fn load(project: &ProjectArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliE
 /// The configuration for a project (or none), its notes said on stderr.
 fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Config, CliError> {
     let config = crate::config::Config::load(project_root)?;
+    tracing::debug!("configuration (files, then HM_* variables): {config:?}");
     for note in &config.notes {
         say!("note: {note}");
     }
@@ -89,6 +111,7 @@ fn config(project_root: Option<&std::path::Path>) -> Result<crate::config::Confi
 /// (or refused), and what killed `hm`s left in it is removed first.
 fn cache_dir() -> Result<PathBuf, CliError> {
     let dir = crate::host::cache_dir().ok_or(CliError::NoCacheDir)?;
+    tracing::debug!(dir = %dir.display(), "cache directory");
     private(&dir)?;
     sweep(&dir);
     Ok(dir)
@@ -134,6 +157,12 @@ struct BackendSpec<'a> {
 /// The VM backend `spec` names, with every setting it takes.
 fn backend(spec: BackendSpec<'_>) -> Result<Arc<dyn VmBackend>, CliError> {
     let config = spec.config;
+    tracing::debug!(
+        backend = ?spec.name,
+        network = ?spec.network,
+        cache = %spec.cache_dir.display(),
+        "VM backend"
+    );
     Ok(match spec.name {
         BackendName::Sandbox => Arc::new(SandboxBackend::with_network(
             SandboxConfig {

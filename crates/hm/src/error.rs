@@ -27,8 +27,9 @@ pub enum CliError {
     CacheDir(#[from] hm_vm::CacheDirError),
     #[error("cannot find the hm executable for the sandbox helper")]
     NoExe(#[source] std::io::Error),
-    #[error("hosted runs (`--cloud`, `hm cloud`) are not supported by this hm; everything runs locally")]
-    Cloud,
+    /// `what`: the flag or command that asked for it (`--org`, `hm cloud`).
+    #[error("`{what}` is for Harmont's hosted service, which is not part of this hm: it runs everything locally")]
+    Cloud { what: String },
     #[error(transparent)]
     Unavailable(#[from] hm_vm::BackendUnavailable),
     #[error(transparent)]
@@ -85,7 +86,7 @@ impl CliError {
             | CliError::BadArgument { .. }
             | CliError::Exists(_)
             | CliError::NoTerminal
-            | CliError::Cloud => exit_codes::USAGE,
+            | CliError::Cloud { .. } => exit_codes::USAGE,
             CliError::Image(
                 hm_vm::ImageError::InvalidName(_)
                 | hm_vm::ImageError::NotFound(_)

@@ -47,6 +47,12 @@ pub struct RunInfo {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// `hm run -b`: the branch recorded on the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// `hm run -m`: the message recorded on the build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One line of `events.ndjson`: an event and when it was received.
@@ -295,6 +301,8 @@ mod tests {
             status: None,
             exit_code: None,
             duration_ms: None,
+            branch: None,
+            message: None,
         }
     }
 

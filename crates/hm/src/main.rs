@@ -29,6 +29,10 @@ fn main() {
 
     let cli = cli::Cli::parse();
     output::set_color(cli.color_when());
+    if cli.verbose {
+        output::debug_to_stderr();
+        tracing::debug!("hm {}: {:?}", env!("CARGO_PKG_VERSION"), cli.command);
+    }
     if matches!(cli.command, cli::Command::Run(_) | cli::Command::Shell(_)) {
         early::listen();
     }
@@ -39,6 +43,7 @@ fn main() {
         | cli::Command::Render { .. }
         | cli::Command::Init(_)
         | cli::Command::Version
+        | cli::Command::Plugin(_)
         | cli::Command::Cloud { .. } => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };

@@ -91,6 +91,48 @@ pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[u
     text
 }
 
+/// The crates whose debug lines `-v` shows: hm's own, and the registry and
+/// Docker clients'.
+const DEBUG_TARGETS: [&str; 9] = [
+    "hm",
+    "hm_dsl",
+    "hm_events",
+    "hm_exec",
+    "hm_ir",
+    "hm_render",
+    "hm_vm",
+    "oci_client",
+    "bollard",
+];
+
+/// `-v`: the debug lines of [`DEBUG_TARGETS`] go to stderr, one write
+/// each, with the time since `hm` started. Without `-v` nothing listens,
+/// and every `tracing` call costs a check of one global.
+pub fn debug_to_stderr() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    // A target is a module path: `hm` is not a prefix of `hmac`.
+    let ours = |target: &str| {
+        DEBUG_TARGETS.iter().any(|c| {
+            target
+                .strip_prefix(c)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+    };
+    let filter = tracing_subscriber::filter::filter_fn(move |meta| {
+        *meta.level() <= tracing::Level::DEBUG && ours(meta.target())
+    })
+    .with_max_level_hint(tracing::Level::DEBUG);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_filter(filter);
+    // Also takes in `log` records (bollard's); fails only when something
+    // listens already, which nothing does.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
 /// Whether an output error only means that nobody reads any more.
 pub fn is_closed(err: &std::io::Error) -> bool {
     err.kind() == std::io::ErrorKind::BrokenPipe

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use hm_vm::Network;
 
-use crate::cli::{BackendName, Format, NetworkName, PullPolicy, RemoteMode, RunArgs};
+use crate::cli::{BackendFlag, BackendName, Format, NetworkName, PullPolicy, RemoteMode, RunArgs};
 use crate::config::Config;
 
 /// The settings of one `hm run`.
@@ -51,7 +51,8 @@ impl RunSettings {
             .or(config.cache_remote_mode)
             .unwrap_or(RemoteMode::Write);
         RunSettings {
-            backend: args.build.backend.unwrap_or(config.backend),
+            // `cloud` was refused before (`RunArgs::hosted`).
+            backend: args.build.backend.and_then(BackendFlag::vm).unwrap_or(config.backend),
             network: match network {
                 Some(NetworkName::None) => Network::None,
                 Some(NetworkName::Host) | None => Network::Host,
@@ -115,7 +116,7 @@ mod tests {
     fn run_args(args: &[&str]) -> RunArgs {
         let argv = ["hm", "run"].iter().chain(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Run(args) => args,
+            Command::Run(args) => *args,
             _ => unreachable!(),
         }
     }

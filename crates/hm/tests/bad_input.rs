@@ -155,7 +155,7 @@ fn other_mistakes() {
     );
     let (code, err) = fails(&fx, &["run", "--cloud"]);
     assert_eq!(code, 2);
-    assert!(err.contains("not supported"), "{err}");
+    assert!(err.contains("not part of this hm"), "{err}");
     let out = fx.hm(&["run", "--parallelism", "many"]);
     assert_eq!(out.status.code(), Some(2), "usage errors are exit 2");
 

@@ -75,6 +75,8 @@ impl Fixture {
     fn request(&self, plan: Plan, keep_going: bool) -> RunRequest {
         RunRequest {
             only: None,
+            branch: None,
+            message: None,
             plan,
             source_root: self.source.path().to_owned(),
             source_exclude: Vec::new(),

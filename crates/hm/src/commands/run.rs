@@ -30,8 +30,10 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if crate::early::interrupted() {
         return Ok(interrupted_while_loading());
     }
-    if args.cloud {
-        return Err(CliError::Cloud);
+    // Refused before anything is loaded or recorded. `--no-watch` needs
+    // nothing: a local run is always followed to its end.
+    if let Some(what) = args.hosted() {
+        return Err(CliError::Cloud { what: what.to_owned() });
     }
     let env = args
         .build
@@ -215,6 +217,21 @@ async fn run_once(
     let config = super::config(Some(&project.root))?;
     let cache = cache_dir()?;
     let settings = RunSettings::resolve(args, &config, &plan, &project.root);
+    tracing::debug!(
+        pipeline = %plan.slug,
+        steps = plan.steps.len(),
+        backend = ?settings.backend,
+        parallelism = settings.parallelism,
+        network = ?settings.network,
+        pull = ?settings.pull,
+        cache = %cache.display(),
+        scope = %settings.scope,
+        remote = ?settings.remote,
+        build = ?settings.build,
+        refresh = settings.refresh,
+        keep_going = settings.keep_going,
+        "run settings resolved"
+    );
     let vm = backends.get(&cache, &config, &settings).await?;
     let format = settings.format;
     let mut renderer: Box<dyn Renderer> = match format {
@@ -233,6 +250,7 @@ async fn run_once(
             }
         }
         let wanted = crate::pull::to_pull(&cache, &roots, policy)?;
+        tracing::debug!(?policy, "base images {roots:?}; to pull: {}", wanted.len());
         if !wanted.is_empty() {
             let settings = crate::pull::settings(&config, None)?;
             let view = match format {
@@ -255,11 +273,14 @@ async fn run_once(
         status: None,
         exit_code: None,
         duration_ms: None,
+        branch: args.branch.clone(),
+        message: args.message.clone(),
     };
     let mut recorder = History::new(&cache).begin(info, config.history_runs, config.history_max_bytes);
     if let Some(recorder) = &recorder {
         recorder.save_plan(&plan);
     }
+    tracing::debug!(run = %run_id, recorded = recorder.is_some(), "build starting");
     let (shell, mut shells) = super::shell::Front::new(args, &plan);
     let handle = backend.start(RunRequest {
         plan,
@@ -276,6 +297,8 @@ async fn run_once(
         }),
         shell,
         only,
+        branch: args.branch.clone(),
+        message: args.message.clone(),
     });
 
     let interrupter = handle.control.interrupter();
@@ -359,6 +382,12 @@ async fn run_once(
     let outcome = handle.control.wait().await;
     signals.abort();
     let outcome = outcome?;
+    tracing::debug!(
+        status = ?outcome.status,
+        exit_code = outcome.exit_code,
+        duration_ms = outcome.duration_ms,
+        "build ended"
+    );
     match output_error {
         // Nobody reading any more is not a failure: the build's own code
         // stands.

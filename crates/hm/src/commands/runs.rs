@@ -21,7 +21,7 @@ pub fn runs(format: Format) -> Result<i32, CliError> {
         return Ok(exit_codes::PASSED);
     }
     let now = crate::history::now_ms() / 1000;
-    let rows: Vec<[String; 6]> = runs
+    let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|(_, info)| {
             [
@@ -31,11 +31,34 @@ pub fn runs(format: Format) -> Result<i32, CliError> {
                 info.status.clone().unwrap_or_else(|| "unfinished".to_owned()),
                 info.duration_ms.map(hm_render::format_duration).unwrap_or_default(),
                 info.project.clone(),
+                info.branch.clone().unwrap_or_default(),
+                // One line per run, whatever the message holds.
+                info.message
+                    .as_deref()
+                    .unwrap_or_default()
+                    .lines()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]
         })
         .collect();
-    let header = ["RUN", "WHEN", "PIPELINE", "RESULT", "DURATION", "PROJECT"];
-    let text = crate::output::table(header, &rows, &[]);
+    let header = [
+        "RUN", "WHEN", "PIPELINE", "RESULT", "DURATION", "PROJECT", "BRANCH", "MESSAGE",
+    ];
+    // The last two columns only when some run has `-b` or `-m` on it.
+    let labelled = runs.iter().any(|(_, i)| i.branch.is_some() || i.message.is_some());
+    let text = match labelled {
+        true => crate::output::table(header, &rows, &[]),
+        false => {
+            let first = |[a, b, c, d, e, f, _, _]: [String; 8]| [a, b, c, d, e, f];
+            let [a, b, c, d, e, f, _, _] = header;
+            crate::output::table(
+                [a, b, c, d, e, f],
+                &rows.into_iter().map(first).collect::<Vec<_>>(),
+                &[],
+            )
+        }
+    };
     crate::output::print(&text)?;
     Ok(exit_codes::PASSED)
 }

@@ -387,6 +387,8 @@ mod tests {
             status: Some("failed".into()),
             exit_code: Some(1),
             duration_ms: Some(100),
+            branch: None,
+            message: None,
         }
     }
 
