@@ -79,6 +79,10 @@ pub enum RunError {
     Unavailable(Arc<BackendUnavailable>),
     #[error("the build task failed")]
     Panicked(#[source] tokio::task::JoinError),
+    /// [`LocalBackend::planned_keys`] could not scan the source or read
+    /// the cache.
+    #[error("cannot work out the steps' cache keys")]
+    Keys(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Runs builds somewhere.
@@ -138,6 +142,37 @@ impl LocalBackend {
             parallelism: parallelism.max(1),
             vm,
         }
+    }
+}
+
+impl LocalBackend {
+    /// The cache keys a build of `request` looks up before it starts: of
+    /// every cached step whose ancestors are cached, by step key, in the
+    /// order the steps run. Nothing runs; the source is scanned when keys
+    /// depend on it. None without a cache.
+    pub async fn planned_keys(&self, request: RunRequest) -> Result<Vec<(String, String)>, RunError> {
+        let (events, _) = mpsc::channel(1);
+        let (_, interrupted) = watch::channel(false);
+        let build = Build {
+            vm: self.vm.clone(),
+            parallelism: self.parallelism,
+            events,
+            interrupted,
+        };
+        let images = build.resolve_images(&request.plan).await?;
+        let shared = build.shared(request, images, None);
+        let Some(cache) = &shared.cache else {
+            return Ok(Vec::new());
+        };
+        let keys = crate::runner::planned_keys(&shared, cache)
+            .await
+            .map_err(|err| RunError::Keys(Box::new(err)))?;
+        let plan = &shared.plan;
+        let ordered = plan.topo_order.iter().filter_map(|idx| {
+            let key = keys.get(idx)?;
+            Some((plan.steps[*idx].key().to_owned(), key.clone()))
+        });
+        Ok(ordered.collect())
     }
 }
 
@@ -211,18 +246,10 @@ impl Build {
         let _ = self.events.send(event).await;
     }
 
-    async fn run(mut self, request: RunRequest) -> Result<BuildOutcome, RunError> {
-        let started = Instant::now();
-        // Images that do not exist make the build impossible: say so before
-        // any event. The backend itself is checked before the first boot.
-        let images = self.resolve_images(&request.plan).await?;
-        self.announce(&request).await;
-        let (shell, sessions) = match request.shell {
-            Some(hook) => (Some(ShellPlan::new(hook.at)), Some(hook.sessions)),
-            None => (None, None),
-        };
+    /// What the build's steps share.
+    fn shared(&self, request: RunRequest, images: HashMap<String, ImageRef>, shell: Option<ShellPlan>) -> Arc<Shared> {
         let layers = SourceLayers::new(&request.source_root, request.source_index.as_deref());
-        let shared = Arc::new(Shared {
+        Arc::new(Shared {
             plan: request.plan,
             vm: self.vm.clone(),
             layers,
@@ -239,7 +266,21 @@ impl Build {
             backend: OnceCell::new(),
             shell,
             only: request.only,
-        });
+        })
+    }
+
+    async fn run(mut self, mut request: RunRequest) -> Result<BuildOutcome, RunError> {
+        let started = Instant::now();
+        // Images that do not exist make the build impossible: say so before
+        // any event. The backend itself is checked before the first boot.
+        let images = self.resolve_images(&request.plan).await?;
+        self.announce(&request).await;
+        let (shell, sessions) = match request.shell.take() {
+            Some(hook) => (Some(ShellPlan::new(hook.at)), Some(hook.sessions)),
+            None => (None, None),
+        };
+        let keep_going = request.keep_going;
+        let shared = self.shared(request, images, shell);
         // A registry that cannot be read now is read step by step instead.
         let Prefetched { keys, found } = prefetch(&shared).await.unwrap_or_default();
         tracing::debug!(
@@ -270,7 +311,7 @@ impl Build {
             not_needed,
             ..Ledger::default()
         };
-        let mut scheduler = Scheduler::new(&shared.plan, self.parallelism, request.keep_going);
+        let mut scheduler = Scheduler::new(&shared.plan, self.parallelism, keep_going);
         self.drive(&shared, &mut scheduler, &mut ledger).await?;
 
         if let Some((idx, held)) = ledger.shell.take() {

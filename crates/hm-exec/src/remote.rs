@@ -52,8 +52,11 @@ pub(crate) struct Remote {
     events: Option<mpsc::Sender<Event>>,
     /// The registry failed: it is not asked again in this build.
     down: AtomicBool,
-    /// The first failure, for a command that reports it itself.
+    /// The first failure of the registry, for a command that reports it
+    /// itself.
     first_failure: Mutex<Option<String>>,
+    /// Entries refused, with why, for a command that reports them.
+    refusals: Mutex<Vec<String>>,
     pushes: Mutex<tokio::task::JoinSet<()>>,
     /// Each part's layer, pushed (or found there) once per build.
     layers: Cells<Layer>,
@@ -130,6 +133,7 @@ impl Remote {
             events,
             down: AtomicBool::new(false),
             first_failure: Mutex::default(),
+            refusals: Mutex::default(),
             pushes: Mutex::default(),
             layers: Mutex::default(),
             imports: Mutex::default(),
@@ -154,10 +158,19 @@ impl Remote {
             return;
         }
         let message = crate::runner::error_chain(failure);
-        self.first_failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(|| format!("{key}: {message}"));
+        match refused {
+            true => self
+                .refusals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{key}: {message}")),
+            false => {
+                self.first_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(|| format!("{key}: {message}"));
+            }
+        }
         if let Some(events) = &self.events {
             let event = Event::CacheRemoteError {
                 op: op.to_owned(),
@@ -228,6 +241,9 @@ impl Remote {
                 }
                 if !imported.is_empty() {
                     let _ = self.vm.delete_parts(&imported).await;
+                    // Another entry that names them imports them again.
+                    let mut imports = self.imports.lock().unwrap_or_else(|p| p.into_inner());
+                    imported.iter().for_each(|p| drop(imports.remove(p)));
                 }
                 self.failed("pull", key, &failure).await;
                 Vec::new()
@@ -532,7 +548,11 @@ pub struct Moved {
     pub entries: usize,
     /// Entries the other side had already.
     pub there: usize,
-    /// The first failure, if any: the entries after it were not moved.
+    /// Entries refused (damaged, or not hm's), with why: each was left out,
+    /// and the others moved.
+    pub refused: Vec<String>,
+    /// The first failure of the registry (or directory), if any: the
+    /// entries after it were not moved.
     pub failure: Option<String>,
 }
 
@@ -542,8 +562,9 @@ impl Remote {
     }
 }
 
-/// `hm cache push`: pushes `entries` of the local registry, one after the
-/// other (each held meanwhile), skipping those the repository has.
+/// `hm cache push`: pushes `entries` of the local registry, a few at a
+/// time (each held meanwhile), skipping those the repository has; after a
+/// failure of the repository, no more.
 pub async fn push_entries(
     settings: RemoteSettings,
     vm: Arc<dyn VmBackend>,
@@ -551,36 +572,45 @@ pub async fn push_entries(
     bounds: Bounds,
     entries: Vec<CacheEntry>,
 ) -> Moved {
+    /// Entries pushed at once: packing a part is mostly waiting for the
+    /// backend's helper.
+    const AT_ONCE: usize = 4;
     let cache = settings.cache.clone();
     let remote = Remote::new(settings, vm, registry.clone(), bounds, None);
-    let mut moved = Moved::default();
-    for entry in entries {
-        let key = entry.key.clone();
-        let found = remote.on_registry(move |r, _| r.lookup(&key)).await;
-        let Some(found) = found.ok().and_then(Result::ok).flatten() else {
-            continue;
-        };
-        match cache.fetch(&entry.key).await {
-            Ok(Some(_)) => {
-                moved.there += 1;
-                continue;
+    let pushes = futures_util::stream::iter(entries).map(|entry| {
+        let (remote, cache) = (&remote, &cache);
+        async move {
+            if !remote.usable() {
+                return None;
             }
-            Ok(None) => {}
-            // A damaged or foreign entry under the key is replaced.
-            Err(err) if err.is_refused() => {}
-            Err(err) => {
-                remote.failed("push", &entry.key, &Failure::from(err)).await;
-                break;
+            let key = entry.key.clone();
+            let found = remote.on_registry(move |r, _| r.lookup(&key)).await;
+            let found = found.ok().and_then(Result::ok).flatten()?;
+            match cache.fetch(&entry.key).await {
+                Ok(Some(_)) => return Some(false),
+                Ok(None) => {}
+                // A damaged or foreign entry under the key is replaced.
+                Err(err) if err.is_refused() => {}
+                Err(err) => {
+                    remote.failed("push", &entry.key, &Failure::from(err)).await;
+                    return None;
+                }
+            }
+            match remote.push_now(&found.entry, &found.manifest.unwrap_or_default()).await {
+                Ok(()) => Some(true),
+                Err(failure) => {
+                    remote.failed("push", &entry.key, &failure).await;
+                    None
+                }
             }
         }
-        match remote.push_now(&found.entry, &found.manifest.unwrap_or_default()).await {
-            Ok(()) => moved.entries += 1,
-            Err(failure) => {
-                remote.failed("push", &entry.key, &failure).await;
-                break;
-            }
-        }
-    }
+    });
+    let pushed: Vec<Option<bool>> = pushes.buffer_unordered(AT_ONCE).collect().await;
+    let mut moved = Moved {
+        entries: pushed.iter().filter(|p| **p == Some(true)).count(),
+        there: pushed.iter().filter(|p| **p == Some(false)).count(),
+        ..Moved::default()
+    };
     finish_command(&remote, &registry, &mut moved).await;
     moved
 }
@@ -647,4 +677,5 @@ async fn finish_command(remote: &Remote, registry: &Arc<Registry>, moved: &mut M
         crate::store::delete_doomed(remote.vm.as_ref(), &doomed).await;
     }
     moved.failure = remote.first_failure();
+    moved.refused = std::mem::take(&mut *remote.refusals.lock().unwrap_or_else(|p| p.into_inner()));
 }

@@ -701,6 +701,24 @@ pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<Prefetched, StepErr
     let Some(cache) = shared.cache.as_ref().filter(|c| !c.settings().refresh) else {
         return Ok(Prefetched::default());
     };
+    let keys = planned_keys(shared, cache).await?;
+    // Every hit is held: a child that misses after all (its source moved
+    // while the build ran) boots from its parent's entry, and another
+    // process may not evict it meanwhile.
+    let mut found = cache.lookup_many(keys.values().cloned().collect()).await?;
+    let found = keys
+        .iter()
+        .filter_map(|(&idx, key)| found.remove(key).map(|entry| (idx, (key.clone(), entry))))
+        .collect();
+    Ok(Prefetched { keys, found })
+}
+
+/// The key of every cached step whose ancestors are cached too: what the
+/// build looks up before it starts.
+pub(crate) async fn planned_keys(
+    shared: &Arc<Shared>,
+    cache: &SnapshotCache,
+) -> Result<HashMap<StepIdx, String>, StepError> {
     let plan = &shared.plan;
     let cached = |idx: StepIdx| policy_of(shared, idx);
     let needs_source = (0..plan.steps.len()).any(|idx| cached(idx).is_some_and(|p| p.uses_files()));
@@ -719,15 +737,7 @@ pub(crate) async fn prefetch(shared: &Arc<Shared>) -> Result<Prefetched, StepErr
         let inputs = key_inputs(shared, cache, idx, &policy, &env, source.as_ref(), parent);
         keys.insert(idx, inputs.key());
     }
-    // Every hit is held: a child that misses after all (its source moved
-    // while the build ran) boots from its parent's entry, and another
-    // process may not evict it meanwhile.
-    let mut found = cache.lookup_many(keys.values().cloned().collect()).await?;
-    let found = keys
-        .iter()
-        .filter_map(|(&idx, key)| found.remove(key).map(|entry| (idx, (key.clone(), entry))))
-        .collect();
-    Ok(Prefetched { keys, found })
+    Ok(keys)
 }
 
 /// What the cache said before the build started.

@@ -256,6 +256,42 @@ pub struct RemoteArgs {
     pub cache_remote_url: Option<String>,
 }
 
+/// `hm cache save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The directory to save into (made if missing; what it held before and
+    /// no saved entry uses is removed)
+    #[arg(value_name = "DIR")]
+    pub target: PathBuf,
+    /// Save every entry of the cache, not only this project's
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// `hm cache restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The directory `hm cache save` wrote (a missing one restores
+    /// nothing)
+    #[arg(value_name = "DIR")]
+    pub source: PathBuf,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// What `hm cache save` and `restore` work the project's cache keys out
+/// from: `hm run`'s options, which the keys depend on (`-e`, `--backend`,
+/// `--network`, `--cache-remote-url`); give the ones the run is given.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
 /// How a build uses the remote cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -494,6 +530,15 @@ pub enum CacheCommand {
     /// Take this project's entries (of PIPELINE, or every pipeline's) in
     /// from the remote cache
     Pull(RemoteArgs),
+    /// Save the entries this project's pipelines would use (or every
+    /// entry, with `--all`) into DIR as content-addressed files, for a CI
+    /// cache (`actions/cache`, GitLab's `cache:`) to keep; prints the
+    /// directory's cache key on stdout
+    Save(SaveArgs),
+    /// Take the entries saved in DIR into the cache, every file checked
+    /// against its digest; prints the cache key of what this project's
+    /// pipelines would use on stdout
+    Restore(RestoreArgs),
     /// Remove entries (and the entries built on them) by step or by key
     Rm {
         /// A step of this project (every entry of that step), or a key, or

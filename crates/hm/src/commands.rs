@@ -9,6 +9,7 @@ mod plugin;
 mod report;
 mod run;
 mod runs;
+mod save;
 mod shell;
 
 pub use image::format_size;

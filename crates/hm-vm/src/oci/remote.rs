@@ -11,6 +11,14 @@
 //!
 //! The same client, credentials (the Docker client's configuration) and
 //! plain-HTTP rules as image pulls ([`super::pull`]).
+//!
+//! A directory can stand in for the registry ([`RemoteCache::directory`]):
+//! the same images in an OCI image layout, for `hm cache save` and
+//! `hm cache restore` ([`dir`]).
+
+mod dir;
+
+pub use dir::DirTotals;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -110,6 +118,8 @@ pub enum RemoteError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{}` is not a directory `hm cache save` wrote: {why}", dir.display())]
+    NotSaved { dir: PathBuf, why: String },
 }
 
 impl RemoteError {
@@ -120,8 +130,19 @@ impl RemoteError {
     }
 }
 
-/// One repository of a registry used as a cache.
+/// One repository of a registry, or a directory, used as a cache.
 pub struct RemoteCache {
+    store: Store,
+}
+
+/// Where a [`RemoteCache`] keeps its images.
+enum Store {
+    Registry(RegistryStore),
+    Dir(dir::DirStore),
+}
+
+/// One repository of a registry.
+struct RegistryStore {
     client: Client,
     repo: ImageName,
     auth: RegistryAuth,
@@ -144,64 +165,68 @@ impl RemoteCache {
             detail: e.to_string(),
         })?;
         Ok(RemoteCache {
-            client: client_for(&repo, settings),
-            repo,
-            auth,
-            push_auth: tokio::sync::OnceCell::new(),
+            store: Store::Registry(RegistryStore {
+                client: client_for(&repo, settings),
+                repo,
+                auth,
+                push_auth: tokio::sync::OnceCell::new(),
+            }),
         })
     }
 
-    /// The reference of the entry `key` (or of the repository's blobs).
-    fn reference(&self, key: &str) -> Reference {
-        Reference::with_tag(
-            self.repo.registry().to_owned(),
-            self.repo.repository().to_owned(),
-            key.to_owned(),
-        )
+    /// The directory `dir` as the cache: to save into (`create`: made if
+    /// missing, its entries starting empty), or to restore from.
+    pub fn directory(dir: &Path, create: bool) -> Result<Self, RemoteError> {
+        let store = match create {
+            true => dir::DirStore::create(dir)?,
+            false => dir::DirStore::open(dir)?,
+        };
+        Ok(RemoteCache {
+            store: Store::Dir(store),
+        })
     }
 
-    /// Authenticates for pushing, once per client.
-    async fn push_auth(&self) -> Result<Reference, RemoteError> {
-        let reference = self.reference("latest");
-        self.push_auth
-            .get_or_try_init(|| async {
-                self.client
-                    .auth(&reference, &self.auth, oci_client::RegistryOperation::Push)
-                    .await
-                    .map(|_| ())
-            })
-            .await?;
-        Ok(reference)
+    /// For a directory: writes its index and deletes what no entry names
+    /// (after a save); what it holds, and what this process moved.
+    pub async fn finish(&self) -> Result<DirTotals, RemoteError> {
+        match &self.store {
+            Store::Dir(dir) => dir.finish().await,
+            Store::Registry(_) => Ok(DirTotals::default()),
+        }
+    }
+
+    /// For a directory: what this process wrote and read so far.
+    pub fn totals(&self) -> DirTotals {
+        match &self.store {
+            Store::Dir(dir) => dir.totals(),
+            Store::Registry(_) => DirTotals::default(),
+        }
     }
 
     /// Whether the repository has the blob `digest`.
     pub async fn has_blob(&self, digest: &str) -> Result<bool, RemoteError> {
-        let reference = self.push_auth().await?;
-        Ok(self.client.blob_exists(&reference, digest).await?)
+        match &self.store {
+            Store::Registry(registry) => registry.has_blob(digest).await,
+            Store::Dir(dir) => dir.has_blob(digest).await,
+        }
     }
 
     /// Pushes the packed layer `packed` unless the repository has it.
     pub async fn push_layer(&self, packed: &Path) -> Result<Layer, RemoteError> {
-        let reference = self.push_auth().await?;
         let (digest, size) = file_digest(packed).await?;
-        if !self.client.blob_exists(&reference, &digest).await? {
-            let data = tokio::fs::read(packed).await.map_err(|source| RemoteError::Io {
-                op: "read",
-                path: packed.to_owned(),
-                source,
-            })?;
-            self.client.push_blob(&reference, data, &digest).await?;
+        match &self.store {
+            Store::Registry(registry) => registry.push_blob_file(packed, &digest).await?,
+            Store::Dir(dir) => dir.put_file(packed, &digest).await?,
         }
         Ok(Layer { digest, size })
     }
 
     /// Pushes a source manifest unless the repository has it.
     pub async fn push_source(&self, source: &[u8]) -> Result<Layer, RemoteError> {
-        let reference = self.push_auth().await?;
-        let digest = sha256(source);
-        if !self.client.blob_exists(&reference, &digest).await? {
-            self.client.push_blob(&reference, source.to_vec(), &digest).await?;
-        }
+        let digest = match &self.store {
+            Store::Registry(registry) => registry.push_bytes(source.to_vec()).await?,
+            Store::Dir(dir) => dir.put_bytes(source.to_vec()).await?,
+        };
         Ok(Layer {
             digest,
             size: source.len() as u64,
@@ -213,30 +238,30 @@ impl RemoteCache {
     /// repository already: its config, then its manifest tagged with the
     /// key.
     pub async fn push_entry(&self, config: &RemoteConfig, layers: &[Layer], source: &Layer) -> Result<(), RemoteError> {
-        let reference = self.push_auth().await?;
         let mut descriptors = Vec::with_capacity(layers.len() + 1);
         // Bottom first, as images list their layers.
         for (part, layer) in config.parts.iter().zip(layers).rev() {
             descriptors.push(descriptor(LAYER_TYPE, layer.digest.clone(), layer.size, Some(part)));
         }
         descriptors.push(descriptor(SOURCE_TYPE, source.digest.clone(), source.size, None));
-        // Each entry's config is its own: pushed without asking.
         let config_bytes = serde_json::to_vec(config).expect("a config serializes");
-        let config_digest = sha256(&config_bytes);
-        self.client
-            .push_blob(&reference, config_bytes.clone(), &config_digest)
-            .await?;
+        let size = config_bytes.len() as u64;
+        // Each entry's config is its own: pushed without asking.
+        let config_digest = match &self.store {
+            Store::Registry(registry) => registry.push_config(config_bytes).await?,
+            Store::Dir(dir) => dir.put_bytes(config_bytes).await?,
+        };
         let manifest = OciImageManifest {
             schema_version: 2,
             media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
-            config: descriptor(CONFIG_TYPE, config_digest, config_bytes.len() as u64, None),
+            config: descriptor(CONFIG_TYPE, config_digest, size, None),
             layers: descriptors,
             ..OciImageManifest::default()
         };
-        self.client
-            .push_manifest(&self.reference(&config.key), &manifest.into())
-            .await?;
-        Ok(())
+        match &self.store {
+            Store::Registry(registry) => registry.push_manifest(&config.key, manifest).await,
+            Store::Dir(dir) => dir.put_manifest(&config.key, &manifest).await,
+        }
     }
 
     /// Pushes an entry with its parts ([`RemoteCache::push_layer`], then
@@ -253,12 +278,11 @@ impl RemoteCache {
     /// The entry tagged `key`, its config read and checked (its digest,
     /// its key, one layer per part); `None` when there is none.
     pub async fn fetch(&self, key: &str) -> Result<Option<RemoteEntry>, RemoteError> {
-        let reference = self.reference(key);
-        let manifest = match self.client.pull_image_manifest(&reference, &self.auth).await {
-            Ok((manifest, _)) => manifest,
-            Err(err) if not_found(&err) => return Ok(None),
-            Err(err) => return Err(err.into()),
+        let manifest = match &self.store {
+            Store::Registry(registry) => registry.manifest(key).await?,
+            Store::Dir(dir) => dir.manifest(key).await?,
         };
+        let Some(manifest) = manifest else { return Ok(None) };
         let foreign = |why: &str| RemoteError::Foreign {
             key: key.to_owned(),
             why: why.to_owned(),
@@ -266,13 +290,7 @@ impl RemoteCache {
         if manifest.config.media_type != CONFIG_TYPE {
             return Err(foreign("its config is not an hm cache entry's"));
         }
-        let mut bytes = Vec::new();
-        self.client.pull_blob(&reference, &manifest.config, &mut bytes).await?;
-        if sha256(&bytes) != manifest.config.digest {
-            return Err(RemoteError::Digest {
-                digest: manifest.config.digest.clone(),
-            });
-        }
+        let bytes = self.read(key, &manifest.config).await?;
         let config: RemoteConfig =
             serde_json::from_slice(&bytes).map_err(|e| foreign(&format!("unreadable config: {e}")))?;
         if config.key != key {
@@ -297,15 +315,137 @@ impl RemoteCache {
         Ok(Some(RemoteEntry { config, layers, source }))
     }
 
+    /// The small blob `descriptor` of entry `key`, read whole and checked.
+    async fn read(&self, key: &str, descriptor: &OciDescriptor) -> Result<Vec<u8>, RemoteError> {
+        let bytes = match &self.store {
+            Store::Registry(registry) => {
+                let mut bytes = Vec::new();
+                let reference = registry.reference(key);
+                registry.client.pull_blob(&reference, descriptor, &mut bytes).await?;
+                bytes
+            }
+            Store::Dir(dir) => dir.read_blob(descriptor).await?,
+        };
+        if sha256(&bytes) != descriptor.digest {
+            return Err(RemoteError::Digest {
+                digest: descriptor.digest.clone(),
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Downloads the blob `descriptor` of the repository to `dest`,
     /// checking its digest; a blob that cannot be had whole and right
     /// leaves nothing.
     pub async fn download(&self, descriptor: &OciDescriptor, dest: &Path) -> Result<(), RemoteError> {
-        let downloaded = self.download_to(descriptor, dest).await;
+        let downloaded = match &self.store {
+            Store::Registry(registry) => registry.download_to(descriptor, dest).await,
+            Store::Dir(dir) => dir.copy_blob(descriptor, dest).await,
+        };
         if downloaded.is_err() {
             let _ = tokio::fs::remove_file(dest).await;
         }
         downloaded
+    }
+
+    /// The keys of the repository's entries (its tags that are cache keys).
+    pub async fn keys(&self) -> Result<Vec<String>, RemoteError> {
+        let keys = match &self.store {
+            Store::Registry(registry) => registry.tags().await?,
+            Store::Dir(dir) => dir.keys(),
+        };
+        Ok(keys.into_iter().filter(|t| is_key(t)).collect())
+    }
+
+    /// The source manifest of `entry`, checked.
+    pub async fn source(&self, entry: &RemoteEntry) -> Result<Vec<u8>, RemoteError> {
+        self.read(&entry.config.key, &entry.source).await
+    }
+}
+
+/// Whether a tag is a cache key.
+fn is_key(tag: &str) -> bool {
+    tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl RegistryStore {
+    /// The reference of the entry `key` (or of the repository's blobs).
+    fn reference(&self, key: &str) -> Reference {
+        Reference::with_tag(
+            self.repo.registry().to_owned(),
+            self.repo.repository().to_owned(),
+            key.to_owned(),
+        )
+    }
+
+    /// Authenticates for pushing, once per client.
+    async fn push_auth(&self) -> Result<Reference, RemoteError> {
+        let reference = self.reference("latest");
+        self.push_auth
+            .get_or_try_init(|| async {
+                self.client
+                    .auth(&reference, &self.auth, oci_client::RegistryOperation::Push)
+                    .await
+                    .map(|_| ())
+            })
+            .await?;
+        Ok(reference)
+    }
+
+    async fn has_blob(&self, digest: &str) -> Result<bool, RemoteError> {
+        let reference = self.push_auth().await?;
+        Ok(self.client.blob_exists(&reference, digest).await?)
+    }
+
+    /// Pushes the file `packed`, whose digest is `digest`, unless the
+    /// repository has it.
+    async fn push_blob_file(&self, packed: &Path, digest: &str) -> Result<(), RemoteError> {
+        if self.has_blob(digest).await? {
+            return Ok(());
+        }
+        let data = tokio::fs::read(packed).await.map_err(|source| RemoteError::Io {
+            op: "read",
+            path: packed.to_owned(),
+            source,
+        })?;
+        let reference = self.push_auth().await?;
+        self.client.push_blob(&reference, data, digest).await?;
+        Ok(())
+    }
+
+    /// Pushes `bytes` unless the repository has them; their digest.
+    async fn push_bytes(&self, bytes: Vec<u8>) -> Result<String, RemoteError> {
+        let digest = sha256(&bytes);
+        if !self.has_blob(&digest).await? {
+            let reference = self.push_auth().await?;
+            self.client.push_blob(&reference, bytes, &digest).await?;
+        }
+        Ok(digest)
+    }
+
+    /// Pushes an entry's config without asking; its digest.
+    async fn push_config(&self, bytes: Vec<u8>) -> Result<String, RemoteError> {
+        let reference = self.push_auth().await?;
+        let digest = sha256(&bytes);
+        self.client.push_blob(&reference, bytes, &digest).await?;
+        Ok(digest)
+    }
+
+    async fn push_manifest(&self, key: &str, manifest: OciImageManifest) -> Result<(), RemoteError> {
+        self.push_auth().await?;
+        self.client
+            .push_manifest(&self.reference(key), &manifest.into())
+            .await?;
+        Ok(())
+    }
+
+    /// The manifest tagged `key`; `None` when there is none.
+    async fn manifest(&self, key: &str) -> Result<Option<OciImageManifest>, RemoteError> {
+        match self.client.pull_image_manifest(&self.reference(key), &self.auth).await {
+            Ok((manifest, _)) => Ok(Some(manifest)),
+            Err(err) if not_found(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     async fn download_to(&self, descriptor: &OciDescriptor, dest: &Path) -> Result<(), RemoteError> {
@@ -339,12 +479,11 @@ impl RemoteCache {
         Ok(())
     }
 
-    /// The keys of the repository's entries (its tags that are cache keys),
-    /// page by page.
-    pub async fn keys(&self) -> Result<Vec<String>, RemoteError> {
+    /// The repository's tags, page by page.
+    async fn tags(&self) -> Result<Vec<String>, RemoteError> {
         const PAGE: usize = 1000;
         let reference = self.reference("latest");
-        let mut keys = Vec::new();
+        let mut tags = Vec::new();
         let mut last: Option<String> = None;
         loop {
             let page = match self
@@ -354,34 +493,16 @@ impl RemoteCache {
             {
                 Ok(page) => page,
                 // A repository nothing was pushed to yet has no tags.
-                Err(err) if not_found(&err) => return Ok(keys),
+                Err(err) if not_found(&err) => return Ok(tags),
                 Err(err) => return Err(err.into()),
             };
             let count = page.tags.len();
             last = page.tags.last().cloned();
-            keys.extend(
-                page.tags
-                    .into_iter()
-                    .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())),
-            );
+            tags.extend(page.tags);
             if count < PAGE || last.is_none() {
-                return Ok(keys);
+                return Ok(tags);
             }
         }
-    }
-
-    /// The source manifest of `entry`, checked.
-    pub async fn source(&self, entry: &RemoteEntry) -> Result<Vec<u8>, RemoteError> {
-        let mut bytes = Vec::new();
-        self.client
-            .pull_blob(&self.reference(&entry.config.key), &entry.source, &mut bytes)
-            .await?;
-        if sha256(&bytes) != entry.source.digest {
-            return Err(RemoteError::Digest {
-                digest: entry.source.digest.clone(),
-            });
-        }
-        Ok(bytes)
     }
 }
 

@@ -100,6 +100,8 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
         }
         CacheCommand::Push(args) => move_entries(&dir, registry, args, true).await,
         CacheCommand::Pull(args) => move_entries(&dir, registry, args, false).await,
+        CacheCommand::Save(args) => super::save::save(&dir, registry, args).await,
+        CacheCommand::Restore(args) => super::save::restore(&dir, registry, args).await,
         CacheCommand::Rm { keys, pipeline, wait } => {
             let scope = project_scope()?;
             let entries = registry.list()?;

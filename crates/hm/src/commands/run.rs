@@ -35,19 +35,7 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     if let Some(what) = args.hosted() {
         return Err(CliError::Cloud { what: what.to_owned() });
     }
-    let env = args
-        .build
-        .env
-        .iter()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, v)) if hm_ir::is_env_name(k) => Ok((k.to_owned(), v.to_owned())),
-            Some((k, _)) if !k.is_empty() => Err(CliError::BadEnvName {
-                arg: kv.clone(),
-                name: k.to_owned(),
-            }),
-            _ => Err(CliError::BadEnv(kv.clone())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let env = env_overrides(&args.build.env)?;
     let mut backends = Backends::default();
     let result = match args.watch {
         false => run_once(&args, &env, &interrupts, &mut backends, true)
@@ -57,6 +45,20 @@ pub async fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     backends.shutdown().await;
     result
+}
+
+/// `-e KEY=VALUE` overrides, checked.
+pub(super) fn env_overrides(args: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    args.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if hm_ir::is_env_name(k) => Ok((k.to_owned(), v.to_owned())),
+            Some((k, _)) if !k.is_empty() => Err(CliError::BadEnvName {
+                arg: kv.clone(),
+                name: k.to_owned(),
+            }),
+            _ => Err(CliError::BadEnv(kv.clone())),
+        })
+        .collect()
 }
 
 /// `hm run --watch`: runs, then waits for a change to the source or the
@@ -400,7 +402,7 @@ async fn run_once(
 }
 
 /// The directories under the project that are not source: the cache.
-fn source_exclude(cache: &Path) -> Vec<PathBuf> {
+pub(super) fn source_exclude(cache: &Path) -> Vec<PathBuf> {
     std::fs::canonicalize(cache).into_iter().collect()
 }
 
@@ -409,7 +411,7 @@ pub(super) const SOURCE_INDEXES: &str = "index";
 
 /// The source index file of the project at `root`: what the last scan
 /// learnt of each file, so that the next one reads only what changed.
-fn source_index(cache: &Path, root: &Path) -> PathBuf {
+pub(super) fn source_index(cache: &Path, root: &Path) -> PathBuf {
     cache.join(SOURCE_INDEXES).join(hm_exec::index::file_name(root))
 }
 
@@ -591,7 +593,7 @@ async fn pull_before_build(
 /// The snapshot cache of this run; without a usable registry the build
 /// runs uncached and says so. A remote cache that cannot be named or
 /// authenticated for is bad configuration (exit 2).
-fn open_cache(
+pub(super) fn open_cache(
     dir: &std::path::Path,
     config: &Config,
     settings: &RunSettings,
