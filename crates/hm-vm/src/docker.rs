@@ -7,14 +7,17 @@
 //! container), other snapshots are `docker commit`s tagged
 //! `hm-snapshot-<cache>:<run>-<n>`, and the cache keeps its entries under
 //! `hm-cache-<cache>:<image id>`. Every container and image carries labels
-//! (cache directory, run, project, step); the run's [`Session`] tells a live
-//! run from a killed one, whose leftovers the next run removes.
+//! (cache directory, run, project, step; a committed image also its base
+//! image); the run's [`Session`] tells a live run from a killed one, whose
+//! leftovers the next run removes. A stored image travels between daemons
+//! as one file ([`parts`]).
 
 mod archive;
 mod connect;
 
 pub use connect::DockerDaemon;
 
+mod parts;
 mod sources;
 mod vm;
 
@@ -27,7 +30,7 @@ use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CommitContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -47,6 +50,9 @@ const LABEL_CACHE: &str = "dev.hm.cache";
 const LABEL_RUN: &str = "dev.hm.run";
 const LABEL_PROJECT: &str = "dev.hm.project";
 const LABEL_STEP: &str = "dev.hm.step";
+/// On a committed image: the id of the image the snapshot lies on (its
+/// layers are the bottom ones).
+const LABEL_BASE: &str = "dev.hm.base";
 
 /// What a container runs so that steps can `exec` into it: a shell as PID 1
 /// (it reaps orphans, and `kill -1` in a step cannot reach it).
@@ -328,8 +334,10 @@ impl Inner {
             .tag(&tag)
             .pause(false)
             .build();
+        let mut labels = self.labels(&run, "");
+        labels.insert(LABEL_BASE.to_owned(), base.to_owned());
         let config = ContainerConfig {
-            labels: Some(self.labels(&run, "")),
+            labels: Some(labels),
             ..Default::default()
         };
         let committed = docker
@@ -516,6 +524,19 @@ impl VmBackend for DockerBackend {
         self.inner.source_layer(name, image, make).await
     }
 
+    /// The image's config and its layers above the base image, as an image
+    /// archive `docker load` takes (see [`parts`]).
+    async fn export_part(&self, part: &str, dest: &std::path::Path) -> Result<bool, VmError> {
+        self.inner.export_part(part, dest).await.map(|()| true)
+    }
+
+    /// Loads the file [`VmBackend::export_part`] wrote, once it is checked
+    /// whole and the base image is found here, and tags the image (the
+    /// same id) as this cache's.
+    async fn import_part(&self, part: &str, blob: &std::path::Path) -> Result<u64, VmError> {
+        self.inner.import_part(part, blob).await
+    }
+
     async fn remove_source_layers(&self, _known: &HashSet<String>) -> Result<(), VmError> {
         self.inner.collect_sources(std::time::Duration::ZERO, true).await;
         Ok(())
@@ -619,17 +640,7 @@ impl VmBackend for DockerBackend {
                 ))
             }
         };
-        let docker = self.inner.docker()?;
-        let repo = self.inner.cache_repo();
-        let tag = self.inner.cache_tag(&id);
-        let options = TagImageOptionsBuilder::new()
-            .repo(&repo)
-            .tag(tag.rsplit_once(':').map_or("", |(_, t)| t))
-            .build();
-        docker
-            .tag_image(&id, Some(options))
-            .await
-            .map_err(docker_error("tag a cache entry"))?;
+        self.inner.tag_entry(&id).await?;
         Ok(Persisted {
             stored: StoredSnapshot {
                 parts: vec![id.clone()],
@@ -673,10 +684,16 @@ impl VmBackend for DockerBackend {
             .unwrap_or(0);
         let grace = self.inner.config.orphan_grace.as_secs() as i64;
         for (tag, id, created) in self.inner.tags_with_age(&self.inner.cache_repo()).await {
-            // An image is created when committed, before it is registered.
-            if !known.contains(&id) && now - created > grace {
-                self.inner.remove_tag(&tag).await;
+            // An image is created when committed, before it is registered;
+            // an imported one keeps the time it was committed elsewhere,
+            // and its tag says when it came.
+            if known.contains(&id) || now - created <= grace {
+                continue;
             }
+            if self.inner.tagged_at(&tag).await.is_some_and(|at| now - at <= grace) {
+                continue;
+            }
+            self.inner.remove_tag(&tag).await;
         }
         self.inner.collect_sources(self.inner.config.orphan_grace, false).await;
         Ok(())
