@@ -146,6 +146,15 @@ impl LocalBackend {
 }
 
 impl LocalBackend {
+    fn build(&self, events: mpsc::Sender<Event>, interrupted: watch::Receiver<bool>) -> Build {
+        Build {
+            vm: self.vm.clone(),
+            parallelism: self.parallelism,
+            events,
+            interrupted,
+        }
+    }
+
     /// The cache keys a build of `request` looks up before it starts: of
     /// every cached step whose ancestors are cached, by step key, in the
     /// order the steps run. Nothing runs; the source is scanned when keys
@@ -153,12 +162,7 @@ impl LocalBackend {
     pub async fn planned_keys(&self, request: RunRequest) -> Result<Vec<(String, String)>, RunError> {
         let (events, _) = mpsc::channel(1);
         let (_, interrupted) = watch::channel(false);
-        let build = Build {
-            vm: self.vm.clone(),
-            parallelism: self.parallelism,
-            events,
-            interrupted,
-        };
+        let build = self.build(events, interrupted);
         let images = build.resolve_images(&request.plan).await?;
         let shared = build.shared(request, images, None);
         let Some(cache) = &shared.cache else {
@@ -191,12 +195,7 @@ impl ExecutionBackend for LocalBackend {
     fn start(&self, request: RunRequest) -> BackendHandle {
         let (events, rx) = mpsc::channel(EVENT_BUFFER);
         let (interrupt, interrupted) = watch::channel(false);
-        let build = Build {
-            vm: self.vm.clone(),
-            parallelism: self.parallelism,
-            events,
-            interrupted,
-        };
+        let build = self.build(events, interrupted);
         let task = tokio::spawn(build.run(request));
         BackendHandle {
             events: rx,

@@ -315,15 +315,16 @@ pub trait VmBackend: Send + Sync {
         Ok(false)
     }
 
-    /// Writes stored part `part` to the new file `dest` as an OCI layer (a
-    /// remote cache pushes it); `Ok(false)`: this backend's parts are not
-    /// files it can write (docker's are images in the daemon).
+    /// Writes stored part `part` to the new file `dest`, which a remote
+    /// cache or `hm cache save` carries to another machine: the sandbox's
+    /// as an OCI layer, docker's as an image archive holding the layers
+    /// above its base (docs/decisions.md); `Ok(false)`: this backend cannot.
     async fn export_part(&self, part: &str, dest: &std::path::Path) -> Result<bool, VmError> {
         let _ = (part, dest);
         Ok(false)
     }
 
-    /// Makes stored part `part` from the OCI layer `blob` that
+    /// Makes stored part `part` from the file `blob` that
     /// [`VmBackend::export_part`] wrote (on this machine or another), as if
     /// this process had stored it; its size. A part already there stays.
     async fn import_part(&self, part: &str, blob: &std::path::Path) -> Result<u64, VmError> {

@@ -107,21 +107,27 @@ fn damage(file: &Path) {
     fs::write(file, bytes).unwrap();
 }
 
+/// Runs the project (every step executes), then saves; the directory and
+/// the key the save printed.
+fn run_and_save(fx: &Fixture) -> (PathBuf, String) {
+    let first = fx.run_json(&[]);
+    assert_eq!(first.code, 0, "{}", first.dump());
+    assert_eq!(first.executed(), ["build", "deps", "lint", "test"]);
+    let dir = saved(fx);
+    let out = fx.hm(&["cache", "save", dir.to_str().unwrap()]);
+    assert_ok(&out, "save");
+    assert!(text(&out.stderr).contains("saved 4 entries"), "{}", text(&out.stderr));
+    let key = key_of(&out);
+    (dir, key)
+}
+
 #[test]
 fn a_save_restored_on_a_fresh_cache_runs_nothing() {
     if !sandbox_available() {
         return;
     }
     let fx = project(Backend::Sandbox);
-    let first = fx.run_json(&[]);
-    assert_eq!(first.code, 0, "{}", first.dump());
-    assert_eq!(first.executed(), ["build", "deps", "lint", "test"]);
-
-    let dir = saved(&fx);
-    let out = fx.hm(&["cache", "save", dir.to_str().unwrap()]);
-    assert_ok(&out, "save");
-    let key = key_of(&out);
-    assert!(text(&out.stderr).contains("saved 4 entries"), "{}", text(&out.stderr));
+    let (dir, key) = run_and_save(&fx);
 
     // A second save writes nothing new: every blob is there, and right.
     let again = fx.hm(&["cache", "save", dir.to_str().unwrap()]);
@@ -181,9 +187,7 @@ fn a_damaged_blob_refuses_its_entry_and_the_others_are_used() {
         return;
     }
     let fx = project(Backend::Sandbox);
-    assert_eq!(fx.run_json(&[]).code, 0);
-    let dir = saved(&fx);
-    assert_ok(&fx.hm(&["cache", "save", dir.to_str().unwrap()]), "save");
+    let (dir, _) = run_and_save(&fx);
 
     damage(&layer_of(&dir, "lint"));
     fresh_cache(&fx, "a");
@@ -316,4 +320,43 @@ fn a_save_holds_what_the_pipelines_would_use_or_everything_with_all() {
         .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(files, named, "the directory holds exactly the blobs its entries name");
+}
+
+#[test]
+fn a_save_restores_on_the_docker_backend() {
+    if !Backend::Docker.available() {
+        return;
+    }
+    let fx = project(Backend::Docker);
+    let (dir, key) = run_and_save(&fx);
+
+    // A fresh machine: no entry, and none of their images in the daemon.
+    assert_ok(&fx.hm(&["cache", "clean", "--yes"]), "clean");
+    assert!(fx.cache_images().is_empty(), "{:?}", fx.cache_images());
+    let out = fx.hm(&["cache", "restore", dir.to_str().unwrap()]);
+    assert_ok(&out, "restore");
+    assert_eq!(key_of(&out), key);
+    assert!(
+        text(&out.stderr).contains("restored 4 entries"),
+        "{}",
+        text(&out.stderr)
+    );
+    fx.assert_parts_stored("after a docker restore");
+
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert!(run.executed().is_empty(), "{}", run.dump());
+
+    // One byte of a layer: that entry is refused, and its image is not left.
+    damage(&layer_of(&dir, "lint"));
+    assert_ok(&fx.hm(&["cache", "clean", "--yes"]), "clean");
+    let out = fx.hm(&["cache", "restore", dir.to_str().unwrap()]);
+    assert_ok(&out, "restore");
+    assert!(
+        text(&out.stderr).contains("warning: refused entry"),
+        "{}",
+        text(&out.stderr)
+    );
+    fx.assert_parts_stored("after a refused docker entry");
+    assert_eq!(fx.run_json(&[]).executed(), ["lint"]);
 }
