@@ -95,12 +95,13 @@ pub async fn save(dir: &Path, registry: Registry, args: SaveArgs) -> Result<i32,
 
 /// `hm cache restore`.
 pub async fn restore(dir: &Path, registry: Registry, args: RestoreArgs) -> Result<i32, CliError> {
-    let config = {
-        let start = project_start(&args.keys);
-        let project = hm_dsl::Project::find(&start).ok();
-        super::config(project.as_ref().map(|p| p.root.as_path()))?
-    };
+    let (project, loaded) = find(&args.keys)?;
+    let config = super::config(Some(&project.root))?;
     let backend = backend_of(&args.keys, &config)?;
+    // The key this project's run would look up, which a later save prints
+    // too. Worked out first: the images it needs are pulled, and a docker
+    // entry loads only onto its base image.
+    let planned = planned_keys(dir, &config, &args.keys, &project, &loaded).await?;
     if args.source.exists() {
         let cache = RemoteCache::directory(&args.source, false).map_err(bad_dir)?;
         let cache = Arc::new(cache);
@@ -129,9 +130,6 @@ pub async fn restore(dir: &Path, registry: Registry, args: RestoreArgs) -> Resul
             args.source.display()
         );
     }
-    // The key this project's run would look up, which a later save prints too.
-    let (project, loaded) = find(&args.keys)?;
-    let planned = planned_keys(dir, &config, &args.keys, &project, &loaded).await?;
     crate::output::print(&format!("{}\n", cache_key(&planned, &[])))?;
     Ok(exit_codes::PASSED)
 }
@@ -151,13 +149,6 @@ fn bad_dir(err: hm_vm::oci::remote::RemoteError) -> CliError {
     CliError::BadArgument {
         flag: "DIR",
         message: err.to_string(),
-    }
-}
-
-fn project_start(args: &KeyArgs) -> std::path::PathBuf {
-    match &args.project.dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
     }
 }
 
