@@ -362,6 +362,9 @@ impl Remote {
                 let blob = self.blob(part, layer).await?;
                 let size = self.vm.import_part(part, &blob).await;
                 let _ = std::fs::remove_file(&blob);
+                // Downloaded again if the part is imported again (after a
+                // refused entry deleted it).
+                self.blobs.lock().unwrap_or_else(|p| p.into_inner()).remove(part);
                 let size = size?;
                 self.remember(part, &Layer::of(layer));
                 new = true;

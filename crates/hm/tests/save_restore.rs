@@ -262,7 +262,25 @@ fn a_directory_that_is_not_a_save_is_refused_and_a_missing_one_restores_nothing(
         text(&out.stderr)
     );
     let key = key_of(&out);
+    fs::create_dir(&missing).unwrap();
+    let out = fx.hm(&["cache", "restore", missing.to_str().unwrap()]);
+    assert_ok(&out, "restore of an empty directory");
+    assert!(
+        text(&out.stderr).contains("nothing to restore"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(key_of(&fx.hm(&["cache", "save", missing.to_str().unwrap()])), key);
+
+    // A pipeline without cached steps: one key for nothing to look up, the
+    // same from both.
+    let plain = Fixture::with(&envelope("plain", &[step("say", "echo hi")], &[], None));
+    let nothing = plain.dir.path().join("saved");
+    let restored = key_of(&plain.hm(&["cache", "restore", nothing.to_str().unwrap()]));
+    assert_eq!(plain.run_json(&[]).code, 0);
+    let out = plain.hm(&["cache", "save", nothing.to_str().unwrap()]);
+    assert!(text(&out.stderr).contains("saved 0 entries"), "{}", text(&out.stderr));
+    assert_eq!(key_of(&out), restored);
 }
 
 #[test]

@@ -60,7 +60,11 @@ pub async fn save(dir: &Path, registry: Registry, args: SaveArgs) -> Result<i32,
         .collect();
     // Chains bottom first.
     saving.sort_by_key(|e| (e.parts.len(), e.created));
-    let key = cache_key(planned.as_deref().unwrap_or_default(), &saving);
+    // Outside a project (`--all`), the key of what was saved.
+    let key = match &planned {
+        Some(planned) => cache_key(planned),
+        None => cache_key(&saving.iter().map(|e| e.key.clone()).collect::<Vec<_>>()),
+    };
 
     let cache = RemoteCache::directory(&args.target, true).map_err(bad_dir)?;
     let settings = RemoteSettings {
@@ -102,7 +106,12 @@ pub async fn restore(dir: &Path, registry: Registry, args: RestoreArgs) -> Resul
     // too. Worked out first: the images it needs are pulled, and a docker
     // entry loads only onto its base image.
     let planned = planned_keys(dir, &config, &args.keys, &project, &loaded).await?;
-    if args.source.exists() {
+    // What a CI cache that missed leaves: nothing, or an empty directory.
+    let empty = match std::fs::read_dir(&args.source) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(err) => err.kind() == std::io::ErrorKind::NotFound,
+    };
+    if !empty {
         let cache = RemoteCache::directory(&args.source, false).map_err(bad_dir)?;
         let cache = Arc::new(cache);
         let settings = RemoteSettings {
@@ -126,11 +135,11 @@ pub async fn restore(dir: &Path, registry: Registry, args: RestoreArgs) -> Resul
         );
     } else {
         say!(
-            "nothing to restore: `{}` does not exist (the CI cache had nothing for this key)",
+            "nothing to restore: `{}` is missing or empty (the CI cache had nothing for this key)",
             args.source.display()
         );
     }
-    crate::output::print(&format!("{}\n", cache_key(&planned, &[])))?;
+    crate::output::print(&format!("{}\n", cache_key(&planned)))?;
     Ok(exit_codes::PASSED)
 }
 
@@ -157,13 +166,10 @@ fn find(args: &KeyArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliError> {
     super::load(&args.project)
 }
 
-/// The CI cache key of `planned` (the keys a run looks up), else of the
-/// entries saved: the first 16 hex digits of a sha256 over them, sorted.
-fn cache_key(planned: &[String], saved: &[hm_vm::CacheEntry]) -> String {
-    let mut keys: Vec<&str> = match planned {
-        [] => saved.iter().map(|e| e.key.as_str()).collect(),
-        planned => planned.iter().map(String::as_str).collect(),
-    };
+/// The CI cache key of `keys` (those a run looks up): the first 16 hex
+/// digits of a sha256 over them, sorted.
+fn cache_key(keys: &[String]) -> String {
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     keys.sort_unstable();
     keys.dedup();
     let mut hasher = Sha256::new();
