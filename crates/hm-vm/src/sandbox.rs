@@ -298,6 +298,11 @@ impl Inner {
 
     /// Runs a helper job to its end.
     async fn run_job(&self, job: &Job) -> Result<(), VmError> {
+        if let Some(work) = helper::in_process(job) {
+            let done = tokio::task::spawn_blocking(work).await;
+            let done = done.map_err(|e| VmError::io("run a job", &self.config.helper)(std::io::Error::other(e)))?;
+            return Ok(done?);
+        }
         let helper = &self.config.helper;
         let (mut child, report) = vm::spawn_helper(helper, job, false)?;
         let status = child

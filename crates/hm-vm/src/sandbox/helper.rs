@@ -228,6 +228,34 @@ fn pack(spec: &PackSpec) -> Staged<()> {
     if let Some(map) = &spec.id_map {
         enter_user_namespace(CloneFlags::empty(), map)?;
     }
+    pack_here(spec)
+}
+
+/// Packing and unpacking without an id map (as root) need no namespace:
+/// the work of the job, to run in this process (a blocking thread) rather
+/// than in a helper started for it. `None` for every other job.
+pub(crate) fn in_process(job: &Job) -> Option<Box<dyn FnOnce() -> Result<(), crate::error::SandboxError> + Send>> {
+    let staged = |result: Staged<()>| {
+        result.map_err(|failure| crate::error::SandboxError::Setup {
+            stage: failure.stage.name().to_owned(),
+            message: failure.message,
+        })
+    };
+    match job {
+        Job::Pack(spec) if spec.id_map.is_none() => {
+            let spec = spec.clone();
+            Some(Box::new(move || staged(pack_here(&spec))))
+        }
+        Job::Unpack(spec) if spec.id_map.is_none() => {
+            let spec = spec.clone();
+            Some(Box::new(move || staged(unpack_here(&spec))))
+        }
+        _ => None,
+    }
+}
+
+/// Packs a layer as this process is.
+fn pack_here(spec: &PackSpec) -> Staged<()> {
     let out = File::options()
         .write(true)
         .create_new(true)
@@ -247,6 +275,11 @@ fn unpack(spec: &UnpackSpec) -> Staged<()> {
     if let Some(map) = &spec.id_map {
         enter_user_namespace(CloneFlags::empty(), map)?;
     }
+    unpack_here(spec)
+}
+
+/// Unpacks a layer as this process is.
+fn unpack_here(spec: &UnpackSpec) -> Staged<()> {
     let options = crate::oci::unpack::UnpackOptions {
         // Owners are kept where every owner a step can make is mapped.
         chown: spec.id_map.as_ref().is_none_or(|map| map.sub.is_some()),
