@@ -45,6 +45,27 @@ fn available() -> bool {
     }
 }
 
+/// Runs `script` in a container of the test image and commits it as
+/// `tag`, as a user would, outside `hm`.
+fn commit_outside_hm(script: &str, tag: &str) {
+    let name = format!("hm-test-parts-{}", unique());
+    let ran = [
+        "run",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        &test_image(),
+        "sh",
+        "-c",
+        script,
+    ];
+    docker(&ran).unwrap();
+    let committed = docker(&["commit", &name, tag]);
+    let _ = docker(&["rm", "-f", &name]);
+    committed.unwrap();
+}
+
 fn unique() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
@@ -63,23 +84,8 @@ struct Fixture {
 
 impl Fixture {
     async fn new(orphan_grace: Duration) -> Self {
-        let name = format!("hm-test-parts-{}", unique());
         let base = format!("hm-test-parts/base:{}", unique());
-        docker(&[
-            "run",
-            "--name",
-            &name,
-            "--network",
-            "none",
-            &test_image(),
-            "sh",
-            "-c",
-            "echo base > /base-marker",
-        ])
-        .unwrap();
-        let committed = docker(&["commit", &name, &base]);
-        let _ = docker(&["rm", "-f", &name]);
-        committed.unwrap();
+        commit_outside_hm("echo base > /base-marker", &base);
         let base_id = docker(&["image", "inspect", "--format", "{{.Id}}", &base]).unwrap();
         let cache = tempfile::tempdir().unwrap();
         let backend = DockerBackend::new(config(cache.path(), orphan_grace));
@@ -382,23 +388,8 @@ async fn an_image_of_no_known_base_travels_whole() {
     // Committed outside `hm`: no label names its base, so every layer
     // goes (the test image's too) and it loads whatever the daemon has.
     let fx = Fixture::new(hm_vm::DEFAULT_ORPHAN_GRACE).await;
-    let name = format!("hm-test-parts-{}", unique());
     let tag = format!("hm-test-parts/whole:{}", unique());
-    docker(&[
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        &test_image(),
-        "sh",
-        "-c",
-        "echo whole > /whole",
-    ])
-    .unwrap();
-    let committed = docker(&["commit", &name, &tag]);
-    let _ = docker(&["rm", "-f", &name]);
-    committed.unwrap();
+    commit_outside_hm("echo whole > /whole", &tag);
     let part = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).unwrap();
     let layers = docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", &tag]).unwrap();
     let blob = fx.blob("part");

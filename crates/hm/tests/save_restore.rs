@@ -137,10 +137,10 @@ fn a_save_restored_on_a_fresh_cache_runs_nothing() {
 
     // A fresh machine, as an unprivileged user: restore, then run.
     fresh_cache(&fx, "a");
-    let restore = |fx: &Fixture| {
-        let mut command = util::hm_as_nobody(fx);
+    let nobody = |args: &[&str]| {
+        let mut command = util::hm_as_nobody(&fx);
         command
-            .args(["cache", "restore", dir.to_str().unwrap()])
+            .args(args)
             .current_dir(fx.project())
             .env("HM_CACHE_DIR", fx.cache())
             .env("HM_BACKEND", "sandbox")
@@ -148,7 +148,8 @@ fn a_save_restored_on_a_fresh_cache_runs_nothing() {
             .stdin(std::process::Stdio::null());
         command.output().unwrap()
     };
-    let out = restore(&fx);
+    let restore = || nobody(&["cache", "restore", dir.to_str().unwrap()]);
+    let out = restore();
     assert_ok(&out, "restore");
     assert_eq!(key_of(&out), key, "restore prints the key the save printed");
     assert!(
@@ -157,22 +158,12 @@ fn a_save_restored_on_a_fresh_cache_runs_nothing() {
         text(&out.stderr)
     );
 
-    let run = Run::from(
-        util::hm_as_nobody(&fx)
-            .args(["run", "--format", "json"])
-            .current_dir(fx.project())
-            .env("HM_CACHE_DIR", fx.cache())
-            .env("HM_BACKEND", "sandbox")
-            .env("HOME", fx.dir.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap(),
-    );
+    let run = Run::from(nobody(&["run", "--format", "json"]));
     assert_eq!(run.code, 0, "{}", run.dump());
     assert!(run.executed().is_empty(), "{}", run.dump());
 
     // Restoring again takes nothing in.
-    let out = restore(&fx);
+    let out = restore();
     assert_ok(&out, "restore again");
     assert!(
         text(&out.stderr).contains("restored 0 entries") && text(&out.stderr).contains("had 4 already"),
