@@ -352,8 +352,12 @@ async fn remove_sources(dir: &std::path::Path, registry: &Registry) {
     }
 }
 
-/// A backend over the cache directory `dir`, for removing what it stores.
-fn cache_backend(dir: &std::path::Path, name: BackendName) -> Result<std::sync::Arc<dyn VmBackend>, CliError> {
+/// A backend over the cache directory `dir`, for removing or moving what
+/// it stores.
+pub(super) fn cache_backend(
+    dir: &std::path::Path,
+    name: BackendName,
+) -> Result<std::sync::Arc<dyn VmBackend>, CliError> {
     let config = crate::config::Config::default();
     super::backend(super::BackendSpec {
         name,

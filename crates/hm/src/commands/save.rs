@@ -24,7 +24,7 @@ use crate::settings::RunSettings;
 /// `hm cache save`.
 pub async fn save(dir: &Path, registry: Registry, args: SaveArgs) -> Result<i32, CliError> {
     // Outside a project only `--all` has anything to save.
-    let here = match find(&args.keys) {
+    let here = match super::load(&args.keys.project) {
         Ok(here) => Some(here),
         Err(_) if args.all => None,
         Err(err) => return Err(err),
@@ -36,7 +36,7 @@ pub async fn save(dir: &Path, registry: Registry, args: SaveArgs) -> Result<i32,
         Some((project, loaded)) => Some(planned_keys(dir, &config, &args.keys, project, loaded).await?),
         None => None,
     };
-    let vm = store_backend(dir, backend, &config)?;
+    let vm = super::cache::cache_backend(dir, backend)?;
     let all = registry.list()?;
     let entries: Vec<_> = all.iter().filter(|e| e.backend == vm.name()).collect();
     let mut wanted: BTreeSet<&str> = match (&planned, args.all) {
@@ -99,7 +99,7 @@ pub async fn save(dir: &Path, registry: Registry, args: SaveArgs) -> Result<i32,
 
 /// `hm cache restore`.
 pub async fn restore(dir: &Path, registry: Registry, args: RestoreArgs) -> Result<i32, CliError> {
-    let (project, loaded) = find(&args.keys)?;
+    let (project, loaded) = super::load(&args.keys.project)?;
     let config = super::config(Some(&project.root))?;
     let backend = backend_of(&args.keys, &config)?;
     // The key this project's run would look up, which a later save prints
@@ -119,7 +119,7 @@ pub async fn restore(dir: &Path, registry: Registry, args: RestoreArgs) -> Resul
             read: true,
             write: false,
         };
-        let vm = store_backend(dir, backend, &config)?;
+        let vm = super::cache::cache_backend(dir, backend)?;
         let registry = Arc::new(registry);
         let moved = hm_exec::remote::pull_entries(settings, vm.clone(), registry, config.bounds(), |_, _| true).await;
         let _ = vm.shutdown().await;
@@ -159,11 +159,6 @@ fn bad_dir(err: hm_vm::oci::remote::RemoteError) -> CliError {
         flag: "DIR",
         message: err.to_string(),
     }
-}
-
-/// The project and its pipelines.
-fn find(args: &KeyArgs) -> Result<(hm_dsl::Project, hm_dsl::Loaded), CliError> {
-    super::load(&args.project)
 }
 
 /// The CI cache key of `keys` (those a run looks up): the first 16 hex
@@ -278,19 +273,4 @@ fn backend_of(args: &KeyArgs, config: &crate::config::Config) -> Result<BackendN
         }),
         None => Ok(config.backend),
     }
-}
-
-/// A backend over the cache directory `dir` that moves its parts.
-fn store_backend(
-    dir: &Path,
-    name: BackendName,
-    config: &crate::config::Config,
-) -> Result<Arc<dyn VmBackend>, CliError> {
-    super::backend(super::BackendSpec {
-        name,
-        cache_dir: dir,
-        project: String::new(),
-        config,
-        network: hm_vm::Network::Host,
-    })
 }
