@@ -102,6 +102,9 @@ struct Inner {
     /// Source images found or made by this process, by layer name and base
     /// image id (see [`sources`]).
     sources: Mutex<HashMap<(String, String), String>>,
+    /// This process's shared lock on the cache's source images, taken at
+    /// their first use (see [`sources`]).
+    sources_lock: Mutex<Option<nix::fcntl::Flock<std::fs::File>>>,
 }
 
 /// Called with an image's name before the daemon pulls it: the caller says
@@ -170,6 +173,7 @@ impl DockerBackend {
                 counter: AtomicU64::new(0),
                 pull_notice: std::sync::OnceLock::new(),
                 sources: Mutex::default(),
+                sources_lock: Mutex::default(),
             }),
         }
     }
@@ -549,9 +553,14 @@ impl VmBackend for DockerBackend {
                 // On a source layer, the container starts from its image,
                 // and a snapshot's size is what the step added to it.
                 let origin = match &request.source_layer {
-                    Some(name) => inner.source_image(name, image).ok_or_else(|| {
-                        unexpected("boot on a source image", "the source layer was not made or found first")
-                    })?,
+                    Some(name) => inner
+                        .hold_sources()
+                        .await
+                        .ok()
+                        .and_then(|()| inner.source_image(name, image))
+                        .ok_or_else(|| {
+                            unexpected("boot on a source image", "the source layer was not made or found first")
+                        })?,
                     None => image.id.clone(),
                 };
                 let container = inner.create_container(&origin, &request.name).await?;

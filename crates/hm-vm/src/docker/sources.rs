@@ -5,9 +5,18 @@
 //! source is unchanged: a root step's container starts from it, and its
 //! sync copies only what differs. Snapshots committed on top share its
 //! layers, so removing its tag frees nothing they still use.
+//!
+//! Every process that uses source images holds a shared `flock` on
+//! `<cache>/docker-sources.lock` from before it first looks one up until
+//! it ends, and tags are removed only under an exclusive one: never while
+//! another process may be starting a container from the image (the daemon
+//! does not order a removal against a container being created from it).
 
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::time::{Duration, SystemTime};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use bollard::models::ContainerConfig;
 use bollard::query_parameters::CommitContainerOptionsBuilder;
@@ -43,6 +52,7 @@ impl Inner {
         image: &ImageRef,
         make: Option<SyncPlan>,
     ) -> Result<bool, VmError> {
+        self.hold_sources().await?;
         if self.source_image(name, image).is_some() {
             return Ok(true);
         }
@@ -114,6 +124,10 @@ impl Inner {
     /// no project needs (see [`crate::source_layers::unneeded`]), or all
     /// of them with `all`; images still under a snapshot keep their layers.
     pub(super) async fn collect_sources(&self, grace: Duration, all: bool) {
+        // Another process holding the lock may be about to use any of them.
+        let Some(_exclusive) = self.sources_exclusive() else {
+            return;
+        };
         let used: Vec<String> = {
             let known = self.sources.lock().unwrap_or_else(|p| p.into_inner());
             known.values().cloned().collect()
@@ -136,6 +150,89 @@ impl Inner {
         };
         for name in doomed {
             self.remove_tag(&format!("{repo}:{name}")).await;
+        }
+    }
+
+    fn sources_lock_file(&self) -> std::io::Result<File> {
+        std::fs::create_dir_all(&self.config.cache_dir)?;
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.config.cache_dir.join(SOURCES_LOCK))
+    }
+
+    /// Takes this process's shared lock on source images unless it has
+    /// it, waiting out a collection in another process.
+    pub(super) async fn hold_sources(&self) -> Result<(), VmError> {
+        let path = self.config.cache_dir.join(SOURCES_LOCK);
+        while !self.try_hold_sources().map_err(VmError::io("lock", &path))? {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Whether this process holds the shared lock now.
+    fn try_hold_sources(&self) -> std::io::Result<bool> {
+        let mut held = self.sources_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_some() {
+            return Ok(true);
+        }
+        match Flock::lock(self.sources_lock_file()?, FlockArg::LockSharedNonblock) {
+            Ok(lock) => {
+                *held = Some(lock);
+                Ok(true)
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(false),
+            Err((_, err)) => Err(err.into()),
+        }
+    }
+
+    /// The exclusive lock on source images, when no other process holds
+    /// it; this process's own shared lock, if it had it, comes back when
+    /// that is dropped.
+    fn sources_exclusive(&self) -> Option<Exclusive<'_>> {
+        let mut held = self.sources_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (lock, shared) = match held.take() {
+            Some(lock) => (lock, true),
+            None => (
+                Flock::lock(self.sources_lock_file().ok()?, FlockArg::LockSharedNonblock).ok()?,
+                false,
+            ),
+        };
+        if lock.relock(FlockArg::LockExclusiveNonblock).is_err() {
+            // A failed conversion may leave no lock: take it back now if
+            // it can be, else the next use waits for it.
+            if shared && lock.relock(FlockArg::LockSharedNonblock).is_ok() {
+                *held = Some(lock);
+            }
+            return None;
+        }
+        Some(Exclusive {
+            inner: self,
+            lock: Some(lock),
+            shared,
+        })
+    }
+}
+
+/// Under the cache directory: see the module's comment.
+const SOURCES_LOCK: &str = "docker-sources.lock";
+
+/// An exclusive hold on source images; back to shared when dropped, if
+/// the process held them.
+struct Exclusive<'a> {
+    inner: &'a Inner,
+    lock: Option<Flock<File>>,
+    shared: bool,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        if self.shared && lock.relock(FlockArg::LockSharedNonblock).is_ok() {
+            let mut held = self.inner.sources_lock.lock().unwrap_or_else(|p| p.into_inner());
+            held.get_or_insert(lock);
         }
     }
 }
