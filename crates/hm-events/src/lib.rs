@@ -108,6 +108,14 @@ pub enum Event {
         status: StepStatus,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// The most memory the step's command held at once, where the
+        /// backend measures it (our addition).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peak_memory_bytes: Option<u64>,
+        /// The CPU time of the step's command, user and system (our
+        /// addition).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu_ms: Option<u64>,
     },
     StepSkipped {
         step_id: String,
@@ -170,6 +178,9 @@ pub enum StepStatus {
     TimedOut,
     Canceled,
     CacheHit,
+    /// Killed by the kernel for going over its memory limit (our
+    /// addition).
+    Oom,
 }
 
 impl StepStatus {
@@ -223,6 +234,8 @@ mod tests {
             snapshot: None,
             status: StepStatus::Passed,
             message: None,
+            peak_memory_bytes: None,
+            cpu_ms: None,
         };
         assert_eq!(
             serde_json::to_string(&event).unwrap(),

@@ -51,6 +51,8 @@ pub struct RunRequest {
     pub branch: Option<String>,
     /// The message recorded on the build (`build_start`), if one was given.
     pub message: Option<String>,
+    /// What each step may use, before its own `runner_args`.
+    pub limits: hm_vm::Limits,
 }
 
 /// Each step's whole output, kept as the step wrote it (both streams, in
@@ -265,6 +267,7 @@ impl Build {
             backend: OnceCell::new(),
             shell,
             only: request.only,
+            limits: request.limits,
         })
     }
 
@@ -490,6 +493,8 @@ impl Build {
             snapshot: outcome.snapshot.as_ref().map(|s| s.to_string()),
             status: outcome.status,
             message: outcome.message.clone(),
+            peak_memory_bytes: outcome.usage.peak_memory_bytes,
+            cpu_ms: outcome.usage.cpu_ms,
         })
         .await;
         // A chain fails when a step of it fails or times out; a step that

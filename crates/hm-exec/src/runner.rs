@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     /// `hm run --step`: the one step that may run; every other is a cache
     /// hit or fails.
     pub only: Option<StepIdx>,
+    /// What each step may use, before its own `runner_args`.
+    pub limits: hm_vm::Limits,
 }
 
 impl Shared {
@@ -109,6 +111,8 @@ pub(crate) struct StepOutcome {
     /// The step did not run (its `step_skipped` reason); it holds the
     /// shell opened before it.
     pub skipped: Option<String>,
+    /// What its command used, when it ran.
+    pub usage: hm_vm::StepUsage,
 }
 
 impl StepOutcome {
@@ -128,6 +132,7 @@ impl StepOutcome {
             },
             shell: None,
             skipped: None,
+            usage: Default::default(),
         }
     }
 }
@@ -187,6 +192,20 @@ pub(crate) enum StepError {
     /// `hm run --step`: a step the one asked for builds in has no entry.
     #[error("{}", not_cached(step, build.as_deref()))]
     NotCached { step: String, build: Option<String> },
+    #[error(transparent)]
+    Limits(#[from] hm_vm::limits::LimitError),
+}
+
+/// `killed: out of memory, limit 8 GiB, peak 8.0 GiB`.
+fn oom_message(usage: &hm_vm::StepUsage) -> String {
+    let mut message = "killed: out of memory".to_owned();
+    if let Some(limit) = usage.memory_limit {
+        message += &format!(", limit {}", hm_vm::limits::human_bytes(limit));
+    }
+    if let Some(peak) = usage.peak_memory_bytes {
+        message += &format!(", peak {}", hm_vm::limits::human_bytes_exact(peak));
+    }
+    message
 }
 
 fn not_cached(step: &str, build: Option<&str>) -> String {
@@ -220,6 +239,8 @@ struct Missed {
 /// How a step's VM ended up.
 struct Ran {
     outcome: ExecOutcome,
+    /// What the command used.
+    usage: hm_vm::StepUsage,
     /// The snapshot committed, with the source it was synced to.
     kept: Option<Kept>,
     /// The VM of a failed command, kept for the shell.
@@ -311,6 +332,7 @@ impl StepRunner for VmRunner {
             _ => None,
         };
         let mut shell = None;
+        let usage = result.as_ref().map(|ran| ran.usage).unwrap_or_default();
         let (mut status, mut exit_code, mut snapshot, mut message) = match result {
             Ok(Ran {
                 outcome: ExecOutcome::Exited(0),
@@ -354,6 +376,10 @@ impl StepRunner for VmRunner {
             Ok(Ran { outcome, .. }) => (StepStatus::Failed, outcome.exit_code(), None, None),
             Err(err) => (StepStatus::Failed, -1, None, Some(error_chain(&err))),
         };
+        if status == StepStatus::Failed && usage.oom_killed {
+            status = StepStatus::Oom;
+            message = Some(oom_message(&usage));
+        }
         let mut key = None;
         let mut stored = false;
         if let (StepStatus::Passed, Some(mut keyed), Some((id, manifest)), Some(cache)) =
@@ -408,6 +434,7 @@ impl StepRunner for VmRunner {
             unavailable,
             shell,
             skipped: None,
+            usage,
         };
         match status {
             StepStatus::Passed if shell_after => shell_after_step(&shared, idx, outcome, &env).await,
@@ -483,6 +510,7 @@ async fn shell_before(
                 env: env.into_iter().collect(),
             }),
             skipped: Some("a shell opens in the state before it".to_owned()),
+            usage: Default::default(),
         },
         Err(err) => StepOutcome::failed(started, err),
     }
@@ -558,6 +586,7 @@ async fn consult_cache(
                     unavailable: None,
                     shell: None,
                     skipped: None,
+                    usage: Default::default(),
                 })));
             }
             Ok(Lookup::Miss { reason: dropped }) => {
@@ -905,6 +934,7 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
     let planned = &shared.plan.steps[idx];
     let step = &planned.node.step;
     let step_id = idx.to_string();
+    let limits = shared.limits.with_runner_args(step.runner_args.as_ref())?;
     let (mut vm, manifest) = boot_synced(shared, idx, parent, source).await?;
 
     let timeout = step.timeout_seconds.map(Duration::from_secs);
@@ -950,6 +980,7 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
         cmd: step.cmd.clone(),
         env: env.into_iter().collect(),
         cwd: PathBuf::from(WORKSPACE),
+        limits,
     };
     tracing::debug!(step = planned.key(), cmd = %step.cmd, "command starts");
     let executing = Instant::now();
@@ -972,6 +1003,7 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
     }
     // What the sync copied, where the source moved after the scan.
     let manifest = manifest.with_drift(&vm.drift());
+    let usage = vm.usage();
 
     let failed =
         matches!(outcome, ExecOutcome::Exited(code) if code != 0) || matches!(outcome, ExecOutcome::Signaled(_));
@@ -981,12 +1013,14 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
         tracing::debug!(step = planned.key(), %snapshot, ?successors, took = ?committing.elapsed(), "VM snapshotted");
         Ok(Ran {
             outcome,
+            usage,
             kept: Some((snapshot, Arc::new(manifest))),
             failed: None,
         })
     } else if failed && shared.shell.as_ref().is_some_and(|s| s.claim_failure(idx)) {
         Ok(Ran {
             outcome,
+            usage,
             kept: None,
             failed: Some(vm),
         })
@@ -994,6 +1028,7 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
         vm.destroy().await?;
         Ok(Ran {
             outcome,
+            usage,
             kept: None,
             failed: None,
         })

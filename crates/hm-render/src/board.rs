@@ -127,6 +127,7 @@ pub(crate) fn status_line(style: Style, status: StepStatus, exit_code: i32, mess
         },
         StepStatus::TimedOut => style.red(&format!("{} (exit code 124)", message.unwrap_or("timed out"))),
         StepStatus::Canceled => style.yellow("canceled"),
+        StepStatus::Oom => style.red(message.unwrap_or("killed: out of memory")),
     }
 }
 

@@ -143,7 +143,7 @@ impl LiveRenderer {
                 let mark = match status {
                     StepStatus::Passed => s.green("✓"),
                     StepStatus::CacheHit => s.green("≡"),
-                    StepStatus::Failed | StepStatus::TimedOut => s.red("✗"),
+                    StepStatus::Failed | StepStatus::TimedOut | StepStatus::Oom => s.red("✗"),
                     StepStatus::Canceled => s.yellow("○"),
                 };
                 let mut text = format!(
@@ -190,6 +190,7 @@ impl LiveRenderer {
                     StepStatus::Failed => "failed",
                     StepStatus::TimedOut => "timed out",
                     StepStatus::Canceled => "canceled",
+                    StepStatus::Oom => "out of memory",
                 },
                 Some(Outcome::Skipped(_)) => "skipped",
                 None => "not run",

@@ -221,6 +221,8 @@ mod tests {
                 snapshot: None,
                 status: StepStatus::CacheHit,
                 message: None,
+                peak_memory_bytes: None,
+                cpu_ms: None,
             },
             Event::StepStart {
                 step_id: "0".into(),
@@ -236,6 +238,8 @@ mod tests {
                 snapshot: Some("s".into()),
                 status: StepStatus::Passed,
                 message: None,
+                peak_memory_bytes: None,
+                cpu_ms: None,
             },
             Event::StepStart {
                 step_id: "1".into(),
@@ -254,6 +258,8 @@ mod tests {
                 snapshot: None,
                 status: StepStatus::Failed,
                 message: None,
+                peak_memory_bytes: None,
+                cpu_ms: None,
             },
             Event::ChainFailed {
                 chain_idx: 1,

@@ -91,6 +91,8 @@ impl Script {
             snapshot: None,
             status,
             message,
+            peak_memory_bytes: None,
+            cpu_ms: None,
         }
     }
 

@@ -183,6 +183,8 @@ pub struct ExecRequest {
     pub env: Vec<(String, String)>,
     /// The working directory inside the VM.
     pub cwd: PathBuf,
+    /// What the command may use.
+    pub limits: crate::Limits,
 }
 
 /// The shell [`ShellRequest::interactive`] runs: `bash` where the image
@@ -397,6 +399,11 @@ pub trait Vm: Send {
     /// The entries the sync copied other than the plan expected (see
     /// [`SyncEntry::expected`]); known once `exec` has returned.
     fn drift(&mut self) -> Vec<Drift>;
+
+    /// What the last `exec` used, where the backend measures it.
+    fn usage(&mut self) -> crate::StepUsage {
+        crate::StepUsage::default()
+    }
 
     /// Keeps the VM's filesystem as a snapshot for `successors` and tears
     /// the VM down (or hands it over, see [`Successors::One`]).

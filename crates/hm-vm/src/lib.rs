@@ -19,6 +19,7 @@ mod error;
 mod flatten;
 pub mod fsutil;
 mod images;
+pub mod limits;
 pub mod lines;
 pub mod oci;
 pub mod os_path;
@@ -40,6 +41,7 @@ pub use error::{BackendUnavailable, BadImage, DockerError, DockerPullError, Imag
 pub use images::{
     ImageInfo, ImageStore, ImportObserver, ImportPhase, ImportProgress, ImportSummary, DEFAULT_PATH, HOST_IMAGE,
 };
+pub use limits::{Limits, StepUsage};
 pub use lines::{LineSplitter, MAX_LINE_BYTES};
 pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError, Removed, Stored, Usage};
 pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};

@@ -405,6 +405,7 @@ impl VmBackend for SandboxBackend {
             cmd: "true".to_owned(),
             env: Vec::new(),
             cwd: PathBuf::from("/"),
+            limits: Default::default(),
         };
         let outcome = vm.exec(request, logs, Box::pin(std::future::pending())).await;
         let _ = vm.destroy().await;

@@ -197,6 +197,7 @@ async fn run(vm: &mut Box<dyn Vm>, cmd: &str) -> String {
         cmd: cmd.to_owned(),
         env: Vec::new(),
         cwd: "/".into(),
+        limits: Default::default(),
     };
     let outcome = vm.exec(request, tx, Box::pin(std::future::pending())).await.unwrap();
     let text = output.await.unwrap();

@@ -206,25 +206,8 @@ impl Default for Config {
     }
 }
 
-/// A setting's value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ValueError {
-    #[error("`{0}` is not a size such as `20GiB`")]
-    NotASize(String),
-    #[error("`{0}` has an unknown unit (use B, kB, MB, GB, KiB, MiB, GiB)")]
-    UnknownUnit(String),
-    #[error("`{0}` is not a positive number of CPUs")]
-    NotCpus(String),
-}
-
-/// A CPU count as thousandths of a CPU; it must be positive.
-fn millicpus(cpus: f64) -> Result<u64, ValueError> {
-    if cpus.is_finite() && cpus > 0.0 {
-        Ok((cpus * 1000.0).round().max(1.0) as u64)
-    } else {
-        Err(ValueError::NotCpus(cpus.to_string()))
-    }
-}
+use hm_vm::limits::millicpus;
+pub use hm_vm::limits::parse_size;
 
 /// A configuration file or variable that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -398,6 +381,16 @@ impl Config {
         Ok(())
     }
 
+    /// What each step may use: these settings over the defaults.
+    pub fn limits(&self) -> hm_vm::Limits {
+        let defaults = hm_vm::Limits::defaults();
+        hm_vm::Limits {
+            memory: self.memory.or(defaults.memory),
+            millicpus: self.millicpus.or(defaults.millicpus),
+            ..defaults
+        }
+    }
+
     pub fn bounds(&self) -> hm_vm::Bounds {
         hm_vm::Bounds {
             max_entries: self.cache_max_entries,
@@ -419,43 +412,9 @@ fn toml_error(text: &str, err: &toml::de::Error) -> String {
     format!("line {line}, column {column}: {message}")
 }
 
-/// `1024`, `500MB`, `20GiB`, `1.5G` (decimal units: kB, MB, GB, TB; binary:
-/// KiB, MiB, GiB, TiB; K, M, G, T are binary).
-pub fn parse_size(text: &str) -> Result<u64, ValueError> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| ValueError::NotASize(text.to_owned()))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        _ => return Err(ValueError::UnknownUnit(text.to_owned())),
-    };
-    Ok((number * factor as f64) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
-        assert_eq!(parse_size("1.5 G"), Ok(3 << 29));
-        assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-    }
 
     #[test]
     fn files_layer_and_errors_name_the_file() {

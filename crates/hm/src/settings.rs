@@ -36,6 +36,8 @@ pub struct RunSettings {
     pub keep_going: bool,
     /// `--no-cache`.
     pub refresh: bool,
+    /// What each step may use, before its own `runner_args`.
+    pub limits: hm_vm::Limits,
 }
 
 impl RunSettings {
@@ -73,6 +75,7 @@ impl RunSettings {
             },
             keep_going: args.keep_going,
             refresh: args.build.no_cache,
+            limits: config.limits(),
             build: match &args.step {
                 Some(_) => args.build_id.clone().or_else(ci_build),
                 None => None,

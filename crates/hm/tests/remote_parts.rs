@@ -42,6 +42,7 @@ async fn run(vm: &Arc<dyn VmBackend>, from: BootFrom, cmd: &str) -> (Vec<String>
         cmd: cmd.to_owned(),
         env: Vec::new(),
         cwd: "/".into(),
+        limits: Default::default(),
     };
     let outcome = machine
         .exec(request, tx, Box::pin(std::future::pending()))

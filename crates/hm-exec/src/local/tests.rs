@@ -77,6 +77,7 @@ impl Fixture {
             only: None,
             branch: None,
             message: None,
+            limits: Default::default(),
             plan,
             source_root: self.source.path().to_owned(),
             source_exclude: Vec::new(),

@@ -301,6 +301,7 @@ async fn run_once(
         only,
         branch: args.branch.clone(),
         message: args.message.clone(),
+        limits: settings.limits,
     });
 
     let interrupter = handle.control.interrupter();

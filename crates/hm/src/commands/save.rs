@@ -222,6 +222,7 @@ async fn planned_keys(
             only: None,
             branch: None,
             message: None,
+            limits: Default::default(),
         };
         let planned = LocalBackend::new(1, vm.clone()).planned_keys(request).await;
         vms.push(vm);

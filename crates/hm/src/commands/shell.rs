@@ -265,6 +265,7 @@ impl Renderer for Status {
                     StepStatus::Failed => "failed".to_owned(),
                     StepStatus::TimedOut => "timed out".to_owned(),
                     StepStatus::Canceled => "canceled".to_owned(),
+                    StepStatus::Oom => "ran out of memory".to_owned(),
                 };
                 let message = message.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
                 say!("hm: `{name}` {what}{message}");

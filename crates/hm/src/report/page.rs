@@ -420,6 +420,8 @@ mod tests {
                 snapshot: None,
                 status,
                 message: None,
+                peak_memory_bytes: None,
+                cpu_ms: None,
             });
         }
         events.push(Event::StepSkipped {

@@ -65,7 +65,7 @@ impl From<StepStatus> for Outcome {
         match status {
             StepStatus::Passed => Outcome::Passed,
             StepStatus::CacheHit => Outcome::CacheHit,
-            StepStatus::Failed => Outcome::Failed,
+            StepStatus::Failed | StepStatus::Oom => Outcome::Failed,
             StepStatus::TimedOut => Outcome::TimedOut,
             StepStatus::Canceled => Outcome::Canceled,
         }
@@ -330,6 +330,8 @@ mod tests {
             snapshot: None,
             status,
             message: None,
+            peak_memory_bytes: None,
+            cpu_ms: None,
         }
     }
 
