@@ -11,14 +11,20 @@
 //! image); the run's [`Session`] tells a live run from a killed one, whose
 //! leftovers the next run removes. A stored image travels between daemons
 //! as one file ([`parts`]).
+//!
+//! A container is created at its first step's exec, under that step's
+//! limits ([`limits`]); the command that runs each step also reads what it
+//! used from the container's cgroup ([`usage`]).
 
 mod archive;
 mod connect;
 
 pub use connect::DockerDaemon;
 
+mod limits;
 mod parts;
 mod sources;
+mod usage;
 mod vm;
 
 use std::collections::{HashMap, HashSet};
@@ -42,6 +48,7 @@ use crate::capabilities::STEP_CAPABILITIES;
 use crate::credentials::Credentials;
 use crate::error::{BackendUnavailable, DockerError, DockerPullError, VmError};
 use crate::images::HOST_IMAGE;
+use crate::limits::Limits;
 use crate::session::{is_alive, Session};
 use vm::DockerVm;
 
@@ -65,10 +72,6 @@ pub struct DockerConfig {
     pub cache_dir: PathBuf,
     /// The project, for labels.
     pub project: String,
-    /// Memory limit of each container, in bytes.
-    pub memory: Option<u64>,
-    /// CPU limit of each container, in CPUs.
-    pub cpus: Option<f64>,
     /// Where the daemon is.
     pub daemon: DockerDaemon,
     /// Images no entry knows are collected once this old
@@ -99,6 +102,11 @@ struct Inner {
     counter: AtomicU64,
     /// Told before the daemon pulls an image.
     pull_notice: std::sync::OnceLock<PullNotice>,
+    /// Told, once, what this backend cannot apply.
+    note: std::sync::OnceLock<Note>,
+    /// The daemon refused a container's size (`disk`): its storage driver
+    /// cannot bound one.
+    disk_refused: std::sync::atomic::AtomicBool,
     /// Source images found or made by this process, by layer name and base
     /// image id (see [`sources`]).
     sources: Mutex<HashMap<(String, String), String>>,
@@ -111,11 +119,21 @@ struct Inner {
 /// so (a line, an event); the backend prints nothing.
 pub type PullNotice = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Called with a one-line note on how steps run here that the backend
+/// learns from the daemon (once per note); the caller says it.
+pub type Note = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A snapshot this process holds.
 #[derive(Debug, Clone)]
 enum Snap {
-    /// A container handed from a step to its only child.
-    Container { id: String, origin: String, base: String },
+    /// A container handed from a step to its only child, with the limits
+    /// it runs under.
+    Container {
+        id: String,
+        origin: String,
+        base: String,
+        limits: Limits,
+    },
     /// A committed image; `tag` is this run's own reference to it (none for
     /// a snapshot restored from the cache, whose tag is the cache's).
     Image {
@@ -155,6 +173,13 @@ impl DockerBackend {
         self
     }
 
+    /// Calls `note` with what the backend learns it cannot apply (a disk
+    /// limit the storage driver refuses), once.
+    pub fn on_note(self, note: Note) -> Self {
+        let _ = self.inner.note.set(note);
+        self
+    }
+
     /// A backend whose containers get `network` (`none`: Docker's `none`
     /// network, loopback only).
     pub fn with_network(config: DockerConfig, network: Network) -> Self {
@@ -172,6 +197,8 @@ impl DockerBackend {
                 snapshots: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
                 pull_notice: std::sync::OnceLock::new(),
+                note: std::sync::OnceLock::new(),
+                disk_refused: std::sync::atomic::AtomicBool::new(false),
                 sources: Mutex::default(),
                 sources_lock: Mutex::default(),
             }),
@@ -265,22 +292,26 @@ impl Inner {
             .ok_or_else(|| VmError::UnknownSnapshot(id.clone()))
     }
 
-    /// Creates and starts a container from `image` for the step `name`.
-    async fn create_container(&self, image: &str, name: &str) -> Result<String, VmError> {
+    /// Creates and starts a container from `image` for the step `name`,
+    /// under `limits`. A disk limit the storage driver refuses is left
+    /// out, of this container and every later one, and said once.
+    async fn create_container(&self, image: &str, name: &str, limits: &Limits) -> Result<String, VmError> {
         let docker = self.docker()?;
         let run = self.session().await?.id().to_owned();
-        let host = HostConfig {
+        let mut host = HostConfig {
             network_mode: Some(self.network.name().to_owned()),
             // The sandbox's capabilities, not Docker's defaults (which add
             // CAP_NET_RAW and CAP_MKNOD), and no new privileges.
             cap_drop: Some(vec!["ALL".to_owned()]),
             cap_add: Some(STEP_CAPABILITIES.iter().map(|(_, name)| (*name).to_owned()).collect()),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            memory: self.config.memory.and_then(|m| i64::try_from(m).ok()),
-            nano_cpus: self.config.cpus.map(|c| (c * 1e9) as i64),
             ..Default::default()
         };
-        let body = ContainerCreateBody {
+        limits::apply(limits, &mut host);
+        if !self.disk_refused.load(Ordering::Relaxed) {
+            host.storage_opt = limits::storage_opt(limits);
+        }
+        let mut body = ContainerCreateBody {
             image: Some(image.to_owned()),
             entrypoint: Some(vec![String::new()]),
             cmd: Some(vec!["sh".to_owned(), "-c".to_owned(), KEEPALIVE.to_owned()]),
@@ -290,15 +321,40 @@ impl Inner {
             host_config: Some(host),
             ..Default::default()
         };
-        let created = docker
-            .create_container(None, body)
-            .await
-            .map_err(docker_error("create a container"))?;
+        let created = match docker.create_container(None, body.clone()).await {
+            Err(err) if body.host_config.as_ref().is_some_and(|h| h.storage_opt.is_some()) => {
+                let Some(refusal) = limits::storage_opt_refused(&err) else {
+                    return Err(docker_error("create a container")(err));
+                };
+                if !self.disk_refused.swap(true, Ordering::Relaxed) {
+                    if let Some(note) = self.note.get() {
+                        note(&format!(
+                            "the docker backend runs steps without a disk limit: the daemon's storage driver refuses one ({})",
+                            refusal.trim()
+                        ));
+                    }
+                }
+                if let Some(host) = &mut body.host_config {
+                    host.storage_opt = None;
+                }
+                docker.create_container(None, body).await
+            }
+            created => created,
+        }
+        .map_err(docker_error("create a container"))?;
         if let Err(err) = docker.start_container(&created.id, None).await {
             self.remove_container(&created.id).await;
             return Err(docker_error("start a container")(err));
         }
         Ok(created.id)
+    }
+
+    /// Puts the running container `id` under `limits`.
+    async fn update_limits(&self, id: &str, limits: &Limits) -> Result<(), VmError> {
+        self.docker()?
+            .update_container(id, limits::update(limits))
+            .await
+            .map_err(docker_error("change a container's limits"))
     }
 
     /// Removes a container and everything in it; a container already gone
@@ -546,9 +602,11 @@ impl VmBackend for DockerBackend {
         Ok(())
     }
 
+    /// A container handed over is taken as it is; any other is created at
+    /// the step's exec, under its limits (see [`limits`]).
     async fn boot(&self, request: BootRequest) -> Result<Box<dyn Vm>, VmError> {
         let inner = self.inner.clone();
-        let (container, origin, base) = match &request.from {
+        let vm = match &request.from {
             BootFrom::Image(image) => {
                 // On a source layer, the container starts from its image,
                 // and a snapshot's size is what the step added to it.
@@ -563,8 +621,7 @@ impl VmBackend for DockerBackend {
                         })?,
                     None => image.id.clone(),
                 };
-                let container = inner.create_container(&origin, &request.name).await?;
-                (container, origin, image.id.clone())
+                DockerVm::pending(inner, request.name, origin, image.id.clone())
             }
             BootFrom::Snapshot(id) => match inner.snapshot(id)? {
                 // The only child takes the container over.
@@ -572,24 +629,15 @@ impl VmBackend for DockerBackend {
                     id: container,
                     origin,
                     base,
+                    limits,
                 } => {
                     inner.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-                    (container, origin, base)
+                    DockerVm::handed_over(inner, container, origin, base, limits)
                 }
-                Snap::Image { id: image, base, .. } => {
-                    let container = inner.create_container(&image, &request.name).await?;
-                    (container, image, base)
-                }
+                Snap::Image { id: image, base, .. } => DockerVm::pending(inner, request.name, image, base),
             },
         };
-        Ok(Box::new(DockerVm {
-            inner,
-            container,
-            origin,
-            base,
-            done: false,
-            drift: Vec::new(),
-        }))
+        Ok(Box::new(vm))
     }
 
     async fn release(&self, snapshot: &SnapshotId) -> Result<(), VmError> {

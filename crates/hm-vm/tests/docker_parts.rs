@@ -153,8 +153,6 @@ fn config(cache: &Path, orphan_grace: Duration) -> DockerConfig {
     DockerConfig {
         cache_dir: cache.to_owned(),
         project: "parts".to_owned(),
-        memory: None,
-        cpus: None,
         daemon: DockerDaemon {
             host: std::env::var("DOCKER_HOST").ok(),
             ..DockerDaemon::default()

@@ -151,13 +151,11 @@ struct BackendSpec<'a> {
     cache_dir: &'a Path,
     /// The project, for the docker backend's labels.
     project: String,
-    config: &'a crate::config::Config,
     network: hm_vm::Network,
 }
 
 /// The VM backend `spec` names, with every setting it takes.
 fn backend(spec: BackendSpec<'_>) -> Result<Arc<dyn VmBackend>, CliError> {
-    let config = spec.config;
     tracing::debug!(
         backend = ?spec.name,
         network = ?spec.network,
@@ -180,15 +178,14 @@ fn backend(spec: BackendSpec<'_>) -> Result<Arc<dyn VmBackend>, CliError> {
                 DockerConfig {
                     cache_dir: spec.cache_dir.to_owned(),
                     project: spec.project,
-                    memory: config.memory,
-                    cpus: config.millicpus.map(|m| m as f64 / 1000.0),
                     daemon: crate::host::docker_daemon(),
                     orphan_grace: crate::host::orphan_grace(),
                     client_config: crate::host::docker_client_config(),
                 },
                 spec.network,
             )
-            .on_pull(Arc::new(|name| say!("pulling image `{name}`..."))),
+            .on_pull(Arc::new(|name| say!("pulling image `{name}`...")))
+            .on_note(Arc::new(|note| say!("note: {note}"))),
         ),
     })
 }

@@ -25,6 +25,7 @@ use super::vm::DockerVm;
 use super::{docker_error, is_not_found, Inner, LABEL_CACHE, LABEL_PROJECT};
 use crate::backend::{ImageRef, SyncPlan, Vm};
 use crate::error::VmError;
+use crate::limits::Limits;
 
 impl Inner {
     /// `hm-source-<id>`: this cache directory's source images.
@@ -80,15 +81,14 @@ impl Inner {
         plan: SyncPlan,
         tag: &str,
     ) -> Result<Option<String>, VmError> {
-        let container = self.create_container(&image.id, "source").await?;
-        let mut vm = Box::new(DockerVm {
-            inner: self.clone(),
-            container: container.clone(),
-            origin: image.id.clone(),
-            base: image.id.clone(),
-            done: false,
-            drift: Vec::new(),
-        });
+        let container = self.create_container(&image.id, "source", &Limits::default()).await?;
+        let mut vm = Box::new(DockerVm::running(
+            self.clone(),
+            container.clone(),
+            image.id.clone(),
+            image.id.clone(),
+            Limits::default(),
+        ));
         let synced = vm.sync(plan).await;
         let clean = synced.is_ok() && vm.drift().is_empty();
         let committed = match clean {

@@ -1,5 +1,12 @@
 //! One step in a container: sync, one `docker exec` with its output split
-//! into lines, then a commit or a hand-over to the single child.
+//! into lines and what it used read off its end, then a commit or a
+//! hand-over to the single child.
+//!
+//! A container booted from an image is created at the step's exec, under
+//! the step's limits, and the sync asked for before is done then: the
+//! limits are known only then, and setting them at creation costs nothing
+//! where `docker update` costs a `runc update` (20 ms or more). A later
+//! step of a chain changes them only when its own differ.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +19,10 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::archive::{removals, tar_stream};
+use super::usage::{UsageLine, STEP_WRAPPER};
 use super::{docker_error, unexpected, Inner, Snap};
 use crate::error::DockerError;
+use crate::limits::{Limits, StepUsage};
 
 /// The attached output of an exec, frame by frame.
 type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
@@ -24,26 +33,155 @@ use crate::error::VmError;
 use crate::lines::LineSplitter;
 use crate::terminal::Keys;
 
-/// Runs the step's command, then kills every process it left (all but the
-/// container's init: `kill -1` spares it and the caller), so a container
-/// handed to the next step holds nothing of this one but files.
-const STEP_WRAPPER: &str = r#"sh -c "$1"; status=$?; kill -9 -1 2>/dev/null; exit $status"#;
-
-/// A running container holding one step.
+/// A container holding one step.
 pub(super) struct DockerVm {
-    pub(super) inner: Arc<Inner>,
-    pub(super) container: String,
+    inner: Arc<Inner>,
+    /// Empty until the container is created.
+    container: String,
+    /// What creates the container, until it is.
+    pending: Option<Pending>,
+    /// What the container runs under.
+    limits: Limits,
+    /// No step ran in the container yet.
+    fresh: bool,
+    /// What the last exec used.
+    usage: StepUsage,
     /// The image the container's chain started from (for the size of a
     /// committed snapshot) and the base image of the whole snapshot.
-    pub(super) origin: String,
-    pub(super) base: String,
+    origin: String,
+    base: String,
     /// Set once `destroy`, `commit` or a hand-over took the container.
-    pub(super) done: bool,
+    done: bool,
     /// What the sync copied other than the plan expected.
-    pub(super) drift: Vec<Drift>,
+    drift: Vec<Drift>,
+}
+
+/// A container still to be created: the step's name (for its labels) and
+/// the sync asked for before.
+struct Pending {
+    name: String,
+    sync: Option<SyncPlan>,
 }
 
 impl DockerVm {
+    /// A VM whose container is created from `origin` when the step `name`
+    /// first needs it.
+    pub(super) fn pending(inner: Arc<Inner>, name: String, origin: String, base: String) -> Self {
+        let mut vm = Self::running(inner, String::new(), origin, base, Limits::default());
+        vm.pending = Some(Pending { name, sync: None });
+        vm
+    }
+
+    /// A VM in the running `container`, made under `limits`, in which no
+    /// step ran yet.
+    pub(super) fn running(inner: Arc<Inner>, container: String, origin: String, base: String, limits: Limits) -> Self {
+        DockerVm {
+            inner,
+            container,
+            pending: None,
+            limits,
+            fresh: true,
+            usage: StepUsage::default(),
+            origin,
+            base,
+            done: false,
+            drift: Vec::new(),
+        }
+    }
+
+    /// A VM in the container a step handed over, which runs under `limits`.
+    pub(super) fn handed_over(
+        inner: Arc<Inner>,
+        container: String,
+        origin: String,
+        base: String,
+        limits: Limits,
+    ) -> Self {
+        let mut vm = Self::running(inner, container, origin, base, limits);
+        vm.fresh = false;
+        vm
+    }
+
+    /// Makes the container run under `limits`: creates it under them (and
+    /// does the sync asked for before), or changes those of the running
+    /// one where they differ. Its disk stays what it was created with.
+    async fn ready(&mut self, limits: Limits) -> Result<(), VmError> {
+        match self.pending.take() {
+            Some(Pending { name, sync }) => {
+                self.container = self.inner.create_container(&self.origin, &name, &limits).await?;
+                self.limits = limits;
+                if let Some(plan) = sync {
+                    self.sync_now(plan).await?;
+                }
+            }
+            None => {
+                let changing = |l: &Limits| (l.memory, l.millicpus, l.pids);
+                if changing(&limits) != changing(&self.limits) {
+                    self.inner.update_limits(&self.container, &limits).await?;
+                    self.limits = Limits {
+                        memory: limits.memory,
+                        millicpus: limits.millicpus,
+                        pids: limits.pids,
+                        ..self.limits
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings `/workspace` in the running container in line with `plan`.
+    async fn sync_now(&mut self, plan: SyncPlan) -> Result<(), VmError> {
+        let target = plan.target.to_string_lossy().into_owned();
+        for argv in removals(&plan) {
+            let (code, output) = self.run_quiet(argv, &target).await?;
+            if code != 0 {
+                return Err(DockerError::Command {
+                    op: "remove deleted files from /workspace",
+                    code,
+                    output: output.trim().to_owned(),
+                }
+                .into());
+            }
+        }
+        if plan.write.is_empty() {
+            return Ok(());
+        }
+        let (chunks, drift) = tar_stream(&plan);
+        let body = futures_util::stream::unfold(chunks, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+            .path(&target)
+            .build();
+        self.inner
+            .docker()?
+            .upload_to_container(&self.container, Some(options), bollard::body_try_stream(body))
+            .await
+            .map_err(docker_error("copy the workspace into the container"))?;
+        self.drift = drift.await.unwrap_or_default();
+        // A source entry gone since the plan was made is gone here too.
+        let gone = SyncPlan {
+            remove: self
+                .drift
+                .iter()
+                .filter(|d| d.copied.is_none())
+                .map(|d| d.path.clone())
+                .collect(),
+            ..SyncPlan::default()
+        };
+        for argv in removals(&gone) {
+            let (code, output) = self.run_quiet(argv, &target).await?;
+            if code != 0 {
+                return Err(DockerError::Command {
+                    op: "remove deleted files from /workspace",
+                    code,
+                    output: output.trim().to_owned(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Starts `argv` as root in `cwd` with `env` on top of the image's, its
     /// output attached: the exec's id and its output.
     async fn start(&self, argv: Vec<String>, env: Vec<String>, cwd: &str) -> Result<(String, ExecOutput), VmError> {
@@ -111,54 +249,17 @@ impl DockerVm {
 #[async_trait::async_trait]
 impl Vm for DockerVm {
     async fn sync(&mut self, plan: SyncPlan) -> Result<(), VmError> {
-        let target = plan.target.to_string_lossy().into_owned();
-        for argv in removals(&plan) {
-            let (code, output) = self.run_quiet(argv, &target).await?;
-            if code != 0 {
-                return Err(DockerError::Command {
-                    op: "remove deleted files from /workspace",
-                    code,
-                    output: output.trim().to_owned(),
-                }
-                .into());
+        match &mut self.pending {
+            Some(pending) if pending.sync.is_none() => {
+                pending.sync = Some(plan);
+                Ok(())
             }
-        }
-        if plan.write.is_empty() {
-            return Ok(());
-        }
-        let (chunks, drift) = tar_stream(&plan);
-        let body = futures_util::stream::unfold(chunks, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
-            .path(&target)
-            .build();
-        self.inner
-            .docker()?
-            .upload_to_container(&self.container, Some(options), bollard::body_try_stream(body))
-            .await
-            .map_err(docker_error("copy the workspace into the container"))?;
-        self.drift = drift.await.unwrap_or_default();
-        // A source entry gone since the plan was made is gone here too.
-        let gone = SyncPlan {
-            remove: self
-                .drift
-                .iter()
-                .filter(|d| d.copied.is_none())
-                .map(|d| d.path.clone())
-                .collect(),
-            ..SyncPlan::default()
-        };
-        for argv in removals(&gone) {
-            let (code, output) = self.run_quiet(argv, &target).await?;
-            if code != 0 {
-                return Err(DockerError::Command {
-                    op: "remove deleted files from /workspace",
-                    code,
-                    output: output.trim().to_owned(),
-                }
-                .into());
+            Some(_) => {
+                self.ready(self.limits).await?;
+                self.sync_now(plan).await
             }
+            None => self.sync_now(plan).await,
         }
-        Ok(())
     }
 
     async fn exec(
@@ -167,14 +268,23 @@ impl Vm for DockerVm {
         logs: LogSink,
         mut kill: KillSignal,
     ) -> Result<ExecOutcome, VmError> {
+        self.usage = StepUsage {
+            memory_limit: request.limits.memory,
+            pids_limit: request.limits.pids,
+            ..StepUsage::default()
+        };
+        self.ready(request.limits).await?;
+        let first = std::mem::replace(&mut self.fresh, false);
         let docker = self.inner.docker()?;
         let env = request.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let argv = ["sh", "-c", STEP_WRAPPER, "sh", &request.cmd]
+        let nonce = crate::fsutil::random_id(8);
+        let argv = ["sh", "-c", STEP_WRAPPER, "sh", &request.cmd, &nonce]
             .map(str::to_owned)
             .to_vec();
         let (exec, mut output) = self.start(argv, env, &request.cwd.to_string_lossy()).await?;
         let mut stdout = LineSplitter::new(LogStream::Stdout);
         let mut stderr = LineSplitter::new(LogStream::Stderr);
+        let mut figures = UsageLine::new(&nonce);
         let mut killed = false;
         loop {
             let chunk = tokio::select! {
@@ -190,7 +300,11 @@ impl Vm for DockerVm {
             let Some(chunk) = chunk else { break };
             let lines = match chunk.map_err(docker_error("read the step's output"))? {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.push(&message),
-                LogOutput::StdErr { message } => stderr.push(&message),
+                LogOutput::StdErr { message } => stderr
+                    .push(&message)
+                    .into_iter()
+                    .filter_map(|line| figures.filter(line))
+                    .collect(),
                 LogOutput::StdIn { .. } => continue,
             };
             for line in lines {
@@ -205,6 +319,7 @@ impl Vm for DockerVm {
             return Ok(ExecOutcome::Killed);
         }
         let code = self.exit_code(&exec).await?;
+        self.usage = figures.usage(first, &request.limits);
         Ok(ExecOutcome::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
     }
 
@@ -213,6 +328,7 @@ impl Vm for DockerVm {
     /// typed is sent, what comes back is written, and a resize is passed
     /// on.
     async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
+        self.ready(self.limits).await?;
         let docker = self.inner.docker()?;
         let terminal = &request.terminal;
         let env = request
@@ -298,7 +414,12 @@ impl Vm for DockerVm {
         std::mem::take(&mut self.drift)
     }
 
+    fn usage(&mut self) -> StepUsage {
+        self.usage
+    }
+
     async fn commit(mut self: Box<Self>, successors: Successors) -> Result<SnapshotId, VmError> {
+        self.ready(self.limits).await?;
         self.done = true;
         let container = std::mem::take(&mut self.container);
         let snap = match successors {
@@ -306,6 +427,7 @@ impl Vm for DockerVm {
                 id: container,
                 origin: self.origin.clone(),
                 base: self.base.clone(),
+                limits: self.limits,
             },
             Successors::Many => {
                 let committed = self.inner.commit(&container, &self.origin, &self.base).await;
@@ -318,7 +440,9 @@ impl Vm for DockerVm {
 
     async fn destroy(mut self: Box<Self>) -> Result<(), VmError> {
         self.done = true;
-        self.inner.remove_container(&self.container).await;
+        if !self.container.is_empty() {
+            self.inner.remove_container(&self.container).await;
+        }
         Ok(())
     }
 }

@@ -358,12 +358,10 @@ pub(super) fn cache_backend(
     dir: &std::path::Path,
     name: BackendName,
 ) -> Result<std::sync::Arc<dyn VmBackend>, CliError> {
-    let config = crate::config::Config::default();
     super::backend(super::BackendSpec {
         name,
         cache_dir: dir,
         project: String::new(),
-        config: &config,
         network: hm_vm::Network::Host,
     })
 }

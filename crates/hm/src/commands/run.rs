@@ -232,9 +232,10 @@ async fn run_once(
         build = ?settings.build,
         refresh = settings.refresh,
         keep_going = settings.keep_going,
+        limits = ?settings.limits,
         "run settings resolved"
     );
-    let vm = backends.get(&cache, &config, &settings).await?;
+    let vm = backends.get(&cache, &settings).await?;
     let format = settings.format;
     let mut renderer: Box<dyn Renderer> = match format {
         _ if args.shell.is_some() => Box::new(super::shell::Status::new()),
@@ -499,25 +500,16 @@ struct BackendKey {
     cache: PathBuf,
     scope: String,
     network: hm_vm::Network,
-    memory: Option<u64>,
-    millicpus: Option<u64>,
 }
 
 impl Backends {
     /// The backend for a run with `settings`; a new one says its notes.
-    async fn get(
-        &mut self,
-        cache: &Path,
-        config: &Config,
-        settings: &RunSettings,
-    ) -> Result<Arc<dyn VmBackend>, CliError> {
+    async fn get(&mut self, cache: &Path, settings: &RunSettings) -> Result<Arc<dyn VmBackend>, CliError> {
         let key = BackendKey {
             name: settings.backend,
             cache: cache.to_owned(),
             scope: settings.scope.clone(),
             network: settings.network,
-            memory: config.memory,
-            millicpus: config.millicpus,
         };
         if let Some((current, vm)) = &self.current {
             if *current == key {
@@ -528,14 +520,8 @@ impl Backends {
             name: settings.backend,
             cache_dir: cache,
             project: settings.scope.clone(),
-            config,
             network: settings.network,
         })?;
-        if vm.name() == "sandbox" && (config.memory.is_some() || config.millicpus.is_some()) {
-            say!(
-                "warning: memory and CPU limits are applied by the docker backend only; the sandbox runs without them"
-            );
-        }
         for note in vm.notes() {
             say!("note: {note}");
         }

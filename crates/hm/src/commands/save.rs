@@ -205,7 +205,6 @@ async fn planned_keys(
             name: settings.backend,
             cache_dir: dir,
             project: settings.scope.clone(),
-            config,
             network: settings.network,
         })?;
         let request = RunRequest {
