@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::Limit;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hm",
@@ -191,6 +193,9 @@ pub struct RunArgs {
     /// The hosted service's organisation (not part of this hm: exit 2)
     #[arg(long, hide = true, value_name = "ORG")]
     pub org: Option<String>,
+    /// Last: its heading would cover the flags after it.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 impl RunArgs {
@@ -243,6 +248,47 @@ pub struct BuildArgs {
     /// remote_mode` in the configuration, else write]
     #[arg(long, value_enum, env = "HM_CACHE_REMOTE_MODE", value_name = "MODE")]
     pub cache_remote: Option<RemoteMode>,
+}
+
+/// What each step of `hm run` may use, over `[resources]` and the `HM_*`
+/// variables; a step's own `runner_args` win over these.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Limits of each step")]
+pub struct LimitArgs {
+    /// Memory of each step, such as `4GiB`; `none` (or 0) for no limit
+    /// [default: HM_MEMORY, else `[resources] memory` in the configuration,
+    /// else 8GiB]
+    #[arg(long, value_name = "SIZE", value_parser = Limit::size)]
+    pub memory: Option<Limit>,
+    /// CPUs of each step, such as `2` or `0.5`; `none` (or 0) for no limit
+    /// [default: HM_CPUS, else `[resources] cpus` in the configuration,
+    /// else all]
+    #[arg(long, value_name = "N", value_parser = Limit::cpus)]
+    pub cpus: Option<Limit>,
+    /// Processes and threads of each step at once; `none` (or 0) for no
+    /// limit [default: HM_PIDS, else `[resources] pids` in the
+    /// configuration, else 4096]
+    #[arg(long, value_name = "N", value_parser = Limit::count)]
+    pub pids: Option<Limit>,
+    /// What each step may write to its filesystem, such as `20GB`; `none`
+    /// (or 0) for no limit [default: HM_DISK, else `[resources] disk` in
+    /// the configuration, else 10GB]
+    #[arg(long, value_name = "SIZE", value_parser = Limit::size)]
+    pub disk: Option<Limit>,
+}
+
+impl LimitArgs {
+    /// `limits` with the flags given over them.
+    pub fn over(&self, limits: hm_vm::Limits) -> hm_vm::Limits {
+        let flag = |flag: Option<Limit>, limit: Option<u64>| flag.map_or(limit, |Limit(given)| given);
+        hm_vm::Limits {
+            memory: flag(self.memory, limits.memory),
+            millicpus: flag(self.cpus, limits.millicpus),
+            pids: flag(self.pids, limits.pids),
+            disk: flag(self.disk, limits.disk),
+            disk_explicit: limits.disk_explicit || self.disk.is_some(),
+        }
+    }
 }
 
 /// `hm cache push` and `hm cache pull`.

@@ -18,9 +18,11 @@
 //! remote_mode = "read"    # HM_CACHE_REMOTE_MODE: "write" (default: pull and
 //!                         # push), "read" (pull only) or "off"
 //!
-//! [resources]             # limits of each step (docker backend)
-//! memory = "4GiB"         # HM_MEMORY
-//! cpus = 2.5              # HM_CPUS
+//! [resources]             # limits of each step ("none" or 0: no limit)
+//! memory = "4GiB"         # HM_MEMORY (default 8GiB)
+//! cpus = 2.5              # HM_CPUS (default: all)
+//! pids = 1024             # HM_PIDS: processes and threads (default 4096)
+//! disk = "20GB"           # HM_DISK: what a step writes (default 10GB)
 //!
 //! [images]                # pulls for the sandbox backend
 //! pull = "missing"        # HM_PULL: "missing" (default), "always" or "never"
@@ -106,11 +108,40 @@ struct CloudFile {
     pipeline: Option<String>,
 }
 
+/// `[resources]`: read as a step's `runner_args` are, by one parser.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResourcesFile {
-    memory: Option<Size>,
-    cpus: Option<f64>,
+    memory: Option<toml::Value>,
+    cpus: Option<toml::Value>,
+    pids: Option<toml::Value>,
+    disk: Option<toml::Value>,
+}
+
+impl ResourcesFile {
+    /// The table as `runner_args` (`{"memory": "4GiB", "cpus": 2.5}`).
+    fn into_runner_args(self) -> serde_json::Value {
+        let fields = [
+            ("memory", self.memory),
+            ("cpus", self.cpus),
+            ("pids", self.pids),
+            ("disk", self.disk),
+        ];
+        let args = fields
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), json_of(value?))))
+            .collect();
+        serde_json::Value::Object(args)
+    }
+}
+
+/// A TOML value as JSON (a NaN or an infinity as its text, which no limit
+/// takes).
+fn json_of(value: toml::Value) -> serde_json::Value {
+    match value {
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or_else(|| f.to_string().into(), Into::into),
+        other => serde_json::to_value(other).unwrap_or_default(),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,10 +192,9 @@ pub struct Config {
     pub cache_remote: Option<String>,
     /// How the remote cache is used (`[cache] remote_mode`).
     pub cache_remote_mode: Option<RemoteMode>,
-    /// Memory limit of each step, in bytes.
-    pub memory: Option<u64>,
-    /// CPU limit of each step, in thousandths of a CPU.
-    pub millicpus: Option<u64>,
+    /// What each step may use: the defaults, with `[resources]` and the
+    /// `HM_*` variables over them.
+    pub limits: hm_vm::Limits,
     /// The output format of `hm run` when `--format` is not given.
     pub format: Option<Format>,
     /// When `hm run` pulls images (`--pull` and `HM_PULL` win over it).
@@ -193,8 +223,7 @@ impl Default for Config {
             cache_scope: None,
             cache_remote: None,
             cache_remote_mode: None,
-            memory: None,
-            millicpus: None,
+            limits: hm_vm::Limits::defaults(),
             format: None,
             pull: None,
             insecure_registries: Vec::new(),
@@ -206,8 +235,54 @@ impl Default for Config {
     }
 }
 
-use hm_vm::limits::millicpus;
 pub use hm_vm::limits::parse_size;
+use hm_vm::limits::{millicpus, ValueError};
+
+/// A limit as written in a variable or a flag: a value, or none (`none`,
+/// `0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+impl Limit {
+    /// A size in bytes (`memory`, `disk`): `4GiB`, `500MB`, `none`.
+    pub fn size(text: &str) -> Result<Self, ValueError> {
+        if is_none(text) {
+            return Ok(Limit(None));
+        }
+        parse_size(text).map(|bytes| Limit((bytes > 0).then_some(bytes)))
+    }
+
+    /// CPUs, in thousandths of a CPU: `2`, `0.5`, `none`.
+    pub fn cpus(text: &str) -> Result<Self, ValueError> {
+        if is_none(text) {
+            return Ok(Limit(None));
+        }
+        let cpus: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ValueError::NotCpus(text.trim().to_owned()))?;
+        match cpus == 0.0 {
+            true => Ok(Limit(None)),
+            false => millicpus(cpus).map(|m| Limit(Some(m))),
+        }
+    }
+
+    /// A count (`pids`): `256`, `none`.
+    pub fn count(text: &str) -> Result<Self, ValueError> {
+        if is_none(text) {
+            return Ok(Limit(None));
+        }
+        let n: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ValueError::NotACount(text.trim().to_owned()))?;
+        Ok(Limit((n > 0).then_some(n)))
+    }
+}
+
+fn is_none(text: &str) -> bool {
+    text.trim().eq_ignore_ascii_case("none")
+}
 
 /// A configuration file or variable that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -308,9 +383,10 @@ impl Config {
         if let Some(mode) = file.cache.remote_mode {
             self.cache_remote_mode = Some(mode);
         }
-        if let Some(n) = bytes(file.resources.memory, "resources.memory")? {
-            self.memory = Some(n);
-        }
+        self.limits = self
+            .limits
+            .with_runner_args(Some(&file.resources.into_runner_args()))
+            .map_err(|err| parse_err(format!("resources.{}: {}", err.field, err.error)))?;
         if let Some(pull) = file.images.pull {
             self.pull = Some(pull);
         }
@@ -325,9 +401,6 @@ impl Config {
         }
         if let Some(n) = bytes(file.history.max_size, "history.max_size")? {
             self.history_max_bytes = n;
-        }
-        if let Some(cpus) = file.resources.cpus {
-            self.millicpus = Some(millicpus(cpus).map_err(|m| parse_err(format!("resources.cpus: {m}")))?);
         }
         Ok(())
     }
@@ -352,13 +425,6 @@ impl Config {
         if let Some(value) = var("HM_CACHE_REMOTE") {
             self.cache_remote = Some(value);
         }
-        if let Some(value) = var("HM_MEMORY") {
-            let bytes = parse_size(&value).map_err(|err| ConfigError::Env {
-                name: "HM_MEMORY",
-                message: err.to_string(),
-            })?;
-            self.memory = Some(bytes);
-        }
         if let Some(value) = var("HM_INSECURE_REGISTRIES") {
             self.insecure_registries = value
                 .split(',')
@@ -367,28 +433,36 @@ impl Config {
                 .map(str::to_owned)
                 .collect();
         }
-        if let Some(value) = var("HM_CPUS") {
-            let cpus = value
-                .parse::<f64>()
-                .map_err(|_| format!("`{value}` is not a number"))
-                .and_then(|cpus| millicpus(cpus).map_err(|err| err.to_string()))
-                .map_err(|message| ConfigError::Env {
-                    name: "HM_CPUS",
-                    message,
-                })?;
-            self.millicpus = Some(cpus);
+        let limit = |name: &'static str, parse: fn(&str) -> Result<Limit, ValueError>| {
+            var(name)
+                .map(|value| {
+                    parse(&value).map(|Limit(limit)| limit).map_err(|err| ConfigError::Env {
+                        name,
+                        message: err.to_string(),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(memory) = limit("HM_MEMORY", Limit::size)? {
+            self.limits.memory = memory;
+        }
+        if let Some(millicpus) = limit("HM_CPUS", Limit::cpus)? {
+            self.limits.millicpus = millicpus;
+        }
+        if let Some(pids) = limit("HM_PIDS", Limit::count)? {
+            self.limits.pids = pids;
+        }
+        if let Some(disk) = limit("HM_DISK", Limit::size)? {
+            self.limits.disk = disk;
+            self.limits.disk_explicit = true;
         }
         Ok(())
     }
 
-    /// What each step may use: these settings over the defaults.
+    /// What each step may use, before flags and its own `runner_args`:
+    /// the defaults, with these settings over them.
     pub fn limits(&self) -> hm_vm::Limits {
-        let defaults = hm_vm::Limits::defaults();
-        hm_vm::Limits {
-            memory: self.memory.or(defaults.memory),
-            millicpus: self.millicpus.or(defaults.millicpus),
-            ..defaults
-        }
+        self.limits
     }
 
     pub fn bounds(&self) -> hm_vm::Bounds {
@@ -445,14 +519,132 @@ mod tests {
     fn resources_are_sizes_and_positive_cpu_counts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[resources]\nmemory = \"512MiB\"\ncpus = 1.5\n").unwrap();
+        std::fs::write(
+            &path,
+            "[resources]\nmemory = \"512MiB\"\ncpus = 1.5\npids = 256\ndisk = \"20GB\"\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        assert_eq!(config.limits(), hm_vm::Limits::defaults());
+        config.apply_file(&path).unwrap();
+        let limits = config.limits();
+        assert_eq!(limits.memory, Some(512 << 20));
+        assert_eq!(limits.millicpus, Some(1500));
+        assert_eq!(limits.pids, Some(256));
+        assert_eq!(limits.disk, Some(20_000_000_000));
+        assert!(limits.disk_explicit);
+        // A later file sets only what it names.
+        std::fs::write(&path, "[resources]\ncpus = 2\nmemory = 1073741824\n").unwrap();
+        config.apply_file(&path).unwrap();
+        let limits = config.limits();
+        assert_eq!(
+            (limits.memory, limits.millicpus, limits.pids),
+            (Some(1 << 30), Some(2000), Some(256))
+        );
+        for bad in ["cpus = -1", "cpus = \"lots\"", "cpus = nan"] {
+            std::fs::write(&path, format!("[resources]\n{bad}\n")).unwrap();
+            let err = Config::default().apply_file(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("config.toml") && err.contains("resources.cpus"),
+                "{bad}: {err}"
+            );
+        }
+        for (bad, field) in [
+            ("memory = \"lots\"", "resources.memory: `lots` is not a size"),
+            ("memory = -1", "resources.memory: `-1` is not a size"),
+            ("pids = 1.5", "resources.pids: `1.5` is not a whole number"),
+            ("disk = [1]", "resources.disk: `[1]` is not a size"),
+            (
+                "disk = \"5 parsecs\"",
+                "resources.disk: `5 parsecs` has an unknown unit",
+            ),
+        ] {
+            std::fs::write(&path, format!("[resources]\n{bad}\n")).unwrap();
+            let err = Config::default().apply_file(&path).unwrap_err().to_string();
+            assert!(err.contains("config.toml") && err.contains(field), "{bad}: {err}");
+        }
+    }
+
+    /// `none` or 0 lifts a limit, in a file, a variable or a flag alike.
+    #[test]
+    fn none_or_zero_lifts_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[resources]\nmemory = \"none\"\ncpus = 0\npids = 0\ndisk = \"none\"\n",
+        )
+        .unwrap();
         let mut config = Config::default();
         config.apply_file(&path).unwrap();
-        assert_eq!(config.memory, Some(512 << 20));
-        assert_eq!(config.millicpus, Some(1500));
-        std::fs::write(&path, "[resources]\ncpus = 0\n").unwrap();
-        let err = config.apply_file(&path).unwrap_err().to_string();
-        assert!(err.contains("resources.cpus"), "{err}");
+        let limits = config.limits();
+        assert_eq!(
+            (limits.memory, limits.millicpus, limits.pids, limits.disk),
+            (None, None, None, None)
+        );
+        for text in ["none", "None", "0", " 0 "] {
+            assert_eq!(Limit::size(text), Ok(Limit(None)), "{text}");
+            assert_eq!(Limit::cpus(text), Ok(Limit(None)), "{text}");
+            assert_eq!(Limit::count(text), Ok(Limit(None)), "{text}");
+        }
+        assert_eq!(Limit::size("0B"), Ok(Limit(None)));
+        assert_eq!(Limit::size("4GiB"), Ok(Limit(Some(4 << 30))));
+        assert_eq!(Limit::cpus("0.5"), Ok(Limit(Some(500))));
+        assert_eq!(Limit::count("64"), Ok(Limit(Some(64))));
+        assert_eq!(
+            Limit::cpus("-1").unwrap_err().to_string(),
+            "`-1` is not a positive number of CPUs"
+        );
+        assert_eq!(
+            Limit::cpus("two").unwrap_err().to_string(),
+            "`two` is not a positive number of CPUs"
+        );
+        assert_eq!(
+            Limit::count("-3").unwrap_err().to_string(),
+            "`-3` is not a whole number"
+        );
+        assert_eq!(
+            Limit::size("lots").unwrap_err().to_string(),
+            "`lots` is not a size such as `20GiB`"
+        );
+    }
+
+    /// `HM_MEMORY`, `HM_CPUS`, `HM_PIDS` and `HM_DISK` win over files; a
+    /// bad one is an error naming it.
+    #[test]
+    fn limit_variables_win_over_files_and_name_themselves_when_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[resources]\nmemory = \"1GiB\"\npids = 100\n").unwrap();
+        let vars = ["HM_MEMORY", "HM_CPUS", "HM_PIDS", "HM_DISK"];
+        // The only test that sets these variables; the process's other
+        // tests read none of them.
+        let load = |values: [&str; 4]| {
+            for (name, value) in vars.iter().zip(values) {
+                std::env::set_var(name, value);
+            }
+            let mut config = Config::default();
+            config.apply_file(&path).unwrap();
+            let applied = config.apply_env().map(|()| config);
+            for name in vars {
+                std::env::remove_var(name);
+            }
+            applied
+        };
+        let limits = load(["256MiB", "0.5", "", "none"]).unwrap().limits();
+        assert_eq!(limits.memory, Some(256 << 20));
+        assert_eq!(limits.millicpus, Some(500));
+        assert_eq!(limits.pids, Some(100), "an empty variable is unset");
+        assert_eq!(limits.disk, None);
+        for (values, name, value) in [
+            (["lots", "", "", ""], "HM_MEMORY", "lots"),
+            (["", "fast", "", ""], "HM_CPUS", "fast"),
+            (["", "", "-1", ""], "HM_PIDS", "-1"),
+            (["", "", "", "1 parsec"], "HM_DISK", "1 parsec"),
+        ] {
+            let err = load(values).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("`{name}`: `{value}`")), "{err}");
+        }
     }
 
     /// Harmont's keys: `backend = "docker"` selects ours, `"cloud"` and
@@ -526,7 +718,7 @@ mod tests {
 
         const FULL: &str = "backend = \"docker\"\nparallelism = 4\nnetwork = \"none\"\n\
             [cache]\nmax_entries = 256\nmax_size = \"20GiB\"\nscope = \"p\"\n\
-            [resources]\nmemory = \"4GiB\"\ncpus = 2.5\n\
+            [resources]\nmemory = \"4GiB\"\ncpus = 2.5\npids = 512\ndisk = \"none\"\n\
             [preferences]\nformat = \"json\"\nauto_watch = false\n\
             [cloud]\norg = \"a\"\napi_url = \"u\"\npipeline = \"p\"\n";
         let dir = tempfile::tempdir().unwrap();

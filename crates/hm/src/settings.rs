@@ -36,7 +36,9 @@ pub struct RunSettings {
     pub keep_going: bool,
     /// `--no-cache`.
     pub refresh: bool,
-    /// What each step may use, before its own `runner_args`.
+    /// What each step may use, before its own `runner_args`: the flags,
+    /// else the configuration's (`HM_*` variables, then files), else the
+    /// defaults.
     pub limits: hm_vm::Limits,
 }
 
@@ -75,7 +77,7 @@ impl RunSettings {
             },
             keep_going: args.keep_going,
             refresh: args.build.no_cache,
-            limits: config.limits(),
+            limits: args.limits.over(config.limits()),
             build: match &args.step {
                 Some(_) => args.build_id.clone().or_else(ci_build),
                 None => None,
@@ -161,6 +163,45 @@ mod tests {
         assert_eq!(from_pipeline.network, Network::None);
         assert_eq!(from_pipeline.scope, "/project");
         assert_eq!(from_pipeline.pull, PullPolicy::Missing);
+    }
+
+    /// `--memory`, `--cpus`, `--pids` and `--disk` win over the
+    /// configuration (itself the defaults with files and `HM_*` over them);
+    /// `none` lifts a limit; a bad value is clap's usage error (exit 2)
+    /// naming the flag.
+    #[test]
+    fn limit_flags_win_over_the_configuration() {
+        let root = Path::new("/project");
+        let config = Config {
+            limits: hm_vm::Limits {
+                millicpus: Some(2000),
+                ..hm_vm::Limits::defaults()
+            },
+            ..Config::default()
+        };
+        let from_config = RunSettings::resolve(&run_args(&[]), &config, &plan(None), root);
+        assert_eq!(from_config.limits, config.limits());
+        let flags = run_args(&["--memory", "1GiB", "--cpus", "none", "--pids", "64", "--disk", "5GB"]);
+        let limits = RunSettings::resolve(&flags, &config, &plan(None), root).limits;
+        assert_eq!(
+            (limits.memory, limits.millicpus, limits.pids, limits.disk),
+            (Some(1 << 30), None, Some(64), Some(5_000_000_000))
+        );
+        assert!(limits.disk_explicit);
+        let lifted = RunSettings::resolve(&run_args(&["--memory", "0"]), &config, &plan(None), root).limits;
+        assert_eq!((lifted.memory, lifted.millicpus), (None, Some(2000)));
+        for (flag, value) in [
+            ("--memory", "lots"),
+            ("--cpus", "-2"),
+            ("--pids", "many"),
+            ("--disk", "1 parsec"),
+        ] {
+            let err = Cli::try_parse_from(["hm", "run", &format!("{flag}={value}")]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            assert!(text.contains(flag) && text.contains(value), "{text}");
+        }
     }
 
     #[test]
