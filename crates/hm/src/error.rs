@@ -41,6 +41,9 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     #[error("invalid `{flag}`: {message}")]
     BadArgument { flag: &'static str, message: String },
+    /// Boxed: it names the file, the pipeline and the step.
+    #[error(transparent)]
+    StepLimits(Box<StepLimitsError>),
     #[error(transparent)]
     Registry(#[from] hm_vm::RegistryError),
     #[error("the build failed to run")]
@@ -65,6 +68,17 @@ pub enum CliError {
     },
 }
 
+/// A step's `runner_args` set a limit that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: pipeline `{slug}`, step `{}`: {source}", hm_ir::printable(step))]
+pub struct StepLimitsError {
+    pub at: hm_dsl::Location,
+    pub slug: String,
+    pub step: String,
+    #[source]
+    pub source: hm_vm::limits::LimitError,
+}
+
 fn list(items: &[String]) -> String {
     items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
 }
@@ -84,6 +98,7 @@ impl CliError {
             | CliError::CacheDir(_)
             | CliError::Config(_)
             | CliError::BadArgument { .. }
+            | CliError::StepLimits(_)
             | CliError::Exists(_)
             | CliError::NoTerminal
             | CliError::Cloud { .. } => exit_codes::USAGE,

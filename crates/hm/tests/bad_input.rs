@@ -270,3 +270,79 @@ fn env_flags_need_a_variable_name() {
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("a"), ["B=C"]);
 }
+
+/// A step's `runner_args` limit that cannot be used is exit 2 before
+/// anything runs, naming the pipeline's file, the step and the field, on
+/// either backend; so is a bad limit in the configuration, a variable or
+/// a flag, each named.
+#[test]
+fn bad_limits_are_refused_naming_where_they_come_from() {
+    let with_args = |args: serde_json::Value| {
+        let mut env = envelope("ci", &[step("a", "true"), step("big", "true")], &[], None);
+        env["pipelines"][0]["definition"]["graph"]["nodes"][1]["step"]["runner_args"] = args;
+        env
+    };
+    let cases = [
+        (
+            json!({"memory": "lots"}),
+            "runner_args.memory: `lots` is not a size such as `20GiB`",
+        ),
+        (
+            json!({"cpus": -1}),
+            "runner_args.cpus: `-1` is not a positive number of CPUs",
+        ),
+        (json!({"pids": 1.5}), "runner_args.pids: `1.5` is not a whole number"),
+        (
+            json!({"disk": "5 parsecs"}),
+            "runner_args.disk: `5 parsecs` has an unknown unit (use B, kB, MB, GB, KiB, MiB, GiB)",
+        ),
+    ];
+    for backend in [util::Backend::Sandbox, util::Backend::Docker] {
+        for (args, expected) in &cases {
+            let fx = Fixture::with_on(backend, &with_args(args.clone()));
+            let (code, err) = fails(&fx, &["run", "--format", "json"]);
+            assert_eq!(code, 2, "{err}");
+            assert_eq!(
+                err.trim(),
+                format!("error: .hm/pipeline.json: pipeline `ci`, step `big`: {expected}")
+            );
+        }
+    }
+    // Other keys are the runner's, and `none` lifts a limit: both accepted.
+    let fine = with_args(json!({"memory": "none", "cpus": 0.5, "pids": 64, "vm": "large"}));
+    let out = Fixture::with(&fine).hm(&["render", "ci"]);
+    assert_eq!(out.status.code(), Some(0));
+
+    let fx = Fixture::with(&envelope("ci", &[step("a", "true")], &[], None));
+    fx.write(".hm/config.toml", "[resources]\npids = \"many\"\n");
+    let (code, err) = fails(&fx, &["run"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(".hm/config.toml") && err.contains("resources.pids: `\"many\"` is not a whole number"),
+        "{err}"
+    );
+    std::fs::remove_file(fx.project().join(".hm/config.toml")).unwrap();
+    for (var, value) in [
+        ("HM_MEMORY", "lots"),
+        ("HM_CPUS", "fast"),
+        ("HM_PIDS", "-1"),
+        ("HM_DISK", "big"),
+    ] {
+        let out = fx.command(&["run"]).env(var, value).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.starts_with(&format!("error: `{var}`: `{value}`")), "{err}");
+    }
+    for (flag, value) in [
+        ("--memory", "lots"),
+        ("--cpus", "fast"),
+        ("--pids", "-1"),
+        ("--disk", "big"),
+    ] {
+        let out = fx.hm(&["run", &format!("{flag}={value}")]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("invalid value '{value}' for '{flag} ")), "{err}");
+    }
+    fx.assert_clean();
+}

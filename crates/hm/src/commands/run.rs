@@ -200,6 +200,7 @@ async fn run_once(
     }
     let pipeline = select(&loaded, slug)?;
     let mut plan = super::pipelines::plan_of(&loaded, pipeline)?;
+    check_limits(&loaded, &plan)?;
     let selection = hm_ir::Selection {
         targets: steps,
         from: args.from.clone(),
@@ -401,6 +402,26 @@ async fn run_once(
             stdout_closed: closed.is_some(),
         }),
     }
+}
+
+/// Refuses a step whose `runner_args` set a limit that cannot be used,
+/// naming the pipeline's file and the step, before anything runs.
+fn check_limits(loaded: &hm_dsl::Loaded, plan: &hm_ir::Plan) -> Result<(), CliError> {
+    for step in &plan.steps {
+        if let Err(source) = hm_vm::Limits::defaults().with_runner_args(step.node.step.runner_args.as_ref()) {
+            let at = loaded
+                .pipeline(&plan.slug)
+                .map(|(_, at)| at.clone())
+                .unwrap_or_default();
+            return Err(CliError::StepLimits(Box::new(crate::error::StepLimitsError {
+                at,
+                slug: plan.slug.clone(),
+                step: step.key().to_owned(),
+                source,
+            })));
+        }
+    }
+    Ok(())
 }
 
 /// The directories under the project that are not source: the cache.
