@@ -224,24 +224,200 @@ fn containers_carry_the_run_project_and_step() {
     fx.assert_clean();
 }
 
+/// What a step reads of its container's limits (cgroup v2, else v1):
+/// memory, CPU quota and period, processes; `none` for no limit.
+const LIMITS: &str =
+    "m=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes); \
+    c=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null || \
+        echo \"$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"); \
+    p=$(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max); \
+    [ ${#m} -ge 16 ] && m=none; [ \"$m\" = max ] && m=none; \
+    case \"$c\" in -1*|max*) c=none ;; esac; [ \"$p\" = max ] && p=none; \
+    echo \"$m $c $p\"";
+
+/// A pipeline whose step `key` has `runner_args`.
+fn with_runner_args(mut envelope: serde_json::Value, key: &str, args: serde_json::Value) -> serde_json::Value {
+    let nodes = envelope["pipelines"][0]["definition"]["graph"]["nodes"]
+        .as_array_mut()
+        .unwrap();
+    let node = nodes.iter_mut().find(|n| n["step"]["key"] == key).unwrap();
+    node["step"]["runner_args"] = args;
+    envelope
+}
+
+/// `[resources]` applies to every container, a step's `runner_args` over
+/// it; a chain runs in one container, whose limits change with each
+/// step's (and `none` lifts one).
 #[test]
-fn memory_and_cpu_limits_from_config_are_applied() {
+fn limits_from_config_and_runner_args_are_applied_per_step() {
     if !available() {
         return;
     }
-    let fx = Fixture::on(Backend::Docker);
-    fx.write(".hm/config.toml", "[resources]\nmemory = \"256MiB\"\ncpus = 0.5\n");
-    // cgroup v2, else v1.
-    let cmd = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
-               cat /sys/fs/cgroup/cpu.max 2>/dev/null || \
-               echo \"$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"";
+    let steps = [
+        step("one", &format!("{CONTAINER}; {LIMITS}")),
+        step("two", &format!("{CONTAINER}; {LIMITS}")),
+        step("three", &format!("{CONTAINER}; {LIMITS}")),
+        step("four", &format!("{CONTAINER}; {LIMITS}")),
+    ];
+    let edges = [
+        ("one", "two", "builds_in"),
+        ("two", "three", "builds_in"),
+        ("three", "four", "builds_in"),
+    ];
+    let envelope = with_runner_args(
+        envelope("limits", &steps, &edges, None),
+        "two",
+        serde_json::json!({"memory": "128MiB", "cpus": 1, "pids": 100}),
+    );
+    let envelope = with_runner_args(
+        envelope,
+        "four",
+        serde_json::json!({"memory": "none", "cpus": "none", "pids": 0}),
+    );
+    let fx = Fixture::with_on(Backend::Docker, &envelope);
     fx.write(
-        ".hm/pipeline.json",
-        &envelope("limits", &[step("limits", cmd)], &[], None).to_string(),
+        ".hm/config.toml",
+        "[resources]\nmemory = \"256MiB\"\ncpus = 0.5\npids = 300\n",
     );
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
-    assert_eq!(run.logs("limits"), ["268435456", "50000 100000"]);
+    let limits = |key: &str| run.logs(key)[1].clone();
+    assert_eq!(limits("one"), "268435456 50000 100000 300");
+    assert_eq!(limits("two"), "134217728 100000 100000 100");
+    assert_eq!(limits("three"), "268435456 50000 100000 300");
+    assert_eq!(limits("four"), "none none none");
+    let container = |key: &str| run.logs(key)[0].clone();
+    assert_eq!(container("one"), container("four"), "one container for the chain");
+    // Flags win over the configuration.
+    let run = fx.run_json(&["--memory", "200MiB", "--pids", "none", "one"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("one")[1], "209715200 50000 100000 none");
+    fx.assert_clean();
+}
+
+/// A step that allocates past its memory limit is killed by the kernel
+/// and ends `oom`, saying its limit and peak; a step on another branch
+/// passes, and the build exits 1.
+#[test]
+fn a_step_over_its_memory_limit_ends_oom() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        // `tail` holds the whole line: 300 MiB without a newline.
+        step(
+            "big",
+            "echo allocating; head -c 300M /dev/zero | tail > /dev/null; echo survived",
+        ),
+        step("small", "sleep 1; echo fine"),
+    ];
+    let envelope = with_runner_args(
+        envelope("oom", &steps, &[], None),
+        "big",
+        serde_json::json!({"memory": "64MiB"}),
+    );
+    let fx = Fixture::with_on(Backend::Docker, &envelope);
+    let run = fx.run_json(&["-k"]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    assert_eq!(run.status("big"), "oom", "{}", run.dump());
+    let end = run.end("big");
+    let message = end["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("killed: out of memory, limit 64 MiB, peak "),
+        "{message}"
+    );
+    let peak = end["peak_memory_bytes"].as_u64().unwrap();
+    assert!((60 << 20..=64 << 20).contains(&peak), "{peak}");
+    // The kernel killed `tail`, not the step: it is `oom` all the same.
+    assert_eq!(run.stdout("big"), ["allocating", "survived"]);
+    assert_eq!(run.status("small"), "passed");
+    assert_eq!(run.logs("small"), ["fine"]);
+    // Under the default limit (8 GiB), nothing is killed.
+    assert!(run.end("small")["message"].is_null(), "{}", run.dump());
+    fx.assert_clean();
+}
+
+/// `--pids` bounds a step's processes: forks past it are refused (the
+/// step sees them fail, and fails), what it started is gone after it.
+#[test]
+fn a_step_past_its_process_limit_sees_forks_fail() {
+    if !available() {
+        return;
+    }
+    let cmd = "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; echo started $i";
+    let fx = Fixture::with_on(Backend::Docker, &envelope("pids", &[step("many", cmd)], &[], None));
+    let started = Instant::now();
+    let run = fx.run_json(&["--pids", "24"]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    assert_eq!(run.status("many"), "failed", "{}", run.dump());
+    let logs = run.logs("many").join("\n");
+    assert!(logs.contains("fork"), "{logs}");
+    let message = run.end("many")["message"].as_str().unwrap_or_default();
+    assert!(message.contains("process limit"), "{}", run.dump());
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "its sleeps did not outlive it"
+    );
+    fx.assert_clean();
+}
+
+/// `step_end` carries the CPU time and the peak memory of a step, and a
+/// CPU limit holds: half a CPU busy for 2 s of wall time is about 1 s of
+/// CPU.
+#[test]
+fn step_end_carries_cpu_time_and_peak_memory() {
+    if !available() {
+        return;
+    }
+    let cmd = "timeout 2 sh -c 'while :; do :; done'; true";
+    let fx = Fixture::with_on(Backend::Docker, &envelope("cpu", &[step("busy", cmd)], &[], None));
+    let run = fx.run_json(&["--cpus", "0.5"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let end = run.end("busy");
+    let cpu_ms = end["cpu_ms"].as_u64().unwrap_or_else(|| panic!("{}", run.dump()));
+    // The limit bounds it from above (1 s +20%); a loaded host may give less.
+    assert!((400..=1200).contains(&cpu_ms), "{cpu_ms} ms of CPU");
+    let peak = end["peak_memory_bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{}", run.dump()));
+    assert!(peak > 0 && peak < 1 << 30, "{peak}");
+    fx.assert_clean();
+}
+
+/// A disk limit is the storage driver's size option: where the daemon's
+/// driver refuses it (overlay2 on ext4, as here), steps run without one
+/// and `hm` says so once; where it takes it, the step's root filesystem
+/// is that size.
+#[test]
+fn a_disk_limit_is_applied_or_its_refusal_said_once() {
+    if !available() {
+        return;
+    }
+    let steps = [step("a", "df -k / | tail -1"), step("b", "df -k / | tail -1")];
+    let fx = Fixture::with_on(Backend::Docker, &envelope("disk", &steps, &[], None));
+    let run = fx.run_json(&["--disk", "1GiB"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let notes = run.stderr.matches("runs steps without a disk limit").count();
+    if notes == 0 {
+        for key in ["a", "b"] {
+            let line = run.logs(key).join(" ");
+            let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert!(kib <= 1 << 20, "{key}: {line}");
+        }
+    } else {
+        assert_eq!(notes, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "note: the docker backend runs steps without a disk limit: the daemon's storage driver refuses one ("
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+    // Without one asked for, the default is left to the daemon, unsaid.
+    let run = fx.run_json(&["--no-cache"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert!(!run.stderr.contains("disk limit"), "{}", run.stderr);
     fx.assert_clean();
 }
 
