@@ -30,6 +30,12 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// Bytes the step may write to its filesystem (its writable layer).
     pub disk: Option<u64>,
+    /// Whether `disk` was set (in config, the environment, a flag or
+    /// `runner_args`) rather than left at [`DEFAULT_DISK`]. The sandbox
+    /// bounds a step's disk with a filesystem of its own only then: that
+    /// costs tens of milliseconds a step (see docs/decisions.md, "Disk
+    /// limits").
+    pub disk_explicit: bool,
 }
 
 impl Limits {
@@ -41,6 +47,7 @@ impl Limits {
             millicpus: None,
             pids: Some(DEFAULT_PIDS),
             disk: Some(DEFAULT_DISK),
+            disk_explicit: false,
         }
     }
 
@@ -59,6 +66,7 @@ impl Limits {
         }
         if let Some(value) = args.get("disk") {
             limits.disk = (!lifted(value)).then(|| size_value("disk", value)).transpose()?;
+            limits.disk_explicit = true;
         }
         if let Some(value) = args.get("cpus") {
             limits.millicpus = match lifted(value) {
@@ -231,6 +239,7 @@ mod tests {
                 millicpus: Some(500),
                 pids: Some(64),
                 disk: Some(1000),
+                disk_explicit: true,
             }
         );
         let lifted = base

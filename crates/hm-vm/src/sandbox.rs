@@ -15,6 +15,7 @@
 //! removes (see [`remove`]). Without a range, [`VmBackend::notes`] says
 //! what to add.
 
+mod disk;
 mod helper;
 mod host;
 mod layers;
@@ -227,7 +228,7 @@ impl Inner {
         let cache = &self.config.cache_dir;
         // Dead sessions first, with what their steps left as other ids.
         let runs = cache.join(crate::session::RUNS_DIR);
-        crate::session::collect_dead_with(&runs, |path| self.remover.remove(path));
+        crate::session::collect_dead_with(&runs, |path| self.remover.remove_dead_session(path));
         let session = Session::create(cache).map_err(VmError::io("create a session in", cache))?;
         let dir = session.dir();
         let mnt = dir.join("mnt");
@@ -720,7 +721,7 @@ impl VmBackend for SandboxBackend {
         let remover = self.inner.remover.clone();
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            crate::session::collect_dead_with(&runs, |path| remover.remove(path));
+            crate::session::collect_dead_with(&runs, |path| remover.remove_dead_session(path));
             let sources_dir = inner.config.cache_dir.join(sources::SOURCES_DIR);
             inner
                 .sources

@@ -36,7 +36,14 @@ const PAX_XATTR: &str = "SCHILY.xattr.";
 /// layer; returns `out`.
 pub fn pack_layer<W: Write>(dir: &Path, out: W) -> io::Result<W> {
     let gzip = flate2::GzBuilder::new().write(out, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gzip);
+    pack_tar(dir, gzip)?.finish()
+}
+
+/// Writes the layer directory `dir` to `out` as [`pack_layer`] does, as a
+/// plain tar (to unpack at once: a limited step's files, copied out of its
+/// own filesystem); returns `out`.
+pub fn pack_tar<W: Write>(dir: &Path, out: W) -> io::Result<W> {
+    let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Complete);
     tar.follow_symlinks(false);
     let mut packer = Packer {
@@ -44,7 +51,7 @@ pub fn pack_layer<W: Write>(dir: &Path, out: W) -> io::Result<W> {
         links: HashMap::new(),
     };
     packer.dir_contents(dir, Path::new(""))?;
-    packer.tar.into_inner()?.finish()
+    packer.tar.into_inner()
 }
 
 struct Packer<W: Write> {

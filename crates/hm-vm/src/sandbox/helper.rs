@@ -23,6 +23,12 @@
 //! is not root, where it may read and write whatever a step left, and
 //! removes what a step left as subordinate ids (a [`Job::Remove`]).
 //!
+//! A step whose disk is limited (see [`super::disk`]) has its upper and
+//! work directories on a filesystem of its own, which the helper mounts in
+//! its mount namespace before init starts; init gets a mount and pid
+//! namespace of its own (see [`fork_into`]), and once it is gone, if the
+//! step passed, the helper copies the step's files out to the session.
+//!
 //! Unprivileged, root inside the user namespace is the caller; when the
 //! caller has subordinate ids (see [`super::subids`]), ids 1 and up are
 //! those, mapped by `newuidmap` and `newgidmap` from a child forked before
@@ -33,7 +39,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use caps::CapSet;
 use nix::errno::Errno;
@@ -45,6 +51,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
+use super::disk;
 use super::mounts::{
     bind_console, bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs,
 };
@@ -83,6 +90,8 @@ enum Stage {
     Remove,
     Pack,
     Unpack,
+    Disk,
+    SaveLayer,
 }
 
 impl Stage {
@@ -111,6 +120,8 @@ impl Stage {
             Stage::Remove => "removing files",
             Stage::Pack => "packing a layer",
             Stage::Unpack => "unpacking a layer",
+            Stage::Disk => "the step's disk",
+            Stage::SaveLayer => "saving the step's files",
         }
     }
 }
@@ -155,8 +166,12 @@ impl Reporter {
 
 /// Init's pid as the helper sees it, for the SIGTERM handler.
 static INIT_PID: AtomicI32 = AtomicI32::new(0);
+/// Set by the SIGTERM handler: the step was cancelled, nothing of it is
+/// saved.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn kill_init(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
     let pid = INIT_PID.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
@@ -328,6 +343,12 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     if spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
+    if let Some(disk) = &spec.disk {
+        // Before the pid namespace, whose first process `mkfs` would be.
+        disk::prepare(disk).map_err(|e| e.chain()).at(Stage::Disk)?;
+        // Init's pid namespace comes with init (see `fork_into`).
+        flags.remove(CloneFlags::CLONE_NEWPID);
+    }
     match &spec.id_map {
         Some(map) => enter_user_namespace(flags, map)?,
         None => unshare(flags).at(Stage::Namespaces)?,
@@ -336,10 +357,23 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
         // A new network namespace has a loopback interface that is down.
         loopback_up().at(Stage::Network)?;
     }
+    if let Some(disk) = &spec.disk {
+        // In this namespace, which init leaves for one of its own: the
+        // step's files stay here, for the helper to save, after init and
+        // every process of the step are gone.
+        disk::mount_disk(disk).map_err(|e| e.chain()).at(Stage::Disk)?;
+    }
 
     let (lifeline_read, lifeline_write) = unistd::pipe().at(Stage::Fork)?;
-    // SAFETY: the helper is single-threaded, so the child may do anything.
-    match unsafe { unistd::fork() }.at(Stage::Fork)? {
+    let forked = match spec.disk {
+        None => {
+            // SAFETY: the helper is single-threaded, so the child may do
+            // anything.
+            unsafe { unistd::fork() }
+        }
+        Some(_) => fork_into(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS),
+    };
+    match forked.at(Stage::Fork)? {
         ForkResult::Child => {
             drop(lifeline_write);
             let code = match init(spec, reporter, lifeline_read) {
@@ -370,9 +404,50 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
                     Err(err) => return fail(Stage::Fork, err.to_string()),
                 }
             };
+            // Init's pid may be another process's now.
+            INIT_PID.store(0, Ordering::SeqCst);
             drop(lifeline_write);
+            if let (Some(disk), 0) = (&spec.disk, code) {
+                // From here a SIGTERM ends the helper; one that came before
+                // cancelled the step.
+                for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                    // SAFETY: restoring the default disposition.
+                    unsafe { signal::signal(sig, SigHandler::SigDfl) }.at(Stage::SaveLayer)?;
+                }
+                if !TERMINATED.load(Ordering::SeqCst) {
+                    let options = crate::oci::unpack::UnpackOptions {
+                        // Owners are kept where every owner a step can make is mapped.
+                        chown: spec.id_map.as_ref().is_none_or(|map| map.sub.is_some()),
+                        devices: spec.id_map.is_none(),
+                        keep_whiteouts: true,
+                    };
+                    disk::save(disk, &options).map_err(|e| e.chain()).at(Stage::SaveLayer)?;
+                }
+            }
             Ok(code)
         }
+    }
+}
+
+/// `fork`, the child in new namespaces (`flags`): a raw `clone(2)`, as
+/// `fork(3)` makes it, without glibc's handlers for the child, which a
+/// single-threaded process does not need. A limited step's init is made so
+/// (in a new pid and mount namespace), not by `unshare(CLONE_NEWPID)` and
+/// `fork`: that would put every later child and thread of the helper in
+/// init's pid namespace, where none can be made once init is gone, and the
+/// helper saves the step's files then (with a thread), in its own mount
+/// namespace, which init's pivot leaves as it is.
+fn fork_into(flags: CloneFlags) -> nix::Result<ForkResult> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a clone without CLONE_VM and with no new stack is a fork;
+    // the helper is single-threaded, so the child may do anything.
+    let rc = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match rc {
+        -1 => Err(Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
     }
 }
 

@@ -47,6 +47,15 @@ impl Remover {
     }
 }
 
+impl Remover {
+    /// Removes the directory of a dead session, after taking down what its
+    /// steps' disks could still hold (see [`super::disk::release_under`]).
+    pub(super) fn remove_dead_session(&self, path: &Path) -> io::Result<()> {
+        super::disk::release_under(path);
+        self.remove(path)
+    }
+}
+
 /// Runs the helper on `job` and waits for it, from a blocking thread (the
 /// thread waits for the helper, so its parent-death signal, which follows
 /// the spawning thread, only fires if `hm` dies).

@@ -15,7 +15,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::host::HostLayout;
-use super::spec::MountOp;
+use super::spec::{DiskKind, DiskSpec, MountOp};
 use crate::fsutil::get_xattr;
 
 /// The extended attribute overlayfs (with `userxattr`) marks opaque
@@ -58,19 +58,33 @@ impl MountPoints {
 }
 
 /// A step's own directories: `upper` becomes its layer on commit; `work`
-/// is removed after it ran.
+/// is removed after it ran. With a limited disk, `work` is where the
+/// step's filesystem is mounted (in the helper's namespace) and `upper`
+/// is made only when the helper saves the step's files there.
 #[derive(Debug, Clone)]
 pub(crate) struct RootfsPlan {
     pub mounts: Vec<MountOp>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// The filesystem of the step's own that holds its upper and work
+    /// directories, when its disk is limited.
+    pub disk: Option<DiskSpec>,
+}
+
+/// The disk limit of a step and the filesystem that applies it.
+#[derive(Debug, Clone)]
+pub(crate) struct Bound {
+    pub bytes: u64,
+    pub kind: DiskKind,
 }
 
 /// Creates the step's upper and work directories as `<scratch>/u<n>` and
 /// `<scratch>/w<n>`, and returns the mounts for a root made of `layers`
 /// (top first) over `base`. `store` is the directory the layers live in:
 /// overlayfs refuses a lower directory inside another, so a host directory
-/// that contains it is stacked through a view.
+/// that contains it is stacked through a view. With `disk`, only
+/// `<scratch>/w<n>` is made, the mount point of the step's own filesystem
+/// (see [`DiskSpec`]).
 pub(crate) fn plan(
     points: &MountPoints,
     scratch: &Path,
@@ -78,18 +92,37 @@ pub(crate) fn plan(
     layers: &[PathBuf],
     base: &Base<'_>,
     store: &Path,
+    disk: Option<Bound>,
 ) -> io::Result<RootfsPlan> {
     let upper = scratch.join(format!("u{n}"));
     let work = scratch.join(format!("w{n}"));
-    fs::create_dir(&upper)?;
-    fs::create_dir(&work)?;
-    if matches!(base, Base::Host(_)) && layers.is_empty() && fs::symlink_metadata("/workspace").is_ok() {
-        // The host has a `/workspace` of its own: hide it under an opaque
-        // directory, so the step's starts empty.
-        let workspace = upper.join("workspace");
-        fs::create_dir(&workspace)?;
-        crate::fsutil::set_xattr(&workspace, OPAQUE_XATTR, b"y")?;
-    }
+    // The host has a `/workspace` of its own: hide it under an opaque
+    // directory, so the step's starts empty.
+    let hide_workspace =
+        matches!(base, Base::Host(_)) && layers.is_empty() && fs::symlink_metadata("/workspace").is_ok();
+    let (overlay_upper, overlay_work, disk) = match disk {
+        None => {
+            fs::create_dir(&upper)?;
+            fs::create_dir(&work)?;
+            if hide_workspace {
+                let workspace = upper.join("workspace");
+                fs::create_dir(&workspace)?;
+                crate::fsutil::set_xattr(&workspace, OPAQUE_XATTR, b"y")?;
+            }
+            (upper.clone(), work.clone(), None)
+        }
+        Some(bound) => {
+            fs::create_dir(&work)?;
+            let disk = DiskSpec {
+                bytes: bound.bytes,
+                kind: bound.kind,
+                mount: work.clone(),
+                save_to: upper.clone(),
+                opaque: hide_workspace.then(|| PathBuf::from("workspace")).into_iter().collect(),
+            };
+            (work.join("upper"), work.join("work"), Some(disk))
+        }
+    };
     let mut planner = Planner {
         points,
         store,
@@ -103,8 +136,8 @@ pub(crate) fn plan(
     planner.mounts.push(MountOp::Overlay {
         target: points.root.clone(),
         lowers: layers.iter().cloned().chain([bottom]).collect(),
-        upper: upper.clone(),
-        work: work.clone(),
+        upper: overlay_upper,
+        work: overlay_work,
     });
     if let Base::Host(layout) = base {
         for bind in &layout.binds {
@@ -122,6 +155,7 @@ pub(crate) fn plan(
         mounts: planner.mounts,
         upper,
         work,
+        disk,
     })
 }
 

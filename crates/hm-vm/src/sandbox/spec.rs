@@ -80,6 +80,10 @@ pub(crate) struct Spec {
     pub network: Network,
     /// Filesystems making up the root, mounted in order.
     pub rootfs: Vec<MountOp>,
+    /// The filesystem of its own that holds the step's upper and work
+    /// directories, when its disk is limited (see [`super::disk`]).
+    #[serde(default)]
+    pub disk: Option<DiskSpec>,
     /// Give the sandbox a fresh tmpfs on `/run` (for the host image).
     pub fresh_run: bool,
     /// The host file bound (read-only) onto `/etc/resolv.conf`.
@@ -96,6 +100,55 @@ pub(crate) struct Spec {
     /// and in the foreground (an interactive shell).
     #[serde(default)]
     pub terminal: bool,
+}
+
+/// A filesystem of `bytes` for the step's writable layer: the helper
+/// mounts it on `mount` (in its own mount namespace, never the host's) and
+/// makes `mount/upper` and `mount/work` in it, which the root's overlay
+/// names. After the step passed, the upper directory is copied to
+/// `save_to`, a directory of the session, which `commit` renames into a
+/// layer as any other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DiskSpec {
+    pub bytes: u64,
+    pub kind: DiskKind,
+    #[serde(with = "crate::os_path")]
+    pub mount: PathBuf,
+    #[serde(with = "crate::os_path")]
+    pub save_to: PathBuf,
+    /// Directories (relative) to make in the upper directory, opaque: the
+    /// host's own `/workspace`, hidden as [`super::rootfs::plan`] hides it.
+    #[serde(with = "crate::os_path::vec")]
+    pub opaque: Vec<PathBuf>,
+}
+
+impl DiskSpec {
+    /// The loop filesystem's file, if it is one (gone once attached).
+    pub(crate) fn image(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            DiskKind::Loop { image, .. } => Some(image),
+            DiskKind::Tmpfs => None,
+        }
+    }
+}
+
+/// What the filesystem of a limited step is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DiskKind {
+    /// ext4 in the sparse file `image`, on a loop device (root only): a
+    /// copy of `template`, which `mkfs` makes once per size and session.
+    /// The file is unlinked once attached.
+    Loop {
+        #[serde(with = "crate::os_path")]
+        image: PathBuf,
+        #[serde(with = "crate::os_path")]
+        template: PathBuf,
+        #[serde(with = "crate::os_path")]
+        mkfs: PathBuf,
+    },
+    /// A tmpfs (in memory).
+    Tmpfs,
 }
 
 /// Root inside the user namespace is this user outside; with `sub`, ids

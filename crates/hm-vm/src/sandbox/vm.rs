@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::disk::Method;
 use super::helper::HELPER_ARG;
 use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
-use super::spec::{ExecSpec, Job, MountOp, Report, Spec};
+use super::spec::{DiskSpec, ExecSpec, Job, MountOp, Report, Spec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
 use crate::backend::{
     Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan, Vm,
@@ -52,12 +53,22 @@ impl SandboxVm {
     }
 
     /// The spec of a command: `cmd` with `env` on top of the image's, in
-    /// `cwd`. The first command's creates the step's directories; a later
-    /// one (a shell after the step) mounts the same upper directory again,
-    /// and finds what the first wrote.
-    fn build_spec(&mut self, cmd: &str, env: &[(String, String)], cwd: &Path, terminal: bool) -> Result<Spec, VmError> {
+    /// `cwd`. The first command's creates the step's directories, on a
+    /// filesystem of their own when `limits` set its disk (see
+    /// [`super::disk`]); a later one (a shell after the step) mounts the
+    /// same upper directory again, and finds what the first wrote (a
+    /// limited step's, if it passed: its filesystem went with it), with no
+    /// limit.
+    fn build_spec(
+        &mut self,
+        cmd: &str,
+        env: &[(String, String)],
+        cwd: &Path,
+        terminal: bool,
+        limits: Option<&crate::Limits>,
+    ) -> Result<Spec, VmError> {
         let ws = &self.workspace;
-        let mounts = match &mut self.dirs {
+        let (mounts, disk) = match &mut self.dirs {
             Some(plan) => {
                 // With a work directory of its own: overlayfs refuses one
                 // that a `volatile` mount used (nothing crashed here, so
@@ -65,6 +76,24 @@ impl SandboxVm {
                 let work = ws.scratch.join(format!("w{}-{}", self.n, crate::fsutil::random_id(4)));
                 std::fs::create_dir(&work).map_err(VmError::io("create", &work))?;
                 let used = std::mem::replace(&mut plan.work, work.clone());
+                if let Some(disk) = plan.disk.take() {
+                    // The step's own filesystem is gone; its files, where
+                    // it passed, were saved to `plan.upper`.
+                    if !plan.upper.exists() {
+                        std::fs::create_dir(&plan.upper).map_err(VmError::io("create", &plan.upper))?;
+                    }
+                    for op in &mut plan.mounts {
+                        if let MountOp::Overlay { upper, work: at, .. } = op {
+                            if upper.starts_with(&disk.mount) {
+                                *upper = plan.upper.clone();
+                                *at = work.clone();
+                            }
+                        }
+                    }
+                    if let Some(image) = disk.image() {
+                        self.inner.trash.discard(image.to_owned());
+                    }
+                }
                 for op in &mut plan.mounts {
                     if let MountOp::Overlay { work: at, .. } = op {
                         if *at == used {
@@ -73,7 +102,7 @@ impl SandboxVm {
                     }
                 }
                 self.inner.trash.discard(used);
-                plan.mounts.clone()
+                (plan.mounts.clone(), None)
             }
             None => {
                 let host;
@@ -85,9 +114,16 @@ impl SandboxVm {
                     SnapshotBase::Image { rootfs, .. } => Base::Rootfs(rootfs),
                 };
                 let layers = self.snapshot.layer_paths();
-                let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &layers, &base, &ws.store)
+                let bound = limits
+                    .filter(|limits| limits.disk_explicit)
+                    .and_then(|limits| limits.disk)
+                    .and_then(|bytes| {
+                        let image = ws.scratch.join(format!("i{}", self.n));
+                        Method::here(self.inner.rootless).bound(bytes, &ws.scratch, image)
+                    });
+                let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &layers, &base, &ws.store, bound)
                     .map_err(VmError::io("prepare a root filesystem in", &ws.scratch))?;
-                let mounts = plan.mounts.clone();
+                let mounts = (plan.mounts.clone(), plan.disk.clone());
                 self.dirs = Some(plan);
                 mounts
             }
@@ -109,6 +145,7 @@ impl SandboxVm {
             id_map: self.inner.id_map(),
             network: self.inner.network,
             rootfs: mounts,
+            disk,
             fresh_run: is_host,
             resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
             masked: if is_host { vec![ws.store.clone()] } else { Vec::new() },
@@ -124,10 +161,16 @@ impl SandboxVm {
 
     /// Removes the step's work directories (and, unless it was committed,
     /// its upper directory) in the background: nothing waits for them, and
-    /// the session collects whatever is left.
+    /// the session collects whatever is left. A limited step's filesystem
+    /// is gone already (with its helper); its work directory is the empty
+    /// mount point, and its loop file was unlinked, or never made if the
+    /// helper failed first.
     fn discard(&mut self, keep_upper: bool) {
         let Some(dirs) = self.dirs.take() else { return };
         self.inner.trash.discard(dirs.work);
+        if let Some(image) = dirs.disk.as_ref().and_then(DiskSpec::image) {
+            self.inner.trash.discard(image.to_owned());
+        }
         if !keep_upper {
             self.inner.trash.discard(dirs.upper);
         }
@@ -181,7 +224,7 @@ impl Vm for SandboxVm {
             }
             .into());
         }
-        let spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false)?;
+        let spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false, Some(&request.limits))?;
         let helper = &self.inner.config.helper;
         let (mut child, replies) = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes)?;
         let output = forward_output(child.stdout.take(), child.stderr.take(), logs);
@@ -225,7 +268,7 @@ impl Vm for SandboxVm {
     /// error. Nothing can stop it but its own end (or `hm`'s).
     async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
         let env = request.env_with_term();
-        let spec = self.build_spec(&request.cmd, &env, &request.cwd, true)?;
+        let spec = self.build_spec(&request.cmd, &env, &request.cwd, true, None)?;
         let helper = &self.inner.config.helper;
         let hold = request.terminal.hold();
         let (mut child, replies) =
@@ -260,6 +303,11 @@ impl Vm for SandboxVm {
             }
             .into());
         };
+        if dirs.disk.is_some() && !dirs.upper.exists() {
+            // Its helper ended before it saved the step's files.
+            let gone = std::io::Error::new(std::io::ErrorKind::NotFound, "the step's files were not saved");
+            return Err(VmError::io("commit", &dirs.upper)(gone));
+        }
         let layer = self.workspace.layers.join(crate::fsutil::random_id(8));
         std::fs::rename(&dirs.upper, &layer).map_err(VmError::io("commit", &dirs.upper))?;
         let mut layers = vec![Layer::new(layer, &self.inner.trash)];
