@@ -12,7 +12,7 @@
 //! | `step_start` | `step_id`, `runner`, `image?`, `cache_miss?` |
 //! | `step_log` | `step_id`, `stream` (`stdout`/`stderr`), `line`, `partial?`, `ts` |
 //! | `step_cache_hit` | `step_id`, `key`, `tag` |
-//! | `step_end` | `step_id`, `exit_code`, `duration_ms`, `snapshot?`, `status`, `message?` |
+//! | `step_end` | `step_id`, `exit_code`, `duration_ms`, `snapshot?`, `status`, `message?`, `peak_memory_bytes?`, `cpu_ms?` |
 //! | `step_skipped` | `step_id`, `key`, `reason` |
 //! | `chain_failed` | `chain_idx`, `failed_step_id`, `failed_step_key`, `exit_code`, `message`, `ts` |
 //! | `build_end` | `exit_code`, `duration_ms`, `status` |
@@ -36,6 +36,8 @@
 //! changed`, `env changed: NAME`, `env_keys changed: NAME`, `image
 //! changed`, `parent changed`, `files changed: PATH, ...`, `ttl window
 //! passed`).
+
+pub mod units;
 
 use serde::{Deserialize, Serialize};
 

@@ -379,6 +379,11 @@ impl StepRunner for VmRunner {
         if status == StepStatus::Failed && usage.oom_killed {
             status = StepStatus::Oom;
             message = Some(oom_message(&usage));
+        } else if status == StepStatus::Failed && usage.pids_refused && message.is_none() {
+            let limit = usage.pids_limit.map(|n| format!(" of {n}")).unwrap_or_default();
+            message = Some(format!(
+                "reached its process limit{limit} (exit code {exit_code}): new processes were refused"
+            ));
         }
         let mut key = None;
         let mut stored = false;
@@ -1004,6 +1009,14 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
     // What the sync copied, where the source moved after the scan.
     let manifest = manifest.with_drift(&vm.drift());
     let usage = vm.usage();
+    // A step a limit stopped work of fails, whatever its command returned
+    // (a test runner may shrug off a killed worker or a refused fork); a
+    // process killed for memory is as if by SIGKILL (9).
+    let outcome = match outcome {
+        ExecOutcome::Exited(0) if usage.oom_killed => ExecOutcome::Signaled(9),
+        ExecOutcome::Exited(0) if usage.pids_refused => ExecOutcome::Exited(1),
+        outcome => outcome,
+    };
 
     let failed =
         matches!(outcome, ExecOutcome::Exited(code) if code != 0) || matches!(outcome, ExecOutcome::Signaled(_));

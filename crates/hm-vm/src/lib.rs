@@ -12,6 +12,7 @@
 mod backend;
 mod cache_dir;
 pub mod capabilities;
+mod cgroup;
 pub mod child;
 pub mod credentials;
 pub mod docker;

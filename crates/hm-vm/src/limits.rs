@@ -179,36 +179,22 @@ pub struct StepUsage {
     pub oom_killed: bool,
     /// The memory limit it ran under.
     pub memory_limit: Option<u64>,
+    /// The kernel refused it a new process or thread: it reached its
+    /// process limit.
+    pub pids_refused: bool,
+    /// The process limit it ran under.
+    pub pids_limit: Option<u64>,
 }
 
-/// `bytes` for people, in binary units with up to one decimal:
-/// `512 MiB`, `8 GiB`, `1.5 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    let (value, unit) = scaled(bytes);
-    let rounded = (value * 10.0).round() / 10.0;
-    match rounded.fract() == 0.0 {
-        true => format!("{rounded:.0} {unit}"),
-        false => format!("{rounded:.1} {unit}"),
+impl StepUsage {
+    /// Whether a limit stopped work of the step (a process killed, a fork
+    /// refused): such a step fails whatever its command returned.
+    pub fn limit_hit(&self) -> bool {
+        self.oom_killed || self.pids_refused
     }
 }
 
-/// `bytes` for people with one decimal always, for a measured figure:
-/// `8.0 GiB`, `511.9 MiB`.
-pub fn human_bytes_exact(bytes: u64) -> String {
-    let (value, unit) = scaled(bytes);
-    format!("{value:.1} {unit}")
-}
-
-fn scaled(bytes: u64) -> (f64, &'static str) {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    (value, UNITS[unit])
-}
+pub use hm_events::units::{human_bytes, human_bytes_exact};
 
 #[cfg(test)]
 mod tests {
@@ -259,15 +245,5 @@ mod tests {
         assert_eq!(err.field, "cpus");
         let err = base.with_runner_args(Some(&json!({"pids": 1.5}))).unwrap_err();
         assert_eq!(err.field, "pids");
-    }
-
-    #[test]
-    fn bytes_for_people() {
-        assert_eq!(human_bytes(DEFAULT_MEMORY), "8 GiB");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
-        assert_eq!(human_bytes(512 << 20), "512 MiB");
-        assert_eq!(human_bytes(100), "100 B");
-        assert_eq!(human_bytes_exact(DEFAULT_MEMORY), "8.0 GiB");
-        assert_eq!(human_bytes_exact((512 << 20) - (100 << 10)), "511.9 MiB");
     }
 }

@@ -89,6 +89,8 @@ struct Inner {
     sub_ids: Option<SubIds>,
     /// Rootless without subordinate ids: what to add (see [`VmBackend::notes`]).
     note: Option<String>,
+    /// Where steps' control groups go, or why steps run without limits.
+    cgroups: Result<crate::cgroup::Tree, crate::cgroup::Unavailable>,
     /// Removes what steps wrote (with the helper when they may have
     /// written as subordinate ids).
     remover: Remover,
@@ -123,6 +125,8 @@ struct Workspace {
     scratch: PathBuf,
     layers: PathBuf,
     remover: Remover,
+    /// The session's control groups, where steps get limits.
+    groups: Option<crate::cgroup::SessionGroups>,
 }
 
 impl Drop for Workspace {
@@ -188,6 +192,7 @@ impl SandboxBackend {
                 rootless,
                 sub_ids,
                 note,
+                cgroups: crate::cgroup::Tree::detect(!rootless),
                 remover: remover.clone(),
                 state: Mutex::new(State::default()),
                 steps: AtomicU64::new(0),
@@ -232,7 +237,18 @@ impl Inner {
         let session = Session::create(cache).map_err(VmError::io("create a session in", cache))?;
         let dir = session.dir();
         let mnt = dir.join("mnt");
+        let groups = match &self.cgroups {
+            Ok(tree) => {
+                let record = dir.join(crate::cgroup::RECORD);
+                Some(
+                    tree.session(session.id(), &record)
+                        .map_err(VmError::io("create control groups for", &record))?,
+                )
+            }
+            Err(_) => None,
+        };
         let workspace = Workspace {
+            groups,
             store: std::fs::canonicalize(cache).map_err(VmError::io("resolve", cache))?,
             points: MountPoints::create(&mnt).map_err(VmError::io("create", &mnt))?,
             scratch: dir.join("steps"),
@@ -374,7 +390,13 @@ impl VmBackend for SandboxBackend {
     /// Rootless without subordinate ids: what to add so that steps may
     /// switch users.
     fn notes(&self) -> Vec<String> {
-        self.inner.note.iter().cloned().collect()
+        let limits = self
+            .inner
+            .cgroups
+            .as_ref()
+            .err()
+            .map(|why| format!("steps run without memory, CPU and process limits: {why}"));
+        self.inner.note.iter().cloned().chain(limits).collect()
     }
 
     async fn check(&self) -> Result<(), BackendUnavailable> {

@@ -123,6 +123,7 @@ pub(crate) fn collect_dead_with(runs: &Path, remove: impl Fn(&Path) -> io::Resul
     for entry in entries.flatten() {
         let path = entry.path();
         if is_dead(&path) {
+            crate::cgroup::remove_recorded(&path);
             let _ = remove(&path);
         }
     }

@@ -37,6 +37,8 @@ pub(super) struct SandboxVm {
     dirs: Option<RootfsPlan>,
     /// What the sync copied other than the plan expected.
     drift: Vec<Drift>,
+    /// What the last command used.
+    usage: crate::StepUsage,
 }
 
 impl SandboxVm {
@@ -49,6 +51,7 @@ impl SandboxVm {
             sync: SyncPlan::default(),
             dirs: None,
             drift: Vec::new(),
+            usage: crate::StepUsage::default(),
         }
     }
 
@@ -226,7 +229,21 @@ impl Vm for SandboxVm {
         }
         let spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false, Some(&request.limits))?;
         let helper = &self.inner.config.helper;
-        let (mut child, replies) = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes)?;
+        let group =
+            match &self.workspace.groups {
+                Some(groups) => Some(groups.step(self.n, &request.limits).map_err(|e| {
+                    VmError::io("create the control group of", Path::new(&format!("step {}", self.n)))(e)
+                })?),
+                None => None,
+            };
+        let spawned = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes, group.as_ref());
+        let (mut child, replies) = match spawned {
+            Ok(spawned) => spawned,
+            Err(err) => {
+                group.iter().for_each(|g| g.remove());
+                return Err(err);
+            }
+        };
         let output = forward_output(child.stdout.take(), child.stderr.take(), logs);
         let mut killed = false;
         let status = tokio::select! {
@@ -247,6 +264,10 @@ impl Vm for SandboxVm {
                 }
             }
         };
+        if let Some(group) = group {
+            self.usage = group.usage(&request.limits);
+            group.remove();
+        }
         let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
         let _ = output.await;
         let Replies { report, drift } = replies.await.unwrap_or_default();
@@ -271,8 +292,12 @@ impl Vm for SandboxVm {
         let spec = self.build_spec(&request.cmd, &env, &request.cwd, true, None)?;
         let helper = &self.inner.config.helper;
         let hold = request.terminal.hold();
-        let (mut child, replies) =
-            spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Terminal(&request.terminal))?;
+        let (mut child, replies) = spawn_helper_replies(
+            helper,
+            &Job::Step(Box::new(spec)),
+            Output::Terminal(&request.terminal),
+            None,
+        )?;
         let status = child.wait().await;
         // The terminal's foreground and modes, before anything else.
         drop(hold);
@@ -292,6 +317,10 @@ impl Vm for SandboxVm {
 
     fn drift(&mut self) -> Vec<Drift> {
         std::mem::take(&mut self.drift)
+    }
+
+    fn usage(&mut self) -> crate::StepUsage {
+        self.usage
     }
 
     /// Layers are shared by every child, so `successors` changes nothing.
@@ -344,7 +373,7 @@ pub(super) fn spawn_helper(
     logs: bool,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Option<Report>>), VmError> {
     let output = if logs { Output::Pipes } else { Output::Discard };
-    let (child, replies) = spawn_helper_replies(helper, job, output)?;
+    let (child, replies) = spawn_helper_replies(helper, job, output, None)?;
     Ok((
         child,
         tokio::spawn(async move { replies.await.ok().and_then(|r| r.report) }),
@@ -370,11 +399,13 @@ impl Output<'_> {
     }
 }
 
-/// [`spawn_helper`], with every reply.
+/// [`spawn_helper`], with every reply; in `group` when given, from
+/// before it reads its job (so before anything it starts).
 fn spawn_helper_replies(
     helper: &Path,
     job: &Job,
     output: Output<'_>,
+    group: Option<&crate::cgroup::StepGroup>,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Replies>), VmError> {
     let spawn_err = |source| -> VmError {
         SandboxError::Spawn {
@@ -399,6 +430,9 @@ fn spawn_helper_replies(
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_err)?;
+    if let (Some(group), Some(pid)) = (group, child.id()) {
+        group.enter(pid).map_err(spawn_err)?;
+    }
     // The helper reads its job before anything else.
     ours.write_all(&json)
         .and_then(|()| ours.shutdown(std::net::Shutdown::Write))

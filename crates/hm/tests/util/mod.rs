@@ -37,6 +37,7 @@ pub struct Step {
     pub continue_on_failure: bool,
     pub cache: Option<Value>,
     pub env: Vec<(String, String)>,
+    pub runner_args: Option<Value>,
 }
 
 pub fn step(key: &str, cmd: &str) -> Step {
@@ -48,6 +49,7 @@ pub fn step(key: &str, cmd: &str) -> Step {
         continue_on_failure: false,
         cache: None,
         env: Vec::new(),
+        runner_args: None,
     }
 }
 
@@ -70,6 +72,12 @@ impl Step {
     /// A cache policy, as the IR writes it.
     pub fn cache(mut self, policy: Value) -> Self {
         self.cache = Some(policy);
+        self
+    }
+
+    /// `runner_args`, as the IR carries them (limits, say).
+    pub fn runner_args(mut self, args: Value) -> Self {
+        self.runner_args = Some(args);
         self
     }
 
@@ -97,6 +105,9 @@ pub fn envelope(slug: &str, steps: &[Step], edges: &[(&str, &str, &str)], timeou
             }
             if let Some(cache) = &s.cache {
                 step["cache"] = cache.clone();
+            }
+            if let Some(args) = &s.runner_args {
+                step["runner_args"] = args.clone();
             }
             let mut env = json!({"TERM": "dumb"});
             for (k, v) in &s.env {
