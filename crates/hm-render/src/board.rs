@@ -11,6 +11,8 @@ use crate::Style;
 
 /// Lines of a failed step's log repeated in the summary.
 const TAIL_LINES: usize = 20;
+/// Steps that ran listed with what they used in the summary.
+const SLOWEST: usize = 3;
 
 #[derive(Default)]
 pub(crate) struct Board {
@@ -37,11 +39,37 @@ pub(crate) enum Outcome {
         exit_code: i32,
         duration_ms: u64,
         message: Option<String>,
+        /// What its command used, where measured.
+        peak_memory_bytes: Option<u64>,
+        cpu_ms: Option<u64>,
     },
     Skipped(String),
 }
 
 impl Outcome {
+    /// The outcome a `step_end` event tells.
+    pub fn of_end(event: &hm_events::Event) -> Option<Self> {
+        match event {
+            hm_events::Event::StepEnd {
+                exit_code,
+                duration_ms,
+                status,
+                message,
+                peak_memory_bytes,
+                cpu_ms,
+                ..
+            } => Some(Outcome::Ended {
+                status: *status,
+                exit_code: *exit_code,
+                duration_ms: *duration_ms,
+                message: message.clone(),
+                peak_memory_bytes: *peak_memory_bytes,
+                cpu_ms: *cpu_ms,
+            }),
+            _ => None,
+        }
+    }
+
     /// A failure worth its log's tail in the summary (not a cancellation).
     fn failed(&self) -> bool {
         matches!(self, Outcome::Ended { status, .. } if !status.is_success() && *status != StepStatus::Canceled)
@@ -98,6 +126,49 @@ impl Board {
         if let Some(i) = self.index(step_id) {
             self.steps[i].outcome = Some(outcome);
         }
+    }
+
+    /// The steps that ran longest, with the memory and CPU time they used
+    /// (where the backend measured them).
+    pub fn write_slowest(&self, out: &mut impl Write, style: Style) -> std::io::Result<()> {
+        let mut ran: Vec<(&str, u64, Option<u64>, Option<u64>)> = self
+            .steps
+            .iter()
+            .filter_map(|view| match &view.outcome {
+                Some(Outcome::Ended {
+                    duration_ms,
+                    peak_memory_bytes,
+                    cpu_ms,
+                    ..
+                }) if peak_memory_bytes.is_some() || cpu_ms.is_some() => {
+                    Some((view.name.as_str(), *duration_ms, *peak_memory_bytes, *cpu_ms))
+                }
+                _ => None,
+            })
+            .collect();
+        if ran.is_empty() {
+            return Ok(());
+        }
+        ran.sort_by_key(|(_, ms, _, _)| std::cmp::Reverse(*ms));
+        writeln!(out)?;
+        writeln!(out, "{}", style.bold("Slowest steps:"))?;
+        let width = ran
+            .iter()
+            .take(SLOWEST)
+            .map(|(n, ..)| n.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (name, ms, peak, cpu) in ran.into_iter().take(SLOWEST) {
+            let mut line = format!("  {name:<width$}  {:>7}", format_duration(ms));
+            if let Some(peak) = peak {
+                line += &format!("  peak {}", hm_events::units::human_bytes_exact(peak));
+            }
+            if let Some(cpu) = cpu {
+                line += &format!("  CPU {}", format_duration(cpu));
+            }
+            writeln!(out, "{}", style.dim(&line))?;
+        }
+        Ok(())
     }
 
     /// The last lines of every failed step, each under a heading.

@@ -139,6 +139,7 @@ impl LiveRenderer {
                 exit_code,
                 duration_ms,
                 message,
+                ..
             } => {
                 let mark = match status {
                     StepStatus::Passed => s.green("✓"),
@@ -205,6 +206,7 @@ impl LiveRenderer {
         let steps = if total == 1 { "step" } else { "steps" };
         let mut text = Vec::new();
         text.extend_from_slice(format!("\n{} {total} {steps}: {}\n", s.bold("Summary:"), totals.join(", ")).as_bytes());
+        self.board.write_slowest(&mut text, s)?;
         self.board.write_tails(&mut text, s)?;
         text.extend_from_slice(format!("\n{}", verdict(s, status, duration_ms)).as_bytes());
         self.print(&String::from_utf8_lossy(&text))
@@ -356,21 +358,10 @@ impl Renderer for LiveRenderer {
                 }
             }
             Event::StepCacheHit { .. } => {}
-            Event::StepEnd {
-                step_id,
-                exit_code,
-                duration_ms,
-                status,
-                message,
-                ..
-            } => {
-                let outcome = Outcome::Ended {
-                    status: *status,
-                    exit_code: *exit_code,
-                    duration_ms: *duration_ms,
-                    message: message.clone(),
-                };
-                self.ended(step_id, outcome)?;
+            Event::StepEnd { step_id, .. } => {
+                if let Some(outcome) = Outcome::of_end(event) {
+                    self.ended(step_id, outcome)?;
+                }
             }
             Event::StepSkipped { step_id, reason, .. } => self.ended(step_id, Outcome::Skipped(reason.clone()))?,
             Event::CacheRemoteError { .. } => {

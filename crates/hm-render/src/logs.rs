@@ -42,6 +42,7 @@ impl<W: Write> LogsRenderer<W> {
                     exit_code,
                     duration_ms,
                     message,
+                    ..
                 }) => format!(
                     "{} {}",
                     status_line(s, *status, *exit_code, message.as_deref()),
@@ -52,6 +53,7 @@ impl<W: Write> LogsRenderer<W> {
             };
             writeln!(self.out, "  {:<width$}  {line}", view.name)?;
         }
+        self.board.write_slowest(&mut self.out, s)?;
         self.board.write_tails(&mut self.out, s)?;
         writeln!(self.out)?;
         writeln!(self.out, "{}", verdict(s, status, duration_ms))
@@ -122,15 +124,9 @@ impl<W: Write> Renderer for LogsRenderer<W> {
                 );
                 let key = self.board.name(step_id);
                 writeln!(self.out, "{} {line}", self.prefix(&key, '|'))?;
-                self.board.set_outcome(
-                    step_id,
-                    Outcome::Ended {
-                        status: *status,
-                        exit_code: *exit_code,
-                        duration_ms: *duration_ms,
-                        message: message.clone(),
-                    },
-                );
+                if let Some(outcome) = Outcome::of_end(event) {
+                    self.board.set_outcome(step_id, outcome);
+                }
             }
             Event::StepSkipped { step_id, reason, .. } => {
                 let key = self.board.name(step_id);
@@ -238,8 +234,8 @@ mod tests {
                 snapshot: Some("s".into()),
                 status: StepStatus::Passed,
                 message: None,
-                peak_memory_bytes: None,
-                cpu_ms: None,
+                peak_memory_bytes: Some(512 << 20),
+                cpu_ms: Some(2900),
             },
             Event::StepStart {
                 step_id: "1".into(),
@@ -258,8 +254,8 @@ mod tests {
                 snapshot: None,
                 status: StepStatus::Failed,
                 message: None,
-                peak_memory_bytes: None,
-                cpu_ms: None,
+                peak_memory_bytes: Some(3 << 20),
+                cpu_ms: Some(18),
             },
             Event::ChainFailed {
                 chain_idx: 1,
