@@ -11,11 +11,13 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// `bytes` for people with one decimal always, for a measured figure:
-/// `8.0 GiB`, `511.9 MiB`.
+/// `bytes` for people with one decimal always (but for bytes), for a
+/// measured figure: `8.0 GiB`, `511.9 MiB`, `512 B`.
 pub fn human_bytes_exact(bytes: u64) -> String {
-    let (value, unit) = scaled(bytes);
-    format!("{value:.1} {unit}")
+    match scaled(bytes) {
+        (_, "B") => format!("{bytes} B"),
+        (value, unit) => format!("{value:.1} {unit}"),
+    }
 }
 
 fn scaled(bytes: u64) -> (f64, &'static str) {
@@ -41,5 +43,6 @@ mod tests {
         assert_eq!(human_bytes(100), "100 B");
         assert_eq!(human_bytes_exact(8192 << 20), "8.0 GiB");
         assert_eq!(human_bytes_exact((512 << 20) - (100 << 10)), "511.9 MiB");
+        assert_eq!(human_bytes_exact(512), "512 B");
     }
 }

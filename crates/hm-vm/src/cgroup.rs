@@ -478,37 +478,13 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<Mount> {
                 _ => return None,
             };
             Some(Mount {
-                point: PathBuf::from(unescape(point)),
-                root: unescape(root),
+                point: crate::fsutil::unescape_mountinfo(point),
+                root: crate::fsutil::unescape_mountinfo(root).to_string_lossy().into_owned(),
                 v2: fstype == "cgroup2",
                 v1_controllers,
             })
         })
         .collect()
-}
-
-/// mountinfo's octal escapes (`\040` for a space).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
-        match (bytes[i], octal) {
-            (b'\\', Some(byte)) => {
-                out.push(byte);
-                i += 4;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {

@@ -500,7 +500,7 @@ pub(crate) fn release_under(dir: &Path) {
         .unwrap_or_default()
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(unescape_mountinfo)
+        .map(crate::fsutil::unescape_mountinfo)
         .filter(|point| point.starts_with(&dir))
         .collect();
     // Deepest first.
@@ -540,31 +540,6 @@ fn loop_devices() -> Vec<(PathBuf, PathBuf)> {
             ))
         })
         .collect()
-}
-
-/// A mount point as `/proc/self/mountinfo` writes it: space, tab, newline
-/// and backslash as octal escapes.
-fn unescape_mountinfo(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match (bytes[i], octal) {
-            (b'\\', Some(digits)) => {
-                out.push(digits.iter().fold(0u8, |n, d| n.wrapping_mul(8) + (d - b'0')));
-                i += 4;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 // The unpacker's tests include it too; each test module its own copy.
@@ -701,9 +676,9 @@ mod tests {
     #[test]
     fn mount_points_are_unescaped() {
         assert_eq!(
-            unescape_mountinfo(r"/tmp/a\040b\011c\134d"),
+            crate::fsutil::unescape_mountinfo(r"/tmp/a\040b\011c\134d"),
             PathBuf::from("/tmp/a b\tc\\d")
         );
-        assert_eq!(unescape_mountinfo(r"/x\04"), PathBuf::from(r"/x\04"));
+        assert_eq!(crate::fsutil::unescape_mountinfo(r"/x\04"), PathBuf::from(r"/x\04"));
     }
 }

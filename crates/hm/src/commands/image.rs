@@ -237,18 +237,7 @@ fn short_id(id: &str) -> &str {
 
 /// `512 B`, `3.4 MiB`.
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    hm_vm::limits::human_bytes_exact(bytes)
 }
 
 /// `42s`, `5m`, `3h`, `2d`.
