@@ -60,7 +60,10 @@ impl Limits {
             return Ok(self);
         };
         let mut limits = self;
-        let lifted = |value: &Value| matches!(value, Value::String(s) if s == "none") || value.as_f64() == Some(0.0);
+        let lifted = |value: &Value| match value {
+            Value::String(s) => matches!(s.trim(), "none" | "0"),
+            other => other.as_f64() == Some(0.0),
+        };
         if let Some(value) = args.get("memory") {
             limits.memory = (!lifted(value)).then(|| size_value("memory", value)).transpose()?;
         }
@@ -77,7 +80,7 @@ impl Limits {
                         Value::String(s) => s.trim().parse().ok(),
                         _ => None,
                     };
-                    let cpus = cpus.ok_or_else(|| LimitError::field("cpus", ValueError::NotCpus(value.to_string())))?;
+                    let cpus = cpus.ok_or_else(|| LimitError::field("cpus", ValueError::NotCpus(plain(value))))?;
                     Some(millicpus(cpus).map_err(|e| LimitError::field("cpus", e))?)
                 }
             };
@@ -89,7 +92,7 @@ impl Limits {
                     value
                         .as_u64()
                         .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-                        .ok_or_else(|| LimitError::field("pids", ValueError::NotACount(value.to_string())))?,
+                        .ok_or_else(|| LimitError::field("pids", ValueError::NotACount(plain(value))))?,
                 ),
             };
         }
@@ -97,11 +100,19 @@ impl Limits {
     }
 }
 
+/// A value as written: a string without JSON's quotes.
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn size_value(field: &'static str, value: &Value) -> Result<u64, LimitError> {
     let size = match value {
         Value::Number(n) => n.as_u64().ok_or_else(|| ValueError::NotASize(n.to_string())),
         Value::String(s) => parse_size(s),
-        other => Err(ValueError::NotASize(other.to_string())),
+        other => Err(ValueError::NotASize(plain(other))),
     };
     size.map_err(|e| LimitError::field(field, e))
 }
@@ -232,6 +243,12 @@ mod tests {
             .with_runner_args(Some(&json!({"memory": "none", "pids": 0, "disk": "none"})))
             .unwrap();
         assert_eq!((lifted.memory, lifted.pids, lifted.disk), (None, None, None));
+        let lifted = base
+            .with_runner_args(Some(&json!({"pids": "0", "cpus": "none"})))
+            .unwrap();
+        assert_eq!((lifted.pids, lifted.millicpus), (None, None));
+        let err = base.with_runner_args(Some(&json!({"pids": "many"}))).unwrap_err();
+        assert_eq!(err.to_string(), "runner_args.pids: `many` is not a whole number");
         assert_eq!(
             base.with_runner_args(Some(&json!({"cpus": "2"}))).unwrap().millicpus,
             Some(2000)
