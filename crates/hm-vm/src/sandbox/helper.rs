@@ -183,11 +183,7 @@ extern "C" fn kill_init(_: libc::c_int) {
 pub fn helper_main() -> ! {
     // SAFETY: fd 0 is the socket `hm` gave us; nothing else owns it.
     let mut socket = unsafe { File::from_raw_fd(0) };
-    let mut bytes = Vec::new();
-    let job = socket
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_slice::<Job>(&bytes).map_err(|e| e.to_string()));
+    let job = super::spec::read_job(&mut socket);
     let mut reporter = Reporter(socket);
     let result = match job {
         Ok(Job::Step(spec)) => outer(&spec, &mut reporter),
@@ -364,6 +360,9 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
         disk::mount_disk(disk).map_err(|e| e.chain()).at(Stage::Disk)?;
     }
 
+    // Nothing of the step starts before the helper is in its control
+    // group, which `hm` saw to while the helper got this far.
+    super::spec::wait_go(&mut reporter.0).at(Stage::Fork)?;
     let (lifeline_read, lifeline_write) = unistd::pipe().at(Stage::Fork)?;
     let forked = match spec.disk {
         None => {

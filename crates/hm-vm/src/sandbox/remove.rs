@@ -4,7 +4,7 @@
 //! caller may not even enter; what a plain removal cannot remove, the
 //! helper removes as root of a user namespace with the steps' map.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -60,7 +60,6 @@ impl Remover {
 /// thread waits for the helper, so its parent-death signal, which follows
 /// the spawning thread, only fires if `hm` dies).
 fn run_helper(helper: &Path, job: &Job) -> io::Result<()> {
-    let json = serde_json::to_vec(job).map_err(io::Error::other)?;
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     let mut command = Command::new(helper);
     crate::child::die_with_parent(&mut command);
@@ -75,10 +74,9 @@ fn run_helper(helper: &Path, job: &Job) -> io::Result<()> {
     // and the answer ends only when every holder has closed it.
     drop(command);
     let mut bytes = Vec::new();
-    let talked = ours
-        .write_all(&json)
-        .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
-        .and_then(|()| ours.read_to_end(&mut bytes));
+    let talked = super::spec::send_job(&mut ours, job)
+        .and_then(|()| super::spec::send_go(&mut ours))
+        .and_then(|_| ours.read_to_end(&mut bytes));
     let status = child.wait()?;
     talked?;
     match serde_json::from_slice::<Report>(&bytes) {

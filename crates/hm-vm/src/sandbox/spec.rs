@@ -228,3 +228,49 @@ pub(crate) enum Report {
     /// than the plan expected.
     Drifted(Vec<Drift>),
 }
+
+/// What `hm` says once the helper of a step may start it: the helper is
+/// in the step's control group (see [`crate::cgroup`]).
+pub const GO: u8 = b'G';
+
+/// Sends `job` to a helper: its length (8 bytes, little-endian), then its
+/// JSON. The helper reads exactly that, and may work on it while `hm`
+/// places it in its control group; [`GO`] and the end of the stream
+/// follow ([`send_go`]).
+pub fn send_job(to: &mut impl std::io::Write, job: &Job) -> std::io::Result<()> {
+    let json = serde_json::to_vec(job).map_err(std::io::Error::other)?;
+    to.write_all(&(json.len() as u64).to_le_bytes())?;
+    to.write_all(&json)
+}
+
+/// Tells the helper it may start the step, and closes `hm`'s side of the
+/// stream.
+pub fn send_go(to: &mut std::os::unix::net::UnixStream) -> std::io::Result<()> {
+    use std::io::Write;
+    to.write_all(&[GO])?;
+    to.shutdown(std::net::Shutdown::Write)
+}
+
+/// Reads a job [`send_job`] sent.
+pub fn read_job(from: &mut impl std::io::Read) -> Result<Job, String> {
+    let mut len = [0u8; 8];
+    from.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let len = u64::from_le_bytes(len);
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(from, len), &mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 != len {
+        return Err(format!("the job ended after {} of {len} bytes", bytes.len()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// Waits for [`GO`]; an error when the stream ends without it (`hm` could
+/// not place the helper in its control group, or went away).
+pub fn wait_go(from: &mut impl std::io::Read) -> Result<(), String> {
+    let mut rest = Vec::new();
+    from.read_to_end(&mut rest).map_err(|e| e.to_string())?;
+    match rest.as_slice() {
+        [GO] => Ok(()),
+        _ => Err("hm did not place the helper in the step's control group".to_owned()),
+    }
+}

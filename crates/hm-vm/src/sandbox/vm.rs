@@ -1,6 +1,5 @@
 //! One sandboxed step: the parent's side of the helper protocol.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -414,7 +413,6 @@ fn spawn_helper_replies(
         }
         .into()
     };
-    let json = serde_json::to_vec(job).map_err(|e| spawn_err(std::io::Error::other(e)))?;
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
     // Spawned from a runtime worker thread, which lives as long as the
     // process: the helper's parent-death signal follows the spawning
@@ -430,13 +428,14 @@ fn spawn_helper_replies(
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_err)?;
+    // The helper reads its job before anything else, and works on it
+    // while it is placed in its group (a migration waits for an RCU grace
+    // period: milliseconds); it starts nothing of the step before `GO`.
+    super::spec::send_job(&mut ours, job).map_err(spawn_err)?;
     if let (Some(group), Some(pid)) = (group, child.id()) {
         group.enter(pid).map_err(spawn_err)?;
     }
-    // The helper reads its job before anything else.
-    ours.write_all(&json)
-        .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
-        .map_err(spawn_err)?;
+    super::spec::send_go(&mut ours).map_err(spawn_err)?;
     ours.set_nonblocking(true).map_err(spawn_err)?;
     let mut socket = tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?;
     let replies = tokio::spawn(async move {
