@@ -47,11 +47,13 @@ pub(crate) enum Method {
 }
 
 impl Method {
-    /// The method of this process (found once).
-    pub(crate) fn here(rootless: bool) -> &'static Method {
+    /// The method of this process (found once); `mkfs.ext4` is looked for
+    /// in `search_path` (`PATH`) and the usual directories.
+    pub(crate) fn here(rootless: bool, search_path: &std::ffi::OsStr) -> &'static Method {
         static METHOD: OnceLock<Method> = OnceLock::new();
         METHOD.get_or_init(|| {
-            let method = Self::find(rootless, find_mkfs(), Path::new("/dev/loop-control").exists(), kernel());
+            let mkfs = super::subids::tool("mkfs.ext4", search_path);
+            let method = Self::find(rootless, mkfs, Path::new("/dev/loop-control").exists(), kernel());
             tracing::debug!(?method, "sandbox: how a step's disk limit is applied");
             method
         })
@@ -86,15 +88,6 @@ impl Method {
         };
         Some(Bound { bytes, kind })
     }
-}
-
-/// `mkfs.ext4` in `PATH` or the usual system directories.
-fn find_mkfs() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join("mkfs.ext4"))
-        .find(|candidate| candidate.is_file())
 }
 
 /// The running kernel's major and minor version.

@@ -165,7 +165,7 @@ fn free_start(subuid: &str, subgid: &str) -> u64 {
 
 /// The path of the executable `name`, in `search_path` or the usual
 /// directories.
-fn tool(name: &str, search_path: &OsStr) -> Option<PathBuf> {
+pub(super) fn tool(name: &str, search_path: &OsStr) -> Option<PathBuf> {
     let dirs = std::env::split_paths(search_path).chain(TOOL_DIRS.iter().map(PathBuf::from));
     dirs.map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))

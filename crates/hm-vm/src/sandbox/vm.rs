@@ -121,7 +121,11 @@ impl SandboxVm {
                     .and_then(|limits| limits.disk)
                     .and_then(|bytes| {
                         let image = ws.scratch.join(format!("i{}", self.n));
-                        Method::here(self.inner.rootless).bound(bytes, &ws.scratch, image)
+                        Method::here(self.inner.rootless, &self.inner.config.search_path).bound(
+                            bytes,
+                            &ws.scratch,
+                            image,
+                        )
                     });
                 let plan = rootfs::plan(&ws.points, &ws.scratch, self.n, &layers, &base, &ws.store, bound)
                     .map_err(VmError::io("prepare a root filesystem in", &ws.scratch))?;
