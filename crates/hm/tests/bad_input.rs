@@ -318,7 +318,7 @@ fn bad_limits_are_refused_naming_where_they_come_from() {
     let (code, err) = fails(&fx, &["run"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains(".hm/config.toml") && err.contains("resources.pids: `\"many\"` is not a whole number"),
+        err.contains(".hm/config.toml") && err.contains("resources.pids: `many` is not a whole number"),
         "{err}"
     );
     std::fs::remove_file(fx.project().join(".hm/config.toml")).unwrap();
