@@ -130,11 +130,10 @@ impl DockerVm {
         Ok(())
     }
 
-    /// Brings `/workspace` in the running container in line with `plan`.
-    async fn sync_now(&mut self, plan: SyncPlan) -> Result<(), VmError> {
-        let target = plan.target.to_string_lossy().into_owned();
-        for argv in removals(&plan) {
-            let (code, output) = self.run_quiet(argv, &target).await?;
+    /// Removes the paths `plan` deletes from `target` in the container.
+    async fn remove_paths(&self, plan: &SyncPlan, target: &str) -> Result<(), VmError> {
+        for argv in removals(plan) {
+            let (code, output) = self.run_quiet(argv, target).await?;
             if code != 0 {
                 return Err(DockerError::Command {
                     op: "remove deleted files from /workspace",
@@ -144,6 +143,13 @@ impl DockerVm {
                 .into());
             }
         }
+        Ok(())
+    }
+
+    /// Brings `/workspace` in the running container in line with `plan`.
+    async fn sync_now(&mut self, plan: SyncPlan) -> Result<(), VmError> {
+        let target = plan.target.to_string_lossy().into_owned();
+        self.remove_paths(&plan, &target).await?;
         if plan.write.is_empty() {
             return Ok(());
         }
@@ -168,17 +174,7 @@ impl DockerVm {
                 .collect(),
             ..SyncPlan::default()
         };
-        for argv in removals(&gone) {
-            let (code, output) = self.run_quiet(argv, &target).await?;
-            if code != 0 {
-                return Err(DockerError::Command {
-                    op: "remove deleted files from /workspace",
-                    code,
-                    output: output.trim().to_owned(),
-                }
-                .into());
-            }
-        }
+        self.remove_paths(&gone, &target).await?;
         Ok(())
     }
 

@@ -351,7 +351,7 @@ pub(crate) fn mount_disk(spec: &DiskSpec) -> Result<(), DiskError> {
 
 /// Makes every mount of this (new) namespace private: a mount made here
 /// then never propagates to the host's.
-fn mount_private() -> io::Result<()> {
+pub(super) fn mount_private() -> io::Result<()> {
     mount(
         None::<&str>,
         "/",

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use caps::CapSet;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::stat::{umask, Mode};
@@ -586,14 +586,7 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     drop(lifeline);
 
     let root = spec.root.as_path();
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .at(Stage::PrivateMounts)?;
+    disk::mount_private().at(Stage::PrivateMounts)?;
     for op in &spec.rootfs {
         mount_op(root, op).at(Stage::Rootfs)?;
     }
