@@ -68,6 +68,18 @@ impl Shared {
         // A renderer that stopped listening does not stop the build.
         let _ = self.events.send(event).await;
     }
+
+    /// Step `idx`'s limits: the build's, with its own `runner_args` on top.
+    fn step_limits(&self, idx: StepIdx) -> Result<hm_vm::Limits, hm_vm::limits::LimitError> {
+        self.limits
+            .with_runner_args(self.plan.steps[idx].node.step.runner_args.as_ref())
+    }
+
+    /// A shell's limits, at step `idx`: the step's, which were checked when
+    /// the pipeline loaded (the build's, were they wrong).
+    fn shell_limits(&self, idx: StepIdx) -> hm_vm::Limits {
+        self.step_limits(idx).unwrap_or(self.limits)
+    }
 }
 
 /// What one step is given when it starts.
@@ -345,11 +357,12 @@ impl StepRunner for VmRunner {
                 ..
             }) => {
                 let exit_code = outcome.exit_code();
-                shell = Some(HeldShell {
-                    vm: vm.into(),
-                    state: ShellState::Failed { exit_code },
-                    env: env.clone().into_iter().collect(),
-                });
+                shell = Some(HeldShell::new(
+                    vm,
+                    ShellState::Failed { exit_code },
+                    &env,
+                    shared.shell_limits(idx),
+                ));
                 (StepStatus::Failed, exit_code, None, None)
             }
             Ok(Ran {
@@ -474,13 +487,7 @@ async fn shell_after_step(
         Ok::<_, StepError>(shared.vm.boot(request).await?)
     };
     match booted.await {
-        Ok(vm) => {
-            outcome.shell = Some(HeldShell {
-                vm: vm.into(),
-                state,
-                env: env.clone().into_iter().collect(),
-            })
-        }
+        Ok(vm) => outcome.shell = Some(HeldShell::new(vm, state, env, shared.shell_limits(idx))),
         Err(err) => {
             let passed = outcome.message.take().map(|m| format!("{m}; ")).unwrap_or_default();
             outcome.message = Some(format!("{passed}no shell: {}", error_chain(&err)));
@@ -509,11 +516,12 @@ async fn shell_before(
             key: None,
             stored: false,
             unavailable: None,
-            shell: Some(HeldShell {
-                vm: vm.into(),
-                state: ShellState::Before,
-                env: env.into_iter().collect(),
-            }),
+            shell: Some(HeldShell::new(
+                vm,
+                ShellState::Before,
+                &env,
+                shared.shell_limits(input.idx),
+            )),
             skipped: Some("a shell opens in the state before it".to_owned()),
             usage: Default::default(),
         },
@@ -939,7 +947,7 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
     let planned = &shared.plan.steps[idx];
     let step = &planned.node.step;
     let step_id = idx.to_string();
-    let limits = shared.limits.with_runner_args(step.runner_args.as_ref())?;
+    let limits = shared.step_limits(idx)?;
     let (mut vm, manifest) = boot_synced(shared, idx, parent, source).await?;
 
     let timeout = step.timeout_seconds.map(Duration::from_secs);

@@ -10,6 +10,7 @@
 //! dropped its VM goes back to the build, which destroys it: nothing done
 //! in the shell is committed, cached or kept.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,8 +81,9 @@ pub struct ShellSession {
     /// The VM backend (`sandbox`, `docker`).
     pub backend: &'static str,
     pub state: ShellState,
-    /// The step's environment, for the shell.
+    /// The step's environment and limits, for the shell.
     env: Vec<(String, String)>,
+    limits: hm_vm::Limits,
     vm: Option<Box<dyn Vm>>,
     back: Option<oneshot::Sender<Box<dyn Vm>>>,
 }
@@ -105,7 +107,7 @@ impl ShellSession {
         let prompt = format!("(hm {}) # ", self.key);
         let mut env = self.env.clone();
         env.push(("PS1".to_owned(), prompt));
-        let request = ShellRequest::interactive(env, PathBuf::from(WORKSPACE), terminal);
+        let request = ShellRequest::interactive(env, PathBuf::from(WORKSPACE), terminal, self.limits);
         let vm = self.vm.as_mut().expect("a session holds its VM until dropped");
         vm.shell(request).await
     }
@@ -159,6 +161,18 @@ pub(crate) struct HeldShell {
     pub vm: std::sync::Mutex<Box<dyn Vm>>,
     pub state: ShellState,
     pub env: Vec<(String, String)>,
+    pub limits: hm_vm::Limits,
+}
+
+impl HeldShell {
+    pub fn new(vm: Box<dyn Vm>, state: ShellState, env: &BTreeMap<String, String>, limits: hm_vm::Limits) -> Self {
+        HeldShell {
+            vm: vm.into(),
+            state,
+            env: env.clone().into_iter().collect(),
+            limits,
+        }
+    }
 }
 
 impl std::fmt::Debug for HeldShell {
@@ -184,6 +198,7 @@ pub(crate) fn session(
         backend,
         state: held.state,
         env: held.env,
+        limits: held.limits,
         vm: Some(held.vm.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())),
         back: Some(back),
     };

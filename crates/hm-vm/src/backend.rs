@@ -203,16 +203,25 @@ pub struct ShellRequest {
     pub cwd: PathBuf,
     /// Its standard input, output and error.
     pub terminal: crate::terminal::Terminal,
+    /// The step's limits, which the shell runs within too.
+    pub limits: crate::Limits,
 }
 
 impl ShellRequest {
-    /// [`INTERACTIVE_SHELL`] in `cwd` with `env`, on `terminal`.
-    pub fn interactive(env: Vec<(String, String)>, cwd: PathBuf, terminal: crate::terminal::Terminal) -> Self {
+    /// [`INTERACTIVE_SHELL`] in `cwd` with `env`, on `terminal`, within
+    /// `limits`.
+    pub fn interactive(
+        env: Vec<(String, String)>,
+        cwd: PathBuf,
+        terminal: crate::terminal::Terminal,
+        limits: crate::Limits,
+    ) -> Self {
         ShellRequest {
             cmd: INTERACTIVE_SHELL.to_owned(),
             env,
             cwd,
             terminal,
+            limits,
         }
     }
 

@@ -229,6 +229,42 @@ fn no_group_outlives_a_run_an_interrupt_or_a_killed_hm() {
     fx.assert_clean();
 }
 
+/// A shell after a failed step runs in a group of its own with the step's
+/// limits, removed when the shell ends.
+#[test]
+fn a_shell_runs_within_its_steps_limits() {
+    let _turn = serial();
+    if !limits_testable() {
+        return;
+    }
+    let steps = [step("bad", "exit 3").runner_args(json!({"pids": 77}))];
+    let fx = Fixture::with(&envelope("shell", &steps, &[], None));
+    let mut command = fx.command(&["run", "--shell-on-failure"]);
+    command.env("TERM", "vt100");
+    let pty = util::pty::Pty::spawn(command, 24, 80);
+    let wait_for = |needle: &str| pty.wait_for(needle, Duration::from_secs(60)).unwrap();
+    wait_for("hm: shell in `bad` after it failed (exit code 3)");
+    // Computed by the shell, so never the echo of what was typed.
+    pty.write(b"grep -q /hm/ /proc/self/cgroup && echo in-a-group-$((1+1))\r");
+    wait_for("in-a-group-2");
+    let groups = recorded_groups(&fx.cache());
+    let mut pids_max = Vec::new();
+    for group in &groups {
+        for step in fs::read_dir(group).unwrap().flatten().filter(|e| e.path().is_dir()) {
+            pids_max.extend(fs::read_to_string(step.path().join("pids.max")).ok());
+        }
+    }
+    assert_eq!(
+        pids_max,
+        ["77\n"],
+        "the shell's group alone is left, with the step's limit"
+    );
+    pty.write(b"exit 0\r");
+    assert_eq!(pty.wait(Duration::from_secs(60)).code(), Some(1), "the build failed");
+    assert_gone(&groups, "after the shell");
+    fx.assert_clean();
+}
+
 /// Unprivileged on cgroup v1 there is nothing to delegate: the run goes
 /// on without limits and says so in one line.
 #[test]

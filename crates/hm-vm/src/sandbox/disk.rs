@@ -539,7 +539,7 @@ fn loop_devices() -> Vec<(PathBuf, PathBuf)> {
 #[cfg(test)]
 #[allow(clippy::duplicate_mod)]
 #[path = "../../../hm/tests/util/skip.rs"]
-mod skip;
+pub(super) mod skip;
 
 #[cfg(test)]
 mod tests {

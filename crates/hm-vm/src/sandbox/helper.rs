@@ -92,6 +92,7 @@ enum Stage {
     Unpack,
     Disk,
     SaveLayer,
+    Cgroup,
 }
 
 impl Stage {
@@ -122,6 +123,7 @@ impl Stage {
             Stage::Unpack => "unpacking a layer",
             Stage::Disk => "the step's disk",
             Stage::SaveLayer => "saving the step's files",
+            Stage::Cgroup => "control group",
         }
     }
 }
@@ -324,6 +326,12 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     if unistd::getppid().as_raw() as u32 != spec.parent_pid {
         return fail(Stage::Parent, "hm exited before the sandbox started");
     }
+    // In the step's control group (v1), or its directory open for init's
+    // clone (v2), before anything of the step starts.
+    let cgroup = match &spec.cgroup {
+        Some(entry) => entry.join().at(Stage::Cgroup)?,
+        None => None,
+    };
     if spec.terminal {
         // Stays in the session whose controlling terminal the shell gets,
         // in a process group of its own: keys typed at the terminal reach
@@ -360,19 +368,8 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
         disk::mount_disk(disk).map_err(|e| e.chain()).at(Stage::Disk)?;
     }
 
-    // Nothing of the step starts before the helper is in its control
-    // group, which `hm` saw to while the helper got this far.
-    super::spec::wait_go(&mut reporter.0).at(Stage::Fork)?;
     let (lifeline_read, lifeline_write) = unistd::pipe().at(Stage::Fork)?;
-    let forked = match spec.disk {
-        None => {
-            // SAFETY: the helper is single-threaded, so the child may do
-            // anything.
-            unsafe { unistd::fork() }
-        }
-        Some(_) => fork_into(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS),
-    };
-    match forked.at(Stage::Fork)? {
+    match fork_init(spec, cgroup.as_ref())? {
         ForkResult::Child => {
             drop(lifeline_write);
             let code = match init(spec, reporter, lifeline_read) {
@@ -428,7 +425,30 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
     }
 }
 
-/// `fork`, the child in new namespaces (`flags`): a raw `clone(2)`, as
+/// `clone3`'s flag for a child created in the control group whose
+/// directory `clone_args.cgroup` is open on (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks init: into new pid and mount namespaces for a limited disk (see
+/// `outer`), and created in the step's v2 control group where `cgroup` is
+/// open on one, which costs no migration. A kernel without
+/// `CLONE_INTO_CGROUP` gets the helper moved in first, then a plain fork.
+fn fork_init(spec: &Spec, cgroup: Option<&File>) -> Staged<ForkResult> {
+    let flags = match spec.disk {
+        None => CloneFlags::empty(),
+        Some(_) => CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+    };
+    match (fork_into(flags, cgroup), &spec.cgroup) {
+        (Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL), Some(entry)) if cgroup.is_some() => {
+            entry.join_whole().at(Stage::Cgroup)?;
+            fork_into(flags, None).at(Stage::Fork)
+        }
+        (forked, _) => forked.at(Stage::Fork),
+    }
+}
+
+/// `fork`, the child in new namespaces (`flags`) and, with `cgroup`, in
+/// the control group it is open on: a raw `clone(2)` or `clone3(2)`, as
 /// `fork(3)` makes it, without glibc's handlers for the child, which a
 /// single-threaded process does not need. A limited step's init is made so
 /// (in a new pid and mount namespace), not by `unshare(CLONE_NEWPID)` and
@@ -436,11 +456,28 @@ fn outer(spec: &Spec, reporter: &mut Reporter) -> Staged<i32> {
 /// init's pid namespace, where none can be made once init is gone, and the
 /// helper saves the step's files then (with a thread), in its own mount
 /// namespace, which init's pivot leaves as it is.
-fn fork_into(flags: CloneFlags) -> nix::Result<ForkResult> {
-    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+fn fork_into(flags: CloneFlags, cgroup: Option<&File>) -> nix::Result<ForkResult> {
     // SAFETY: a clone without CLONE_VM and with no new stack is a fork;
     // the helper is single-threaded, so the child may do anything.
-    let rc = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    let rc = match cgroup {
+        None if flags.is_empty() => {
+            // SAFETY: as above.
+            return unsafe { unistd::fork() };
+        }
+        None => {
+            let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+            unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) }
+        }
+        Some(dir) => {
+            // SAFETY: every field of `clone_args` is an integer.
+            let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+            args.flags = flags.bits() as u64 | CLONE_INTO_CGROUP;
+            args.exit_signal = libc::SIGCHLD as u64;
+            args.cgroup = dir.as_raw_fd() as u64;
+            let size = std::mem::size_of::<libc::clone_args>();
+            unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, size) }
+        }
+    };
     match rc {
         -1 => Err(Errno::last()),
         0 => Ok(ForkResult::Child),
@@ -824,4 +861,51 @@ fn reap_until(shell: Pid) -> Report {
 /// anything else runs, while the process is still single-threaded).
 pub fn is_helper_invocation(arg: &OsStr) -> bool {
     arg.as_bytes() == HELPER_ARG.as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::Entry;
+
+    /// On cgroup v2, init is created in the step's group (`clone3`), and
+    /// the helper, which clones it, stays where it was: no migration.
+    #[test]
+    fn init_is_created_in_a_v2_group_and_the_helper_stays_out() {
+        use super::super::disk::skip::skip;
+        if !crate::fsutil::is_root() {
+            return skip("making a control group needs root");
+        }
+        let Some(own) = crate::cgroup::own_unified_dir() else {
+            return skip("no cgroup v2 hierarchy is mounted");
+        };
+        let dir = own.join(format!("hm-test-{}", crate::fsutil::random_id(6)));
+        fs::create_dir(&dir).unwrap();
+        let group = Entry::Into(dir.clone()).join().unwrap().expect("a v2 group is opened");
+        let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        let in_group = |pid: &str| {
+            let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            let line = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap().to_owned();
+            line.ends_with(&format!("/{name}"))
+        };
+        match fork_into(CloneFlags::empty(), Some(&group)).unwrap() {
+            ForkResult::Child => {
+                // SAFETY: only async-signal-safe calls in the child of a
+                // multi-threaded process.
+                unsafe {
+                    libc::pause();
+                    libc::_exit(0)
+                }
+            }
+            ForkResult::Parent { child } => {
+                let child_in = in_group(&child.to_string());
+                let self_in = in_group("self");
+                signal::kill(child, Signal::SIGKILL).unwrap();
+                waitpid(child, None).unwrap();
+                fs::remove_dir(&dir).unwrap();
+                assert!(child_in, "the child is in {}", dir.display());
+                assert!(!self_in, "the caller stayed out");
+            }
+        }
+    }
 }

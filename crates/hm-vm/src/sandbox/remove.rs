@@ -74,9 +74,7 @@ fn run_helper(helper: &Path, job: &Job) -> io::Result<()> {
     // and the answer ends only when every holder has closed it.
     drop(command);
     let mut bytes = Vec::new();
-    let talked = super::spec::send_job(&mut ours, job)
-        .and_then(|()| super::spec::send_go(&mut ours))
-        .and_then(|_| ours.read_to_end(&mut bytes));
+    let talked = super::spec::send_job(&mut ours, job).and_then(|()| ours.read_to_end(&mut bytes));
     let status = child.wait()?;
     talked?;
     match serde_json::from_slice::<Report>(&bytes) {

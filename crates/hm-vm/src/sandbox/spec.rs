@@ -80,6 +80,10 @@ pub(crate) struct Spec {
     pub network: Network,
     /// Filesystems making up the root, mounted in order.
     pub rootfs: Vec<MountOp>,
+    /// The step's control group, which the helper puts the step in before
+    /// it starts anything of it.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroup::Entry>,
     /// The filesystem of its own that holds the step's upper and work
     /// directories, when its disk is limited (see [`super::disk`]).
     #[serde(default)]
@@ -229,25 +233,14 @@ pub(crate) enum Report {
     Drifted(Vec<Drift>),
 }
 
-/// What `hm` says once the helper of a step may start it: the helper is
-/// in the step's control group (see [`crate::cgroup`]).
-pub const GO: u8 = b'G';
-
 /// Sends `job` to a helper: its length (8 bytes, little-endian), then its
-/// JSON. The helper reads exactly that, and may work on it while `hm`
-/// places it in its control group; [`GO`] and the end of the stream
-/// follow ([`send_go`]).
-pub fn send_job(to: &mut impl std::io::Write, job: &Job) -> std::io::Result<()> {
+/// JSON, which the helper reads exactly; then closes `hm`'s side for
+/// writing.
+pub fn send_job(to: &mut std::os::unix::net::UnixStream, job: &Job) -> std::io::Result<()> {
+    use std::io::Write;
     let json = serde_json::to_vec(job).map_err(std::io::Error::other)?;
     to.write_all(&(json.len() as u64).to_le_bytes())?;
-    to.write_all(&json)
-}
-
-/// Tells the helper it may start the step, and closes `hm`'s side of the
-/// stream.
-pub fn send_go(to: &mut std::os::unix::net::UnixStream) -> std::io::Result<()> {
-    use std::io::Write;
-    to.write_all(&[GO])?;
+    to.write_all(&json)?;
     to.shutdown(std::net::Shutdown::Write)
 }
 
@@ -262,15 +255,4 @@ pub fn read_job(from: &mut impl std::io::Read) -> Result<Job, String> {
         return Err(format!("the job ended after {} of {len} bytes", bytes.len()));
     }
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
-}
-
-/// Waits for [`GO`]; an error when the stream ends without it (`hm` could
-/// not place the helper in its control group, or went away).
-pub fn wait_go(from: &mut impl std::io::Read) -> Result<(), String> {
-    let mut rest = Vec::new();
-    from.read_to_end(&mut rest).map_err(|e| e.to_string())?;
-    match rest.as_slice() {
-        [GO] => Ok(()),
-        _ => Err("hm did not place the helper in the step's control group".to_owned()),
-    }
 }

@@ -152,6 +152,7 @@ impl SandboxVm {
             network: self.inner.network,
             rootfs: mounts,
             disk,
+            cgroup: None,
             fresh_run: is_host,
             resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
             masked: if is_host { vec![ws.store.clone()] } else { Vec::new() },
@@ -163,6 +164,19 @@ impl SandboxVm {
             },
             terminal,
         })
+    }
+
+    /// A control group for the step's processes, with `limits`, where the
+    /// session has groups.
+    fn group(&self, limits: &crate::Limits) -> Result<Option<crate::cgroup::StepGroup>, VmError> {
+        let Some(groups) = &self.workspace.groups else {
+            return Ok(None);
+        };
+        let step = format!("step {}", self.n);
+        groups
+            .step(self.n, limits)
+            .map(Some)
+            .map_err(|e| VmError::io("create the control group of", Path::new(&step))(e))
     }
 
     /// Removes the step's work directories (and, unless it was committed,
@@ -230,16 +244,11 @@ impl Vm for SandboxVm {
             }
             .into());
         }
-        let spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false, Some(&request.limits))?;
+        let mut spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false, Some(&request.limits))?;
         let helper = &self.inner.config.helper;
-        let group =
-            match &self.workspace.groups {
-                Some(groups) => Some(groups.step(self.n, &request.limits).map_err(|e| {
-                    VmError::io("create the control group of", Path::new(&format!("step {}", self.n)))(e)
-                })?),
-                None => None,
-            };
-        let spawned = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes, group.as_ref());
+        let group = self.group(&request.limits)?;
+        spec.cgroup = group.as_ref().map(|g| g.entry());
+        let spawned = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes);
         let (mut child, replies) = match spawned {
             Ok(spawned) => spawned,
             Err(err) => {
@@ -292,18 +301,20 @@ impl Vm for SandboxVm {
     /// error. Nothing can stop it but its own end (or `hm`'s).
     async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
         let env = request.env_with_term();
-        let spec = self.build_spec(&request.cmd, &env, &request.cwd, true, None)?;
+        let mut spec = self.build_spec(&request.cmd, &env, &request.cwd, true, None)?;
         let helper = &self.inner.config.helper;
+        let group = self.group(&request.limits)?;
+        spec.cgroup = group.as_ref().map(|g| g.entry());
         let hold = request.terminal.hold();
-        let (mut child, replies) = spawn_helper_replies(
-            helper,
-            &Job::Step(Box::new(spec)),
-            Output::Terminal(&request.terminal),
-            None,
-        )?;
-        let status = child.wait().await;
+        let spawned = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Terminal(&request.terminal));
+        let status = match spawned {
+            Ok((mut child, replies)) => Ok((child.wait().await, replies)),
+            Err(err) => Err(err),
+        };
         // The terminal's foreground and modes, before anything else.
         drop(hold);
+        group.iter().for_each(|g| g.remove());
+        let (status, replies) = status?;
         let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
         let Replies { report, drift } = replies.await.unwrap_or_default();
         self.drift.extend(drift);
@@ -376,7 +387,7 @@ pub(super) fn spawn_helper(
     logs: bool,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Option<Report>>), VmError> {
     let output = if logs { Output::Pipes } else { Output::Discard };
-    let (child, replies) = spawn_helper_replies(helper, job, output, None)?;
+    let (child, replies) = spawn_helper_replies(helper, job, output)?;
     Ok((
         child,
         tokio::spawn(async move { replies.await.ok().and_then(|r| r.report) }),
@@ -402,13 +413,11 @@ impl Output<'_> {
     }
 }
 
-/// [`spawn_helper`], with every reply; in `group` when given, from
-/// before it reads its job (so before anything it starts).
+/// [`spawn_helper`], with every reply.
 fn spawn_helper_replies(
     helper: &Path,
     job: &Job,
     output: Output<'_>,
-    group: Option<&crate::cgroup::StepGroup>,
 ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<Replies>), VmError> {
     let spawn_err = |source| -> VmError {
         SandboxError::Spawn {
@@ -432,14 +441,7 @@ fn spawn_helper_replies(
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_err)?;
-    // The helper reads its job before anything else, and works on it
-    // while it is placed in its group (a migration waits for an RCU grace
-    // period: milliseconds); it starts nothing of the step before `GO`.
     super::spec::send_job(&mut ours, job).map_err(spawn_err)?;
-    if let (Some(group), Some(pid)) = (group, child.id()) {
-        group.enter(pid).map_err(spawn_err)?;
-    }
-    super::spec::send_go(&mut ours).map_err(spawn_err)?;
     ours.set_nonblocking(true).map_err(spawn_err)?;
     let mut socket = tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?;
     let replies = tokio::spawn(async move {
