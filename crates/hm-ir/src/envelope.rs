@@ -2,8 +2,8 @@
 //! (`version "0"`, petgraph's `StableGraph` layout).
 //!
 //! Fields Harmont may omit are optional here; fields we add (for example
-//! [`Step::continue_on_failure`]) are optional and skipped when unset, so IR
-//! we print still reads in older tools.
+//! [`Step::continue_on_failure`] and [`Step::volumes`]) are optional and
+//! skipped when unset, so IR we print still reads in older tools.
 
 use std::collections::BTreeMap;
 
@@ -64,7 +64,7 @@ fn default_true() -> bool {
 }
 
 /// The IR of one pipeline (`version "0"`): its graph, the pipeline
-/// timeout, and our network mode.
+/// timeout, and our network mode and cache volumes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Definition {
     pub version: String,
@@ -75,6 +75,11 @@ pub struct Definition {
     /// addition; absent means the run's setting, by default `host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// Cache volumes mounted into every step of the pipeline (our
+    /// addition); a step's own entry for the same mount path wins. See
+    /// [`crate::effective_volumes`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Volumes>,
     pub graph: Graph,
 }
 
@@ -86,6 +91,105 @@ pub enum Network {
     Host,
     /// A private network namespace with only loopback.
     None,
+}
+
+/// Cache volumes by mount path, as written: an absolute path, or one
+/// relative to the workspace (`"target"` is `/workspace/target`).
+///
+/// A cache volume is a named directory that `hm` keeps across runs and
+/// mounts read-write into a step: what the step writes there (a compiler's
+/// cache, a package registry) is there for the next run, but it is not part
+/// of the step's snapshot nor of any cache key, so it never decides whether
+/// a step is a cache hit. Our addition: Harmont has nothing like it.
+pub type Volumes = BTreeMap<String, VolumeMount>;
+
+/// One cache volume mounted into a step: which volume, and how steps running
+/// at the same time share it.
+///
+/// Written as the bare name when `sharing` is `shared`
+/// (`"cargo-registry"`), else as an object (`{"name": "cargo-target",
+/// "sharing": "locked"}`); either form is read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VolumeMount {
+    /// The volume: steps and pipelines that give one name share one
+    /// directory. It matches `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` (checked by
+    /// validation; see [`crate::is_volume_name`]).
+    pub name: String,
+    pub sharing: Sharing,
+}
+
+impl VolumeMount {
+    /// The volume `name`, shared.
+    pub fn shared(name: impl Into<String>) -> Self {
+        VolumeMount {
+            name: name.into(),
+            sharing: Sharing::Shared,
+        }
+    }
+}
+
+/// How steps that run at the same time use one volume.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sharing {
+    /// Every step that mounts it uses it at once: for tools that lock what
+    /// they write themselves (cargo's registry, pip's cache).
+    #[default]
+    Shared,
+    /// One step at a time: a step waits while another has it mounted. For
+    /// tools that expect a directory to themselves (a cargo `target`).
+    Locked,
+    /// A step that finds it in use gets a directory of its own instead of
+    /// waiting.
+    Private,
+}
+
+impl Serialize for VolumeMount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.sharing == Sharing::Shared {
+            return serializer.serialize_str(&self.name);
+        }
+        let mut object = serializer.serialize_struct("VolumeMount", 2)?;
+        object.serialize_field("name", &self.name)?;
+        object.serialize_field("sharing", &self.sharing)?;
+        object.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for VolumeMount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The object form; a field it does not know is refused, since
+        /// ignoring a misspelt `sharing` would quietly share a volume.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Object {
+            name: String,
+            #[serde(default)]
+            sharing: Sharing,
+        }
+
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = VolumeMount;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a volume name or an object {\"name\": ..., \"sharing\": ...}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<VolumeMount, E> {
+                Ok(VolumeMount::shared(name))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<VolumeMount, A::Error> {
+                let Object { name, sharing } = Object::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(VolumeMount { name, sharing })
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The step graph, in petgraph's `StableGraph` serde layout.
@@ -135,6 +239,10 @@ pub struct Step {
     /// `depends_on` edges only order them (our addition).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
+    /// Cache volumes mounted into the step, over its pipeline's (our
+    /// addition). See [`crate::effective_volumes`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Volumes>,
 }
 
 impl Step {

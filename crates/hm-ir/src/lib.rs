@@ -3,19 +3,25 @@
 //!
 //! The main types are [`Envelope`] (what pipeline files evaluate to), its
 //! [`Pipeline`]s whose [`Definition`] is the IR graph, and [`Plan`], the
-//! validated, index-compacted DAG built by [`Plan::new`]. Nothing here knows
-//! about files, processes or VMs: validation errors name the pipeline and the
-//! step, and the caller adds the file.
+//! validated, index-compacted DAG built by [`Plan::new`]. A step's cache
+//! volumes, its pipeline's and its own, resolve to mount paths through
+//! [`effective_volumes`]. Nothing here knows about files, processes or VMs:
+//! validation errors name the pipeline and the step, and the caller adds the
+//! file.
 
 mod envelope;
 mod plan;
 mod select;
 mod validate;
+mod volumes;
 
 pub use envelope::{
-    CachePolicy, Definition, EdgeKind, Envelope, Graph, Network, Node, Pipeline, PolicyKind, Step, DEFAULT_IMAGE,
-    ENVELOPE_SCHEMA_VERSION, IR_VERSION,
+    CachePolicy, Definition, EdgeKind, Envelope, Graph, Network, Node, Pipeline, PolicyKind, Sharing, Step,
+    VolumeMount, Volumes, DEFAULT_IMAGE, ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};
 pub use select::{chain_to, Selection, UnknownStep};
-pub use validate::{is_env_name, printable, validate_pipeline, validate_slug, ValidationError, ValidationErrorKind};
+pub use validate::{
+    is_env_name, printable, validate_pipeline, validate_slug, ValidationError, ValidationErrorKind, VolumeOrigin,
+};
+pub use volumes::{check_mount_path, effective_volumes, is_volume_name, mount_path, MountPathError, WORKSPACE};

@@ -2,9 +2,10 @@
 //! resolved both ways, chains numbered and the longest remaining path of
 //! every step precomputed for the scheduler.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 
-use crate::envelope::{EdgeKind, Network, Node, Pipeline, DEFAULT_IMAGE};
+use crate::envelope::{EdgeKind, Network, Node, Pipeline, VolumeMount, Volumes, DEFAULT_IMAGE};
 use crate::validate::{check_header, check_step, error, ValidationError, ValidationErrorKind};
 
 /// Index of a step in [`Plan::steps`].
@@ -21,6 +22,9 @@ pub struct Plan {
     pub timeout_seconds: Option<u64>,
     /// The pipeline's own network mode (`definition.network`), if it sets one.
     pub network: Option<Network>,
+    /// The cache volumes of every step (`definition.volumes`), if it gives
+    /// any; [`Plan::volumes`] layers a step's own over them.
+    pub volumes: Option<Volumes>,
     /// Step indices in a topological order (parents before children).
     pub topo_order: Vec<StepIdx>,
 }
@@ -219,6 +223,7 @@ impl Plan {
             chain_count: skeleton.chain_count,
             timeout_seconds: pipeline.definition.timeout_seconds,
             network: pipeline.definition.network,
+            volumes: pipeline.definition.volumes.clone(),
             topo_order: skeleton.topo_order,
         })
     }
@@ -226,6 +231,13 @@ impl Plan {
     /// The step with this key.
     pub fn step_by_key(&self, key: &str) -> Option<&PlannedStep> {
         self.steps.iter().find(|s| s.key() == key)
+    }
+
+    /// The cache volumes step `idx` mounts, by absolute mount path: the
+    /// pipeline's, with the step's own over them (see
+    /// [`crate::effective_volumes`]).
+    pub fn volumes(&self, idx: StepIdx) -> BTreeMap<PathBuf, VolumeMount> {
+        crate::volumes::layered(self.volumes.as_ref(), self.steps[idx].node.step.volumes.as_ref())
     }
 
     /// The steps that follow `idx`, by either edge kind.

@@ -1,6 +1,7 @@
 //! The checks every pipeline passes before anything runs (DESIGN.md §2).
 
 use crate::envelope::{CachePolicy, Pipeline, PolicyKind, IR_VERSION};
+use crate::volumes::{check_layered, check_table, MountPathError};
 
 /// A pipeline that cannot run, with the pipeline and (where there is one)
 /// the step it concerns.
@@ -56,6 +57,46 @@ pub enum ValidationErrorKind {
         printable(name)
     )]
     EnvName { field: String, name: String },
+    #[error("`volumes` has an invalid mount path `{}`: {reason}", printable(path))]
+    VolumePath { path: String, reason: MountPathError },
+    #[error(
+        "`volumes.{}` has an invalid volume name `{}`: a name is a letter or digit, then up to 63 letters, digits, `_`, `.` or `-`",
+        printable(path),
+        printable(name)
+    )]
+    VolumeName { path: String, name: String },
+    #[error(
+        "`volumes` gives one mount path twice, as `{}` and `{}`",
+        printable(first),
+        printable(second)
+    )]
+    VolumeSamePath { first: String, second: String },
+    #[error("`volumes` mounts `{inner}`{inner_origin} inside `{outer}`{outer_origin}: one volume would hide part of the other")]
+    VolumesNest {
+        outer: String,
+        outer_origin: VolumeOrigin,
+        inner: String,
+        inner_origin: VolumeOrigin,
+    },
+}
+
+/// Whose table a volume in a message comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VolumeOrigin {
+    /// The table the message is about (the step's, or the pipeline's when
+    /// it names no step).
+    Own,
+    /// The pipeline's, in a message about one of its steps.
+    Pipeline,
+}
+
+impl std::fmt::Display for VolumeOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VolumeOrigin::Own => Ok(()),
+            VolumeOrigin::Pipeline => f.write_str(" (the pipeline's)"),
+        }
+    }
 }
 
 /// Whether `name` can name an environment variable: `[A-Za-z_][A-Za-z0-9_]*`
@@ -118,6 +159,9 @@ pub(crate) fn check_header(pipeline: &Pipeline) -> Result<(), ValidationError> {
             field: "timeout_seconds",
         });
     }
+    if let Some(volumes) = &def.volumes {
+        check_table(volumes).map_err(|kind| error(pipeline, None, kind))?;
+    }
     Ok(())
 }
 
@@ -141,6 +185,12 @@ pub(crate) fn check_step(pipeline: &Pipeline, node: &crate::Node) -> Result<(), 
     }
     if let Some(policy) = &step.cache {
         check_policy(policy).map_err(|kind| error(pipeline, Some(&step.key), kind))?;
+    }
+    if let Some(volumes) = &step.volumes {
+        check_table(volumes).map_err(|kind| error(pipeline, Some(&step.key), kind))?;
+        if let Some(shared) = &pipeline.definition.volumes {
+            check_layered(shared, volumes).map_err(|kind| error(pipeline, Some(&step.key), kind))?;
+        }
     }
     Ok(())
 }

@@ -35,6 +35,12 @@ pub(crate) enum RenderError {
     NotAStringValue { what: &'static str, name: String },
     #[error("`network` must be \"host\" or \"none\", not {0:?}")]
     Network(String),
+    #[error("{what}: {source}")]
+    Volumes {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("the SDK kept no leaves")]
     NoLeaves,
     #[error("a step is its own ancestor")]
@@ -100,6 +106,7 @@ pub(crate) struct Names<'js> {
     image: Atom<'js>,
     runner: Atom<'js>,
     runner_args: Atom<'js>,
+    volumes: Atom<'js>,
     key_override: Atom<'js>,
     kind: Atom<'js>,
     env_keys: Atom<'js>,
@@ -123,6 +130,7 @@ impl<'js> Names<'js> {
             image: atom("_image")?,
             runner: atom("_runner")?,
             runner_args: atom("_runnerArgs")?,
+            volumes: atom("_volumes")?,
             key_override: atom("_keyOverride")?,
             kind: atom("kind")?,
             env_keys: atom("envKeys")?,
@@ -178,7 +186,7 @@ fn read_ir<'js>(ir: &Object<'js>) -> Result<Definition, RenderError> {
 }
 
 /// The IR of a `pipeline()` whose graph nobody read: `ir`'s version,
-/// timeout and network, and the graph made from `lowering`.
+/// timeout, network and volumes, and the graph made from `lowering`.
 pub(crate) fn definition<'js>(
     names: &Names<'js>,
     ir: &Object<'js>,
@@ -192,6 +200,7 @@ pub(crate) fn definition<'js>(
         Some(network) if network == "none" => Some(hm_ir::Network::None),
         Some(other) => return Err(RenderError::Network(other)),
     };
+    let volumes = volumes(ir.get("volumes")?, "pipeline volumes")?;
     let get = |name: &str| lowering.get::<_, Value>(name);
     let leaves = get("leaves")?.into_array().ok_or(RenderError::NoLeaves)?;
     let env = env_of(get("env")?, "pipeline env")?.unwrap_or_default();
@@ -204,6 +213,7 @@ pub(crate) fn definition<'js>(
         version,
         timeout_seconds,
         network,
+        volumes,
         graph: lowerer.graph(&env, &default_image),
     })
 }
@@ -222,6 +232,7 @@ struct StepFields {
     image: Option<String>,
     runner: Option<String>,
     runner_args: Option<serde_json::Value>,
+    volumes: Option<hm_ir::Volumes>,
     key: Option<String>,
 }
 
@@ -284,6 +295,16 @@ fn strings(value: Value<'_>, what: &'static str) -> Result<Vec<String>, RenderEr
         .iter::<Value>()
         .map(|item| text(item?, what)?.ok_or(RenderError::mistyped(what, "strings")))
         .collect()
+}
+
+/// Volumes as the SDK keeps them, already in their IR form.
+fn volumes(value: Value<'_>, what: &'static str) -> Result<Option<hm_ir::Volumes>, RenderError> {
+    if value.is_null() || value.is_undefined() {
+        return Ok(None);
+    }
+    serde_json::from_value(to_json(&value)?)
+        .map(Some)
+        .map_err(|source| RenderError::Volumes { what, source })
 }
 
 /// An object's own enumerable string properties, as an environment.
@@ -373,6 +394,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
             } else {
                 Some(to_json(&runner_args)?)
             },
+            volumes: volumes(self.get(step, &n.volumes)?, "volumes")?,
             key: text(self.get(step, &n.key_override)?, "key")?,
         })
     }
@@ -542,6 +564,7 @@ impl<'a, 'js> Lowerer<'a, 'js> {
                     runner_args: read.runner_args.take(),
                     env: None,
                     continue_on_failure: lenient && !waiting_on.is_empty(),
+                    volumes: read.volumes.take(),
                 },
                 env: node_env,
             });
