@@ -253,6 +253,56 @@ fn env_names_and_nul_bytes_are_refused_before_anything_runs() {
     }
 }
 
+/// A cache volume with a bad name or mount path, a step's or its
+/// pipeline's, is exit 2 before anything runs, naming the pipeline's file,
+/// the step and the field.
+#[test]
+fn bad_volumes_are_refused_naming_the_step_and_the_field() {
+    let with_volumes = |shared: serde_json::Value, own: serde_json::Value| {
+        let mut env = envelope("ci", &[step("a", "true"), step("build", "true")], &[], None);
+        if !shared.is_null() {
+            env["pipelines"][0]["definition"]["volumes"] = shared;
+        }
+        if !own.is_null() {
+            env["pipelines"][0]["definition"]["graph"]["nodes"][1]["step"]["volumes"] = own;
+        }
+        env
+    };
+    let cases = [
+        (
+            with_volumes(
+                serde_json::Value::Null,
+                json!({"target": {"name": "cargo/target", "sharing": "locked"}}),
+            ),
+            "pipeline `ci`, step `build`: `volumes.target` has an invalid volume name `cargo/target`: a name is a \
+             letter or digit, then up to 63 letters, digits, `_`, `.` or `-`",
+        ),
+        (
+            with_volumes(serde_json::Value::Null, json!({"/proc/cache": "cache"})),
+            "pipeline `ci`, step `build`: `volumes` has an invalid mount path `/proc/cache`: `/proc` and what is \
+             under it belong to the kernel",
+        ),
+        (
+            with_volumes(json!({"../cache": "cache"}), serde_json::Value::Null),
+            "pipeline `ci`: `volumes` has an invalid mount path `../cache`: `..` is not allowed in a mount path",
+        ),
+    ];
+    for (envelope, expected) in &cases {
+        let fx = Fixture::with(envelope);
+        for args in [&["run", "--format", "json"][..], &["render", "ci"], &["pipelines"]] {
+            let (code, err) = fails(&fx, args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert_eq!(err.trim(), format!("error: .hm/pipeline.json: {expected}"), "{args:?}");
+        }
+    }
+    let fine = with_volumes(
+        json!({"/root/.cargo/registry": "cargo-registry"}),
+        json!({"target": "cargo-target"}),
+    );
+    let out = Fixture::with(&fine).hm(&["render", "ci"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// `-e` takes a variable name before the first `=` (its value may hold
 /// more); anything else is exit 2 before anything runs.
 #[test]
