@@ -4,7 +4,8 @@ Steps: ``hm.sh(cmd, ...)`` starts a chain, ``step.sh(...)`` continues it,
 ``step.fork()`` branches it, ``hm.scratch()`` is an empty root and
 ``hm.wait()`` a barrier between groups of leaves; ``hm.timeout(d, step)``
 bounds a step. Cache policies: ``hm.forever()``, ``hm.ttl(...)``,
-``hm.on_change(...)``, ``hm.compose(...)``.
+``hm.on_change(...)``, ``hm.compose(...)``. Cache volumes (an addition of
+``hm``): ``volumes=`` on ``sh`` and on pipelines, ``hm.volume(...)``.
 
 ``hm.pipeline`` has two forms: ``hm.pipeline([leaves], env=...)`` returns
 a pipeline's IR, and ``@hm.pipeline("slug", ...)`` registers a function
@@ -29,6 +30,7 @@ from ._pipeline import pipeline_to_json
 from ._step import Step, scratch, wait
 from ._target import clear_target_cache, target
 from ._typing import BaseImage
+from ._volume import Volume, volume
 from .cache import CacheCompose, CacheForever, CacheNone, CacheOnChange, CachePolicy, CacheTTL
 from .triggers import pull_request, push
 from .triggers import pull_request as pr
@@ -37,6 +39,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import timedelta
     from typing import Any
+
+    from ._volume import Volumes
 
     from . import py
     from ._cmake import CMakeProject, CMakeToolchain, cmake
@@ -54,12 +58,14 @@ if TYPE_CHECKING:
 def pipeline(*args: Any, **kwargs: Any) -> Any:
     """The IR of a pipeline, or a decorator registering one, by the first argument.
 
-    - ``hm.pipeline([leaves], env=None, timeout=None, network=None)`` (a list
-      or tuple first): the pipeline's IR, ``{"version": "0", "graph": ...}``.
+    - ``hm.pipeline([leaves], env=None, timeout=None, network=None, volumes=None)``
+      (a list or tuple first): the pipeline's IR, ``{"version": "0", "graph": ...}``.
     - ``@hm.pipeline(slug=None, *, name=None, triggers=(), allow_manual=True,
-      env=None, timeout=None, network=None)``: registers the decorated function.
+      env=None, timeout=None, network=None, volumes=None)``: registers the
+      decorated function.
       ``network="none"`` (an addition of ``hm``) runs its steps with no
-      network but a loopback of their own.
+      network but a loopback of their own; ``volumes`` (an addition of ``hm``)
+      mounts cache volumes into every step (a step's own for a path wins).
       ``@hm.pipeline`` without parentheses works too (an addition of ``hm``).
 
     Steps given one by one (``hm.pipeline(step)``) are a ``TypeError``: wrap
@@ -139,9 +145,10 @@ def sh(
     env: dict[str, str] | None = None,
     image: str | None = None,
     key: str | None = None,
+    volumes: Volumes | None = None,
 ) -> Step:
     """A chain's first step: ``hm.scratch().sh(cmd, ...)``."""
-    return scratch().sh(cmd, cwd=cwd, label=label, cache=cache, env=env, image=image, key=key)
+    return scratch().sh(cmd, cwd=cwd, label=label, cache=cache, env=env, image=image, key=key, volumes=volumes)
 
 
 def group(steps: list[Step] | tuple[Step, ...]) -> tuple[Step, ...]:
@@ -201,6 +208,7 @@ __all__ = [
     "RustProject",
     "Step",
     "Target",
+    "Volume",
     "apt_base",
     "cmake",
     "compose",
@@ -225,6 +233,7 @@ __all__ = [
     "timeout",
     "ts",
     "ttl",
+    "volume",
     "wait",
     "zig",
 ]

@@ -6,6 +6,7 @@ from ._deps import call_with_deps, validate_target_signature
 from ._pipeline import check_network
 from ._registry import PipelineRegistration, register
 from ._target import wraps
+from ._volume import check_volumes
 from ._validation import LOWER_ALNUM, line_end
 
 TYPE_CHECKING = False
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ._volume import Volumes
     from .triggers import Trigger
 
 _SLUG_TAIL = LOWER_ALNUM + "-"
@@ -47,6 +49,7 @@ def pipeline(
     env: dict[str, str] | None = None,
     timeout: str | int | None = None,
     network: str | None = None,
+    volumes: Volumes | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[[], Any]]:
     """A decorator registering a function as the pipeline ``slug`` (default: its name).
 
@@ -55,9 +58,11 @@ def pipeline(
     parameters are filled in like a target's. ``name`` is shown in hosted CI
     (default: the slug); ``triggers`` and ``allow_manual`` say when hosted CI
     runs it; ``env`` applies to every step; ``timeout`` bounds the whole build;
-    ``network="none"`` runs its steps without the network (an addition of ``hm``).
+    ``network="none"`` runs its steps without the network and ``volumes``
+    mounts cache volumes into every step (additions of ``hm``).
     """
     check_network(network)
+    volumes = check_volumes(volumes, "hm.pipeline")
 
     def decorator(fn: Callable[..., Any]) -> Callable[[], Any]:
         validate_target_signature(fn)
@@ -84,6 +89,7 @@ def pipeline(
                 fn=wrapper,
                 timeout=timeout,
                 network=network,
+                volumes=volumes,
             )
         )
         return wrapper

@@ -33,7 +33,9 @@ def render_registration(reg: PipelineRegistration) -> dict[str, Any]:
         "name": reg.name,
         "allow_manual": reg.allow_manual,
         "triggers": [t.to_dict() for t in reg.triggers],
-        "definition": _assemble(leaves, env=reg.env, timeout=reg.timeout, network=reg.network),
+        "definition": _assemble(
+            leaves, env=reg.env, timeout=reg.timeout, network=reg.network, volumes=reg.volumes
+        ),
     }
 
 

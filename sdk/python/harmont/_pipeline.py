@@ -13,12 +13,14 @@ from __future__ import annotations
 from ._duration import parse_duration
 from ._keys import resolve_keys
 from ._step import Step
+from ._volume import check_volumes, volumes_to_ir
 from .cache import CacheCompose, CacheForever, CacheNone, CacheOnChange, CacheTTL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._volume import Volumes
     from .cache import CachePolicy
 
 #: The image of a root step that names none.
@@ -34,6 +36,7 @@ def pipeline(
     env: dict[str, str] | None = None,
     timeout: str | int | None = None,
     network: str | None = None,
+    volumes: Volumes | None = None,
 ) -> dict[str, Any]:
     """The IR of the pipeline ending in ``leaves``.
 
@@ -43,8 +46,12 @@ def pipeline(
     whole build (``"30m"``, ``"1h"`` or seconds). ``network`` is ``"host"``
     or ``"none"`` (the steps get only a loopback of their own); an addition
     of ``hm``, written as ``definition.network`` and left out when ``None``.
+    ``volumes`` mounts cache volumes into every step, as a step's ``volumes=``
+    does (a step's own for the same path wins); an addition of ``hm``,
+    written as ``definition.volumes`` and left out when ``None``.
     """
     check_network(network)
+    volumes = check_volumes(volumes, "pipeline")
     if not leaves:
         raise ValueError(
             "pipeline must have at least one leaf — "
@@ -55,6 +62,8 @@ def pipeline(
         out["timeout_seconds"] = parse_duration(timeout)
     if network is not None:
         out["network"] = network
+    if volumes is not None:
+        out["volumes"] = volumes_to_ir(volumes)
     out["graph"] = _lower_to_graph(_flatten(leaves), env=env)
     return out
 
@@ -142,6 +151,8 @@ def _lower_to_graph(leaves: list[Step], *, env: dict[str, str] | None = None) ->
             edges.extend([dep, node_idx, "depends_on"] for dep in after_wait)
             if lenient:
                 step["continue_on_failure"] = True
+        if s.volumes is not None:
+            step["volumes"] = volumes_to_ir(s.volumes)
 
         node_env = dict(base_env)
         if s.env:

@@ -8,6 +8,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._volume import Volumes
     from .triggers import Trigger
 
 
@@ -15,7 +16,7 @@ class PipelineRegistration(Record):
     """One registered pipeline: its identity, triggers and settings, and the function
     (taking no arguments) that returns its leaves."""
 
-    __slots__ = ("slug", "name", "triggers", "allow_manual", "env", "fn", "timeout", "network")
+    __slots__ = ("slug", "name", "triggers", "allow_manual", "env", "fn", "timeout", "network", "volumes")
     _fields = __slots__
     slug: str
     name: str
@@ -25,6 +26,7 @@ class PipelineRegistration(Record):
     fn: Callable[[], object]
     timeout: str | int | None
     network: str | None
+    volumes: Volumes | None
 
     def __init__(
         self,
@@ -36,6 +38,7 @@ class PipelineRegistration(Record):
         fn: Callable[[], object],
         timeout: str | int | None = None,
         network: str | None = None,
+        volumes: Volumes | None = None,
     ) -> None:
         set_field(self, "slug", slug)
         set_field(self, "name", name)
@@ -45,6 +48,7 @@ class PipelineRegistration(Record):
         set_field(self, "fn", fn)
         set_field(self, "timeout", timeout)
         set_field(self, "network", network)
+        set_field(self, "volumes", volumes)
 
 
 REGISTRATIONS: list[PipelineRegistration] = []

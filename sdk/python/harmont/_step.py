@@ -9,11 +9,13 @@ are not emitted themselves: rendering walks through them.
 from __future__ import annotations
 
 from ._record import Record, set_field
+from ._volume import check_volumes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._volume import Volumes
     from .cache import CachePolicy
 
 
@@ -22,7 +24,8 @@ class Step(Record):
 
     ``image`` matters only on a root (a step with no emitted ancestor); a child
     boots from its parent's snapshot. ``key_override`` is the ``key=`` given to
-    ``sh``; ``runner``/``runner_args`` select and configure an executor plugin.
+    ``sh``; ``runner``/``runner_args`` select and configure an executor plugin;
+    ``volumes`` are the cache volumes mounted into it (an addition of ``hm``).
     """
 
     __slots__ = (
@@ -38,6 +41,7 @@ class Step(Record):
         "runner",
         "runner_args",
         "key_override",
+        "volumes",
     )
     _fields = __slots__
 
@@ -53,6 +57,7 @@ class Step(Record):
     runner: str | None
     runner_args: dict[str, Any] | None
     key_override: str | None
+    volumes: Volumes | None
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class Step(Record):
         runner: str | None = None,
         runner_args: dict[str, Any] | None = None,
         key_override: str | None = None,
+        volumes: Volumes | None = None,
     ) -> None:
         set_field(self, "cmd", cmd)
         set_field(self, "parent", parent)
@@ -81,6 +87,7 @@ class Step(Record):
         set_field(self, "runner", runner)
         set_field(self, "runner_args", runner_args)
         set_field(self, "key_override", key_override)
+        set_field(self, "volumes", volumes)
 
     def sh(
         self,
@@ -94,11 +101,16 @@ class Step(Record):
         runner: str | None = None,
         runner_args: dict[str, Any] | None = None,
         key: str | None = None,
+        volumes: Volumes | None = None,
     ) -> Step:
         """A new step running ``cmd`` in this one's snapshot (``builds_in``).
 
         ``cwd`` runs the command in that directory (``cd CWD && CMD``); ``key``
         fixes the step's key instead of deriving it from the label or command.
+        ``volumes`` (an addition of ``hm``) mounts cache volumes into the step:
+        mount path (absolute, or relative to the workspace) to a volume's name
+        or :func:`harmont.volume`, e.g. ``{"target": "cargo-target"}``; they
+        persist across runs and are no part of its snapshot or cache key.
         To bound its run time, wrap the result in :func:`harmont.timeout`.
         """
         if cwd == "":
@@ -117,13 +129,15 @@ class Step(Record):
             or (image is not None and image.__class__ is not str)
         ):
             _not_text(label=label, key=key, image=image)
+        if volumes is not None:
+            volumes = check_volumes(volumes, "sh()")
         if cwd is not None:
             cmd = f"cd {cwd} && {cmd}"
         # A scratch root's image goes to its first command; after that, children
         # boot from the parent's snapshot and carry none.
         if image is None and self.cmd is None:
             image = self.image
-        return Step(cmd, self, False, False, label, cache, env, None, image, runner, runner_args, key)
+        return Step(cmd, self, False, False, label, cache, env, None, image, runner, runner_args, key, volumes)
 
     def fork(self, label: str | None = None) -> Step:
         """A branch point after this step: each ``sh`` on it starts a separate branch."""
