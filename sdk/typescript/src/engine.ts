@@ -31,7 +31,7 @@ export interface Prepared {
   allowManual: boolean;
   /** The triggers' JSON. */
   triggers: string;
-  /** The IR object: its `version` and `timeout_seconds`, and its `graph` when `lowering` is null. */
+  /** The IR object: its `version`, `timeout_seconds`, `network` and `volumes`, and its `graph` when `lowering` is null. */
   ir: object;
   /** What the graph is made from, when nobody read it. */
   lowering: Lowering | null;
@@ -130,6 +130,7 @@ export function lowerInJs(ir: PipelineIR): string {
     version: ir.version,
     timeout_seconds: ir.timeout_seconds,
     network: ir.network,
+    volumes: ir.volumes,
     graph: lowerGraph(lowering),
   });
 }

@@ -20,6 +20,7 @@ export {
 } from "./cache.ts";
 export { type Trigger, PushTrigger, PullRequestTrigger, push, pullRequest } from "./triggers.ts";
 export { pipeline, type PipelineIR, type PipelineOptions } from "./pipeline.ts";
+export { Volume, volume, type Sharing, type VolumeIR, type Volumes } from "./volume.ts";
 export { target, clearTargetCache } from "./target.ts";
 export { aptBase } from "./toolchains/shared.ts";
 export { renderEnvelope, type PipelineDefinition, type RenderOptions } from "./envelope.ts";

@@ -15,6 +15,8 @@ import { parseDuration } from "./duration.ts";
 import { resolveKeys } from "./keys.ts";
 import { allowed, options, optionalEnv, optionalString, show } from "./options.ts";
 import { Step } from "./step.ts";
+import { volumesIr } from "./volume.ts";
+import type { VolumeIR, Volumes } from "./volume.ts";
 
 /** The image of a root step that names none. */
 const DEFAULT_IMAGE = "ubuntu:24.04";
@@ -36,12 +38,19 @@ export interface PipelineOptions {
    * addition of hm's, written as the IR's `network`.
    */
   readonly network?: "host" | "none";
+  /**
+   * Cache volumes mounted into every step, as a step's `volumes` are (a
+   * step's own for the same path wins). An addition of hm's, written as
+   * the IR's `volumes`.
+   */
+  readonly volumes?: Volumes;
 }
 
 export interface PipelineIR {
   version: string;
   timeout_seconds?: number;
   network?: "host" | "none";
+  volumes?: Record<string, VolumeIR>;
   graph: {
     nodes: GraphNode[];
     node_holes: never[];
@@ -71,7 +80,7 @@ export interface Lowering {
 /** @internal Where an IR keeps its `Lowering`. */
 export const LOWERING: unique symbol = Symbol("@harmont/hm lowering");
 
-const PIPELINE_OPTIONS = allowed("env", "timeout", "defaultImage", "network");
+const PIPELINE_OPTIONS = allowed("env", "timeout", "defaultImage", "network", "volumes");
 
 /** What `value`, a leaf that is no step, is, with what to pass instead. */
 function notAStep(value: unknown, place: string): TypeError {
@@ -140,6 +149,7 @@ export function pipeline(leaves: Step[], opts?: PipelineOptions): PipelineIR {
   if (network !== undefined && network !== null && network !== "host" && network !== "none") {
     throw new TypeError(`pipeline: network must be "host" or "none", not ${show(network)}`);
   }
+  const volumes = volumesIr(o.volumes, "pipeline");
   const flat: Step[] = [];
   flatten(leaves, flat, "");
   if (flat.length === 0) {
@@ -153,6 +163,7 @@ export function pipeline(leaves: Step[], opts?: PipelineOptions): PipelineIR {
     ir.timeout_seconds = parseDuration(o.timeout as string | number);
   }
   if (network === "host" || network === "none") ir.network = network;
+  if (volumes !== undefined) ir.volumes = volumes;
   const env = o.env as Record<string, string> | undefined | null;
   const lowering: Lowering = {
     leaves: flat,
@@ -249,6 +260,7 @@ export function lowerGraph(lowering: Lowering): PipelineIR["graph"] {
     if (s._runner != null) step.runner = s._runner;
     if (s._runnerArgs != null) step.runner_args = s._runnerArgs;
     if (lenient && waitingOn.length > 0) step.continue_on_failure = true;
+    if (s._volumes != null) step.volumes = { ...s._volumes };
     const env: Record<string, string> = { DEBIAN_FRONTEND: "noninteractive", TERM: "dumb", ...lowering.env, ...s._env };
     nodes.push({ step, env });
     const parent = commandParent(s);

@@ -8,6 +8,8 @@ import { checkPolicy } from "./cache.ts";
 import type { CachePolicy } from "./cache.ts";
 import { parseDuration } from "./duration.ts";
 import { allowed, options, optionalEnv, optionalString, show } from "./options.ts";
+import { volumesIr } from "./volume.ts";
+import type { VolumeIR, Volumes } from "./volume.ts";
 
 export interface StepOptions {
   readonly label?: string;
@@ -18,6 +20,13 @@ export interface StepOptions {
   readonly runnerArgs?: Readonly<Record<string, unknown>>;
   readonly key?: string;
   readonly cwd?: string;
+  /**
+   * Cache volumes mounted into the step (an addition of hm's): mount path
+   * (absolute, or relative to the workspace) to a volume's name or
+   * `volume(...)`, e.g. `{ target: "cargo-target" }`. They persist across
+   * runs and are no part of the step's snapshot or cache key.
+   */
+  readonly volumes?: Volumes;
 }
 
 /** What a step is made of (the constructor's argument). */
@@ -34,6 +43,8 @@ interface StepInit {
   runner?: string;
   runnerArgs?: Record<string, unknown>;
   keyOverride?: string;
+  /** In the IR's form. */
+  volumes?: Record<string, VolumeIR>;
 }
 
 let lastId = 0;
@@ -54,6 +65,8 @@ export class Step {
   declare readonly _runner: string | undefined;
   declare readonly _runnerArgs: Readonly<Record<string, unknown>> | undefined;
   declare readonly _keyOverride: string | undefined;
+  /** The step's cache volumes in the IR's form, when given. */
+  declare readonly _volumes: Readonly<Record<string, VolumeIR>> | undefined;
 
   /** @internal Steps come from `sh`, `scratch`, `wait`, `step.sh`, `fork` and `timeout`. */
   constructor(init: StepInit) {
@@ -71,6 +84,8 @@ export class Step {
     self._runner = init.runner;
     self._runnerArgs = init.runnerArgs;
     self._keyOverride = init.keyOverride;
+    // Only when given: a Harmont step has no such property.
+    if (init.volumes !== undefined) self._volumes = init.volumes;
   }
 
   /**
@@ -104,11 +119,12 @@ export class Step {
       runner: this._runner,
       runnerArgs: this._runnerArgs as Record<string, unknown> | undefined,
       keyOverride: this._keyOverride,
+      volumes: this._volumes as Record<string, VolumeIR> | undefined,
     });
   }
 }
 
-const SH_OPTIONS = allowed("label", "cache", "env", "image", "runner", "runnerArgs", "key", "cwd");
+const SH_OPTIONS = allowed("label", "cache", "env", "image", "runner", "runnerArgs", "key", "cwd", "volumes");
 const FORK_OPTIONS = allowed("label");
 const SCRATCH_OPTIONS = allowed("image");
 const WAIT_OPTIONS = allowed("continueOnFailure");
@@ -121,7 +137,7 @@ function notAString(what: string, name: string, value: unknown): TypeError {
 /** The values of a step's options (`what` names the call) have their types. */
 export function checkStepOptions(o: Readonly<Record<string, unknown>>, what: string): void {
   // Checked one by one, messages made only on failure: this runs for every step.
-  const { cwd, label, image, runner, key, env, cache, runnerArgs } = o;
+  const { cwd, label, image, runner, key, env, cache, runnerArgs, volumes } = o;
   if (cwd != null && typeof cwd !== "string") throw notAString(what, "cwd", cwd);
   if (label != null && typeof label !== "string") throw notAString(what, "label", label);
   if (image != null && typeof image !== "string") throw notAString(what, "image", image);
@@ -132,6 +148,7 @@ export function checkStepOptions(o: Readonly<Record<string, unknown>>, what: str
   if (runnerArgs != null && (typeof runnerArgs !== "object" || Array.isArray(runnerArgs))) {
     throw new TypeError(`${what}: runnerArgs must be an object, not ${show(runnerArgs)}`);
   }
+  if (volumes != null) volumesIr(volumes, what);
 }
 
 /**
@@ -148,6 +165,7 @@ const INIT: StepInit = {
   runner: undefined,
   runnerArgs: undefined,
   keyOverride: undefined,
+  volumes: undefined,
 };
 
 /** The child of `parent` running `cmd`, for `what` (`sh` or `step.sh`). */
@@ -174,6 +192,7 @@ function child(parent: Step, cmd: unknown, opts: StepOptions | undefined, what: 
   const runnerArgs = o.runnerArgs as Record<string, unknown> | undefined;
   INIT.runnerArgs = runnerArgs != null ? (JSON.parse(JSON.stringify(runnerArgs)) as Record<string, unknown>) : runnerArgs;
   INIT.keyOverride = o.key;
+  INIT.volumes = o.volumes != null ? volumesIr(o.volumes, what) : undefined;
   return new Step(INIT);
 }
 

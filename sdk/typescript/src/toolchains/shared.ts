@@ -80,7 +80,7 @@ export function checkPresetBase(o: Readonly<Record<string, unknown>>, what: stri
   }
 }
 
-const STEP_OPTIONS = ["label", "cache", "env", "image", "runner", "runnerArgs", "key", "cwd"];
+const STEP_OPTIONS = ["label", "cache", "env", "image", "runner", "runnerArgs", "key", "cwd", "volumes"];
 
 /**
  * The options of a preset's action, checked by name: a step's options
