@@ -359,6 +359,97 @@ fn concurrent_first_runs_unpack_the_sdk_once() {
     );
 }
 
+/// Cache volumes, a pipeline's and a step's, in Python and in TypeScript.
+const VOLUMES_PY: &str = r#"
+import harmont as hm
+
+
+@hm.pipeline("ci", volumes={"/root/.cargo/registry": "cargo-registry"})
+def ci():
+    base = hm.sh("echo base", label="base")
+    build = base.sh(
+        "cargo build",
+        label="build",
+        volumes={
+            "target": hm.volume("cargo-target", sharing="locked"),
+            "/root/.cargo/registry": hm.volume("own-registry", sharing="private"),
+        },
+    )
+    return [build, base.sh("echo docs", label="docs")]
+"#;
+
+const VOLUMES_TS: &str = r#"
+import { pipeline, sh, volume } from "@harmont/hm";
+
+const base = sh("echo base", { label: "base" });
+const build = base.sh("cargo build", {
+  label: "build",
+  volumes: {
+    target: volume("cargo-target", { sharing: "locked" }),
+    "/root/.cargo/registry": volume("own-registry", { sharing: "private" }),
+  },
+});
+export default {
+  slug: "ci",
+  pipeline: pipeline([build, base.sh("echo docs", { label: "docs" })], {
+    volumes: { "/root/.cargo/registry": "cargo-registry" },
+  }),
+};
+"#;
+
+/// The volumes a Python pipeline declares reach `hm` as written (its
+/// `render` prints the IR it read and validated), alike from TypeScript;
+/// a bad one is refused naming the Python file, the step and the field.
+#[test]
+fn volumes_reach_hm_as_written_and_alike_from_typescript() {
+    if !python_available() {
+        return;
+    }
+    let mut rendered = Vec::new();
+    for (file, text) in [(".hm/pipeline.py", VOLUMES_PY), (".hm/pipeline.ts", VOLUMES_TS)] {
+        let fx = Fixture::new();
+        fx.write(file, text);
+        let out = fx.hm(&["render", "ci"]);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+        let definition: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            definition["volumes"],
+            serde_json::json!({"/root/.cargo/registry": "cargo-registry"}),
+            "{file}"
+        );
+        let steps: BTreeMap<&str, &Value> = definition["graph"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["step"]["key"].as_str().unwrap(), &n["step"]))
+            .collect();
+        assert_eq!(
+            steps["build"]["volumes"],
+            serde_json::json!({
+                "/root/.cargo/registry": {"name": "own-registry", "sharing": "private"},
+                "target": {"name": "cargo-target", "sharing": "locked"},
+            }),
+            "{file}"
+        );
+        assert!(steps["base"].get("volumes").is_none() && steps["docs"].get("volumes").is_none());
+        rendered.push(definition);
+    }
+    assert_eq!(
+        rendered[0], rendered[1],
+        "Python and TypeScript render the volumes differently"
+    );
+
+    let fx = python(&VOLUMES_PY.replace("\"cargo-target\"", "\"cargo/target\""));
+    let out = fx.hm(&["render", "ci"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: .hm/pipeline.py")
+            && err.contains("pipeline `ci`, step `build`: `volumes.target` has an invalid volume name `cargo/target`"),
+        "{err}"
+    );
+}
+
 const TEMPLATES: &[&str] = &[
     "rust", "go", "python", "uv", "js", "ts", "cmake", "zig", "elixir", "shell",
 ];

@@ -154,7 +154,7 @@ fn mistakes_are_named_at_their_place() {
         (
             "import { pipeline, sh } from \"@harmont/hm\";\n\
              export default { slug: \"ci\", pipeline: pipeline([sh(\"x\", { lable: \"y\" } as any)]) };\n",
-            "TypeError: sh: unknown option `lable` (options: label, cache, env, image, runner, runnerArgs, key, cwd)",
+            "TypeError: sh: unknown option `lable` (options: label, cache, env, image, runner, runnerArgs, key, cwd, volumes)",
         ),
         (
             "import { pipeline } from \"@harmont/hm\";\nimport { rust } from \"@harmont/hm/toolchains\";\n\
@@ -390,6 +390,55 @@ fn presets_read_the_project_from_its_root() {
         .collect();
     assert_eq!(cmds[2], "corepack enable pnpm && corepack install -g pnpm@9.1.0");
     assert_eq!(cmds[3], "cd web && pnpm install --frozen-lockfile");
+}
+
+/// Cache volumes, a pipeline's and a step's; `READ;` is where the file
+/// may read the graph.
+const VOLUMES: &str = r#"
+import { pipeline, sh, volume } from "@harmont/hm";
+
+const build = sh("cargo build", {
+  label: "build",
+  volumes: { target: volume("cargo-target", { sharing: "locked" }), "/root/.npm": "npm" },
+});
+const ir = pipeline([build, sh("true", { label: "plain" })], {
+  volumes: { "/root/.cargo/registry": volume("cargo-registry", { sharing: "shared" }) },
+});
+READ;
+export default { slug: "ci", pipeline: ir };
+"#;
+
+/// Cache volumes reach `hm` as written, whether the graph was made in
+/// Rust (nobody read it) or in JavaScript (the file read it), and a bad
+/// one is refused naming the file, the step and the field.
+#[test]
+fn volumes_reach_hm_as_written() {
+    for read in ["", "ir.graph"] {
+        let fx = typescript(&VOLUMES.replace("READ", read));
+        let out = fx.hm(&["render", "ci"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let ir: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            ir["volumes"],
+            serde_json::json!({"/root/.cargo/registry": "cargo-registry"})
+        );
+        let nodes = ir["graph"]["nodes"].as_array().unwrap();
+        assert_eq!(
+            nodes[0]["step"]["volumes"],
+            serde_json::json!({"/root/.npm": "npm", "target": {"name": "cargo-target", "sharing": "locked"}}),
+            "read: {read:?}"
+        );
+        assert!(nodes[1]["step"].get("volumes").is_none());
+    }
+    let fx = typescript(&VOLUMES.replace("READ", "").replace("\"/root/.npm\"", "\"/dev/npm\""));
+    let out = fx.hm(&["render", "ci"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: .hm/pipeline.ts")
+            && err.contains("step `build`: `volumes` has an invalid mount path `/dev/npm`: `/dev` and what is under"),
+        "{err}"
+    );
 }
 
 /// The SDK is kept compiled in the cache; a damaged copy is never loaded,
