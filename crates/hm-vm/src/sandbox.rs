@@ -724,10 +724,14 @@ impl VmBackend for SandboxBackend {
                     .delete(name)
                     .map_err(VmError::io("remove", inner.sources.tree(name)))?;
             }
+            // Each is tried, whatever became of the others.
+            let mut first_err = None;
             for path in paths {
-                remover.remove(&path).map_err(VmError::io("remove", &path))?;
+                if let Err(err) = remover.remove(&path) {
+                    first_err.get_or_insert_with(|| VmError::io("remove", &path)(err));
+                }
             }
-            Ok(())
+            first_err.map_or(Ok(()), Err)
         })
         .await
         .map_err(|e| VmError::io("remove layers", PathBuf::new())(std::io::Error::other(e)))?
