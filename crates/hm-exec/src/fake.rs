@@ -277,6 +277,10 @@ impl VmBackend for FakeBackend {
         self.record(Call::CollectOrphans);
         Ok(())
     }
+
+    async fn remove_volume(&self, _id: &str) -> Result<(), VmError> {
+        Ok(())
+    }
 }
 
 struct FakeVm {

@@ -25,6 +25,7 @@ pub mod scheduler;
 mod shell;
 mod source_layers;
 pub mod store;
+pub mod volumes;
 pub mod workspace;
 
 pub use cache::CacheSettings;

@@ -53,6 +53,9 @@ pub struct RunRequest {
     pub message: Option<String>,
     /// What each step may use, before its own `runner_args`.
     pub limits: hm_vm::Limits,
+    /// Where cache volumes are, and those configuration mounts into every
+    /// step; without them a step that declares one fails.
+    pub volumes: Option<crate::volumes::VolumeSettings>,
 }
 
 /// Each step's whole output, kept as the step wrote it (both streams, in
@@ -268,6 +271,7 @@ impl Build {
             shell,
             only: request.only,
             limits: request.limits,
+            volumes: request.volumes,
         })
     }
 
@@ -324,6 +328,19 @@ impl Build {
         }
         if let Some(cache) = &shared.cache {
             cache.finish(ledger.stored).await;
+            if let Some(volumes) = &shared.volumes {
+                let settings = cache.settings();
+                let evicted = crate::volumes::evict_volumes(
+                    &*self.vm,
+                    &settings.registry,
+                    &volumes.store,
+                    settings.bounds.max_bytes,
+                )
+                .await;
+                if let Err(err) = evicted {
+                    tracing::warn!(error = %err, "cannot evict cache volumes");
+                }
+            }
         }
         let (status, exit_code) = build_status(scheduler.stop_reason(), scheduler.any_failed());
         let duration_ms = started.elapsed().as_millis() as u64;

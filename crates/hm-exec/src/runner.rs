@@ -61,6 +61,7 @@ pub(crate) struct Shared {
     pub only: Option<StepIdx>,
     /// What each step may use, before its own `runner_args`.
     pub limits: hm_vm::Limits,
+    pub volumes: Option<crate::volumes::VolumeSettings>,
 }
 
 impl Shared {
@@ -206,6 +207,10 @@ pub(crate) enum StepError {
     NotCached { step: String, build: Option<String> },
     #[error(transparent)]
     Limits(#[from] hm_vm::limits::LimitError),
+    /// A step declares cache volumes in a build that has nowhere to keep
+    /// them (a bug of the front end, never a user's doing).
+    #[error("this build has no cache directory for the step's volumes")]
+    NoVolumes,
 }
 
 /// `killed: out of memory, limit 8 GiB, peak 8.0 GiB`.
@@ -930,6 +935,28 @@ async fn boot_synced(
     Ok((vm, manifest))
 }
 
+/// The cache volumes step `idx` mounts, taken for it (see
+/// [`crate::volumes`]).
+async fn take_volumes(shared: &Shared, idx: StepIdx) -> Result<crate::volumes::Held, StepError> {
+    let declared = shared.plan.volumes(idx);
+    let Some(settings) = &shared.volumes else {
+        return match declared.is_empty() {
+            true => Ok(Default::default()),
+            false => Err(StepError::NoVolumes),
+        };
+    };
+    let image = &shared.plan.steps[idx].base_image;
+    crate::volumes::acquire(settings, image, settings.mounts(declared))
+        .await
+        .map_err(|source| {
+            StepError::Vm(VmError::Io {
+                op: "take the cache volumes in",
+                path: settings.store.dir().to_owned(),
+                source,
+            })
+        })
+}
+
 /// Boots, syncs, runs and (when `keep`, for those successors) commits;
 /// returns how the command ended and, if committed, the snapshot with the
 /// source it was synced to. The VM of a command that failed is kept for
@@ -989,15 +1016,19 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
             kept.finish().await;
         }
     });
+    let volumes = take_volumes(shared, idx).await?;
     let request = ExecRequest {
         cmd: step.cmd.clone(),
         env: env.into_iter().collect(),
         cwd: PathBuf::from(WORKSPACE),
         limits,
+        volumes: volumes.binds(),
     };
     tracing::debug!(step = planned.key(), cmd = %step.cmd, "command starts");
     let executing = Instant::now();
     let outcome = vm.exec(request, logs, kill).await;
+    let registry = shared.cache.as_ref().map(|cache| &*cache.settings().registry);
+    volumes.release(&*shared.vm, registry).await;
     let _ = forward.await;
     tracing::debug!(step = planned.key(), took = ?executing.elapsed(), outcome = ?outcome.as_ref().map_err(|e| e.to_string()), "command ended");
     let outcome = match outcome {

@@ -185,6 +185,18 @@ pub struct ExecRequest {
     pub cwd: PathBuf,
     /// What the command may use.
     pub limits: crate::Limits,
+    /// Cache volumes mounted read-write for the command (held by the
+    /// caller while it runs), outside its snapshot.
+    pub volumes: Vec<VolumeBind>,
+}
+
+/// A cache volume mounted into a step (see [`crate::volumes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeBind {
+    /// The volume instance's id ([`crate::volumes::VolumeKey::id`]).
+    pub id: String,
+    /// Where the step sees it: an absolute path.
+    pub target: PathBuf,
 }
 
 /// The shell [`ShellRequest::interactive`] runs: `bash` where the image
@@ -378,6 +390,14 @@ pub trait VmBackend: Send + Sync {
     /// killed between storing a part and registering it) once they are old
     /// enough that no live process can be about to register them.
     async fn collect_orphans(&self, known: &std::collections::HashSet<String>) -> Result<(), VmError>;
+
+    /// The bytes volume `id` holds, where this backend can tell.
+    async fn volume_size(&self, _id: &str) -> Option<u64> {
+        None
+    }
+
+    /// Deletes volume `id`'s storage (the caller holds it exclusively).
+    async fn remove_volume(&self, id: &str) -> Result<(), VmError>;
 
     /// One-line notes for the user about how steps will run here (the
     /// caller says each once per process, as `note: ...`).

@@ -145,6 +145,11 @@ enum Snap {
 }
 
 /// Maps a bollard error to a [`VmError`] for `op`.
+/// The Docker volume of cache volume `id` (see [`crate::volumes`]).
+pub(crate) fn volume_name(id: &str) -> String {
+    format!("hm-vol-{id}")
+}
+
 pub(crate) fn docker_error(op: &'static str) -> impl FnOnce(bollard::errors::Error) -> VmError {
     move |source| DockerError::Api { op, source }.into()
 }
@@ -732,6 +737,17 @@ impl VmBackend for DockerBackend {
             self.inner.remove_tag(&self.inner.cache_tag(part)).await;
         }
         Ok(())
+    }
+
+    async fn remove_volume(&self, id: &str) -> Result<(), VmError> {
+        let docker = self.inner.docker()?;
+        match docker
+            .remove_volume(&volume_name(id), None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) | Ok(()) => Ok(()),
+            Err(err) => Err(docker_error("remove a volume")(err)),
+        }
     }
 
     async fn collect_orphans(&self, known: &HashSet<String>) -> Result<(), VmError> {

@@ -30,11 +30,12 @@ mod session;
 mod source_layers;
 pub mod tempdir;
 mod terminal;
+pub mod volumes;
 
 pub use backend::{
     BootFrom, BootRequest, Drift, ExecOutcome, ExecRequest, ImageRef, KillSignal, LogLine, LogSink, LogStream, Network,
     Persisted, ShellRequest, SnapshotId, StoredSnapshot, Successors, SyncEntry, SyncKind, SyncPlan, Vm, VmBackend,
-    DEFAULT_ORPHAN_GRACE, INTERACTIVE_SHELL,
+    VolumeBind, DEFAULT_ORPHAN_GRACE, INTERACTIVE_SHELL,
 };
 pub use cache_dir::{collect_leftovers, ensure_private, CacheDirError, CacheDirState};
 pub use docker::{DockerBackend, DockerConfig, DockerDaemon, PullNotice};
@@ -44,7 +45,9 @@ pub use images::{
 };
 pub use limits::{Limits, StepUsage};
 pub use lines::{LineSplitter, MAX_LINE_BYTES};
-pub use registry::{Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError, Removed, Stored, Usage};
+pub use registry::{
+    Bounds, CacheEntry, Doomed, Found, NewEntry, Registry, RegistryError, Removed, Stored, Usage, VolumeRecord,
+};
 pub use sandbox::{SandboxBackend, SandboxConfig, DEFAULT_MAX_LAYERS};
 pub use session::{live_sessions, Session};
 pub use terminal::{Hold, Keys, NotATerminal, Terminal};

@@ -40,10 +40,12 @@ use crate::session::Session;
 mod collect;
 mod evict;
 mod schema;
+mod volumes;
 
 use collect::{collect, forget_dead_holds, totals};
 
 pub use evict::{PipelineUsage, Removed, Usage};
+pub use volumes::VolumeRecord;
 
 /// The registry's file in the cache directory.
 pub const REGISTRY_FILE: &str = "registry.db";

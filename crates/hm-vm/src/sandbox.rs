@@ -429,6 +429,7 @@ impl VmBackend for SandboxBackend {
             env: Vec::new(),
             cwd: PathBuf::from("/"),
             limits: Default::default(),
+            volumes: Vec::new(),
         };
         let outcome = vm.exec(request, logs, Box::pin(std::future::pending())).await;
         let _ = vm.destroy().await;
@@ -735,6 +736,24 @@ impl VmBackend for SandboxBackend {
         })
         .await
         .map_err(|e| VmError::io("remove layers", PathBuf::new())(std::io::Error::other(e)))?
+    }
+
+    async fn volume_size(&self, id: &str) -> Option<u64> {
+        let dir = crate::volumes::VolumeStore::new(&self.inner.config.cache_dir).data_dir(id);
+        // Rootless, a directory a step made another id's may be unreadable:
+        // then the size is not known.
+        tokio::task::spawn_blocking(move || crate::fsutil::disk_usage(&dir).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn remove_volume(&self, id: &str) -> Result<(), VmError> {
+        let dir = crate::volumes::VolumeStore::new(&self.inner.config.cache_dir).data_dir(id);
+        let remover = self.inner.remover.clone();
+        tokio::task::spawn_blocking(move || remover.remove(&dir).map_err(VmError::io("remove the volume", &dir)))
+            .await
+            .map_err(|e| VmError::io("remove a volume", PathBuf::new())(std::io::Error::other(e)))?
     }
 
     /// Also removes the sessions of dead processes: the sweep every command

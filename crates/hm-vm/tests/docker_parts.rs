@@ -196,6 +196,7 @@ async fn run(vm: &mut Box<dyn Vm>, cmd: &str) -> String {
         env: Vec::new(),
         cwd: "/".into(),
         limits: Default::default(),
+        volumes: Vec::new(),
     };
     let outcome = vm.exec(request, tx, Box::pin(std::future::pending())).await.unwrap();
     let text = output.await.unwrap();

@@ -207,6 +207,9 @@ pub struct Config {
     pub history_runs: usize,
     /// Bytes the run history may take (`[history] max_size`).
     pub history_max_bytes: u64,
+    /// Cache volumes mounted into every step (`[volumes]`), by mount path
+    /// as written (relative is under `/workspace`).
+    pub volumes: hm_ir::Volumes,
     /// Things worth a line on stderr (settings read but not applied).
     pub notes: Vec<String>,
 }
@@ -230,6 +233,7 @@ impl Default for Config {
             mirrors: BTreeMap::new(),
             history_runs: crate::history::DEFAULT_RUNS,
             history_max_bytes: crate::history::DEFAULT_MAX_BYTES,
+            volumes: hm_ir::Volumes::new(),
             notes: Vec::new(),
         }
     }

@@ -40,6 +40,9 @@ pub struct RunSettings {
     /// else the configuration's (`HM_*` variables, then files), else the
     /// defaults.
     pub limits: hm_vm::Limits,
+    /// Cache volumes mounted into every step, from the configuration, by
+    /// absolute mount path.
+    pub volumes: std::collections::BTreeMap<std::path::PathBuf, hm_ir::VolumeMount>,
 }
 
 impl RunSettings {
@@ -78,6 +81,11 @@ impl RunSettings {
             keep_going: args.keep_going,
             refresh: args.build.no_cache,
             limits: args.limits.over(config.limits()),
+            volumes: config
+                .volumes
+                .iter()
+                .map(|(path, mount)| (hm_ir::mount_path(path), mount.clone()))
+                .collect(),
             build: match &args.step {
                 Some(_) => args.build_id.clone().or_else(ci_build),
                 None => None,

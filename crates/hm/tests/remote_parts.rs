@@ -43,6 +43,7 @@ async fn run(vm: &Arc<dyn VmBackend>, from: BootFrom, cmd: &str) -> (Vec<String>
         env: Vec::new(),
         cwd: "/".into(),
         limits: Default::default(),
+        volumes: Vec::new(),
     };
     let outcome = machine
         .exec(request, tx, Box::pin(std::future::pending()))

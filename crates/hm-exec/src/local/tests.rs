@@ -78,6 +78,7 @@ impl Fixture {
             branch: None,
             message: None,
             limits: Default::default(),
+            volumes: None,
             plan,
             source_root: self.source.path().to_owned(),
             source_exclude: Vec::new(),

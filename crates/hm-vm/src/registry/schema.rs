@@ -113,6 +113,24 @@ BEGIN
 END;
 ";
 
+/// Cache volumes (issue 19): one row per volume instance, by id (see
+/// [`crate::volumes`]). An addition any `hm` may make: one that knows
+/// nothing of it leaves it alone.
+const VOLUMES: &str = "
+CREATE TABLE IF NOT EXISTS volumes (
+    id TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    image TEXT NOT NULL,
+    name TEXT NOT NULL,
+    instance INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS volumes_by_use ON volumes (last_used);
+";
+
 /// The last object [`BOOKKEEPING`] makes: once it exists, all do.
 const BOOKKEEPING_DONE: &str = "part_unreferenced";
 
@@ -177,14 +195,22 @@ pub(super) fn prepare(conn: &Connection) -> Result<(), OpenError> {
             false => conn.execute_batch(BOOKKEEPING),
         })?;
     }
+    if !has_object(conn, "table", "volumes")? {
+        immediately(conn, |conn| conn.execute_batch(VOLUMES))?;
+    }
     conn.execute_batch(LOOSE)?;
     Ok(())
 }
 
 fn has_bookkeeping(conn: &Connection) -> rusqlite::Result<bool> {
+    has_object(conn, "trigger", BOOKKEEPING_DONE)
+}
+
+/// Whether the database has the `kind` (`table`, `trigger`) `name`.
+fn has_object(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
-        [BOOKKEEPING_DONE],
+        "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2",
+        [kind, name],
         |_| Ok(()),
     )
     .optional()

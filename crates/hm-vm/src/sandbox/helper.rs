@@ -53,7 +53,8 @@ use nix::unistd::{self, ForkResult, Pid};
 
 use super::disk;
 use super::mounts::{
-    bind_console, bind_resolv_conf, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys, mount_tmpfs,
+    bind_console, bind_resolv_conf, bind_volume, ensure_dir, mask, mount_dev, mount_op, mount_proc, mount_sys,
+    mount_tmpfs, open_volume,
 };
 use super::spec::{FlattenSpec, IdMap, Job, PackSpec, RemoveSpec, Report, Spec, UnpackSpec};
 use super::subids::{IdRange, SubIds};
@@ -93,6 +94,7 @@ enum Stage {
     Disk,
     SaveLayer,
     Cgroup,
+    Volumes,
 }
 
 impl Stage {
@@ -124,6 +126,7 @@ impl Stage {
             Stage::Disk => "the step's disk",
             Stage::SaveLayer => "saving the step's files",
             Stage::Cgroup => "control group",
+            Stage::Volumes => "cache volumes",
         }
     }
 }
@@ -642,11 +645,18 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     if let Some(source) = &spec.resolv_conf {
         bind_resolv_conf(root, source, spec.fresh_run).at(Stage::ResolvConf)?;
     }
-    // The source, needed after the pivot, opened while it is reachable.
+    // The source and the volumes, needed after the pivot, opened while
+    // they are reachable.
     let source = match spec.sync.is_empty() {
         true => None,
         false => Some(SourceDir::open(&spec.sync.source_root).at(Stage::Workspace)?),
     };
+    let volumes = spec
+        .volumes
+        .iter()
+        .map(|v| open_volume(&v.source).map(|fd| (fd, &v.target)))
+        .collect::<io::Result<Vec<_>>>()
+        .at(Stage::Volumes)?;
 
     unistd::chdir(root).at(Stage::PivotRoot)?;
     unistd::pivot_root(".", ".").at(Stage::PivotRoot)?;
@@ -667,8 +677,13 @@ fn init(spec: &Spec, reporter: &mut Reporter, lifeline: OwnedFd) -> Staged<i32> 
     if !drift.is_empty() {
         reporter.send(&Report::Drifted(drift));
     }
+    // Over the synced workspace: a volume under it hides what is there.
+    for (fd, target) in &volumes {
+        bind_volume(fd, target).at(Stage::Volumes)?;
+    }
     // Nothing of the host stays reachable from the step.
     drop(source);
+    drop(volumes);
     harden().at(Stage::Harden)?;
     if let Err(err) = unistd::chdir(&spec.exec.cwd) {
         return fail(

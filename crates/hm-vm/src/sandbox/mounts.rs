@@ -11,7 +11,7 @@
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -135,6 +135,66 @@ pub(super) fn bind_read_only(source: &Path, target: &Path, recursive: bool) -> i
         None::<&str>,
     )?;
     Ok(())
+}
+
+/// A detached copy of the bind of a cache volume's directory, made
+/// before the pivot (`open_tree(2)` with `OPEN_TREE_CLONE`, Linux 5.2):
+/// after it the host's tree is detached, and a plain bind from it fails.
+/// [`bind_volume`] attaches it.
+pub(super) fn open_volume(source: &Path) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let path = CString::new(source.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: the path is NUL-terminated and lives across the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(
+            err.kind(),
+            format!("`{}`: {err}", crate::os_path::escaped(source)),
+        ));
+    }
+    // SAFETY: the descriptor was just made and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Attaches a volume [`open_volume`] made on `target`, a path inside the
+/// sandbox (after the pivot; made where missing), read-write, `nosuid`
+/// and `nodev`, keeping the flags a user namespace may not drop.
+pub(super) fn bind_volume(tree: &OwnedFd, target: &Path) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let shown = |e: io::Error| io::Error::new(e.kind(), format!("`{}`: {e}", crate::os_path::escaped(target)));
+    fs::create_dir_all(target).map_err(shown)?;
+    let to = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both paths are NUL-terminated and live across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(shown(io::Error::last_os_error()));
+    }
+    let locked = locked_flags(target);
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | SAFE | locked,
+        None::<&str>,
+    )
+    .map_err(|e| shown(e.into()))
 }
 
 /// `mount_setattr(2)` (Linux 5.12) with `MOUNT_ATTR_RDONLY`,

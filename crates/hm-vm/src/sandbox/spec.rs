@@ -84,6 +84,10 @@ pub(crate) struct Spec {
     /// it starts anything of it.
     #[serde(default)]
     pub cgroup: Option<crate::cgroup::Entry>,
+    /// Cache volumes: host directories bound read-write on paths inside,
+    /// after the workspace sync (see [`crate::volumes`]).
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
     /// The filesystem of its own that holds the step's upper and work
     /// directories, when its disk is limited (see [`super::disk`]).
     #[serde(default)]
@@ -104,6 +108,15 @@ pub(crate) struct Spec {
     /// and in the foreground (an interactive shell).
     #[serde(default)]
     pub terminal: bool,
+}
+
+/// A cache volume: the host directory `source` on `target` inside.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct VolumeSpec {
+    #[serde(with = "crate::os_path")]
+    pub source: PathBuf,
+    #[serde(with = "crate::os_path")]
+    pub target: PathBuf,
 }
 
 /// A filesystem of `bytes` for the step's writable layer: the helper

@@ -11,7 +11,7 @@ use super::disk::Method;
 use super::helper::HELPER_ARG;
 use super::layers::Layer;
 use super::rootfs::{self, Base, RootfsPlan};
-use super::spec::{DiskSpec, ExecSpec, Job, MountOp, Report, Spec};
+use super::spec::{DiskSpec, ExecSpec, Job, MountOp, Report, Spec, VolumeSpec};
 use super::{Inner, Snapshot, SnapshotBase, Workspace};
 use crate::backend::{
     Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan, Vm,
@@ -153,6 +153,7 @@ impl SandboxVm {
             rootfs: mounts,
             disk,
             cgroup: None,
+            volumes: Vec::new(),
             fresh_run: is_host,
             resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
             masked: if is_host { vec![ws.store.clone()] } else { Vec::new() },
@@ -164,6 +165,23 @@ impl SandboxVm {
             },
             terminal,
         })
+    }
+
+    /// The directories of the cache volumes `binds` names, made where
+    /// missing.
+    fn volumes(&self, binds: &[crate::VolumeBind]) -> Result<Vec<VolumeSpec>, VmError> {
+        let store = crate::volumes::VolumeStore::new(&self.inner.config.cache_dir);
+        binds
+            .iter()
+            .map(|bind| {
+                let source = store.data_dir(&bind.id);
+                std::fs::create_dir_all(&source).map_err(VmError::io("create the volume", &source))?;
+                Ok(VolumeSpec {
+                    source,
+                    target: bind.target.clone(),
+                })
+            })
+            .collect()
     }
 
     /// A control group for the step's processes, with `limits`, where the
@@ -246,6 +264,7 @@ impl Vm for SandboxVm {
         }
         let mut spec = self.build_spec(&request.cmd, &request.env, &request.cwd, false, Some(&request.limits))?;
         let helper = &self.inner.config.helper;
+        spec.volumes = self.volumes(&request.volumes)?;
         let group = self.group(&request.limits)?;
         spec.cgroup = group.as_ref().map(|g| g.entry());
         let spawned = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Pipes);

@@ -304,6 +304,11 @@ async fn run_once(
         branch: args.branch.clone(),
         message: args.message.clone(),
         limits: settings.limits,
+        volumes: Some(hm_exec::volumes::VolumeSettings {
+            store: hm_vm::volumes::VolumeStore::new(&cache),
+            scope: settings.scope.clone(),
+            configured: settings.volumes.clone(),
+        }),
     });
 
     let interrupter = handle.control.interrupter();

@@ -222,6 +222,7 @@ async fn planned_keys(
             branch: None,
             message: None,
             limits: Default::default(),
+            volumes: None,
         };
         let planned = LocalBackend::new(1, vm.clone()).planned_keys(request).await;
         vms.push(vm);
