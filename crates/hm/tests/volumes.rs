@@ -1,0 +1,300 @@
+//! Cache volumes on the sandbox (issue 19): what a step writes to one is
+//! there in the next run, outside its snapshot and its key; `locked` and
+//! `private` sharing hold with steps in parallel; a killed `hm` leaves a
+//! volume usable; volumes are per project and per image; the cache's byte
+//! bound evicts the least recently used.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use util::{envelope, sandbox_available, step, Fixture, Run, Step};
+
+/// `envelope` with `volumes` (an IR `volumes` object) set on the steps
+/// named in `per_step`.
+fn with_volumes(steps: &[Step], edges: &[(&str, &str, &str)], per_step: &[(&str, Value)]) -> Value {
+    let mut envelope = envelope("volumes", steps, edges, None);
+    let nodes = envelope["pipelines"][0]["definition"]["graph"]["nodes"]
+        .as_array_mut()
+        .unwrap();
+    for node in nodes {
+        let key = node["step"]["key"].as_str().unwrap().to_owned();
+        if let Some((_, volumes)) = per_step.iter().find(|(k, _)| *k == key) {
+            node["step"]["volumes"] = volumes.clone();
+        }
+    }
+    envelope
+}
+
+/// The keys of the cache entries, by step.
+fn entry_keys(fx: &Fixture) -> BTreeMap<String, String> {
+    let out = fx.hm(&["cache", "ls", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap().to_owned(),
+                e["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_volume_outlives_the_run_and_stays_out_of_snapshots_and_keys() {
+    if !sandbox_available() {
+        return;
+    }
+    let steps = [
+        step(
+            "count",
+            "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n; \
+             mkdir -p target && echo built > target/out",
+        )
+        .cache(json!({"policy": "forever"})),
+        step(
+            "after",
+            "test ! -e /cache/n && echo no-volume-in-the-snapshot; ls -A target | wc -l",
+        ),
+    ];
+    let volumes = json!({"/cache": "counter", "target": "build"});
+    let fx = Fixture::with(&with_volumes(
+        &steps,
+        &[("count", "after", "builds_in")],
+        &[("count", volumes)],
+    ));
+    let first = fx.run_json(&[]);
+    assert_eq!(first.code, 0, "{}", first.dump());
+    assert_eq!(first.logs("count"), ["seen-0"]);
+    // The child builds on `count`'s snapshot, which holds neither what it
+    // wrote to `/cache` nor to `/workspace/target`: both were volumes.
+    assert_eq!(first.logs("after"), ["no-volume-in-the-snapshot", "0"]);
+    let keys = entry_keys(&fx);
+
+    let again = fx.run_json(&["--no-cache"]);
+    assert_eq!(again.code, 0, "{}", again.dump());
+    assert_eq!(again.logs("count"), ["seen-1"], "the volume kept its data");
+    assert_eq!(entry_keys(&fx), keys, "what a volume holds is in no key");
+
+    let hit = fx.run_json(&[]);
+    assert_eq!(hit.status("count"), "cache_hit", "{}", hit.dump());
+    fx.assert_clean();
+}
+
+/// Each step prints `start NS` and `end NS` around a sleep; the
+/// intervals, by step.
+fn intervals(run: &Run, keys: &[&str]) -> Vec<(u128, u128)> {
+    keys.iter()
+        .map(|key| {
+            let logs = run.logs(key);
+            let at = |what: &str| -> u128 {
+                let line = logs
+                    .iter()
+                    .find(|l| l.starts_with(what))
+                    .unwrap_or_else(|| panic!("{logs:?}"));
+                line[what.len() + 1..].parse().unwrap()
+            };
+            (at("start"), at("end"))
+        })
+        .collect()
+}
+
+fn overlap(a: (u128, u128), b: (u128, u128)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+#[test]
+fn locked_volumes_take_turns_and_shared_ones_do_not() {
+    if !sandbox_available() {
+        return;
+    }
+    let timed = |key: &str| {
+        step(
+            key,
+            "echo start $(date +%s%N); echo $$ >> /v/users; sleep 0.6; echo end $(date +%s%N)",
+        )
+    };
+    let steps = [timed("a"), timed("b")];
+    for (sharing, overlapping) in [("locked", false), ("shared", true)] {
+        let volume = json!({"/v": {"name": "v", "sharing": sharing}});
+        let fx = Fixture::with(&with_volumes(&steps, &[], &[("a", volume.clone()), ("b", volume)]));
+        let run = fx.run_json(&["--parallelism", "2"]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        let times = intervals(&run, &["a", "b"]);
+        assert_eq!(overlap(times[0], times[1]), overlapping, "{sharing}: {times:?}");
+        fx.assert_clean();
+    }
+}
+
+#[test]
+fn private_volumes_give_each_running_step_its_own() {
+    if !sandbox_available() {
+        return;
+    }
+    let mine = |key: &str| {
+        step(
+            key,
+            "echo start $(date +%s%N); echo $HM_KEY > /v/owner; sleep 0.6; echo owner-$(cat /v/owner); echo end $(date +%s%N)",
+        )
+        .env("HM_KEY", key)
+    };
+    let steps = [mine("a"), mine("b")];
+    let volume = json!({"/v": {"name": "v", "sharing": "private"}});
+    let fx = Fixture::with(&with_volumes(&steps, &[], &[("a", volume.clone()), ("b", volume)]));
+    let run = fx.run_json(&["--parallelism", "2"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    let times = intervals(&run, &["a", "b"]);
+    assert!(overlap(times[0], times[1]), "the two ran at once: {times:?}");
+    assert!(run.logs("a").contains(&"owner-a".to_owned()), "{:?}", run.logs("a"));
+    assert!(run.logs("b").contains(&"owner-b".to_owned()), "{:?}", run.logs("b"));
+    let instances = std::fs::read_dir(fx.cache().join("volumes"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .count();
+    assert_eq!(instances, 2, "one volume each");
+    fx.assert_clean();
+}
+
+#[test]
+fn a_killed_hm_leaves_the_volume_usable() {
+    if !sandbox_available() {
+        return;
+    }
+    let volume = json!({"/v": {"name": "v", "sharing": "locked"}});
+    let writer = [step("w", "echo partial > /v/file; echo started; sleep 60")];
+    let fx = Fixture::with(&with_volumes(&writer, &[], &[("w", volume.clone())]));
+    let mut hm = fx
+        .command(&["run", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in BufReader::new(hm.stdout.take().unwrap()).lines() {
+        if line.unwrap().contains("\"line\":\"started\"") {
+            let killed = Command::new("kill")
+                .args(["-KILL", &hm.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        }
+    }
+    assert_eq!(hm.wait().unwrap().code(), None, "killed");
+    // The lock died with it: a locked volume is taken at once, and has
+    // what was written.
+    let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file")];
+    fx.write(
+        ".hm/pipeline.json",
+        &with_volumes(&reader, &[], &[("r", volume)]).to_string(),
+    );
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("r"), ["partial", "again"]);
+    fx.assert_clean();
+}
+
+/// `hm run --format json` in `project`, with `fx`'s cache.
+fn run_in(fx: &Fixture, project: &Path) -> Run {
+    let mut command = fx.command(&["run", "--format", "json"]);
+    command.current_dir(project);
+    Run::from(command.output().unwrap())
+}
+
+#[test]
+fn volumes_are_per_project_and_per_image() {
+    if !sandbox_available() {
+        return;
+    }
+    let count = "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n";
+    let volume = json!({"/cache": "counter"});
+    let fx = Fixture::with(&with_volumes(&[step("c", count)], &[], &[("c", volume.clone())]));
+    assert_eq!(fx.run_json(&[]).logs("c"), ["seen-0"]);
+    assert_eq!(fx.run_json(&[]).logs("c"), ["seen-1"]);
+
+    // Another project, same cache: a volume of its own.
+    let other = fx.dir.path().join("other");
+    std::fs::create_dir_all(other.join(".hm")).unwrap();
+    let pipeline = with_volumes(&[step("c", count)], &[], &[("c", volume.clone())]);
+    std::fs::write(other.join(".hm/pipeline.json"), pipeline.to_string()).unwrap();
+    let run = run_in(&fx, &other);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("c"), ["seen-0"], "another project's volume");
+
+    // Another image, same project: a volume of its own.
+    let rootfs = fx.dir.path().join("tiny");
+    util::tiny_rootfs(&rootfs, &["/bin/sh", "/bin/cat", "/bin/echo"]);
+    let import = fx.hm(&["image", "import", "tiny:1", rootfs.to_str().unwrap()]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let steps = [step("c", count).image(Some("tiny:1"))];
+    fx.write(
+        ".hm/pipeline.json",
+        &with_volumes(&steps, &[], &[("c", volume)]).to_string(),
+    );
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("c"), ["seen-0"], "another image's volume");
+    fx.assert_clean();
+}
+
+#[test]
+fn over_the_byte_bound_the_least_recently_used_volume_goes() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write(".hm/config.toml", "[cache]\nmax_size = \"2500KB\"\n");
+    let fill = |name: &str| {
+        let steps = [step(
+            "fill",
+            "test -e /v/blob && echo kept || echo empty; head -c 1000000 /dev/urandom > /v/blob",
+        )];
+        fx.write(
+            ".hm/pipeline.json",
+            &with_volumes(&steps, &[], &[("fill", json!({"/v": name}))]).to_string(),
+        );
+        let run = fx.run_json(&[]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        // Last use is kept to the second.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        run.logs("fill")
+    };
+    assert_eq!(fill("one"), ["empty"]);
+    assert_eq!(fill("two"), ["empty"]);
+    // Three of about 1 MB are over 2.5 MB: `one` goes after this run.
+    assert_eq!(fill("three"), ["empty"]);
+    assert_eq!(fill("two"), ["kept"], "used more recently than `one`");
+    assert_eq!(fill("one"), ["empty"], "evicted");
+    fx.assert_clean();
+}
+
+#[test]
+fn rootless_steps_use_volumes() {
+    if !sandbox_available() {
+        return;
+    }
+    let count = "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n";
+    let fx = Fixture::with(&with_volumes(
+        &[step("c", count)],
+        &[],
+        &[("c", json!({"/cache": "counter"}))],
+    ));
+    for seen in ["seen-0", "seen-1"] {
+        let output = util::hm_as_nobody(&fx)
+            .args(["run", "--format", "json"])
+            .current_dir(fx.project())
+            .env("HM_CACHE_DIR", fx.cache())
+            .env("HOME", fx.dir.path())
+            .output()
+            .unwrap();
+        let run = Run::from(output);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        assert_eq!(run.logs("c"), [seen]);
+    }
+    fx.assert_clean();
+}
