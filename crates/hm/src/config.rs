@@ -38,6 +38,12 @@
 //! [preferences]           # Harmont's keys
 //! format = "json"         # the default of `hm run --format`
 //! auto_watch = false      # accepted; hm has no watch mode
+//!
+//! [volumes]               # cache volumes mounted into every step, by
+//!                         # mount path (relative: under /workspace); the
+//!                         # project's file wins per path over the user's
+//! "/root/.cargo/registry" = "cargo-registry"
+//! "target" = { name = "cargo-target", sharing = "locked" }
 //! ```
 //!
 //! Harmont's configuration files are read as they are: `backend = "cloud"`
@@ -69,6 +75,10 @@ struct File {
     images: ImagesFile,
     #[serde(default)]
     history: HistoryFile,
+    /// `[volumes]`: each value read on its own, so that an error names
+    /// its mount path.
+    #[serde(default)]
+    volumes: BTreeMap<String, toml::Value>,
     /// Harmont's hosted-service settings: read, and otherwise ignored.
     cloud: Option<CloudFile>,
 }
@@ -406,6 +416,7 @@ impl Config {
         if let Some(n) = bytes(file.history.max_size, "history.max_size")? {
             self.history_max_bytes = n;
         }
+        self.volumes = layer_volumes(&self.volumes, file.volumes).map_err(parse_err)?;
         Ok(())
     }
 
@@ -475,6 +486,59 @@ impl Config {
             max_bytes: self.cache_max_bytes,
         }
     }
+}
+
+/// The `[volumes]` of one file, each checked, over `earlier` (an earlier
+/// file's): an entry here replaces the one there at the same absolute
+/// path. An error is a message naming the field (`volumes."PATH"`).
+fn layer_volumes(earlier: &hm_ir::Volumes, table: BTreeMap<String, toml::Value>) -> Result<hm_ir::Volumes, String> {
+    let field = |path: &str| format!("volumes.{}", toml_key(path));
+    let mut here = hm_ir::Volumes::new();
+    let mut resolved: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for (path, value) in table {
+        hm_ir::check_mount_path(&path).map_err(|err| format!("{}: {err}", field(&path)))?;
+        let mount: hm_ir::VolumeMount = value
+            .try_into()
+            .map_err(|err: toml::de::Error| format!("{}: {}", field(&path), err.message().trim()))?;
+        if !hm_ir::is_volume_name(&mount.name) {
+            return Err(format!(
+                "{}: `{}` is not a volume name: a name is a letter or digit, then up to 63 letters, digits, `_`, `.` or `-`",
+                field(&path),
+                mount.name.escape_debug()
+            ));
+        }
+        if let Some(first) = resolved.insert(hm_ir::mount_path(&path), path.clone()) {
+            return Err(format!("{}: the same mount path as {}", field(&path), field(&first)));
+        }
+        here.insert(path, mount);
+    }
+    let mut layered: hm_ir::Volumes = earlier
+        .iter()
+        .filter(|(path, _)| !resolved.contains_key(&hm_ir::mount_path(path)))
+        .map(|(path, mount)| (path.clone(), mount.clone()))
+        .collect();
+    // One volume inside another would be hidden by it, or hide part of it.
+    for (inner_path, inner) in &resolved {
+        let outer = layered
+            .keys()
+            .map(|path| (hm_ir::mount_path(path), path.clone()))
+            .chain(resolved.iter().map(|(abs, path)| (abs.clone(), path.clone())))
+            .find(|(outer, _)| outer != inner_path && (inner_path.starts_with(outer) || outer.starts_with(inner_path)));
+        if let Some((_, other)) = outer {
+            return Err(format!(
+                "{}: one volume cannot be inside another (`{}`)",
+                field(inner),
+                other.escape_debug()
+            ));
+        }
+    }
+    layered.extend(here);
+    Ok(layered)
+}
+
+/// A key as TOML writes it in a dotted path: quoted.
+fn toml_key(key: &str) -> String {
+    format!("\"{}\"", key.escape_debug())
 }
 
 /// A TOML error as one line: where (line and column, from 1) and what,
@@ -712,6 +776,96 @@ mod tests {
         );
     }
 
+    /// `[volumes]`: a name or `{ name, sharing }` by mount path; the
+    /// project's file wins per path (as resolved) over the user's; a bad
+    /// name, path, sharing or key names the file and `volumes."PATH"`.
+    #[test]
+    fn volumes_layer_per_path_and_errors_name_the_path() {
+        use hm_ir::{Sharing, VolumeMount};
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user.toml");
+        let project = dir.path().join("config.toml");
+        std::fs::write(
+            &user,
+            "[volumes]\n\"/root/.cargo/registry\" = \"cargo-registry\"\n\"/workspace/target\" = \"mine\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &project,
+            "[volumes]\n\"target\" = { name = \"cargo-target\", sharing = \"locked\" }\n\"/root/.cache/pip\" = { name = \"pip\" }\n",
+        )
+        .unwrap();
+        let mut config = Config::default();
+        config.apply_file(&user).unwrap();
+        config.apply_file(&project).unwrap();
+        let expected: hm_ir::Volumes = [
+            ("/root/.cargo/registry", VolumeMount::shared("cargo-registry")),
+            ("/root/.cache/pip", VolumeMount::shared("pip")),
+            (
+                "target",
+                VolumeMount {
+                    name: "cargo-target".into(),
+                    sharing: Sharing::Locked,
+                },
+            ),
+        ]
+        .into_iter()
+        .map(|(path, mount)| (path.to_owned(), mount))
+        .collect();
+        assert_eq!(config.volumes, expected);
+        // A file without `[volumes]` keeps what came before.
+        std::fs::write(&project, "parallelism = 2\n").unwrap();
+        config.apply_file(&project).unwrap();
+        assert_eq!(config.volumes, expected);
+
+        for (bad, field, says) in [
+            (
+                "\"target\" = \"a/b\"",
+                "volumes.\"target\"",
+                "`a/b` is not a volume name",
+            ),
+            ("\"..\" = \"v\"", "volumes.\"..\"", "`..` is not allowed"),
+            ("\"/proc/x\" = \"v\"", "volumes.\"/proc/x\"", "belong to the kernel"),
+            ("\".\" = \"v\"", "volumes.\".\"", "hide the sources"),
+            (
+                "\"t\" = { name = \"v\", sharing = \"exclusive\" }",
+                "volumes.\"t\"",
+                "unknown variant `exclusive`",
+            ),
+            (
+                "\"t\" = { name = \"v\", shring = \"locked\" }",
+                "volumes.\"t\"",
+                "unknown field `shring`",
+            ),
+            (
+                "\"t\" = { sharing = \"locked\" }",
+                "volumes.\"t\"",
+                "missing field `name`",
+            ),
+            ("\"t\" = 3", "volumes.\"t\"", "invalid type"),
+            (
+                "\"t\" = \"a\"\n\"/workspace/t/\" = \"b\"",
+                "volumes.\"t\"",
+                "the same mount path as volumes.\"/workspace/t/\"",
+            ),
+            ("\"/a\" = \"a\"\n\"/a/b\" = \"b\"", "volumes.\"/a", "inside another"),
+        ] {
+            std::fs::write(&project, format!("[volumes]\n{bad}\n")).unwrap();
+            let err = Config::default().apply_file(&project).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("`{}`: {field}", project.display())) && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+        // Inside one the user's file mounts.
+        std::fs::write(&project, "[volumes]\n\"/root/.cargo/registry/cache\" = \"c\"\n").unwrap();
+        let err = config.apply_file(&project).unwrap_err().to_string();
+        assert!(
+            err.contains("volumes.\"/root/.cargo/registry/cache\": one volume cannot be inside another (`/root/.cargo/registry`)"),
+            "{err}"
+        );
+    }
+
     /// Any text, and a full configuration file mutated, never panics the
     /// reader: it is read, or the error names the file (exit 2 through the
     /// binary, like every `ConfigError`).
@@ -724,6 +878,7 @@ mod tests {
             [cache]\nmax_entries = 256\nmax_size = \"20GiB\"\nscope = \"p\"\n\
             [resources]\nmemory = \"4GiB\"\ncpus = 2.5\npids = 512\ndisk = \"none\"\n\
             [preferences]\nformat = \"json\"\nauto_watch = false\n\
+            [volumes]\n\"target\" = \"cargo-target\"\n\"/root/.npm\" = { name = \"npm\", sharing = \"locked\" }\n\
             [cloud]\norg = \"a\"\napi_url = \"u\"\npipeline = \"p\"\n";
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");

@@ -140,3 +140,36 @@ fn completion_scripts_load_in_their_shell() {
     }
     assert_eq!(fx.hm(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+/// A bad `[volumes]` entry in `.hm/config.toml` (a name, a mount path, a
+/// sharing, a key of the inline table) is exit 2 before anything runs,
+/// naming the file and `volumes."PATH"`.
+#[test]
+fn a_bad_configured_volume_is_exit_2_naming_the_file_and_path() {
+    let fx = Fixture::with(&envelope("ci", &[step("a", "true")], &[], None));
+    for (bad, says) in [
+        (
+            r#""target" = "cargo/target""#,
+            r#"volumes."target": `cargo/target` is not a volume name"#,
+        ),
+        (
+            r#""/proc/cache" = "c""#,
+            r#"volumes."/proc/cache": `/proc` and what is under it belong to the kernel"#,
+        ),
+        (
+            r#""target" = { name = "t", sharing = "sometimes" }"#,
+            r#"volumes."target": unknown variant `sometimes`"#,
+        ),
+        (
+            r#""target" = { name = "t", size = 1 }"#,
+            r#"volumes."target": unknown field `size`"#,
+        ),
+    ] {
+        fx.write(".hm/config.toml", &format!("[volumes]\n{bad}\n"));
+        let out = fx.hm(&["run"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains(".hm/config.toml") && err.contains(says), "{bad}: {err}");
+        assert!(out.stdout.is_empty(), "nothing ran");
+    }
+}
