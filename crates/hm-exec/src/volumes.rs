@@ -31,10 +31,12 @@ impl VolumeSettings {
     }
 }
 
-/// The volumes one step holds while it runs.
+/// The volumes one step holds while it runs, and where it mounts each (a
+/// name mounted at two paths is taken once: a second `locked` lease
+/// would wait for the first forever).
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    leases: Vec<(Lease, PathBuf)>,
+    leases: Vec<(Lease, Vec<PathBuf>)>,
 }
 
 /// Takes the volumes of `mounts` for a step whose chain boots from
@@ -60,9 +62,12 @@ pub(crate) async fn acquire(
         })
         .collect();
     tokio::task::spawn_blocking(move || {
-        let mut leases = Vec::with_capacity(keys.len());
+        let mut leases: Vec<(Lease, Vec<PathBuf>)> = Vec::with_capacity(keys.len());
         for (key, sharing, target) in keys {
-            leases.push((store.acquire(&key, sharing)?, target));
+            match leases.iter_mut().find(|(lease, _)| lease.key == key) {
+                Some((_, targets)) => targets.push(target),
+                None => leases.push((store.acquire(&key, sharing)?, vec![target])),
+            }
         }
         Ok(Held { leases })
     })
@@ -83,9 +88,11 @@ impl Held {
     pub(crate) fn binds(&self) -> Vec<VolumeBind> {
         self.leases
             .iter()
-            .map(|(lease, target)| VolumeBind {
-                id: lease.id.clone(),
-                target: target.clone(),
+            .flat_map(|(lease, targets)| {
+                targets.iter().map(|target| VolumeBind {
+                    id: lease.id.clone(),
+                    target: target.clone(),
+                })
             })
             .collect()
     }

@@ -298,3 +298,21 @@ fn rootless_steps_use_volumes() {
     }
     fx.assert_clean();
 }
+
+#[test]
+fn a_locked_volume_at_two_paths_of_one_step_is_taken_once() {
+    if !sandbox_available() {
+        return;
+    }
+    let steps = [step("s", "echo same > /a/file; cat /b/file")];
+    let volume = json!({"name": "v", "sharing": "locked"});
+    let fx = Fixture::with(&with_volumes(
+        &steps,
+        &[],
+        &[("s", json!({"/a": volume, "/b": volume}))],
+    ));
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("s"), ["same"]);
+    fx.assert_clean();
+}
