@@ -13,8 +13,9 @@
 //! as one file ([`parts`]).
 //!
 //! A container is created at its first step's exec, under that step's
-//! limits ([`limits`]); the command that runs each step also reads what it
-//! used from the container's cgroup ([`usage`]).
+//! limits ([`limits`]) and with its cache volumes mounted ([`volumes`]); the
+//! command that runs each step also reads what it used from the
+//! container's cgroup ([`usage`]).
 
 mod archive;
 mod connect;
@@ -26,6 +27,7 @@ mod parts;
 mod sources;
 mod usage;
 mod vm;
+mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -43,6 +45,7 @@ use futures_util::StreamExt;
 
 use crate::backend::{
     BootFrom, BootRequest, ImageRef, Network, Persisted, SnapshotId, StoredSnapshot, SyncPlan, Vm, VmBackend,
+    VolumeBind,
 };
 use crate::capabilities::STEP_CAPABILITIES;
 use crate::credentials::Credentials;
@@ -51,6 +54,7 @@ use crate::images::HOST_IMAGE;
 use crate::limits::Limits;
 use crate::session::{is_alive, Session};
 use vm::DockerVm;
+use volumes::volume_name;
 
 /// Labels on everything `hm` makes.
 const LABEL_CACHE: &str = "dev.hm.cache";
@@ -60,6 +64,8 @@ const LABEL_STEP: &str = "dev.hm.step";
 /// On a committed image: the id of the image the snapshot lies on (its
 /// layers are the bottom ones).
 const LABEL_BASE: &str = "dev.hm.base";
+/// On a cache volume: its id ([`crate::volumes::VolumeKey::id`]).
+const LABEL_VOLUME: &str = "dev.hm.volume";
 
 /// What a container runs so that steps can `exec` into it: a shell as PID 1
 /// (it reaps orphans, and `kill -1` in a step cannot reach it).
@@ -113,6 +119,9 @@ struct Inner {
     /// This process's shared lock on the cache's source images, taken at
     /// their first use (see [`sources`]).
     sources_lock: Mutex<Option<nix::fcntl::Flock<std::fs::File>>>,
+    /// The bytes each cache volume held after the last step that mounted
+    /// it, until `volume_size` takes them (see [`volumes`]).
+    volume_sizes: Mutex<HashMap<String, u64>>,
 }
 
 /// Called with an image's name before the daemon pulls it: the caller says
@@ -127,12 +136,16 @@ pub type Note = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Debug, Clone)]
 enum Snap {
     /// A container handed from a step to its only child, with the limits
-    /// it runs under.
+    /// it runs under and the volumes it mounts; `intermediates` are the
+    /// tags of images the chain was moved through to change its volumes,
+    /// untagged once the container is gone.
     Container {
         id: String,
         origin: String,
         base: String,
         limits: Limits,
+        volumes: Vec<VolumeBind>,
+        intermediates: Vec<String>,
     },
     /// A committed image; `tag` is this run's own reference to it (none for
     /// a snapshot restored from the cache, whose tag is the cache's).
@@ -145,11 +158,6 @@ enum Snap {
 }
 
 /// Maps a bollard error to a [`VmError`] for `op`.
-/// The Docker volume of cache volume `id` (see [`crate::volumes`]).
-pub(crate) fn volume_name(id: &str) -> String {
-    format!("hm-vol-{id}")
-}
-
 pub(crate) fn docker_error(op: &'static str) -> impl FnOnce(bollard::errors::Error) -> VmError {
     move |source| DockerError::Api { op, source }.into()
 }
@@ -206,6 +214,7 @@ impl DockerBackend {
                 disk_refused: std::sync::atomic::AtomicBool::new(false),
                 sources: Mutex::default(),
                 sources_lock: Mutex::default(),
+                volume_sizes: Mutex::default(),
             }),
         }
     }
@@ -298,11 +307,19 @@ impl Inner {
     }
 
     /// Creates and starts a container from `image` for the step `name`,
-    /// under `limits`. A disk limit the storage driver refuses is left
-    /// out, of this container and every later one, and said once.
-    async fn create_container(&self, image: &str, name: &str, limits: &Limits) -> Result<String, VmError> {
+    /// under `limits`, with the cache volumes `volumes` mounted (each made
+    /// where it is not there yet). A disk limit the storage driver refuses
+    /// is left out, of this container and every later one, and said once.
+    async fn create_container(
+        &self,
+        image: &str,
+        name: &str,
+        limits: &Limits,
+        volumes: &[VolumeBind],
+    ) -> Result<String, VmError> {
         let docker = self.docker()?;
         let run = self.session().await?.id().to_owned();
+        self.create_volumes(&run, name, volumes).await?;
         let mut host = HostConfig {
             network_mode: Some(self.network.name().to_owned()),
             // The sandbox's capabilities, not Docker's defaults (which add
@@ -310,6 +327,7 @@ impl Inner {
             cap_drop: Some(vec!["ALL".to_owned()]),
             cap_add: Some(STEP_CAPABILITIES.iter().map(|(_, name)| (*name).to_owned()).collect()),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            mounts: (!volumes.is_empty()).then(|| volumes::mounts(volumes)),
             ..Default::default()
         };
         limits::apply(limits, &mut host);
@@ -389,6 +407,20 @@ impl Inner {
 
     /// Commits `container` as this run's snapshot image.
     async fn commit(&self, container: &str, origin: &str, base: &str) -> Result<Snap, VmError> {
+        let (id, tag) = self.commit_image(container, base).await?;
+        let size = self.image_size(&id).await.saturating_sub(self.image_size(origin).await);
+        Ok(Snap::Image {
+            id,
+            tag: Some(tag),
+            base: base.to_owned(),
+            size,
+        })
+    }
+
+    /// Commits `container`, whose snapshot lies on `base`, as an image of
+    /// this run: its id and its tag (`hm-snapshot-<cache>:<run>-<n>`).
+    /// The contents of the container's volumes are not in it.
+    async fn commit_image(&self, container: &str, base: &str) -> Result<(String, String), VmError> {
         let docker = self.docker()?;
         let run = self.session().await?.id().to_owned();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -409,14 +441,19 @@ impl Inner {
             .commit_container(options, config)
             .await
             .map_err(docker_error("commit a snapshot"))?;
-        let id = committed.id;
-        let size = self.image_size(&id).await.saturating_sub(self.image_size(origin).await);
-        Ok(Snap::Image {
-            id,
-            tag: Some(format!("{}:{tag}", self.snapshot_repo())),
-            base: base.to_owned(),
-            size,
-        })
+        Ok((committed.id, format!("{}:{tag}", self.snapshot_repo())))
+    }
+
+    /// Removes a container, then the tags of the images it was moved
+    /// through (see [`Snap::Container`]): an image goes with its tag once
+    /// no container runs from it and no image lies on it.
+    async fn remove_chain(&self, container: &str, intermediates: &[String]) {
+        if !container.is_empty() {
+            self.remove_container(container).await;
+        }
+        for tag in intermediates {
+            self.remove_tag(tag).await;
+        }
     }
 
     /// Removes the containers and snapshot images of this cache's runs
@@ -635,9 +672,17 @@ impl VmBackend for DockerBackend {
                     origin,
                     base,
                     limits,
+                    volumes,
+                    intermediates,
                 } => {
                     inner.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-                    DockerVm::handed_over(inner, container, origin, base, limits)
+                    let chain = vm::Chain {
+                        origin,
+                        base,
+                        volumes,
+                        intermediates,
+                    };
+                    DockerVm::handed_over(inner, request.name, container, chain, limits)
                 }
                 Snap::Image { id: image, base, .. } => DockerVm::pending(inner, request.name, image, base),
             },
@@ -653,7 +698,7 @@ impl VmBackend for DockerBackend {
             .unwrap_or_else(|p| p.into_inner())
             .remove(snapshot);
         match snap {
-            Some(Snap::Container { id, .. }) => self.inner.remove_container(&id).await,
+            Some(Snap::Container { id, intermediates, .. }) => self.inner.remove_chain(&id, &intermediates).await,
             Some(Snap::Image { tag: Some(tag), .. }) => self.inner.remove_tag(&tag).await,
             Some(Snap::Image { tag: None, .. }) | None => {}
         }
@@ -671,7 +716,7 @@ impl VmBackend for DockerBackend {
             .collect();
         for snap in snaps {
             match snap {
-                Snap::Container { id, .. } => self.inner.remove_container(&id).await,
+                Snap::Container { id, intermediates, .. } => self.inner.remove_chain(&id, &intermediates).await,
                 Snap::Image { tag: Some(tag), .. } => self.inner.remove_tag(&tag).await,
                 Snap::Image { tag: None, .. } => {}
             }
@@ -737,6 +782,13 @@ impl VmBackend for DockerBackend {
             self.inner.remove_tag(&self.inner.cache_tag(part)).await;
         }
         Ok(())
+    }
+
+    /// What `du` counted in the volume's mount right after the last step
+    /// that mounted it (see [`volumes`]); `None` where that step was
+    /// killed or the image has no `du`.
+    async fn volume_size(&self, id: &str) -> Option<u64> {
+        self.inner.take_volume_size(id)
     }
 
     async fn remove_volume(&self, id: &str) -> Result<(), VmError> {

@@ -21,7 +21,7 @@ use nix::fcntl::{Flock, FlockArg};
 use bollard::models::ContainerConfig;
 use bollard::query_parameters::CommitContainerOptionsBuilder;
 
-use super::vm::DockerVm;
+use super::vm::{Chain, DockerVm};
 use super::{docker_error, is_not_found, Inner, LABEL_CACHE, LABEL_PROJECT};
 use crate::backend::{ImageRef, SyncPlan, Vm};
 use crate::error::VmError;
@@ -81,12 +81,19 @@ impl Inner {
         plan: SyncPlan,
         tag: &str,
     ) -> Result<Option<String>, VmError> {
-        let container = self.create_container(&image.id, "source", &Limits::default()).await?;
+        let container = self
+            .create_container(&image.id, "source", &Limits::default(), &[])
+            .await?;
+        let chain = Chain {
+            origin: image.id.clone(),
+            base: image.id.clone(),
+            ..Chain::default()
+        };
         let mut vm = Box::new(DockerVm::running(
             self.clone(),
+            "source".to_owned(),
             container.clone(),
-            image.id.clone(),
-            image.id.clone(),
+            chain,
             Limits::default(),
         ));
         let synced = vm.sync(plan).await;

@@ -3,10 +3,13 @@
 //! hand-over to the single child.
 //!
 //! A container booted from an image is created at the step's exec, under
-//! the step's limits, and the sync asked for before is done then: the
-//! limits are known only then, and setting them at creation costs nothing
-//! where `docker update` costs a `runc update` (20 ms or more). A later
-//! step of a chain changes them only when its own differ.
+//! the step's limits and with its cache volumes mounted, and the sync
+//! asked for before is done then: the limits are known only then, and
+//! setting them at creation costs nothing where `docker update` costs a
+//! `runc update` (20 ms or more). A later step of a chain changes them
+//! only when its own differ. Its volumes cannot be changed at all: a step
+//! whose volumes are not the container's goes on in a new container made
+//! from a commit of the old one (see [`super::volumes`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::archive::{removals, tar_stream};
 use super::usage::{UsageLine, STEP_WRAPPER};
+use super::volumes::{normalized, size_command, sizes};
 use super::{docker_error, unexpected, Inner, Snap};
 use crate::error::DockerError;
 use crate::limits::{Limits, StepUsage};
@@ -27,7 +31,8 @@ use crate::limits::{Limits, StepUsage};
 /// The attached output of an exec, frame by frame.
 type ExecOutput = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 use crate::backend::{
-    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan, Vm,
+    Drift, ExecOutcome, ExecRequest, KillSignal, LogSink, LogStream, ShellRequest, SnapshotId, Successors, SyncPlan,
+    Vm, VolumeBind,
 };
 use crate::error::VmError;
 use crate::lines::LineSplitter;
@@ -36,6 +41,8 @@ use crate::terminal::Keys;
 /// A container holding one step.
 pub(super) struct DockerVm {
     inner: Arc<Inner>,
+    /// The step's name, for the labels of what is made for it.
+    name: String,
     /// Empty until the container is created.
     container: String,
     /// What creates the container, until it is.
@@ -46,20 +53,30 @@ pub(super) struct DockerVm {
     fresh: bool,
     /// What the last exec used.
     usage: StepUsage,
-    /// The image the container's chain started from (for the size of a
-    /// committed snapshot) and the base image of the whole snapshot.
-    origin: String,
-    base: String,
+    /// What the container carries from step to step.
+    chain: Chain,
     /// Set once `destroy`, `commit` or a hand-over took the container.
     done: bool,
     /// What the sync copied other than the plan expected.
     drift: Vec<Drift>,
 }
 
-/// A container still to be created: the step's name (for its labels) and
-/// the sync asked for before.
+/// What a chain's container carries from step to step.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Chain {
+    /// The image the chain started from (for the size of a committed
+    /// snapshot) and the base image of the whole snapshot.
+    pub(super) origin: String,
+    pub(super) base: String,
+    /// The cache volumes the container mounts ([`normalized`]).
+    pub(super) volumes: Vec<VolumeBind>,
+    /// The tags of the images the chain was moved through to change its
+    /// volumes, untagged once the container is gone.
+    pub(super) intermediates: Vec<String>,
+}
+
+/// A container still to be created: the sync asked for before.
 struct Pending {
-    name: String,
     sync: Option<SyncPlan>,
 }
 
@@ -67,52 +84,69 @@ impl DockerVm {
     /// A VM whose container is created from `origin` when the step `name`
     /// first needs it.
     pub(super) fn pending(inner: Arc<Inner>, name: String, origin: String, base: String) -> Self {
-        let mut vm = Self::running(inner, String::new(), origin, base, Limits::default());
-        vm.pending = Some(Pending { name, sync: None });
+        let chain = Chain {
+            origin,
+            base,
+            ..Chain::default()
+        };
+        let mut vm = Self::running(inner, name, String::new(), chain, Limits::default());
+        vm.pending = Some(Pending { sync: None });
         vm
     }
 
     /// A VM in the running `container`, made under `limits`, in which no
     /// step ran yet.
-    pub(super) fn running(inner: Arc<Inner>, container: String, origin: String, base: String, limits: Limits) -> Self {
+    pub(super) fn running(inner: Arc<Inner>, name: String, container: String, chain: Chain, limits: Limits) -> Self {
         DockerVm {
             inner,
+            name,
             container,
             pending: None,
             limits,
             fresh: true,
             usage: StepUsage::default(),
-            origin,
-            base,
+            chain,
             done: false,
             drift: Vec::new(),
         }
     }
 
-    /// A VM in the container a step handed over, which runs under `limits`.
+    /// A VM for the step `name` in the container a step handed over,
+    /// which runs under `limits`.
     pub(super) fn handed_over(
         inner: Arc<Inner>,
+        name: String,
         container: String,
-        origin: String,
-        base: String,
+        chain: Chain,
         limits: Limits,
     ) -> Self {
-        let mut vm = Self::running(inner, container, origin, base, limits);
+        let mut vm = Self::running(inner, name, container, chain, limits);
         vm.fresh = false;
         vm
     }
 
-    /// Makes the container run under `limits`: creates it under them (and
-    /// does the sync asked for before), or changes those of the running
-    /// one where they differ. Its disk stays what it was created with.
-    async fn ready(&mut self, limits: Limits) -> Result<(), VmError> {
+    /// Makes the container run under `limits` with `volumes` mounted
+    /// (`None`: those it has): creates it so (and does the sync asked for
+    /// before), moves the chain to a new container where its volumes are
+    /// others ([`DockerVm::remount`]), or changes the running one's limits
+    /// where they differ. Its disk stays what it was created with.
+    async fn ready(&mut self, limits: Limits, volumes: Option<&[VolumeBind]>) -> Result<(), VmError> {
+        let volumes = volumes.map(normalized);
         match self.pending.take() {
-            Some(Pending { name, sync }) => {
-                self.container = self.inner.create_container(&self.origin, &name, &limits).await?;
+            Some(Pending { sync }) => {
+                let volumes = volumes.unwrap_or_default();
+                self.container = self
+                    .inner
+                    .create_container(&self.chain.origin, &self.name, &limits, &volumes)
+                    .await?;
+                self.chain.volumes = volumes;
                 self.limits = limits;
                 if let Some(plan) = sync {
                     self.sync_now(plan).await?;
                 }
+            }
+            None if volumes.as_ref().is_some_and(|v| *v != self.chain.volumes) => {
+                self.remount(limits, volumes.unwrap_or_default()).await?;
             }
             None => {
                 let changing = |l: &Limits| (l.memory, l.millicpus, l.pids);
@@ -128,6 +162,38 @@ impl DockerVm {
             }
         }
         Ok(())
+    }
+
+    /// Moves the chain into a new container with `volumes` mounted, under
+    /// `limits`: the running one is committed (its volumes' contents stay
+    /// out of the image, their mount points at most empty directories in
+    /// it) and removed. The image keeps its tag until the chain's last
+    /// container is gone.
+    async fn remount(&mut self, limits: Limits, volumes: Vec<VolumeBind>) -> Result<(), VmError> {
+        let old = std::mem::take(&mut self.container);
+        let committed = self.inner.commit_image(&old, &self.chain.base).await;
+        self.inner.remove_container(&old).await;
+        let (image, tag) = committed?;
+        self.chain.intermediates.push(tag);
+        self.container = self
+            .inner
+            .create_container(&image, &self.name, &limits, &volumes)
+            .await?;
+        self.chain.volumes = volumes;
+        self.limits = limits;
+        self.fresh = true;
+        Ok(())
+    }
+
+    /// Reads what each of `volumes` holds after a step, for
+    /// `volume_size`; nothing where `du` cannot run.
+    async fn measure(&self, volumes: &[VolumeBind]) {
+        if volumes.is_empty() {
+            return;
+        }
+        if let Ok((_, output)) = self.run_quiet(size_command(volumes), "/").await {
+            self.inner.volumes_measured(sizes(volumes, &output));
+        }
     }
 
     /// Removes the paths `plan` deletes from `target` in the container.
@@ -251,7 +317,7 @@ impl Vm for DockerVm {
                 Ok(())
             }
             Some(_) => {
-                self.ready(self.limits).await?;
+                self.ready(self.limits, None).await?;
                 self.sync_now(plan).await
             }
             None => self.sync_now(plan).await,
@@ -269,7 +335,7 @@ impl Vm for DockerVm {
             pids_limit: request.limits.pids,
             ..StepUsage::default()
         };
-        self.ready(request.limits).await?;
+        self.ready(request.limits, Some(&request.volumes)).await?;
         let first = std::mem::replace(&mut self.fresh, false);
         let docker = self.inner.docker()?;
         let env = request.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -316,6 +382,7 @@ impl Vm for DockerVm {
         }
         let code = self.exit_code(&exec).await?;
         self.usage = figures.usage(first, &request.limits);
+        self.measure(&request.volumes).await;
         Ok(ExecOutcome::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
     }
 
@@ -324,7 +391,7 @@ impl Vm for DockerVm {
     /// typed is sent, what comes back is written, and a resize is passed
     /// on.
     async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
-        self.ready(self.limits).await?;
+        self.ready(self.limits, None).await?;
         let docker = self.inner.docker()?;
         let terminal = &request.terminal;
         let env = request
@@ -415,19 +482,22 @@ impl Vm for DockerVm {
     }
 
     async fn commit(mut self: Box<Self>, successors: Successors) -> Result<SnapshotId, VmError> {
-        self.ready(self.limits).await?;
+        self.ready(self.limits, None).await?;
         self.done = true;
         let container = std::mem::take(&mut self.container);
+        let chain = std::mem::take(&mut self.chain);
         let snap = match successors {
             Successors::One => Snap::Container {
                 id: container,
-                origin: self.origin.clone(),
-                base: self.base.clone(),
+                origin: chain.origin,
+                base: chain.base,
                 limits: self.limits,
+                volumes: chain.volumes,
+                intermediates: chain.intermediates,
             },
             Successors::Many => {
-                let committed = self.inner.commit(&container, &self.origin, &self.base).await;
-                self.inner.remove_container(&container).await;
+                let committed = self.inner.commit(&container, &chain.origin, &chain.base).await;
+                self.inner.remove_chain(&container, &chain.intermediates).await;
                 committed?
             }
         };
@@ -436,9 +506,9 @@ impl Vm for DockerVm {
 
     async fn destroy(mut self: Box<Self>) -> Result<(), VmError> {
         self.done = true;
-        if !self.container.is_empty() {
-            self.inner.remove_container(&self.container).await;
-        }
+        self.inner
+            .remove_chain(&self.container, &self.chain.intermediates)
+            .await;
         Ok(())
     }
 }
@@ -447,11 +517,12 @@ impl Drop for DockerVm {
     /// A VM dropped without `commit` or `destroy` (a panic, a cancelled
     /// task) still goes; `shutdown` removes whatever this misses.
     fn drop(&mut self) {
-        if !self.done && !self.container.is_empty() {
+        if !self.done && (!self.container.is_empty() || !self.chain.intermediates.is_empty()) {
             let inner = self.inner.clone();
             let container = std::mem::take(&mut self.container);
+            let intermediates = std::mem::take(&mut self.chain.intermediates);
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move { inner.remove_container(&container).await });
+                handle.spawn(async move { inner.remove_chain(&container, &intermediates).await });
             }
         }
     }
