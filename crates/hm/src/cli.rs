@@ -536,10 +536,13 @@ pub enum ImageCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// List cache entries
+    /// List cache entries, then cache volumes
     Ls {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// List only cache volumes (JSON: an array of volumes)
+        #[arg(long)]
+        volumes: bool,
     },
     /// Show the space the cache takes, in total and by pipeline
     Du {
@@ -561,7 +564,7 @@ pub enum CacheCommand {
         #[arg(long)]
         wait: bool,
     },
-    /// Remove every entry
+    /// Remove every entry and every cache volume
     Clean {
         /// Do not ask for confirmation
         #[arg(long, short = 'y')]
@@ -585,16 +588,21 @@ pub enum CacheCommand {
     /// against its digest; prints the cache key of what this project's
     /// pipelines would use on stdout
     Restore(RestoreArgs),
-    /// Remove entries (and the entries built on them) by step or by key
+    /// Remove entries (and the entries built on them) by step or by key,
+    /// and cache volumes by name
     Rm {
         /// A step of this project (every entry of that step), or a key, or
         /// the start of one as `hm cache ls` shows it
-        #[arg(required = true, value_name = "STEP|KEY")]
+        #[arg(required_unless_present = "volumes", value_name = "STEP|KEY")]
         keys: Vec<String>,
         /// Only steps of this pipeline
         #[arg(long, value_name = "SLUG")]
         pipeline: Option<String>,
-        /// Wait for running builds to let go of entries they use
+        /// Remove this project's cache volume NAME (every image's, every
+        /// instance); may be repeated
+        #[arg(long = "volume", value_name = "NAME")]
+        volumes: Vec<String>,
+        /// Wait for running builds to let go of entries and volumes they use
         #[arg(long)]
         wait: bool,
     },

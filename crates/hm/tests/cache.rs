@@ -948,6 +948,126 @@ fn clean_asks_on_a_terminal() {
     assert!(entries(&fx).is_empty());
 }
 
+/// `hm cache ls --volumes --format json`.
+fn volumes(fx: &Fixture) -> Vec<Value> {
+    util::json_list(&fx.hm(&["cache", "ls", "--volumes", "--format", "json"]))
+}
+
+/// Cache volumes in the cache commands (issue 19): `ls` lists them after
+/// the entries (the entries' JSON as it was; `--volumes` for theirs), `du`
+/// counts them, `rm --volume NAME` removes this project's by name and
+/// keeps one a running step uses, an unknown name is exit 2 with the
+/// nearest, and `clean` removes them all.
+#[test]
+fn cache_volumes_are_listed_counted_and_removed() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let steps = [
+        step("count", "head -c 40000 /dev/urandom > /cache/blob")
+            .cache(json!({"policy": "forever"}))
+            .volumes(json!({"/cache": "counter"})),
+        step("tools", "echo hi > /tools/hi").volumes(json!({"/tools": "toolbox"})),
+    ];
+    write(&fx, &steps, &[]);
+    run(&fx);
+    let listed = volumes(&fx);
+    let names: BTreeSet<&str> = listed.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["counter", "toolbox"]), "{listed:?}");
+    let counter = listed.iter().find(|v| v["name"] == "counter").unwrap().clone();
+    assert_eq!(counter["image"], "host");
+    assert_eq!(counter["backend"], "sandbox");
+    assert_eq!(counter["instance"], 0);
+    assert!(counter["size"].as_u64().unwrap() >= 40000, "{counter}");
+    let counter_dir = fx.cache().join("volumes").join(counter["id"].as_str().unwrap());
+    assert!(counter_dir.join("blob").is_file());
+
+    // The entries' JSON is still a bare array of entries.
+    assert_eq!(entries(&fx).len(), 1);
+    assert!(entries(&fx).iter().all(|e| e["step"] == "count"));
+    let human = String::from_utf8_lossy(&fx.hm(&["cache", "ls"]).stdout).into_owned();
+    let (entry_table, volume_table) = human.split_once("\n\n").expect("two tables");
+    assert!(entry_table.starts_with("STEP "), "{human}");
+    let header: Vec<&str> = volume_table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "IMAGE", "PROJECT", "BACKEND", "INSTANCE", "SIZE", "LAST", "USED"]
+    );
+    assert_eq!(volume_table.lines().count(), 3, "{human}");
+    let only = String::from_utf8_lossy(&fx.hm(&["cache", "ls", "--volumes"]).stdout).into_owned();
+    assert!(only.starts_with("NAME ") && only.contains("toolbox"), "{only}");
+
+    let du: Value = serde_json::from_slice(&fx.hm(&["cache", "du", "--format", "json"]).stdout).unwrap();
+    assert_eq!(du["entries"], 1);
+    assert_eq!(du["volumes"], 2);
+    assert!(du["volume_bytes"].as_u64().unwrap() >= 40000, "{du}");
+    let human = String::from_utf8_lossy(&fx.hm(&["cache", "du"]).stdout).into_owned();
+    assert!(
+        human.starts_with("total: 1 entries, ") && human.contains("; 2 volumes, "),
+        "{human}"
+    );
+
+    // A name this project has no volume of: exit 2, the nearest named,
+    // nothing removed.
+    let wrong = fx.hm(&["cache", "rm", "--volume", "toolbox", "--volume", "countr"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("no volume `countr`; did you mean `counter`?"), "{err}");
+    assert_eq!(volumes(&fx).len(), 2);
+
+    // In use by a running step: kept, and said.
+    let mut during = None;
+    write(
+        &fx,
+        &[step("hold", "echo started; sleep 3").volumes(json!({"/cache": "counter"}))],
+        &[],
+    );
+    let build = fx.run_json_when(&[], "started", || {
+        during = Some(fx.hm(&["cache", "rm", "--volume", "counter"]))
+    });
+    assert_eq!(build.code, 0, "{}", build.dump());
+    let during = during.unwrap();
+    let said = String::from_utf8_lossy(&during.stderr).into_owned();
+    assert!(during.status.success(), "{said}");
+    assert!(
+        said.contains("removed 0 volumes") && said.contains("kept 1 volumes a running step uses"),
+        "{said}"
+    );
+    assert!(counter_dir.join("blob").is_file());
+
+    // Not in use: gone from disk and from the listing; the other stays.
+    let rm = fx.hm(&["cache", "rm", "--volume", "counter"]);
+    let said = String::from_utf8_lossy(&rm.stderr).into_owned();
+    assert!(rm.status.success(), "{said}");
+    assert!(said.contains("removed 1 volumes, freed "), "{said}");
+    assert!(!counter_dir.exists());
+    let left = volumes(&fx);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["name"], "toolbox");
+    assert_eq!(entries(&fx).len(), 1, "entries are left alone");
+
+    // `clean` removes the entries, then every volume.
+    let clean = fx.hm(&["cache", "clean"]);
+    let said = String::from_utf8_lossy(&clean.stderr).into_owned();
+    assert!(clean.status.success(), "{said}");
+    assert!(
+        said.contains("removed 1 entries") && said.contains("removed 1 volumes"),
+        "{said}"
+    );
+    assert!(volumes(&fx).is_empty());
+    assert!(entries(&fx).is_empty());
+    let left: Vec<_> = std::fs::read_dir(fx.cache().join("volumes"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // No volume left: any name is unknown, with nothing to suggest.
+    let wrong = fx.hm(&["cache", "rm", "--volume", "counter"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("no volume `counter` (it has none)"));
+    fx.assert_clean();
+}
+
 contract!(
     forever_misses_on_its_inputs_and_nothing_else,
     a_changed_parent_or_image_invalidates,

@@ -1,3 +1,5 @@
+mod volumes;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,7 +22,7 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
     let dir = cache_dir()?;
     let registry = Registry::open(&dir)?;
     match command {
-        CacheCommand::Ls { format } => ls(&registry, format),
+        CacheCommand::Ls { format, volumes } => ls(&registry, format, volumes),
         CacheCommand::Du { format } => du(&registry, format),
         CacheCommand::Prune {
             max_entries,
@@ -71,13 +73,28 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
                 }
                 tokio::time::sleep(WAIT_POLL).await;
             }
+            // Volumes give way to entries: they go while both together
+            // are over the byte bound.
+            let evicted = volumes::evict(&dir, &registry, bounds.max_bytes).await?;
             let (entries, bytes) = registry.totals()?;
+            let (volume_count, volume_bytes) = volumes::totals(&registry)?;
             say!(
-                "pruned {} entries, freed {}; {entries} entries, {} left",
+                "pruned {} entries, freed {}; {entries} entries, {} left{}",
                 before_entries.saturating_sub(entries),
                 format_size(before_bytes.saturating_sub(bytes)),
-                format_size(bytes)
+                format_size(bytes),
+                match volume_count {
+                    0 => String::new(),
+                    n => format!("; {n} volumes, {}", format_size(volume_bytes)),
+                }
             );
+            if evicted.count > 0 {
+                say!(
+                    "evicted {} volumes, freed {}: the cache was over its byte bound",
+                    evicted.count,
+                    format_size(evicted.bytes)
+                );
+            }
             if entries > bounds.max_entries || bytes > bounds.max_bytes {
                 say!("the cache is still over its bounds: running builds use the rest (`hm cache prune --wait` waits for them)");
             }
@@ -85,16 +102,23 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
         }
         CacheCommand::Clean { yes, wait } => {
             let (count, bytes) = registry.totals()?;
-            if count == 0 {
+            let (volume_count, volume_bytes) = volumes::totals(&registry)?;
+            if count == 0 && volume_count == 0 {
                 remove_sources(&dir, &registry).await;
                 say!("the cache is empty");
                 return Ok(exit_codes::PASSED);
             }
-            if !yes && std::io::stdin().is_terminal() && !confirm(count, bytes) {
+            if !yes && std::io::stdin().is_terminal() && !confirm(count, bytes, volume_count, volume_bytes) {
                 say!("nothing removed");
                 return Ok(exit_codes::PASSED);
             }
-            let removed = remove(&dir, &registry, None, wait).await;
+            let removed = match count {
+                0 => Ok(exit_codes::PASSED),
+                _ => remove(&dir, &registry, None, wait).await,
+            };
+            if volume_count > 0 {
+                volumes::remove(&dir, &registry, |_| true, wait, "clean").await?;
+            }
             remove_sources(&dir, &registry).await;
             removed
         }
@@ -102,8 +126,24 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
         CacheCommand::Pull(args) => move_entries(&dir, registry, args, false).await,
         CacheCommand::Save(args) => super::save::save(&dir, registry, args).await,
         CacheCommand::Restore(args) => super::save::restore(&dir, registry, args).await,
-        CacheCommand::Rm { keys, pipeline, wait } => {
+        CacheCommand::Rm {
+            keys,
+            pipeline,
+            volumes: names,
+            wait,
+        } => {
             let scope = project_scope()?;
+            // Every name is checked before anything is removed.
+            let names = match (names.is_empty(), scope.as_deref()) {
+                (true, _) => None,
+                (false, Some(scope)) => Some(volumes::named(&registry, scope, &names)?),
+                (false, None) => {
+                    return Err(CliError::BadArgument {
+                        flag: "--volume",
+                        message: "not in a project: a volume is removed from the project it belongs to".to_owned(),
+                    })
+                }
+            };
             let entries = registry.list()?;
             let mut full = Vec::new();
             for wanted in &keys {
@@ -117,7 +157,15 @@ pub async fn cache(command: CacheCommand) -> Result<i32, CliError> {
             }
             full.sort();
             full.dedup();
-            remove(&dir, &registry, Some(&full), wait).await
+            let removed = match keys.is_empty() {
+                true => Ok(exit_codes::PASSED),
+                false => remove(&dir, &registry, Some(&full), wait).await,
+            };
+            if let (Some(names), Some(scope)) = (names, scope) {
+                let pick = |v: &hm_vm::VolumeRecord| v.key.scope == scope && names.contains(&v.key.name);
+                volumes::remove(&dir, &registry, pick, wait, "rm").await?;
+            }
+            removed
         }
     }
 }
@@ -366,11 +414,15 @@ pub(super) fn cache_backend(
     })
 }
 
-fn confirm(count: u64, bytes: u64) -> bool {
+fn confirm(count: u64, bytes: u64, volume_count: u64, volume_bytes: u64) -> bool {
     let mut stderr = std::io::stderr();
+    let volumes = match volume_count {
+        0 => String::new(),
+        n => format!(" and {n} volumes ({})", format_size(volume_bytes)),
+    };
     let _ = write!(
         stderr,
-        "remove all {count} cache entries ({})? [y/N] ",
+        "remove all {count} cache entries ({}){volumes}? [y/N] ",
         format_size(bytes)
     );
     let _ = stderr.flush();
@@ -417,7 +469,18 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
+/// `hm cache ls`: the entries, then (on a terminal's format) the volumes,
+/// or with `volumes` only the volumes. The JSON of entries stays a bare
+/// array, as before volumes were there.
+fn ls(registry: &Registry, format: Format, only_volumes: bool) -> Result<i32, CliError> {
+    let volumes = registry.volumes()?;
+    if only_volumes {
+        match format {
+            Format::Json => print_json(&volumes)?,
+            Format::Human => crate::output::print(&volumes::table(&volumes))?,
+        }
+        return Ok(exit_codes::PASSED);
+    }
     let entries = registry.list()?;
     if format == Format::Json {
         print_json(&entries)?;
@@ -449,18 +512,41 @@ fn ls(registry: &Registry, format: Format) -> Result<i32, CliError> {
         "AGE",
         "LAST USED",
     ];
-    let text = crate::output::table(header, &rows, &[5]);
+    let mut text = crate::output::table(header, &rows, &[5]);
+    if !volumes.is_empty() {
+        text.push('\n');
+        text.push_str(&volumes::table(&volumes));
+    }
     crate::output::print(&text)?;
     Ok(exit_codes::PASSED)
 }
 
+/// `hm cache du --format json`: the entries' usage, and the volumes'.
+#[derive(serde::Serialize)]
+struct DuJson<'a> {
+    #[serde(flatten)]
+    usage: &'a hm_vm::Usage,
+    /// How many volume instances there are, and the bytes they hold.
+    volumes: u64,
+    volume_bytes: u64,
+}
+
 fn du(registry: &Registry, format: Format) -> Result<i32, CliError> {
     let usage = registry.usage()?;
+    let (volume_count, volume_bytes) = volumes::totals(registry)?;
     if format == Format::Json {
-        print_json(&usage)?;
+        print_json(&DuJson {
+            usage: &usage,
+            volumes: volume_count,
+            volume_bytes,
+        })?;
         return Ok(exit_codes::PASSED);
     }
-    let mut text = format!("total: {} entries, {}\n", usage.entries, format_size(usage.bytes));
+    let mut text = format!("total: {} entries, {}", usage.entries, format_size(usage.bytes));
+    if volume_count > 0 {
+        text.push_str(&format!("; {volume_count} volumes, {}", format_size(volume_bytes)));
+    }
+    text.push('\n');
     let mut project = None;
     for pipeline in &usage.pipelines {
         if project != Some(&pipeline.project) {

@@ -38,6 +38,7 @@ pub struct Step {
     pub cache: Option<Value>,
     pub env: Vec<(String, String)>,
     pub runner_args: Option<Value>,
+    pub volumes: Option<Value>,
 }
 
 pub fn step(key: &str, cmd: &str) -> Step {
@@ -50,6 +51,7 @@ pub fn step(key: &str, cmd: &str) -> Step {
         cache: None,
         env: Vec::new(),
         runner_args: None,
+        volumes: None,
     }
 }
 
@@ -81,6 +83,12 @@ impl Step {
         self
     }
 
+    /// `volumes`, as the IR carries them (`{"/cache": "counter"}`).
+    pub fn volumes(mut self, volumes: Value) -> Self {
+        self.volumes = Some(volumes);
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -108,6 +116,9 @@ pub fn envelope(slug: &str, steps: &[Step], edges: &[(&str, &str, &str)], timeou
             }
             if let Some(args) = &s.runner_args {
                 step["runner_args"] = args.clone();
+            }
+            if let Some(volumes) = &s.volumes {
+                step["volumes"] = volumes.clone();
             }
             let mut env = json!({"TERM": "dumb"});
             for (k, v) in &s.env {
