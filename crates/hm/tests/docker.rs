@@ -1,8 +1,8 @@
 //! What only the docker backend does: reaching (or not) the daemon, chains
 //! in one container, source images, the image's own environment, labels,
-//! resource limits, and pulling from a registry with the Docker client's
-//! credentials. The shared behaviour is the contract in `sandbox.rs` and
-//! `cache.rs`.
+//! resource limits, cache volumes as Docker volumes, and pulling from a
+//! registry with the Docker client's credentials. The shared behaviour is
+//! the contract in `sandbox.rs` and `cache.rs`.
 
 mod util;
 
@@ -418,6 +418,300 @@ fn a_disk_limit_is_applied_or_its_refusal_said_once() {
     let run = fx.run_json(&["--no-cache"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert!(!run.stderr.contains("disk limit"), "{}", run.stderr);
+    fx.assert_clean();
+}
+
+/// `envelope` with `volumes` (an IR `volumes` object) set on the steps
+/// named in `per_step`.
+fn with_volumes(mut envelope: serde_json::Value, per_step: &[(&str, serde_json::Value)]) -> serde_json::Value {
+    let nodes = envelope["pipelines"][0]["definition"]["graph"]["nodes"]
+        .as_array_mut()
+        .unwrap();
+    for node in nodes {
+        let key = node["step"]["key"].as_str().unwrap().to_owned();
+        if let Some((_, volumes)) = per_step.iter().find(|(k, _)| *k == key) {
+            node["step"]["volumes"] = volumes.clone();
+        }
+    }
+    envelope
+}
+
+/// The Docker volumes of a fixture's cache, found by their labels and
+/// removed when the test ends (a volume outlives `hm` by design).
+struct Volumes {
+    label: String,
+}
+
+impl Volumes {
+    fn of(fx: &util::Fixture) -> Self {
+        Volumes {
+            label: format!("label=dev.hm.cache={}", fx.cache().canonicalize().unwrap().display()),
+        }
+    }
+
+    /// Each volume's name and the id its label carries, by name.
+    fn list(&self) -> Vec<(String, String)> {
+        let mut volumes: Vec<(String, String)> = docker(&[
+            "volume",
+            "ls",
+            "--filter",
+            &self.label,
+            "--format",
+            "{{.Name}} {{.Label \"dev.hm.volume\"}}",
+        ])
+        .into_iter()
+        .map(|line| {
+            let (name, id) = line.split_once(' ').unwrap();
+            (name.to_owned(), id.to_owned())
+        })
+        .collect();
+        volumes.sort();
+        volumes
+    }
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for (name, _) in self.list() {
+            let _ = Command::new("docker").args(["volume", "rm", &name]).output();
+        }
+    }
+}
+
+/// The counter a step keeps in its volume at `/cache`.
+const COUNT: &str = "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n";
+
+#[test]
+fn a_volume_outlives_the_run_and_stays_out_of_the_committed_image() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        step("count", &format!("{COUNT}; mkdir -p target && echo built > target/out"))
+            .cache(serde_json::json!({"policy": "forever"})),
+        step(
+            "after",
+            "test ! -e /cache/n && echo no-volume-in-the-snapshot; ls -A target | wc -l",
+        ),
+    ];
+    let volumes = serde_json::json!({"/cache": "counter", "target": "build"});
+    let pipeline = with_volumes(
+        envelope("volumes", &steps, &[("count", "after", "builds_in")], None),
+        &[("count", volumes)],
+    );
+    let fx = Fixture::with_on(Backend::Docker, &pipeline);
+    let docker_volumes = Volumes::of(&fx);
+    let first = fx.run_json(&[]);
+    assert_eq!(first.code, 0, "{}", first.dump());
+    assert_eq!(first.logs("count"), ["seen-0"]);
+    assert_eq!(first.logs("after"), ["no-volume-in-the-snapshot", "0"]);
+    // Two Docker volumes, each named after the id its label carries.
+    let made = docker_volumes.list();
+    assert_eq!(made.len(), 2, "{made:?}");
+    for (name, id) in &made {
+        assert_eq!(name, &format!("hm-vol-{id}"));
+        assert_eq!(id.len(), 16, "{made:?}");
+    }
+    // The cached step's image holds the mount points, empty, and nothing
+    // the step wrote to them.
+    let entries = fx.cache_entries();
+    let entry = entries.iter().find(|e| e["step"] == "count").expect("count is cached");
+    let image = entry["parts"][0].as_str().unwrap();
+    let inside = docker(&[
+        "run",
+        "--rm",
+        image,
+        "sh",
+        "-c",
+        "test -d /cache && test -d /workspace/target && find /cache /workspace/target -mindepth 1 | wc -l",
+    ]);
+    assert_eq!(inside, ["0"], "the volumes' contents are not in the image");
+
+    let again = fx.run_json(&["--no-cache"]);
+    assert_eq!(again.code, 0, "{}", again.dump());
+    assert_eq!(again.logs("count"), ["seen-1"], "the volume kept its data");
+    assert_eq!(docker_volumes.list(), made, "the same volumes, not new ones");
+    let hit = fx.run_json(&[]);
+    assert_eq!(hit.status("count"), "cache_hit", "{}", hit.dump());
+    fx.assert_clean();
+}
+
+/// A step of a chain whose volumes are not its container's goes on in a
+/// new container made from the old one's state: it sees its own volume,
+/// the files of the steps before, and of their volumes at most empty
+/// mount points; a step with the same volumes stays in its container,
+/// and nothing of the images the chain went through is left.
+#[test]
+fn a_chain_step_with_other_volumes_gets_a_container_of_its_own() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        step(
+            "one",
+            &format!("{CONTAINER}; echo 1 > /opt/one; echo first > /cache/mark"),
+        ),
+        step(
+            "two",
+            &format!(
+                "{CONTAINER}; cat /opt/one; find /cache -mindepth 1 | wc -l; \
+                 n=$(cat /other/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /other/n"
+            ),
+        ),
+        step("three", &format!("{CONTAINER}; cat /other/n")),
+        step("four", &format!("{CONTAINER}; test -e /other/n || echo no-volume")),
+    ];
+    let edges = [
+        ("one", "two", "builds_in"),
+        ("two", "three", "builds_in"),
+        ("three", "four", "builds_in"),
+    ];
+    let pipeline = with_volumes(
+        envelope("remount", &steps, &edges, None),
+        &[
+            ("one", serde_json::json!({"/cache": "first"})),
+            ("two", serde_json::json!({"/other": "second"})),
+            ("three", serde_json::json!({"/other": "second"})),
+        ],
+    );
+    let fx = Fixture::with_on(Backend::Docker, &pipeline);
+    let docker_volumes = Volumes::of(&fx);
+    let cache = fx.cache().canonicalize().unwrap();
+    for (seen, count) in [("seen-0", "1"), ("seen-1", "2")] {
+        let run = fx.run_json(&[]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        let init = |key: &str| run.logs(key)[0].clone();
+        assert_eq!(run.logs("two")[1..], ["1", "0", seen]);
+        assert_ne!(init("one"), init("two"), "other volumes, another container");
+        assert_eq!(init("two"), init("three"), "the same volumes, the same container");
+        assert_eq!(run.logs("three")[1], count);
+        assert_ne!(init("three"), init("four"), "no volumes, another container");
+        assert_eq!(run.logs("four")[1..], ["no-volume"]);
+        fx.assert_clean();
+        let images = docker(&[
+            "images",
+            "-a",
+            "--filter",
+            &format!("label=dev.hm.cache={}", cache.display()),
+            "--filter",
+            "dangling=true",
+            "--format",
+            "{{.ID}}",
+        ]);
+        assert!(images.is_empty(), "images the chain went through are left: {images:?}");
+    }
+    assert_eq!(docker_volumes.list().len(), 2);
+}
+
+#[test]
+fn private_volumes_are_docker_volumes_of_their_own() {
+    if !available() {
+        return;
+    }
+    let mine = |key: &str| {
+        step(
+            key,
+            "echo $HM_KEY > /v/owner; echo started; sleep 1; echo owner-$(cat /v/owner)",
+        )
+        .env("HM_KEY", key)
+    };
+    let volume = serde_json::json!({"/v": {"name": "v", "sharing": "private"}});
+    let pipeline = with_volumes(
+        envelope("private", &[mine("a"), mine("b")], &[], None),
+        &[("a", volume.clone()), ("b", volume)],
+    );
+    let fx = Fixture::with_on(Backend::Docker, &pipeline);
+    let docker_volumes = Volumes::of(&fx);
+    let run = fx.run_json(&["--parallelism", "2"]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("a"), ["started", "owner-a"]);
+    assert_eq!(run.logs("b"), ["started", "owner-b"]);
+    assert_eq!(docker_volumes.list().len(), 2, "one volume each");
+    fx.assert_clean();
+}
+
+/// A volume a killed `hm` made is there, unrecorded, under the name the
+/// next step that takes it uses: that step has what was written.
+#[test]
+fn a_killed_hm_leaves_a_volume_the_next_run_takes() {
+    if !available() {
+        return;
+    }
+    let volume = serde_json::json!({"/v": {"name": "v", "sharing": "locked"}});
+    let writer = [step("w", "echo partial > /v/file; echo started; sleep 60")];
+    let fx = Fixture::with_on(
+        Backend::Docker,
+        &with_volumes(envelope("killed", &writer, &[], None), &[("w", volume.clone())]),
+    );
+    let docker_volumes = Volumes::of(&fx);
+    let mut hm = fx
+        .command(&["run", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(hm.stdout.take().unwrap())) {
+        if line.unwrap().contains("\"line\":\"started\"") {
+            let killed = Command::new("kill")
+                .args(["-KILL", &hm.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        }
+    }
+    assert_eq!(hm.wait().unwrap().code(), None, "killed");
+    let left = docker_volumes.list();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file")];
+    fx.write(
+        ".hm/pipeline.json",
+        &with_volumes(envelope("killed", &reader, &[], None), &[("r", volume)]).to_string(),
+    );
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("r"), ["partial", "again"]);
+    assert_eq!(docker_volumes.list(), left, "the same volume");
+    fx.assert_clean();
+}
+
+/// Volumes' sizes are known (counted in the step's container after it),
+/// so the cache's byte bound evicts the least recently used one, and its
+/// Docker volume goes.
+#[test]
+fn over_the_byte_bound_the_least_recently_used_docker_volume_goes() {
+    if !available() {
+        return;
+    }
+    let fx = Fixture::on(Backend::Docker);
+    let docker_volumes = Volumes::of(&fx);
+    fx.write(".hm/config.toml", "[cache]\nmax_size = \"2500KB\"\n");
+    let fill = |name: &str| {
+        let steps = [step(
+            "fill",
+            "test -e /v/blob && echo kept || echo empty; head -c 1000000 /dev/urandom > /v/blob",
+        )];
+        fx.write(
+            ".hm/pipeline.json",
+            &with_volumes(
+                envelope("fill", &steps, &[], None),
+                &[("fill", serde_json::json!({"/v": name}))],
+            )
+            .to_string(),
+        );
+        let run = fx.run_json(&[]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        // Last use is kept to the second.
+        std::thread::sleep(Duration::from_millis(1100));
+        run.logs("fill")
+    };
+    assert_eq!(fill("one"), ["empty"]);
+    assert_eq!(fill("two"), ["empty"]);
+    assert_eq!(docker_volumes.list().len(), 2);
+    // Three of about 1 MB are over 2.5 MB: `one` goes after this run.
+    assert_eq!(fill("three"), ["empty"]);
+    assert_eq!(docker_volumes.list().len(), 2, "one evicted");
+    assert_eq!(fill("two"), ["kept"], "used more recently than `one`");
+    assert_eq!(fill("one"), ["empty"], "evicted");
     fx.assert_clean();
 }
 
