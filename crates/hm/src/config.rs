@@ -334,7 +334,9 @@ impl Config {
         Ok(config)
     }
 
-    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+    /// Applies one configuration file over this configuration (a missing
+    /// file changes nothing).
+    pub(crate) fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -455,7 +455,8 @@ const TEMPLATES: &[&str] = &[
 ];
 
 /// Every template renders and validates, in Python and in TypeScript, and
-/// the two render the same pipeline.
+/// the two render the same pipeline; the cache volumes a stack wants are in
+/// a `.hm/config.toml` the configuration reader takes.
 #[test]
 fn every_init_template_renders_and_validates() {
     if !python_available() {
@@ -469,6 +470,17 @@ fn every_init_template_renders_and_validates() {
             let out = fx.hm(&["init", "-t", template, "--lang", lang]);
             assert_eq!(out.status.code(), Some(0), "{template} {lang}: {}", stderr(&out));
             assert!(fx.project().join(format!(".hm/pipeline.{lang}")).is_file());
+            let config = std::fs::read_to_string(fx.project().join(".hm/config.toml"));
+            match *template {
+                "zig" | "elixir" | "shell" => assert!(config.is_err(), "{template}: no volumes"),
+                _ => {
+                    let config = config.unwrap();
+                    assert!(config.contains("\n[volumes]\n"), "{template}: {config}");
+                    // `prune` reads the configuration: a bad one is exit 2.
+                    let out = fx.hm(&["cache", "prune"]);
+                    assert_eq!(out.status.code(), Some(0), "{template} {lang}: {}", stderr(&out));
+                }
+            }
             let out = fx.hm(&["render", "ci"]);
             assert_eq!(out.status.code(), Some(0), "{template} {lang}: {}", stderr(&out));
             let definition: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -504,6 +516,13 @@ fn init_detects_the_stack_and_never_overwrites_without_force() {
     assert!(std::fs::read_to_string(&file)
         .unwrap()
         .contains("hm.rust.project(path=\".\")"));
+    let config = fx.project().join(".hm/config.toml");
+    let rust_config = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        rust_config.contains("\"/root/.cargo/registry\" = \"cargo-registry\"\n")
+            && rust_config.contains("\"target\" = \"cargo-target\"\n"),
+        "{rust_config}"
+    );
 
     std::fs::write(&file, "# mine\n").unwrap();
     let out = fx.hm(&["init", "-t", "go"]);
@@ -518,6 +537,9 @@ fn init_detects_the_stack_and_never_overwrites_without_force() {
     let out = fx.hm(&["init", "-t", "go", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(std::fs::read_to_string(&file).unwrap().contains("hm.go(path=\".\")"));
+    // The settings are the user's: kept, even with `--force`.
+    assert!(stderr(&out).contains("kept "), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), rust_config);
 
     // `--lang ts` beside a `pipeline.py` wrote a second `ci` without a word.
     let out = fx.hm(&["init", "--lang", "ts"]);

@@ -1,5 +1,8 @@
 //! `hm init`: writes a starting `.hm/pipeline.py` or `.hm/pipeline.ts` for
-//! the project's stack.
+//! the project's stack, and a `.hm/config.toml` with the cache volumes the
+//! stack's tools want (see [`config`]).
+
+mod config;
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +87,20 @@ pub fn init(args: InitArgs) -> Result<i32, CliError> {
     match why {
         Some(marker) => say!("wrote {} (the {name} template, for `{marker}`)", file.display()),
         None => say!("wrote {} (the {name} template)", file.display()),
+    }
+    if let Some(settings) = config::text(template, &root) {
+        // Settings of the user's own are never overwritten, even with
+        // `--force` (it is for the pipeline file).
+        let path = hm_dir.join("config.toml");
+        if path.exists() {
+            say!(
+                "kept {}: the {name} template's cache volumes are in the user guide's Cache volumes",
+                path.display()
+            );
+        } else {
+            std::fs::write(&path, settings).map_err(io(&path))?;
+            say!("wrote {} (cache volumes for {name})", path.display());
+        }
     }
     say!("run it with `hm run` from {}", root.display());
     Ok(exit_codes::PASSED)
