@@ -1068,6 +1068,32 @@ fn cache_volumes_are_listed_counted_and_removed() {
     fx.assert_clean();
 }
 
+/// `hm cache prune` leaves volumes alone while the cache is within its
+/// byte bound, and evicts them once entries and volumes together are over
+/// it.
+#[test]
+fn prune_evicts_volumes_only_over_the_byte_bound() {
+    if !sandbox_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let steps = [step("fill", "head -c 300000 /dev/urandom > /cache/blob").volumes(json!({"/cache": "big"}))];
+    write(&fx, &steps, &[]);
+    run(&fx);
+    assert_eq!(volumes(&fx).len(), 1);
+    let prune = fx.hm(&["cache", "prune"]);
+    let said = String::from_utf8_lossy(&prune.stderr).into_owned();
+    assert!(prune.status.success(), "{said}");
+    assert!(said.contains("; 1 volumes, ") && !said.contains("evicted"), "{said}");
+    assert_eq!(volumes(&fx).len(), 1, "within the bound");
+    let prune = fx.hm(&["cache", "prune", "--max-size", "100KiB"]);
+    let said = String::from_utf8_lossy(&prune.stderr).into_owned();
+    assert!(prune.status.success(), "{said}");
+    assert!(said.contains("evicted 1 volumes, freed "), "{said}");
+    assert!(volumes(&fx).is_empty());
+    fx.assert_clean();
+}
+
 contract!(
     forever_misses_on_its_inputs_and_nothing_else,
     a_changed_parent_or_image_invalidates,
