@@ -603,6 +603,49 @@ fn a_chain_step_with_other_volumes_gets_a_container_of_its_own() {
     assert_eq!(docker_volumes.list().len(), 2);
 }
 
+/// Source files under a volume's mount path lie under the volume, as on
+/// the sandbox (which syncs before it mounts): a step sees only what the
+/// volume holds, a child without it sees the source, and neither an
+/// edit nor a removal of them reaches the volume.
+#[test]
+fn source_files_under_a_volume_path_stay_under_the_volume() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        step("s", "echo in-volume: $(ls -A out); echo mine > out/own"),
+        step(
+            "after",
+            "cat out/a.txt 2>/dev/null || echo gone; test -e out/own || echo no-own",
+        ),
+    ];
+    let pipeline = with_volumes(
+        envelope("under", &steps, &[("s", "after", "builds_in")], None),
+        &[("s", serde_json::json!({"out": "build"}))],
+    );
+    let fx = Fixture::with_on(Backend::Docker, &pipeline);
+    let _volumes = Volumes::of(&fx);
+    // Enough other files that an edit is synced on top of the source
+    // image rather than making a new one.
+    for i in 0..20 {
+        fx.write(&format!("f{i:02}"), "\n");
+    }
+    fx.write("out/a.txt", "one\n");
+    let run = |volume: &str, after: &str| {
+        let run = fx.run_json(&[]);
+        assert_eq!(run.code, 0, "{}", run.dump());
+        assert_eq!(run.logs("s"), [volume]);
+        assert_eq!(run.logs("after"), [after, "no-own"]);
+    };
+    // On the source image; then edited, and removed, on top of it.
+    run("in-volume:", "one");
+    fx.write("out/a.txt", "two\n");
+    run("in-volume: own", "two");
+    std::fs::remove_file(fx.project().join("out/a.txt")).unwrap();
+    run("in-volume: own", "gone");
+    fx.assert_clean();
+}
+
 #[test]
 fn private_volumes_are_docker_volumes_of_their_own() {
     if !available() {

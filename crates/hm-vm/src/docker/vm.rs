@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::archive::{removals, tar_stream};
 use super::usage::{UsageLine, STEP_WRAPPER};
-use super::volumes::{normalized, size_command, sizes};
+use super::volumes::{normalized, reaches, size_command, sizes};
 use super::{docker_error, unexpected, Inner, Snap};
 use crate::error::DockerError;
 use crate::limits::{Limits, StepUsage};
@@ -135,14 +135,22 @@ impl DockerVm {
         match self.pending.take() {
             Some(Pending { sync }) => {
                 let volumes = volumes.unwrap_or_default();
+                // A sync that reaches into the volumes goes under them.
+                let first = match &sync {
+                    Some(plan) if reaches(plan, &volumes) => Vec::new(),
+                    _ => volumes.clone(),
+                };
                 self.container = self
                     .inner
-                    .create_container(&self.chain.origin, &self.name, &limits, &volumes)
+                    .create_container(&self.chain.origin, &self.name, &limits, &first)
                     .await?;
-                self.chain.volumes = volumes;
+                self.chain.volumes = first;
                 self.limits = limits;
                 if let Some(plan) = sync {
                     self.sync_now(plan).await?;
+                }
+                if self.chain.volumes != volumes {
+                    self.remount(limits, volumes).await?;
                 }
             }
             None if volumes.as_ref().is_some_and(|v| *v != self.chain.volumes) => {
@@ -320,7 +328,14 @@ impl Vm for DockerVm {
                 self.ready(self.limits, None).await?;
                 self.sync_now(plan).await
             }
-            None => self.sync_now(plan).await,
+            None => {
+                // What a sync writes or removes goes under the volumes of
+                // the step before, not into them.
+                if reaches(&plan, &self.chain.volumes) {
+                    self.remount(self.limits, Vec::new()).await?;
+                }
+                self.sync_now(plan).await
+            }
         }
     }
 

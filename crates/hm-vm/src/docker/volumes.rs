@@ -7,6 +7,12 @@
 //! goes on in a new one from the image ([`super::vm`]); a commit leaves
 //! volume contents out, so at most an empty mount point stays in it.
 //!
+//! The sandbox syncs the workspace before it mounts a step's volumes, so
+//! source files under a mount path lie under the volume, not in it. A
+//! container mounts them first: a sync that reaches into one is done in a
+//! container without them, which is then moved to one with them
+//! ([`reaches`]).
+//!
 //! A volume's size is read right after the step that used it, by `du` in
 //! the step's container, and kept until the runner asks for it
 //! ([`super::DockerBackend`]'s `volume_size`): the daemon tells a volume's
@@ -17,7 +23,7 @@ use std::collections::HashMap;
 use bollard::models::{Mount, MountType, MountVolumeOptions, VolumeCreateRequest};
 
 use super::{docker_error, Inner, LABEL_VOLUME};
-use crate::backend::VolumeBind;
+use crate::backend::{SyncPlan, VolumeBind};
 use crate::error::VmError;
 
 /// The Docker volume of cache volume `id`.
@@ -31,6 +37,26 @@ pub(super) fn normalized(binds: &[VolumeBind]) -> Vec<VolumeBind> {
     let mut binds = binds.to_vec();
     binds.sort_by(|a, b| a.target.cmp(&b.target));
     binds
+}
+
+/// Whether `plan` writes or removes anything at or under a target of
+/// `binds`, or removes a directory that holds one: done in a container
+/// that mounts them, that would change the volumes, not the workspace.
+pub(super) fn reaches(plan: &SyncPlan, binds: &[VolumeBind]) -> bool {
+    if binds.is_empty() {
+        return false;
+    }
+    let under = |path: &std::path::Path| {
+        let path = plan.target.join(path);
+        binds.iter().any(|b| path.starts_with(&b.target))
+    };
+    plan.write.iter().any(|entry| under(&entry.path))
+        || plan.remove.iter().any(|path| {
+            let path = plan.target.join(path);
+            binds
+                .iter()
+                .any(|b| path.starts_with(&b.target) || b.target.starts_with(&path))
+        })
 }
 
 /// The mounts of a container for `binds`: each volume read-write at its
@@ -145,6 +171,30 @@ mod tests {
             sizes(&binds, output),
             [("a".to_owned(), 12 * 1024), ("b".to_owned(), 4096 * 1024)]
         );
+    }
+
+    #[test]
+    fn a_sync_reaches_a_volume_under_or_around_its_target() {
+        use crate::backend::{SyncEntry, SyncKind};
+        let plan = |write: &[&str], remove: &[&str]| SyncPlan {
+            target: "/workspace".into(),
+            write: write
+                .iter()
+                .map(|p| SyncEntry {
+                    path: p.into(),
+                    kind: SyncKind::File { mode: 0o644 },
+                    expected: None,
+                })
+                .collect(),
+            remove: remove.iter().map(Into::into).collect(),
+            ..SyncPlan::default()
+        };
+        let binds = [bind("a", "/workspace/out"), bind("b", "/cache")];
+        assert!(reaches(&plan(&["out/a.txt"], &[]), &binds));
+        assert!(reaches(&plan(&[], &["out"]), &binds), "the mount point itself");
+        assert!(reaches(&plan(&[], &["."]), &binds), "a directory around it");
+        assert!(!reaches(&plan(&["outside", "src/out/x"], &["src"]), &binds));
+        assert!(!reaches(&plan(&["out/a.txt"], &["out"]), &[]), "no volumes");
     }
 
     #[test]
