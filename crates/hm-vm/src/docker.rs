@@ -136,16 +136,12 @@ pub type Note = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Debug, Clone)]
 enum Snap {
     /// A container handed from a step to its only child, with the limits
-    /// it runs under and the volumes it mounts; `intermediates` are the
-    /// tags of images the chain was moved through to change its volumes,
-    /// untagged once the container is gone.
+    /// it runs under and what it carries along its chain (its volumes
+    /// among them).
     Container {
         id: String,
-        origin: String,
-        base: String,
         limits: Limits,
-        volumes: Vec<VolumeBind>,
-        intermediates: Vec<String>,
+        chain: vm::Chain,
     },
     /// A committed image; `tag` is this run's own reference to it (none for
     /// a snapshot restored from the cache, whose tag is the cache's).
@@ -444,8 +440,8 @@ impl Inner {
         Ok((committed.id, format!("{}:{tag}", self.snapshot_repo())))
     }
 
-    /// Removes a container, then the tags of the images it was moved
-    /// through (see [`Snap::Container`]): an image goes with its tag once
+    /// Removes a container, then the tags of the images its chain was
+    /// moved through ([`vm::Chain`]): an image goes with its tag once
     /// no container runs from it and no image lies on it.
     async fn remove_chain(&self, container: &str, intermediates: &[String]) {
         if !container.is_empty() {
@@ -669,19 +665,10 @@ impl VmBackend for DockerBackend {
                 // The only child takes the container over.
                 Snap::Container {
                     id: container,
-                    origin,
-                    base,
                     limits,
-                    volumes,
-                    intermediates,
+                    chain,
                 } => {
                     inner.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-                    let chain = vm::Chain {
-                        origin,
-                        base,
-                        volumes,
-                        intermediates,
-                    };
                     DockerVm::handed_over(inner, request.name, container, chain, limits)
                 }
                 Snap::Image { id: image, base, .. } => DockerVm::pending(inner, request.name, image, base),
@@ -698,7 +685,7 @@ impl VmBackend for DockerBackend {
             .unwrap_or_else(|p| p.into_inner())
             .remove(snapshot);
         match snap {
-            Some(Snap::Container { id, intermediates, .. }) => self.inner.remove_chain(&id, &intermediates).await,
+            Some(Snap::Container { id, chain, .. }) => self.inner.remove_chain(&id, &chain.intermediates).await,
             Some(Snap::Image { tag: Some(tag), .. }) => self.inner.remove_tag(&tag).await,
             Some(Snap::Image { tag: None, .. }) | None => {}
         }
@@ -716,7 +703,7 @@ impl VmBackend for DockerBackend {
             .collect();
         for snap in snaps {
             match snap {
-                Snap::Container { id, intermediates, .. } => self.inner.remove_chain(&id, &intermediates).await,
+                Snap::Container { id, chain, .. } => self.inner.remove_chain(&id, &chain.intermediates).await,
                 Snap::Image { tag: Some(tag), .. } => self.inner.remove_tag(&tag).await,
                 Snap::Image { tag: None, .. } => {}
             }

@@ -504,11 +504,8 @@ impl Vm for DockerVm {
         let snap = match successors {
             Successors::One => Snap::Container {
                 id: container,
-                origin: chain.origin,
-                base: chain.base,
                 limits: self.limits,
-                volumes: chain.volumes,
-                intermediates: chain.intermediates,
+                chain,
             },
             Successors::Many => {
                 let committed = self.inner.commit(&container, &chain.origin, &chain.base).await;
