@@ -478,6 +478,21 @@ impl Drop for Volumes {
     }
 }
 
+/// The images of a fixture's cache that no tag names (an image a chain
+/// went through, left behind).
+fn untagged_images(fx: &util::Fixture) -> Vec<String> {
+    docker(&[
+        "images",
+        "-a",
+        "--filter",
+        &format!("label=dev.hm.cache={}", fx.cache().canonicalize().unwrap().display()),
+        "--filter",
+        "dangling=true",
+        "--format",
+        "{{.ID}}",
+    ])
+}
+
 /// The counter a step keeps in its volume at `/cache`.
 const COUNT: &str = "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n";
 
@@ -576,7 +591,6 @@ fn a_chain_step_with_other_volumes_gets_a_container_of_its_own() {
     );
     let fx = Fixture::with_on(Backend::Docker, &pipeline);
     let docker_volumes = Volumes::of(&fx);
-    let cache = fx.cache().canonicalize().unwrap();
     for (seen, count) in [("seen-0", "1"), ("seen-1", "2")] {
         let run = fx.run_json(&[]);
         assert_eq!(run.code, 0, "{}", run.dump());
@@ -588,19 +602,38 @@ fn a_chain_step_with_other_volumes_gets_a_container_of_its_own() {
         assert_ne!(init("three"), init("four"), "no volumes, another container");
         assert_eq!(run.logs("four")[1..], ["no-volume"]);
         fx.assert_clean();
-        let images = docker(&[
-            "images",
-            "-a",
-            "--filter",
-            &format!("label=dev.hm.cache={}", cache.display()),
-            "--filter",
-            "dangling=true",
-            "--format",
-            "{{.ID}}",
-        ]);
+        let images = untagged_images(&fx);
         assert!(images.is_empty(), "images the chain went through are left: {images:?}");
     }
     assert_eq!(docker_volumes.list().len(), 2);
+}
+
+/// A step killed in the container it was moved to for its volumes (a
+/// timeout) leaves neither that container nor the image it came from.
+#[test]
+fn a_step_killed_after_its_volumes_changed_leaves_nothing() {
+    if !available() {
+        return;
+    }
+    let steps = [
+        step("one", "echo first > /cache/mark"),
+        step("two", "echo started; sleep 30").timeout(2),
+    ];
+    let pipeline = with_volumes(
+        envelope("killed", &steps, &[("one", "two", "builds_in")], None),
+        &[
+            ("one", serde_json::json!({"/cache": "first"})),
+            ("two", serde_json::json!({"/other": "second"})),
+        ],
+    );
+    let fx = Fixture::with_on(Backend::Docker, &pipeline);
+    let _volumes = Volumes::of(&fx);
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 1, "{}", run.dump());
+    assert_eq!(run.status("two"), "timed_out", "{}", run.dump());
+    fx.assert_clean();
+    let images = untagged_images(&fx);
+    assert!(images.is_empty(), "{images:?}");
 }
 
 /// Source files under a volume's mount path lie under the volume, as on
