@@ -636,6 +636,50 @@ fn a_step_killed_after_its_volumes_changed_leaves_nothing() {
     assert!(images.is_empty(), "{images:?}");
 }
 
+/// `--shell-on-failure` after a step with a volume: the shell has what
+/// the step wrote to its files, but not the volume (the step let go of
+/// it), as on the sandbox; the volume keeps what the step wrote.
+#[test]
+fn a_shell_after_a_failed_step_has_its_files_but_not_its_volume() {
+    if !available() {
+        return;
+    }
+    let steps = [step(
+        "bad",
+        "echo partial > partial.txt; echo kept > /cache/mark; exit 3",
+    )];
+    let volume = serde_json::json!({"/cache": "c"});
+    let pipeline = with_volumes(envelope("shell", &steps, &[], None), &[("bad", volume.clone())]);
+    let fx = Fixture::with_on(Backend::Docker, &pipeline);
+    let _volumes = Volumes::of(&fx);
+    let mut command = fx.command(&["run", "--logs", "--shell-on-failure"]);
+    command.env("TERM", "vt100");
+    let pty = util::pty::Pty::spawn(command, 24, 80);
+    let wait_for = |needle: &str| {
+        if let Err(output) = pty.wait_for(needle, Duration::from_secs(60)) {
+            panic!("{output}");
+        }
+    };
+    wait_for("hm: shell in `bad` after it failed (exit code 3)");
+    // A marker the shell computes, never the echo of what was typed.
+    pty.write(b"echo \"[$(cat partial.txt)] [$(ls -A /cache | wc -l)] [$((4+1))]\"\r");
+    wait_for("[partial] [0] [5]");
+    pty.write(b"exit 0\r");
+    wait_for("hm: left the shell in `bad` (exit 0)");
+    assert_eq!(pty.wait(Duration::from_secs(60)).code(), Some(1), "the build failed");
+    fx.assert_clean();
+    assert_eq!(untagged_images(&fx), Vec::<String>::new());
+    let steps = [step("read", "cat /cache/mark")];
+    fx.write(
+        ".hm/pipeline.json",
+        &with_volumes(envelope("shell", &steps, &[], None), &[("read", volume)]).to_string(),
+    );
+    let run = fx.run_json(&[]);
+    assert_eq!(run.code, 0, "{}", run.dump());
+    assert_eq!(run.logs("read"), ["kept"]);
+    fx.assert_clean();
+}
+
 /// Source files under a volume's mount path lie under the volume, as on
 /// the sandbox (which syncs before it mounts): a step sees only what the
 /// volume holds, a child without it sees the source, and neither an

@@ -406,7 +406,9 @@ impl Vm for DockerVm {
     /// typed is sent, what comes back is written, and a resize is passed
     /// on.
     async fn shell(&mut self, request: ShellRequest) -> Result<i32, VmError> {
-        self.ready(self.limits, None).await?;
+        // A shell holds no volume (a failed step let go of its own): it
+        // sees none, as on the sandbox.
+        self.ready(self.limits, Some(&[])).await?;
         let docker = self.inner.docker()?;
         let terminal = &request.terminal;
         let env = request
