@@ -6,6 +6,8 @@
 //! not those of the container it was handed commits that container and
 //! goes on in a new one from the image ([`super::vm`]); a commit leaves
 //! volume contents out, so at most an empty mount point stays in it.
+//! A shell holds no volume, so it gets a container without them the same
+//! way, as the sandbox mounts none for it.
 //!
 //! The sandbox syncs the workspace before it mounts a step's volumes, so
 //! source files under a mount path lie under the volume, not in it. A
