@@ -43,8 +43,8 @@ fn workspace_copy(dir: &Path) {
 
 /// The pipeline: `cargo fetch` (cached while `Cargo.lock` is unchanged),
 /// then build, then test `hm-ir`, with the registry and `target/` as
-/// volumes of the pipeline.
-fn pipeline(cargo: &Path) -> serde_json::Value {
+/// volumes of the pipeline when `volumes`.
+fn pipeline(cargo: &Path, volumes: bool) -> serde_json::Value {
     let path = format!(
         "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         cargo.display()
@@ -66,11 +66,14 @@ fn pipeline(cargo: &Path) -> serde_json::Value {
         node("build", "cargo build -p hm-ir --locked", None),
         node("test", "cargo test -p hm-ir --locked", None),
     ];
-    json!({"schema_version": "1", "pipelines": [{"slug": "crate", "name": "crate", "definition": {
+    let mut definition = json!({
         "version": "0",
-        "volumes": {"/root/.cargo/registry": "cargo-registry", "target": "cargo-target"},
         "graph": {"nodes": nodes, "node_holes": [], "edge_property": "directed",
-                  "edges": [[0, 1, "builds_in"], [1, 2, "builds_in"]]}}}]})
+                  "edges": [[0, 1, "builds_in"], [1, 2, "builds_in"]]}});
+    if volumes {
+        definition["volumes"] = json!({"/root/.cargo/registry": "cargo-registry", "target": "cargo-target"});
+    }
+    json!({"schema_version": "1", "pipelines": [{"slug": "crate", "name": "crate", "definition": definition}]})
 }
 
 /// A one-line edit of `hm-ir` (a new public constant, `n` apart).
@@ -100,17 +103,22 @@ fn direct(project: &Path, cargo: &Path) -> Duration {
 fn main() {
     let root = tempfile::Builder::new().prefix("hm-bench-volumes-").tempdir().unwrap();
     let cargo = cargo_dir();
-    let (hm_project, direct_project, cache) = (
-        root.path().join("hm"),
-        root.path().join("direct"),
-        root.path().join("cache"),
+    let project = |name: &str, volumes: Option<bool>| {
+        let dir = root.path().join(name);
+        workspace_copy(&dir);
+        if let Some(volumes) = volumes {
+            std::fs::create_dir_all(dir.join(".hm")).unwrap();
+            std::fs::write(dir.join(".hm/pipeline.json"), pipeline(&cargo, volumes).to_string()).unwrap();
+        }
+        dir
+    };
+    let (with, without, direct_project) = (
+        project("with", Some(true)),
+        project("without", Some(false)),
+        project("direct", None),
     );
-    workspace_copy(&hm_project);
-    workspace_copy(&direct_project);
-    std::fs::create_dir_all(hm_project.join(".hm")).unwrap();
-    std::fs::write(hm_project.join(".hm/pipeline.json"), pipeline(&cargo).to_string()).unwrap();
+    let cache = root.path().join("cache");
 
-    let hm = || common::time(common::hm_run(&hm_project, &cache));
     let mut rows = Vec::new();
     for (what, n) in [
         ("first run", 0),
@@ -118,19 +126,28 @@ fn main() {
         ("after a one-line edit", 1),
     ] {
         if n > 0 {
-            edit(&hm_project, n);
-            edit(&direct_project, n);
+            for dir in [&with, &without, &direct_project] {
+                edit(dir, n);
+            }
         }
-        let by_hm = hm();
+        let by_hm = common::time(common::hm_run(&with, &cache));
+        let by_hm_alone = common::time(common::hm_run(&without, &cache));
         let by_cargo = direct(&direct_project, &cargo);
-        rows.push((what, by_hm, by_cargo));
+        rows.push((what, by_hm, by_hm_alone, by_cargo));
     }
-    println!("| `hm-ir`: fetch → build → test | `hm run` (volumes) | `cargo build` + `cargo test` |");
-    println!("|---|---:|---:|");
-    for (what, by_hm, by_cargo) in &rows {
-        println!("| {what} | {} | {} |", common::ms(*by_hm), common::ms(*by_cargo));
+    println!(
+        "| `hm-ir`: fetch → build → test | `hm run`, volumes | `hm run`, no volumes | `cargo build` + `cargo test` |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (what, by_hm, by_hm_alone, by_cargo) in &rows {
+        println!(
+            "| {what} | {} | {} | {} |",
+            common::ms(*by_hm),
+            common::ms(*by_hm_alone),
+            common::ms(*by_cargo)
+        );
     }
-    let (_, edited_hm, edited_cargo) = rows[2];
+    let (_, edited_hm, _, edited_cargo) = rows[2];
     let goal = edited_cargo.mul_f64(1.5) + Duration::from_millis(100);
     println!();
     println!(
