@@ -12,23 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-use util::{envelope, sandbox_available, step, Fixture, Run, Step};
-
-/// `envelope` with `volumes` (an IR `volumes` object) set on the steps
-/// named in `per_step`.
-fn with_volumes(steps: &[Step], edges: &[(&str, &str, &str)], per_step: &[(&str, Value)]) -> Value {
-    let mut envelope = envelope("volumes", steps, edges, None);
-    let nodes = envelope["pipelines"][0]["definition"]["graph"]["nodes"]
-        .as_array_mut()
-        .unwrap();
-    for node in nodes {
-        let key = node["step"]["key"].as_str().unwrap().to_owned();
-        if let Some((_, volumes)) = per_step.iter().find(|(k, _)| *k == key) {
-            node["step"]["volumes"] = volumes.clone();
-        }
-    }
-    envelope
-}
+use util::{envelope, sandbox_available, step, Fixture, Run};
 
 /// The keys of the cache entries, by step.
 fn entry_keys(fx: &Fixture) -> BTreeMap<String, String> {
@@ -57,18 +41,14 @@ fn a_volume_outlives_the_run_and_stays_out_of_snapshots_and_keys() {
             "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n; \
              mkdir -p target && echo built > target/out",
         )
-        .cache(json!({"policy": "forever"})),
+        .cache(json!({"policy": "forever"}))
+        .volumes(json!({"/cache": "counter", "target": "build"})),
         step(
             "after",
             "test ! -e /cache/n && echo no-volume-in-the-snapshot; ls -A target | wc -l",
         ),
     ];
-    let volumes = json!({"/cache": "counter", "target": "build"});
-    let fx = Fixture::with(&with_volumes(
-        &steps,
-        &[("count", "after", "builds_in")],
-        &[("count", volumes)],
-    ));
+    let fx = Fixture::with(&envelope("volumes", &steps, &[("count", "after", "builds_in")], None));
     let first = fx.run_json(&[]);
     assert_eq!(first.code, 0, "{}", first.dump());
     assert_eq!(first.logs("count"), ["seen-0"]);
@@ -120,10 +100,10 @@ fn locked_volumes_take_turns_and_shared_ones_do_not() {
             "echo start $(date +%s%N); echo $$ >> /v/users; sleep 0.6; echo end $(date +%s%N)",
         )
     };
-    let steps = [timed("a"), timed("b")];
     for (sharing, overlapping) in [("locked", false), ("shared", true)] {
         let volume = json!({"/v": {"name": "v", "sharing": sharing}});
-        let fx = Fixture::with(&with_volumes(&steps, &[], &[("a", volume.clone()), ("b", volume)]));
+        let steps = [timed("a").volumes(volume.clone()), timed("b").volumes(volume)];
+        let fx = Fixture::with(&envelope("volumes", &steps, &[], None));
         let run = fx.run_json(&["--parallelism", "2"]);
         assert_eq!(run.code, 0, "{}", run.dump());
         let times = intervals(&run, &["a", "b"]);
@@ -144,9 +124,9 @@ fn private_volumes_give_each_running_step_its_own() {
         )
         .env("HM_KEY", key)
     };
-    let steps = [mine("a"), mine("b")];
     let volume = json!({"/v": {"name": "v", "sharing": "private"}});
-    let fx = Fixture::with(&with_volumes(&steps, &[], &[("a", volume.clone()), ("b", volume)]));
+    let steps = [mine("a").volumes(volume.clone()), mine("b").volumes(volume)];
+    let fx = Fixture::with(&envelope("volumes", &steps, &[], None));
     let run = fx.run_json(&["--parallelism", "2"]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let times = intervals(&run, &["a", "b"]);
@@ -168,8 +148,8 @@ fn a_killed_hm_leaves_the_volume_usable() {
         return;
     }
     let volume = json!({"/v": {"name": "v", "sharing": "locked"}});
-    let writer = [step("w", "echo partial > /v/file; echo started; sleep 60")];
-    let fx = Fixture::with(&with_volumes(&writer, &[], &[("w", volume.clone())]));
+    let writer = [step("w", "echo partial > /v/file; echo started; sleep 60").volumes(volume.clone())];
+    let fx = Fixture::with(&envelope("volumes", &writer, &[], None));
     let mut hm = fx
         .command(&["run", "--format", "json"])
         .stdout(Stdio::piped())
@@ -188,10 +168,10 @@ fn a_killed_hm_leaves_the_volume_usable() {
     assert_eq!(hm.wait().unwrap().code(), None, "killed");
     // The lock died with it: a locked volume is taken at once, and has
     // what was written.
-    let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file")];
+    let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file").volumes(volume)];
     fx.write(
         ".hm/pipeline.json",
-        &with_volumes(&reader, &[], &[("r", volume)]).to_string(),
+        &envelope("volumes", &reader, &[], None).to_string(),
     );
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
@@ -213,14 +193,14 @@ fn volumes_are_per_project_and_per_image() {
     }
     let count = "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n";
     let volume = json!({"/cache": "counter"});
-    let fx = Fixture::with(&with_volumes(&[step("c", count)], &[], &[("c", volume.clone())]));
+    let pipeline = envelope("volumes", &[step("c", count).volumes(volume.clone())], &[], None);
+    let fx = Fixture::with(&pipeline);
     assert_eq!(fx.run_json(&[]).logs("c"), ["seen-0"]);
     assert_eq!(fx.run_json(&[]).logs("c"), ["seen-1"]);
 
     // Another project, same cache: a volume of its own.
     let other = fx.dir.path().join("other");
     std::fs::create_dir_all(other.join(".hm")).unwrap();
-    let pipeline = with_volumes(&[step("c", count)], &[], &[("c", volume.clone())]);
     std::fs::write(other.join(".hm/pipeline.json"), pipeline.to_string()).unwrap();
     let run = run_in(&fx, &other);
     assert_eq!(run.code, 0, "{}", run.dump());
@@ -231,11 +211,8 @@ fn volumes_are_per_project_and_per_image() {
     util::tiny_rootfs(&rootfs, &["/bin/sh", "/bin/cat", "/bin/echo"]);
     let import = fx.hm(&["image", "import", "tiny:1", rootfs.to_str().unwrap()]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
-    let steps = [step("c", count).image(Some("tiny:1"))];
-    fx.write(
-        ".hm/pipeline.json",
-        &with_volumes(&steps, &[], &[("c", volume)]).to_string(),
-    );
+    let steps = [step("c", count).image(Some("tiny:1")).volumes(volume)];
+    fx.write(".hm/pipeline.json", &envelope("volumes", &steps, &[], None).to_string());
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("c"), ["seen-0"], "another image's volume");
@@ -253,11 +230,9 @@ fn over_the_byte_bound_the_least_recently_used_volume_goes() {
         let steps = [step(
             "fill",
             "test -e /v/blob && echo kept || echo empty; head -c 1000000 /dev/urandom > /v/blob",
-        )];
-        fx.write(
-            ".hm/pipeline.json",
-            &with_volumes(&steps, &[], &[("fill", json!({"/v": name}))]).to_string(),
-        );
+        )
+        .volumes(json!({"/v": name}))];
+        fx.write(".hm/pipeline.json", &envelope("volumes", &steps, &[], None).to_string());
         let run = fx.run_json(&[]);
         assert_eq!(run.code, 0, "{}", run.dump());
         // Last use is kept to the second.
@@ -279,11 +254,8 @@ fn rootless_steps_use_volumes() {
         return;
     }
     let count = "n=$(cat /cache/n 2>/dev/null || echo 0); echo seen-$n; echo $((n+1)) > /cache/n";
-    let fx = Fixture::with(&with_volumes(
-        &[step("c", count)],
-        &[],
-        &[("c", json!({"/cache": "counter"}))],
-    ));
+    let steps = [step("c", count).volumes(json!({"/cache": "counter"}))];
+    let fx = Fixture::with(&envelope("volumes", &steps, &[], None));
     for seen in ["seen-0", "seen-1"] {
         let output = util::hm_as_nobody(&fx)
             .args(["run", "--format", "json"])
@@ -304,13 +276,9 @@ fn a_locked_volume_at_two_paths_of_one_step_is_taken_once() {
     if !sandbox_available() {
         return;
     }
-    let steps = [step("s", "echo same > /a/file; cat /b/file")];
     let volume = json!({"name": "v", "sharing": "locked"});
-    let fx = Fixture::with(&with_volumes(
-        &steps,
-        &[],
-        &[("s", json!({"/a": volume, "/b": volume}))],
-    ));
+    let steps = [step("s", "echo same > /a/file; cat /b/file").volumes(json!({"/a": volume, "/b": volume}))];
+    let fx = Fixture::with(&envelope("volumes", &steps, &[], None));
     let run = fx.run_json(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     assert_eq!(run.logs("s"), ["same"]);
