@@ -218,21 +218,8 @@ fn nothing_of_a_limited_step_is_left_after_a_failure_or_a_killed_hm() {
     assert_nothing_left(&fx.cache());
 
     write("head -c 5M /dev/zero > /opt/x; echo ready; sleep 600");
-    let mut hm = fx
-        .command(&["run", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(hm.stdout.take().unwrap());
-    let ready = stdout
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("\"line\":\"ready\""));
-    assert!(ready, "the step never got ready");
-    assert!(!loops_under(&fx.cache()).is_empty(), "the step's disk is a loop device");
-    hm.kill().unwrap();
-    let _ = hm.wait();
+    let (loops, _) = fx.run_and_signal(&[], "ready", "KILL", || loops_under(&fx.cache()));
+    assert!(!loops.is_empty(), "the step's disk is a loop device");
     // The kernel takes the helper's namespace and its mounts down with it.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !loops_under(&fx.cache()).is_empty() && Instant::now() < deadline {

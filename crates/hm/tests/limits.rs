@@ -9,13 +9,12 @@
 mod util;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use util::{envelope, root_available, sandbox_available, step, Fixture, Run};
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -174,30 +173,6 @@ fn defaults_apply_and_usage_is_reported_for_steps_that_ran() {
     );
 }
 
-/// `hm run --format json` in `fx`, stopped by `signal` once a step prints
-/// `started`; the groups recorded while it ran, and its exit code.
-fn run_and_signal(fx: &Fixture, signal: &str) -> (Vec<PathBuf>, Option<i32>) {
-    let mut hm = fx
-        .command(&["run", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut groups = Vec::new();
-    for line in BufReader::new(hm.stdout.take().unwrap()).lines() {
-        let event: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if event["kind"] == "step_log" && event["line"] == "started" {
-            groups = recorded_groups(&fx.cache());
-            let kill = Command::new("kill")
-                .args([format!("-{signal}"), hm.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(kill.success());
-        }
-    }
-    (groups, hm.wait().unwrap().code())
-}
-
 #[test]
 fn no_group_outlives_a_run_an_interrupt_or_a_killed_hm() {
     let _turn = serial();
@@ -213,12 +188,12 @@ fn no_group_outlives_a_run_an_interrupt_or_a_killed_hm() {
 
     let steps = [step("s", "echo started; sleep 60")];
     fx.write(".hm/pipeline.json", &envelope("ends", &steps, &[], None).to_string());
-    let (groups, code) = run_and_signal(&fx, "INT");
+    let (groups, code) = fx.run_and_signal(&[], "started", "INT", || recorded_groups(&fx.cache()));
     assert_eq!(code, Some(130));
     assert_gone(&groups, "after an interrupt");
     fx.assert_clean();
 
-    let (groups, code) = run_and_signal(&fx, "KILL");
+    let (groups, code) = fx.run_and_signal(&[], "started", "KILL", || recorded_groups(&fx.cache()));
     assert_eq!(code, None, "killed");
     // The next run removes what the killed one left.
     let steps = [step("s", "true")];

@@ -7,9 +7,7 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use util::{envelope, sandbox_available, step, Fixture, Run};
@@ -150,22 +148,8 @@ fn a_killed_hm_leaves_the_volume_usable() {
     let volume = json!({"/v": {"name": "v", "sharing": "locked"}});
     let writer = [step("w", "echo partial > /v/file; echo started; sleep 60").volumes(volume.clone())];
     let fx = Fixture::with(&envelope("volumes", &writer, &[], None));
-    let mut hm = fx
-        .command(&["run", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for line in BufReader::new(hm.stdout.take().unwrap()).lines() {
-        if line.unwrap().contains("\"line\":\"started\"") {
-            let killed = Command::new("kill")
-                .args(["-KILL", &hm.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(killed.success());
-        }
-    }
-    assert_eq!(hm.wait().unwrap().code(), None, "killed");
+    let ((), code) = fx.run_and_signal(&[], "started", "KILL", || ());
+    assert_eq!(code, None, "killed");
     // The lock died with it: a locked volume is taken at once, and has
     // what was written.
     let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file").volumes(volume)];

@@ -327,6 +327,47 @@ impl Fixture {
         Run::from(self.hm(&all))
     }
 
+    /// `hm run --format json ARGS`; once a step prints the line `trigger`,
+    /// runs `at_trigger`, then sends `signal` (`KILL`, `INT`, ...) to `hm`.
+    /// What `at_trigger` returned, and `hm`'s exit code (`None` when the
+    /// signal ended it).
+    pub fn run_and_signal<T>(
+        &self,
+        args: &[&str],
+        trigger: &str,
+        signal: &str,
+        at_trigger: impl FnOnce() -> T,
+    ) -> (T, Option<i32>) {
+        use std::io::{BufRead, BufReader};
+        let mut all = vec!["run", "--format", "json"];
+        all.extend_from_slice(args);
+        let mut hm = self
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let needle = format!("\"line\":{}", serde_json::to_string(trigger).unwrap());
+        let mut at_trigger = Some(at_trigger);
+        let mut found = None;
+        for line in BufReader::new(hm.stdout.take().unwrap()).lines() {
+            if !line.unwrap().contains(&needle) {
+                continue;
+            }
+            if let Some(action) = at_trigger.take() {
+                found = Some(action());
+                let sent = Command::new("kill")
+                    .args([format!("-{signal}"), hm.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(sent.success());
+            }
+        }
+        let code = hm.wait().unwrap().code();
+        let found = found.unwrap_or_else(|| panic!("no step printed `{trigger}`"));
+        (found, code)
+    }
+
     /// `hm run --format json ARGS`; when a step prints the line `trigger`,
     /// runs `action` while the build goes on.
     pub fn run_json_when(&self, args: &[&str], trigger: &str, action: impl FnOnce()) -> Run {
