@@ -20,7 +20,7 @@ pub use envelope::{
     VolumeMount, Volumes, DEFAULT_IMAGE, ENVELOPE_SCHEMA_VERSION, IR_VERSION,
 };
 pub use plan::{Plan, PlannedStep, StepIdx};
-pub use select::{chain_to, Selection, UnknownStep};
+pub use select::{chain_to, closest, Selection, UnknownStep};
 pub use validate::{
     is_env_name, printable, validate_pipeline, validate_slug, ValidationError, ValidationErrorKind, VolumeOrigin,
 };

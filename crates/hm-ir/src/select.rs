@@ -112,16 +112,23 @@ fn find_step(pipeline: &Pipeline, plan: &Plan, name: &str) -> Result<StepIdx, Un
         .steps
         .iter()
         .flat_map(|s| std::iter::once(s.key()).chain(s.node.step.label.as_deref()));
-    let closest = names
-        .map(|candidate| (distance(name, candidate), candidate))
-        .filter(|(d, candidate)| *d <= candidate.chars().count().max(name.chars().count()) / 3 + 1)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c.to_owned());
+    let closest = closest(name, names).map(str::to_owned);
     Err(UnknownStep {
         pipeline: pipeline.slug.clone(),
         name: name.to_owned(),
         closest,
     })
+}
+
+/// The one of `candidates` nearest to `name`, a misspelling of it (within
+/// a third of the longer's length, plus one), for a "did you mean".
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (distance(name, candidate), candidate))
+        .filter(|(d, candidate)| *d <= candidate.chars().count().max(name.chars().count()) / 3 + 1)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, candidate)| candidate)
 }
 
 /// Levenshtein distance, in characters.
@@ -264,5 +271,13 @@ mod tests {
         };
         assert_eq!(wrong("tset"), "pipeline `ci` has no step `tset`; did you mean `test`?");
         assert_eq!(wrong("deploy"), "pipeline `ci` has no step `deploy`");
+    }
+
+    #[test]
+    fn a_near_name_is_suggested() {
+        let known = ["cargo-registry", "cargo-target"];
+        assert_eq!(closest("cargo-targt", known), Some("cargo-target"));
+        assert_eq!(closest("cargo-regsitry", known), Some("cargo-registry"));
+        assert_eq!(closest("npm", known), None);
     }
 }

@@ -57,7 +57,7 @@ pub(super) fn named(registry: &Registry, scope: &str, names: &[String]) -> Resul
         if known.contains(name) {
             continue;
         }
-        let hint = match closest(name, &known) {
+        let hint = match hm_ir::closest(name, known.iter().map(String::as_str)) {
             Some(near) => format!("; did you mean `{near}`?"),
             None if known.is_empty() => " (it has none)".to_owned(),
             None => String::new(),
@@ -68,32 +68,6 @@ pub(super) fn named(registry: &Registry, scope: &str, names: &[String]) -> Resul
         });
     }
     Ok(names.iter().cloned().collect())
-}
-
-/// The name in `known` nearest to `name`, when one is near.
-fn closest<'a>(name: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|candidate| (distance(name, candidate), candidate.as_str()))
-        .filter(|(d, candidate)| *d <= candidate.chars().count().max(name.chars().count()) / 3 + 1)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, candidate)| candidate)
-}
-
-/// Levenshtein distance, in characters.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// Removes the volumes `pick` chooses on each backend that has some, and
@@ -195,17 +169,4 @@ async fn backends(
         backends.push(backend);
     }
     backends
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_near_name_is_suggested() {
-        let known: BTreeSet<String> = ["cargo-registry", "cargo-target"].map(String::from).into();
-        assert_eq!(closest("cargo-targt", &known), Some("cargo-target"));
-        assert_eq!(closest("cargo-regsitry", &known), Some("cargo-registry"));
-        assert_eq!(closest("npm", &known), None);
-    }
 }
