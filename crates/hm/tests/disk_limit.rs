@@ -252,15 +252,7 @@ fn a_rootless_step_is_limited_too() {
         &[("keep", "child", "builds_in")],
         &[("fill", "20MiB"), ("keep", "20MiB")],
     ));
-    let output = util::hm_as_nobody(&fx)
-        .args(["run", "--format", "json", "-k"])
-        .current_dir(fx.project())
-        .env("HM_CACHE_DIR", fx.cache())
-        .env("HOME", fx.dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let run = Run::from(output);
+    let run = fx.run_json_as_nobody(&["-k"]);
     assert_eq!(run.code, 1, "{}", run.dump());
     assert_eq!(run.status("fill"), "failed", "{}", run.dump());
     let logs = run.logs("fill");

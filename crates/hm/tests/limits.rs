@@ -253,14 +253,7 @@ fn without_a_delegated_group_a_run_says_it_has_no_limits() {
         return;
     }
     let fx = Fixture::with(&envelope("nobody", &[step("s", "echo ok")], &[], None));
-    let out = util::hm_as_nobody(&fx)
-        .args(["run", "--format", "json"])
-        .current_dir(fx.project())
-        .env("HM_CACHE_DIR", fx.cache())
-        .env("HOME", fx.dir.path())
-        .output()
-        .unwrap();
-    let run = Run::from(out);
+    let run = fx.run_json_as_nobody(&[]);
     assert_eq!(run.code, 0, "{}", run.dump());
     let notes: Vec<&str> = run
         .stderr

@@ -241,14 +241,7 @@ fn rootless_steps_use_volumes() {
     let steps = [step("c", count).volumes(json!({"/cache": "counter"}))];
     let fx = Fixture::with(&envelope("volumes", &steps, &[], None));
     for seen in ["seen-0", "seen-1"] {
-        let output = util::hm_as_nobody(&fx)
-            .args(["run", "--format", "json"])
-            .current_dir(fx.project())
-            .env("HM_CACHE_DIR", fx.cache())
-            .env("HOME", fx.dir.path())
-            .output()
-            .unwrap();
-        let run = Run::from(output);
+        let run = fx.run_json_as_nobody(&[]);
         assert_eq!(run.code, 0, "{}", run.dump());
         assert_eq!(run.logs("c"), [seen]);
     }

@@ -327,6 +327,21 @@ impl Fixture {
         Run::from(self.hm(&all))
     }
 
+    /// `hm run --format json ARGS` in the project as an unprivileged user
+    /// (see [`hm_as_nobody`]), parsed.
+    pub fn run_json_as_nobody(&self, args: &[&str]) -> Run {
+        let output = hm_as_nobody(self)
+            .args(["run", "--format", "json"])
+            .args(args)
+            .current_dir(self.project())
+            .env("HM_CACHE_DIR", self.cache())
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(output)
+    }
+
     /// `hm run --format json ARGS`; once a step prints the line `trigger`,
     /// runs `at_trigger`, then sends `signal` (`KILL`, `INT`, ...) to `hm`.
     /// What `at_trigger` returned, and `hm`'s exit code (`None` when the
