@@ -1017,6 +1017,8 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
         }
     });
     let volumes = take_volumes(shared, idx).await?;
+    let registry = shared.cache.as_ref().map(|cache| &*cache.settings().registry);
+    volumes.record(&*shared.vm, registry);
     let request = ExecRequest {
         cmd: step.cmd.clone(),
         env: env.into_iter().collect(),
@@ -1027,7 +1029,6 @@ async fn run_in_vm(shared: &Arc<Shared>, input: VmInput) -> Result<Ran, StepErro
     tracing::debug!(step = planned.key(), cmd = %step.cmd, "command starts");
     let executing = Instant::now();
     let outcome = vm.exec(request, logs, kill).await;
-    let registry = shared.cache.as_ref().map(|cache| &*cache.settings().registry);
     volumes.release(&*shared.vm, registry).await;
     let _ = forward.await;
     tracing::debug!(step = planned.key(), took = ?executing.elapsed(), outcome = ?outcome.as_ref().map_err(|e| e.to_string()), "command ended");

@@ -97,14 +97,29 @@ impl Held {
             .collect()
     }
 
+    /// Records each volume's use before the step makes or mounts it, so
+    /// that every volume there is has a record (a killed `hm` leaves none
+    /// that `hm cache` and eviction do not know).
+    pub(crate) fn record(&self, backend: &dyn VmBackend, registry: Option<&Registry>) {
+        for (lease, _) in &self.leases {
+            Self::used(lease, backend, registry, None);
+        }
+    }
+
     /// Records each volume's use and size, then lets go of them.
     pub(crate) async fn release(self, backend: &dyn VmBackend, registry: Option<&Registry>) {
         for (lease, _) in &self.leases {
-            let Some(registry) = registry else { break };
-            let size = backend.volume_size(&lease.id).await;
-            if let Err(err) = registry.volume_used(&lease.id, backend.name(), &lease.key, lease.instance, size) {
-                tracing::warn!(volume = lease.key.name, error = %err, "cannot record a volume's use");
+            if registry.is_some() {
+                let size = backend.volume_size(&lease.id).await;
+                Self::used(lease, backend, registry, size);
             }
+        }
+    }
+
+    fn used(lease: &Lease, backend: &dyn VmBackend, registry: Option<&Registry>, size: Option<u64>) {
+        let Some(registry) = registry else { return };
+        if let Err(err) = registry.volume_used(&lease.id, backend.name(), &lease.key, lease.instance, size) {
+            tracing::warn!(volume = lease.key.name, error = %err, "cannot record a volume's use");
         }
     }
 }

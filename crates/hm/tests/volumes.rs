@@ -150,6 +150,11 @@ fn a_killed_hm_leaves_the_volume_usable() {
     let fx = Fixture::with(&envelope("volumes", &writer, &[], None));
     let ((), code) = fx.run_and_signal(&[], "started", "KILL", || ());
     assert_eq!(code, None, "killed");
+    // Recorded before the step made it: `hm cache` knows it.
+    let listed = fx.hm(&["cache", "ls", "--volumes", "--format", "json"]);
+    let volumes: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = volumes.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["v"], "{}", String::from_utf8_lossy(&listed.stderr));
     // The lock died with it: a locked volume is taken at once, and has
     // what was written.
     let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file").volumes(volume)];
