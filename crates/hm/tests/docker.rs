@@ -750,8 +750,8 @@ fn private_volumes_are_docker_volumes_of_their_own() {
     fx.assert_clean();
 }
 
-/// A volume a killed `hm` made is there, unrecorded, under the name the
-/// next step that takes it uses: that step has what was written.
+/// A volume a killed `hm` made is there under the name the next step that
+/// takes it uses: that step has what was written.
 #[test]
 fn a_killed_hm_leaves_a_volume_the_next_run_takes() {
     if !available() {
@@ -764,22 +764,8 @@ fn a_killed_hm_leaves_a_volume_the_next_run_takes() {
         &with_volumes(envelope("killed", &writer, &[], None), &[("w", volume.clone())]),
     );
     let docker_volumes = Volumes::of(&fx);
-    let mut hm = fx
-        .command(&["run", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for line in std::io::BufRead::lines(std::io::BufReader::new(hm.stdout.take().unwrap())) {
-        if line.unwrap().contains("\"line\":\"started\"") {
-            let killed = Command::new("kill")
-                .args(["-KILL", &hm.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(killed.success());
-        }
-    }
-    assert_eq!(hm.wait().unwrap().code(), None, "killed");
+    let ((), code) = fx.run_and_signal(&[], "started", "KILL", || ());
+    assert_eq!(code, None, "killed");
     let left = docker_volumes.list();
     assert_eq!(left.len(), 1, "{left:?}");
     let reader = [step("r", "cat /v/file; echo again > /v/file; cat /v/file")];
