@@ -382,6 +382,16 @@ impl StepGroup {
     }
 }
 
+/// A step's group, removed (what is left in it killed) when dropped.
+#[derive(Debug)]
+pub(crate) struct Removed(pub StepGroup);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
+}
+
 /// Removes the groups a dead session listed in `session/cgroups`, with
 /// whatever its steps left in them.
 pub(crate) fn remove_recorded(session: &Path) {

@@ -325,14 +325,19 @@ impl Vm for SandboxVm {
         let group = self.group(&request.limits)?;
         spec.cgroup = group.as_ref().map(|g| g.entry());
         let hold = request.terminal.hold();
+        // Declared after `hold`, so dropped before it, on a SIGTERM too
+        // (which drops this future): the shell's processes are killed
+        // before the terminal is given back, so that none of them (an
+        // interactive shell ignores SIGTTOU) can change its modes after.
+        let group = group.map(crate::cgroup::Removed);
         let spawned = spawn_helper_replies(helper, &Job::Step(Box::new(spec)), Output::Terminal(&request.terminal));
         let status = match spawned {
             Ok((mut child, replies)) => Ok((child.wait().await, replies)),
             Err(err) => Err(err),
         };
+        drop(group);
         // The terminal's foreground and modes, before anything else.
         drop(hold);
-        group.iter().for_each(|g| g.remove());
         let (status, replies) = status?;
         let status = status.map_err(VmError::io("wait for the sandbox helper", helper))?;
         let Replies { report, drift } = replies.await.unwrap_or_default();
